@@ -1,0 +1,3 @@
+"""Coffer: an S3-compatible object storage server."""
+
+__version__ = "0.1.0"

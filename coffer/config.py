@@ -1,0 +1,177 @@
+"""The one typed definition of every Coffer setting.
+
+Defaults, validation, the documented ``config.yaml`` written by ``coffer init``
+and the ``COFFER_*`` environment variable names all come from ``SETTINGS``.
+Precedence: command-line flags > environment > config file > defaults.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A setting has a value Coffer cannot use."""
+
+
+def _meta(help: str, choices: tuple[str, ...] | None = None) -> dict[str, Any]:
+    return {"help": help, "choices": choices}
+
+
+@dataclass
+class Settings:
+    host: str = field(default="127.0.0.1", metadata=_meta("Address to listen on."))
+    port: int = field(default=9000, metadata=_meta("TCP port to listen on."))
+    data_dir: str = field(
+        default="./coffer-data",
+        metadata=_meta("Directory holding all data (SQLite metadata and object files)."),
+    )
+    workers: int = field(
+        default=1,
+        metadata=_meta("Worker processes serving requests (the disk engine supports several)."),
+    )
+    log_level: str = field(
+        default="info",
+        metadata=_meta("Log verbosity.", ("debug", "info", "warning", "error")),
+    )
+    storage: str = field(default="disk", metadata=_meta("Storage engine.", ("disk",)))
+    fsync: str = field(
+        default="always",
+        metadata=_meta(
+            "'always': every acknowledged write is on stable storage (group commit keeps it fast). "
+            "'never': skip fsync; only for throwaway dev/CI data, a power loss can lose recent writes.",
+            ("always", "never"),
+        ),
+    )
+    region: str = field(
+        default="us-east-1", metadata=_meta("Region reported by GetBucketLocation and accepted in requests.")
+    )
+    base_domains: list[str] = field(
+        default_factory=lambda: ["localhost"],
+        metadata=_meta(
+            "Domains for virtual-hosted-style addressing: a request to "
+            "'<bucket>.<domain>[:port]' addresses <bucket>. Any other Host means path style."
+        ),
+    )
+    inline_threshold: int = field(
+        default=65536,
+        metadata=_meta(
+            "Objects up to this many bytes are stored inside the metadata row instead of a file "
+            "(see docs/benchmarks.md for the measurement behind the default). 0 disables."
+        ),
+    )
+    max_object_size: int = field(
+        default=5 * 1024**4,
+        metadata=_meta("Largest object accepted by a single PUT, in bytes (S3: 5 TiB)."),
+    )
+    orphan_grace_seconds: int = field(
+        default=3600,
+        metadata=_meta(
+            "Temporary files older than this that no object references are deleted by the background sweep."
+        ),
+    )
+
+    # ------------------------------------------------------------------ helpers
+    def validate(self) -> Settings:
+        for f in fields(self):
+            choices = f.metadata.get("choices")
+            value = getattr(self, f.name)
+            if choices and value not in choices:
+                raise ConfigError(f"{f.name} must be one of {', '.join(choices)} (got {value!r})")
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"port must be 0..65535 (got {self.port})")
+        if self.workers < 1:
+            raise ConfigError("workers must be at least 1")
+        if self.inline_threshold < 0:
+            raise ConfigError("inline_threshold must be >= 0")
+        return self
+
+    def to_json(self) -> str:
+        return json.dumps({f.name: getattr(self, f.name) for f in fields(self)})
+
+    @classmethod
+    def from_json(cls, text: str) -> Settings:
+        return cls(**json.loads(text)).validate()
+
+
+def env_name(name: str) -> str:
+    return "COFFER_" + name.upper()
+
+
+def _coerce(name: str, raw: Any, target: Any) -> Any:
+    """Turn a file or env value into the type of the setting's default."""
+    try:
+        if isinstance(target, bool):
+            if isinstance(raw, bool):
+                return raw
+            return str(raw).strip().lower() in ("1", "true", "yes", "on")
+        if isinstance(target, int):
+            return int(raw)
+        if isinstance(target, list):
+            if isinstance(raw, list):
+                return [str(x) for x in raw]
+            return [x.strip() for x in str(raw).split(",") if x.strip()]
+        return str(raw)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{name}: cannot use {raw!r}: {exc}") from None
+
+
+def load_settings(
+    config_file: str | os.PathLike[str] | None = None,
+    overrides: dict[str, Any] | None = None,
+    environ: dict[str, str] | None = None,
+) -> Settings:
+    """Build settings: defaults < config file < ``COFFER_*`` env < explicit overrides (flags)."""
+    environ = dict(os.environ) if environ is None else environ
+    defaults = Settings()
+    values: dict[str, Any] = {}
+    config_file = config_file or environ.get("COFFER_CONFIG")
+    if config_file:
+        try:
+            loaded = yaml.safe_load(Path(config_file).read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"cannot read config file {config_file}: {exc}") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{config_file}: expected a mapping of settings")
+        known = {f.name for f in fields(Settings)}
+        for key, raw in loaded.items():
+            if key not in known:
+                raise ConfigError(f"{config_file}: unknown setting {key!r}")
+            values[key] = _coerce(key, raw, getattr(defaults, key))
+    for f in fields(Settings):
+        raw = environ.get(env_name(f.name))
+        if raw is not None and raw != "":
+            values[f.name] = _coerce(f.name, raw, getattr(defaults, f.name))
+    for key, raw in (overrides or {}).items():
+        if raw is not None:
+            values[key] = _coerce(key, raw, getattr(defaults, key))
+    return Settings(**{**{f.name: getattr(defaults, f.name) for f in fields(Settings)}, **values}).validate()
+
+
+def render_config_yaml() -> str:
+    """A fully commented config.yaml holding every setting at its default."""
+    lines = [
+        "# Coffer configuration. Every setting is shown at its default.",
+        "# Precedence: command-line flags > COFFER_* environment variables > this file > defaults.",
+        "",
+    ]
+    defaults = Settings()
+    for f in fields(Settings):
+        lines.append(f"# {f.metadata['help']}")
+        if f.metadata.get("choices"):
+            lines.append(f"# One of: {', '.join(f.metadata['choices'])}.")
+        lines.append(f"# Environment: {env_name(f.name)}")
+        dumped = yaml.safe_dump({f.name: getattr(defaults, f.name)}, default_flow_style=True, width=1000)
+        lines.append(dumped.strip().strip("{}"))
+        lines.append("")
+    return "\n".join(lines)
+
+
+def settings_help() -> list[tuple[str, str]]:
+    return [(f.name, str(f.metadata["help"])) for f in fields(Settings)]

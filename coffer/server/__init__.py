@@ -1,0 +1,1 @@
+"""The HTTP side: ASGI app, request classification, S3 handlers. No files, no SQL."""

@@ -1,0 +1,96 @@
+"""S3 errors: codes and HTTP statuses from the AWS error-code table."""
+
+from __future__ import annotations
+
+from coffer.storage.errors import StorageError
+
+# code -> (status, default message)
+ERRORS: dict[str, tuple[int, str]] = {
+    "AccessDenied": (403, "Access Denied"),
+    "BadDigest": (400, "The Content-MD5 you specified did not match what we received."),
+    "BucketAlreadyExists": (
+        409,
+        "The requested bucket name is not available. The bucket namespace is shared by all users of the "
+        "system. Please select a different name and try again.",
+    ),
+    "BucketAlreadyOwnedByYou": (
+        409,
+        "Your previous request to create the named bucket succeeded and you already own it.",
+    ),
+    "BucketNotEmpty": (409, "The bucket you tried to delete is not empty"),
+    "ConditionalRequestConflict": (
+        409,
+        "A conflicting conditional operation is currently in progress against this resource. Please try again.",
+    ),
+    "EntityTooLarge": (400, "Your proposed upload exceeds the maximum allowed size"),
+    "EntityTooSmall": (400, "Your proposed upload is smaller than the minimum allowed object size."),
+    "IncompleteBody": (400, "You did not provide the number of bytes specified by the Content-Length HTTP header"),
+    "InternalError": (500, "We encountered an internal error. Please try again."),
+    "InvalidArgument": (400, "Invalid Argument"),
+    "InvalidBucketName": (400, "The specified bucket is not valid."),
+    "InvalidDigest": (400, "The Content-MD5 you specified is not valid."),
+    "InvalidLocationConstraint": (400, "The specified location-constraint is not valid"),
+    "InvalidPart": (
+        400,
+        "One or more of the specified parts could not be found. The part might not have been uploaded, "
+        "or the specified entity tag might not have matched the part's entity tag.",
+    ),
+    "InvalidPartOrder": (400, "The list of parts was not in ascending order. Parts must be ordered by part number."),
+    "InvalidRange": (416, "The requested range is not satisfiable"),
+    "InvalidRequest": (400, "Invalid Request"),
+    "InvalidStorageClass": (400, "The storage class you specified is not valid"),
+    "InvalidURI": (400, "Couldn't parse the specified URI."),
+    "KeyTooLongError": (400, "Your key is too long"),
+    "MalformedXML": (
+        400,
+        "The XML you provided was not well-formed or did not validate against our published schema",
+    ),
+    "MethodNotAllowed": (405, "The specified method is not allowed against this resource."),
+    "MissingContentLength": (411, "You must provide the Content-Length HTTP header."),
+    "MissingRequestBodyError": (400, "Request Body is empty"),
+    "NoSuchBucket": (404, "The specified bucket does not exist"),
+    "NoSuchKey": (404, "The specified key does not exist."),
+    "NoSuchUpload": (
+        404,
+        "The specified upload does not exist. The upload ID may be invalid, or the upload may have been "
+        "aborted or completed.",
+    ),
+    "NotImplemented": (501, "A header you provided implies functionality that is not implemented"),
+    "NotModified": (304, "Not Modified"),
+    "PreconditionFailed": (412, "At least one of the pre-conditions you specified did not hold"),
+    "RequestTimeout": (
+        400,
+        "Your socket connection to the server was not read from or written to within the timeout period.",
+    ),
+    "SignatureDoesNotMatch": (
+        403,
+        "The request signature we calculated does not match the signature you provided.",
+    ),
+    "SlowDown": (503, "Please reduce your request rate."),
+    "XAmzContentSHA256Mismatch": (
+        400,
+        "The provided 'x-amz-content-sha256' header does not match what was computed.",
+    ),
+}
+
+
+class S3Error(Exception):
+    def __init__(self, code: str, message: str | None = None, status: int | None = None, **fields: str) -> None:
+        default_status, default_message = ERRORS.get(code, (400, code))
+        self.code = code
+        self.message = message or default_message
+        self.status = status or default_status
+        # Extra elements of the error body (BucketName, Key, ArgumentName, ...).
+        self.fields = fields
+        self.headers: list[tuple[bytes, bytes]] = []
+        super().__init__(f"{code}: {self.message}")
+
+
+# Which extra XML element each storage-error context entry becomes.
+_CONTEXT_FIELDS = {"bucket": "BucketName", "key": "Key"}
+
+
+def from_storage(exc: StorageError) -> S3Error:
+    message = str(exc) if str(exc) != (type(exc).__doc__ or "") else None
+    fields = {_CONTEXT_FIELDS[k]: v for k, v in exc.context.items() if k in _CONTEXT_FIELDS}
+    return S3Error(exc.code, message, **fields)

@@ -1,0 +1,100 @@
+"""Bucket operations: ListBuckets, CreateBucket, HeadBucket, DeleteBucket, GetBucketLocation."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+from coffer.server import xml
+from coffer.server.app import Context
+from coffer.server.errors import S3Error
+from coffer.server.handlers.common import check_bucket_name, owner_of, parse_max
+from coffer.server.http import Response
+from coffer.server.request import Request
+
+_CANNED_ACLS = {
+    "private",
+    "public-read",
+    "public-read-write",
+    "authenticated-read",
+    "bucket-owner-read",
+    "bucket-owner-full-control",
+    "log-delivery-write",
+}
+
+
+async def ListBuckets(ctx: Context, req: Request) -> Response:
+    buckets = await ctx.engine.list_buckets(ctx.owner.id)
+    prefix = req.query.get("prefix", "")
+    if prefix:
+        buckets = [b for b in buckets if b.name.startswith(prefix)]
+    token = req.query.get("continuation-token")
+    if token:
+        try:
+            after = base64.urlsafe_b64decode(token.encode()).decode()
+        except (binascii.Error, UnicodeDecodeError, ValueError):
+            raise S3Error("InvalidArgument", "The continuation token provided is incorrect") from None
+        buckets = [b for b in buckets if b.name > after]
+    limit = parse_max(req.query.get("max-buckets"), "max-buckets", 10000, 10000)
+    page, rest = buckets[:limit], buckets[limit:]
+    items = "".join(
+        f"<Bucket>{xml.elem('Name', b.name)}{xml.elem('CreationDate', xml.iso8601(b.created))}"
+        f"{xml.elem('BucketRegion', b.region)}</Bucket>"
+        for b in page
+    )
+    inner = f"{owner_of(ctx.owner)}<Buckets>{items}</Buckets>"
+    if rest and page:
+        inner += xml.elem("ContinuationToken", base64.urlsafe_b64encode(page[-1].name.encode()).decode())
+    if prefix:
+        inner += xml.elem("Prefix", prefix)
+    return _xml(xml.document("ListAllMyBucketsResult", inner))
+
+
+async def CreateBucket(ctx: Context, req: Request) -> Response:
+    assert req.bucket is not None
+    check_bucket_name(req.bucket)
+    acl = req.header("x-amz-acl")
+    if acl is not None and acl not in _CANNED_ACLS:
+        raise S3Error("InvalidArgument", ArgumentName="x-amz-acl", ArgumentValue=acl)
+    region = ctx.settings.region
+    body = await req.read_body(64 * 1024)
+    if body.strip():
+        doc = xml.parse(body)
+        if doc.tag != "CreateBucketConfiguration":
+            raise S3Error("MalformedXML")
+        constraint = xml.child_text(doc, "LocationConstraint")
+        if constraint:
+            region = constraint
+    await ctx.engine.create_bucket(req.bucket, ctx.owner.id, region)
+    response = Response(200)
+    response.header("location", f"/{req.bucket}")
+    return response
+
+
+async def HeadBucket(ctx: Context, req: Request) -> Response:
+    assert req.bucket is not None
+    bucket = await ctx.engine.get_bucket(req.bucket)
+    response = Response(200)
+    response.header("x-amz-bucket-region", bucket.region)
+    response.header("x-amz-access-point-alias", "false")
+    return response
+
+
+async def DeleteBucket(ctx: Context, req: Request) -> Response:
+    assert req.bucket is not None
+    await ctx.engine.delete_bucket(req.bucket)
+    return Response(204)
+
+
+async def GetBucketLocation(ctx: Context, req: Request) -> Response:
+    assert req.bucket is not None
+    bucket = await ctx.engine.get_bucket(req.bucket)
+    # S3 reports us-east-1 as an empty constraint.
+    region = "" if bucket.region == "us-east-1" else bucket.region
+    return _xml(xml.document("LocationConstraint", xml.esc(region)))
+
+
+def _xml(body: bytes, status: int = 200) -> Response:
+    response = Response(status, body=body)
+    response.header("content-type", "application/xml")
+    return response

@@ -1,0 +1,59 @@
+"""Pieces shared by several handler modules."""
+
+from __future__ import annotations
+
+import re
+
+from coffer.server import xml
+from coffer.server.app import Owner
+from coffer.server.errors import S3Error
+
+_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_IP_RE = re.compile(r"^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}$")
+_RESERVED_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
+_RESERVED_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
+
+
+def check_bucket_name(name: str) -> None:
+    """S3's naming rules for new buckets (general purpose buckets)."""
+    if (
+        not _BUCKET_RE.match(name)
+        or ".." in name
+        or ".-" in name
+        or "-." in name
+        or _IP_RE.match(name)
+        or name.startswith(_RESERVED_PREFIXES)
+        or name.endswith(_RESERVED_SUFFIXES)
+    ):
+        raise S3Error("InvalidBucketName", BucketName=name)
+
+
+def owner_xml(owner_id: str, display_name: str, tag: str = "Owner") -> str:
+    return f"<{tag}>{xml.elem('ID', owner_id)}{xml.elem('DisplayName', display_name)}</{tag}>"
+
+
+def owner_of(owner: Owner) -> str:
+    return owner_xml(owner.id, owner.display_name)
+
+
+def parse_max(value: str | None, name: str, default: int, cap: int) -> int:
+    """max-keys / max-uploads / max-parts: an integer >= 0, capped at ``cap``."""
+    if value is None or value == "":
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise S3Error(
+            "InvalidArgument",
+            f"Provided {name} not an integer or within integer range",
+            ArgumentName=name,
+            ArgumentValue=value,
+        ) from None
+    if number < 0:
+        raise S3Error(
+            "InvalidArgument",
+            f"Argument {name} must be an integer between 0 and 2147483647",
+            ArgumentName=name,
+            ArgumentValue=value,
+        )
+    return min(number, cap)

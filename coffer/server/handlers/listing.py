@@ -1,0 +1,141 @@
+"""ListObjects (v1) and ListObjectsV2."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from urllib.parse import quote
+
+from coffer.server import xml
+from coffer.server.app import Context
+from coffer.server.errors import S3Error
+from coffer.server.handlers.common import owner_xml, parse_max
+from coffer.server.http import Response
+from coffer.server.request import Request
+from coffer.storage.api import ListPage
+
+MAX_KEYS = 1000
+
+
+def _encoder(req: Request):  # type: ignore[no-untyped-def]
+    encoding = req.query.get("encoding-type")
+    if encoding is None:
+        return xml.esc
+    if encoding.lower() != "url":
+        raise S3Error(
+            "InvalidArgument",
+            "Invalid Encoding Method specified in Request",
+            ArgumentName="encoding-type",
+            ArgumentValue=encoding,
+        )
+    return lambda value: xml.esc(quote(value, safe="/"))
+
+
+def _entries_xml(ctx: Context, page: ListPage, enc, with_owner: bool) -> str:  # type: ignore[no-untyped-def]
+    out = []
+    for e in page.entries:
+        owner = ""
+        if with_owner:
+            owner = owner_xml(e.owner, ctx.owner.display_name if e.owner == ctx.owner.id else e.owner)
+        out.append(
+            f"<Contents><Key>{enc(e.key)}</Key><LastModified>{xml.iso8601(e.last_modified)}</LastModified>"
+            f"<ETag>&quot;{e.etag}&quot;</ETag><Size>{e.size}</Size>{owner}"
+            f"<StorageClass>{e.storage_class}</StorageClass></Contents>"
+        )
+    for p in page.common_prefixes:
+        out.append(f"<CommonPrefixes><Prefix>{enc(p)}</Prefix></CommonPrefixes>")
+    return "".join(out)
+
+
+async def ListObjects(ctx: Context, req: Request) -> Response:
+    assert req.bucket is not None
+    q = req.query
+    enc = _encoder(req)
+    prefix = q.get("prefix", "")
+    delimiter = q.get("delimiter", "")
+    marker = q.get("marker", "")
+    max_keys = parse_max(q.get("max-keys"), "max-keys", MAX_KEYS, MAX_KEYS)
+    page = await ctx.engine.list_objects(
+        req.bucket, prefix=prefix, delimiter=delimiter, after=marker, max_keys=max_keys
+    )
+    inner = [
+        f"<Name>{xml.esc(req.bucket)}</Name><Prefix>{enc(prefix)}</Prefix><Marker>{enc(marker)}</Marker>",
+        f"<MaxKeys>{max_keys}</MaxKeys>",
+    ]
+    if delimiter:
+        inner.append(f"<Delimiter>{enc(delimiter)}</Delimiter>")
+    inner.append(f"<IsTruncated>{'true' if page.is_truncated else 'false'}</IsTruncated>")
+    # V1 reports NextMarker only with a delimiter; clients otherwise use the last key.
+    if page.is_truncated and delimiter and page.next_marker is not None:
+        inner.append(f"<NextMarker>{enc(page.next_marker)}</NextMarker>")
+    if "encoding-type" in q:
+        inner.append("<EncodingType>url</EncodingType>")
+    inner.append(_entries_xml(ctx, page, enc, True))
+    return _xml(xml.document("ListBucketResult", "".join(inner)))
+
+
+def _encode_token(marker: str) -> str:
+    return base64.urlsafe_b64encode(b"v1:" + marker.encode("utf-8")).decode("ascii")
+
+
+def _decode_token(token: str) -> str:
+    try:
+        raw = base64.urlsafe_b64decode(token.encode("ascii"))
+        if not raw.startswith(b"v1:"):
+            raise ValueError
+        return raw[3:].decode("utf-8")
+    except (binascii.Error, ValueError, UnicodeError):
+        raise S3Error(
+            "InvalidArgument",
+            "The continuation token provided is incorrect",
+            ArgumentName="continuation-token",
+            ArgumentValue=token,
+        ) from None
+
+
+async def ListObjectsV2(ctx: Context, req: Request) -> Response:
+    assert req.bucket is not None
+    q = req.query
+    enc = _encoder(req)
+    prefix = q.get("prefix", "")
+    delimiter = q.get("delimiter", "")
+    start_after = q.get("start-after", "")
+    token = q.get("continuation-token")
+    max_keys = parse_max(q.get("max-keys"), "max-keys", MAX_KEYS, MAX_KEYS)
+    fetch_owner = q.get("fetch-owner", "").lower() == "true"
+    if token is not None:
+        if token == "":
+            raise S3Error(
+                "InvalidArgument",
+                "The continuation token provided is incorrect",
+                ArgumentName="continuation-token",
+                ArgumentValue=token,
+            )
+        after = _decode_token(token)  # StartAfter applies only to the first page
+    else:
+        after = start_after
+    page = await ctx.engine.list_objects(req.bucket, prefix=prefix, delimiter=delimiter, after=after, max_keys=max_keys)
+    inner = [f"<Name>{xml.esc(req.bucket)}</Name><Prefix>{enc(prefix)}</Prefix>"]
+    if start_after:
+        inner.append(f"<StartAfter>{enc(start_after)}</StartAfter>")
+    if token is not None:
+        inner.append(f"<ContinuationToken>{xml.esc(token)}</ContinuationToken>")
+    inner.append(f"<KeyCount>{len(page.entries) + len(page.common_prefixes)}</KeyCount>")
+    inner.append(f"<MaxKeys>{max_keys}</MaxKeys>")
+    if delimiter:
+        inner.append(f"<Delimiter>{enc(delimiter)}</Delimiter>")
+    inner.append(f"<IsTruncated>{'true' if page.is_truncated else 'false'}</IsTruncated>")
+    if page.is_truncated and page.next_marker is not None:
+        inner.append(f"<NextContinuationToken>{_encode_token(page.next_marker)}</NextContinuationToken>")
+    elif page.is_truncated:  # max-keys=0 with more keys: resume where this page started
+        inner.append(f"<NextContinuationToken>{_encode_token(after)}</NextContinuationToken>")
+    if "encoding-type" in q:
+        inner.append("<EncodingType>url</EncodingType>")
+    inner.append(_entries_xml(ctx, page, enc, fetch_owner))
+    return _xml(xml.document("ListBucketResult", "".join(inner)))
+
+
+def _xml(body: bytes) -> Response:
+    response = Response(200, body=body)
+    response.header("content-type", "application/xml")
+    return response

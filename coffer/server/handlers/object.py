@@ -1,0 +1,270 @@
+"""Object operations: PutObject, GetObject, HeadObject, DeleteObject, DeleteObjects."""
+
+from __future__ import annotations
+
+from coffer import checksums
+from coffer.server import xml
+from coffer.server.app import Context
+from coffer.server.errors import S3Error, from_storage
+from coffer.server.http import Response, etag_matches, http_date, parse_http_date, quote_etag
+from coffer.server.ranges import parse_range
+from coffer.server.request import Request, validate_key
+from coffer.server.upload import plan_upload, stored_content_encoding
+from coffer.storage.api import ObjectInfo
+from coffer.storage.errors import StorageError
+
+# Headers stored with an object and returned on GET/HEAD.
+STORED_HEADERS = (
+    "content-type",
+    "cache-control",
+    "content-disposition",
+    "content-language",
+    "expires",
+    "x-amz-website-redirect-location",
+)
+STORAGE_CLASSES = {
+    "STANDARD",
+    "REDUCED_REDUNDANCY",
+    "STANDARD_IA",
+    "ONEZONE_IA",
+    "INTELLIGENT_TIERING",
+    "GLACIER",
+    "DEEP_ARCHIVE",
+    "OUTPOSTS",
+    "GLACIER_IR",
+    "SNOW",
+    "EXPRESS_ONEZONE",
+}
+MAX_USER_METADATA = 2048
+# Query parameters of GetObject that override response headers.
+RESPONSE_OVERRIDES = {
+    "response-content-type": "content-type",
+    "response-content-language": "content-language",
+    "response-expires": "expires",
+    "response-cache-control": "cache-control",
+    "response-content-disposition": "content-disposition",
+    "response-content-encoding": "content-encoding",
+}
+MAX_DELETE_KEYS = 1000
+
+
+def object_headers_from_request(req: Request) -> dict[str, str]:
+    """The metadata a write stores: system headers plus x-amz-meta-*."""
+    stored: dict[str, str] = {}
+    meta_size = 0
+    for name, value in req.headers.items():
+        if name.startswith("x-amz-meta-"):
+            stored[name] = value
+            meta_size += len(name) - len("x-amz-meta-") + len(value)
+        elif name in STORED_HEADERS:
+            stored[name] = value
+    if meta_size > MAX_USER_METADATA:
+        raise S3Error(
+            "MetadataTooLarge",
+            "Your metadata headers exceed the maximum allowed metadata size",
+            status=400,
+            Size=str(meta_size),
+            MaxSizeAllowed=str(MAX_USER_METADATA),
+        )
+    encoding = stored_content_encoding(req)
+    if encoding:
+        stored["content-encoding"] = encoding
+    return stored
+
+
+def storage_class_of(req: Request) -> str:
+    value = req.header("x-amz-storage-class", "STANDARD") or "STANDARD"
+    if value not in STORAGE_CLASSES:
+        raise S3Error("InvalidStorageClass", StorageClassRequested=value)
+    return value
+
+
+async def PutObject(ctx: Context, req: Request) -> Response:
+    assert req.bucket is not None and req.key is not None
+    validate_key(req.key)
+    length = req.content_length
+    chunked = "x-amz-decoded-content-length" in req.headers
+    if length is not None and length > ctx.settings.max_object_size and not chunked:
+        raise S3Error("EntityTooLarge", ProposedSize=str(length), MaxSizeAllowed=str(ctx.settings.max_object_size))
+    headers = object_headers_from_request(req)
+    storage_class = storage_class_of(req)
+    if_none_match = req.header("if-none-match")
+    if if_none_match is not None and if_none_match.strip() != "*":
+        raise S3Error("NotImplemented", "If-None-Match on PutObject only supports '*'.", Header="If-None-Match")
+    if_match = req.header("if-match")
+    plan = plan_upload(req)
+    info = await ctx.engine.put_object(
+        req.bucket,
+        req.key,
+        plan.body,
+        headers=headers,
+        checksum_algorithms=plan.algorithms,
+        want_sha256=plan.want_sha256,
+        verify=plan.verify,
+        storage_class=storage_class,
+        if_none_match=if_none_match is not None,
+        if_match=if_match.strip().strip('"') if if_match else None,
+    )
+    response = Response(200)
+    response.header("etag", quote_etag(info.etag))
+    if plan.client_checksum:
+        response.header(checksums.header_name(plan.algorithm), checksums.encode(info.checksums[plan.algorithm]))
+        response.header("x-amz-checksum-type", info.checksum_type)
+    return response
+
+
+def _check_read_conditions(req: Request, info: ObjectInfo) -> None:
+    """Conditional GET/HEAD with the precedence S3 (and RFC 9110) applies."""
+    modified = int(info.last_modified)
+    if_match = req.header("if-match")
+    if if_match is not None:
+        if not etag_matches(if_match, info.etag):
+            raise S3Error("PreconditionFailed", Condition="If-Match")
+    else:
+        since = req.header("if-unmodified-since")
+        if since is not None:
+            when = parse_http_date(since)
+            if when is not None and modified > when:
+                raise S3Error("PreconditionFailed", Condition="If-Unmodified-Since")
+    if_none_match = req.header("if-none-match")
+    if if_none_match is not None:
+        if etag_matches(if_none_match, info.etag):
+            raise _not_modified(info)
+    else:
+        since = req.header("if-modified-since")
+        if since is not None:
+            when = parse_http_date(since)
+            if when is not None and modified <= when:
+                raise _not_modified(info)
+
+
+def _not_modified(info: ObjectInfo) -> S3Error:
+    err = S3Error("NotModified")
+    err.headers += [
+        (b"etag", quote_etag(info.etag).encode()),
+        (b"last-modified", http_date(info.last_modified).encode()),
+    ]
+    return err
+
+
+def _object_response(req: Request, info: ObjectInfo, status: int = 200) -> Response:
+    response = Response(status)
+    h = response.header
+    h("etag", quote_etag(info.etag))
+    h("last-modified", http_date(info.last_modified))
+    h("accept-ranges", "bytes")
+    stored = info.headers
+    if "content-type" not in stored:
+        h("content-type", "binary/octet-stream")
+    for name, value in stored.items():
+        h(name, value)
+    if info.storage_class != "STANDARD":
+        h("x-amz-storage-class", info.storage_class)
+    for param, header in RESPONSE_OVERRIDES.items():
+        override = req.query.get(param)
+        if override is not None:
+            response.headers = [(n, v) for n, v in response.headers if n != header.encode()]
+            h(header, override)
+    return response
+
+
+def _add_checksum_headers(req: Request, response: Response, info: ObjectInfo) -> None:
+    if (req.header("x-amz-checksum-mode") or "").upper() != "ENABLED":
+        return
+    for algorithm, digest in info.checksums.items():
+        response.header(checksums.header_name(algorithm), checksums.encode(digest))
+    if info.checksums:
+        response.header("x-amz-checksum-type", info.checksum_type)
+
+
+async def GetObject(ctx: Context, req: Request) -> Response:
+    assert req.bucket is not None and req.key is not None
+    opened = await ctx.engine.open_object(req.bucket, req.key)
+    info = opened.info
+    try:
+        _check_read_conditions(req, info)
+        byte_range = None
+        range_header = req.header("range")
+        if range_header is not None:
+            byte_range = parse_range(range_header, info.size)
+    except S3Error:
+        close = getattr(opened, "close", None)
+        if close is not None:
+            close()
+        raise
+    if byte_range is None:
+        response = _object_response(req, info)
+        _add_checksum_headers(req, response, info)
+        response.body = opened.stream()
+        response.length = info.size
+        return response
+    start, end = byte_range
+    response = _object_response(req, info, 206)
+    response.header("content-range", f"bytes {start}-{end - 1}/{info.size}")
+    response.body = opened.stream(start, end)
+    response.length = end - start
+    return response
+
+
+async def HeadObject(ctx: Context, req: Request) -> Response:
+    assert req.bucket is not None and req.key is not None
+    info = await ctx.engine.head_object(req.bucket, req.key)
+    _check_read_conditions(req, info)
+    range_header = req.header("range")
+    byte_range = parse_range(range_header, info.size) if range_header is not None else None
+    if byte_range is None:
+        response = _object_response(req, info)
+        _add_checksum_headers(req, response, info)
+        response.header("content-length", str(info.size))
+        return response
+    start, end = byte_range
+    response = _object_response(req, info, 206)
+    response.header("content-range", f"bytes {start}-{end - 1}/{info.size}")
+    response.header("content-length", str(end - start))
+    return response
+
+
+async def DeleteObject(ctx: Context, req: Request) -> Response:
+    assert req.bucket is not None and req.key is not None
+    await ctx.engine.delete_object(req.bucket, req.key)
+    return Response(204)
+
+
+async def DeleteObjects(ctx: Context, req: Request) -> Response:
+    assert req.bucket is not None
+    plan = plan_upload(req, default_algorithm=None)
+    doc = xml.parse(await plan.read_all(xml.MAX_XML_BODY))
+    if doc.tag != "Delete":
+        raise S3Error("MalformedXML")
+    quiet = (xml.child_text(doc, "Quiet", "false") or "").strip().lower() == "true"
+    keys: list[str] = []
+    for obj in doc.findall("Object"):
+        key = xml.child_text(obj, "Key")
+        if key is None:
+            raise S3Error("MalformedXML")
+        keys.append(key)
+    if not keys or len(keys) > MAX_DELETE_KEYS:
+        raise S3Error("MalformedXML")
+    await ctx.engine.get_bucket(req.bucket)
+    valid: list[str] = []
+    parts: list[str] = []
+    for key in keys:
+        if not key or len(key.encode("utf-8")) > 1024:
+            parts.append(_delete_error(key, "InvalidArgument", "Invalid key"))
+        else:
+            valid.append(key)
+    results = await ctx.engine.delete_objects(req.bucket, valid)
+    for key, outcome in zip(valid, results, strict=True):
+        if outcome is None:
+            if not quiet:
+                parts.append(f"<Deleted>{xml.elem('Key', key)}</Deleted>")
+        else:
+            err = from_storage(outcome) if isinstance(outcome, StorageError) else S3Error("InternalError")
+            parts.append(_delete_error(key, err.code, err.message))
+    response = Response(200, body=xml.document("DeleteResult", "".join(parts)))
+    response.header("content-type", "application/xml")
+    return response
+
+
+def _delete_error(key: str, code: str, message: str) -> str:
+    return f"<Error>{xml.elem('Key', key)}{xml.elem('Code', code)}{xml.elem('Message', message)}</Error>"

@@ -1,0 +1,141 @@
+"""The request as handlers see it: addressing resolved, headers and query decoded."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+from urllib.parse import parse_qsl, unquote_to_bytes
+
+from coffer.server.errors import S3Error
+
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+
+MAX_KEY_BYTES = 1024
+
+
+class ClientDisconnected(Exception):
+    """The client went away before sending its whole body."""
+
+
+class Request:
+    __slots__ = (
+        "_body_started",
+        "_receive",
+        "bucket",
+        "bytes_in",
+        "client",
+        "headers",
+        "key",
+        "method",
+        "operation",
+        "query",
+        "raw_path",
+        "request_id",
+    )
+
+    def __init__(self, scope: dict[str, Any], receive: Receive, base_domains: tuple[str, ...]) -> None:
+        self.method: str = scope["method"]
+        self.request_id = os.urandom(8).hex().upper()
+        self._receive = receive
+        self._body_started = False
+        self.bytes_in = 0
+        self.operation = "Unknown"
+        client = scope.get("client")
+        self.client = f"{client[0]}:{client[1]}" if client else "-"
+        headers: dict[str, str] = {}
+        for raw_name, raw_value in scope["headers"]:
+            name = raw_name.decode("latin-1").lower()
+            value = raw_value.decode("latin-1")
+            headers[name] = f"{headers[name]},{value}" if name in headers else value
+        self.headers = headers
+        qs = scope.get("query_string", b"")
+        self.query: dict[str, str] = {}
+        if qs:
+            try:
+                for k, v in parse_qsl(qs.decode("utf-8"), keep_blank_values=True, errors="strict"):
+                    self.query.setdefault(k, v)
+            except UnicodeDecodeError:
+                raise S3Error("InvalidURI") from None
+        raw_path: bytes = scope.get("raw_path") or scope["path"].encode("utf-8")
+        self.raw_path = raw_path.split(b"?", 1)[0]
+        self.bucket, self.key = self._address(base_domains)
+
+    def _address(self, base_domains: tuple[str, ...]) -> tuple[str | None, str | None]:
+        try:
+            path = unquote_to_bytes(self.raw_path).decode("utf-8")
+        except UnicodeDecodeError:
+            raise S3Error("InvalidURI", "Couldn't parse the specified URI: the path is not valid UTF-8.") from None
+        if not path.startswith("/"):
+            raise S3Error("InvalidURI")
+        host = self.headers.get("host", "").lower()
+        if host.startswith("["):  # IPv6 literal, never a bucket
+            host = ""
+        else:
+            host = host.rsplit(":", 1)[0] if ":" in host else host
+        for domain in base_domains:
+            if host.endswith("." + domain):
+                bucket = host[: -len(domain) - 1]
+                key = path[1:]
+                return bucket, (key or None)
+        rest = path[1:]
+        if not rest:
+            return None, None
+        bucket, sep, key = rest.partition("/")
+        return bucket, (key if sep and key else None)
+
+    def header(self, name: str, default: str | None = None) -> str | None:
+        return self.headers.get(name, default)
+
+    @property
+    def content_length(self) -> int | None:
+        raw = self.headers.get("content-length")
+        if raw is None:
+            return None
+        if not raw.isdigit():
+            raise S3Error("InvalidArgument", "Content-Length is not a valid number.")
+        return int(raw)
+
+    # ------------------------------------------------------------------ body
+    async def body(self) -> AsyncIterator[bytes]:
+        """The raw request body, piece by piece, checked against Content-Length."""
+        if self._body_started:
+            raise RuntimeError("body already consumed")
+        self._body_started = True
+        expected = self.content_length
+        received = 0
+        while True:
+            message = await self._receive()
+            if message["type"] == "http.disconnect":
+                raise ClientDisconnected()
+            chunk = message.get("body", b"")
+            if chunk:
+                received += len(chunk)
+                self.bytes_in = received
+                if expected is not None and received > expected:
+                    raise S3Error("InvalidRequest", "The request body is longer than its Content-Length.")
+                yield chunk
+            if not message.get("more_body", False):
+                break
+        if expected is not None and received < expected:
+            raise S3Error("IncompleteBody")
+
+    async def read_body(self, limit: int) -> bytes:
+        """The whole body, for small documents (XML configuration, delete lists)."""
+        length = self.content_length
+        if length is not None and length > limit:
+            raise S3Error("EntityTooLarge" if limit > 1 << 20 else "MalformedXML", "The request body is too large.")
+        parts = bytearray()
+        async for chunk in self.body():
+            parts += chunk
+            if len(parts) > limit:
+                raise S3Error("MalformedXML", "The request body is too large.")
+        return bytes(parts)
+
+    def drained(self) -> bool:
+        return self._body_started
+
+
+def validate_key(key: str) -> None:
+    if len(key.encode("utf-8")) > MAX_KEY_BYTES:
+        raise S3Error("KeyTooLongError", Size=str(len(key.encode("utf-8"))), MaxSizeAllowed=str(MAX_KEY_BYTES))

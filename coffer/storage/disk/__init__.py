@@ -1,0 +1,3 @@
+from coffer.storage.disk.engine import DiskEngine
+
+__all__ = ["DiskEngine"]

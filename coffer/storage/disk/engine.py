@@ -1,0 +1,391 @@
+"""The durable disk engine: SQLite metadata composed with a file blob store."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from coffer.storage import errors
+from coffer.storage.api import BucketInfo, ListEntry, ListPage, ObjectInfo, Verifier
+from coffer.storage.disk.blobs import BlobStore, stream_fd
+from coffer.storage.disk.metadata import MetadataStore
+from coffer.storage.listing import prefix_upper_bound
+
+log = logging.getLogger("coffer.engine")
+
+_OBJECT_COLUMNS = "key, size, etag, last_modified, storage_class, owner, extra, blob, version"
+_LIST_BATCH = 1000
+
+
+def _row_to_info(bucket: str, row: tuple[Any, ...]) -> ObjectInfo:
+    key, size, etag, last_modified, storage_class, _owner, extra, _blob, version = row[:9]
+    doc = json.loads(extra)
+    return ObjectInfo(
+        bucket=bucket,
+        key=bytes(key).decode("utf-8"),
+        size=size,
+        etag=etag,
+        last_modified=last_modified,
+        version_id=version,
+        storage_class=storage_class,
+        headers=doc.get("h", {}),
+        checksums={a: base64.b64decode(v) for a, v in doc.get("c", {}).items()},
+        checksum_type=doc.get("ct", "FULL_OBJECT"),
+    )
+
+
+class DiskObjectBody:
+    """An object opened for reading; the file descriptor survives a concurrent delete."""
+
+    def __init__(self, info: ObjectInfo, data: bytes | None, fd: int | None) -> None:
+        self.info = info
+        self._data = data
+        self._fd = fd
+
+    def stream(self, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        end = self.info.size if end is None else end
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            return stream_fd(fd, start, end)
+        return _yield_once(self._data[start:end] if self._data is not None else b"")
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __del__(self) -> None:
+        self.close()
+
+
+async def _yield_once(data: bytes) -> AsyncIterator[bytes]:
+    if data:
+        yield data
+
+
+class DiskEngine:
+    def __init__(
+        self,
+        data_dir: str | os.PathLike[str],
+        *,
+        fsync: bool = True,
+        inline_threshold: int = 65536,
+        max_object_size: int | None = None,
+        orphan_grace_seconds: float = 3600,
+    ) -> None:
+        self.root = Path(data_dir)
+        self.meta = MetadataStore(self.root / "metadata.sqlite3", fsync=fsync)
+        self.blobs = BlobStore(self.root, fsync=fsync, inline_threshold=inline_threshold)
+        self.max_object_size = max_object_size
+        self.orphan_grace_seconds = orphan_grace_seconds
+        self._sweeper: threading.Thread | None = None
+        self._stopping = threading.Event()
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.blobs.open()
+        self.meta.open()
+        self._sweeper = threading.Thread(target=self._sweep_loop, name="coffer-sweeper", daemon=True)
+        self._sweeper.start()
+
+    async def close(self) -> None:
+        self._stopping.set()
+        self.meta.close()
+
+    def _sweep_loop(self) -> None:
+        # First sweep soon after start (not during it: restart must stay fast), then hourly.
+        delay = 5.0
+        while not self._stopping.wait(delay):
+            try:
+                removed = self.sweep_orphans(self.orphan_grace_seconds)
+                if removed:
+                    log.info("swept %d orphaned blob files", removed)
+            except Exception:
+                log.exception("orphan sweep failed")
+            delay = 3600.0
+
+    def sweep_orphans(self, grace_seconds: float) -> int:
+        def referenced(name: str) -> bool:
+            row = self.meta.reader().execute("SELECT 1 FROM objects WHERE blob=? LIMIT 1", (name,)).fetchone()
+            return row is not None
+
+        return self.blobs.sweep_orphans(referenced, grace_seconds)
+
+    # ------------------------------------------------------------------ buckets
+    async def create_bucket(self, name: str, owner: str, region: str) -> BucketInfo:
+        created = time.time()
+
+        def tx(conn: sqlite3.Connection) -> BucketInfo:
+            row = conn.execute("SELECT owner FROM buckets WHERE name=?", (name,)).fetchone()
+            if row is not None:
+                if row[0] == owner:
+                    raise errors.BucketAlreadyOwnedByYou(bucket=name)
+                raise errors.BucketAlreadyExists(bucket=name)
+            conn.execute(
+                "INSERT INTO buckets(name, created, owner, region) VALUES (?,?,?,?)", (name, created, owner, region)
+            )
+            return BucketInfo(name, created, owner, region)
+
+        return await self.meta.write(tx)
+
+    def _bucket_row(self, conn: sqlite3.Connection, name: str) -> BucketInfo:
+        row = conn.execute("SELECT name, created, owner, region FROM buckets WHERE name=?", (name,)).fetchone()
+        if row is None:
+            raise errors.NoSuchBucket(bucket=name)
+        return BucketInfo(*row)
+
+    async def get_bucket(self, name: str) -> BucketInfo:
+        return self.meta.read(lambda c: self._bucket_row(c, name))
+
+    async def list_buckets(self, owner: str | None = None) -> list[BucketInfo]:
+        sql = "SELECT name, created, owner, region FROM buckets"
+        args: tuple[Any, ...] = ()
+        if owner is not None:
+            sql += " WHERE owner=?"
+            args = (owner,)
+        rows = self.meta.read(lambda c: c.execute(sql + " ORDER BY name", args).fetchall())
+        return [BucketInfo(*r) for r in rows]
+
+    async def delete_bucket(self, name: str) -> None:
+        def tx(conn: sqlite3.Connection) -> None:
+            self._bucket_row(conn, name)
+            if conn.execute("SELECT 1 FROM objects WHERE bucket=? LIMIT 1", (name,)).fetchone():
+                raise errors.BucketNotEmpty(bucket=name)
+            conn.execute("DELETE FROM buckets WHERE name=?", (name,))
+
+        await self.meta.write(tx)
+
+    # ------------------------------------------------------------------ objects
+    async def put_object(
+        self,
+        bucket: str,
+        key: str,
+        body: AsyncIterator[bytes],
+        *,
+        headers: dict[str, str],
+        checksum_algorithms: tuple[str, ...] = (),
+        want_sha256: bool = False,
+        verify: Verifier | None = None,
+        storage_class: str = "STANDARD",
+        if_none_match: bool = False,
+        if_match: str | None = None,
+    ) -> ObjectInfo:
+        owner = (await self.get_bucket(bucket)).owner  # fail fast before reading a body
+        received = await self.blobs.receive(
+            body, algorithms=checksum_algorithms, want_sha256=want_sha256, max_size=self.max_object_size
+        )
+        try:
+            digests = received.digests
+            if verify is not None:
+                verify(digests)
+            blob = await self.blobs.publish(received) if received.temp_path is not None else None
+        except BaseException:
+            received.discard()
+            raise
+        info = ObjectInfo(
+            bucket=bucket,
+            key=key,
+            size=digests.size,
+            etag=digests.md5.hex(),
+            last_modified=time.time(),
+            storage_class=storage_class,
+            headers=headers,
+            checksums=digests.checksums,
+            checksum_type="FULL_OBJECT",
+        )
+        extra = json.dumps(
+            {
+                "h": headers,
+                "c": {a: base64.b64encode(v).decode() for a, v in digests.checksums.items()},
+                "ct": info.checksum_type,
+            },
+            separators=(",", ":"),
+        )
+        kb = key.encode("utf-8")
+
+        def tx(conn: sqlite3.Connection) -> str | None:
+            self._bucket_row(conn, bucket)
+            row = conn.execute(
+                "SELECT id, etag, blob FROM objects WHERE bucket=? AND key=? AND version='null'", (bucket, kb)
+            ).fetchone()
+            if if_none_match and row is not None:
+                raise errors.PreconditionFailed(key=key)
+            if if_match is not None:
+                if row is None:
+                    raise errors.NoSuchKey(key=key)
+                if if_match != "*" and row[1] != if_match:
+                    raise errors.PreconditionFailed(key=key)
+            values = (
+                digests.size,
+                info.etag,
+                info.last_modified,
+                storage_class,
+                owner,
+                extra,
+                blob,
+                received.data,
+            )
+            if row is None:
+                conn.execute(
+                    "INSERT INTO objects(bucket, key, version, size, etag, last_modified, storage_class, owner,"
+                    " extra, blob, data) VALUES (?,?,'null',?,?,?,?,?,?,?,?)",
+                    (bucket, kb, *values),
+                )
+                return None
+            conn.execute(
+                "UPDATE objects SET size=?, etag=?, last_modified=?, storage_class=?, owner=?, extra=?,"
+                " blob=?, data=?, is_delete_marker=0, is_latest=1 WHERE id=?",
+                (*values, row[0]),
+            )
+            return row[2]  # the replaced body, reclaimed after commit
+
+        try:
+            old_blob = await self.meta.write(tx)
+        except BaseException:
+            if blob is not None:
+                self.blobs.delete([blob])
+            raise
+        if old_blob:
+            self.blobs.delete([old_blob])
+        return info
+
+    def _object_row(self, conn: sqlite3.Connection, bucket: str, key: str, with_data: bool) -> tuple[Any, ...]:
+        cols = _OBJECT_COLUMNS + (", data" if with_data else "")
+        row = conn.execute(
+            f"SELECT {cols} FROM objects WHERE bucket=? AND key=? AND version='null' AND is_delete_marker=0",
+            (bucket, key.encode("utf-8")),
+        ).fetchone()
+        if row is None:
+            self._bucket_row(conn, bucket)
+            raise errors.NoSuchKey(key=key)
+        return tuple(row)
+
+    async def head_object(self, bucket: str, key: str) -> ObjectInfo:
+        row = self.meta.read(lambda c: self._object_row(c, bucket, key, False))
+        return _row_to_info(bucket, row)
+
+    async def open_object(self, bucket: str, key: str) -> DiskObjectBody:
+        for _attempt in range(5):
+            row = self.meta.read(lambda c: self._object_row(c, bucket, key, True))
+            info = _row_to_info(bucket, row)
+            blob, data = row[7], row[9]
+            if blob is None:
+                return DiskObjectBody(info, bytes(data) if data is not None else b"", None)
+            try:
+                return DiskObjectBody(info, None, self.blobs.open_fd(blob))
+            except FileNotFoundError:
+                # Replaced between the lookup and the open: look again.
+                await asyncio.sleep(0)
+        raise errors.StorageError("object body missing", key=key)
+
+    async def delete_object(self, bucket: str, key: str) -> None:
+        kb = key.encode("utf-8")
+
+        def tx(conn: sqlite3.Connection) -> str | None:
+            self._bucket_row(conn, bucket)
+            row = conn.execute(
+                "DELETE FROM objects WHERE bucket=? AND key=? AND version='null' RETURNING blob", (bucket, kb)
+            ).fetchone()
+            return row[0] if row else None
+
+        blob = await self.meta.write(tx)
+        if blob:
+            self.blobs.delete([blob])
+
+    async def delete_objects(self, bucket: str, keys: list[str]) -> list[Exception | None]:
+        def tx(conn: sqlite3.Connection) -> list[str]:
+            self._bucket_row(conn, bucket)
+            blobs = []
+            for key in keys:
+                row = conn.execute(
+                    "DELETE FROM objects WHERE bucket=? AND key=? AND version='null' RETURNING blob",
+                    (bucket, key.encode("utf-8")),
+                ).fetchone()
+                if row and row[0]:
+                    blobs.append(row[0])
+            return blobs
+
+        self.blobs.delete(await self.meta.write(tx))
+        return [None] * len(keys)
+
+    # ------------------------------------------------------------------ listing
+    async def list_objects(
+        self,
+        bucket: str,
+        *,
+        prefix: str = "",
+        delimiter: str = "",
+        after: str = "",
+        max_keys: int = 1000,
+    ) -> ListPage:
+        return await self.meta.read_in_thread(
+            lambda c: self._list(c, bucket, prefix.encode(), delimiter.encode(), after.encode(), max_keys)
+        )
+
+    def _list(
+        self, conn: sqlite3.Connection, bucket: str, prefix: bytes, delimiter: bytes, after: bytes, max_keys: int
+    ) -> ListPage:
+        self._bucket_row(conn, bucket)
+        entries: list[ListEntry] = []
+        prefixes: list[str] = []
+        upper = prefix_upper_bound(prefix)
+        # Lower bound: strictly after `after`, and at or after the prefix.
+        lower, inclusive = (after, False) if after >= prefix else (prefix, True)
+        last: str | None = None
+        sql_base = (
+            "SELECT key, size, etag, last_modified, storage_class, owner FROM objects "
+            "WHERE bucket=? AND key {op} ? {upper} AND is_latest=1 AND is_delete_marker=0 ORDER BY key LIMIT ?"
+        )
+        upper_sql = "AND key < ?" if upper is not None else ""
+        if max_keys <= 0:
+            row = conn.execute(
+                sql_base.format(op=">=" if inclusive else ">", upper=upper_sql),
+                (bucket, lower, *((upper,) if upper is not None else ()), 1),
+            ).fetchone()
+            return ListPage([], [], row is not None, None)
+        while True:
+            sql = sql_base.format(op=">=" if inclusive else ">", upper=upper_sql)
+            args: tuple[Any, ...] = (bucket, lower, *((upper,) if upper is not None else ()), _LIST_BATCH)
+            rows = conn.execute(sql, args).fetchall()
+            if not rows:
+                return ListPage(entries, prefixes, False, last)
+            seek: bytes | None = None
+            for key, size, etag, last_modified, storage_class, owner in rows:
+                key = bytes(key)
+                if delimiter:
+                    idx = key.find(delimiter, len(prefix))
+                    if idx >= 0:
+                        common = key[: idx + len(delimiter)]
+                        if common == after or (after.startswith(common) and after > common):
+                            # Marker lies inside this prefix: it was returned on an earlier page.
+                            seek = prefix_upper_bound(common)
+                            break
+                        if len(entries) + len(prefixes) >= max_keys:
+                            return ListPage(entries, prefixes, True, last)
+                        prefixes.append(common.decode("utf-8"))
+                        last = prefixes[-1]
+                        seek = prefix_upper_bound(common)
+                        break
+                if len(entries) + len(prefixes) >= max_keys:
+                    return ListPage(entries, prefixes, True, last)
+                decoded = key.decode("utf-8")
+                entries.append(ListEntry(decoded, size, etag, last_modified, storage_class, owner))
+                last = decoded
+            if seek is not None:
+                if seek is None or (upper is not None and seek >= upper):
+                    return ListPage(entries, prefixes, False, last)
+                lower, inclusive = seek, True
+                continue
+            if len(rows) < _LIST_BATCH:
+                return ListPage(entries, prefixes, False, last)
+            lower, inclusive = bytes(rows[-1][0]), False

@@ -1,0 +1,61 @@
+"""Storage-level failures. The server maps each class to its S3 error code."""
+
+from __future__ import annotations
+
+
+class StorageError(Exception):
+    """Base class; ``code`` names the S3 error the server should answer with."""
+
+    code = "InternalError"
+
+    def __init__(self, message: str = "", **context: str) -> None:
+        super().__init__(message or self.__class__.__doc__ or self.code)
+        self.context = context
+
+
+class NoSuchBucket(StorageError):
+    """The specified bucket does not exist."""
+
+    code = "NoSuchBucket"
+
+
+class BucketAlreadyExists(StorageError):
+    """The requested bucket name is not available."""
+
+    code = "BucketAlreadyExists"
+
+
+class BucketAlreadyOwnedByYou(StorageError):
+    """Your previous request to create the named bucket succeeded and you already own it."""
+
+    code = "BucketAlreadyOwnedByYou"
+
+
+class BucketNotEmpty(StorageError):
+    """The bucket you tried to delete is not empty."""
+
+    code = "BucketNotEmpty"
+
+
+class NoSuchKey(StorageError):
+    """The specified key does not exist."""
+
+    code = "NoSuchKey"
+
+
+class PreconditionFailed(StorageError):
+    """At least one of the pre-conditions you specified did not hold."""
+
+    code = "PreconditionFailed"
+
+
+class ConditionalRequestConflict(StorageError):
+    """A conflicting operation occurred. If using PutObject you can retry the request."""
+
+    code = "ConditionalRequestConflict"
+
+
+class EntityTooLarge(StorageError):
+    """Your proposed upload exceeds the maximum allowed size."""
+
+    code = "EntityTooLarge"
