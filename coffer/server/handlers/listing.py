@@ -59,7 +59,8 @@ async def ListObjects(ctx: Context, req: Request) -> Response:
         req.bucket, prefix=prefix, delimiter=delimiter, after=marker, max_keys=max_keys
     )
     inner = [
-        f"<Name>{xml.esc(req.bucket)}</Name><Prefix>{enc(prefix)}</Prefix><Marker>{enc(marker)}</Marker>",
+        # V1 never URL-encodes Prefix (botocore does not decode it there).
+        f"<Name>{xml.esc(req.bucket)}</Name><Prefix>{xml.esc(prefix)}</Prefix><Marker>{enc(marker)}</Marker>",
         f"<MaxKeys>{max_keys}</MaxKeys>",
     ]
     if delimiter:
@@ -127,8 +128,6 @@ async def ListObjectsV2(ctx: Context, req: Request) -> Response:
     inner.append(f"<IsTruncated>{'true' if page.is_truncated else 'false'}</IsTruncated>")
     if page.is_truncated and page.next_marker is not None:
         inner.append(f"<NextContinuationToken>{_encode_token(page.next_marker)}</NextContinuationToken>")
-    elif page.is_truncated:  # max-keys=0 with more keys: resume where this page started
-        inner.append(f"<NextContinuationToken>{_encode_token(after)}</NextContinuationToken>")
     if "encoding-type" in q:
         inner.append("<EncodingType>url</EncodingType>")
     inner.append(_entries_xml(ctx, page, enc, fetch_owner))
@@ -139,3 +138,48 @@ def _xml(body: bytes) -> Response:
     response = Response(200, body=body)
     response.header("content-type", "application/xml")
     return response
+
+
+async def ListObjectVersions(ctx: Context, req: Request) -> Response:
+    """Versions of the objects; until versioning is enabled each object has one, 'null'."""
+    assert req.bucket is not None
+    q = req.query
+    enc = _encoder(req)
+    prefix = q.get("prefix", "")
+    delimiter = q.get("delimiter", "")
+    key_marker = q.get("key-marker", "")
+    version_marker = q.get("version-id-marker", "")
+    if version_marker and not key_marker:
+        raise S3Error(
+            "InvalidArgument",
+            "A version-id marker cannot be specified without a key marker.",
+            ArgumentName="version-id-marker",
+            ArgumentValue=version_marker,
+        )
+    max_keys = parse_max(q.get("max-keys"), "max-keys", MAX_KEYS, MAX_KEYS)
+    page = await ctx.engine.list_objects(
+        req.bucket, prefix=prefix, delimiter=delimiter, after=key_marker, max_keys=max_keys
+    )
+    inner = [
+        f"<Name>{xml.esc(req.bucket)}</Name><Prefix>{enc(prefix)}</Prefix>",
+        f"<KeyMarker>{enc(key_marker)}</KeyMarker><VersionIdMarker>{xml.esc(version_marker)}</VersionIdMarker>",
+        f"<MaxKeys>{max_keys}</MaxKeys>",
+    ]
+    if delimiter:
+        inner.append(f"<Delimiter>{enc(delimiter)}</Delimiter>")
+    inner.append(f"<IsTruncated>{'true' if page.is_truncated else 'false'}</IsTruncated>")
+    if page.is_truncated and page.next_marker is not None:
+        inner.append(f"<NextKeyMarker>{enc(page.next_marker)}</NextKeyMarker>")
+        inner.append("<NextVersionIdMarker>null</NextVersionIdMarker>")
+    if "encoding-type" in q:
+        inner.append("<EncodingType>url</EncodingType>")
+    for e in page.entries:
+        owner = owner_xml(e.owner, ctx.owner.display_name if e.owner == ctx.owner.id else e.owner)
+        inner.append(
+            f"<Version><Key>{enc(e.key)}</Key><VersionId>null</VersionId><IsLatest>true</IsLatest>"
+            f"<LastModified>{xml.iso8601(e.last_modified)}</LastModified><ETag>&quot;{e.etag}&quot;</ETag>"
+            f"<Size>{e.size}</Size>{owner}<StorageClass>{e.storage_class}</StorageClass></Version>"
+        )
+    for p in page.common_prefixes:
+        inner.append(f"<CommonPrefixes><Prefix>{enc(p)}</Prefix></CommonPrefixes>")
+    return _xml(xml.document("ListVersionsResult", "".join(inner)))

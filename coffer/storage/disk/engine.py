@@ -348,11 +348,7 @@ class DiskEngine:
         )
         upper_sql = "AND key < ?" if upper is not None else ""
         if max_keys <= 0:
-            row = conn.execute(
-                sql_base.format(op=">=" if inclusive else ">", upper=upper_sql),
-                (bucket, lower, *((upper,) if upper is not None else ()), 1),
-            ).fetchone()
-            return ListPage([], [], row is not None, None)
+            return ListPage([], [], False, None)  # as S3: an empty, untruncated page
         while True:
             sql = sql_base.format(op=">=" if inclusive else ">", upper=upper_sql)
             args: tuple[Any, ...] = (bucket, lower, *((upper,) if upper is not None else ()), _LIST_BATCH)
