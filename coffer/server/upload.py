@@ -84,7 +84,11 @@ def plan_upload(req: Request, *, default_algorithm: str | None = checksums.DEFAU
     headers = req.headers
     content_sha = headers.get("x-amz-content-sha256", "")
     encodings = [e.strip().lower() for e in headers.get("content-encoding", "").split(",") if e.strip()]
-    chunked = content_sha.startswith(_STREAMING_PREFIX) or "aws-chunked" in encodings
+    # Framing is announced by a STREAMING-* payload hash, or by aws-chunked together with
+    # the decoded length; a bare "Content-Encoding: aws-chunked" on a plain body is only a label.
+    chunked = content_sha.startswith(_STREAMING_PREFIX) or (
+        "aws-chunked" in encodings and "x-amz-decoded-content-length" in headers
+    )
     if req.content_length is None and "chunked" not in headers.get("transfer-encoding", "").lower():
         raise S3Error("MissingContentLength")
 
@@ -95,12 +99,11 @@ def plan_upload(req: Request, *, default_algorithm: str | None = checksums.DEFAU
         decoder = ChunkedDecoder(body)
         body = decoder.__aiter__()
         raw = headers.get("x-amz-decoded-content-length")
-        if raw is not None:
-            if not raw.isdigit():
-                raise S3Error("InvalidArgument", "x-amz-decoded-content-length is not a number.")
-            decoded_length = int(raw)
-        elif req.content_length is not None:
+        if raw is None:
             raise S3Error("MissingContentLength", "x-amz-decoded-content-length is required for aws-chunked bodies.")
+        if not raw.isdigit():
+            raise S3Error("InvalidArgument", "x-amz-decoded-content-length is not a number.")
+        decoded_length = int(raw)
 
     # Which checksum: a header value, a declared trailer, or just an algorithm name.
     named = [(name, algo) for name in headers if (algo := checksums.algorithm_from_header(name)) is not None]
@@ -123,8 +126,8 @@ def plan_upload(req: Request, *, default_algorithm: str | None = checksums.DEFAU
     if named:
         name, algorithm = named[0]
         header_value = checksums.decode(headers[name], algorithm)
-        if header_value is None:
-            raise S3Error("InvalidRequest", f"Value for {name} header is invalid.")
+        if header_value is None:  # not even a digest of the right size: it cannot match
+            raise S3Error("BadDigest", f"The {algorithm} you specified did not match the calculated checksum.")
     elif trailer_name is not None:
         algorithm = checksums.algorithm_from_header(trailer_name)
     elif sdk_algo is not None:

@@ -11,6 +11,7 @@ from coffer.server.errors import S3Error
 from coffer.server.handlers.common import check_bucket_name, owner_of, parse_max
 from coffer.server.http import Response
 from coffer.server.request import Request
+from coffer.storage.errors import BucketAlreadyOwnedByYou
 
 _CANNED_ACLS = {
     "private",
@@ -65,7 +66,13 @@ async def CreateBucket(ctx: Context, req: Request) -> Response:
         constraint = xml.child_text(doc, "LocationConstraint")
         if constraint:
             region = constraint
-    await ctx.engine.create_bucket(req.bucket, ctx.owner.id, region)
+    try:
+        await ctx.engine.create_bucket(req.bucket, ctx.owner.id, region)
+    except BucketAlreadyOwnedByYou:
+        # us-east-1 keeps S3's legacy behaviour: re-creating your own bucket succeeds
+        # (and changes nothing); every other region answers 409.
+        if region != "us-east-1":
+            raise
     response = Response(200)
     response.header("location", f"/{req.bucket}")
     return response

@@ -104,17 +104,8 @@ async def ListObjectsV2(ctx: Context, req: Request) -> Response:
     token = q.get("continuation-token")
     max_keys = parse_max(q.get("max-keys"), "max-keys", MAX_KEYS, MAX_KEYS)
     fetch_owner = q.get("fetch-owner", "").lower() == "true"
-    if token is not None:
-        if token == "":
-            raise S3Error(
-                "InvalidArgument",
-                "The continuation token provided is incorrect",
-                ArgumentName="continuation-token",
-                ArgumentValue=token,
-            )
-        after = _decode_token(token)  # StartAfter applies only to the first page
-    else:
-        after = start_after
+    # StartAfter applies only to the first page; an empty token means the first page.
+    after = _decode_token(token) if token else start_after
     page = await ctx.engine.list_objects(req.bucket, prefix=prefix, delimiter=delimiter, after=after, max_keys=max_keys)
     inner = [f"<Name>{xml.esc(req.bucket)}</Name><Prefix>{enc(prefix)}</Prefix>"]
     if start_after:
