@@ -77,6 +77,74 @@ class Settings:
         ),
     )
 
+    # ------------------------------------------------------------------ operability
+    log_format: str = field(
+        default="human",
+        metadata=_meta(
+            "Log line format: 'human' (one readable line) or 'json' (one JSON object per line).", ("human", "json")
+        ),
+    )
+    log_file: str = field(
+        default="",
+        metadata=_meta("Write logs to this file instead of stderr (rotated by size, see log_file_max_bytes)."),
+    )
+    log_file_max_bytes: int = field(
+        default=100 * 1024 * 1024,
+        metadata=_meta("Rotate the log file once it reaches this size; rotated files are gzipped."),
+    )
+    log_file_count: int = field(
+        default=10,
+        metadata=_meta("How many rotated (gzipped) log files to keep; older ones are deleted."),
+    )
+    access_log: bool = field(
+        default=True,
+        metadata=_meta("Log one line per request: request id, operation, bucket, key, status, bytes, latency, client."),
+    )
+    bandwidth_report_seconds: int = field(
+        default=300,
+        metadata=_meta("Every this many seconds each worker logs bytes received/sent and rates. 0 disables."),
+    )
+    metrics: bool = field(
+        default=True,
+        metadata=_meta("Collect Prometheus metrics and serve them at /_coffer/metrics."),
+    )
+    admin_port: int = field(
+        default=0,
+        metadata=_meta(
+            "Also serve /_coffer/health, /_coffer/ready and /_coffer/metrics on this port (nothing else). 0 disables."
+        ),
+    )
+    admin_host: str = field(default="127.0.0.1", metadata=_meta("Address the admin port listens on."))
+    ready_min_free_bytes: int = field(
+        default=256 * 1024 * 1024,
+        metadata=_meta("/_coffer/ready reports not ready when the data directory has less free space than this."),
+    )
+    shutdown_timeout: int = field(
+        default=30,
+        metadata=_meta(
+            "On SIGTERM/SIGINT, seconds to let in-flight requests finish before they are cancelled; "
+            "the store is flushed either way."
+        ),
+    )
+    cors_allow_all: bool = field(
+        default=False,
+        metadata=_meta(
+            "Development convenience: answer CORS requests from any origin for buckets without a CORS "
+            "configuration of their own (and for requests outside buckets)."
+        ),
+    )
+    compression: bool = field(
+        default=True,
+        metadata=_meta(
+            "Compress XML/JSON responses (listings, errors) when the client accepts gzip, br or zstd. "
+            "Object bodies are never altered."
+        ),
+    )
+    compression_min_size: int = field(
+        default=1024,
+        metadata=_meta("Responses smaller than this many bytes are sent uncompressed."),
+    )
+
     # ------------------------------------------------------------------ helpers
     def validate(self) -> Settings:
         for f in fields(self):
@@ -90,6 +158,13 @@ class Settings:
             raise ConfigError("workers must be at least 1")
         if self.inline_threshold < 0:
             raise ConfigError("inline_threshold must be >= 0")
+        if not 0 <= self.admin_port <= 65535:
+            raise ConfigError(f"admin_port must be 0..65535 (got {self.admin_port})")
+        if self.admin_port and self.admin_port == self.port:
+            raise ConfigError("admin_port must differ from port")
+        for name in ("log_file_max_bytes", "log_file_count", "bandwidth_report_seconds", "shutdown_timeout"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be >= 0")
         return self
 
     def to_json(self) -> str:

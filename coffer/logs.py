@@ -1,12 +1,289 @@
-"""Logging setup for the server and CLI."""
+"""Logging: human or JSON lines, an optional rotated log file, the access log and
+the periodic bandwidth report. Every field is described in docs/operations.md.
+
+Several worker processes may write one log file. Each opens it in append mode
+and reopens it when it has been renamed (``WatchedFileHandler``); only the
+``coffer serve`` parent process rotates it (``LogRotator``), so rotation never
+races between workers. Rotated files are gzipped after a short grace period
+that lets a worker finish a line it began before the rename.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import gzip
+import json
 import logging
+import logging.handlers
+import os
+import shutil
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+if TYPE_CHECKING:
+    from coffer.config import Settings
+
+access_log = logging.getLogger("coffer.access")
+bandwidth_log = logging.getLogger("coffer.bandwidth")
+
+# Loggers whose records go to the same handlers as ours (uvicorn is told not to
+# configure logging itself).
+_UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.asgi")
 
 
-def setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, pid, plus structured fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        doc: dict[str, Any] = {
+            "time": _iso_time(record.created),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+            "pid": record.process,
+        }
+        fields = getattr(record, "fields", None)
+        if fields:
+            doc.update(fields)
+        if record.exc_info:
+            doc["exception"] = self.formatException(record.exc_info)
+        return json.dumps(doc, ensure_ascii=False, default=str)
+
+
+class HumanFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s")
+
+
+def _iso_time(epoch: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch)) + f".{int(epoch % 1 * 1000):03d}Z"
+
+
+def setup_logging(settings: Settings | str) -> None:
+    """Configure the root logger (idempotent: replaces handlers it installed before)."""
+    if isinstance(settings, str):  # a bare level, for scripts and tests
+        from coffer.config import Settings
+
+        settings = Settings(log_level=settings)
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if getattr(handler, "_coffer", False):
+            root.removeHandler(handler)
+            handler.close()
+    handler: logging.Handler
+    if settings.log_file:
+        os.makedirs(os.path.dirname(os.path.abspath(settings.log_file)), exist_ok=True)
+        handler = logging.handlers.WatchedFileHandler(settings.log_file, encoding="utf-8")
+    else:
+        handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter() if settings.log_format == "json" else HumanFormatter())
+    handler._coffer = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(getattr(logging, settings.log_level.upper(), logging.INFO))
+    for name in _UVICORN_LOGGERS:
+        logger = logging.getLogger(name)
+        logger.handlers.clear()
+        logger.propagate = True
+    # uvicorn's access lines lack the S3 operation; coffer.access replaces them.
+    logging.getLogger("uvicorn.access").disabled = True
+    # The access log is independent of the level: on or off by its own setting.
+    access_log.setLevel(logging.INFO if settings.access_log else logging.CRITICAL + 1)
+    bandwidth_log.setLevel(logging.INFO)
+
+
+# ---------------------------------------------------------------------- rotation
+class LogRotator:
+    """Rotates a log file by size from one process: file -> file.1.gz ... file.N.gz."""
+
+    def __init__(self, path: str, max_bytes: int, keep: int, interval: float = 1.0, grace: float = 1.0) -> None:
+        self.path = path
+        self.max_bytes = max_bytes
+        self.keep = keep
+        self.interval = interval
+        self.grace = grace
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> LogRotator:
+        if self.max_bytes > 0:
+            self._thread = threading.Thread(target=self._run, name="coffer-log-rotator", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.check()
+            except OSError as exc:
+                logging.getLogger("coffer.logs").warning("log rotation failed: %s", exc)
+
+    def check(self) -> bool:
+        """Rotate if the file has reached its size limit; True when it did."""
+        try:
+            if os.stat(self.path).st_size < self.max_bytes:
+                return False
+        except FileNotFoundError:
+            return False
+        self.rotate()
+        return True
+
+    def rotate(self) -> None:
+        base = self.path
+        # Shift file.N.gz -> file.N+1.gz, dropping what falls past the retention count.
+        for index in range(max(self.keep, 1), 0, -1):
+            src = f"{base}.{index}.gz"
+            if not os.path.exists(src):
+                continue
+            if index >= self.keep:
+                os.unlink(src)
+            else:
+                os.replace(src, f"{base}.{index + 1}.gz")
+        if self.keep == 0:
+            os.unlink(base)
+            return
+        rotated = f"{base}.1"
+        os.replace(base, rotated)
+        # Writers notice the rename at their next line and reopen `base`; one that
+        # was mid-line finishes it in `rotated` within the grace period.
+        self._stop.wait(self.grace)
+        with open(rotated, "rb") as src_file, gzip.open(rotated + ".gz.tmp", "wb") as dst:
+            shutil.copyfileobj(src_file, dst)
+        os.replace(rotated + ".gz.tmp", rotated + ".gz")
+        os.unlink(rotated)
+
+
+# ---------------------------------------------------------------------- access log
+def access_key_id(headers: dict[str, str], query: dict[str, str]) -> str:
+    """The access key id a request was signed with (never the secret, never the signature)."""
+    auth = headers.get("authorization")
+    if auth:
+        if auth.startswith("AWS4-"):
+            at = auth.find("Credential=")
+            if at >= 0:
+                return auth[at + 11 :].split("/", 1)[0].strip()
+        elif auth.startswith("AWS "):
+            return auth[4:].split(":", 1)[0].strip()
+        return "-"
+    credential = query.get("X-Amz-Credential")
+    if credential:
+        return credential.split("/", 1)[0]
+    return query.get("AWSAccessKeyId", "-")
+
+
+def log_access(
+    *,
+    request_id: str,
+    operation: str,
+    method: str,
+    bucket: str | None,
+    key: str | None,
+    status: int,
+    bytes_in: int,
+    bytes_out: int,
+    seconds: float,
+    client: str,
+    access_key: str,
+    user_agent: str,
+) -> None:
+    """One access-log line; the message reads well as text, the fields serve JSON."""
+    latency_ms = round(seconds * 1000, 3)
+    target = f"{bucket}/{quote(key, safe='/')}" if key is not None else (bucket or "/")
+    access_log.info(
+        "%s %s %s %s %d in=%d out=%d %.1fms id=%s key_id=%s",
+        client,
+        method,
+        operation,
+        target,
+        status,
+        bytes_in,
+        bytes_out,
+        latency_ms,
+        request_id,
+        access_key,
+        extra={
+            "fields": {
+                "request_id": request_id,
+                "operation": operation,
+                "method": method,
+                "bucket": bucket,
+                "key": key,
+                "status": status,
+                "bytes_in": bytes_in,
+                "bytes_out": bytes_out,
+                "latency_ms": latency_ms,
+                "client": client,
+                "access_key_id": access_key,
+                "user_agent": user_agent,
+            }
+        },
     )
+
+
+# ---------------------------------------------------------------------- bandwidth
+class Traffic:
+    """This worker's request and byte totals since it started."""
+
+    __slots__ = ("bytes_in", "bytes_out", "requests", "started")
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self.started = time.time()
+
+    def add(self, bytes_in: int, bytes_out: int) -> None:
+        self.requests += 1
+        self.bytes_in += bytes_in
+        self.bytes_out += bytes_out
+
+
+def _human_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
+
+
+async def report_bandwidth(traffic: Traffic, every: float) -> None:
+    """Log received/sent totals and rates every ``every`` seconds, until cancelled."""
+    last = (time.monotonic(), traffic.bytes_in, traffic.bytes_out, traffic.requests)
+    while True:
+        await asyncio.sleep(every)
+        now = time.monotonic()
+        elapsed = max(now - last[0], 1e-9)
+        d_in, d_out = traffic.bytes_in - last[1], traffic.bytes_out - last[2]
+        d_req = traffic.requests - last[3]
+        last = (now, traffic.bytes_in, traffic.bytes_out, traffic.requests)
+        bandwidth_log.info(
+            "bandwidth over %.0fs: received %s (%s/s), sent %s (%s/s), %d requests; totals received %s, sent %s",
+            elapsed,
+            _human_bytes(d_in),
+            _human_bytes(d_in / elapsed),
+            _human_bytes(d_out),
+            _human_bytes(d_out / elapsed),
+            d_req,
+            _human_bytes(traffic.bytes_in),
+            _human_bytes(traffic.bytes_out),
+            extra={
+                "fields": {
+                    "interval_seconds": round(elapsed, 3),
+                    "bytes_in": d_in,
+                    "bytes_out": d_out,
+                    "bytes_in_per_second": round(d_in / elapsed, 1),
+                    "bytes_out_per_second": round(d_out / elapsed, 1),
+                    "requests": d_req,
+                    "total_bytes_in": traffic.bytes_in,
+                    "total_bytes_out": traffic.bytes_out,
+                    "total_requests": traffic.requests,
+                }
+            },
+        )

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import os
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from coffer import __version__
+from coffer import __version__, logs
 from coffer.config import Settings
-from coffer.server import xml
+from coffer.server import compression, xml
+from coffer.server.cors import Cors
 from coffer.server.errors import S3Error, from_storage
 from coffer.server.http import Response
+from coffer.server.probes import PREFIX as PROBE_PREFIX
+from coffer.server.probes import Probes
 from coffer.server.request import ClientDisconnected, Request
 from coffer.server.router import classify
 from coffer.storage.api import Engine
@@ -72,23 +77,48 @@ def error_response(err: S3Error, request: Request | None, resource: str = "") ->
 class CofferApp:
     def __init__(self, settings: Settings, engine: Engine | None = None) -> None:
         from coffer.server.handlers import HANDLERS
+        from coffer.tracing import setup_tracing
 
         self.settings = settings
         self.engine = engine if engine is not None else build_engine(settings)
+        # Operability (docs/operations.md): metrics, tracing, probes, CORS, traffic totals.
+        self.metrics = None
+        if settings.metrics:
+            from coffer.server.metrics import Metrics
+
+            self.metrics = Metrics(self.engine)
+            self.engine.observer = self.metrics.observer
+        self.tracing = setup_tracing()
+        if self.tracing is not None:
+            self.engine = self.tracing.wrap_engine(self.engine)
+        self.traffic = logs.Traffic()
+        self.probes = Probes(settings, self.engine, self.traffic, self.metrics)
+        self.cors = Cors(self.engine, settings.cors_allow_all)
         self.context = Context(self.engine, settings, DEFAULT_OWNER)
         self.handlers: dict[str, Handler] = HANDLERS
         self.base_domains = tuple(d.lower().strip(".") for d in settings.base_domains if d)
         self._started = False
+        self._background: list[asyncio.Task[None]] = []
 
     async def startup(self) -> None:
         if not self._started:
             await self.engine.start()
             self._started = True
+            if self.settings.bandwidth_report_seconds:
+                every = self.settings.bandwidth_report_seconds
+                self._background.append(asyncio.create_task(logs.report_bandwidth(self.traffic, every)))
 
     async def shutdown(self) -> None:
         if self._started:
-            await self.engine.close()
+            for task in self._background:
+                task.cancel()
+            self._background.clear()
+            await self.engine.close()  # commits every write accepted so far
             self._started = False
+            if self.metrics is not None:
+                self.metrics.worker_exiting()
+            if self.tracing is not None:
+                self.tracing.shutdown()
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -114,9 +144,71 @@ class CofferApp:
                 return
 
     async def handle(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        metrics = self.metrics
+        if metrics is not None:
+            metrics.in_flight.inc()
+        span = None
+        if self.tracing is not None:
+            span = self.tracing.start_request(scope["method"], scope["path"], _headers(scope), _client(scope))
+        request: Request | None = None
+        status = 499  # the client went away before an answer (nginx's convention)
+        sent = 0
+        try:
+            request, response = await self._respond(scope, receive)
+            if response is not None:
+                if request is not None and "origin" in request.headers and request.operation != "PreflightRequest":
+                    await self.cors.decorate(request, response)
+                if self.settings.compression and scope["method"] != "HEAD":
+                    accept = request.headers.get("accept-encoding") if request is not None else None
+                    response = await compression.compress(response, accept, self.settings.compression_min_size)
+                status = response.status
+                sent = await self._send(scope, send, response, request)
+        finally:
+            self._finished(scope, request, status, sent, time.perf_counter() - started, span)
+
+    def _finished(
+        self, scope: dict[str, Any], request: Request | None, status: int, sent: int, seconds: float, span: Any
+    ) -> None:
+        """Metrics, access log, traffic totals and trace span for one finished request."""
+        operation = request.operation if request is not None else "Unknown"
+        received = request.bytes_in if request is not None else 0
+        self.traffic.add(received, sent)
+        if self.metrics is not None:
+            self.metrics.in_flight.dec()
+            self.metrics.request_done(operation, status, received, sent, seconds)
+        if span is not None:
+            span.finish(operation, request.bucket if request else None, request.key if request else None, status)
+        if logs.access_log.isEnabledFor(logging.INFO):
+            probe = request is not None and request.bucket == PROBE_PREFIX
+            if probe and not logging.getLogger().isEnabledFor(logging.DEBUG):
+                return  # probes and scrapes are logged only at debug level
+            headers = request.headers if request is not None else {}
+            logs.log_access(
+                request_id=request.request_id if request is not None else "-",
+                operation=operation,
+                method=scope["method"],
+                bucket=request.bucket if request is not None else None,
+                key=request.key if request is not None else None,
+                status=status,
+                bytes_in=received,
+                bytes_out=sent,
+                seconds=seconds,
+                client=request.client if request is not None else _client(scope),
+                access_key=logs.access_key_id(headers, request.query if request is not None else {}),
+                user_agent=headers.get("user-agent", "-"),
+            )
+
+    async def _respond(self, scope: dict[str, Any], receive: Receive) -> tuple[Request | None, Response | None]:
+        """Classify and run the handler; errors become S3 error responses; None when the client left."""
         request: Request | None = None
         try:
             request = Request(scope, receive, self.base_domains)
+            if request.bucket == PROBE_PREFIX or _admin_only(scope, self.settings):
+                # Health, readiness and metrics: never a bucket (names cannot contain '_').
+                name = request.key if request.bucket == PROBE_PREFIX else None
+                request.operation = self.probes.operation(name) or "CofferNotFound"
+                return request, await self.probes.handle(name, request.method, request.headers.get("accept"))
             operation = classify(request)
             if operation is None:
                 raise S3Error("MethodNotAllowed")
@@ -130,13 +222,14 @@ class CofferApp:
         except StorageError as exc:
             response = error_response(from_storage(exc), request, _resource(scope))
         except ClientDisconnected:
-            return
+            return request, None
         except Exception:
             log.exception("internal error handling %s %s", scope.get("method"), scope.get("path"))
             response = error_response(S3Error("InternalError"), request, _resource(scope))
-        await self._send(scope, send, response, request)
+        return request, response
 
-    async def _send(self, scope: dict[str, Any], send: Send, response: Response, request: Request | None) -> None:
+    async def _send(self, scope: dict[str, Any], send: Send, response: Response, request: Request | None) -> int:
+        """Send the response; returns the body bytes sent."""
         headers = response.headers
         request_id = request.request_id if request is not None else os.urandom(8).hex().upper()
         headers.append((b"x-amz-request-id", request_id.encode()))
@@ -148,20 +241,23 @@ class CofferApp:
                 headers.append((b"content-length", str(len(body)).encode()))
             await send({"type": "http.response.start", "status": response.status, "headers": headers})
             await send({"type": "http.response.body", "body": b"" if head else body})
-            return
+            return 0 if head else len(body)
         if response.length is not None:
             headers.append((b"content-length", str(response.length).encode()))
         await send({"type": "http.response.start", "status": response.status, "headers": headers})
         if head:
             await _close(body)
             await send({"type": "http.response.body", "body": b""})
-            return
+            return 0
+        sent = 0
         try:
             async for chunk in body:
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                sent += len(chunk)
         finally:
             await _close(body)
         await send({"type": "http.response.body", "body": b""})
+        return sent
 
 
 async def _close(body: AsyncIterator[bytes]) -> None:
@@ -174,12 +270,25 @@ def _resource(scope: dict[str, Any]) -> str:
     return str(scope.get("path", ""))
 
 
+def _client(scope: dict[str, Any]) -> str:
+    client = scope.get("client")
+    return f"{client[0]}:{client[1]}" if client else "-"
+
+
+def _headers(scope: dict[str, Any]) -> dict[str, str]:
+    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+
+
+def _admin_only(scope: dict[str, Any], settings: Settings) -> bool:
+    """Requests that arrived on the admin port reach only the probes."""
+    server = scope.get("server")
+    return bool(settings.admin_port) and server is not None and server[1] == settings.admin_port
+
+
 def app_from_env() -> CofferApp:
     """Factory for ASGI servers that start worker processes by import string."""
     settings = Settings.from_json(os.environ["COFFER_SETTINGS_JSON"])
-    from coffer.logs import setup_logging
-
-    setup_logging(settings.log_level)
+    logs.setup_logging(settings)
     return CofferApp(settings)
 
 

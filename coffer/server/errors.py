@@ -7,6 +7,8 @@ from coffer.storage.errors import StorageError
 # code -> (status, default message)
 ERRORS: dict[str, tuple[int, str]] = {
     "AccessDenied": (403, "Access Denied"),
+    "AccessForbidden": (403, "CORSResponse: This CORS request is not allowed."),
+    "BadRequest": (400, "Bad Request"),
     "BadDigest": (400, "The Content-MD5 you specified did not match what we received."),
     "BucketAlreadyExists": (
         409,
@@ -49,6 +51,7 @@ ERRORS: dict[str, tuple[int, str]] = {
     "MissingContentLength": (411, "You must provide the Content-Length HTTP header."),
     "MissingRequestBodyError": (400, "Request Body is empty"),
     "NoSuchBucket": (404, "The specified bucket does not exist"),
+    "NoSuchCORSConfiguration": (404, "The CORS configuration does not exist"),
     "NoSuchKey": (404, "The specified key does not exist."),
     "NoSuchUpload": (
         404,
@@ -62,6 +65,7 @@ ERRORS: dict[str, tuple[int, str]] = {
         400,
         "Your socket connection to the server was not read from or written to within the timeout period.",
     ),
+    "ServiceUnavailable": (503, "Service is unable to handle request."),
     "SignatureDoesNotMatch": (
         403,
         "The request signature we calculated does not match the signature you provided.",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 
 @dataclass(slots=True)
@@ -70,6 +70,46 @@ class ListPage:
     next_marker: str | None
 
 
+@dataclass(slots=True)
+class StorageStats:
+    """What the store holds, for metrics and health (may be a few seconds old)."""
+
+    buckets: int
+    objects: int
+    bytes: int
+    multipart_uploads: int
+    computed_at: float  # epoch seconds
+
+
+@dataclass(slots=True)
+class ProbeResult:
+    """The engine's own view of its health, for readiness probes."""
+
+    readable: bool
+    writable: bool
+    free_bytes: int | None  # free space where the data lives; None when not applicable
+    total_bytes: int | None
+    detail: str = ""
+
+
+class EngineObserver:
+    """Receives engine internals (commit batches, fsync timings, cache use).
+
+    The engine calls these from whatever thread does the work; the default does
+    nothing. The server plugs in a subclass that feeds its metrics, so storage
+    never imports a metrics library.
+    """
+
+    def committed(self, operations: int, seconds: float) -> None:
+        """One metadata transaction committed ``operations`` queued writes in ``seconds``."""
+
+    def synced(self, what: str, seconds: float) -> None:
+        """One fsync of ``what`` ("file" or "dir") took ``seconds``."""
+
+    def cache(self, name: str, hit: bool) -> None:
+        """A lookup in the engine cache ``name`` hit or missed."""
+
+
 class ObjectBody(Protocol):
     """An open object: metadata plus a stream over (a range of) its bytes."""
 
@@ -81,14 +121,33 @@ class ObjectBody(Protocol):
 
 
 class Engine(Protocol):
+    # Engine internals are reported here; the server may replace it before start().
+    observer: EngineObserver
+
     async def start(self) -> None: ...
-    async def close(self) -> None: ...
+    async def close(self) -> None:
+        """Finish every accepted write (flush), then release resources."""
+        ...
+
+    # health
+    async def storage_stats(self, max_age: float = 5.0) -> StorageStats:
+        """Counts of buckets, objects, bytes and open multipart uploads, at most ``max_age`` seconds old."""
+        ...
+
+    async def probe(self) -> ProbeResult:
+        """Check the store can be read and written; report free space."""
+        ...
 
     # buckets
     async def create_bucket(self, name: str, owner: str, region: str) -> BucketInfo: ...
     async def get_bucket(self, name: str) -> BucketInfo: ...
     async def list_buckets(self, owner: str | None = None) -> list[BucketInfo]: ...
     async def delete_bucket(self, name: str) -> None: ...
+
+    # Bucket configuration documents (cors, ...): JSON-compatible values the
+    # server defines; the engine only stores them. None deletes / means absent.
+    async def get_bucket_config(self, bucket: str, name: str) -> Any: ...
+    async def put_bucket_config(self, bucket: str, name: str, document: Any) -> None: ...
 
     # objects
     async def put_object(

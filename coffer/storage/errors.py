@@ -59,3 +59,9 @@ class EntityTooLarge(StorageError):
     """Your proposed upload exceeds the maximum allowed size."""
 
     code = "EntityTooLarge"
+
+
+class ServiceUnavailable(StorageError):
+    """The store is shutting down or cannot serve the request right now."""
+
+    code = "ServiceUnavailable"

@@ -11,9 +11,9 @@ import inspect
 from types import ModuleType
 
 from coffer.server.app import Handler
-from coffer.server.handlers import bucket, listing, object
+from coffer.server.handlers import bucket, cors, listing, object
 
-_MODULES: tuple[ModuleType, ...] = (bucket, object, listing)
+_MODULES: tuple[ModuleType, ...] = (bucket, object, listing, cors)
 
 
 def _build() -> dict[str, Handler]:

@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from coffer.checksums import Hasher, new_hasher
-from coffer.storage.api import PutDigests
+from coffer.storage.api import EngineObserver, PutDigests
 from coffer.storage.errors import EntityTooLarge
 
 log = logging.getLogger("coffer.blobs")
@@ -78,8 +78,9 @@ class _Hashing:
 
 
 class BlobStore:
-    def __init__(self, root: Path, fsync: bool, inline_threshold: int) -> None:
+    def __init__(self, root: Path, fsync: bool, inline_threshold: int, observer: EngineObserver | None = None) -> None:
         self.root = root
+        self.observer = observer or EngineObserver()
         self.tmp_dir = root / "tmp"
         self.blob_dir = root / "blobs"
         self.fsync = fsync
@@ -144,7 +145,7 @@ class BlobStore:
                 fd = os.open(temp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             data = bytes(buffer)
             buffer.clear()
-            await loop.run_in_executor(_io_pool, _finish_file, hashing, fd, data, self.fsync)
+            await loop.run_in_executor(_io_pool, self._finish_file, hashing, fd, data)
             os.close(fd)
             fd = None
             return ReceivedBody(hashing.digests(), None, temp_path)
@@ -173,11 +174,23 @@ class BlobStore:
             target.parent.mkdir(exist_ok=True)
             os.rename(received.temp_path, target)  # type: ignore[arg-type]
             if self.fsync:
+                started = time.perf_counter()
                 _fsync_dir(target.parent)
+                self.observer.synced("dir", time.perf_counter() - started)
 
         await asyncio.get_running_loop().run_in_executor(_io_pool, move)
         received.temp_path = None
         return name
+
+    def check_writable(self) -> None:
+        """Create, write and remove a small file where bodies are received (raises OSError)."""
+        path = self.tmp_dir / f"probe-{uuid.uuid4().hex}"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            os.write(fd, b"ok")
+        finally:
+            os.close(fd)
+            os.unlink(path)
 
     def delete(self, names: Iterable[str]) -> None:
         for name in names:
@@ -185,6 +198,14 @@ class BlobStore:
                 os.unlink(self.path_of(name))
             except FileNotFoundError:
                 pass
+
+    def _finish_file(self, hashing: _Hashing, fd: int, data: bytes) -> None:
+        if data:
+            _hash_and_write(hashing, fd, data)
+        if self.fsync:
+            started = time.perf_counter()
+            os.fsync(fd)
+            self.observer.synced("file", time.perf_counter() - started)
 
     # ------------------------------------------------------------------ reading
     def open_fd(self, name: str) -> int:
@@ -219,13 +240,6 @@ def _hash_and_write(hashing: _Hashing, fd: int, data: bytes) -> None:
     while view:
         written = os.write(fd, view)
         view = view[written:]
-
-
-def _finish_file(hashing: _Hashing, fd: int, data: bytes, fsync: bool) -> None:
-    if data:
-        _hash_and_write(hashing, fd, data)
-    if fsync:
-        os.fsync(fd)
 
 
 def _fsync_dir(path: Path) -> None:

@@ -7,6 +7,7 @@ import base64
 import json
 import logging
 import os
+import shutil
 import sqlite3
 import threading
 import time
@@ -15,7 +16,16 @@ from pathlib import Path
 from typing import Any
 
 from coffer.storage import errors
-from coffer.storage.api import BucketInfo, ListEntry, ListPage, ObjectInfo, Verifier
+from coffer.storage.api import (
+    BucketInfo,
+    EngineObserver,
+    ListEntry,
+    ListPage,
+    ObjectInfo,
+    ProbeResult,
+    StorageStats,
+    Verifier,
+)
 from coffer.storage.disk.blobs import BlobStore, stream_fd
 from coffer.storage.disk.metadata import MetadataStore
 from coffer.storage.listing import prefix_upper_bound
@@ -89,6 +99,16 @@ class DiskEngine:
         self.orphan_grace_seconds = orphan_grace_seconds
         self._sweeper: threading.Thread | None = None
         self._stopping = threading.Event()
+        self._stats: StorageStats | None = None
+
+    @property
+    def observer(self) -> EngineObserver:
+        return self.meta.observer
+
+    @observer.setter
+    def observer(self, observer: EngineObserver) -> None:
+        self.meta.observer = observer
+        self.blobs.observer = observer
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -100,7 +120,51 @@ class DiskEngine:
 
     async def close(self) -> None:
         self._stopping.set()
-        self.meta.close()
+        # Off the event loop: the writer may still be committing the last batch.
+        await asyncio.to_thread(self.meta.close)
+
+    # ------------------------------------------------------------------ health
+    async def storage_stats(self, max_age: float = 5.0) -> StorageStats:
+        cached = self._stats
+        if cached is not None and time.time() - cached.computed_at < max_age:
+            return cached
+
+        def compute(conn: sqlite3.Connection) -> StorageStats:
+            buckets = conn.execute("SELECT COUNT(*) FROM buckets").fetchone()[0]
+            objects, size = conn.execute(
+                "SELECT COALESCE(SUM(objects), 0), COALESCE(SUM(bytes), 0) FROM bucket_stats"
+            ).fetchone()
+            uploads = 0
+            # Multipart uploads in progress, once the schema has them.
+            if conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='uploads'").fetchone():
+                uploads = conn.execute("SELECT COUNT(*) FROM uploads").fetchone()[0]
+            return StorageStats(buckets, objects, size, uploads, time.time())
+
+        self._stats = await self.meta.read_in_thread(compute)
+        return self._stats
+
+    async def probe(self) -> ProbeResult:
+        problems: list[str] = []
+        readable = writable = False
+        try:
+            await self.meta.read_in_thread(lambda c: c.execute("SELECT 1 FROM buckets LIMIT 1").fetchall())
+            readable = True
+        except Exception as exc:
+            problems.append(f"metadata not readable: {exc}")
+        try:
+            # A round trip through the writer thread: it is alive and gets the write lock.
+            await self.meta.write(lambda c: c.execute("SELECT 1").fetchone())
+            await asyncio.to_thread(self.blobs.check_writable)
+            writable = True
+        except Exception as exc:
+            problems.append(f"not writable: {exc}")
+        free = total = None
+        try:
+            usage = await asyncio.to_thread(shutil.disk_usage, self.root)
+            free, total = usage.free, usage.total
+        except OSError as exc:
+            problems.append(f"disk usage unknown: {exc}")
+        return ProbeResult(readable, writable, free, total, "; ".join(problems))
 
     def _sweep_loop(self) -> None:
         # First sweep soon after start (not during it: restart must stay fast), then hourly.
@@ -155,6 +219,31 @@ class DiskEngine:
             args = (owner,)
         rows = self.meta.read(lambda c: c.execute(sql + " ORDER BY name", args).fetchall())
         return [BucketInfo(*r) for r in rows]
+
+    async def get_bucket_config(self, bucket: str, name: str) -> Any:
+        def read(conn: sqlite3.Connection) -> Any:
+            row = conn.execute("SELECT config FROM buckets WHERE name=?", (bucket,)).fetchone()
+            if row is None:
+                raise errors.NoSuchBucket(bucket=bucket)
+            return json.loads(row[0]).get(name)
+
+        return self.meta.read(read)
+
+    async def put_bucket_config(self, bucket: str, name: str, document: Any) -> None:
+        encoded = json.dumps(document)  # fail here, not inside the writer, on a bad document
+
+        def tx(conn: sqlite3.Connection) -> None:
+            row = conn.execute("SELECT config FROM buckets WHERE name=?", (bucket,)).fetchone()
+            if row is None:
+                raise errors.NoSuchBucket(bucket=bucket)
+            config = json.loads(row[0])
+            if document is None:
+                config.pop(name, None)
+            else:
+                config[name] = json.loads(encoded)
+            conn.execute("UPDATE buckets SET config=? WHERE name=?", (json.dumps(config), bucket))
+
+        await self.meta.write(tx)
 
     async def delete_bucket(self, name: str) -> None:
         def tx(conn: sqlite3.Connection) -> None:

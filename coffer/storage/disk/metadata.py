@@ -14,6 +14,7 @@ thread hop (see docs/benchmarks.md).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import queue
 import sqlite3
@@ -23,11 +24,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from coffer.storage.api import EngineObserver
+from coffer.storage.errors import ServiceUnavailable
+
 T = TypeVar("T")
 log = logging.getLogger("coffer.metadata")
 
 MAX_BATCH = 512
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS buckets(
@@ -56,7 +60,41 @@ CREATE TABLE IF NOT EXISTS objects(
 );
 CREATE UNIQUE INDEX IF NOT EXISTS objects_key ON objects(bucket, key, version);
 CREATE INDEX IF NOT EXISTS objects_blob ON objects(blob) WHERE blob IS NOT NULL;
+-- Per-bucket totals kept by triggers, so storage statistics cost O(buckets), not
+-- a scan of every object, and every code path that writes objects keeps them right.
+CREATE TABLE IF NOT EXISTS bucket_stats(
+    bucket TEXT PRIMARY KEY,
+    objects INTEGER NOT NULL,                  -- rows that are not delete markers (every version)
+    bytes INTEGER NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS objects_stats_insert AFTER INSERT ON objects WHEN NEW.is_delete_marker=0 BEGIN
+    INSERT INTO bucket_stats(bucket, objects, bytes) VALUES (NEW.bucket, 1, NEW.size)
+    ON CONFLICT(bucket) DO UPDATE SET objects=objects+1, bytes=bytes+excluded.bytes;
+END;
+CREATE TRIGGER IF NOT EXISTS objects_stats_delete AFTER DELETE ON objects WHEN OLD.is_delete_marker=0 BEGIN
+    UPDATE bucket_stats SET objects=objects-1, bytes=bytes-OLD.size WHERE bucket=OLD.bucket;
+END;
+CREATE TRIGGER IF NOT EXISTS objects_stats_update AFTER UPDATE OF bucket, size, is_delete_marker ON objects BEGIN
+    UPDATE bucket_stats SET objects=objects-1, bytes=bytes-OLD.size
+    WHERE bucket=OLD.bucket AND OLD.is_delete_marker=0;
+    INSERT INTO bucket_stats(bucket, objects, bytes) SELECT NEW.bucket, 1, NEW.size WHERE NEW.is_delete_marker=0
+    ON CONFLICT(bucket) DO UPDATE SET objects=objects+1, bytes=bytes+excluded.bytes;
+END;
+CREATE TRIGGER IF NOT EXISTS buckets_stats_delete AFTER DELETE ON buckets BEGIN
+    DELETE FROM bucket_stats WHERE bucket=OLD.name;
+END;
 """
+
+
+def _migrate(conn: sqlite3.Connection, version: int) -> None:
+    """Bring a database written by an older Coffer up to SCHEMA_VERSION (inside a transaction)."""
+    if version < 2:
+        # bucket_stats is new in version 2: fill it once from the objects already stored.
+        conn.execute("DELETE FROM bucket_stats")
+        conn.execute(
+            "INSERT INTO bucket_stats(bucket, objects, bytes) SELECT bucket, COUNT(*), COALESCE(SUM(size), 0)"
+            " FROM objects WHERE is_delete_marker=0 GROUP BY bucket"
+        )
 
 
 def _connect(path: Path, fsync: bool) -> sqlite3.Connection:
@@ -75,29 +113,56 @@ class _Stop:
 
 
 class MetadataStore:
-    def __init__(self, path: Path, fsync: bool = True) -> None:
+    def __init__(self, path: Path, fsync: bool = True, observer: EngineObserver | None = None) -> None:
         self.path = path
         self.fsync = fsync
+        self.observer = observer or EngineObserver()
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._local = threading.local()
-        self.batches = 0  # commits made (exposed as a metric later)
+        self._closed = False
+        self.batches = 0  # commits made (batch sizes also go to the observer)
         self.batched_ops = 0
 
     # ------------------------------------------------------------------ lifecycle
     def open(self) -> None:
         conn = _connect(self.path, self.fsync)
         conn.executescript(SCHEMA)
-        conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        # Several worker processes open the same database at once: migrate under the write lock.
+        self._begin(conn)
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version < SCHEMA_VERSION:
+                _migrate(conn, version)
+                conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
         self._writer = conn
         self._thread = threading.Thread(target=self._run_writer, name="coffer-sqlite-writer", daemon=True)
         self._thread.start()
 
     def close(self) -> None:
+        """Commit everything queued so far, then stop the writer.
+
+        The queue is FIFO and the writer commits every item ahead of the stop
+        marker, so each write accepted before close() is durable when it returns.
+        A write racing with close() (queued behind the marker) fails cleanly
+        instead of waiting forever.
+        """
         if self._thread is not None:
+            self._closed = True
             self._queue.put(_Stop())
             self._thread.join()
             self._thread = None
+            while True:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if not isinstance(item, _Stop):
+                    _settle(item, None, ServiceUnavailable("the metadata store is shut down"))
             try:
                 self._writer.execute("PRAGMA wal_checkpoint(PASSIVE)")
             except sqlite3.Error:
@@ -122,6 +187,8 @@ class MetadataStore:
 
     # ------------------------------------------------------------------ writes
     async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if self._closed:
+            raise ServiceUnavailable("the metadata store is shut down")
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[T] = loop.create_future()
         self._queue.put((fn, fut, loop))
@@ -129,24 +196,11 @@ class MetadataStore:
 
     def write_blocking(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """For threads without an event loop (background sweeps)."""
-        done = threading.Event()
-        box: list[Any] = []
-
-        def run(conn: sqlite3.Connection) -> None:
-            try:
-                box.append((fn(conn), None))
-            except BaseException as exc:
-                box.append((None, exc))
-                raise
-            finally:
-                done.set()
-
-        self._queue.put((run, None, None))
-        done.wait()
-        result, exc = box[0]
-        if exc is not None:
-            raise exc
-        return result  # type: ignore[no-any-return]
+        if self._closed:
+            raise ServiceUnavailable("the metadata store is shut down")
+        fut: concurrent.futures.Future[T] = concurrent.futures.Future()
+        self._queue.put((fn, fut, None))
+        return fut.result()
 
     def _run_writer(self) -> None:
         conn = self._writer
@@ -184,9 +238,11 @@ class MetadataStore:
                 else:
                     conn.execute("RELEASE op")
                     outcomes.append((result, None))
-            conn.execute("COMMIT")
+            started = time.perf_counter()
+            conn.execute("COMMIT")  # with synchronous=FULL this is the WAL fsync
             self.batches += 1
             self.batched_ops += len(batch)
+            self.observer.committed(len(batch), time.perf_counter() - started)
         except sqlite3.Error as exc:
             log.exception("metadata commit failed")
             try:
@@ -194,9 +250,8 @@ class MetadataStore:
             except sqlite3.Error:
                 pass
             outcomes = [(None, exc)] * len(batch)
-        for (_fn, fut, loop), (result, exc) in zip(batch, outcomes, strict=True):
-            if fut is not None:
-                loop.call_soon_threadsafe(_resolve, fut, result, exc)
+        for item, (result, exc) in zip(batch, outcomes, strict=True):
+            _settle(item, result, exc)
 
     @staticmethod
     def _begin(conn: sqlite3.Connection) -> None:
@@ -210,6 +265,20 @@ class MetadataStore:
                 if "locked" not in str(exc) or time.monotonic() > deadline:
                     raise
                 time.sleep(0.001)
+
+
+def _settle(item: tuple[Any, Any, Any], result: Any, exc: BaseException | None) -> None:
+    """Hand a write's outcome to whoever waits: an asyncio future (on its loop) or a thread."""
+    _fn, fut, loop = item
+    if loop is not None:
+        try:
+            loop.call_soon_threadsafe(_resolve, fut, result, exc)
+        except RuntimeError:  # that event loop is already closed: nobody waits
+            pass
+    elif exc is not None:
+        fut.set_exception(exc)
+    else:
+        fut.set_result(result)
 
 
 def _resolve(fut: asyncio.Future[Any], result: Any, exc: BaseException | None) -> None:

@@ -1,0 +1,255 @@
+"""Prometheus metrics: requests by S3 operation, bytes, storage totals, engine internals.
+
+With several worker processes (``--workers`` > 1) the runner points
+``PROMETHEUS_MULTIPROC_DIR`` at a fresh directory before the workers start;
+prometheus-client then keeps every worker's values in memory-mapped files there
+and a scrape, answered by any one worker, adds them up. Every metric and label
+is described in docs/operations.md.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+
+from coffer import __version__
+from coffer.storage.api import EngineObserver, StorageStats
+
+if TYPE_CHECKING:
+    from coffer.storage.api import Engine
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+# *_created series double the output and multiprocess mode cannot produce them:
+# leave them out so both modes expose the same series.
+disable_created_metrics()
+
+# Seconds. S3 latencies range from sub-millisecond cached GETs to minutes-long uploads.
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+FSYNC_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5)
+_STATUS_CLASSES = {1: "1xx", 2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx"}
+
+
+def multiprocess_dir() -> str | None:
+    path = os.environ.get(MULTIPROC_ENV)
+    return path if path and os.path.isdir(path) else None
+
+
+class _Observer(EngineObserver):
+    """Turns the engine's neutral callbacks into histogram observations."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._batch = metrics.commit_batch_size
+        self._commit = metrics.commit_seconds
+        self._fsync_family = metrics.fsync_seconds
+        self._fsync = {k: metrics.fsync_seconds.labels(kind=k) for k in ("file", "dir")}
+        self._cache = metrics.cache_requests
+
+    def committed(self, operations: int, seconds: float) -> None:
+        self._batch.observe(operations)
+        self._commit.observe(seconds)
+
+    def synced(self, what: str, seconds: float) -> None:
+        hist = self._fsync.get(what)
+        if hist is None:
+            hist = self._fsync[what] = self._fsync_family.labels(kind=what)
+        hist.observe(seconds)
+
+    def cache(self, name: str, hit: bool) -> None:
+        self._cache.labels(cache=name, result="hit" if hit else "miss").inc()
+
+
+class _StorageCollector:
+    """Storage totals from the engine's (cached) statistics, read at scrape time."""
+
+    def __init__(self) -> None:
+        self.stats: StorageStats | None = None
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self.stats
+        if stats is None:
+            return
+        for name, doc, value in (
+            ("coffer_storage_buckets", "Buckets in the store.", stats.buckets),
+            ("coffer_storage_objects", "Objects stored (every version, not delete markers).", stats.objects),
+            ("coffer_storage_bytes", "Bytes of object data stored.", stats.bytes),
+            ("coffer_storage_multipart_uploads", "Multipart uploads in progress.", stats.multipart_uploads),
+        ):
+            yield GaugeMetricFamily(name, doc, value=value)
+        age = time.time() - stats.computed_at
+        yield GaugeMetricFamily("coffer_storage_stats_age_seconds", "Age of the storage totals above.", value=age)
+
+
+_LIVE_FILE = re.compile(r"gauge_live\w+?_(\d+)\.db$")
+
+
+class _WorkersProcessCollector:
+    """Standard process_* metrics for every live worker, labelled by pid (multiprocess mode)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def live_pids(self) -> list[int]:
+        pids: set[int] = set()
+        for name in glob.glob(os.path.join(self.path, "gauge_live*_*.db")):
+            match = _LIVE_FILE.search(name)
+            if match:
+                pids.add(int(match.group(1)))
+        alive = []
+        for pid in sorted(pids):
+            try:
+                os.kill(pid, 0)
+                alive.append(pid)
+            except ProcessLookupError:
+                # A worker that died without cleaning up: drop its in-flight count.
+                mark_process_dead(pid, self.path)
+            except PermissionError:
+                alive.append(pid)
+        return alive
+
+    def collect(self) -> Iterator[Metric]:
+        families: dict[str, Metric] = {}
+        for pid in self.live_pids():
+            for family in ProcessCollector(pid=lambda p=pid: p, registry=None).collect():  # type: ignore[misc]
+                merged = families.get(family.name)
+                if merged is None:
+                    merged = families[family.name] = Metric(family.name, family.documentation, family.type)
+                for sample in family.samples:
+                    merged.samples.append(sample._replace(labels={**sample.labels, "pid": str(pid)}))
+        yield from families.values()
+
+
+class Metrics:
+    """Every metric Coffer exposes, plus the code that renders a scrape."""
+
+    def __init__(self, engine: Engine | None = None) -> None:
+        self.engine = engine
+        self.multiproc_path = multiprocess_dir()
+        multi = self.multiproc_path is not None
+        # A private registry: several apps in one process (tests) must not collide.
+        # In multiprocess mode values live in files and a scrape reads those instead.
+        self.registry = CollectorRegistry()
+        reg = None if multi else self.registry
+        self.requests = Counter(
+            "coffer_http_requests_total",
+            "S3 requests answered, by operation and status class.",
+            ["operation", "status_class"],
+            registry=reg,
+        )
+        self.latency = Histogram(
+            "coffer_http_request_duration_seconds",
+            "Time from receiving a request to sending the last byte of its response, by operation.",
+            ["operation"],
+            buckets=LATENCY_BUCKETS,
+            registry=reg,
+        )
+        self.in_flight = Gauge(
+            "coffer_http_requests_in_flight",
+            "Requests being processed right now.",
+            registry=reg,
+            multiprocess_mode="livesum",
+        )
+        self.received = Counter(
+            "coffer_http_received_bytes",
+            "Request body bytes received (as sent on the wire), by operation.",
+            ["operation"],
+            registry=reg,
+        )
+        self.sent = Counter(
+            "coffer_http_sent_bytes",
+            "Response body bytes sent, by operation.",
+            ["operation"],
+            registry=reg,
+        )
+        self.commit_batch_size = Histogram(
+            "coffer_engine_commit_batch_size",
+            "Metadata writes committed together in one transaction (group commit).",
+            buckets=BATCH_BUCKETS,
+            registry=reg,
+        )
+        self.commit_seconds = Histogram(
+            "coffer_engine_commit_seconds",
+            "Duration of one metadata COMMIT, including the WAL fsync when fsync is 'always'.",
+            buckets=FSYNC_BUCKETS,
+            registry=reg,
+        )
+        self.fsync_seconds = Histogram(
+            "coffer_engine_fsync_seconds",
+            "Duration of one fsync of an object file or its directory.",
+            ["kind"],
+            buckets=FSYNC_BUCKETS,
+            registry=reg,
+        )
+        self.cache_requests = Counter(
+            "coffer_engine_cache_requests",
+            "Engine cache lookups by cache and result (hit/miss).",
+            ["cache", "result"],
+            registry=reg,
+        )
+        self.build_info = Gauge(
+            "coffer_build_info",
+            "Always 1; the version label says which Coffer runs.",
+            ["version"],
+            registry=reg,
+            multiprocess_mode="max",
+        )
+        self.build_info.labels(version=__version__).set(1)
+        self.observer = _Observer(self)
+        self.storage = _StorageCollector()
+        self._children: dict[tuple[str, int], tuple[Counter, Histogram, Counter, Counter]] = {}
+        if multi:
+            assert self.multiproc_path is not None
+            self.scrape_registry = CollectorRegistry()
+            MultiProcessCollector(self.scrape_registry, path=self.multiproc_path)
+            self.scrape_registry.register(_WorkersProcessCollector(self.multiproc_path))
+        else:
+            self.scrape_registry = self.registry
+            ProcessCollector(registry=self.registry)
+            PlatformCollector(registry=self.registry)
+        self.scrape_registry.register(self.storage)  # type: ignore[arg-type]
+
+    def request_done(self, operation: str, status: int, received: int, sent: int, seconds: float) -> None:
+        key = (operation, status // 100)
+        children = self._children.get(key)
+        if children is None:
+            # labels() takes a lock and builds a tuple: do it once per (operation, status class).
+            children = self._children[key] = (
+                self.requests.labels(operation, _STATUS_CLASSES.get(status // 100, "other")),
+                self.latency.labels(operation),
+                self.received.labels(operation),
+                self.sent.labels(operation),
+            )
+        count, latency, rx, tx = children
+        count.inc()
+        latency.observe(seconds)
+        if received:
+            rx.inc(received)
+        if sent:
+            tx.inc(sent)
+
+    async def render(self, accept: str | None) -> tuple[bytes, str]:
+        """The scrape body and its content type (OpenMetrics when the scraper asks for it)."""
+        if self.engine is not None:
+            try:
+                self.storage.stats = await self.engine.storage_stats()
+            except Exception:
+                self.storage.stats = None  # the storage gauges go missing rather than failing the scrape
+        encoder, content_type = choose_encoder(accept or "")
+        return encoder(self.scrape_registry), content_type
+
+    def worker_exiting(self) -> None:
+        """Drop this worker's live gauges (in-flight) from the shared files."""
+        if self.multiproc_path is not None:
+            mark_process_dead(os.getpid(), self.multiproc_path)
