@@ -12,7 +12,6 @@ from __future__ import annotations
 import glob
 import os
 import re
-import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -72,7 +71,7 @@ class _Observer(EngineObserver):
 
 
 class _StorageCollector:
-    """Storage totals from the engine's (cached) statistics, read at scrape time."""
+    """Storage totals from the engine's statistics, read at scrape time."""
 
     def __init__(self) -> None:
         self.stats: StorageStats | None = None
@@ -88,8 +87,6 @@ class _StorageCollector:
             ("coffer_storage_multipart_uploads", "Multipart uploads in progress.", stats.multipart_uploads),
         ):
             yield GaugeMetricFamily(name, doc, value=value)
-        age = time.time() - stats.computed_at
-        yield GaugeMetricFamily("coffer_storage_stats_age_seconds", "Age of the storage totals above.", value=age)
 
 
 _LIVE_FILE = re.compile(r"gauge_live\w+?_(\d+)\.db$")

@@ -72,7 +72,7 @@ class ListPage:
 
 @dataclass(slots=True)
 class StorageStats:
-    """What the store holds, for metrics and health (may be a few seconds old)."""
+    """What the store holds, for metrics and health."""
 
     buckets: int
     objects: int
@@ -130,8 +130,8 @@ class Engine(Protocol):
         ...
 
     # health
-    async def storage_stats(self, max_age: float = 5.0) -> StorageStats:
-        """Counts of buckets, objects, bytes and open multipart uploads, at most ``max_age`` seconds old."""
+    async def storage_stats(self) -> StorageStats:
+        """Counts of buckets, objects, bytes and open multipart uploads; cheap enough to call per scrape."""
         ...
 
     async def probe(self) -> ProbeResult:

@@ -100,6 +100,7 @@ class DiskEngine:
         self._sweeper: threading.Thread | None = None
         self._stopping = threading.Event()
         self._stats: StorageStats | None = None
+        self._stats_version = -1
 
     @property
     def observer(self) -> EngineObserver:
@@ -124,12 +125,16 @@ class DiskEngine:
         await asyncio.to_thread(self.meta.close)
 
     # ------------------------------------------------------------------ health
-    async def storage_stats(self, max_age: float = 5.0) -> StorageStats:
+    async def storage_stats(self) -> StorageStats:
+        # PRAGMA data_version changes whenever another connection (this process's
+        # writer or another worker) commits: the cached totals stay exact.
+        version = self.meta.read(lambda c: c.execute("PRAGMA data_version").fetchone()[0])
         cached = self._stats
-        if cached is not None and time.time() - cached.computed_at < max_age:
+        if cached is not None and version == self._stats_version:
             return cached
 
         def compute(conn: sqlite3.Connection) -> StorageStats:
+            # bucket_stats is maintained by triggers: O(buckets), never a scan of the objects.
             buckets = conn.execute("SELECT COUNT(*) FROM buckets").fetchone()[0]
             objects, size = conn.execute(
                 "SELECT COALESCE(SUM(objects), 0), COALESCE(SUM(bytes), 0) FROM bucket_stats"
@@ -141,6 +146,7 @@ class DiskEngine:
             return StorageStats(buckets, objects, size, uploads, time.time())
 
         self._stats = await self.meta.read_in_thread(compute)
+        self._stats_version = version
         return self._stats
 
     async def probe(self) -> ProbeResult:
