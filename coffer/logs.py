@@ -179,19 +179,18 @@ def access_key_id(headers: dict[str, str], query: dict[str, str]) -> str:
 
 
 def log_access(
-    *,
-    request_id: str,
-    operation: str,
     method: str,
     bucket: str | None,
     key: str | None,
+    headers: dict[str, str] | None,
+    request_id: str,
+    operation: str,
     status: int,
     bytes_in: int,
     bytes_out: int,
     seconds: float,
     client: str,
-    access_key: str,
-    user_agent: str,
+    access_key: str = "-",
 ) -> None:
     """One access-log line; the message reads well as text, the fields serve JSON."""
     latency_ms = round(seconds * 1000, 3)
@@ -221,7 +220,7 @@ def log_access(
                 "latency_ms": latency_ms,
                 "client": client,
                 "access_key_id": access_key,
-                "user_agent": user_agent,
+                "user_agent": headers.get("user-agent", "-") if headers else "-",
             }
         },
     )

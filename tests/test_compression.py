@@ -28,7 +28,8 @@ def listing_bucket(s3, bucket: str) -> str:  # type: ignore[no-untyped-def]
     for i in range(40):
         s3.put_object(Bucket=bucket, Key=f"some/longish/prefix/key-{i:04d}.txt", Body=b"x")
     # An object whose own type is XML: its body must come back byte for byte.
-    s3.put_object(Bucket=bucket, Key="doc.xml", Body=b"<a>" + b"<b>repeat</b>" * 500 + b"</a>", ContentType="application/xml")
+    body = b"<a>" + b"<b>repeat</b>" * 500 + b"</a>"
+    s3.put_object(Bucket=bucket, Key="doc.xml", Body=body, ContentType="application/xml")
     return bucket
 
 

@@ -83,7 +83,7 @@ def test_admin_port_serves_probes_only(tmp_path: Path) -> None:
         s3.create_bucket(Bucket="admin-test")
         status, _, body = get(admin, "/_coffer/health")
         assert status == 200 and json.loads(body)["status"] == "ok"
-        status, headers, body = get(admin, "/_coffer/metrics")
+        status, _, body = get(admin, "/_coffer/metrics")
         assert status == 200 and b"coffer_http_requests_total" in body
         assert get(admin, "/_coffer/ready")[0] == 200
         # S3 is not reachable through the admin port.

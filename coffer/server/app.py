@@ -152,10 +152,15 @@ class CofferApp:
         if self.tracing is not None:
             span = self.tracing.start_request(scope["method"], scope["path"], _headers(scope), _client(scope))
         request: Request | None = None
-        status = 499  # the client went away before an answer (nginx's convention)
+        status = 499  # no answer was sent: the client left, or shutdown cancelled the request (nginx's 499)
         sent = 0
         try:
-            request, response = await self._respond(scope, receive)
+            try:
+                request = Request(scope, receive, self.base_domains)
+            except S3Error as err:
+                response: Response | None = error_response(err, None, _resource(scope))
+            else:
+                response = await self._respond(scope, request)
             if response is not None:
                 if request is not None and "origin" in request.headers and request.operation != "PreflightRequest":
                     await self.cors.decorate(request, response)
@@ -179,36 +184,36 @@ class CofferApp:
             self.metrics.request_done(operation, status, received, sent, seconds)
         if span is not None:
             span.finish(operation, request.bucket if request else None, request.key if request else None, status)
-        if logs.access_log.isEnabledFor(logging.INFO):
-            probe = request is not None and request.bucket == PROBE_PREFIX
-            if probe and not logging.getLogger().isEnabledFor(logging.DEBUG):
-                return  # probes and scrapes are logged only at debug level
-            headers = request.headers if request is not None else {}
-            logs.log_access(
-                request_id=request.request_id if request is not None else "-",
-                operation=operation,
-                method=scope["method"],
-                bucket=request.bucket if request is not None else None,
-                key=request.key if request is not None else None,
-                status=status,
-                bytes_in=received,
-                bytes_out=sent,
-                seconds=seconds,
-                client=request.client if request is not None else _client(scope),
-                access_key=logs.access_key_id(headers, request.query if request is not None else {}),
-                user_agent=headers.get("user-agent", "-"),
-            )
+        if not logs.access_log.isEnabledFor(logging.INFO):
+            return
+        if request is None:
+            logs.log_access(scope["method"], None, None, None, "-", operation, status, 0, sent, seconds, _client(scope))
+            return
+        if request.bucket == PROBE_PREFIX and not logging.getLogger().isEnabledFor(logging.DEBUG):
+            return  # probes and scrapes are logged only at debug level
+        logs.log_access(
+            scope["method"],
+            request.bucket,
+            request.key,
+            request.headers,
+            request.request_id,
+            operation,
+            status,
+            received,
+            sent,
+            seconds,
+            request.client,
+            logs.access_key_id(request.headers, request.query),
+        )
 
-    async def _respond(self, scope: dict[str, Any], receive: Receive) -> tuple[Request | None, Response | None]:
+    async def _respond(self, scope: dict[str, Any], request: Request) -> Response | None:
         """Classify and run the handler; errors become S3 error responses; None when the client left."""
-        request: Request | None = None
         try:
-            request = Request(scope, receive, self.base_domains)
             if request.bucket == PROBE_PREFIX or _admin_only(scope, self.settings):
                 # Health, readiness and metrics: never a bucket (names cannot contain '_').
                 name = request.key if request.bucket == PROBE_PREFIX else None
                 request.operation = self.probes.operation(name) or "CofferNotFound"
-                return request, await self.probes.handle(name, request.method, request.headers.get("accept"))
+                return await self.probes.handle(name, request.method, request.headers.get("accept"))
             operation = classify(request)
             if operation is None:
                 raise S3Error("MethodNotAllowed")
@@ -222,11 +227,11 @@ class CofferApp:
         except StorageError as exc:
             response = error_response(from_storage(exc), request, _resource(scope))
         except ClientDisconnected:
-            return request, None
+            return None
         except Exception:
             log.exception("internal error handling %s %s", scope.get("method"), scope.get("path"))
             response = error_response(S3Error("InternalError"), request, _resource(scope))
-        return request, response
+        return response
 
     async def _send(self, scope: dict[str, Any], send: Send, response: Response, request: Request | None) -> int:
         """Send the response; returns the body bytes sent."""
