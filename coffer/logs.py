@@ -6,11 +6,17 @@ and reopens it when it has been renamed (``WatchedFileHandler``); only the
 ``coffer serve`` parent process rotates it (``LogRotator``), so rotation never
 races between workers. Rotated files are gzipped after a short grace period
 that lets a worker finish a line it began before the rename.
+
+The access log is written on a fast path of its own (``AccessLog``): one line
+per request costs a few microseconds instead of the ~40 us of a ``logging``
+record, and lines are written in batches (one append per batch, at most
+``FLUSH_SECONDS`` late), which also keeps lines of several workers whole.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import gzip
 import json
 import logging
@@ -25,12 +31,15 @@ from urllib.parse import quote
 if TYPE_CHECKING:
     from coffer.config import Settings
 
-access_log = logging.getLogger("coffer.access")
 bandwidth_log = logging.getLogger("coffer.bandwidth")
 
 # Loggers whose records go to the same handlers as ours (uvicorn is told not to
 # configure logging itself).
 _UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.asgi")
+
+
+# json.dumps() builds a new encoder whenever an option is given: keep one.
+_encode_json = json.JSONEncoder(ensure_ascii=False, default=str).encode
 
 
 class JsonFormatter(logging.Formatter):
@@ -49,7 +58,7 @@ class JsonFormatter(logging.Formatter):
             doc.update(fields)
         if record.exc_info:
             doc["exception"] = self.formatException(record.exc_info)
-        return json.dumps(doc, ensure_ascii=False, default=str)
+        return _encode_json(doc)
 
 
 class HumanFormatter(logging.Formatter):
@@ -88,9 +97,12 @@ def setup_logging(settings: Settings | str) -> None:
         logger.propagate = True
     # uvicorn's access lines lack the S3 operation; coffer.access replaces them.
     logging.getLogger("uvicorn.access").disabled = True
-    # The access log is independent of the level: on or off by its own setting.
-    access_log.setLevel(logging.INFO if settings.access_log else logging.CRITICAL + 1)
     bandwidth_log.setLevel(logging.INFO)
+    global access
+    if access is not None:
+        access.close()
+    # The access log is independent of the level: on or off by its own setting.
+    access = AccessLog(settings.log_file or None, settings.log_format == "json") if settings.access_log else None
 
 
 # ---------------------------------------------------------------------- rotation
@@ -178,37 +190,54 @@ def access_key_id(headers: dict[str, str], query: dict[str, str]) -> str:
     return query.get("AWSAccessKeyId", "-")
 
 
-def log_access(
-    method: str,
-    bucket: str | None,
-    key: str | None,
-    headers: dict[str, str] | None,
-    request_id: str,
-    operation: str,
-    status: int,
-    bytes_in: int,
-    bytes_out: int,
-    seconds: float,
-    client: str,
-    access_key: str = "-",
-) -> None:
-    """One access-log line; the message reads well as text, the fields serve JSON."""
-    latency_ms = round(seconds * 1000, 3)
-    target = f"{bucket}/{quote(key, safe='/')}" if key is not None else (bucket or "/")
-    access_log.info(
-        "%s %s %s %s %d in=%d out=%d %.1fms id=%s key_id=%s",
-        client,
-        method,
-        operation,
-        target,
-        status,
-        bytes_in,
-        bytes_out,
-        latency_ms,
-        request_id,
-        access_key,
-        extra={
-            "fields": {
+class AccessLog:
+    """Formats access-log lines and appends them to the log destination in batches."""
+
+    FLUSH_SECONDS = 0.2
+    FLUSH_BYTES = 64 * 1024
+
+    def __init__(self, path: str | None, as_json: bool) -> None:
+        self.path = path
+        self.as_json = as_json
+        self.pid = os.getpid()
+        self._lines: list[str] = []
+        self._size = 0
+        self._flush_scheduled = False
+        self._fd = -1
+        self._lock = threading.Lock()
+        self._second = self._iso_second = -1
+        self._stamp = self._iso = ""
+        atexit.register(self.flush)
+
+    def log(
+        self,
+        method: str,
+        bucket: str | None,
+        key: str | None,
+        headers: dict[str, str] | None,
+        request_id: str,
+        operation: str,
+        status: int,
+        bytes_in: int,
+        bytes_out: int,
+        seconds: float,
+        client: str,
+        access_key: str = "-",
+    ) -> None:
+        now = time.time()
+        latency_ms = round(seconds * 1000, 3)
+        target = f"{bucket}/{quote(key, safe='/')}" if key is not None else (bucket or "/")
+        message = (
+            f"{client} {method} {operation} {target} {status} in={bytes_in} out={bytes_out} "
+            f"{latency_ms:.1f}ms id={request_id} key_id={access_key}"
+        )
+        if self.as_json:
+            doc = {
+                "time": f"{self._iso_stamp(now)}.{int(now % 1 * 1000):03d}Z",
+                "level": "info",
+                "logger": "coffer.access",
+                "message": message,
+                "pid": self.pid,
                 "request_id": request_id,
                 "operation": operation,
                 "method": method,
@@ -222,8 +251,84 @@ def log_access(
                 "access_key_id": access_key,
                 "user_agent": headers.get("user-agent", "-") if headers else "-",
             }
-        },
-    )
+            line = _encode_json(doc) + "\n"
+        else:
+            line = f"{self._human_stamp(now)},{int(now % 1 * 1000):03d} INFO coffer.access[{self.pid}]: {message}\n"
+        with self._lock:
+            self._lines.append(line)
+            self._size += len(line)
+            if self._size >= self.FLUSH_BYTES:
+                self._flush_locked()
+                return
+            if self._flush_scheduled:
+                return
+            self._flush_scheduled = True
+        try:
+            asyncio.get_running_loop().call_later(self.FLUSH_SECONDS, self.flush)
+        except RuntimeError:  # no event loop (scripts, tests): write now
+            self.flush()
+
+    def _human_stamp(self, now: float) -> str:
+        second = int(now)
+        if second != self._second:  # strftime once per second, not once per line
+            self._second = second
+            self._stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
+        return self._stamp
+
+    def _iso_stamp(self, now: float) -> str:
+        second = int(now)
+        if second != self._iso_second:
+            self._iso_second = second
+            self._iso = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        return self._iso
+
+    def flush(self) -> None:
+        with self._lock:
+            self._flush_locked()
+
+    def _flush_locked(self) -> None:
+        self._flush_scheduled = False
+        if not self._lines:
+            return
+        data = "".join(self._lines).encode("utf-8", "replace")
+        self._lines.clear()
+        self._size = 0
+        try:
+            os.write(self._target(), data)  # O_APPEND: one batch lands whole, even with several writers
+        except OSError:
+            pass  # a full disk must not take requests down with it
+
+    def _target(self) -> int:
+        if self.path is None:
+            return 2  # stderr
+        # Reopen when the rotator renamed the file (checked per batch, not per line).
+        if self._fd >= 0:
+            try:
+                current = os.stat(self.path)
+                opened = os.fstat(self._fd)
+                if (current.st_dev, current.st_ino) == (opened.st_dev, opened.st_ino):
+                    return self._fd
+            except FileNotFoundError:
+                pass
+            os.close(self._fd)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        return self._fd
+
+    def close(self) -> None:
+        self.flush()
+        atexit.unregister(self.flush)
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
+# The process's access log; None when switched off (set by setup_logging).
+access: AccessLog | None = None
+
+
+def flush_access_log() -> None:
+    if access is not None:
+        access.flush()
 
 
 # ---------------------------------------------------------------------- bandwidth

@@ -3,6 +3,7 @@ several workers sharing one log file, and the periodic bandwidth report."""
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import http.client
 import json
@@ -10,7 +11,7 @@ import logging
 import time
 from pathlib import Path
 
-from coffer.logs import JsonFormatter, LogRotator, access_key_id
+from coffer.logs import AccessLog, JsonFormatter, LogRotator, access_key_id
 from tests.server_process import ServerProcess
 
 
@@ -51,6 +52,25 @@ def test_json_formatter_fields() -> None:
     assert doc["logger"] == "coffer.access"
     assert doc["status"] == 200 and doc["key"] == "a/b"
     assert doc["time"].endswith("Z")
+
+
+def test_access_log_batches_and_follows_rotation(tmp_path: Path) -> None:
+    path = tmp_path / "access.log"
+
+    async def scenario() -> None:
+        log = AccessLog(str(path), as_json=False)
+        log.log("GET", "b", "a key/é", {}, "RID1", "GetObject", 200, 0, 5, 0.0012, "127.0.0.1:1", "AK")
+        assert not path.exists() or path.read_text() == ""  # batched: not written yet
+        await asyncio.sleep(AccessLog.FLUSH_SECONDS * 3)
+        first = path.read_text()
+        expected = f" INFO coffer.access[{log.pid}]: 127.0.0.1:1 GET GetObject b/a%20key/%C3%A9 200 in=0 out=5 "
+        assert first.endswith(expected + "1.2ms id=RID1 key_id=AK\n")
+        path.rename(tmp_path / "access.log.1")  # what the rotator does
+        log.log("PUT", "b", "k", {}, "RID2", "PutObject", 200, 5, 0, 0.001, "127.0.0.1:1")
+        log.close()  # flushes
+        assert "id=RID2" in path.read_text() and "id=RID2" not in (tmp_path / "access.log.1").read_text()
+
+    asyncio.run(scenario())
 
 
 def test_access_key_id_never_the_secret() -> None:

@@ -119,6 +119,7 @@ class CofferApp:
                 self.metrics.worker_exiting()
             if self.tracing is not None:
                 self.tracing.shutdown()
+            logs.flush_access_log()
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -184,14 +185,15 @@ class CofferApp:
             self.metrics.request_done(operation, status, received, sent, seconds)
         if span is not None:
             span.finish(operation, request.bucket if request else None, request.key if request else None, status)
-        if not logs.access_log.isEnabledFor(logging.INFO):
+        access = logs.access
+        if access is None:
             return
         if request is None:
-            logs.log_access(scope["method"], None, None, None, "-", operation, status, 0, sent, seconds, _client(scope))
+            access.log(scope["method"], None, None, None, "-", operation, status, 0, sent, seconds, _client(scope))
             return
         if request.bucket == PROBE_PREFIX and not logging.getLogger().isEnabledFor(logging.DEBUG):
             return  # probes and scrapes are logged only at debug level
-        logs.log_access(
+        access.log(
             scope["method"],
             request.bucket,
             request.key,
