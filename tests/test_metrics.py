@@ -3,7 +3,11 @@ with one worker and with two (multiprocess mode)."""
 
 from __future__ import annotations
 
+import hashlib
 import http.client
+import os
+import signal
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -133,6 +137,14 @@ def test_metrics_two_workers(tmp_path: Path) -> None:
         # Both workers report process metrics, labelled by pid.
         pids = {s.labels["pid"] for s in samples["process_resident_memory_bytes"]}
         assert len(pids) == 2
+        # SIGTERM stops the parent and both workers; exit 0; the shared metrics directory is removed.
+        assert server.proc is not None
+        tag = hashlib.sha256(f"{os.path.abspath(server.data_dir)}:{server.port}".encode()).hexdigest()[:12]
+        metrics_dir = Path(tempfile.gettempdir()) / f"coffer-metrics-{os.getuid()}-{tag}"
+        assert any(metrics_dir.glob("*.db"))
+        server.proc.send_signal(signal.SIGTERM)
+        assert server.proc.wait(60) == 0
+        assert not metrics_dir.exists()
     finally:
         server.stop()
 
