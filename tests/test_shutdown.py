@@ -117,3 +117,19 @@ def test_sigterm_timeout_cancels_slow_uploads_cleanly(tmp_path: Path) -> None:
     threads, _ = run_sigterm_during_uploads(tmp_path, shutdown_timeout=1, slow_pause=1.0)
     slow = [t for t in threads if t.prefix.startswith("slow")]
     assert all(t.attempted and not t.acked for t in slow)
+
+
+def test_sigint_exits_zero_and_store_reopens(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path / "data").start()
+    s3 = server.client()
+    s3.create_bucket(Bucket="interrupted")
+    s3.put_object(Bucket="interrupted", Key="k", Body=b"kept")
+    assert server.proc is not None
+    server.proc.send_signal(signal.SIGINT)
+    assert server.proc.wait(60) == 0
+    assert "Traceback" not in server.log()
+    again = ServerProcess(tmp_path / "data").start()
+    try:
+        assert again.client().get_object(Bucket="interrupted", Key="k")["Body"].read() == b"kept"
+    finally:
+        again.stop()
