@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import asyncio
+import inspect
 import itertools
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,3 +36,24 @@ def bucket(s3) -> str:  # type: ignore[no-untyped-def]
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
     return tmp_path / "data"
+
+
+@pytest.fixture
+def aio() -> Iterator[asyncio.Runner]:
+    """One event loop for an async test and the fixtures it uses (engines are bound to it)."""
+    with asyncio.Runner() as runner:
+        yield runner
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    """Run ``async def`` tests on the ``aio`` loop when they use it, else on a fresh one."""
+    if not inspect.iscoroutinefunction(pyfuncitem.obj):
+        return None
+    kwargs = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
+    runner = pyfuncitem.funcargs.get("aio")
+    if isinstance(runner, asyncio.Runner):
+        runner.run(pyfuncitem.obj(**kwargs))
+    else:
+        asyncio.run(pyfuncitem.obj(**kwargs))
+    return True

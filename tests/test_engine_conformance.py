@@ -1,0 +1,451 @@
+"""The storage API contract (coffer/storage/api.py), run against every engine directly.
+
+No HTTP here: these tests call the engine object the server would call. Engines
+come from tests/engines.py; each test runs once per engine kind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import zlib
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from coffer.storage import errors
+from coffer.storage.api import Engine, PutDigests
+from tests.engines import ENGINES, EngineKind
+
+OWNER = "owner-1"
+REGION = "us-east-1"
+ALL_ALGORITHMS = ("CRC32", "CRC32C", "CRC64NVME", "SHA1", "SHA256")
+SMALL = b"small body " * 10  # stored inline by the disk engine under test
+LARGE = os.urandom(300_000)  # several chunks, stored as a file
+
+
+@pytest.fixture(params=sorted(ENGINES))
+def engine_kind(request: pytest.FixtureRequest) -> EngineKind:
+    return ENGINES[request.param]
+
+
+@pytest.fixture
+def engine_root(tmp_path: Path) -> Path:
+    return tmp_path / "engine"
+
+
+@pytest.fixture
+def engine(engine_kind: EngineKind, engine_root: Path, aio: asyncio.Runner) -> Iterator[Engine]:
+    eng = engine_kind.make(engine_root)
+    aio.run(eng.start())
+    yield eng
+    aio.run(eng.close())
+
+
+@pytest.fixture
+def bucket(engine: Engine, aio: asyncio.Runner) -> str:
+    aio.run(engine.create_bucket("bkt", OWNER, REGION))
+    return "bkt"
+
+
+async def chunks(data: bytes, size: int = 65536, pause: bool = False) -> AsyncIterator[bytes]:
+    """A request body as the server would hand it over: pieces, possibly interleaved."""
+    for i in range(0, len(data), size):
+        if pause:
+            await asyncio.sleep(0)
+        yield data[i : i + size]
+
+
+async def put(engine: Engine, bucket: str, key: str, data: bytes, **kwargs: object):  # type: ignore[no-untyped-def]
+    kwargs.setdefault("headers", {})
+    return await engine.put_object(bucket, key, chunks(data), **kwargs)  # type: ignore[arg-type]
+
+
+async def read(engine: Engine, bucket: str, key: str, start: int = 0, end: int | None = None) -> bytes:
+    opened = await engine.open_object(bucket, key)
+    return b"".join([piece async for piece in opened.stream(start, end)])
+
+
+async def keys_of(engine: Engine, bucket: str) -> list[str]:
+    page = await engine.list_objects(bucket, max_keys=1000)
+    return [e.key for e in page.entries]
+
+
+def leftover_files(kind: EngineKind, root: Path) -> list[str]:
+    return kind.files(root) if kind.files is not None else []
+
+
+# Reference CRCs written out bit by bit, independent of the library the engine uses.
+def _reflected_crc(data: bytes, poly: int, width: int) -> int:
+    mask = (1 << width) - 1
+    crc = mask
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ (poly if crc & 1 else 0)
+    return crc ^ mask
+
+
+def reference_checksums(data: bytes) -> dict[str, bytes]:
+    return {
+        "CRC32": zlib.crc32(data).to_bytes(4, "big"),
+        "CRC32C": _reflected_crc(data, 0x82F63B78, 32).to_bytes(4, "big"),
+        "CRC64NVME": _reflected_crc(data, 0x9A6C9329AC4BC9B5, 64).to_bytes(8, "big"),
+        "SHA1": hashlib.sha1(data).digest(),
+        "SHA256": hashlib.sha256(data).digest(),
+    }
+
+
+def test_reference_crcs_match_published_check_values() -> None:
+    sums = reference_checksums(b"123456789")
+    assert sums["CRC32C"].hex() == "e3069283"
+    assert sums["CRC64NVME"].hex() == "ae8b14860a799888"
+
+
+# ---------------------------------------------------------------------- buckets
+
+
+async def test_bucket_create_get_list(engine: Engine) -> None:
+    info = await engine.create_bucket("one", OWNER, "eu-west-1")
+    assert (info.name, info.owner, info.region) == ("one", OWNER, "eu-west-1")
+    await engine.create_bucket("two", "someone-else", REGION)
+    got = await engine.get_bucket("one")
+    assert (got.name, got.owner, got.region) == ("one", OWNER, "eu-west-1")
+    assert got.created == pytest.approx(info.created)
+    assert [b.name for b in await engine.list_buckets()] == ["one", "two"]
+    assert [b.name for b in await engine.list_buckets(OWNER)] == ["one"]
+
+
+async def test_bucket_exists_and_owned(engine: Engine) -> None:
+    await engine.create_bucket("taken", OWNER, REGION)
+    with pytest.raises(errors.BucketAlreadyOwnedByYou):
+        await engine.create_bucket("taken", OWNER, REGION)
+    with pytest.raises(errors.BucketAlreadyExists):
+        await engine.create_bucket("taken", "another-owner", REGION)
+    assert (await engine.get_bucket("taken")).owner == OWNER
+
+
+async def test_missing_bucket_everywhere(engine: Engine) -> None:
+    with pytest.raises(errors.NoSuchBucket):
+        await engine.get_bucket("nope")
+    with pytest.raises(errors.NoSuchBucket):
+        await engine.delete_bucket("nope")
+    with pytest.raises(errors.NoSuchBucket):
+        await put(engine, "nope", "k", b"x")
+    with pytest.raises(errors.NoSuchBucket):
+        await engine.head_object("nope", "k")
+    with pytest.raises(errors.NoSuchBucket):
+        await engine.open_object("nope", "k")
+    with pytest.raises(errors.NoSuchBucket):
+        await engine.delete_object("nope", "k")
+    with pytest.raises(errors.NoSuchBucket):
+        await engine.delete_objects("nope", ["k"])
+    with pytest.raises(errors.NoSuchBucket):
+        await engine.list_objects("nope")
+
+
+async def test_delete_bucket_only_when_empty(engine: Engine, bucket: str) -> None:
+    await put(engine, bucket, "k", b"x")
+    with pytest.raises(errors.BucketNotEmpty):
+        await engine.delete_bucket(bucket)
+    await engine.delete_object(bucket, "k")
+    await engine.delete_bucket(bucket)
+    with pytest.raises(errors.NoSuchBucket):
+        await engine.get_bucket(bucket)
+    # The name is free again.
+    await engine.create_bucket(bucket, "new-owner", REGION)
+    assert await keys_of(engine, bucket) == []
+
+
+# ---------------------------------------------------------------------- objects
+
+
+@pytest.mark.parametrize("data", [b"", SMALL, LARGE], ids=["empty", "inline", "file"])
+async def test_put_head_open_round_trip(engine: Engine, bucket: str, data: bytes) -> None:
+    headers = {"content-type": "text/plain", "x-amz-meta-colour": "blue"}
+    info = await put(engine, bucket, "dir/obj", data, headers=headers, storage_class="STANDARD_IA")
+    assert info.size == len(data)
+    assert info.etag == hashlib.md5(data).hexdigest()
+    head = await engine.head_object(bucket, "dir/obj")
+    assert (head.key, head.bucket, head.size, head.etag) == ("dir/obj", bucket, len(data), info.etag)
+    assert head.headers == headers
+    assert head.storage_class == "STANDARD_IA"
+    assert head.last_modified == pytest.approx(info.last_modified)
+    assert await read(engine, bucket, "dir/obj") == data
+    opened = await engine.open_object(bucket, "dir/obj")
+    assert opened.info.etag == info.etag and opened.info.headers == headers
+
+
+@pytest.mark.parametrize("data", [SMALL, LARGE], ids=["inline", "file"])
+async def test_stream_ranges(engine: Engine, bucket: str, data: bytes) -> None:
+    await put(engine, bucket, "r", data)
+    n = len(data)
+    for start, end in [(0, 1), (0, n), (10, n // 2), (n - 1, n), (5, 5), (n // 3, None), (0, None)]:
+        assert await read(engine, bucket, "r", start, end) == data[start:end], (start, end)
+
+
+async def test_stream_chunks_are_bounded(engine: Engine, bucket: str) -> None:
+    """Bodies stream in pieces, never as one buffer of the whole object."""
+    data = os.urandom(3 * 1024 * 1024)
+    await put(engine, bucket, "big", data)
+    opened = await engine.open_object(bucket, "big")
+    pieces = [piece async for piece in opened.stream()]
+    assert b"".join(pieces) == data
+    assert max(len(p) for p in pieces) < len(data)
+
+
+async def test_missing_key(engine: Engine, bucket: str) -> None:
+    with pytest.raises(errors.NoSuchKey):
+        await engine.head_object(bucket, "nothing")
+    with pytest.raises(errors.NoSuchKey):
+        await engine.open_object(bucket, "nothing")
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [(LARGE, SMALL), (SMALL, LARGE), (LARGE, LARGE[::-1]), (SMALL, b"")],
+    ids=["file-to-inline", "inline-to-file", "file-to-file", "inline-to-empty"],
+)
+async def test_overwrite_replaces_whole(
+    engine: Engine, engine_kind: EngineKind, engine_root: Path, bucket: str, first: bytes, second: bytes
+) -> None:
+    await put(engine, bucket, "k", first, headers={"x-amz-meta-v": "1", "content-type": "a/b"})
+    info = await put(engine, bucket, "k", second, headers={"x-amz-meta-v": "2"})
+    head = await engine.head_object(bucket, "k")
+    assert head.headers == {"x-amz-meta-v": "2"}  # metadata replaced, not merged
+    assert (head.size, head.etag) == (len(second), info.etag)
+    assert await read(engine, bucket, "k") == second
+    assert await keys_of(engine, bucket) == ["k"]
+    # The replaced body is reclaimed: at most the new one remains.
+    assert len(leftover_files(engine_kind, engine_root)) <= 1
+
+
+async def test_checksums_computed(engine: Engine, bucket: str) -> None:
+    data = os.urandom(5000)
+    seen: list[PutDigests] = []
+    info = await put(
+        engine, bucket, "c", data, checksum_algorithms=ALL_ALGORITHMS, want_sha256=True, verify=seen.append
+    )
+    expected = reference_checksums(data)
+    assert info.checksums == expected
+    assert (await engine.head_object(bucket, "c")).checksums == expected
+    assert (await engine.head_object(bucket, "c")).checksum_type == "FULL_OBJECT"
+    [digests] = seen
+    assert digests.size == len(data)
+    assert digests.md5 == hashlib.md5(data).digest()
+    assert digests.checksums == expected
+    assert digests.sha256 == hashlib.sha256(data).digest()
+
+
+@pytest.mark.parametrize("algorithm", ALL_ALGORITHMS)
+async def test_each_checksum_alone(engine: Engine, bucket: str, algorithm: str) -> None:
+    info = await put(engine, bucket, "one", LARGE, checksum_algorithms=(algorithm,))
+    assert info.checksums == {algorithm: reference_checksums(LARGE)[algorithm]}
+    assert (await engine.head_object(bucket, "one")).checksums == info.checksums
+
+
+class Rejected(Exception):
+    pass
+
+
+def _reject(digests: PutDigests) -> None:
+    raise Rejected(digests.size)
+
+
+@pytest.mark.parametrize("data", [SMALL, LARGE, LARGE * 5], ids=["inline", "file", "multi-chunk"])
+async def test_verify_raising_stores_nothing(
+    engine: Engine, engine_kind: EngineKind, engine_root: Path, bucket: str, data: bytes
+) -> None:
+    with pytest.raises(Rejected):
+        await put(engine, bucket, "bad", data, verify=_reject)
+    with pytest.raises(errors.NoSuchKey):
+        await engine.head_object(bucket, "bad")
+    assert await keys_of(engine, bucket) == []
+    assert leftover_files(engine_kind, engine_root) == []
+    await engine.delete_bucket(bucket)  # nothing hidden keeps it non-empty
+
+
+async def test_verify_raising_keeps_previous_version(
+    engine: Engine, engine_kind: EngineKind, engine_root: Path, bucket: str
+) -> None:
+    await put(engine, bucket, "k", LARGE)
+    files = leftover_files(engine_kind, engine_root)
+    with pytest.raises(Rejected):
+        await put(engine, bucket, "k", LARGE[::-1], verify=_reject)
+    assert await read(engine, bucket, "k") == LARGE
+    assert leftover_files(engine_kind, engine_root) == files
+
+
+async def test_body_failing_midway_stores_nothing(
+    engine: Engine, engine_kind: EngineKind, engine_root: Path, bucket: str
+) -> None:
+    """A client that disconnects mid-body: the iterator raises, nothing is stored."""
+
+    async def broken() -> AsyncIterator[bytes]:
+        for _ in range(4):
+            yield os.urandom(1024 * 1024)
+        raise ConnectionResetError("client went away")
+
+    with pytest.raises(ConnectionResetError):
+        await engine.put_object(bucket, "half", broken(), headers={})
+    with pytest.raises(errors.NoSuchKey):
+        await engine.head_object(bucket, "half")
+    assert leftover_files(engine_kind, engine_root) == []
+
+
+async def test_delete_object(engine: Engine, engine_kind: EngineKind, engine_root: Path, bucket: str) -> None:
+    await put(engine, bucket, "a", LARGE)
+    await put(engine, bucket, "b", SMALL)
+    await engine.delete_object(bucket, "a")
+    await engine.delete_object(bucket, "a")  # idempotent
+    await engine.delete_object(bucket, "never-existed")
+    with pytest.raises(errors.NoSuchKey):
+        await engine.head_object(bucket, "a")
+    assert await keys_of(engine, bucket) == ["b"]
+    assert leftover_files(engine_kind, engine_root) == []
+
+
+async def test_delete_objects(engine: Engine, engine_kind: EngineKind, engine_root: Path, bucket: str) -> None:
+    for key in ("a", "b", "c", "d"):
+        await put(engine, bucket, key, LARGE if key in "ab" else SMALL)
+    results = await engine.delete_objects(bucket, ["a", "c", "missing", "a"])
+    assert results == [None, None, None, None]
+    assert await keys_of(engine, bucket) == ["b", "d"]
+    assert len(leftover_files(engine_kind, engine_root)) == 1  # only b's body
+    assert await engine.delete_objects(bucket, []) == []
+
+
+async def test_open_survives_concurrent_delete(engine: Engine, bucket: str) -> None:
+    """A reader that opened an object keeps reading it whole after a delete or overwrite."""
+    await put(engine, bucket, "k", LARGE)
+    opened = await engine.open_object(bucket, "k")
+    await engine.delete_object(bucket, "k")
+    assert b"".join([p async for p in opened.stream()]) == LARGE
+
+
+async def test_concurrent_puts_to_one_key(
+    engine: Engine, engine_kind: EngineKind, engine_root: Path, bucket: str
+) -> None:
+    bodies = [bytes([i]) * (200_000 + i * 7919) for i in range(6)] + [bytes([100 + i]) * 50 for i in range(4)]
+
+    async def one(data: bytes) -> None:
+        await engine.put_object(bucket, "contended", chunks(data, 16384, pause=True), headers={})
+
+    await asyncio.gather(*(one(b) for b in bodies))
+    got = await read(engine, bucket, "contended")
+    assert got in bodies  # exactly one writer's body, whole
+    head = await engine.head_object(bucket, "contended")
+    assert (head.size, head.etag) == (len(got), hashlib.md5(got).hexdigest())
+    assert await keys_of(engine, bucket) == ["contended"]
+    assert len(leftover_files(engine_kind, engine_root)) <= 1  # the losers' bodies are reclaimed
+
+
+async def test_concurrent_puts_to_many_keys(engine: Engine, bucket: str) -> None:
+    bodies = {f"k{i:03d}": os.urandom(100 + i * 997) for i in range(60)}
+    await asyncio.gather(*(put(engine, bucket, k, v) for k, v in bodies.items()))
+    assert await keys_of(engine, bucket) == sorted(bodies)
+    for key, data in bodies.items():
+        assert await read(engine, bucket, key) == data
+
+
+# ---------------------------------------------------------------------- listing
+
+
+async def test_listing_basics(engine: Engine, bucket: str) -> None:
+    keys = ["a", "a/b", "a/c/d", "a/c/e", "b", "b/x", "c", "é", "z", "😀", "\uffff"]
+    for key in keys:
+        await put(engine, bucket, key, b"x")
+    by_bytes = sorted(keys, key=lambda k: k.encode())
+    assert await keys_of(engine, bucket) == by_bytes
+
+    page = await engine.list_objects(bucket, prefix="a/")
+    assert [e.key for e in page.entries] == ["a/b", "a/c/d", "a/c/e"]
+    assert (page.common_prefixes, page.is_truncated) == ([], False)
+
+    page = await engine.list_objects(bucket, delimiter="/")
+    assert [e.key for e in page.entries] == [k for k in by_bytes if "/" not in k]
+    assert page.common_prefixes == ["a/", "b/"]
+
+    page = await engine.list_objects(bucket, prefix="a/", delimiter="/")
+    assert [e.key for e in page.entries] == ["a/b"]
+    assert page.common_prefixes == ["a/c/"]
+
+    page = await engine.list_objects(bucket, after="b")
+    assert [e.key for e in page.entries] == by_bytes[by_bytes.index("b") + 1 :]
+
+    entry = (await engine.list_objects(bucket, prefix="z")).entries[0]
+    assert (entry.key, entry.size, entry.etag) == ("z", 1, hashlib.md5(b"x").hexdigest())
+    assert entry.storage_class == "STANDARD" and entry.owner == OWNER
+
+
+async def test_listing_pages(engine: Engine, bucket: str) -> None:
+    for key in ["a/1", "a/2", "b", "c/1", "d"]:
+        await put(engine, bucket, key, b"")
+    items: list[str] = []
+    after = ""
+    pages = 0
+    while True:
+        page = await engine.list_objects(bucket, delimiter="/", after=after, max_keys=2)
+        pages += 1
+        got = [e.key for e in page.entries] + page.common_prefixes
+        assert 0 < len(got) <= 2
+        items += sorted(got)
+        if not page.is_truncated:
+            break
+        assert page.next_marker == max(got)
+        after = page.next_marker
+    assert items == ["a/", "b", "c/", "d"]
+    assert pages == 2
+    # A marker inside a common prefix does not return that prefix again.
+    page = await engine.list_objects(bucket, delimiter="/", after="a/1")
+    assert ([e.key for e in page.entries], page.common_prefixes) == (["b", "d"], ["c/"])
+
+
+async def test_listing_max_keys_zero(engine: Engine, bucket: str) -> None:
+    await put(engine, bucket, "a", b"")
+    page = await engine.list_objects(bucket, max_keys=0)
+    assert (page.entries, page.common_prefixes, page.is_truncated) == ([], [], False)
+
+
+async def test_listing_multichar_delimiter(engine: Engine, bucket: str) -> None:
+    for key in ["x--y--z", "x--w", "x-y", "q"]:
+        await put(engine, bucket, key, b"")
+    page = await engine.list_objects(bucket, delimiter="--")
+    assert [e.key for e in page.entries] == ["q", "x-y"]
+    assert page.common_prefixes == ["x--"]
+    page = await engine.list_objects(bucket, prefix="x--", delimiter="--")
+    assert [e.key for e in page.entries] == ["x--w"]
+    assert page.common_prefixes == ["x--y--"]
+
+
+# ---------------------------------------------------------------------- persistence
+
+
+async def test_reopen_persists(engine: Engine, engine_kind: EngineKind, engine_root: Path, bucket: str) -> None:
+    if not engine_kind.persistent:
+        pytest.skip("engine keeps nothing across restarts")
+    await engine.create_bucket("other", OWNER, "eu-central-1")
+    await put(engine, bucket, "small", SMALL, headers={"content-type": "text/x"}, checksum_algorithms=("CRC32",))
+    await put(engine, bucket, "large", LARGE, storage_class="GLACIER")
+    await put(engine, bucket, "gone", LARGE)
+    await engine.delete_object(bucket, "gone")
+    await engine.close()
+
+    again = engine_kind.make(engine_root)
+    await again.start()
+    try:
+        assert [(b.name, b.region) for b in await again.list_buckets()] == [(bucket, REGION), ("other", "eu-central-1")]
+        assert await keys_of(again, bucket) == ["large", "small"]
+        small = await again.head_object(bucket, "small")
+        assert small.headers == {"content-type": "text/x"}
+        assert small.checksums == {"CRC32": reference_checksums(SMALL)["CRC32"]}
+        assert (await again.head_object(bucket, "large")).storage_class == "GLACIER"
+        assert await read(again, bucket, "small") == SMALL
+        assert await read(again, bucket, "large") == LARGE
+        with pytest.raises(errors.NoSuchKey):
+            await again.head_object(bucket, "gone")
+    finally:
+        await again.close()
+        # The fixture closes `engine` once more: closing twice must be harmless.
