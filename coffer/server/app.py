@@ -19,7 +19,7 @@ from coffer.server.errors import S3Error, from_storage
 from coffer.server.http import Response
 from coffer.server.probes import PREFIX as PROBE_PREFIX
 from coffer.server.probes import Probes
-from coffer.server.request import ClientDisconnected, Request
+from coffer.server.request import ClientDisconnected, Request, request_has_body
 from coffer.server.router import classify
 from coffer.storage.api import Engine
 from coffer.storage.errors import StorageError
@@ -241,6 +241,10 @@ class CofferApp:
         request_id = request.request_id if request is not None else os.urandom(8).hex().upper()
         headers.append((b"x-amz-request-id", request_id.encode()))
         headers.append((b"x-amz-id-2", request_id.encode()))
+        if request.body_pending() if request is not None else request_has_body(_headers(scope)):
+            # The unread body (or, after Expect: 100-continue, a body the client will
+            # never send) would be parsed as the next request: close the connection.
+            headers.append((b"connection", b"close"))
         body = response.body
         head = scope["method"] == "HEAD"
         if isinstance(body, bytes):

@@ -20,6 +20,7 @@ class ClientDisconnected(Exception):
 
 class Request:
     __slots__ = (
+        "_body_done",
         "_body_started",
         "_receive",
         "bucket",
@@ -39,6 +40,7 @@ class Request:
         self.request_id = os.urandom(8).hex().upper()
         self._receive = receive
         self._body_started = False
+        self._body_done = False
         self.bytes_in = 0
         self.operation = "Unknown"
         client = scope.get("client")
@@ -117,6 +119,7 @@ class Request:
                 yield chunk
             if not message.get("more_body", False):
                 break
+        self._body_done = True
         if expected is not None and received < expected:
             raise S3Error("IncompleteBody")
 
@@ -134,6 +137,14 @@ class Request:
 
     def drained(self) -> bool:
         return self._body_started
+
+    def body_pending(self) -> bool:
+        """Whether the client announced a body we answered without reading to its end."""
+        return not self._body_done and request_has_body(self.headers)
+
+
+def request_has_body(headers: dict[str, str]) -> bool:
+    return headers.get("content-length", "0") not in ("0", "") or "transfer-encoding" in headers
 
 
 def validate_key(key: str) -> None:
