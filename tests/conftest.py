@@ -26,6 +26,14 @@ def s3(server: ServerProcess):  # type: ignore[no-untyped-def]
     return server.client()
 
 
+@pytest.fixture(scope="session", params=["when_supported", "when_required"])
+def s3_modes(server: ServerProcess, request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    """boto3 with its default checksum settings, then with request checksums only when required."""
+    if request.param == "when_supported":
+        return server.client()
+    return server.client(request_checksum_calculation="when_required")
+
+
 @pytest.fixture
 def bucket(s3) -> str:  # type: ignore[no-untyped-def]
     name = f"test-bucket-{next(_names)}"
