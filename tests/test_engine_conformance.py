@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-import zlib
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import pytest
 
 from coffer.storage import errors
 from coffer.storage.api import Engine, PutDigests
+from tests.checksum_reference import reference_checksums
 from tests.engines import ENGINES, EngineKind
 
 OWNER = "owner-1"
@@ -24,6 +24,7 @@ REGION = "us-east-1"
 ALL_ALGORITHMS = ("CRC32", "CRC32C", "CRC64NVME", "SHA1", "SHA256")
 SMALL = b"small body " * 10  # stored inline by the disk engine under test
 LARGE = os.urandom(300_000)  # several chunks, stored as a file
+MEDIUM = os.urandom(5000)  # stored as a file, small enough for the bitwise reference CRCs
 
 
 @pytest.fixture(params=sorted(ENGINES))
@@ -75,27 +76,6 @@ async def keys_of(engine: Engine, bucket: str) -> list[str]:
 
 def leftover_files(kind: EngineKind, root: Path) -> list[str]:
     return kind.files(root) if kind.files is not None else []
-
-
-# Reference CRCs written out bit by bit, independent of the library the engine uses.
-def _reflected_crc(data: bytes, poly: int, width: int) -> int:
-    mask = (1 << width) - 1
-    crc = mask
-    for byte in data:
-        crc ^= byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ (poly if crc & 1 else 0)
-    return crc ^ mask
-
-
-def reference_checksums(data: bytes) -> dict[str, bytes]:
-    return {
-        "CRC32": zlib.crc32(data).to_bytes(4, "big"),
-        "CRC32C": _reflected_crc(data, 0x82F63B78, 32).to_bytes(4, "big"),
-        "CRC64NVME": _reflected_crc(data, 0x9A6C9329AC4BC9B5, 64).to_bytes(8, "big"),
-        "SHA1": hashlib.sha1(data).digest(),
-        "SHA256": hashlib.sha256(data).digest(),
-    }
 
 
 def test_reference_crcs_match_published_check_values() -> None:
@@ -223,7 +203,7 @@ async def test_overwrite_replaces_whole(
 
 
 async def test_checksums_computed(engine: Engine, bucket: str) -> None:
-    data = os.urandom(5000)
+    data = MEDIUM
     seen: list[PutDigests] = []
     info = await put(
         engine, bucket, "c", data, checksum_algorithms=ALL_ALGORITHMS, want_sha256=True, verify=seen.append
@@ -241,8 +221,8 @@ async def test_checksums_computed(engine: Engine, bucket: str) -> None:
 
 @pytest.mark.parametrize("algorithm", ALL_ALGORITHMS)
 async def test_each_checksum_alone(engine: Engine, bucket: str, algorithm: str) -> None:
-    info = await put(engine, bucket, "one", LARGE, checksum_algorithms=(algorithm,))
-    assert info.checksums == {algorithm: reference_checksums(LARGE)[algorithm]}
+    info = await put(engine, bucket, "one", MEDIUM, checksum_algorithms=(algorithm,))
+    assert info.checksums == {algorithm: reference_checksums(MEDIUM)[algorithm]}
     assert (await engine.head_object(bucket, "one")).checksums == info.checksums
 
 
