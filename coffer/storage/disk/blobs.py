@@ -8,11 +8,18 @@ Layout under the data directory::
 Protocol (see docs/durability.md): write to tmp/, fsync the file, rename into
 blobs/, fsync the directory, and only then commit the metadata row. A crash at
 any point leaves at worst an unreferenced file, which the sweep removes.
+
+A temp file is flock()ed by the process writing it until it is published or
+discarded. Start-up removes only temp files nobody holds a lock on: the kernel
+drops the locks of a killed process, while a worker started next to running
+ones (uvicorn respawns dead workers and replaces them one by one on SIGHUP)
+leaves their uploads alone.
 """
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import hashlib
 import logging
 import os
@@ -37,12 +44,21 @@ _io_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="coffer-blob")
 
 
 class ReceivedBody:
-    """A fully received body: either small bytes kept in memory or a temp file."""
+    """A fully received body: either small bytes kept in memory or a temp file.
 
-    def __init__(self, digests: PutDigests, data: bytes | None, temp_path: Path | None) -> None:
+    A temp file stays open (and locked) until ``publish`` or ``discard``.
+    """
+
+    def __init__(self, digests: PutDigests, data: bytes | None, temp_path: Path | None, fd: int | None = None) -> None:
         self.digests = digests
         self.data = data
         self.temp_path = temp_path
+        self.fd = fd
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
 
     def discard(self) -> None:
         if self.temp_path is not None:
@@ -51,6 +67,7 @@ class ReceivedBody:
             except FileNotFoundError:
                 pass
             self.temp_path = None
+        self.close()
 
 
 class _Hashing:
@@ -89,12 +106,31 @@ class BlobStore:
     def open(self) -> None:
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
         self.blob_dir.mkdir(parents=True, exist_ok=True)
-        # Nothing in tmp/ is ever referenced: whatever a crash left there goes.
+        # Nothing in tmp/ is ever referenced: whatever a crash left there goes,
+        # but files another live process holds locked are uploads in progress.
         for entry in os.scandir(self.tmp_dir):
             try:
+                fd = os.open(entry.path, os.O_RDONLY)
+            except OSError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 os.unlink(entry.path)
             except OSError:
                 pass
+            finally:
+                os.close(fd)
+
+    def _new_temp(self) -> tuple[Path, int]:
+        """A fresh temp file, created and locked."""
+        while True:
+            path = self.tmp_dir / uuid.uuid4().hex
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            if os.fstat(fd).st_nlink:
+                return path, fd
+            # Removed by a starting process between create and lock: take another.
+            os.close(fd)
 
     def path_of(self, name: str) -> Path:
         return self.blob_dir / name[:2] / name
@@ -127,8 +163,7 @@ class BlobStore:
                 if len(buffer) < PIPELINE_CHUNK:
                     continue
                 if fd is None:
-                    temp_path = self.tmp_dir / uuid.uuid4().hex
-                    fd = os.open(temp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                    temp_path, fd = self._new_temp()
                 if pending is not None:
                     await pending
                 data = bytes(buffer)
@@ -141,14 +176,13 @@ class BlobStore:
                 hashing.update(buffer)
                 return ReceivedBody(hashing.digests(), bytes(buffer), None)
             if fd is None:
-                temp_path = self.tmp_dir / uuid.uuid4().hex
-                fd = os.open(temp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                temp_path, fd = self._new_temp()
             data = bytes(buffer)
             buffer.clear()
             await loop.run_in_executor(_io_pool, self._finish_file, hashing, fd, data)
-            os.close(fd)
-            fd = None
-            return ReceivedBody(hashing.digests(), None, temp_path)
+            received = ReceivedBody(hashing.digests(), None, temp_path, fd)
+            fd = None  # owned (and closed) by `received` from here on
+            return received
         except BaseException:
             if pending is not None:
                 try:
@@ -180,6 +214,7 @@ class BlobStore:
 
         await asyncio.get_running_loop().run_in_executor(_io_pool, move)
         received.temp_path = None
+        received.close()  # the lock guarded the temp file; it is a blob now
         return name
 
     def check_writable(self) -> None:
