@@ -202,3 +202,49 @@ def test_orphan_sweep(tmp_path: Path) -> None:
             await engine.close()
 
     asyncio.run(scenario())
+
+
+def test_rolling_restart_keeps_uploads_in_flight(data_dir: Path) -> None:
+    """With several workers, a replacement worker starting up must not take other workers' temp files."""
+    import signal
+
+    import psutil
+
+    server = ServerProcess(data_dir, "--workers", "2", "--fsync", "never").start()
+    try:
+        assert put(server, "", b"") == 200
+        supervisor = psutil.Process(server.proc.pid)  # type: ignore[union-attr]
+
+        def workers() -> set[int]:
+            return {
+                c.pid for c in supervisor.children() if any(f.path.endswith("metadata.sqlite3") for f in _open_files(c))
+            }
+
+        assert wait_for(lambda: len(workers()) == 2)
+        before = workers()
+        data = os.urandom(8 * 1024 * 1024)
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+        conn.putrequest("PUT", f"/{BUCKET}/in-flight")
+        conn.putheader("Content-Length", str(len(data)))
+        conn.endheaders()
+        conn.send(data[: len(data) // 2])
+        assert wait_for(lambda: bool(files_under(server.data_dir / "tmp")))
+        supervisor.send_signal(signal.SIGHUP)  # uvicorn replaces its workers one by one
+        # A replacement is serving (its engine has started) while our upload is half done.
+        assert wait_for(lambda: bool(workers() - before))
+        conn.send(data[len(data) // 2 :])
+        resp = conn.getresponse()
+        assert (resp.status, resp.read()[:300]) == (200, b"")
+        conn.close()
+        assert get(server, "in-flight") == data
+    finally:
+        server.stop()
+
+
+def _open_files(proc):  # type: ignore[no-untyped-def]
+    import psutil
+
+    try:
+        return proc.open_files()
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return []
