@@ -169,7 +169,7 @@ class CofferApp:
                     accept = request.headers.get("accept-encoding") if request is not None else None
                     response = await compression.compress(response, accept, self.settings.compression_min_size)
                 status = response.status
-                sent = await self._send(scope, send, response, request)
+                sent = await self._send(scope, send, response, request, receive)
         finally:
             self._finished(scope, request, status, sent, time.perf_counter() - started, span)
 
@@ -235,7 +235,9 @@ class CofferApp:
             response = error_response(S3Error("InternalError"), request, _resource(scope))
         return response
 
-    async def _send(self, scope: dict[str, Any], send: Send, response: Response, request: Request | None) -> int:
+    async def _send(
+        self, scope: dict[str, Any], send: Send, response: Response, request: Request | None, receive: Receive
+    ) -> int:
         """Send the response; returns the body bytes sent."""
         headers = response.headers
         request_id = request.request_id if request is not None else os.urandom(8).hex().upper()
@@ -260,15 +262,36 @@ class CofferApp:
             await _close(body)
             await send({"type": "http.response.body", "body": b""})
             return 0
+        # uvicorn's send() silently drops data once the client is gone: without a
+        # watcher a hung-up download would still read the whole object from disk.
+        # Bodies of one chunk or less have nothing left to save; an unread request
+        # body owns receive() (never the case for GET).
+        watcher = None
+        long_body = response.length is None or response.length > STREAM_WATCH_THRESHOLD
+        if long_body and request is not None and not request.body_pending():
+            watcher = asyncio.ensure_future(_wait_disconnect(receive))
         sent = 0
         try:
             async for chunk in body:
+                if watcher is not None and watcher.done():
+                    return sent
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
                 sent += len(chunk)
         finally:
+            if watcher is not None:
+                watcher.cancel()
             await _close(body)
         await send({"type": "http.response.body", "body": b""})
         return sent
+
+
+STREAM_WATCH_THRESHOLD = 1024 * 1024
+
+
+async def _wait_disconnect(receive: Receive) -> None:
+    """Return once the client has disconnected (or the response is complete)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 async def _close(body: AsyncIterator[bytes]) -> None:
