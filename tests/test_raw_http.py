@@ -409,3 +409,36 @@ def test_server_survives_garbage(server, bucket: str) -> None:  # type: ignore[n
     raw_exchange(server, b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + os.urandom(200))  # a TLS hello
     raw_exchange(server, b"GET /" + b"a" * 100_000 + b" HTTP/1.1\r\n\r\n")
     assert request(server, "GET", f"/{bucket}?list-type=2").status == 200
+
+
+def test_get_stops_reading_after_client_disconnect(server, bucket: str) -> None:  # type: ignore[no-untyped-def]
+    """A client that hangs up mid-download must not make the server read the rest of the object."""
+    import psutil
+
+    size = 32 * 1024 * 1024
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+    conn.putrequest("PUT", f"/{bucket}/large")
+    conn.putheader("Content-Length", str(size))
+    conn.endheaders()
+    block = os.urandom(1024 * 1024)
+    for _ in range(size // len(block)):
+        conn.send(block)
+    assert conn.getresponse().status == 200
+    conn.close()
+
+    proc = psutil.Process(server.proc.pid)
+    before = proc.io_counters().read_chars
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(f"GET /{bucket}/large HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+    # Wait until the server has stopped reading (its read counter holds still), then compare.
+    last, still = -1, 0
+    for _ in range(300):
+        now = proc.io_counters().read_chars
+        still = still + 1 if now == last else 0
+        if still >= 10:
+            break
+        last = now
+        time.sleep(0.05)
+    read = proc.io_counters().read_chars - before
+    assert read < size // 2, read
