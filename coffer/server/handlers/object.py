@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from coffer import checksums
 from coffer.server import xml
 from coffer.server.app import Context
@@ -46,6 +48,8 @@ RESPONSE_OVERRIDES = {
     "response-content-encoding": "content-encoding",
 }
 MAX_DELETE_KEYS = 1000
+# What an HTTP header value may not carry (tab is allowed).
+_CONTROL_CHARS = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
 
 
 def object_headers_from_request(req: Request) -> dict[str, str]:
@@ -163,6 +167,9 @@ def _object_response(req: Request, info: ObjectInfo, status: int = 200) -> Respo
     for param, header in RESPONSE_OVERRIDES.items():
         override = req.query.get(param)
         if override is not None:
+            if _CONTROL_CHARS.search(override):
+                # CR/LF would split the header (the HTTP server refuses and drops the connection).
+                raise S3Error("InvalidArgument", f"Invalid value for {param}.", ArgumentName=param)
             response.headers = [(n, v) for n, v in response.headers if n != header.encode()]
             h(header, override)
     return response
