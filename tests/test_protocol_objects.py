@@ -86,6 +86,25 @@ def test_stored_headers_and_metadata(s3_modes, bucket: str) -> None:  # type: ig
     assert [(o["Key"], o["StorageClass"]) for o in listed] == [("doc.txt.gz", "STANDARD_IA")]
 
 
+def test_response_header_overrides(s3, bucket: str) -> None:  # type: ignore[no-untyped-def]
+    s3.put_object(Bucket=bucket, Key="o", Body=b"x", ContentType="text/plain")
+    got = s3.get_object(
+        Bucket=bucket,
+        Key="o",
+        ResponseContentType="text/csv",
+        ResponseContentDisposition="attachment",
+        ResponseCacheControl="no-cache",
+        ResponseContentLanguage="fr",
+        ResponseContentEncoding="identity",
+        ResponseExpires=datetime(2031, 1, 1, tzinfo=UTC),
+    )
+    assert (got["ContentType"], got["ContentDisposition"]) == ("text/csv", "attachment")
+    assert got["CacheControl"] == "no-cache"
+    assert (got["ContentLanguage"], got["ContentEncoding"]) == ("fr", "identity")
+    assert got["ExpiresString"] == "Wed, 01 Jan 2031 00:00:00 GMT"
+    assert s3.head_object(Bucket=bucket, Key="o")["ContentType"] == "text/plain"  # stored value untouched
+
+
 def test_overwrite_replaces_metadata(s3_modes, bucket: str) -> None:  # type: ignore[no-untyped-def]
     s3_modes.put_object(Bucket=bucket, Key="k", Body=b"1", ContentType="a/b", Metadata={"one": "1"})
     s3_modes.put_object(Bucket=bucket, Key="k", Body=b"22", Metadata={"two": "2"})

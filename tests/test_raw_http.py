@@ -442,3 +442,12 @@ def test_get_stops_reading_after_client_disconnect(server, bucket: str) -> None:
         time.sleep(0.05)
     read = proc.io_counters().read_chars - before
     assert read < size // 2, read
+
+
+@pytest.mark.parametrize("value", ["%0D%0AX-Injected:%201", "a%00b", "%7F"])
+def test_response_override_with_control_characters(server, bucket: str, value: str) -> None:  # type: ignore[no-untyped-def]
+    request(server, "PUT", f"/{bucket}/o", body=b"x")
+    answer = request(server, "GET", f"/{bucket}/o?response-content-type={value}")
+    error = expect(answer, 400, "InvalidArgument")
+    assert error["ArgumentName"] == "response-content-type"
+    assert "x-injected" not in answer.headers
