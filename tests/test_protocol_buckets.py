@@ -57,7 +57,16 @@ def test_location_constraint(s3) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_create_existing_owned(s3, bucket: str) -> None:  # type: ignore[no-untyped-def]
-    expect_error(409, "BucketAlreadyOwnedByYou", s3.create_bucket, Bucket=bucket)
+    # us-east-1 keeps S3's legacy answer: re-creating your own bucket succeeds and changes nothing.
+    s3.put_object(Bucket=bucket, Key="kept", Body=b"x")
+    assert s3.create_bucket(Bucket=bucket)["ResponseMetadata"]["HTTPStatusCode"] == 200
+    assert s3.get_object(Bucket=bucket, Key="kept")["Body"].read() == b"x"
+    # Every other region answers 409.
+    name = fresh_name()
+    config = {"LocationConstraint": "eu-west-1"}
+    s3.create_bucket(Bucket=name, CreateBucketConfiguration=config)
+    expect_error(409, "BucketAlreadyOwnedByYou", s3.create_bucket, Bucket=name, CreateBucketConfiguration=config)
+    assert s3.get_bucket_location(Bucket=name)["LocationConstraint"] == "eu-west-1"
 
 
 def test_create_with_malformed_configuration(server) -> None:  # type: ignore[no-untyped-def]

@@ -116,6 +116,9 @@ def test_v2_tokens(s3, listing_bucket: str) -> None:  # type: ignore[no-untyped-
     got = [(keys(p), prefixes(p)) for p in pages]
     assert [x for k, c in got for x in k + c] == ["a", "a/", "b", "b/", "c d/", "c+d", "z", "é/"]
     expect_error(400, "InvalidArgument", s3.list_objects_v2, Bucket=listing_bucket, ContinuationToken="garbage!")
+    # An empty token asks for the first page.
+    resp = s3.list_objects_v2(Bucket=listing_bucket, ContinuationToken="", StartAfter="b", MaxKeys=2)
+    assert (resp["ContinuationToken"], keys(resp)) == ("", ["b/1", "c d/1"])
 
 
 @pytest.mark.parametrize("version", [1, 2])
