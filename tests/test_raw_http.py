@@ -72,7 +72,7 @@ def get_body(server, bucket: str, key: str) -> bytes | None:  # type: ignore[no-
 @pytest.mark.parametrize(
     ("method", "path", "operation"),
     [
-        ("GET", "/{b}/key?torrent", "GetObjectTorrent"),
+        ("GET", "/{b}?inventory", "GetBucketInventoryConfiguration"),
         ("GET", "/{b}?analytics", "GetBucketAnalyticsConfiguration"),
         ("PUT", "/{b}?intelligent-tiering", "PutBucketIntelligentTieringConfiguration"),
         ("POST", "/{b}/key?restore", "RestoreObject"),
