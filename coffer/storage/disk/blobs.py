@@ -19,6 +19,7 @@ leaves their uploads alone.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import hashlib
 import logging
@@ -222,10 +223,13 @@ class BlobStore:
         path = self.tmp_dir / f"probe-{uuid.uuid4().hex}"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
+            # Locked like any temp file, so a starting worker's tmp/ sweep leaves it alone.
+            fcntl.flock(fd, fcntl.LOCK_EX)
             os.write(fd, b"ok")
         finally:
             os.close(fd)
-            os.unlink(path)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
 
     def delete(self, names: Iterable[str]) -> None:
         for name in names:
