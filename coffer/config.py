@@ -76,6 +76,13 @@ class Settings:
             "Temporary files older than this that no object references are deleted by the background sweep."
         ),
     )
+    multipart_upload_max_age: int = field(
+        default=7 * 86400,
+        metadata=_meta(
+            "Seconds after which a multipart upload that was neither completed nor aborted is aborted by "
+            "the background sweep and its parts deleted. 0 keeps abandoned uploads forever."
+        ),
+    )
 
     # ------------------------------------------------------------------ operability
     log_format: str = field(
@@ -165,6 +172,8 @@ class Settings:
         for name in ("log_file_max_bytes", "log_file_count", "bandwidth_report_seconds", "shutdown_timeout"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0")
+        if self.multipart_upload_max_age < 0:
+            raise ConfigError("multipart_upload_max_age must be >= 0")
         return self
 
     def to_json(self) -> str:

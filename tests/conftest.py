@@ -34,6 +34,12 @@ def s3_modes(server: ServerProcess, request: pytest.FixtureRequest):  # type: ig
     return server.client(request_checksum_calculation="when_required")
 
 
+@pytest.fixture(scope="session")
+def s3_required(server: ServerProcess):  # type: ignore[no-untyped-def]
+    """A client that sends checksums only where an operation requires one (the other SDK default)."""
+    return server.client(request_checksum_calculation="when_required", response_checksum_validation="when_required")
+
+
 @pytest.fixture
 def bucket(s3) -> str:  # type: ignore[no-untyped-def]
     name = f"test-bucket-{next(_names)}"

@@ -61,10 +61,14 @@ def build_engine(settings: Settings) -> Engine:
         inline_threshold=settings.inline_threshold,
         max_object_size=settings.max_object_size,
         orphan_grace_seconds=settings.orphan_grace_seconds,
+        upload_max_age_seconds=settings.multipart_upload_max_age,
     )
 
 
 def error_response(err: S3Error, request: Request | None, resource: str = "") -> Response:
+    if err.status == 304:
+        # Not Modified never has a body (a client would read it as the next response).
+        return Response(304, list(err.headers), b"")
     request_id = request.request_id if request is not None else os.urandom(8).hex().upper()
     inner = [xml.elem("Code", err.code), xml.elem("Message", err.message)]
     inner += [xml.elem(k, v) for k, v in err.fields.items()]

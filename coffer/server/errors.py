@@ -53,6 +53,7 @@ ERRORS: dict[str, tuple[int, str]] = {
     "NoSuchBucket": (404, "The specified bucket does not exist"),
     "NoSuchCORSConfiguration": (404, "The CORS configuration does not exist"),
     "NoSuchKey": (404, "The specified key does not exist."),
+    "NoSuchVersion": (404, "The specified version does not exist."),
     "NoSuchUpload": (
         404,
         "The specified upload does not exist. The upload ID may be invalid, or the upload may have been "
@@ -91,7 +92,15 @@ class S3Error(Exception):
 
 
 # Which extra XML element each storage-error context entry becomes.
-_CONTEXT_FIELDS = {"bucket": "BucketName", "key": "Key"}
+_CONTEXT_FIELDS = {
+    "bucket": "BucketName",
+    "key": "Key",
+    "upload_id": "UploadId",
+    "part_number": "PartNumber",
+    "etag": "ETag",
+    "proposed_size": "ProposedSize",
+    "min_size": "MinSizeAllowed",
+}
 
 
 def from_storage(exc: StorageError) -> S3Error:

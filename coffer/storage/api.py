@@ -10,6 +10,11 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+DEFAULT_CHECKSUM_ALGORITHM = "CRC64NVME"  # what S3 keeps when a client sends none
+MIN_PART_SIZE = 5 * 1024 * 1024  # every part but the last (S3's limit)
+MAX_PART_NUMBER = 10000
+MAX_PART_SIZE = 5 * 1024**3
+
 
 @dataclass(slots=True)
 class BucketInfo:
@@ -34,6 +39,103 @@ class ObjectInfo:
     # Algorithm -> raw digest of the whole object (e.g. {"CRC32": b"..."}).
     checksums: dict[str, bytes] = field(default_factory=dict)
     checksum_type: str = "FULL_OBJECT"
+    # Number of parts when the object was completed from a multipart upload (0 otherwise).
+    parts_count: int = 0
+    # Set by a read that asked for one part (GetObject/HeadObject ?partNumber=N).
+    part: ObjectPart | None = None
+
+
+@dataclass(slots=True)
+class ObjectPart:
+    """One part of a completed multipart object, where it lies in the object."""
+
+    part_number: int
+    offset: int
+    size: int
+    etag: str
+    checksums: dict[str, bytes] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class ObjectPartsPage:
+    """A page of a multipart object's parts (GetObjectAttributes ObjectParts)."""
+
+    info: ObjectInfo
+    parts: list[ObjectPart]
+    is_truncated: bool
+    next_marker: int  # the last part number returned (0 when none)
+
+
+@dataclass(slots=True)
+class UploadInfo:
+    """A multipart upload in progress."""
+
+    bucket: str
+    key: str
+    upload_id: str
+    initiated: float  # epoch seconds
+    owner: str
+    storage_class: str = "STANDARD"
+    headers: dict[str, str] = field(default_factory=dict)
+    # The algorithm the client declared at creation (None: none, S3 then keeps CRC64NVME).
+    checksum_algorithm: str | None = None
+    checksum_type: str = "FULL_OBJECT"  # COMPOSITE or FULL_OBJECT
+
+    @property
+    def effective_algorithm(self) -> str:
+        """The algorithm every part is checksummed with and the object ends up with."""
+        return self.checksum_algorithm or DEFAULT_CHECKSUM_ALGORITHM
+
+
+@dataclass(slots=True)
+class PartInfo:
+    """An uploaded part of a multipart upload in progress."""
+
+    part_number: int
+    size: int
+    etag: str  # hex md5 of the part, without quotes
+    last_modified: float
+    checksums: dict[str, bytes] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class PartsPage:
+    upload: UploadInfo
+    parts: list[PartInfo]
+    is_truncated: bool
+    next_marker: int  # the last part number returned (0 when none)
+
+
+@dataclass(slots=True)
+class UploadsPage:
+    uploads: list[UploadInfo]
+    common_prefixes: list[str]
+    is_truncated: bool
+    next_key_marker: str | None
+    next_upload_id_marker: str | None
+
+
+@dataclass(slots=True)
+class CompletedPart:
+    """One entry of a CompleteMultipartUpload request, as the client sent it."""
+
+    part_number: int
+    etag: str  # without quotes
+    # Algorithm -> base64 value the client listed for this part (checked against the stored part).
+    checksums: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Completion:
+    """What a CompleteMultipartUpload must also check besides its parts."""
+
+    # (algorithm, base64 value, optionally with "-N") from an x-amz-checksum-* header.
+    expected_checksum: tuple[str, str] | None = None
+    expected_type: str | None = None  # x-amz-checksum-type
+    expected_size: int | None = None  # x-amz-mp-object-size
+    # Raw If-None-Match ('*' or ETags) and If-Match (ETags or '*') header values.
+    if_none_match: str | None = None
+    if_match: str | None = None
 
 
 @dataclass(slots=True)
@@ -49,6 +151,10 @@ class PutDigests:
 # Called once the whole body is on disk but before it becomes visible; raising
 # aborts the write with nothing stored (BadDigest, checksum trailers, ...).
 Verifier = Callable[[PutDigests], None]
+
+# Called with the source object of a copy before anything is written; raising
+# (e.g. PreconditionFailed for x-amz-copy-source-if-*) aborts the copy.
+SourceCheck = Callable[[ObjectInfo], None]
 
 
 @dataclass(slots=True)
@@ -161,12 +267,17 @@ class Engine(Protocol):
         want_sha256: bool = False,
         verify: Verifier | None = None,
         storage_class: str = "STANDARD",
-        if_none_match: bool = False,
+        if_none_match: bool | str = False,
         if_match: str | None = None,
-    ) -> ObjectInfo: ...
+    ) -> ObjectInfo:
+        """``if_none_match``/``if_match``: conditional write (True means '*'), checked atomically."""
+        ...
 
-    async def head_object(self, bucket: str, key: str) -> ObjectInfo: ...
-    async def open_object(self, bucket: str, key: str) -> ObjectBody: ...
+    async def head_object(self, bucket: str, key: str, *, part_number: int | None = None) -> ObjectInfo:
+        """Metadata; with ``part_number`` also ``info.part`` (InvalidPart when there is no such part)."""
+        ...
+
+    async def open_object(self, bucket: str, key: str, *, part_number: int | None = None) -> ObjectBody: ...
     async def delete_object(self, bucket: str, key: str) -> None: ...
     async def delete_objects(self, bucket: str, keys: list[str]) -> list[Exception | None]: ...
 
@@ -179,3 +290,93 @@ class Engine(Protocol):
         after: str = "",
         max_keys: int = 1000,
     ) -> ListPage: ...
+
+    # copies
+    async def copy_object(
+        self,
+        src_bucket: str,
+        src_key: str,
+        bucket: str,
+        key: str,
+        *,
+        headers: dict[str, str] | None,
+        storage_class: str | None = None,
+        checksum_algorithm: str | None = None,
+        check_source: SourceCheck | None = None,
+    ) -> ObjectInfo:
+        """Copy an object; ``headers``/``storage_class`` None keep the source's. Never whole in memory."""
+        ...
+
+    async def list_object_parts(
+        self, bucket: str, key: str, *, marker: int = 0, max_parts: int = 1000
+    ) -> ObjectPartsPage: ...
+
+    # multipart uploads
+    async def create_multipart_upload(
+        self,
+        bucket: str,
+        key: str,
+        *,
+        headers: dict[str, str],
+        storage_class: str = "STANDARD",
+        checksum_algorithm: str | None = None,
+        checksum_type: str | None = None,
+    ) -> UploadInfo:
+        """InvalidRequest for an algorithm/type combination S3 refuses."""
+        ...
+
+    async def get_upload(self, bucket: str, key: str, upload_id: str) -> UploadInfo: ...
+
+    async def upload_part(
+        self,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        part_number: int,
+        body: AsyncIterator[bytes],
+        *,
+        checksum_algorithms: tuple[str, ...] = (),
+        want_sha256: bool = False,
+        verify: Verifier | None = None,
+    ) -> PartInfo: ...
+
+    async def upload_part_copy(
+        self,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        part_number: int,
+        src_bucket: str,
+        src_key: str,
+        *,
+        src_range: tuple[int, int] | None = None,
+        check_source: SourceCheck | None = None,
+    ) -> PartInfo:
+        """``src_range`` is (first, last) inclusive; InvalidRange when it lies beyond the source."""
+        ...
+
+    async def complete_multipart_upload(
+        self,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        parts: list[CompletedPart],
+        completion: Completion | None = None,
+    ) -> ObjectInfo: ...
+
+    async def abort_multipart_upload(self, bucket: str, key: str, upload_id: str) -> None: ...
+
+    async def list_parts(
+        self, bucket: str, key: str, upload_id: str, *, marker: int = 0, max_parts: int = 1000
+    ) -> PartsPage: ...
+
+    async def list_multipart_uploads(
+        self,
+        bucket: str,
+        *,
+        prefix: str = "",
+        delimiter: str = "",
+        key_marker: str = "",
+        upload_id_marker: str = "",
+        max_uploads: int = 1000,
+    ) -> UploadsPage: ...

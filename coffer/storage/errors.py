@@ -65,3 +65,45 @@ class ServiceUnavailable(StorageError):
     """The store is shutting down or cannot serve the request right now."""
 
     code = "ServiceUnavailable"
+
+
+class NoSuchUpload(StorageError):
+    """The specified multipart upload does not exist."""
+
+    code = "NoSuchUpload"
+
+
+class InvalidPart(StorageError):
+    """One or more of the specified parts could not be found or did not match."""
+
+    code = "InvalidPart"
+
+
+class InvalidPartOrder(StorageError):
+    """The list of parts was not in ascending order."""
+
+    code = "InvalidPartOrder"
+
+
+class EntityTooSmall(StorageError):
+    """Your proposed upload is smaller than the minimum allowed object size."""
+
+    code = "EntityTooSmall"
+
+
+class InvalidRange(StorageError):
+    """The requested range is not satisfiable."""
+
+    code = "InvalidRange"
+
+
+class InvalidRequest(StorageError):
+    """The request is not valid for the current state of the resource."""
+
+    code = "InvalidRequest"
+
+
+class BadDigest(StorageError):
+    """A checksum you specified did not match the calculated checksum."""
+
+    code = "BadDigest"

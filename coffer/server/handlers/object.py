@@ -12,8 +12,9 @@ from coffer.server.http import Response, etag_matches, http_date, parse_http_dat
 from coffer.server.ranges import parse_range
 from coffer.server.request import Request, validate_key
 from coffer.server.upload import plan_upload, stored_content_encoding
-from coffer.storage.api import ObjectInfo
+from coffer.storage.api import MAX_PART_NUMBER, ObjectInfo
 from coffer.storage.errors import StorageError
+from coffer.storage.multipart import display_checksum
 
 # Headers stored with an object and returned on GET/HEAD.
 STORED_HEADERS = (
@@ -76,6 +77,34 @@ def object_headers_from_request(req: Request) -> dict[str, str]:
     return stored
 
 
+def checksum_algorithm_header(req: Request) -> str | None:
+    """x-amz-checksum-algorithm of requests without a body to checksum (create, copy)."""
+    value = req.header("x-amz-checksum-algorithm")
+    if value is None:
+        return None
+    if value.upper() not in checksums.ALGORITHMS:
+        raise S3Error(
+            "InvalidRequest",
+            "Checksum algorithm provided is unsupported. Please try again with any of the valid types: "
+            f"[{', '.join(checksums.ALGORITHMS)}]",
+        )
+    return value.upper()
+
+
+def part_number_param(raw: str | None) -> int | None:
+    """The partNumber query parameter: an integer 1..10000."""
+    if raw is None:
+        return None
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PART_NUMBER:
+        raise S3Error(
+            "InvalidArgument",
+            f"Part number must be an integer between 1 and {MAX_PART_NUMBER}, inclusive",
+            ArgumentName="partNumber",
+            ArgumentValue=raw,
+        )
+    return int(raw)
+
+
 def storage_class_of(req: Request) -> str:
     value = req.header("x-amz-storage-class", "STANDARD") or "STANDARD"
     if value not in STORAGE_CLASSES:
@@ -93,8 +122,6 @@ async def PutObject(ctx: Context, req: Request) -> Response:
     headers = object_headers_from_request(req)
     storage_class = storage_class_of(req)
     if_none_match = req.header("if-none-match")
-    if if_none_match is not None and if_none_match.strip() != "*":
-        raise S3Error("NotImplemented", "If-None-Match on PutObject only supports '*'.", Header="If-None-Match")
     if_match = req.header("if-match")
     plan = plan_upload(req)
     info = await ctx.engine.put_object(
@@ -106,8 +133,8 @@ async def PutObject(ctx: Context, req: Request) -> Response:
         want_sha256=plan.want_sha256,
         verify=plan.verify,
         storage_class=storage_class,
-        if_none_match=if_none_match is not None,
-        if_match=if_match.strip().strip('"') if if_match else None,
+        if_none_match=if_none_match or False,
+        if_match=if_match,
     )
     response = Response(200)
     response.header("etag", quote_etag(info.etag))
@@ -178,36 +205,68 @@ def _object_response(req: Request, info: ObjectInfo, status: int = 200) -> Respo
 def _add_checksum_headers(req: Request, response: Response, info: ObjectInfo) -> None:
     if (req.header("x-amz-checksum-mode") or "").upper() != "ENABLED":
         return
+    if info.part is not None and info.parts_count:
+        # One part of a multipart object: that part's own checksum (the object's
+        # would not match the bytes sent), under the object's checksum type.
+        sums = {a: d for a, d in info.part.checksums.items() if a in info.checksums}
+        for algorithm, digest in sums.items():
+            response.header(checksums.header_name(algorithm), checksums.encode(digest))
+        if sums:
+            response.header("x-amz-checksum-type", info.checksum_type)
+        return
     for algorithm, digest in info.checksums.items():
-        response.header(checksums.header_name(algorithm), checksums.encode(digest))
+        response.header(
+            checksums.header_name(algorithm), display_checksum(digest, info.checksum_type, info.parts_count)
+        )
     if info.checksums:
         response.header("x-amz-checksum-type", info.checksum_type)
 
 
+def _read_plan(req: Request, info: ObjectInfo) -> tuple[int, tuple[int, int] | None]:
+    """Conditions, then what to send: (status, byte range or None for the whole object)."""
+    _check_read_conditions(req, info)
+    range_header = req.header("range")
+    if info.part is not None:
+        if range_header is not None:
+            raise S3Error("InvalidRequest", "Cannot specify both Range header and partNumber query parameter")
+        if not info.parts_count:  # part 1 of a single-part object is the object
+            return 200, None
+        return 206, (info.part.offset, info.part.offset + info.part.size)
+    if range_header is not None:
+        byte_range = parse_range(range_header, info.size)
+        if byte_range is not None:
+            return 206, byte_range
+    return 200, None
+
+
+def _read_response(req: Request, info: ObjectInfo, status: int, byte_range: tuple[int, int] | None) -> Response:
+    response = _object_response(req, info, status)
+    if info.part is not None and info.parts_count:
+        response.header("x-amz-mp-parts-count", str(info.parts_count))
+    if byte_range is None or info.part is not None:
+        _add_checksum_headers(req, response, info)
+    if byte_range is not None:
+        start, end = byte_range
+        response.header("content-range", f"bytes {start}-{end - 1}/{info.size}")
+    return response
+
+
 async def GetObject(ctx: Context, req: Request) -> Response:
     assert req.bucket is not None and req.key is not None
-    opened = await ctx.engine.open_object(req.bucket, req.key)
+    part_number = part_number_param(req.query.get("partNumber"))
+    if part_number is not None and "range" in req.headers:
+        raise S3Error("InvalidRequest", "Cannot specify both Range header and partNumber query parameter")
+    opened = await ctx.engine.open_object(req.bucket, req.key, part_number=part_number)
     info = opened.info
     try:
-        _check_read_conditions(req, info)
-        byte_range = None
-        range_header = req.header("range")
-        if range_header is not None:
-            byte_range = parse_range(range_header, info.size)
+        status, byte_range = _read_plan(req, info)
     except S3Error:
         close = getattr(opened, "close", None)
         if close is not None:
             close()
         raise
-    if byte_range is None:
-        response = _object_response(req, info)
-        _add_checksum_headers(req, response, info)
-        response.body = opened.stream()
-        response.length = info.size
-        return response
-    start, end = byte_range
-    response = _object_response(req, info, 206)
-    response.header("content-range", f"bytes {start}-{end - 1}/{info.size}")
+    response = _read_response(req, info, status, byte_range)
+    start, end = byte_range if byte_range is not None else (0, info.size)
     response.body = opened.stream(start, end)
     response.length = end - start
     return response
@@ -215,18 +274,11 @@ async def GetObject(ctx: Context, req: Request) -> Response:
 
 async def HeadObject(ctx: Context, req: Request) -> Response:
     assert req.bucket is not None and req.key is not None
-    info = await ctx.engine.head_object(req.bucket, req.key)
-    _check_read_conditions(req, info)
-    range_header = req.header("range")
-    byte_range = parse_range(range_header, info.size) if range_header is not None else None
-    if byte_range is None:
-        response = _object_response(req, info)
-        _add_checksum_headers(req, response, info)
-        response.header("content-length", str(info.size))
-        return response
-    start, end = byte_range
-    response = _object_response(req, info, 206)
-    response.header("content-range", f"bytes {start}-{end - 1}/{info.size}")
+    part_number = part_number_param(req.query.get("partNumber"))
+    info = await ctx.engine.head_object(req.bucket, req.key, part_number=part_number)
+    status, byte_range = _read_plan(req, info)
+    response = _read_response(req, info, status, byte_range)
+    start, end = byte_range if byte_range is not None else (0, info.size)
     response.header("content-length", str(end - start))
     return response
 

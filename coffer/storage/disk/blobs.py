@@ -19,6 +19,7 @@ leaves their uploads alone.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import fcntl
 import hashlib
@@ -28,16 +29,21 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 from coffer.checksums import Hasher, new_hasher
 from coffer.storage.api import EngineObserver, PutDigests
-from coffer.storage.errors import EntityTooLarge
+from coffer.storage.errors import EntityTooLarge, StorageError
 
 log = logging.getLogger("coffer.blobs")
 
 PIPELINE_CHUNK = 1024 * 1024  # bytes handed to the hashing/writing thread at a time
 READ_CHUNK = 1024 * 1024
+# Files of a many-piece object held open ahead of the reader: opened before the
+# response starts (and kept ahead while streaming), so a concurrent overwrite or
+# delete cannot pull them away; bounded so a 10,000-part object costs few fds.
+OPEN_AHEAD = 16
 
 # Hashing (md5 ~700 MB/s) and writing happen on these threads while the event
 # loop keeps receiving; hashlib and os.write release the GIL for large buffers.
@@ -69,6 +75,16 @@ class ReceivedBody:
                 pass
             self.temp_path = None
         self.close()
+
+
+@dataclass(slots=True)
+class Segment:
+    """One piece of an object body made of several: a blob file or inline bytes."""
+
+    offset: int  # where the piece starts in the object
+    size: int
+    blob: str | None
+    data: bytes | None
 
 
 class _Hashing:
@@ -246,9 +262,73 @@ class BlobStore:
             os.fsync(fd)
             self.observer.synced("file", time.perf_counter() - started)
 
+    async def reclaim(self, names: list[str]) -> None:
+        """Delete files after a commit released them; many (a big multipart object) off the event loop."""
+        if len(names) <= 4:
+            self.delete(names)
+        elif names:
+            await asyncio.get_running_loop().run_in_executor(_io_pool, self.delete, names)
+
     # ------------------------------------------------------------------ reading
     def open_fd(self, name: str) -> int:
         return os.open(self.path_of(name), os.O_RDONLY)
+
+    def open_ahead(self, segments: list[Segment], first: int, fds: dict[int, int]) -> None:
+        """Open the files of segments[first : first + OPEN_AHEAD] not open yet (FileNotFoundError if gone)."""
+        for index in range(first, min(first + OPEN_AHEAD, len(segments))):
+            seg = segments[index]
+            if seg.blob is not None and seg.size and index not in fds:
+                fds[index] = self.open_fd(seg.blob)
+
+    async def stream_segments(
+        self, segments: list[Segment], fds: dict[int, int], start: int, end: int
+    ) -> AsyncIterator[bytes]:
+        """Bytes [start, end) of a many-piece body; takes ownership of ``fds`` (index -> open fd)."""
+        loop = asyncio.get_running_loop()
+        try:
+            index = max(0, bisect.bisect_right([s.offset for s in segments], start) - 1)
+            pos = start
+            while pos < end and index < len(segments):
+                seg = segments[index]
+                lo, hi = pos - seg.offset, min(end, seg.offset + seg.size) - seg.offset
+                if lo >= hi:
+                    index += 1
+                    continue
+                if seg.blob is None:
+                    piece = (seg.data or b"")[lo:hi]
+                    pos += len(piece)
+                    if piece:
+                        yield piece
+                    index += 1
+                    continue
+                fd = fds.pop(index, None)
+                if fd is None:
+                    try:
+                        fd = self.open_fd(seg.blob)
+                    except FileNotFoundError:
+                        # Only files not yet open can vanish: the object was replaced mid-read.
+                        raise StorageError("The object was replaced while it was being read.") from None
+                try:
+                    try:
+                        # Keep the next files open ahead of the reader (best effort: one
+                        # that is already gone fails only if and when it is reached).
+                        self.open_ahead(segments, index + 1, fds)
+                    except FileNotFoundError:
+                        pass
+                    while lo < hi:
+                        data = await loop.run_in_executor(_io_pool, os.pread, fd, min(READ_CHUNK, hi - lo), lo)
+                        if not data:
+                            raise StorageError("An object piece is shorter than recorded.")
+                        lo += len(data)
+                        pos += len(data)
+                        yield data
+                finally:
+                    os.close(fd)
+                index += 1
+        finally:
+            for fd in fds.values():
+                os.close(fd)
+            fds.clear()
 
     # ------------------------------------------------------------------ sweeping
     def sweep_orphans(self, is_referenced: Callable[[str], bool], grace_seconds: float) -> int:
@@ -271,6 +351,15 @@ class BlobStore:
                     except FileNotFoundError:
                         pass
         return removed
+
+
+async def hash_stream(body: AsyncIterator[bytes], algorithms: Iterable[str]) -> PutDigests:
+    """MD5 and the given checksums of a stream, hashed off the event loop, nothing kept."""
+    hashing = _Hashing(algorithms, False)
+    loop = asyncio.get_running_loop()
+    async for chunk in body:
+        await loop.run_in_executor(_io_pool, hashing.update, chunk)
+    return hashing.digests()
 
 
 def _hash_and_write(hashing: _Hashing, fd: int, data: bytes) -> None:

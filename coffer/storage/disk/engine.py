@@ -22,17 +22,21 @@ from coffer.storage.api import (
     ListEntry,
     ListPage,
     ObjectInfo,
+    ObjectPart,
     ProbeResult,
     StorageStats,
     Verifier,
 )
-from coffer.storage.disk.blobs import BlobStore, stream_fd
+from coffer.storage.conditions import check_write
+from coffer.storage.disk.blobs import BlobStore, Segment, stream_fd
+from coffer.storage.disk.manifest import blob_in_use, drop_manifest, load_segments, object_part, unreferenced
 from coffer.storage.disk.metadata import MetadataStore
+from coffer.storage.disk.multipart import MultipartMixin
 from coffer.storage.listing import prefix_upper_bound
 
 log = logging.getLogger("coffer.engine")
 
-_OBJECT_COLUMNS = "key, size, etag, last_modified, storage_class, owner, extra, blob, version"
+_OBJECT_COLUMNS = "key, size, etag, last_modified, storage_class, owner, extra, blob, version, id"
 _LIST_BATCH = 1000
 
 
@@ -50,19 +54,47 @@ def _row_to_info(bucket: str, row: tuple[Any, ...]) -> ObjectInfo:
         headers=doc.get("h", {}),
         checksums={a: base64.b64decode(v) for a, v in doc.get("c", {}).items()},
         checksum_type=doc.get("ct", "FULL_OBJECT"),
+        parts_count=doc.get("n", 0),
     )
 
 
-class DiskObjectBody:
-    """An object opened for reading; the file descriptor survives a concurrent delete."""
+def _is_pieces(row: tuple[Any, ...]) -> bool:
+    """Whether an objects row's body is a manifest of pieces (object_parts)."""
+    return '"sg":1' in row[6]
 
-    def __init__(self, info: ObjectInfo, data: bytes | None, fd: int | None) -> None:
+
+class DiskObjectBody:
+    """An object opened for reading; open file descriptors survive a concurrent delete."""
+
+    def __init__(
+        self,
+        info: ObjectInfo,
+        data: bytes | None,
+        fd: int | None,
+        *,
+        object_id: int = 0,
+        blob: str | None = None,
+        segments: list[Segment] | None = None,
+        fds: dict[int, int] | None = None,
+        blobs: BlobStore | None = None,
+    ) -> None:
         self.info = info
         self._data = data
         self._fd = fd
+        # What a copy needs to share this body instead of copying it.
+        self.object_id = object_id
+        self.blob = blob
+        self.data = data
+        self.segments = segments
+        self._fds = fds if fds is not None else {}
+        self._blobs = blobs
 
     def stream(self, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
         end = self.info.size if end is None else end
+        if self.segments is not None:
+            assert self._blobs is not None
+            fds, self._fds = self._fds, {}
+            return self._blobs.stream_segments(self.segments, fds, start, end)
         if self._fd is not None:
             fd, self._fd = self._fd, None
             return stream_fd(fd, start, end)
@@ -72,6 +104,9 @@ class DiskObjectBody:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds = {}
 
     def __del__(self) -> None:
         self.close()
@@ -82,7 +117,7 @@ async def _yield_once(data: bytes) -> AsyncIterator[bytes]:
         yield data
 
 
-class DiskEngine:
+class DiskEngine(MultipartMixin):
     def __init__(
         self,
         data_dir: str | os.PathLike[str],
@@ -91,12 +126,14 @@ class DiskEngine:
         inline_threshold: int = 65536,
         max_object_size: int | None = None,
         orphan_grace_seconds: float = 3600,
+        upload_max_age_seconds: float = 7 * 86400,
     ) -> None:
         self.root = Path(data_dir)
         self.meta = MetadataStore(self.root / "metadata.sqlite3", fsync=fsync)
         self.blobs = BlobStore(self.root, fsync=fsync, inline_threshold=inline_threshold)
         self.max_object_size = max_object_size
         self.orphan_grace_seconds = orphan_grace_seconds
+        self.upload_max_age_seconds = upload_max_age_seconds
         self._sweeper: threading.Thread | None = None
         self._stopping = threading.Event()
         self._stats: StorageStats | None = None
@@ -139,10 +176,8 @@ class DiskEngine:
             objects, size = conn.execute(
                 "SELECT COALESCE(SUM(objects), 0), COALESCE(SUM(bytes), 0) FROM bucket_stats"
             ).fetchone()
-            uploads = 0
-            # Multipart uploads in progress, once the schema has them.
-            if conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='uploads'").fetchone():
-                uploads = conn.execute("SELECT COUNT(*) FROM uploads").fetchone()[0]
+            # Multipart uploads in progress (completed ones keep a row for a day).
+            uploads = conn.execute("SELECT COUNT(*) FROM uploads WHERE completed IS NULL").fetchone()[0]
             return StorageStats(buckets, objects, size, uploads, time.time())
 
         self._stats = await self.meta.read_in_thread(compute)
@@ -173,23 +208,31 @@ class DiskEngine:
         return ProbeResult(readable, writable, free, total, "; ".join(problems))
 
     def _sweep_loop(self) -> None:
-        # First sweep soon after start (not during it: restart must stay fast), then hourly.
-        delay = 5.0
+        # First sweep soon after start (not during it: restart must stay fast), then
+        # hourly, or more often when abandoned uploads expire sooner than that.
+        interval = 3600.0
+        if self.upload_max_age_seconds > 0:
+            interval = max(1.0, min(interval, self.upload_max_age_seconds / 2))
+        delay = min(5.0, interval)
+        last_orphans = 0.0
         while not self._stopping.wait(delay):
             try:
-                removed = self.sweep_orphans(self.orphan_grace_seconds)
-                if removed:
-                    log.info("swept %d orphaned blob files", removed)
+                if self.upload_max_age_seconds > 0:
+                    aborted = self.sweep_uploads(self.upload_max_age_seconds)
+                    if aborted:
+                        log.info("aborted %d abandoned multipart uploads", aborted)
+                if time.monotonic() - last_orphans >= 3600 or not last_orphans:
+                    last_orphans = time.monotonic()
+                    removed = self.sweep_orphans(self.orphan_grace_seconds)
+                    if removed:
+                        log.info("swept %d orphaned blob files", removed)
             except Exception:
-                log.exception("orphan sweep failed")
-            delay = 3600.0
+                log.exception("background sweep failed")
+            delay = interval
 
     def sweep_orphans(self, grace_seconds: float) -> int:
-        def referenced(name: str) -> bool:
-            row = self.meta.reader().execute("SELECT 1 FROM objects WHERE blob=? LIMIT 1", (name,)).fetchone()
-            return row is not None
-
-        return self.blobs.sweep_orphans(referenced, grace_seconds)
+        """Delete blob files older than the grace period that no row references (crash leftovers)."""
+        return self.blobs.sweep_orphans(lambda name: blob_in_use(self.meta.reader(), name), grace_seconds)
 
     # ------------------------------------------------------------------ buckets
     async def create_bucket(self, name: str, owner: str, region: str) -> BucketInfo:
@@ -252,13 +295,24 @@ class DiskEngine:
         await self.meta.write(tx)
 
     async def delete_bucket(self, name: str) -> None:
-        def tx(conn: sqlite3.Connection) -> None:
+        def tx(conn: sqlite3.Connection) -> list[str]:
             self._bucket_row(conn, name)
             if conn.execute("SELECT 1 FROM objects WHERE bucket=? LIMIT 1", (name,)).fetchone():
                 raise errors.BucketNotEmpty(bucket=name)
             conn.execute("DELETE FROM buckets WHERE name=?", (name,))
+            # Uploads in progress do not keep a bucket alive (S3 drops them with it).
+            released = [
+                r[0]
+                for r in conn.execute(
+                    "DELETE FROM parts WHERE upload_id IN (SELECT upload_id FROM uploads WHERE bucket=?)"
+                    " RETURNING blob",
+                    (name,),
+                ).fetchall()
+            ]
+            conn.execute("DELETE FROM uploads WHERE bucket=?", (name,))
+            return unreferenced(conn, released)
 
-        await self.meta.write(tx)
+        await self.blobs.reclaim(await self.meta.write(tx))
 
     # ------------------------------------------------------------------ objects
     async def put_object(
@@ -272,7 +326,7 @@ class DiskEngine:
         want_sha256: bool = False,
         verify: Verifier | None = None,
         storage_class: str = "STANDARD",
-        if_none_match: bool = False,
+        if_none_match: bool | str = False,
         if_match: str | None = None,
     ) -> ObjectInfo:
         owner = (await self.get_bucket(bucket)).owner  # fail fast before reading a body
@@ -308,18 +362,12 @@ class DiskEngine:
         )
         kb = key.encode("utf-8")
 
-        def tx(conn: sqlite3.Connection) -> str | None:
+        def tx(conn: sqlite3.Connection) -> list[str]:
             self._bucket_row(conn, bucket)
             row = conn.execute(
                 "SELECT id, etag, blob FROM objects WHERE bucket=? AND key=? AND version='null'", (bucket, kb)
             ).fetchone()
-            if if_none_match and row is not None:
-                raise errors.PreconditionFailed(key=key)
-            if if_match is not None:
-                if row is None:
-                    raise errors.NoSuchKey(key=key)
-                if if_match != "*" and row[1] != if_match:
-                    raise errors.PreconditionFailed(key=key)
+            check_write(key, row[1] if row is not None else None, if_match, if_none_match)
             values = (
                 digests.size,
                 info.etag,
@@ -336,22 +384,23 @@ class DiskEngine:
                     " extra, blob, data) VALUES (?,?,'null',?,?,?,?,?,?,?,?)",
                     (bucket, kb, *values),
                 )
-                return None
+                return []
             conn.execute(
                 "UPDATE objects SET size=?, etag=?, last_modified=?, storage_class=?, owner=?, extra=?,"
                 " blob=?, data=?, is_delete_marker=0, is_latest=1 WHERE id=?",
                 (*values, row[0]),
             )
-            return row[2]  # the replaced body, reclaimed after commit
+            # The replaced body (a file, or the pieces of a multipart object), reclaimed
+            # after commit unless a copy still shares it.
+            return unreferenced(conn, [row[2], *drop_manifest(conn, row[0])])
 
         try:
-            old_blob = await self.meta.write(tx)
+            released = await self.meta.write(tx)
         except BaseException:
             if blob is not None:
                 self.blobs.delete([blob])
             raise
-        if old_blob:
-            self.blobs.delete([old_blob])
+        await self.blobs.reclaim(released)
         return info
 
     def _object_row(self, conn: sqlite3.Connection, bucket: str, key: str, with_data: bool) -> tuple[Any, ...]:
@@ -365,19 +414,66 @@ class DiskEngine:
             raise errors.NoSuchKey(key=key)
         return tuple(row)
 
-    async def head_object(self, bucket: str, key: str) -> ObjectInfo:
-        row = self.meta.read(lambda c: self._object_row(c, bucket, key, False))
-        return _row_to_info(bucket, row)
-
-    async def open_object(self, bucket: str, key: str) -> DiskObjectBody:
-        for _attempt in range(5):
-            row = self.meta.read(lambda c: self._object_row(c, bucket, key, True))
+    def _lookup(
+        self, conn: sqlite3.Connection, bucket: str, key: str, *, body: bool, part_number: int | None
+    ) -> tuple[ObjectInfo, tuple[Any, ...], list[Segment] | None]:
+        """An object's row, its pieces (when ``body`` and it has some) and the part asked for."""
+        row = self._object_row(conn, bucket, key, body)
+        if part_number is None and not (body and _is_pieces(row)):
+            return _row_to_info(bucket, row), row, None  # the common case: one statement
+        # Row and pieces must come from one snapshot: a read transaction.
+        conn.execute("BEGIN")
+        try:
+            row = self._object_row(conn, bucket, key, body)
             info = _row_to_info(bucket, row)
-            blob, data = row[7], row[9]
-            if blob is None:
-                return DiskObjectBody(info, bytes(data) if data is not None else b"", None)
+            segments = load_segments(conn, row[9]) if body and _is_pieces(row) else None
+            if part_number is not None:
+                info.part = self._part_of(conn, info, row[9], part_number)
+            return info, row, segments
+        finally:
+            conn.execute("COMMIT")
+
+    @staticmethod
+    def _part_of(conn: sqlite3.Connection, info: ObjectInfo, object_id: int, part_number: int) -> ObjectPart:
+        if info.parts_count:
+            part = object_part(conn, object_id, part_number)
+            if part is not None:
+                return part
+        elif part_number == 1:  # a single-part object is its own part 1
+            return ObjectPart(1, 0, info.size, info.etag, dict(info.checksums))
+        raise errors.InvalidPart(f"The requested part number {part_number} does not exist.", key=info.key)
+
+    async def head_object(self, bucket: str, key: str, *, part_number: int | None = None) -> ObjectInfo:
+        info, _row, _segments = self.meta.read(
+            lambda c: self._lookup(c, bucket, key, body=False, part_number=part_number)
+        )
+        return info
+
+    async def open_object(self, bucket: str, key: str, *, part_number: int | None = None) -> DiskObjectBody:
+        for _attempt in range(5):
+            info, row, segments = self.meta.read(
+                lambda c: self._lookup(c, bucket, key, body=True, part_number=part_number)
+            )
+            blob, data, object_id = row[7], row[10], row[9]
             try:
-                return DiskObjectBody(info, None, self.blobs.open_fd(blob))
+                if segments is not None:
+                    # Open the first files now (the rest stay open ahead of the reader).
+                    start = info.part.offset if info.part is not None else 0
+                    first = next((i for i, s in enumerate(segments) if s.offset + s.size > start), len(segments))
+                    fds: dict[int, int] = {}
+                    try:
+                        self.blobs.open_ahead(segments, first, fds)
+                    except BaseException:
+                        for fd in fds.values():
+                            os.close(fd)
+                        raise
+                    return DiskObjectBody(
+                        info, None, None, object_id=object_id, segments=segments, fds=fds, blobs=self.blobs
+                    )
+                if blob is None:
+                    inline = bytes(data) if data is not None else b""
+                    return DiskObjectBody(info, inline, None, object_id=object_id)
+                return DiskObjectBody(info, None, self.blobs.open_fd(blob), object_id=object_id, blob=blob)
             except FileNotFoundError:
                 # Replaced between the lookup and the open: look again.
                 await asyncio.sleep(0)
@@ -386,31 +482,31 @@ class DiskEngine:
     async def delete_object(self, bucket: str, key: str) -> None:
         kb = key.encode("utf-8")
 
-        def tx(conn: sqlite3.Connection) -> str | None:
+        def tx(conn: sqlite3.Connection) -> list[str]:
             self._bucket_row(conn, bucket)
             row = conn.execute(
-                "DELETE FROM objects WHERE bucket=? AND key=? AND version='null' RETURNING blob", (bucket, kb)
+                "DELETE FROM objects WHERE bucket=? AND key=? AND version='null' RETURNING id, blob", (bucket, kb)
             ).fetchone()
-            return row[0] if row else None
+            if row is None:
+                return []
+            return unreferenced(conn, [row[1], *drop_manifest(conn, row[0])])
 
-        blob = await self.meta.write(tx)
-        if blob:
-            self.blobs.delete([blob])
+        await self.blobs.reclaim(await self.meta.write(tx))
 
     async def delete_objects(self, bucket: str, keys: list[str]) -> list[Exception | None]:
         def tx(conn: sqlite3.Connection) -> list[str]:
             self._bucket_row(conn, bucket)
-            blobs = []
+            released: list[str] = []
             for key in keys:
                 row = conn.execute(
-                    "DELETE FROM objects WHERE bucket=? AND key=? AND version='null' RETURNING blob",
+                    "DELETE FROM objects WHERE bucket=? AND key=? AND version='null' RETURNING id, blob",
                     (bucket, key.encode("utf-8")),
                 ).fetchone()
-                if row and row[0]:
-                    blobs.append(row[0])
-            return blobs
+                if row is not None:
+                    released += [row[1], *drop_manifest(conn, row[0])]
+            return unreferenced(conn, released)
 
-        self.blobs.delete(await self.meta.write(tx))
+        await self.blobs.reclaim(await self.meta.write(tx))
         return [None] * len(keys)
 
     # ------------------------------------------------------------------ listing

@@ -31,7 +31,7 @@ T = TypeVar("T")
 log = logging.getLogger("coffer.metadata")
 
 MAX_BATCH = 512
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3  # 2: bucket_stats; 3: multipart uploads, parts, object manifests
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS buckets(
@@ -83,6 +83,48 @@ END;
 CREATE TRIGGER IF NOT EXISTS buckets_stats_delete AFTER DELETE ON buckets BEGIN
     DELETE FROM bucket_stats WHERE bucket=OLD.name;
 END;
+-- Multipart uploads. Upload ids sort by creation time, so (bucket, key, upload_id)
+-- is ListMultipartUploads' order. A completed upload keeps its row (with the result)
+-- until the sweep, so a retried CompleteMultipartUpload answers the same.
+CREATE TABLE IF NOT EXISTS uploads(
+    upload_id TEXT PRIMARY KEY,
+    bucket TEXT NOT NULL,
+    key BLOB NOT NULL,
+    initiated REAL NOT NULL,
+    storage_class TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    extra TEXT NOT NULL,                       -- JSON: headers, checksum algorithm and type
+    completed TEXT                             -- JSON result once completed; NULL while open
+);
+CREATE INDEX IF NOT EXISTS uploads_key ON uploads(bucket, key, upload_id);
+CREATE TABLE IF NOT EXISTS parts(
+    upload_id TEXT NOT NULL,
+    part_number INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    etag TEXT NOT NULL,                        -- hex md5 of the part
+    last_modified REAL NOT NULL,
+    checksums TEXT NOT NULL,                   -- JSON: algorithm -> base64 digest
+    blob TEXT,
+    data BLOB,
+    PRIMARY KEY(upload_id, part_number)
+);
+CREATE INDEX IF NOT EXISTS parts_blob ON parts(blob) WHERE blob IS NOT NULL;
+-- The body of an object made of several pieces (a completed multipart upload, or a
+-- copy sharing another object's pieces): keyed by the object row, so every version
+-- has its own manifest. Blob files may be shared between rows: a blob is deleted
+-- only when no objects/object_parts/parts row references it any more.
+CREATE TABLE IF NOT EXISTS object_parts(
+    object_id INTEGER NOT NULL,                -- objects.id
+    part_number INTEGER NOT NULL,
+    offset INTEGER NOT NULL,                   -- first byte of this piece in the object
+    size INTEGER NOT NULL,
+    etag TEXT NOT NULL,
+    checksums TEXT NOT NULL,
+    blob TEXT,
+    data BLOB,
+    PRIMARY KEY(object_id, part_number)
+);
+CREATE INDEX IF NOT EXISTS object_parts_blob ON object_parts(blob) WHERE blob IS NOT NULL;
 """
 
 
@@ -95,6 +137,8 @@ def _migrate(conn: sqlite3.Connection, version: int) -> None:
             "INSERT INTO bucket_stats(bucket, objects, bytes) SELECT bucket, COUNT(*), COALESCE(SUM(size), 0)"
             " FROM objects WHERE is_delete_marker=0 GROUP BY bucket"
         )
+    # Version 3 only added tables and indexes (uploads, parts, object_parts): the
+    # CREATE ... IF NOT EXISTS of SCHEMA made them; existing rows need nothing.
 
 
 def _connect(path: Path, fsync: bool) -> sqlite3.Connection:
@@ -127,6 +171,12 @@ class MetadataStore:
     # ------------------------------------------------------------------ lifecycle
     def open(self) -> None:
         conn = _connect(self.path, self.fsync)
+        found = conn.execute("PRAGMA user_version").fetchone()[0]
+        if found > SCHEMA_VERSION:
+            conn.close()
+            raise RuntimeError(
+                f"{self.path} has schema version {found}; this Coffer understands up to {SCHEMA_VERSION}"
+            )
         conn.executescript(SCHEMA)
         # Several worker processes open the same database at once: migrate under the write lock.
         self._begin(conn)

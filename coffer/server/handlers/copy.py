@@ -1,0 +1,116 @@
+"""CopyObject, and the copy-source pieces UploadPartCopy shares with it."""
+
+from __future__ import annotations
+
+from urllib.parse import unquote
+
+from coffer.server import xml
+from coffer.server.app import Context
+from coffer.server.errors import S3Error
+from coffer.server.handlers.object import STORAGE_CLASSES, checksum_algorithm_header, object_headers_from_request
+from coffer.server.http import Response, etag_matches, parse_http_date
+from coffer.server.request import Request, validate_key
+from coffer.storage.api import ObjectInfo, SourceCheck
+from coffer.storage.multipart import display_checksum
+
+_DIRECTIVES = ("COPY", "REPLACE")
+
+
+def parse_copy_source(req: Request) -> tuple[str, str]:
+    """x-amz-copy-source: '[/]bucket/key[?versionId=id]', URL-encoded -> (bucket, key)."""
+    raw = req.header("x-amz-copy-source", "") or ""
+    path, _, query = raw.partition("?")
+    version_id: str | None = None
+    if query:
+        name, _, value = query.partition("=")
+        if name != "versionId":
+            raise S3Error("InvalidArgument", "Unsupported copy source parameter.", ArgumentName="x-amz-copy-source")
+        version_id = unquote(value)
+    try:
+        decoded = unquote(path, errors="strict")
+    except UnicodeDecodeError:
+        raise S3Error("InvalidArgument", "Invalid copy source encoding.", ArgumentName="x-amz-copy-source") from None
+    bucket, sep, key = decoded.lstrip("/").partition("/")
+    if not bucket or not sep or not key:
+        raise S3Error(
+            "InvalidArgument",
+            "Copy Source must mention the source bucket and key: sourcebucket/sourcekey",
+            ArgumentName="x-amz-copy-source",
+            ArgumentValue=raw,
+        )
+    if version_id is not None and version_id != "null":
+        # Only unversioned objects exist so far: their one version is "null".
+        raise S3Error("NoSuchVersion", Key=key, VersionId=version_id)
+    validate_key(key)
+    return bucket, key
+
+
+def copy_source_check(req: Request) -> SourceCheck:
+    """x-amz-copy-source-if-* evaluated against the source, with S3's precedence:
+    a matching if-match overrides if-unmodified-since; a failing if-none-match
+    fails whatever if-modified-since says. Every failure is 412."""
+    if_match = req.header("x-amz-copy-source-if-match")
+    if_none_match = req.header("x-amz-copy-source-if-none-match")
+    unmodified_raw = req.header("x-amz-copy-source-if-unmodified-since")
+    modified_raw = req.header("x-amz-copy-source-if-modified-since")
+    unmodified = parse_http_date(unmodified_raw) if unmodified_raw else None
+    modified = parse_http_date(modified_raw) if modified_raw else None
+
+    def check(info: ObjectInfo) -> None:
+        changed = int(info.last_modified)
+        if if_match is not None:
+            if not etag_matches(if_match, info.etag):
+                raise S3Error("PreconditionFailed", Condition="x-amz-copy-source-If-Match")
+        elif unmodified is not None and changed > unmodified:
+            raise S3Error("PreconditionFailed", Condition="x-amz-copy-source-If-Unmodified-Since")
+        if if_none_match is not None:
+            if etag_matches(if_none_match, info.etag):
+                raise S3Error("PreconditionFailed", Condition="x-amz-copy-source-If-None-Match")
+        elif modified is not None and changed <= modified:
+            raise S3Error("PreconditionFailed", Condition="x-amz-copy-source-If-Modified-Since")
+
+    return check
+
+
+def _directive(req: Request, header: str) -> str:
+    value = (req.header(header) or "COPY").upper()
+    if value not in _DIRECTIVES:
+        raise S3Error("InvalidArgument", f"Unknown {header} value.", ArgumentName=header, ArgumentValue=value)
+    return value
+
+
+async def CopyObject(ctx: Context, req: Request) -> Response:
+    assert req.bucket is not None and req.key is not None
+    validate_key(req.key)
+    src_bucket, src_key = parse_copy_source(req)
+    metadata_directive = _directive(req, "x-amz-metadata-directive")
+    _directive(req, "x-amz-tagging-directive")  # validated; object tags are not stored yet
+    storage_class = req.header("x-amz-storage-class")
+    if storage_class is not None and storage_class not in STORAGE_CLASSES:
+        raise S3Error("InvalidStorageClass", StorageClassRequested=storage_class)
+    algorithm = checksum_algorithm_header(req)
+    headers = object_headers_from_request(req) if metadata_directive == "REPLACE" else None
+    if (src_bucket, src_key) == (req.bucket, req.key) and headers is None and storage_class is None and not algorithm:
+        raise S3Error(
+            "InvalidRequest",
+            "This copy request is illegal because it is trying to copy an object to itself without changing the "
+            "object's metadata, storage class, website redirect location or encryption attributes.",
+        )
+    info = await ctx.engine.copy_object(
+        src_bucket,
+        src_key,
+        req.bucket,
+        req.key,
+        headers=headers,
+        storage_class=storage_class or "STANDARD",
+        checksum_algorithm=algorithm,
+        check_source=copy_source_check(req),
+    )
+    inner = [xml.elem("LastModified", xml.iso8601(info.last_modified)), xml.elem("ETag", f'"{info.etag}"')]
+    for name, digest in info.checksums.items():
+        inner.append(xml.elem(f"Checksum{name}", display_checksum(digest, info.checksum_type, info.parts_count)))
+    if info.checksums:
+        inner.append(xml.elem("ChecksumType", info.checksum_type))
+    response = Response(200, body=xml.document("CopyObjectResult", "".join(inner)))
+    response.header("content-type", "application/xml")
+    return response

@@ -1,0 +1,352 @@
+"""Multipart uploads: CreateMultipartUpload, UploadPart, UploadPartCopy,
+CompleteMultipartUpload, AbortMultipartUpload, ListParts, ListMultipartUploads."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from urllib.parse import quote
+
+from coffer import checksums
+from coffer.server import xml
+from coffer.server.app import Context
+from coffer.server.errors import S3Error
+from coffer.server.handlers.common import owner_xml, parse_max
+from coffer.server.handlers.copy import copy_source_check, parse_copy_source
+from coffer.server.handlers.object import (
+    checksum_algorithm_header,
+    object_headers_from_request,
+    part_number_param,
+    storage_class_of,
+)
+from coffer.server.http import Response, quote_etag
+from coffer.server.request import Request, validate_key
+from coffer.server.upload import plan_upload
+from coffer.storage.api import MAX_PART_SIZE, CompletedPart, Completion, PartInfo, UploadInfo
+from coffer.storage.multipart import display_checksum
+
+MAX_PARTS_LISTED = 1000
+MAX_UPLOADS_LISTED = 1000
+# A Complete listing 10,000 parts with checksums is ~1.5-3 MB of XML.
+MAX_COMPLETE_BODY = 8 * 1024 * 1024
+_COPY_RANGE = re.compile(r"^bytes=(\d+)-(\d+)$")
+
+
+def _xml(body: bytes) -> Response:
+    response = Response(200, body=body)
+    response.header("content-type", "application/xml")
+    return response
+
+
+def _upload_id(req: Request) -> str:
+    upload_id = req.query.get("uploadId", "")
+    if not upload_id:
+        raise S3Error("NoSuchUpload", UploadId=upload_id)
+    return upload_id
+
+
+def _part_number(req: Request) -> int:
+    number = part_number_param(req.query.get("partNumber"))
+    if number is None:
+        raise S3Error("InvalidArgument", "partNumber is required", ArgumentName="partNumber")
+    return number
+
+
+def _checksum_type_header(req: Request) -> str | None:
+    value = req.header("x-amz-checksum-type")
+    return value.upper() if value is not None else None
+
+
+def _part_checksum_headers(response: Response, part: PartInfo, names: list[str]) -> None:
+    for algorithm in dict.fromkeys(names):
+        digest = part.checksums.get(algorithm)
+        if digest is not None:
+            response.header(checksums.header_name(algorithm), checksums.encode(digest))
+
+
+def _part_checksums_xml(part: PartInfo, upload: UploadInfo) -> str:
+    digest = part.checksums.get(upload.effective_algorithm)
+    if digest is None:
+        return ""
+    return xml.elem(f"Checksum{upload.effective_algorithm}", checksums.encode(digest))
+
+
+# ---------------------------------------------------------------------- create
+async def CreateMultipartUpload(ctx: Context, req: Request) -> Response:
+    assert req.bucket is not None and req.key is not None
+    validate_key(req.key)
+    algorithm = checksum_algorithm_header(req)
+    upload = await ctx.engine.create_multipart_upload(
+        req.bucket,
+        req.key,
+        headers=object_headers_from_request(req),
+        storage_class=storage_class_of(req),
+        checksum_algorithm=algorithm,
+        checksum_type=_checksum_type_header(req),
+    )
+    inner = xml.elem("Bucket", req.bucket) + xml.elem("Key", req.key) + xml.elem("UploadId", upload.upload_id)
+    response = _xml(xml.document("InitiateMultipartUploadResult", inner))
+    if upload.checksum_algorithm is not None:
+        response.header("x-amz-checksum-algorithm", upload.checksum_algorithm)
+        response.header("x-amz-checksum-type", upload.checksum_type)
+    return response
+
+
+# ---------------------------------------------------------------------- parts
+async def UploadPart(ctx: Context, req: Request) -> Response:
+    assert req.bucket is not None and req.key is not None
+    upload_id = _upload_id(req)
+    part_number = _part_number(req)
+    length = req.content_length
+    if length is not None and length > MAX_PART_SIZE and "x-amz-decoded-content-length" not in req.headers:
+        raise S3Error("EntityTooLarge", ProposedSize=str(length), MaxSizeAllowed=str(MAX_PART_SIZE))
+    plan = plan_upload(req, default_algorithm=None)
+    upload = await ctx.engine.get_upload(req.bucket, req.key, upload_id)
+    if upload.checksum_algorithm is not None and plan.algorithm != upload.checksum_algorithm:
+        # An upload created with an algorithm takes parts checksummed with it only.
+        raise S3Error(
+            "InvalidRequest",
+            f"Checksum Type mismatch occurred, expected checksum Type: {upload.checksum_algorithm.lower()}, "
+            f"actual checksum Type: {plan.algorithm.lower() if plan.client_checksum else 'null'}",
+        )
+    part = await ctx.engine.upload_part(
+        req.bucket,
+        req.key,
+        upload_id,
+        part_number,
+        plan.body,
+        checksum_algorithms=plan.algorithms,
+        want_sha256=plan.want_sha256,
+        verify=plan.verify,
+    )
+    response = Response(200)
+    response.header("etag", quote_etag(part.etag))
+    names = [plan.algorithm] if plan.client_checksum else []
+    if upload.checksum_algorithm is not None:
+        names.append(upload.checksum_algorithm)
+    _part_checksum_headers(response, part, names)
+    return response
+
+
+def _copy_range(req: Request) -> tuple[int, int] | None:
+    raw = req.header("x-amz-copy-source-range")
+    if raw is None:
+        return None
+    match = _COPY_RANGE.match(raw.strip())
+    if match is None:
+        raise S3Error(
+            "InvalidArgument",
+            "The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are "
+            "the zero-based offsets of the first and last bytes to copy",
+            ArgumentName="x-amz-copy-source-range",
+            ArgumentValue=raw,
+        )
+    first, last = int(match.group(1)), int(match.group(2))
+    if last < first:
+        raise S3Error("InvalidArgument", "Range specified is not valid", ArgumentName="x-amz-copy-source-range")
+    return first, last
+
+
+async def UploadPartCopy(ctx: Context, req: Request) -> Response:
+    assert req.bucket is not None and req.key is not None
+    upload_id = _upload_id(req)
+    part_number = _part_number(req)
+    src_bucket, src_key = parse_copy_source(req)
+    part = await ctx.engine.upload_part_copy(
+        req.bucket,
+        req.key,
+        upload_id,
+        part_number,
+        src_bucket,
+        src_key,
+        src_range=_copy_range(req),
+        check_source=copy_source_check(req),
+    )
+    upload = await ctx.engine.get_upload(req.bucket, req.key, upload_id)
+    inner = xml.elem("LastModified", xml.iso8601(part.last_modified)) + xml.elem("ETag", quote_etag(part.etag))
+    if upload.checksum_algorithm is not None:
+        inner += _part_checksums_xml(part, upload)
+    return _xml(xml.document("CopyPartResult", inner))
+
+
+# ---------------------------------------------------------------------- complete / abort
+def _parse_completion(body: bytes) -> list[CompletedPart]:
+    doc = xml.parse(body)
+    if doc.tag != "CompleteMultipartUpload":
+        raise S3Error("MalformedXML")
+    parts: list[CompletedPart] = []
+    for node in doc.findall("Part"):
+        number = (xml.child_text(node, "PartNumber") or "").strip()
+        etag = xml.child_text(node, "ETag")
+        if not number.isdigit() or etag is None:
+            raise S3Error("MalformedXML")
+        sums: dict[str, str] = {}
+        for child in node:
+            if child.tag.startswith("Checksum") and child.tag[len("Checksum") :] in checksums.ALGORITHMS:
+                sums[child.tag[len("Checksum") :]] = (child.text or "").strip()
+        parts.append(CompletedPart(int(number), etag.strip().strip('"'), sums))
+    if not parts:
+        raise S3Error("MalformedXML", "The XML you provided was not well-formed or did not validate: no Part.")
+    return parts
+
+
+def _completion(req: Request) -> Completion:
+    named = [(name, algo) for name in req.headers if (algo := checksums.algorithm_from_header(name)) is not None]
+    if len(named) > 1:
+        raise S3Error("InvalidRequest", "Expecting a single x-amz-checksum- header")
+    expected = (named[0][1], req.headers[named[0][0]]) if named else None
+    size_raw = req.header("x-amz-mp-object-size")
+    if size_raw is not None and not size_raw.strip().isdigit():
+        raise S3Error("InvalidRequest", "Value for x-amz-mp-object-size header is invalid.")
+    return Completion(
+        expected_checksum=expected,
+        expected_type=_checksum_type_header(req),
+        expected_size=int(size_raw) if size_raw is not None else None,
+        if_none_match=req.header("if-none-match"),
+        if_match=req.header("if-match"),
+    )
+
+
+async def CompleteMultipartUpload(ctx: Context, req: Request) -> Response:
+    assert req.bucket is not None and req.key is not None
+    upload_id = _upload_id(req)
+    completion = _completion(req)
+    # The x-amz-checksum-* headers describe the object, not this XML body: read it plainly.
+    parts = _parse_completion(await req.read_body(MAX_COMPLETE_BODY))
+    info = await ctx.engine.complete_multipart_upload(req.bucket, req.key, upload_id, parts, completion)
+    host = req.header("host", "localhost")
+    location = f"http://{host}/{quote(req.bucket)}/{quote(req.key)}"
+    inner = [
+        xml.elem("Location", location),
+        xml.elem("Bucket", req.bucket),
+        xml.elem("Key", req.key),
+        xml.elem("ETag", quote_etag(info.etag)),
+    ]
+    for algorithm, digest in info.checksums.items():
+        inner.append(xml.elem(f"Checksum{algorithm}", display_checksum(digest, info.checksum_type, info.parts_count)))
+    if info.checksums:
+        inner.append(xml.elem("ChecksumType", info.checksum_type))
+    return _xml(xml.document("CompleteMultipartUploadResult", "".join(inner)))
+
+
+async def AbortMultipartUpload(ctx: Context, req: Request) -> Response:
+    assert req.bucket is not None and req.key is not None
+    await ctx.engine.abort_multipart_upload(req.bucket, req.key, _upload_id(req))
+    return Response(204)
+
+
+# ---------------------------------------------------------------------- listings
+def _marker(value: str | None, name: str) -> int:
+    if value is None or value == "":
+        return 0
+    if not value.isdigit():
+        raise S3Error(
+            "InvalidArgument",
+            f"Argument {name} must be an integer between 0 and 2147483647",
+            ArgumentName=name,
+            ArgumentValue=value,
+        )
+    return int(value)
+
+
+async def ListParts(ctx: Context, req: Request) -> Response:
+    assert req.bucket is not None and req.key is not None
+    upload_id = _upload_id(req)
+    marker = _marker(req.query.get("part-number-marker"), "part-number-marker")
+    max_parts = parse_max(req.query.get("max-parts"), "max-parts", MAX_PARTS_LISTED, MAX_PARTS_LISTED)
+    page = await ctx.engine.list_parts(req.bucket, req.key, upload_id, marker=marker, max_parts=max_parts)
+    upload = page.upload
+    owner = _owner_name(ctx, upload.owner)
+    inner = [
+        xml.elem("Bucket", req.bucket),
+        xml.elem("Key", req.key),
+        xml.elem("UploadId", upload_id),
+        owner_xml(upload.owner, owner, "Initiator"),
+        owner_xml(upload.owner, owner),
+        xml.elem("StorageClass", upload.storage_class),
+        xml.elem("PartNumberMarker", marker),
+        xml.elem("NextPartNumberMarker", page.next_marker),
+        xml.elem("MaxParts", max_parts),
+        xml.elem("IsTruncated", "true" if page.is_truncated else "false"),
+    ]
+    if upload.checksum_algorithm is not None:
+        inner.append(xml.elem("ChecksumAlgorithm", upload.checksum_algorithm))
+        inner.append(xml.elem("ChecksumType", upload.checksum_type))
+    for part in page.parts:
+        inner.append(
+            f"<Part>{xml.elem('PartNumber', part.part_number)}"
+            f"{xml.elem('LastModified', xml.iso8601(part.last_modified))}"
+            f"{xml.elem('ETag', quote_etag(part.etag))}{xml.elem('Size', part.size)}"
+            f"{_part_checksums_xml(part, upload)}</Part>"
+        )
+    return _xml(xml.document("ListPartsResult", "".join(inner)))
+
+
+def _owner_name(ctx: Context, owner_id: str) -> str:
+    return ctx.owner.display_name if owner_id == ctx.owner.id else owner_id
+
+
+def _encoder(req: Request) -> Callable[[str], str]:
+    encoding = req.query.get("encoding-type")
+    if encoding is None:
+        return xml.esc
+    if encoding.lower() != "url":
+        raise S3Error(
+            "InvalidArgument",
+            "Invalid Encoding Method specified in Request",
+            ArgumentName="encoding-type",
+            ArgumentValue=encoding,
+        )
+    return lambda value: xml.esc(quote(value, safe="/"))
+
+
+async def ListMultipartUploads(ctx: Context, req: Request) -> Response:
+    assert req.bucket is not None
+    q = req.query
+    enc = _encoder(req)
+    prefix = q.get("prefix", "")
+    delimiter = q.get("delimiter", "")
+    key_marker = q.get("key-marker", "")
+    upload_id_marker = q.get("upload-id-marker", "") if key_marker else ""
+    max_uploads = parse_max(q.get("max-uploads"), "max-uploads", MAX_UPLOADS_LISTED, MAX_UPLOADS_LISTED)
+    page = await ctx.engine.list_multipart_uploads(
+        req.bucket,
+        prefix=prefix,
+        delimiter=delimiter,
+        key_marker=key_marker,
+        upload_id_marker=upload_id_marker,
+        max_uploads=max_uploads,
+    )
+    inner = [
+        xml.elem("Bucket", req.bucket),
+        f"<KeyMarker>{enc(key_marker)}</KeyMarker>",
+        xml.elem("UploadIdMarker", upload_id_marker),
+    ]
+    if page.is_truncated:
+        inner.append(f"<NextKeyMarker>{enc(page.next_key_marker or '')}</NextKeyMarker>")
+        inner.append(xml.elem("NextUploadIdMarker", page.next_upload_id_marker or ""))
+    if delimiter:
+        inner.append(f"<Delimiter>{enc(delimiter)}</Delimiter>")
+    inner.append(f"<Prefix>{enc(prefix)}</Prefix>")
+    inner.append(xml.elem("MaxUploads", max_uploads))
+    inner.append(xml.elem("IsTruncated", "true" if page.is_truncated else "false"))
+    if "encoding-type" in q:
+        inner.append("<EncodingType>url</EncodingType>")
+    for upload in page.uploads:
+        owner = _owner_name(ctx, upload.owner)
+        inner.append(
+            f"<Upload><Key>{enc(upload.key)}</Key>{xml.elem('UploadId', upload.upload_id)}"
+            f"{owner_xml(upload.owner, owner, 'Initiator')}{owner_xml(upload.owner, owner)}"
+            f"{xml.elem('StorageClass', upload.storage_class)}"
+            f"{xml.elem('Initiated', xml.iso8601(upload.initiated))}"
+            + (
+                xml.elem("ChecksumAlgorithm", upload.checksum_algorithm)
+                + xml.elem("ChecksumType", upload.checksum_type)
+                if upload.checksum_algorithm is not None
+                else ""
+            )
+            + "</Upload>"
+        )
+    for common in page.common_prefixes:
+        inner.append(f"<CommonPrefixes><Prefix>{enc(common)}</Prefix></CommonPrefixes>")
+    return _xml(xml.document("ListMultipartUploadsResult", "".join(inner)))
