@@ -46,3 +46,8 @@ def etag_matches(header: str, etag: str) -> bool:
         if candidate == "*" or candidate.strip('"') == etag:
             return True
     return False
+
+
+def is_decimal(text: str) -> bool:
+    """ASCII digits only: str.isdigit() also accepts '²' or '٣', which int() then refuses."""
+    return text.isascii() and text.isdigit()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from coffer.server.errors import S3Error
+from coffer.server.http import is_decimal
 
 
 def parse_range(header: str, size: int) -> tuple[int, int] | None:
@@ -16,11 +17,11 @@ def parse_range(header: str, size: int) -> tuple[int, int] | None:
         return None
     first, dash, last = spec.strip().partition("-")
     first, last = first.strip(), last.strip()
-    if not dash or (first and not first.isdigit()) or (last and not last.isdigit()) or (not first and not last):
+    if not dash or (first and not is_decimal(first)) or (last and not is_decimal(last)) or (not first and not last):
         return None
     if not first:  # suffix range: the last n bytes
         n = int(last)
-        if n == 0:
+        if n == 0 or size == 0:  # no last bytes to give
             raise _unsatisfiable(size)
         return max(0, size - n), size
     start = int(first)

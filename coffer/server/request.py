@@ -94,7 +94,7 @@ class Request:
         raw = self.headers.get("content-length")
         if raw is None:
             return None
-        if not raw.isdigit():
+        if not (raw.isascii() and raw.isdigit()):
             raise S3Error("InvalidArgument", "Content-Length is not a valid number.")
         return int(raw)
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from coffer import checksums
 from coffer.server.chunked import ChunkedDecoder
 from coffer.server.errors import S3Error
+from coffer.server.http import is_decimal
 from coffer.server.request import Request
 from coffer.storage.api import PutDigests
 
@@ -101,7 +102,7 @@ def plan_upload(req: Request, *, default_algorithm: str | None = checksums.DEFAU
         raw = headers.get("x-amz-decoded-content-length")
         if raw is None:
             raise S3Error("MissingContentLength", "x-amz-decoded-content-length is required for aws-chunked bodies.")
-        if not raw.isdigit():
+        if not is_decimal(raw):
             raise S3Error("InvalidArgument", "x-amz-decoded-content-length is not a number.")
         decoded_length = int(raw)
 

@@ -19,7 +19,7 @@ from coffer.server.handlers.object import (
     part_number_param,
     storage_class_of,
 )
-from coffer.server.http import Response, quote_etag
+from coffer.server.http import Response, is_decimal, quote_etag
 from coffer.server.request import Request, validate_key
 from coffer.server.upload import plan_upload
 from coffer.storage.api import MAX_PART_SIZE, CompletedPart, Completion, PartInfo, UploadInfo
@@ -178,7 +178,7 @@ def _parse_completion(body: bytes) -> list[CompletedPart]:
     for node in doc.findall("Part"):
         number = (xml.child_text(node, "PartNumber") or "").strip()
         etag = xml.child_text(node, "ETag")
-        if not number.isdigit() or etag is None:
+        if not is_decimal(number) or etag is None:
             raise S3Error("MalformedXML")
         sums: dict[str, str] = {}
         for child in node:
@@ -196,7 +196,7 @@ def _completion(req: Request) -> Completion:
         raise S3Error("InvalidRequest", "Expecting a single x-amz-checksum- header")
     expected = (named[0][1], req.headers[named[0][0]]) if named else None
     size_raw = req.header("x-amz-mp-object-size")
-    if size_raw is not None and not size_raw.strip().isdigit():
+    if size_raw is not None and not is_decimal(size_raw.strip()):
         raise S3Error("InvalidRequest", "Value for x-amz-mp-object-size header is invalid.")
     return Completion(
         expected_checksum=expected,
@@ -239,7 +239,7 @@ async def AbortMultipartUpload(ctx: Context, req: Request) -> Response:
 def _marker(value: str | None, name: str) -> int:
     if value is None or value == "":
         return 0
-    if not value.isdigit():
+    if not is_decimal(value):
         raise S3Error(
             "InvalidArgument",
             f"Argument {name} must be an integer between 0 and 2147483647",

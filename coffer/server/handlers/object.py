@@ -8,7 +8,7 @@ from coffer import checksums
 from coffer.server import xml
 from coffer.server.app import Context
 from coffer.server.errors import S3Error, from_storage
-from coffer.server.http import Response, etag_matches, http_date, parse_http_date, quote_etag
+from coffer.server.http import Response, etag_matches, http_date, is_decimal, parse_http_date, quote_etag
 from coffer.server.ranges import parse_range
 from coffer.server.request import Request, validate_key
 from coffer.server.upload import plan_upload, stored_content_encoding
@@ -95,7 +95,7 @@ def part_number_param(raw: str | None) -> int | None:
     """The partNumber query parameter: an integer 1..10000."""
     if raw is None:
         return None
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PART_NUMBER:
+    if not is_decimal(raw) or not 1 <= int(raw) <= MAX_PART_NUMBER:
         raise S3Error(
             "InvalidArgument",
             f"Part number must be an integer between 1 and {MAX_PART_NUMBER}, inclusive",
