@@ -451,3 +451,20 @@ def test_response_override_with_control_characters(server, bucket: str, value: s
     error = expect(answer, 400, "InvalidArgument")
     assert error["ArgumentName"] == "response-content-type"
     assert "x-injected" not in answer.headers
+
+
+def test_put_without_a_known_size_is_411_and_stores_nothing(server, s3, bucket) -> None:  # type: ignore[no-untyped-def]
+    """Transfer-Encoding: chunked without aws-chunked framing: S3 wants the size up front."""
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    try:
+        conn.putrequest("PUT", f"/{bucket}/no-length")
+        conn.putheader("Transfer-Encoding", "chunked")
+        conn.endheaders()
+        conn.send(b"5\r\nhello\r\n0\r\n\r\n")
+        resp = conn.getresponse()
+        answer = Answer(resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read())
+    finally:
+        conn.close()
+    answer.error = parse_error(answer)
+    expect(answer, 411, "MissingContentLength")
+    assert s3.list_objects_v2(Bucket=bucket)["KeyCount"] == 0

@@ -90,7 +90,9 @@ def plan_upload(req: Request, *, default_algorithm: str | None = checksums.DEFAU
     chunked = content_sha.startswith(_STREAMING_PREFIX) or (
         "aws-chunked" in encodings and "x-amz-decoded-content-length" in headers
     )
-    if req.content_length is None and "chunked" not in headers.get("transfer-encoding", "").lower():
+    # S3 needs the size up front: Content-Length, or for aws-chunked bodies (which may
+    # travel with Transfer-Encoding: chunked) x-amz-decoded-content-length.
+    if req.content_length is None and not chunked:
         raise S3Error("MissingContentLength")
 
     decoder: ChunkedDecoder | None = None
