@@ -1,6 +1,22 @@
-"""Helpers shared by every engine's listing code."""
+"""Listing logic shared by every engine: one page of ListObjects from an ordered key index.
+
+An engine supplies ``scan(lower, inclusive, upper)``: its live keys (UTF-8 bytes)
+in byte order starting at ``lower`` (inclusive or not) and below ``upper`` (None:
+no bound), each with whatever row the engine needs to build a ``ListEntry``. The
+page builder folds keys into CommonPrefixes and, instead of scanning the keys
+under a CommonPrefix, calls ``scan`` again past it: a page costs O(page +
+prefixes) seeks, never O(keys under the prefixes).
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import TypeVar
+
+from coffer.storage.api import ListEntry, ListPage
+
+Row = TypeVar("Row")
+Scan = Callable[[bytes, bool, bytes | None], Iterable[tuple[bytes, Row]]]
 
 
 def prefix_upper_bound(prefix: bytes) -> bytes | None:
@@ -13,3 +29,50 @@ def prefix_upper_bound(prefix: bytes) -> bytes | None:
     if not trimmed:
         return None
     return trimmed[:-1] + bytes([trimmed[-1] + 1])
+
+
+def list_page(
+    scan: Scan[Row],
+    make_entry: Callable[[bytes, Row], ListEntry],
+    *,
+    prefix: bytes,
+    delimiter: bytes,
+    after: bytes,
+    max_keys: int,
+) -> ListPage:
+    """One page: keys and CommonPrefixes under ``prefix`` sorting after ``after``."""
+    if max_keys <= 0:
+        return ListPage([], [], False, None)  # as S3: an empty, untruncated page
+    upper = prefix_upper_bound(prefix)
+    # Lower bound: strictly after `after`, and at or after the prefix.
+    lower, inclusive = (after, False) if after >= prefix else (prefix, True)
+    entries: list[ListEntry] = []
+    prefixes: list[str] = []
+    last: str | None = None
+    while True:
+        seek: bytes | None = None
+        for key, row in scan(lower, inclusive, upper):
+            if delimiter:
+                idx = key.find(delimiter, len(prefix))
+                if idx >= 0:
+                    common = key[: idx + len(delimiter)]
+                    if common == after or (after.startswith(common) and after > common):
+                        # The marker lies inside this prefix: it was returned on an earlier page.
+                        seek = prefix_upper_bound(common)
+                        break
+                    if len(entries) + len(prefixes) >= max_keys:
+                        return ListPage(entries, prefixes, True, last)
+                    prefixes.append(common.decode("utf-8"))
+                    last = prefixes[-1]
+                    seek = prefix_upper_bound(common)
+                    break
+            if len(entries) + len(prefixes) >= max_keys:
+                return ListPage(entries, prefixes, True, last)
+            entry = make_entry(key, row)
+            entries.append(entry)
+            last = entry.key
+        else:
+            return ListPage(entries, prefixes, False, last)
+        if seek is None or (upper is not None and seek >= upper):
+            return ListPage(entries, prefixes, False, last)
+        lower, inclusive = seek, True

@@ -22,7 +22,6 @@ import asyncio
 import bisect
 import contextlib
 import fcntl
-import hashlib
 import logging
 import os
 import time
@@ -32,13 +31,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from coffer.checksums import Hasher, new_hasher
 from coffer.storage.api import EngineObserver, PutDigests
 from coffer.storage.errors import EntityTooLarge, StorageError
+from coffer.storage.hashing import PIPELINE_CHUNK, BodyHasher
 
 log = logging.getLogger("coffer.blobs")
 
-PIPELINE_CHUNK = 1024 * 1024  # bytes handed to the hashing/writing thread at a time
 READ_CHUNK = 1024 * 1024
 # Files of a many-piece object held open ahead of the reader: opened before the
 # response starts (and kept ahead while streaming), so a concurrent overwrite or
@@ -85,30 +83,6 @@ class Segment:
     size: int
     blob: str | None
     data: bytes | None
-
-
-class _Hashing:
-    def __init__(self, algorithms: Iterable[str], want_sha256: bool) -> None:
-        self.md5 = hashlib.md5()
-        self.checksums: dict[str, Hasher] = {a: new_hasher(a) for a in algorithms}
-        self.sha256 = hashlib.sha256() if want_sha256 else None
-        self.size = 0
-
-    def update(self, data: bytes | memoryview) -> None:
-        self.size += len(data)
-        self.md5.update(data)
-        for h in self.checksums.values():
-            h.update(data)
-        if self.sha256 is not None:
-            self.sha256.update(data)
-
-    def digests(self) -> PutDigests:
-        return PutDigests(
-            size=self.size,
-            md5=self.md5.digest(),
-            checksums={a: h.digest() for a, h in self.checksums.items()},
-            sha256=self.sha256.digest() if self.sha256 is not None else None,
-        )
 
 
 class BlobStore:
@@ -162,7 +136,7 @@ class BlobStore:
         max_size: int | None = None,
     ) -> ReceivedBody:
         """Consume ``body`` completely, hashing it; small bodies stay in memory."""
-        hashing = _Hashing(algorithms, want_sha256)
+        hashing = BodyHasher(algorithms, want_sha256)
         buffer = bytearray()
         fd: int | None = None
         temp_path: Path | None = None
@@ -254,7 +228,7 @@ class BlobStore:
             except FileNotFoundError:
                 pass
 
-    def _finish_file(self, hashing: _Hashing, fd: int, data: bytes) -> None:
+    def _finish_file(self, hashing: BodyHasher, fd: int, data: bytes) -> None:
         if data:
             _hash_and_write(hashing, fd, data)
         if self.fsync:
@@ -355,14 +329,14 @@ class BlobStore:
 
 async def hash_stream(body: AsyncIterator[bytes], algorithms: Iterable[str]) -> PutDigests:
     """MD5 and the given checksums of a stream, hashed off the event loop, nothing kept."""
-    hashing = _Hashing(algorithms, False)
+    hashing = BodyHasher(algorithms, False)
     loop = asyncio.get_running_loop()
     async for chunk in body:
         await loop.run_in_executor(_io_pool, hashing.update, chunk)
     return hashing.digests()
 
 
-def _hash_and_write(hashing: _Hashing, fd: int, data: bytes) -> None:
+def _hash_and_write(hashing: BodyHasher, fd: int, data: bytes) -> None:
     hashing.update(data)
     view = memoryview(data)
     while view:

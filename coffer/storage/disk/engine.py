@@ -11,7 +11,7 @@ import shutil
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ from coffer.storage.disk.blobs import BlobStore, Segment, stream_fd
 from coffer.storage.disk.manifest import blob_in_use, drop_manifest, load_segments, object_part, unreferenced
 from coffer.storage.disk.metadata import MetadataStore
 from coffer.storage.disk.multipart import MultipartMixin
-from coffer.storage.listing import prefix_upper_bound
+from coffer.storage.listing import list_page
 
 log = logging.getLogger("coffer.engine")
 
@@ -527,52 +527,23 @@ class DiskEngine(MultipartMixin):
         self, conn: sqlite3.Connection, bucket: str, prefix: bytes, delimiter: bytes, after: bytes, max_keys: int
     ) -> ListPage:
         self._bucket_row(conn, bucket)
-        entries: list[ListEntry] = []
-        prefixes: list[str] = []
-        upper = prefix_upper_bound(prefix)
-        # Lower bound: strictly after `after`, and at or after the prefix.
-        lower, inclusive = (after, False) if after >= prefix else (prefix, True)
-        last: str | None = None
-        sql_base = (
-            "SELECT key, size, etag, last_modified, storage_class, owner FROM objects "
-            "WHERE bucket=? AND key {op} ? {upper} AND is_latest=1 AND is_delete_marker=0 ORDER BY key LIMIT ?"
-        )
-        upper_sql = "AND key < ?" if upper is not None else ""
-        if max_keys <= 0:
-            return ListPage([], [], False, None)  # as S3: an empty, untruncated page
-        while True:
-            sql = sql_base.format(op=">=" if inclusive else ">", upper=upper_sql)
-            args: tuple[Any, ...] = (bucket, lower, *((upper,) if upper is not None else ()), _LIST_BATCH)
-            rows = conn.execute(sql, args).fetchall()
-            if not rows:
-                return ListPage(entries, prefixes, False, last)
-            seek: bytes | None = None
-            for key, size, etag, last_modified, storage_class, owner in rows:
-                key = bytes(key)
-                if delimiter:
-                    idx = key.find(delimiter, len(prefix))
-                    if idx >= 0:
-                        common = key[: idx + len(delimiter)]
-                        if common == after or (after.startswith(common) and after > common):
-                            # Marker lies inside this prefix: it was returned on an earlier page.
-                            seek = prefix_upper_bound(common)
-                            break
-                        if len(entries) + len(prefixes) >= max_keys:
-                            return ListPage(entries, prefixes, True, last)
-                        prefixes.append(common.decode("utf-8"))
-                        last = prefixes[-1]
-                        seek = prefix_upper_bound(common)
-                        break
-                if len(entries) + len(prefixes) >= max_keys:
-                    return ListPage(entries, prefixes, True, last)
-                decoded = key.decode("utf-8")
-                entries.append(ListEntry(decoded, size, etag, last_modified, storage_class, owner))
-                last = decoded
-            if seek is not None:
-                if seek is None or (upper is not None and seek >= upper):
-                    return ListPage(entries, prefixes, False, last)
-                lower, inclusive = seek, True
-                continue
-            if len(rows) < _LIST_BATCH:
-                return ListPage(entries, prefixes, False, last)
-            lower, inclusive = bytes(rows[-1][0]), False
+
+        def scan(lower: bytes, inclusive: bool, upper: bytes | None) -> Iterator[tuple[bytes, tuple[Any, ...]]]:
+            bound = (upper,) if upper is not None else ()
+            while True:
+                sql = (
+                    "SELECT key, size, etag, last_modified, storage_class, owner FROM objects WHERE bucket=? "
+                    f"AND key {'>=' if inclusive else '>'} ? {'AND key < ?' if bound else ''} "
+                    "AND is_latest=1 AND is_delete_marker=0 ORDER BY key LIMIT ?"
+                )
+                rows = conn.execute(sql, (bucket, lower, *bound, _LIST_BATCH)).fetchall()
+                for row in rows:
+                    yield bytes(row[0]), row
+                if len(rows) < _LIST_BATCH:
+                    return
+                lower, inclusive = bytes(rows[-1][0]), False
+
+        def entry(key: bytes, row: tuple[Any, ...]) -> ListEntry:
+            return ListEntry(key.decode("utf-8"), *row[1:])
+
+        return list_page(scan, entry, prefix=prefix, delimiter=delimiter, after=after, max_keys=max_keys)
