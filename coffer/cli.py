@@ -28,6 +28,8 @@ def _setting_options(fn: Any) -> Any:
             kwargs["type"] = bool
         elif isinstance(default, int):
             kwargs["type"] = int
+        elif isinstance(default, float):
+            kwargs["type"] = float
         elif isinstance(default, list):
             kwargs["help"] = help_text + " Comma-separated."
         fn = click.option(flag, f.name, **kwargs)(fn)

@@ -40,7 +40,14 @@ class Settings:
         default="info",
         metadata=_meta("Log verbosity.", ("debug", "info", "warning", "error")),
     )
-    storage: str = field(default="disk", metadata=_meta("Storage engine.", ("disk",)))
+    storage: str = field(
+        default="disk",
+        metadata=_meta(
+            "Storage engine. 'disk': durable SQLite metadata + files under data_dir. 'memory': everything "
+            "in RAM (one process), with LRU eviction, TTLs and optional snapshot+WAL persistence.",
+            ("disk", "memory"),
+        ),
+    )
     fsync: str = field(
         default="always",
         metadata=_meta(
@@ -69,6 +76,64 @@ class Settings:
     max_object_size: int = field(
         default=5 * 1024**4,
         metadata=_meta("Largest object accepted by a single PUT, in bytes (S3: 5 TiB)."),
+    )
+    max_buckets: int = field(
+        default=0,
+        metadata=_meta("Most buckets the server holds; CreateBucket beyond it answers TooManyBuckets. 0: no limit."),
+    )
+    max_objects_per_bucket: int = field(
+        default=0,
+        metadata=_meta(
+            "Most objects one bucket holds; a PUT of a new key beyond it answers QuotaExceeded. 0: no limit."
+        ),
+    )
+    default_ttl_seconds: int = field(
+        default=0,
+        metadata=_meta(
+            "Objects expire this many seconds after they are written unless their x-amz-meta-ttl-seconds "
+            "metadata says otherwise. Expired objects are invisible at once and reclaimed by the reaper. "
+            "0: objects never expire by default."
+        ),
+    )
+    ttl_reaper_interval: float = field(
+        default=10.0,
+        metadata=_meta("Seconds between two runs of the background reaper that deletes expired objects."),
+    )
+    max_memory: int = field(
+        default=1024**3,
+        metadata=_meta(
+            "Memory engine: bytes of object data and metadata kept in RAM. Beyond it the least recently "
+            "used objects are evicted; a single PUT larger than this is refused with EntityTooLarge."
+        ),
+    )
+    memory_persistence: bool = field(
+        default=False,
+        metadata=_meta(
+            "Memory engine: log every mutation to a write-ahead log (fsynced per the fsync setting before "
+            "the write is acknowledged) and snapshot periodically, so a restart recovers the data."
+        ),
+    )
+    memory_persistence_dir: str = field(
+        default="",
+        metadata=_meta("Memory engine: where the snapshot and WAL live. Empty: <data_dir>/memory."),
+    )
+    wal_batch_max: int = field(
+        default=512,
+        metadata=_meta("Memory engine: most WAL records written and fsynced together (group commit)."),
+    )
+    wal_batch_interval_ms: float = field(
+        default=0.0,
+        metadata=_meta(
+            "Memory engine: after the first record of a batch, wait up to this many milliseconds for more "
+            "before writing (0: write at once; records queued during an fsync still share the next one)."
+        ),
+    )
+    snapshot_interval: float = field(
+        default=300.0,
+        metadata=_meta(
+            "Memory engine with persistence: seconds between snapshots (each one lets the WAL before it "
+            "go). A snapshot is also written on shutdown. 0: only on shutdown."
+        ),
     )
     orphan_grace_seconds: int = field(
         default=3600,
@@ -174,7 +239,29 @@ class Settings:
                 raise ConfigError(f"{name} must be >= 0")
         if self.multipart_upload_max_age < 0:
             raise ConfigError("multipart_upload_max_age must be >= 0")
+        if self.storage == "memory" and self.workers != 1:
+            raise ConfigError(
+                "storage 'memory' keeps all data inside one process: workers must be 1 "
+                f"(got {self.workers}); use storage 'disk' for several workers"
+            )
+        for name in ("max_buckets", "max_objects_per_bucket", "default_ttl_seconds", "wal_batch_interval_ms"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be >= 0")
+        if self.max_memory < 1:
+            raise ConfigError("max_memory must be at least 1 byte")
+        if self.ttl_reaper_interval <= 0:
+            raise ConfigError("ttl_reaper_interval must be > 0")
+        if self.wal_batch_max < 1:
+            raise ConfigError("wal_batch_max must be at least 1")
+        if self.snapshot_interval < 0:
+            raise ConfigError("snapshot_interval must be >= 0")
         return self
+
+    def max_put_size(self) -> int:
+        """Largest body one PUT may carry: the memory engine cannot hold more than max_memory."""
+        if self.storage == "memory":
+            return min(self.max_object_size, self.max_memory)
+        return self.max_object_size
 
     def to_json(self) -> str:
         return json.dumps({f.name: getattr(self, f.name) for f in fields(self)})
@@ -197,6 +284,8 @@ def _coerce(name: str, raw: Any, target: Any) -> Any:
             return str(raw).strip().lower() in ("1", "true", "yes", "on")
         if isinstance(target, int):
             return int(raw)
+        if isinstance(target, float):
+            return float(raw)
         if isinstance(target, list):
             if isinstance(raw, list):
                 return [str(x) for x in raw]

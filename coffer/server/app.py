@@ -53,6 +53,26 @@ Handler = Callable[[Context, Request], Awaitable[Response]]
 
 
 def build_engine(settings: Settings) -> Engine:
+    if settings.storage == "memory":
+        from coffer.storage.memory import MemoryEngine
+
+        persistence_dir = None
+        if settings.memory_persistence:
+            persistence_dir = settings.memory_persistence_dir or os.path.join(settings.data_dir, "memory")
+        return MemoryEngine(
+            max_memory=settings.max_memory,
+            max_object_size=settings.max_object_size,
+            max_buckets=settings.max_buckets,
+            max_objects_per_bucket=settings.max_objects_per_bucket,
+            default_ttl=settings.default_ttl_seconds,
+            reaper_interval=settings.ttl_reaper_interval,
+            persistence_dir=persistence_dir,
+            fsync=settings.fsync == "always",
+            wal_batch_max=settings.wal_batch_max,
+            wal_batch_interval=settings.wal_batch_interval_ms / 1000,
+            snapshot_interval=settings.snapshot_interval,
+        )
+
     from coffer.storage.disk import DiskEngine
 
     return DiskEngine(
@@ -62,6 +82,10 @@ def build_engine(settings: Settings) -> Engine:
         max_object_size=settings.max_object_size,
         orphan_grace_seconds=settings.orphan_grace_seconds,
         upload_max_age_seconds=settings.multipart_upload_max_age,
+        max_buckets=settings.max_buckets,
+        max_objects_per_bucket=settings.max_objects_per_bucket,
+        default_ttl=settings.default_ttl_seconds,
+        reaper_interval=settings.ttl_reaper_interval,
     )
 
 

@@ -71,7 +71,9 @@ ERRORS: dict[str, tuple[int, str]] = {
         403,
         "The request signature we calculated does not match the signature you provided.",
     ),
+    "QuotaExceeded": (403, "The bucket holds the maximum number of objects allowed."),
     "SlowDown": (503, "Please reduce your request rate."),
+    "TooManyBuckets": (400, "You have attempted to create more buckets than allowed"),
     "XAmzContentSHA256Mismatch": (
         400,
         "The provided 'x-amz-content-sha256' header does not match what was computed.",

@@ -107,3 +107,21 @@ class BadDigest(StorageError):
     """A checksum you specified did not match the calculated checksum."""
 
     code = "BadDigest"
+
+
+class TooManyBuckets(StorageError):
+    """You have attempted to create more buckets than allowed."""
+
+    code = "TooManyBuckets"
+
+
+class QuotaExceeded(StorageError):
+    """The bucket holds the maximum number of objects allowed."""
+
+    code = "QuotaExceeded"
+
+
+class SlowDown(StorageError):
+    """The server is out of memory for uploads in progress; retry shortly."""
+
+    code = "SlowDown"

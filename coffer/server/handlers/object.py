@@ -15,6 +15,7 @@ from coffer.server.upload import plan_upload, stored_content_encoding
 from coffer.storage.api import MAX_PART_NUMBER, ObjectInfo
 from coffer.storage.errors import StorageError
 from coffer.storage.multipart import display_checksum
+from coffer.storage.ttl import MAX_TTL_SECONDS, TTL_METADATA, parse_ttl
 
 # Headers stored with an object and returned on GET/HEAD.
 STORED_HEADERS = (
@@ -63,6 +64,14 @@ def object_headers_from_request(req: Request) -> dict[str, str]:
             meta_size += len(name) - len("x-amz-meta-") + len(value)
         elif name in STORED_HEADERS:
             stored[name] = value
+    ttl = stored.get(TTL_METADATA)
+    if ttl is not None and parse_ttl(ttl) is None:
+        raise S3Error(
+            "InvalidArgument",
+            f"{TTL_METADATA} must be a whole number of seconds between 0 and {MAX_TTL_SECONDS}",
+            ArgumentName=TTL_METADATA,
+            ArgumentValue=ttl,
+        )
     if meta_size > MAX_USER_METADATA:
         raise S3Error(
             "MetadataTooLarge",
@@ -116,9 +125,12 @@ async def PutObject(ctx: Context, req: Request) -> Response:
     assert req.bucket is not None and req.key is not None
     validate_key(req.key)
     length = req.content_length
-    chunked = "x-amz-decoded-content-length" in req.headers
-    if length is not None and length > ctx.settings.max_object_size and not chunked:
-        raise S3Error("EntityTooLarge", ProposedSize=str(length), MaxSizeAllowed=str(ctx.settings.max_object_size))
+    decoded = req.headers.get("x-amz-decoded-content-length", "")
+    if decoded.isdigit():
+        length = int(decoded)
+    limit = ctx.settings.max_put_size()
+    if length is not None and length > limit:
+        raise S3Error("EntityTooLarge", ProposedSize=str(length), MaxSizeAllowed=str(limit))
     headers = object_headers_from_request(req)
     storage_class = storage_class_of(req)
     if_none_match = req.header("if-none-match")

@@ -33,11 +33,15 @@ from coffer.storage.disk.manifest import blob_in_use, drop_manifest, load_segmen
 from coffer.storage.disk.metadata import MetadataStore
 from coffer.storage.disk.multipart import MultipartMixin
 from coffer.storage.listing import list_page
+from coffer.storage.ttl import expiry_of, is_expired
 
 log = logging.getLogger("coffer.engine")
 
 _OBJECT_COLUMNS = "key, size, etag, last_modified, storage_class, owner, extra, blob, version, id"
 _LIST_BATCH = 1000
+_REAP_BATCH = 1000
+# Rows visible at time `?`: expired ones are gone for readers before the reaper deletes them.
+_LIVE = "(expires IS NULL OR expires > ?)"
 
 
 def _row_to_info(bucket: str, row: tuple[Any, ...]) -> ObjectInfo:
@@ -127,6 +131,10 @@ class DiskEngine(MultipartMixin):
         max_object_size: int | None = None,
         orphan_grace_seconds: float = 3600,
         upload_max_age_seconds: float = 7 * 86400,
+        max_buckets: int = 0,
+        max_objects_per_bucket: int = 0,
+        default_ttl: int = 0,
+        reaper_interval: float = 10.0,
     ) -> None:
         self.root = Path(data_dir)
         self.meta = MetadataStore(self.root / "metadata.sqlite3", fsync=fsync)
@@ -134,7 +142,13 @@ class DiskEngine(MultipartMixin):
         self.max_object_size = max_object_size
         self.orphan_grace_seconds = orphan_grace_seconds
         self.upload_max_age_seconds = upload_max_age_seconds
+        self.max_buckets = max_buckets
+        self.max_objects_per_bucket = max_objects_per_bucket
+        self.default_ttl = default_ttl
+        self.reaper_interval = reaper_interval
+        self.expired_reaped = 0  # objects the TTL reaper deleted (a metrics counter)
         self._sweeper: threading.Thread | None = None
+        self._reaper: threading.Thread | None = None
         self._stopping = threading.Event()
         self._stats: StorageStats | None = None
         self._stats_version = -1
@@ -155,9 +169,14 @@ class DiskEngine(MultipartMixin):
         self.meta.open()
         self._sweeper = threading.Thread(target=self._sweep_loop, name="coffer-sweeper", daemon=True)
         self._sweeper.start()
+        self._reaper = threading.Thread(target=self._reap_loop, name="coffer-ttl-reaper", daemon=True)
+        self._reaper.start()
 
     async def close(self) -> None:
         self._stopping.set()
+        if self._reaper is not None:
+            await asyncio.to_thread(self._reaper.join)
+            self._reaper = None
         # Off the event loop: the writer may still be committing the last batch.
         await asyncio.to_thread(self.meta.close)
 
@@ -207,6 +226,43 @@ class DiskEngine(MultipartMixin):
             problems.append(f"disk usage unknown: {exc}")
         return ProbeResult(readable, writable, free, total, "; ".join(problems))
 
+    # ------------------------------------------------------------------ expiry
+    def _reap_loop(self) -> None:
+        while not self._stopping.wait(self.reaper_interval):
+            try:
+                removed = self.reap_expired_blocking()
+                if removed:
+                    log.debug("reaped %d expired objects", removed)
+            except Exception:
+                log.exception("expiry reaper failed")
+
+    def reap_expired_blocking(self) -> int:
+        """Delete expired objects in batches, each one short transaction of the writer thread."""
+
+        def tx(conn: sqlite3.Connection) -> tuple[int, list[str]]:
+            rows = conn.execute(
+                "DELETE FROM objects WHERE id IN (SELECT id FROM objects WHERE expires IS NOT NULL"
+                " AND expires <= ? LIMIT ?) RETURNING id, blob",
+                (time.time(), _REAP_BATCH),
+            ).fetchall()
+            released: list[str | None] = []
+            for object_id, blob in rows:
+                released += [blob, *drop_manifest(conn, object_id)]
+            # A copy may share an expired object's files: only unreferenced ones go.
+            return len(rows), unreferenced(conn, released)
+
+        total = 0
+        while True:
+            count, blobs = self.meta.write_blocking(tx)
+            self.blobs.delete(blobs)
+            total += count
+            self.expired_reaped += count
+            if count < _REAP_BATCH or self._stopping.is_set():
+                return total
+
+    async def reap_expired(self) -> int:
+        return await asyncio.to_thread(self.reap_expired_blocking)
+
     def _sweep_loop(self) -> None:
         # First sweep soon after start (not during it: restart must stay fast), then
         # hourly, or more often when abandoned uploads expire sooner than that.
@@ -244,6 +300,11 @@ class DiskEngine(MultipartMixin):
                 if row[0] == owner:
                     raise errors.BucketAlreadyOwnedByYou(bucket=name)
                 raise errors.BucketAlreadyExists(bucket=name)
+            if self.max_buckets and conn.execute("SELECT COUNT(*) FROM buckets").fetchone()[0] >= self.max_buckets:
+                raise errors.TooManyBuckets(
+                    f"You have attempted to create more buckets than allowed (max_buckets={self.max_buckets}).",
+                    bucket=name,
+                )
             conn.execute(
                 "INSERT INTO buckets(name, created, owner, region) VALUES (?,?,?,?)", (name, created, owner, region)
             )
@@ -295,13 +356,21 @@ class DiskEngine(MultipartMixin):
         await self.meta.write(tx)
 
     async def delete_bucket(self, name: str) -> None:
+        now = time.time()
+
         def tx(conn: sqlite3.Connection) -> list[str]:
             self._bucket_row(conn, name)
-            if conn.execute("SELECT 1 FROM objects WHERE bucket=? LIMIT 1", (name,)).fetchone():
+            if conn.execute(f"SELECT 1 FROM objects WHERE bucket=? AND {_LIVE} LIMIT 1", (name, now)).fetchone():
                 raise errors.BucketNotEmpty(bucket=name)
+            released: list[str | None] = []
+            # Only expired objects the reaper has not reached yet remain: they go with the bucket.
+            for object_id, blob in conn.execute(
+                "DELETE FROM objects WHERE bucket=? RETURNING id, blob", (name,)
+            ).fetchall():
+                released += [blob, *drop_manifest(conn, object_id)]
             conn.execute("DELETE FROM buckets WHERE name=?", (name,))
             # Uploads in progress do not keep a bucket alive (S3 drops them with it).
-            released = [
+            released += [
                 r[0]
                 for r in conn.execute(
                     "DELETE FROM parts WHERE upload_id IN (SELECT upload_id FROM uploads WHERE bucket=?)"
@@ -341,12 +410,14 @@ class DiskEngine(MultipartMixin):
         except BaseException:
             received.discard()
             raise
+        now = time.time()
+        expires = expiry_of(headers, now, self.default_ttl)
         info = ObjectInfo(
             bucket=bucket,
             key=key,
             size=digests.size,
             etag=digests.md5.hex(),
-            last_modified=time.time(),
+            last_modified=now,
             storage_class=storage_class,
             headers=headers,
             checksums=digests.checksums,
@@ -365,9 +436,22 @@ class DiskEngine(MultipartMixin):
         def tx(conn: sqlite3.Connection) -> list[str]:
             self._bucket_row(conn, bucket)
             row = conn.execute(
-                "SELECT id, etag, blob FROM objects WHERE bucket=? AND key=? AND version='null'", (bucket, kb)
+                "SELECT id, etag, blob, expires FROM objects WHERE bucket=? AND key=? AND version='null'",
+                (bucket, kb),
             ).fetchone()
-            check_write(key, row[1] if row is not None else None, if_match, if_none_match)
+            live = row is not None and not is_expired(row[3], now)
+            check_write(key, row[1] if live else None, if_match, if_none_match)
+            if row is None and self.max_objects_per_bucket:
+                count = conn.execute(
+                    f"SELECT COUNT(*) FROM objects WHERE bucket=? AND {_LIVE}", (bucket, now)
+                ).fetchone()[0]
+                if count >= self.max_objects_per_bucket:
+                    raise errors.QuotaExceeded(
+                        f"The bucket holds the maximum number of objects allowed "
+                        f"(max_objects_per_bucket={self.max_objects_per_bucket}).",
+                        bucket=bucket,
+                        key=key,
+                    )
             values = (
                 digests.size,
                 info.etag,
@@ -375,19 +459,20 @@ class DiskEngine(MultipartMixin):
                 storage_class,
                 owner,
                 extra,
+                expires,
                 blob,
                 received.data,
             )
             if row is None:
                 conn.execute(
                     "INSERT INTO objects(bucket, key, version, size, etag, last_modified, storage_class, owner,"
-                    " extra, blob, data) VALUES (?,?,'null',?,?,?,?,?,?,?,?)",
+                    " extra, expires, blob, data) VALUES (?,?,'null',?,?,?,?,?,?,?,?,?)",
                     (bucket, kb, *values),
                 )
                 return []
             conn.execute(
                 "UPDATE objects SET size=?, etag=?, last_modified=?, storage_class=?, owner=?, extra=?,"
-                " blob=?, data=?, is_delete_marker=0, is_latest=1 WHERE id=?",
+                " expires=?, blob=?, data=?, is_delete_marker=0, is_latest=1 WHERE id=?",
                 (*values, row[0]),
             )
             # The replaced body (a file, or the pieces of a multipart object), reclaimed
@@ -406,8 +491,9 @@ class DiskEngine(MultipartMixin):
     def _object_row(self, conn: sqlite3.Connection, bucket: str, key: str, with_data: bool) -> tuple[Any, ...]:
         cols = _OBJECT_COLUMNS + (", data" if with_data else "")
         row = conn.execute(
-            f"SELECT {cols} FROM objects WHERE bucket=? AND key=? AND version='null' AND is_delete_marker=0",
-            (bucket, key.encode("utf-8")),
+            f"SELECT {cols} FROM objects WHERE bucket=? AND key=? AND version='null' AND is_delete_marker=0"
+            f" AND {_LIVE}",
+            (bucket, key.encode("utf-8"), time.time()),
         ).fetchone()
         if row is None:
             self._bucket_row(conn, bucket)
@@ -528,15 +614,17 @@ class DiskEngine(MultipartMixin):
     ) -> ListPage:
         self._bucket_row(conn, bucket)
 
+        now = time.time()
+
         def scan(lower: bytes, inclusive: bool, upper: bytes | None) -> Iterator[tuple[bytes, tuple[Any, ...]]]:
             bound = (upper,) if upper is not None else ()
             while True:
                 sql = (
                     "SELECT key, size, etag, last_modified, storage_class, owner FROM objects WHERE bucket=? "
                     f"AND key {'>=' if inclusive else '>'} ? {'AND key < ?' if bound else ''} "
-                    "AND is_latest=1 AND is_delete_marker=0 ORDER BY key LIMIT ?"
+                    f"AND is_latest=1 AND is_delete_marker=0 AND {_LIVE} ORDER BY key LIMIT ?"
                 )
-                rows = conn.execute(sql, (bucket, lower, *bound, _LIST_BATCH)).fetchall()
+                rows = conn.execute(sql, (bucket, lower, *bound, now, _LIST_BATCH)).fetchall()
                 for row in rows:
                     yield bytes(row[0]), row
                 if len(rows) < _LIST_BATCH:

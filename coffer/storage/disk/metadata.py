@@ -31,7 +31,7 @@ T = TypeVar("T")
 log = logging.getLogger("coffer.metadata")
 
 MAX_BATCH = 512
-SCHEMA_VERSION = 3  # 2: bucket_stats; 3: multipart uploads, parts, object manifests
+SCHEMA_VERSION = 4  # 2: bucket_stats; 3: multipart uploads, parts, object manifests; 4: object TTL
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS buckets(
@@ -55,6 +55,7 @@ CREATE TABLE IF NOT EXISTS objects(
     storage_class TEXT NOT NULL,
     owner TEXT NOT NULL,
     extra TEXT NOT NULL,                       -- JSON: headers, checksums, checksum type
+    expires REAL,                              -- epoch seconds after which the object is gone (TTL)
     blob TEXT,                                 -- file under blobs/ (NULL when inline)
     data BLOB                                  -- inline body; last so listings skip its pages
 );
@@ -139,6 +140,13 @@ def _migrate(conn: sqlite3.Connection, version: int) -> None:
         )
     # Version 3 only added tables and indexes (uploads, parts, object_parts): the
     # CREATE ... IF NOT EXISTS of SCHEMA made them; existing rows need nothing.
+    if version < 4:
+        # Object TTL: the expiry time of each row (NULL: never). New databases have the column already.
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(objects)")}
+        if "expires" not in columns:
+            conn.execute("ALTER TABLE objects ADD COLUMN expires REAL")
+        # The reaper finds expired rows through this; only rows with a TTL are indexed.
+        conn.execute("CREATE INDEX IF NOT EXISTS objects_expires ON objects(expires) WHERE expires IS NOT NULL")
 
 
 def _connect(path: Path, fsync: bool) -> sqlite3.Connection:

@@ -1,0 +1,3 @@
+from coffer.storage.memory.engine import MemoryEngine, MemoryStats
+
+__all__ = ["MemoryEngine", "MemoryStats"]
