@@ -186,7 +186,9 @@ class MemoryEngine:
             return
         self._started = True
         if self.persistence_dir is not None:
-            next_seq = await asyncio.to_thread(self._recover, self.persistence_dir)
+            next_seq, replayed = await asyncio.to_thread(self._recover, self.persistence_dir)
+            if replayed:
+                self._records_at_snapshot = -1  # the log has records no snapshot holds yet
             self._wal = WalWriter(
                 self.persistence_dir,
                 next_seq,
@@ -581,8 +583,8 @@ class MemoryEngine:
         )
 
     # ------------------------------------------------------------------ persistence
-    def _recover(self, directory: Path) -> int:
-        """Load the newest snapshot and replay the log after it; returns the next segment number."""
+    def _recover(self, directory: Path) -> tuple[int, int]:
+        """Load the newest snapshot and replay the log after it; returns (next segment, records replayed)."""
         directory.mkdir(parents=True, exist_ok=True)
         remove_temp_files(directory)
         started = time.monotonic()
@@ -626,7 +628,7 @@ class MemoryEngine:
             replayed,
             time.monotonic() - started,
         )
-        return last_seq + 1
+        return last_seq + 1, replayed
 
     def _replay(self, record: Record) -> None:
         meta = record.meta
