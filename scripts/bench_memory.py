@@ -1,0 +1,183 @@
+"""Memory engine next to the disk engine: 4 KiB PUT/GET ops/s and large PUT/GET MB/s.
+
+A bounded stand-in until `coffer bench` covers engine choices: it starts one
+server per configuration (tests/server_process.py), drives it over raw HTTP/1.1
+keep-alive connections from asyncio (no SDK overhead in the client), and prints
+a Markdown table. Every phase runs for a fixed time, so the whole run is bounded.
+
+    .venv/bin/python scripts/bench_memory.py [--seconds 5] [--concurrency 32] [--large-mib 256]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.server_process import ServerProcess  # noqa: E402
+
+CONFIGS: list[tuple[str, tuple[str, ...]]] = [
+    ("disk, fsync always", ("--storage", "disk", "--fsync", "always")),
+    ("disk, fsync never", ("--storage", "disk", "--fsync", "never")),
+    ("memory", ("--storage", "memory", "--max-memory", str(2 * 1024**3))),
+    (
+        "memory + WAL, fsync always",
+        ("--storage", "memory", "--max-memory", str(2 * 1024**3), "--memory-persistence", "true"),
+    ),
+    (
+        "memory + WAL, fsync never",
+        ("--storage", "memory", "--max-memory", str(2 * 1024**3), "--memory-persistence", "true", "--fsync", "never"),
+    ),
+]
+
+
+class Conn:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    @classmethod
+    async def open(cls, port: int) -> Conn:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 20)
+        return cls(reader, writer)
+
+    async def request(self, method: str, path: str, body: bytes = b"") -> tuple[int, int]:
+        head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {len(body)}\r\n\r\n"
+        self.writer.write(head.encode() + body)
+        return await self._response()
+
+    async def _response(self, sink: bool = False) -> tuple[int, int]:
+        status_line = await self.reader.readline()
+        status = int(status_line.split()[1])
+        length = 0
+        while True:
+            line = await self.reader.readline()
+            if line in (b"\r\n", b""):
+                break
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        remaining = length
+        while remaining:
+            chunk = await self.reader.read(min(remaining, 1 << 20))
+            if not chunk:
+                raise ConnectionError("closed mid-body")
+            remaining -= len(chunk)
+        return status, length
+
+    async def put_stream(self, path: str, size: int) -> int:
+        self.writer.write(f"PUT {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {size}\r\n\r\n".encode())
+        block = os.urandom(1 << 20)
+        sent = 0
+        while sent < size:
+            n = min(len(block), size - sent)
+            self.writer.write(block[:n])
+            await self.writer.drain()
+            sent += n
+        status, _ = await self._response()
+        return status
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+async def timed_ops(port: int, concurrency: int, seconds: float, op: str, keys: int) -> float:
+    body = os.urandom(4096)
+    conns = [await Conn.open(port) for _ in range(concurrency)]
+    done = 0
+    stop = time.monotonic() + seconds
+
+    async def worker(i: int, conn: Conn) -> None:
+        nonlocal done
+        n = i
+        while time.monotonic() < stop:
+            key = f"/bench/small-{n % keys:05d}"
+            status, _ = await (conn.request("PUT", key, body) if op == "PUT" else conn.request("GET", key))
+            if status != 200:
+                raise RuntimeError(f"{op} {key}: HTTP {status}")
+            done += 1
+            n += concurrency
+
+    started = time.monotonic()
+    await asyncio.gather(*(worker(i, c) for i, c in enumerate(conns)))
+    elapsed = time.monotonic() - started
+    for c in conns:
+        c.close()
+    return done / elapsed
+
+
+async def large(port: int, size: int, proc: psutil.Process) -> tuple[float, float, float]:
+    conn = await Conn.open(port)
+    rss_before = proc.memory_info().rss
+    peak = rss_before
+    running = True
+
+    async def sample() -> None:
+        nonlocal peak
+        while running:
+            peak = max(peak, proc.memory_info().rss)
+            await asyncio.sleep(0.02)
+
+    sampler = asyncio.create_task(sample())
+    started = time.monotonic()
+    status = await conn.put_stream("/bench/large", size)
+    put_s = time.monotonic() - started
+    running = False
+    await sampler
+    if status != 200:
+        raise RuntimeError(f"large PUT: HTTP {status}")
+    started = time.monotonic()
+    status, length = await conn.request("GET", "/bench/large")
+    get_s = time.monotonic() - started
+    conn.close()
+    if status != 200 or length != size:
+        raise RuntimeError(f"large GET: HTTP {status}, {length} bytes")
+    mb = size / 1e6
+    return mb / put_s, mb / get_s, (peak - rss_before) / 2**20
+
+
+async def bench_one(port: int, args: argparse.Namespace, proc: psutil.Process) -> dict[str, float]:
+    conn = await Conn.open(port)
+    await conn.request("PUT", "/bench")
+    conn.close()
+    put = await timed_ops(port, args.concurrency, args.seconds, "PUT", args.keys)
+    get = await timed_ops(port, args.concurrency, args.seconds, "GET", args.keys)
+    put_mbs, get_mbs, growth = await large(port, args.large_mib * 2**20, proc)
+    return {"put": put, "get": get, "put_mbs": put_mbs, "get_mbs": get_mbs, "growth": growth}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=5.0, help="duration of each small-object phase")
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--keys", type=int, default=1000, help="distinct 4 KiB keys written and read")
+    parser.add_argument("--large-mib", type=int, default=256)
+    args = parser.parse_args()
+    rows = []
+    for name, flags in CONFIGS:
+        with tempfile.TemporaryDirectory() as tmp:
+            server = ServerProcess(Path(tmp) / "data", *flags).start()
+            try:
+                assert server.proc is not None
+                result = asyncio.run(bench_one(server.port, args, psutil.Process(server.proc.pid)))
+            finally:
+                server.stop()
+        rows.append((name, result))
+        print(f"{name}: {result}", file=sys.stderr, flush=True)
+    print(f"| engine | 4 KiB PUT ops/s | 4 KiB GET ops/s | {args.large_mib} MiB PUT MB/s | "
+          f"{args.large_mib} MiB GET MB/s | RSS growth during large PUT (MiB) |")  # fmt: skip
+    print("|---|---:|---:|---:|---:|---:|")
+    for name, r in rows:
+        print(f"| {name} | {r['put']:.0f} | {r['get']:.0f} | {r['put_mbs']:.0f} | {r['get_mbs']:.0f} | "
+              f"{r['growth']:.0f} |")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
