@@ -21,7 +21,7 @@ from pathlib import Path
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.server_process import ServerProcess  # noqa: E402
+from tests.server_process import ServerProcess
 
 CONFIGS: list[tuple[str, tuple[str, ...]]] = [
     ("disk, fsync always", ("--storage", "disk", "--fsync", "always")),

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from coffer.checksums import new_hasher
+from awscrt import checksums as crt
 
 log = logging.getLogger("coffer.memory.wal")
 
@@ -51,23 +51,28 @@ DELETE_UPLOAD = 6
 @dataclass(slots=True)
 class Record:
     op: int
-    meta: dict[str, Any]
+    meta: Any  # JSON-able: a dict, or a list for the hot object records
     data: tuple[bytes, ...] = ()
+    raw: bytes | None = None  # meta already encoded (objects keep theirs for snapshots)
 
     def data_size(self) -> int:
         return sum(len(c) for c in self.data)
 
 
+def encode_meta(meta: Any) -> bytes:
+    return json.dumps(meta, separators=(",", ":")).encode()
+
+
 def _crc32c(parts: Iterable[bytes | memoryview]) -> int:
-    hasher = new_hasher("CRC32C")
+    crc = 0
     for part in parts:
-        hasher.update(part)
-    return int.from_bytes(hasher.digest(), "big")
+        crc = crt.crc32c(part, crc)
+    return crc
 
 
 def encode_head(record: Record) -> tuple[bytes, bytes]:
     """(record header, body head + meta); the data chunks follow unchanged."""
-    meta = json.dumps(record.meta, separators=(",", ":")).encode()
+    meta = record.raw if record.raw is not None else encode_meta(record.meta)
     body_head = _BODY_HEAD.pack(record.op, len(meta)) + meta
     length = len(body_head) + record.data_size()
     length_bytes = struct.pack("<Q", length)
@@ -86,7 +91,7 @@ def write_record(out: BinaryIO, record: Record) -> int:
 
 def read_records(path: Path) -> Iterator[tuple[Record, int]]:
     """Every intact record of a file with the offset just past it; stops at a torn tail."""
-    with open(path, "rb") as f:
+    with open(path, "rb", buffering=READ_CHUNK) as f:
         offset = 0
         while True:
             header = f.read(_HEADER.size)
@@ -95,31 +100,43 @@ def read_records(path: Path) -> Iterator[tuple[Record, int]]:
             length, crc = _HEADER.unpack(header)
             if length < _BODY_HEAD.size:
                 return
-            head = f.read(_BODY_HEAD.size)
-            if len(head) < _BODY_HEAD.size:
-                return
-            op, meta_len = _BODY_HEAD.unpack(head)
-            if meta_len > MAX_META or _BODY_HEAD.size + meta_len > length:
-                return
-            meta = f.read(meta_len)
-            if len(meta) < meta_len:
-                return
-            chunks: list[bytes] = []
-            remaining = length - _BODY_HEAD.size - meta_len
-            while remaining > 0:
-                chunk = f.read(min(READ_CHUNK, remaining))
-                if not chunk:
+            if length <= READ_CHUNK:
+                # The common case, one read: small objects, buckets, deletes.
+                body = f.read(length)
+                if len(body) < length or crt.crc32c(body, crt.crc32c(header[:8])) != crc:
                     return
-                chunks.append(chunk)
-                remaining -= len(chunk)
-            if _crc32c((header[:8], head, meta, *chunks)) != crc:
-                return
+                op, meta_len = _BODY_HEAD.unpack_from(body)
+                end = _BODY_HEAD.size + meta_len
+                if end > length:
+                    return
+                meta = body[_BODY_HEAD.size : end]
+                chunks: list[bytes] = [body[end:]] if end < length else []
+            else:
+                head = f.read(_BODY_HEAD.size)
+                if len(head) < _BODY_HEAD.size:
+                    return
+                op, meta_len = _BODY_HEAD.unpack(head)
+                if meta_len > MAX_META or _BODY_HEAD.size + meta_len > length:
+                    return
+                meta = f.read(meta_len)
+                if len(meta) < meta_len:
+                    return
+                chunks = []
+                remaining = length - _BODY_HEAD.size - meta_len
+                while remaining > 0:
+                    chunk = f.read(min(READ_CHUNK, remaining))
+                    if not chunk:
+                        return
+                    chunks.append(chunk)
+                    remaining -= len(chunk)
+                if _crc32c((header[:8], head, meta, *chunks)) != crc:
+                    return
             try:
-                decoded = json.loads(meta)
+                decoded = json.loads(meta.decode("utf-8"))
             except ValueError:
                 return
             offset += _HEADER.size + length
-            yield Record(op, decoded, tuple(chunks)), offset
+            yield Record(op, decoded, tuple(chunks), meta), offset
 
 
 def segment_path(directory: Path, seq: int) -> Path:
