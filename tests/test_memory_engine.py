@@ -166,6 +166,26 @@ def test_lru_eviction_keeps_recently_used() -> None:
     run_with(engine, scenario)
 
 
+def test_expired_objects_are_reclaimed_before_live_ones_are_evicted() -> None:
+    clock = Clock()
+    per_object = 1000 + OBJECT_OVERHEAD + 2 * len("k0")
+    engine = MemoryEngine(max_memory=4 * per_object + 100, reaper_interval=3600, clock=clock)  # + TTL metadata
+
+    async def scenario(e: MemoryEngine) -> None:
+        await e.create_bucket("bkt", OWNER, "us-east-1")
+        await put(e, "bkt", "k0", b"0" * 1000)
+        await put(e, "bkt", "k1", b"1" * 1000, headers={"x-amz-meta-ttl-seconds": "5"})
+        await put(e, "bkt", "k2", b"2" * 1000, headers={"x-amz-meta-ttl-seconds": "5"})
+        await put(e, "bkt", "k3", b"3" * 1000)
+        clock.now += 10
+        await put(e, "bkt", "k4", b"4" * 1000)
+        await put(e, "bkt", "k5", b"5" * 1000)
+        assert e.stats.evictions == 0 and e.stats.expired == 2
+        assert [x.key for x in (await e.list_objects("bkt")).entries] == ["k0", "k3", "k4", "k5"]
+
+    run_with(engine, scenario)
+
+
 def test_put_larger_than_memory_is_refused_while_streaming() -> None:
     engine = MemoryEngine(max_memory=1024 * 1024)
 

@@ -278,6 +278,10 @@ class MemoryEngine:
     # ------------------------------------------------------------------ memory
     def _evict_to_limit(self, keep: MemObject | None = None) -> None:
         """Evict least recently used objects until stored + reserved bytes fit max_memory."""
+        if self.stats.used_bytes + self.stats.reserved_bytes <= self.max_memory:
+            return
+        # Expired objects go first: they are already invisible.
+        self._reap(self.clock(), _REAP_BATCH * 10)
         count = 0
         freed = 0
         while self.stats.used_bytes + self.stats.reserved_bytes > self.max_memory and self._lru:
