@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import pytest
 
 from coffer.storage import errors
+from coffer.storage.api import EngineObserver
 from coffer.storage.memory import MemoryEngine
 from coffer.storage.memory.engine import OBJECT_OVERHEAD
 from coffer.storage.memory.snapshot import snapshots
@@ -423,3 +424,58 @@ def test_group_commit_shares_writes(tmp_path: Path) -> None:
     records, batches = run_with(engine, scenario)
     assert records == 64
     assert batches < records
+
+
+def test_stats_probe_bucket_config_and_shutdown(tmp_path: Path) -> None:
+    class Recorder(EngineObserver):
+        def __init__(self) -> None:
+            self.commits = 0
+            self.evictions: list[tuple[int, int]] = []
+
+        def committed(self, operations: int, seconds: float) -> None:
+            self.commits += operations
+
+        def evicted(self, objects: int, nbytes: int) -> None:
+            self.evictions.append((objects, nbytes))
+
+    async def first() -> None:
+        e = persistent(tmp_path)
+        e.max_memory = 3 * (1000 + OBJECT_OVERHEAD + 2 * len("k0"))
+        observer = e.observer = Recorder()
+        await e.start()
+        await e.create_bucket("bkt", OWNER, "us-east-1")
+        await e.put_bucket_config("bkt", "cors", {"rules": [{"origins": ["*"]}]})
+        await e.put_bucket_config("bkt", "other", {"x": 1})
+        await e.put_bucket_config("bkt", "other", None)
+        with pytest.raises(TypeError):
+            await e.put_bucket_config("bkt", "bad", {"not json": object()})
+        for i in range(4):
+            await put(e, "bkt", f"k{i}", b"v" * 1000)
+        stats = await e.storage_stats()
+        assert (stats.buckets, stats.objects, stats.bytes, stats.multipart_uploads) == (1, 3, 3000, 0)
+        assert observer.evictions == [(1, 1000)]
+        assert observer.commits >= 7
+        probe = await e.probe()
+        assert probe.readable and probe.writable and probe.free_bytes is not None, probe
+        await e.close()
+        with pytest.raises(errors.ServiceUnavailable):  # nothing is acknowledged that is not logged
+            await put(e, "bkt", "late", b"x")
+
+    async def second() -> None:
+        e = persistent(tmp_path)
+        await e.start()
+        assert await e.get_bucket_config("bkt", "cors") == {"rules": [{"origins": ["*"]}]}
+        assert await e.get_bucket_config("bkt", "other") is None
+        with pytest.raises(errors.NoSuchBucket):
+            await e.get_bucket_config("nope", "cors")
+        assert [x.key for x in (await e.list_objects("bkt")).entries] == ["k1", "k2", "k3"]
+        await e.close()
+
+    asyncio.run(first())
+    asyncio.run(second())
+
+    async def volatile(e: MemoryEngine) -> None:
+        probe = await e.probe()
+        assert (probe.readable, probe.writable, probe.free_bytes) == (True, True, None)
+
+    run_with(MemoryEngine(max_memory=1 << 20), volatile)

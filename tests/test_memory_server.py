@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import os
 import subprocess
 import sys
@@ -139,6 +140,13 @@ def test_lru_eviction_over_http(limited_server: ServerProcess) -> None:
     assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
     assert s3.get_object(Bucket="evict", Key="first")["Body"].read() == b"1" * (700 * 1024)
     assert [c["Key"] for c in s3.list_objects_v2(Bucket="evict")["Contents"]] == ["first", "third"]
+    # Counted in the metrics too.
+    conn = http.client.HTTPConnection("127.0.0.1", limited_server.port, timeout=30)
+    conn.request("GET", "/_coffer/metrics")
+    scrape = conn.getresponse().read().decode()
+    conn.close()
+    evicted = [line for line in scrape.splitlines() if line.startswith("coffer_engine_evicted_objects_total ")]
+    assert evicted and float(evicted[0].split()[1]) >= 1
     s3.delete_objects(Bucket="evict", Delete={"Objects": [{"Key": "first"}, {"Key": "third"}]})
     s3.delete_bucket(Bucket="evict")
 

@@ -55,6 +55,9 @@ class _Observer(EngineObserver):
         self._fsync_family = metrics.fsync_seconds
         self._fsync = {k: metrics.fsync_seconds.labels(kind=k) for k in ("file", "dir")}
         self._cache = metrics.cache_requests
+        self._evicted_objects = metrics.evicted_objects
+        self._evicted_bytes = metrics.evicted_bytes
+        self._expired = metrics.expired_objects
 
     def committed(self, operations: int, seconds: float) -> None:
         self._batch.observe(operations)
@@ -68,6 +71,13 @@ class _Observer(EngineObserver):
 
     def cache(self, name: str, hit: bool) -> None:
         self._cache.labels(cache=name, result="hit" if hit else "miss").inc()
+
+    def evicted(self, objects: int, nbytes: int) -> None:
+        self._evicted_objects.inc(objects)
+        self._evicted_bytes.inc(nbytes)
+
+    def expired(self, objects: int) -> None:
+        self._expired.inc(objects)
 
 
 class _StorageCollector:
@@ -193,6 +203,21 @@ class Metrics:
             "coffer_engine_cache_requests",
             "Engine cache lookups by cache and result (hit/miss).",
             ["cache", "result"],
+            registry=reg,
+        )
+        self.evicted_objects = Counter(
+            "coffer_engine_evicted_objects",
+            "Objects the memory engine evicted (least recently used first) to stay under max_memory.",
+            registry=reg,
+        )
+        self.evicted_bytes = Counter(
+            "coffer_engine_evicted_bytes",
+            "Bytes of object data evicted to stay under max_memory.",
+            registry=reg,
+        )
+        self.expired_objects = Counter(
+            "coffer_engine_expired_objects",
+            "Expired objects (TTL) reclaimed by the reaper.",
             registry=reg,
         )
         self.build_info = Gauge(

@@ -215,6 +215,12 @@ class EngineObserver:
     def cache(self, name: str, hit: bool) -> None:
         """A lookup in the engine cache ``name`` hit or missed."""
 
+    def evicted(self, objects: int, nbytes: int) -> None:
+        """``objects`` objects holding ``nbytes`` bytes were evicted to stay under a memory limit."""
+
+    def expired(self, objects: int) -> None:
+        """The TTL reaper reclaimed ``objects`` expired objects."""
+
 
 class ObjectBody(Protocol):
     """An open object: metadata plus a stream over (a range of) its bytes."""

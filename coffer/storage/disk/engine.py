@@ -257,6 +257,8 @@ class DiskEngine(MultipartMixin):
             self.blobs.delete(blobs)
             total += count
             self.expired_reaped += count
+            if count:
+                self.observer.expired(count)
             if count < _REAP_BATCH or self._stopping.is_set():
                 return total
 

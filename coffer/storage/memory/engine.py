@@ -28,7 +28,9 @@ import heapq
 import itertools
 import logging
 import os
+import shutil
 import time
+import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -37,12 +39,23 @@ from pathlib import Path
 from typing import Any
 
 from coffer.storage import errors
-from coffer.storage.api import BucketInfo, ListEntry, ListPage, ObjectInfo, PutDigests, Verifier
+from coffer.storage.api import (
+    BucketInfo,
+    EngineObserver,
+    ListEntry,
+    ListPage,
+    ObjectInfo,
+    ProbeResult,
+    PutDigests,
+    StorageStats,
+    Verifier,
+)
 from coffer.storage.hashing import PIPELINE_CHUNK, BodyHasher
 from coffer.storage.listing import list_page
 from coffer.storage.memory.index import KeyIndex
 from coffer.storage.memory.snapshot import read_snapshot, remove_temp_files, snapshots, write_snapshot
 from coffer.storage.memory.wal import (
+    BUCKET_CONFIG,
     CREATE_BUCKET,
     DELETE_BUCKET,
     DELETE_OBJECT,
@@ -73,7 +86,8 @@ class MemoryStats:
     """Counters and gauges of the memory engine, for metrics and tests (read-only outside)."""
 
     max_bytes: int = 0
-    used_bytes: int = 0  # charged bytes of stored objects
+    used_bytes: int = 0  # charged bytes of stored objects (bodies, keys, metadata, overhead)
+    data_bytes: int = 0  # bytes of object data stored
     reserved_bytes: int = 0  # bodies being received
     objects: int = 0
     buckets: int = 0
@@ -101,6 +115,7 @@ class MemObject:
 class MemBucket:
     info: BucketInfo
     index: KeyIndex[MemObject] = field(default_factory=KeyIndex)
+    config: dict[str, Any] = field(default_factory=dict)  # configuration documents (cors, ...)
 
 
 def _charge(key: bytes, size: int, headers: dict[str, str], checksums: dict[str, bytes]) -> int:
@@ -167,6 +182,7 @@ class MemoryEngine:
         self.snapshot_interval = snapshot_interval
         self.stats = MemoryStats(max_bytes=max_memory)
         self.clock = clock  # wall clock for timestamps and expiry (tests substitute their own)
+        self.observer = EngineObserver()  # the server may replace it before start()
 
         self._buckets: dict[str, MemBucket] = {}
         # Least recently used first; values are the objects themselves.
@@ -198,6 +214,7 @@ class MemoryEngine:
                 batch_max=self.wal_batch_max,
                 batch_interval=self.wal_batch_interval,
                 stats=self.stats.wal,
+                observer=self.observer,
             )
             self._wal.open()
             if self.snapshot_interval > 0:
@@ -223,8 +240,9 @@ class MemoryEngine:
                     await self.snapshot()
             except Exception:
                 log.exception("shutdown snapshot failed; the WAL still holds every write")
-            await asyncio.to_thread(self._wal.close)
-            self._wal = None
+            # From here on writes are refused; the writer still flushes every record queued so far.
+            wal, self._wal = self._wal, None
+            await asyncio.to_thread(wal.close)
 
     # ------------------------------------------------------------------ state changes
     # Used live and by recovery; synchronous, on the loop thread (or before it serves).
@@ -235,6 +253,7 @@ class MemoryEngine:
         bucket.index.set(key, obj)
         self._lru[(bucket.info.name, key)] = obj
         self.stats.used_bytes += obj.charge
+        self.stats.data_bytes += obj.info.size
         self.stats.objects += 1
         if obj.expires is not None:
             heapq.heappush(self._expiries, (obj.expires, next(self._tiebreak), bucket.info.name, key, obj))
@@ -242,6 +261,7 @@ class MemoryEngine:
     def _forget(self, name: str, key: bytes, obj: MemObject) -> None:
         self._lru.pop((name, key), None)
         self.stats.used_bytes -= obj.charge
+        self.stats.data_bytes -= obj.info.size
         self.stats.objects -= 1
 
     def _remove(self, bucket: MemBucket, key: bytes) -> MemObject | None:
@@ -263,6 +283,9 @@ class MemoryEngine:
 
     def _log(self, record: Record) -> asyncio.Future[None] | None:
         if self._wal is None:
+            if self.persistence_dir is not None:
+                # Shut down (or never started): the write cannot be made durable, so it is not acknowledged.
+                raise errors.ServiceUnavailable("The memory engine is shut down.")
             return None
         return self._wal.append(record)
 
@@ -298,6 +321,7 @@ class MemoryEngine:
         if count:
             self.stats.evictions += count
             self.stats.evicted_bytes += freed
+            self.observer.evicted(count, freed)
             log.info(
                 "evicted %d least recently used object%s (%d bytes) to stay under max_memory=%d",
                 count,
@@ -383,7 +407,9 @@ class MemoryEngine:
             if bucket is not None and bucket.index.get(key) is obj:
                 self._remove(bucket, key)
                 removed += 1
-        self.stats.expired += removed
+        if removed:
+            self.stats.expired += removed
+            self.observer.expired(removed)
         return looked, removed
 
     async def reap_expired(self) -> int:
@@ -405,6 +431,34 @@ class MemoryEngine:
                     log.debug("reaped %d expired objects", removed)
             except Exception:
                 log.exception("expiry reaper failed")
+
+    # ------------------------------------------------------------------ health
+    async def storage_stats(self) -> StorageStats:
+        s = self.stats
+        return StorageStats(s.buckets, s.objects, s.data_bytes, 0, self.clock())
+
+    async def probe(self) -> ProbeResult:
+        directory = self.persistence_dir
+        if directory is None:
+            # Nothing on disk: readable and writable while running; memory pressure is handled by eviction.
+            return ProbeResult(self._started, self._started, None, None, "" if self._started else "not started")
+        problems = []
+        if self._wal is None:
+            problems.append("the write-ahead log is closed")
+
+        def check() -> tuple[int, int]:
+            path = directory / f"probe-{uuid.uuid4().hex}.tmp"
+            path.write_bytes(b"ok")
+            path.unlink()
+            usage = shutil.disk_usage(directory)
+            return usage.free, usage.total
+
+        free = total = None
+        try:
+            free, total = await asyncio.to_thread(check)
+        except OSError as exc:
+            problems.append(f"persistence directory not writable: {exc}")
+        return ProbeResult(True, not problems, free, total, "; ".join(problems))
 
     # ------------------------------------------------------------------ buckets
     def _bucket(self, name: str) -> MemBucket:
@@ -434,6 +488,17 @@ class MemoryEngine:
 
     async def list_buckets(self, owner: str | None = None) -> list[BucketInfo]:
         return [b.info for name, b in sorted(self._buckets.items()) if owner is None or b.info.owner == owner]
+
+    async def get_bucket_config(self, bucket: str, name: str) -> Any:
+        return self._bucket(bucket).config.get(name)
+
+    async def put_bucket_config(self, bucket: str, name: str, document: Any) -> None:
+        b = self._bucket(bucket)
+        record = Record(BUCKET_CONFIG, {"b": bucket, "n": name, "d": document})
+        record.raw = encode_meta(record.meta)  # a document that is not JSON fails here, before any change
+        fut = self._log(record)
+        _set_config(b, name, document)
+        await self._durable(fut)
 
     async def delete_bucket(self, name: str) -> None:
         bucket = self._bucket(name)
@@ -519,6 +584,8 @@ class MemoryEngine:
             expires=expiry_of(info.headers, now, self.default_ttl),
             charge=_charge(key, info.size, info.headers, info.checksums),
         )
+        if self._wal is None and self.persistence_dir is not None:
+            raise errors.ServiceUnavailable("The memory engine is shut down.")
         self._install(bucket, key, obj)
         if self._wal is None:
             return obj, None
@@ -643,6 +710,7 @@ class MemoryEngine:
         meta = record.meta
         if record.op == CREATE_BUCKET:
             self._add_bucket(BucketInfo(meta["name"], meta["created"], meta["owner"], meta["region"]))
+            self._buckets[meta["name"]].config = meta.get("config", {})
         elif record.op == DELETE_BUCKET:
             self._drop_bucket(meta["name"])
         elif record.op == PUT_OBJECT:
@@ -655,6 +723,10 @@ class MemoryEngine:
                 self._remove(bucket, key)
             else:
                 self._install(bucket, key, obj)
+        elif record.op == BUCKET_CONFIG:
+            bucket = self._buckets.get(meta["b"])
+            if bucket is not None:
+                _set_config(bucket, meta["n"], meta["d"])
         elif record.op == DELETE_OBJECT:
             bucket = self._buckets.get(meta["b"])
             if bucket is not None:
@@ -662,9 +734,9 @@ class MemoryEngine:
         else:
             log.warning("skipping a log record of unknown kind %d", record.op)
 
-    def _image(self) -> list[tuple[BucketInfo, list[MemObject]]]:
+    def _image(self) -> list[tuple[BucketInfo, dict[str, Any], list[MemObject]]]:
         """References to the whole state, taken between two awaits (cheap: no object is copied)."""
-        return [(b.info, b.index.values()) for b in self._buckets.values()]
+        return [(b.info, b.config, b.index.values()) for b in self._buckets.values()]
 
     async def snapshot(self) -> Path | None:
         """Write a snapshot now (no-op without persistence); the log before it is then deleted."""
@@ -749,9 +821,19 @@ def _object_from(meta: list[Any], chunks: tuple[bytes, ...], raw: bytes | None) 
     return MemObject(info, owner, chunks, expires, charge, raw)
 
 
-def _image_records(image: list[tuple[BucketInfo, list[MemObject]]], now: float) -> Iterator[Record]:
-    for info, objects in image:
-        yield Record(CREATE_BUCKET, _bucket_meta(info))
+def _set_config(bucket: MemBucket, name: str, document: Any) -> None:
+    # A new dict each time: a snapshot being written keeps the one it took.
+    config = dict(bucket.config)
+    if document is None:
+        config.pop(name, None)
+    else:
+        config[name] = document
+    bucket.config = config
+
+
+def _image_records(image: list[tuple[BucketInfo, dict[str, Any], list[MemObject]]], now: float) -> Iterator[Record]:
+    for info, config, objects in image:
+        yield Record(CREATE_BUCKET, {**_bucket_meta(info), "config": config})
         for obj in objects:
             if not is_expired(obj.expires, now):
                 raw = obj.raw if obj.raw is not None else encode_meta(_object_meta(obj))

@@ -32,6 +32,8 @@ from typing import Any, BinaryIO
 
 from awscrt import checksums as crt
 
+from coffer.storage.api import EngineObserver
+
 log = logging.getLogger("coffer.memory.wal")
 
 _HEADER = struct.Struct("<QI")
@@ -44,8 +46,7 @@ CREATE_BUCKET = 1
 DELETE_BUCKET = 2
 PUT_OBJECT = 3
 DELETE_OBJECT = 4
-PUT_UPLOAD = 5  # a multipart upload created (or a part added: the whole upload state)
-DELETE_UPLOAD = 6
+BUCKET_CONFIG = 5
 
 
 @dataclass(slots=True)
@@ -189,6 +190,7 @@ class WalWriter:
         batch_max: int,
         batch_interval: float,
         stats: WalStats | None = None,
+        observer: EngineObserver | None = None,
     ) -> None:
         self.directory = directory
         self.seq = seq
@@ -196,6 +198,7 @@ class WalWriter:
         self.batch_max = batch_max
         self.batch_interval = batch_interval
         self.stats = stats if stats is not None else WalStats()
+        self.observer = observer or EngineObserver()
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._file: BinaryIO | None = None
         self._thread: threading.Thread | None = None
@@ -227,6 +230,7 @@ class WalWriter:
         return marker
 
     def close(self) -> None:
+        """Write (and fsync) every record queued so far, then stop."""
         if self._thread is not None:
             self._queue.put(_Stop())
             self._thread.join()
@@ -267,12 +271,14 @@ class WalWriter:
         assert self._file is not None
         error: BaseException | None = None
         try:
+            started = time.perf_counter()
             written = 0
             for record, _fut, _loop in batch:
                 written += write_record(self._file, record)
             self._file.flush()
             if self.fsync:
                 os.fsync(self._file.fileno())
+            self.observer.committed(len(batch), time.perf_counter() - started)
             self.stats.records += len(batch)
             self.stats.batches += 1
             self.stats.bytes += written
