@@ -13,6 +13,7 @@ from pathlib import Path
 
 from coffer.storage.api import Engine
 from coffer.storage.disk import DiskEngine
+from coffer.storage.memory import MemoryEngine
 
 
 @dataclass(frozen=True)
@@ -36,4 +37,9 @@ def _disk_files(root: Path) -> list[str]:
 ENGINES: dict[str, EngineKind] = {
     # A small inline threshold so tests reach both the inline and the file path cheaply.
     "disk": EngineKind(lambda root: DiskEngine(root, fsync=False, inline_threshold=1024), True, _disk_files),
+    "memory": EngineKind(lambda root: MemoryEngine(max_memory=1 << 30)),
+    # Snapshot + write-ahead log under the directory: survives close() and a new engine.
+    "memory-wal": EngineKind(
+        lambda root: MemoryEngine(max_memory=1 << 30, persistence_dir=root / "memory", fsync=False), True
+    ),
 }

@@ -293,7 +293,8 @@ async def test_delete_objects(engine: Engine, engine_kind: EngineKind, engine_ro
     results = await engine.delete_objects(bucket, ["a", "c", "missing", "a"])
     assert results == [None, None, None, None]
     assert await keys_of(engine, bucket) == ["b", "d"]
-    assert len(leftover_files(engine_kind, engine_root)) == 1  # only b's body
+    if engine_kind.files is not None:
+        assert len(leftover_files(engine_kind, engine_root)) == 1  # only b's body
     assert await engine.delete_objects(bucket, []) == []
 
 
