@@ -1,5 +1,9 @@
 """Memory engine next to the disk engine: 4 KiB PUT/GET ops/s and large PUT/GET MB/s.
 
+Two views: over HTTP (a real server per configuration) and the engines alone
+(the engine API called in-process at concurrency 32, no HTTP), which shows the
+engines' own cost without the S3/HTTP path that dominates the first view.
+
 A bounded stand-in until `coffer bench` covers engine choices: it starts one
 server per configuration (tests/server_process.py), drives it over raw HTTP/1.1
 keep-alive connections from asyncio (no SDK overhead in the client), and prints
@@ -16,11 +20,15 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from coffer.storage.api import Engine
+from coffer.storage.disk import DiskEngine
+from coffer.storage.memory import MemoryEngine
 from tests.server_process import ServerProcess
 
 CONFIGS: list[tuple[str, tuple[str, ...]]] = [
@@ -34,6 +42,18 @@ CONFIGS: list[tuple[str, tuple[str, ...]]] = [
     (
         "memory + WAL, fsync never",
         ("--storage", "memory", "--max-memory", str(2 * 1024**3), "--memory-persistence", "true", "--fsync", "never"),
+    ),
+]
+
+
+ENGINES_ALONE: list[tuple[str, Callable[[Path], Engine]]] = [
+    ("disk, fsync always", lambda root: DiskEngine(root, fsync=True)),
+    ("disk, fsync never", lambda root: DiskEngine(root, fsync=False)),
+    ("memory", lambda root: MemoryEngine(max_memory=2 * 1024**3)),
+    ("memory + WAL, fsync always", lambda root: MemoryEngine(max_memory=2 * 1024**3, persistence_dir=root)),
+    (
+        "memory + WAL, fsync never",
+        lambda root: MemoryEngine(max_memory=2 * 1024**3, persistence_dir=root, fsync=False),
     ),
 ]
 
@@ -153,6 +173,43 @@ async def bench_one(port: int, args: argparse.Namespace, proc: psutil.Process) -
     return {"put": put, "get": get, "put_mbs": put_mbs, "get_mbs": get_mbs, "growth": growth}
 
 
+async def _one(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+async def engine_alone(engine: Engine, seconds: float, concurrency: int, keys: int) -> tuple[float, float]:
+    await engine.start()
+    try:
+        await engine.create_bucket("bench", "owner", "us-east-1")
+        body = os.urandom(4096)
+
+        async def run(op: str) -> float:
+            done = 0
+            stop = time.monotonic() + seconds
+
+            async def worker(i: int) -> None:
+                nonlocal done
+                n = i
+                while time.monotonic() < stop:
+                    key = f"small-{n % keys:05d}"
+                    if op == "PUT":
+                        await engine.put_object("bench", key, _one(body), headers={}, checksum_algorithms=("CRC32",))
+                    else:
+                        opened = await engine.open_object("bench", key)
+                        async for _chunk in opened.stream():
+                            pass
+                    done += 1
+                    n += concurrency
+
+            started = time.monotonic()
+            await asyncio.gather(*(worker(i) for i in range(concurrency)))
+            return done / (time.monotonic() - started)
+
+        return await run("PUT"), await run("GET")
+    finally:
+        await engine.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=5.0, help="duration of each small-object phase")
@@ -160,6 +217,14 @@ def main() -> None:
     parser.add_argument("--keys", type=int, default=1000, help="distinct 4 KiB keys written and read")
     parser.add_argument("--large-mib", type=int, default=256)
     args = parser.parse_args()
+    print(f"Engines alone (in-process, concurrency {args.concurrency}, 4 KiB, CRC32):\n")
+    print("| engine | PUT ops/s | GET ops/s |")
+    print("|---|---:|---:|")
+    for name, make in ENGINES_ALONE:
+        with tempfile.TemporaryDirectory() as tmp:
+            put, get = asyncio.run(engine_alone(make(Path(tmp)), args.seconds, args.concurrency, args.keys))
+        print(f"| {name} | {put:.0f} | {get:.0f} |", flush=True)
+    print(f"\nOver HTTP (one server per row, raw HTTP/1.1 client, concurrency {args.concurrency}):\n")
     rows = []
     for name, flags in CONFIGS:
         with tempfile.TemporaryDirectory() as tmp:
