@@ -153,3 +153,36 @@ def test_schema_v1_database_is_migrated(tmp_path: Path) -> None:
             await engine.close()
 
     asyncio.run(scenario())
+
+
+def test_completed_uploads_and_copies_expire_too(tmp_path: Path) -> None:
+    from coffer.storage.api import CompletedPart
+
+    async def scenario() -> None:
+        engine = DiskEngine(tmp_path, fsync=False, reaper_interval=3600)
+        await engine.start()
+        try:
+            await engine.create_bucket("bkt", "owner", "us-east-1")
+            ttl = {"x-amz-meta-ttl-seconds": "1"}
+            upload = await engine.create_multipart_upload("bkt", "mp", headers=ttl)
+            part = await engine.upload_part("bkt", "mp", upload.upload_id, 1, _body(b"p" * 2000))
+            await engine.complete_multipart_upload("bkt", "mp", upload.upload_id, [CompletedPart(1, part.etag)])
+            await engine.put_object("bkt", "src", _body(b"s" * 2000), headers={})
+            await engine.copy_object("bkt", "src", "bkt", "copy", headers=ttl)
+            await engine.copy_object("bkt", "mp", "bkt", "kept", headers={})  # REPLACE without a TTL
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                keys = [e.key for e in (await engine.list_objects("bkt")).entries]
+                if keys == ["kept", "src"]:
+                    break
+                await asyncio.sleep(0.1)
+            assert keys == ["kept", "src"]
+            assert await engine.reap_expired() == 2
+            assert (await engine.head_object("bkt", "kept")).size == 2000
+            assert (await engine.head_object("bkt", "src")).size == 2000  # its body outlived the expired copy
+            body = await engine.open_object("bkt", "src")
+            assert b"".join([c async for c in body.stream()]) == b"s" * 2000
+        finally:
+            await engine.close()
+
+    asyncio.run(scenario())

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import http.client
+import io
 import os
 import subprocess
 import sys
@@ -249,3 +251,37 @@ def test_kill9_loses_nothing_acknowledged(tmp_path: Path) -> None:
         assert s3.list_objects_v2(Bucket="durable")["KeyCount"] == len(bodies) + 1
     finally:
         server.stop()
+
+
+def test_multipart_and_copy(memory_server: ServerProcess) -> None:
+    from boto3.s3.transfer import TransferConfig
+
+    s3 = memory_server.client()
+    s3.create_bucket(Bucket="mpu")
+    body = os.urandom(11 * MiB + 7)
+    config = TransferConfig(multipart_threshold=5 * MiB, multipart_chunksize=5 * MiB)
+    s3.upload_fileobj(io.BytesIO(body), "mpu", "big.bin", Config=config, ExtraArgs={"ChecksumAlgorithm": "SHA256"})
+    head = s3.head_object(Bucket="mpu", Key="big.bin", PartNumber=3, ChecksumMode="ENABLED")
+    assert head["PartsCount"] == 3 and head["ContentLength"] == MiB + 7
+    assert head["ETag"].endswith('-3"')
+    got = s3.get_object(Bucket="mpu", Key="big.bin", PartNumber=2)
+    assert got["Body"].read() == body[5 * MiB : 10 * MiB]
+    assert s3.get_object(Bucket="mpu", Key="big.bin")["Body"].read() == body
+    copied = s3.copy_object(Bucket="mpu", Key="copy.bin", CopySource={"Bucket": "mpu", "Key": "big.bin"})
+    assert copied["CopyObjectResult"]["ETag"] == f'"{hashlib.md5(body).hexdigest()}"'
+    assert s3.get_object(Bucket="mpu", Key="copy.bin", Range="bytes=-5")["Body"].read() == body[-5:]
+    pending = s3.create_multipart_upload(Bucket="mpu", Key="pending")
+    s3.upload_part_copy(
+        Bucket="mpu",
+        Key="pending",
+        UploadId=pending["UploadId"],
+        PartNumber=1,
+        CopySource={"Bucket": "mpu", "Key": "big.bin"},
+        CopySourceRange="bytes=0-99",
+    )
+    uploads = s3.list_multipart_uploads(Bucket="mpu")["Uploads"]
+    assert [u["Key"] for u in uploads] == ["pending"]
+    parts = s3.list_parts(Bucket="mpu", Key="pending", UploadId=pending["UploadId"])["Parts"]
+    assert [(p["PartNumber"], p["Size"]) for p in parts] == [(1, 100)]
+    s3.abort_multipart_upload(Bucket="mpu", Key="pending", UploadId=pending["UploadId"])
+    assert "Uploads" not in s3.list_multipart_uploads(Bucket="mpu")

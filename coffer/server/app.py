@@ -71,6 +71,7 @@ def build_engine(settings: Settings) -> Engine:
             wal_batch_max=settings.wal_batch_max,
             wal_batch_interval=settings.wal_batch_interval_ms / 1000,
             snapshot_interval=settings.snapshot_interval,
+            upload_max_age_seconds=settings.multipart_upload_max_age,
         )
 
     from coffer.storage.disk import DiskEngine

@@ -13,10 +13,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import TypeVar
 
-from coffer.storage.api import ListEntry, ListPage
+from coffer.storage.api import ListEntry, ListPage, UploadInfo, UploadsPage
 
 Row = TypeVar("Row")
 Scan = Callable[[bytes, bool, bytes | None], Iterable[tuple[bytes, Row]]]
+# Multipart uploads in (key, upload id) order strictly after (after_key, after_id), keys below upper.
+UploadScan = Callable[[bytes, str, bytes | None], Iterable[tuple[bytes, UploadInfo]]]
+AFTER_ALL_IDS = "~"  # sorts after every upload id (hex digits)
 
 
 def prefix_upper_bound(prefix: bytes) -> bytes | None:
@@ -76,3 +79,57 @@ def list_page(
         if seek is None or (upper is not None and seek >= upper):
             return ListPage(entries, prefixes, False, last)
         lower, inclusive = seek, True
+
+
+def list_uploads_page(
+    scan: UploadScan,
+    *,
+    prefix: bytes,
+    delimiter: bytes,
+    key_marker: bytes,
+    upload_id_marker: str,
+    max_uploads: int,
+) -> UploadsPage:
+    """One page of ListMultipartUploads: (key, upload id) order, keys folded into CommonPrefixes."""
+    uploads: list[UploadInfo] = []
+    prefixes: list[str] = []
+    upper = prefix_upper_bound(prefix)
+    # Resume strictly after (after_key, after_id); upload ids are never empty, so
+    # after_id "" includes after_key itself. Without an upload-id-marker every
+    # upload of key-marker was listed already: skip past all of them.
+    if key_marker and key_marker >= prefix:
+        after_key, after_id = key_marker, (upload_id_marker or AFTER_ALL_IDS)
+    else:
+        after_key, after_id = prefix, ""
+    last: tuple[str, str | None] | None = None
+
+    def page(truncated: bool) -> UploadsPage:
+        if not truncated or last is None:
+            return UploadsPage(uploads, prefixes, truncated, None, None)
+        return UploadsPage(uploads, prefixes, True, last[0], last[1])
+
+    while True:
+        seek: bytes | None = None
+        for key, upload in scan(after_key, after_id, upper):
+            if delimiter:
+                idx = key.find(delimiter, len(prefix))
+                if idx >= 0:
+                    common = key[: idx + len(delimiter)]
+                    if common == key_marker or (key_marker.startswith(common) and key_marker > common):
+                        seek = prefix_upper_bound(common)  # listed on an earlier page
+                        break
+                    if len(uploads) + len(prefixes) >= max_uploads:
+                        return page(True)
+                    prefixes.append(common.decode("utf-8"))
+                    last = (prefixes[-1], None)
+                    seek = prefix_upper_bound(common)
+                    break
+            if len(uploads) + len(prefixes) >= max_uploads:
+                return page(True)
+            uploads.append(upload)
+            last = (upload.key, upload.upload_id)
+        else:
+            return page(False)
+        if seek is None or (upper is not None and seek >= upper):
+            return page(False)
+        after_key, after_id = seek, ""

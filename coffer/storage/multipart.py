@@ -12,11 +12,13 @@ S3's rules (docs/multipart.md has the details and sources):
 from __future__ import annotations
 
 import hashlib
+import os
+import time
 from dataclasses import dataclass
 
 from coffer import checksums
 from coffer.storage import errors
-from coffer.storage.api import MIN_PART_SIZE, CompletedPart, Completion, PartInfo, UploadInfo
+from coffer.storage.api import MIN_PART_SIZE, CompletedPart, Completion, ObjectInfo, PartInfo, UploadInfo
 
 COMPOSITE = "COMPOSITE"
 FULL_OBJECT = "FULL_OBJECT"
@@ -152,3 +154,37 @@ def assemble(
         )
     etag = multipart_etag([bytes.fromhex(p.etag) for p in chosen])
     return Assembly(chosen, size, etag, algorithm, checksum, checksum_type)
+
+
+def new_upload_id() -> str:
+    # Time first, so ids sort in creation order (ListMultipartUploads' order for one key).
+    return f"{time.time_ns():016x}{os.urandom(12).hex()}"
+
+
+def copy_plan(
+    src: ObjectInfo,
+    bucket: str,
+    key: str,
+    headers: dict[str, str] | None,
+    storage_class: str | None,
+    checksum_algorithm: str | None,
+) -> tuple[ObjectInfo, tuple[str, ...] | None]:
+    """The copy's metadata, and which algorithms must be computed by reading the source (None: no read)."""
+    info = ObjectInfo(
+        bucket=bucket,
+        key=key,
+        size=src.size,
+        etag=src.etag,
+        last_modified=time.time(),
+        storage_class=storage_class or src.storage_class,
+        headers=dict(src.headers) if headers is None else headers,
+        checksums={},
+        checksum_type=FULL_OBJECT,
+    )
+    wanted = checksum_algorithm or next(iter(src.checksums), None) or checksums.DEFAULT_ALGORITHM
+    carried = src.checksums.get(wanted) if src.checksum_type == FULL_OBJECT else None
+    if carried is not None:
+        info.checksums = {wanted: carried}
+    if src.parts_count or carried is None:
+        return info, (wanted,)
+    return info, None

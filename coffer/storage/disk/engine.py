@@ -443,17 +443,8 @@ class DiskEngine(MultipartMixin):
             ).fetchone()
             live = row is not None and not is_expired(row[3], now)
             check_write(key, row[1] if live else None, if_match, if_none_match)
-            if row is None and self.max_objects_per_bucket:
-                count = conn.execute(
-                    f"SELECT COUNT(*) FROM objects WHERE bucket=? AND {_LIVE}", (bucket, now)
-                ).fetchone()[0]
-                if count >= self.max_objects_per_bucket:
-                    raise errors.QuotaExceeded(
-                        f"The bucket holds the maximum number of objects allowed "
-                        f"(max_objects_per_bucket={self.max_objects_per_bucket}).",
-                        bucket=bucket,
-                        key=key,
-                    )
+            if row is None:
+                self._check_quota(conn, bucket, key, now)
             values = (
                 digests.size,
                 info.etag,
@@ -489,6 +480,19 @@ class DiskEngine(MultipartMixin):
             raise
         await self.blobs.reclaim(released)
         return info
+
+    def _check_quota(self, conn: sqlite3.Connection, bucket: str, key: str, now: float) -> None:
+        """Refuse a new key in a bucket holding max_objects_per_bucket live objects (a count: opt-in)."""
+        if not self.max_objects_per_bucket:
+            return
+        count = conn.execute(f"SELECT COUNT(*) FROM objects WHERE bucket=? AND {_LIVE}", (bucket, now)).fetchone()[0]
+        if count >= self.max_objects_per_bucket:
+            raise errors.QuotaExceeded(
+                f"The bucket holds the maximum number of objects allowed "
+                f"(max_objects_per_bucket={self.max_objects_per_bucket}).",
+                bucket=bucket,
+                key=key,
+            )
 
     def _object_row(self, conn: sqlite3.Connection, bucket: str, key: str, with_data: bool) -> tuple[Any, ...]:
         cols = _OBJECT_COLUMNS + (", data" if with_data else "")

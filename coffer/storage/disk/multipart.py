@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sqlite3
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
-from coffer import checksums
 from coffer.storage import errors
 from coffer.storage.api import (
     MAX_PART_SIZE,
@@ -43,8 +41,9 @@ from coffer.storage.disk.manifest import (
     unreferenced,
 )
 from coffer.storage.disk.metadata import MetadataStore
-from coffer.storage.listing import prefix_upper_bound
-from coffer.storage.multipart import FULL_OBJECT, assemble, resolve_checksum_type
+from coffer.storage.listing import list_uploads_page
+from coffer.storage.multipart import FULL_OBJECT, assemble, copy_plan, new_upload_id, resolve_checksum_type
+from coffer.storage.ttl import expiry_of, is_expired
 
 if TYPE_CHECKING:
     from coffer.storage.api import BucketInfo
@@ -54,12 +53,6 @@ if TYPE_CHECKING:
 COMPLETED_RETENTION_SECONDS = 86400
 _UPLOAD_COLUMNS = "upload_id, bucket, key, initiated, storage_class, owner, extra, completed"
 _LIST_BATCH = 1000
-_AFTER_ALL_IDS = "~"  # sorts after every upload id (hex digits)
-
-
-def new_upload_id() -> str:
-    # Time first, so ids sort in creation order (ListMultipartUploads' order for one key).
-    return f"{time.time_ns():016x}{os.urandom(12).hex()}"
 
 
 def object_extra(
@@ -106,8 +99,11 @@ class _SourceChanged(Exception):
 class MultipartMixin:
     meta: MetadataStore
     blobs: BlobStore
+    default_ttl: int
 
     if TYPE_CHECKING:
+
+        def _check_quota(self, conn: sqlite3.Connection, bucket: str, key: str, now: float) -> None: ...
 
         def _bucket_row(self, conn: sqlite3.Connection, name: str) -> BucketInfo: ...
         async def get_bucket(self, name: str) -> BucketInfo: ...
@@ -307,17 +303,20 @@ class MultipartMixin:
             }
             done = assemble(upload, parts, stored, completion)
             existing = conn.execute(
-                "SELECT id, etag, blob FROM objects WHERE bucket=? AND key=? AND version='null'", (bucket, kb)
+                "SELECT id, etag, blob, expires FROM objects WHERE bucket=? AND key=? AND version='null'",
+                (bucket, kb),
             ).fetchone()
-            check_write(
-                key, existing[1] if existing is not None else None, completion.if_match, completion.if_none_match
-            )
+            now = time.time()
+            live = existing is not None and not is_expired(existing[3], now)
+            check_write(key, existing[1] if live else None, completion.if_match, completion.if_none_match)
+            if existing is None:
+                self._check_quota(conn, bucket, key, now)
             info = ObjectInfo(
                 bucket=bucket,
                 key=key,
                 size=done.size,
                 etag=done.etag,
-                last_modified=time.time(),
+                last_modified=now,
                 storage_class=upload.storage_class,
                 headers=upload.headers,
                 checksums={done.algorithm: done.checksum},
@@ -325,19 +324,20 @@ class MultipartMixin:
                 parts_count=len(done.parts),
             )
             extra = object_extra(info.headers, info.checksums, info.checksum_type, len(done.parts), pieces=True)
-            values = (info.size, info.etag, info.last_modified, info.storage_class, upload.owner, extra)
+            expires = expiry_of(info.headers, now, self.default_ttl)
+            values = (info.size, info.etag, info.last_modified, info.storage_class, upload.owner, extra, expires)
             released: list[str | None] = []
             if existing is None:
                 object_id = conn.execute(
                     "INSERT INTO objects(bucket, key, version, size, etag, last_modified, storage_class, owner,"
-                    " extra, blob, data) VALUES (?,?,'null',?,?,?,?,?,?,NULL,NULL) RETURNING id",
+                    " extra, expires, blob, data) VALUES (?,?,'null',?,?,?,?,?,?,?,NULL,NULL) RETURNING id",
                     (bucket, kb, *values),
                 ).fetchone()[0]
             else:
                 object_id = existing[0]
                 conn.execute(
                     "UPDATE objects SET size=?, etag=?, last_modified=?, storage_class=?, owner=?, extra=?,"
-                    " blob=NULL, data=NULL, is_delete_marker=0, is_latest=1 WHERE id=?",
+                    " expires=?, blob=NULL, data=NULL, is_delete_marker=0, is_latest=1 WHERE id=?",
                     (*values, object_id),
                 )
                 released += [existing[2], *drop_manifest(conn, object_id)]
@@ -462,66 +462,34 @@ class MultipartMixin:
     ) -> UploadsPage:
         """Uploads in (key, upload id) order, folding keys into CommonPrefixes like a listing."""
         self._bucket_row(conn, bucket)
-        uploads: list[UploadInfo] = []
-        prefixes: list[str] = []
-        upper = prefix_upper_bound(prefix)
-        # Resume strictly after (after_key, after_id); upload ids are never empty, so
-        # after_id "" includes after_key itself. Without an upload-id-marker every
-        # upload of key-marker was listed already: skip past all of them.
-        if key_marker and key_marker >= prefix:
-            after_key, after_id = key_marker, (upload_id_marker or _AFTER_ALL_IDS)
-        else:
-            after_key, after_id = prefix, ""
-        last: tuple[str, str | None] | None = None
 
-        def page(truncated: bool) -> UploadsPage:
-            if not truncated or last is None:
-                return UploadsPage(uploads, prefixes, truncated, None, None)
-            return UploadsPage(uploads, prefixes, True, last[0], last[1])
+        def scan(after_key: bytes, after_id: str, upper: bytes | None) -> Iterator[tuple[bytes, UploadInfo]]:
+            while True:
+                args: list[Any] = [bucket, after_key, after_key, after_id]
+                sql = (
+                    f"SELECT {_UPLOAD_COLUMNS} FROM uploads WHERE bucket=? AND completed IS NULL"
+                    " AND (key > ? OR (key = ? AND upload_id > ?))"
+                )
+                if upper is not None:
+                    sql += " AND key < ?"
+                    args.append(upper)
+                sql += " ORDER BY key, upload_id LIMIT ?"
+                args.append(_LIST_BATCH)
+                rows = conn.execute(sql, args).fetchall()
+                for row in rows:
+                    yield bytes(row[2]), _upload_from_row(tuple(row))
+                if len(rows) < _LIST_BATCH:
+                    return
+                after_key, after_id = bytes(rows[-1][2]), rows[-1][0]
 
-        while True:
-            args: list[Any] = [bucket, after_key, after_key, after_id]
-            sql = (
-                f"SELECT {_UPLOAD_COLUMNS} FROM uploads WHERE bucket=? AND completed IS NULL"
-                " AND (key > ? OR (key = ? AND upload_id > ?))"
-            )
-            if upper is not None:
-                sql += " AND key < ?"
-                args.append(upper)
-            sql += " ORDER BY key, upload_id LIMIT ?"
-            args.append(_LIST_BATCH)
-            rows = conn.execute(sql, args).fetchall()
-            if not rows:
-                return page(False)
-            seek: bytes | None = None
-            for row in rows:
-                kb = bytes(row[2])
-                if delimiter:
-                    idx = kb.find(delimiter, len(prefix))
-                    if idx >= 0:
-                        common = kb[: idx + len(delimiter)]
-                        if common == key_marker or (key_marker.startswith(common) and key_marker > common):
-                            seek = prefix_upper_bound(common)  # listed on an earlier page
-                            break
-                        if len(uploads) + len(prefixes) >= max_uploads:
-                            return page(True)
-                        prefixes.append(common.decode("utf-8"))
-                        last = (prefixes[-1], None)
-                        seek = prefix_upper_bound(common)
-                        break
-                if len(uploads) + len(prefixes) >= max_uploads:
-                    return page(True)
-                upload = _upload_from_row(tuple(row))
-                uploads.append(upload)
-                last = (upload.key, upload.upload_id)
-            if seek is not None:
-                if upper is not None and seek >= upper:
-                    return page(False)
-                after_key, after_id = seek, ""
-                continue
-            if len(rows) < _LIST_BATCH:
-                return page(False)
-            after_key, after_id = bytes(rows[-1][2]), rows[-1][0]
+        return list_uploads_page(
+            scan,
+            prefix=prefix,
+            delimiter=delimiter,
+            key_marker=key_marker,
+            upload_id_marker=upload_id_marker,
+            max_uploads=max_uploads,
+        )
 
     # ------------------------------------------------------------------ copies
     async def copy_object(
@@ -542,7 +510,7 @@ class MultipartMixin:
             try:
                 if check_source is not None:
                     check_source(source.info)
-                info, read_algorithms = _copy_plan(source.info, bucket, key, headers, storage_class, checksum_algorithm)
+                info, read_algorithms = copy_plan(source.info, bucket, key, headers, storage_class, checksum_algorithm)
                 if read_algorithms is not None:
                     # S3 writes a copy as one object: a multipart source gets the MD5 of its
                     # content as ETag, and a checksum the source does not carry is computed.
@@ -577,11 +545,16 @@ class MultipartMixin:
             existing = conn.execute(
                 "SELECT id, blob FROM objects WHERE bucket=? AND key=? AND version='null'", (info.bucket, kb)
             ).fetchone()
-            meta = (info.etag, info.last_modified, info.storage_class, owner, extra)
+            if existing is None:
+                self._check_quota(conn, info.bucket, info.key, info.last_modified)
+            # The copy's TTL runs from the copy, per its own metadata.
+            expires = expiry_of(info.headers, info.last_modified, self.default_ttl)
+            meta = (info.etag, info.last_modified, info.storage_class, owner, extra, expires)
             if existing is not None and existing[0] == source.object_id:
                 # Copy onto itself: the body stays, only the metadata changes.
                 conn.execute(
-                    "UPDATE objects SET etag=?, last_modified=?, storage_class=?, owner=?, extra=? WHERE id=?",
+                    "UPDATE objects SET etag=?, last_modified=?, storage_class=?, owner=?, extra=?, expires=?"
+                    " WHERE id=?",
                     (*meta, existing[0]),
                 )
                 return []
@@ -590,14 +563,14 @@ class MultipartMixin:
             if existing is None:
                 object_id = conn.execute(
                     "INSERT INTO objects(bucket, key, version, size, etag, last_modified, storage_class, owner,"
-                    " extra, blob, data) VALUES (?,?,'null',?,?,?,?,?,?,?,?) RETURNING id",
+                    " extra, expires, blob, data) VALUES (?,?,'null',?,?,?,?,?,?,?,?,?) RETURNING id",
                     (info.bucket, kb, *values),
                 ).fetchone()[0]
             else:
                 object_id = existing[0]
                 conn.execute(
                     "UPDATE objects SET size=?, etag=?, last_modified=?, storage_class=?, owner=?, extra=?,"
-                    " blob=?, data=?, is_delete_marker=0, is_latest=1 WHERE id=?",
+                    " expires=?, blob=?, data=?, is_delete_marker=0, is_latest=1 WHERE id=?",
                     (*values, object_id),
                 )
                 released += [existing[1], *drop_manifest(conn, object_id)]
@@ -632,35 +605,6 @@ class MultipartMixin:
             return ObjectPartsPage(info, parts, truncated, parts[-1].part_number if parts else 0)
 
         return self.meta.read(read)
-
-
-def _copy_plan(
-    src: ObjectInfo,
-    bucket: str,
-    key: str,
-    headers: dict[str, str] | None,
-    storage_class: str | None,
-    checksum_algorithm: str | None,
-) -> tuple[ObjectInfo, tuple[str, ...] | None]:
-    """The copy's metadata, and which algorithms must be computed by reading the source (None: no read)."""
-    info = ObjectInfo(
-        bucket=bucket,
-        key=key,
-        size=src.size,
-        etag=src.etag,
-        last_modified=time.time(),
-        storage_class=storage_class or src.storage_class,
-        headers=dict(src.headers) if headers is None else headers,
-        checksums={},
-        checksum_type=FULL_OBJECT,
-    )
-    wanted = checksum_algorithm or next(iter(src.checksums), None) or checksums.DEFAULT_ALGORITHM
-    carried = src.checksums.get(wanted) if src.checksum_type == FULL_OBJECT else None
-    if carried is not None:
-        info.checksums = {wanted: carried}
-    if src.parts_count or carried is None:
-        return info, (wanted,)
-    return info, None
 
 
 __all__ = ["MultipartMixin", "new_upload_id", "object_extra"]

@@ -45,21 +45,27 @@ from coffer.storage.api import (
     ListEntry,
     ListPage,
     ObjectInfo,
+    ObjectPart,
     ProbeResult,
     PutDigests,
     StorageStats,
     Verifier,
 )
+from coffer.storage.conditions import check_write
 from coffer.storage.hashing import PIPELINE_CHUNK, BodyHasher
 from coffer.storage.listing import list_page
 from coffer.storage.memory.index import KeyIndex
+from coffer.storage.memory.multipart import MemoryMultipartMixin, MemUpload, part_meta, upload_meta
 from coffer.storage.memory.snapshot import read_snapshot, remove_temp_files, snapshots, write_snapshot
 from coffer.storage.memory.wal import (
     BUCKET_CONFIG,
+    COMPLETE_UPLOAD,
     CREATE_BUCKET,
+    CREATE_UPLOAD,
     DELETE_BUCKET,
     DELETE_OBJECT,
     PUT_OBJECT,
+    PUT_PART,
     Record,
     WalStats,
     WalWriter,
@@ -109,6 +115,8 @@ class MemObject:
     charge: int
     # Its log record's encoded metadata, kept so snapshots do not encode it again.
     raw: bytes | None = None
+    # Where each part lies, for an object completed from a multipart upload.
+    parts: tuple[ObjectPart, ...] = ()
 
 
 @dataclass(slots=True, eq=False)
@@ -116,6 +124,8 @@ class MemBucket:
     info: BucketInfo
     index: KeyIndex[MemObject] = field(default_factory=KeyIndex)
     config: dict[str, Any] = field(default_factory=dict)  # configuration documents (cors, ...)
+    # Multipart uploads in progress by (UTF-8 key, upload id): ListMultipartUploads' order.
+    uploads: KeyIndex[MemUpload] = field(default_factory=KeyIndex)
 
 
 def _charge(key: bytes, size: int, headers: dict[str, str], checksums: dict[str, bytes]) -> int:
@@ -151,7 +161,7 @@ async def _stream_chunks(chunks: tuple[bytes, ...], start: int, end: int) -> Asy
         yield chunk if lo == 0 and hi == len(chunk) else chunk[lo:hi]
 
 
-class MemoryEngine:
+class MemoryEngine(MemoryMultipartMixin):
     def __init__(
         self,
         *,
@@ -166,6 +176,7 @@ class MemoryEngine:
         wal_batch_max: int = 512,
         wal_batch_interval: float = 0.0,
         snapshot_interval: float = 300.0,
+        upload_max_age_seconds: float = 7 * 86400,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.max_memory = max_memory
@@ -180,11 +191,15 @@ class MemoryEngine:
         self.wal_batch_max = wal_batch_max
         self.wal_batch_interval = wal_batch_interval
         self.snapshot_interval = snapshot_interval
+        self.upload_max_age_seconds = upload_max_age_seconds
         self.stats = MemoryStats(max_bytes=max_memory)
         self.clock = clock  # wall clock for timestamps and expiry (tests substitute their own)
         self.observer = EngineObserver()  # the server may replace it before start()
 
         self._buckets: dict[str, MemBucket] = {}
+        self._uploads: dict[str, MemUpload] = {}
+        # Completed uploads' answers by upload id, so a retried Complete gets the same one.
+        self._completed: dict[str, tuple[ObjectInfo, float]] = {}
         # Least recently used first; values are the objects themselves.
         self._lru: OrderedDict[tuple[str, bytes], MemObject] = OrderedDict()
         # (expires, tiebreak, bucket, key, object): stale entries are skipped when popped.
@@ -275,10 +290,14 @@ class MemoryEngine:
         self.stats.buckets = len(self._buckets)
 
     def _drop_bucket(self, name: str) -> None:
-        bucket = self._buckets.pop(name, None)
+        bucket = self._buckets.get(name)
         if bucket is not None:
             for key, obj in bucket.index.scan(b"", True, None):
                 self._forget(name, key, obj)
+            # Uploads in progress do not keep a bucket alive (S3 drops them with it).
+            for upload in bucket.uploads.values():
+                self._drop_upload(upload)
+            del self._buckets[name]
         self.stats.buckets = len(self._buckets)
 
     def _log(self, record: Record) -> asyncio.Future[None] | None:
@@ -339,7 +358,7 @@ class MemoryEngine:
                 raise errors.SlowDown("Uploads in progress already hold all of max_memory; retry when they complete.")
 
     async def _receive(
-        self, body: AsyncIterator[bytes], algorithms: tuple[str, ...], want_sha256: bool
+        self, body: AsyncIterator[bytes], algorithms: tuple[str, ...], want_sha256: bool, limit: int | None = None
     ) -> tuple[PutDigests, tuple[bytes, ...], int]:
         """Consume a body into ~1 MiB chunks, hashing as it arrives; returns the bytes reserved."""
         hasher = BodyHasher(algorithms, want_sha256)
@@ -350,12 +369,13 @@ class MemoryEngine:
         total = 0
         reserved = 0
         hashing: asyncio.Future[None] | None = None
+        limit = self.max_object_size if limit is None else limit
         try:
             async for piece in body:
                 if not piece:
                     continue
                 total += len(piece)
-                if total > self.max_object_size:
+                if total > limit:
                     raise self._too_large()
                 self._reserve(len(piece))
                 reserved += len(piece)
@@ -429,13 +449,17 @@ class MemoryEngine:
                 removed = await self.reap_expired()
                 if removed:
                     log.debug("reaped %d expired objects", removed)
+                if self.upload_max_age_seconds > 0:
+                    aborted = self.sweep_uploads(self.upload_max_age_seconds)
+                    if aborted:
+                        log.info("aborted %d abandoned multipart uploads", aborted)
             except Exception:
                 log.exception("expiry reaper failed")
 
     # ------------------------------------------------------------------ health
     async def storage_stats(self) -> StorageStats:
         s = self.stats
-        return StorageStats(s.buckets, s.objects, s.data_bytes, 0, self.clock())
+        return StorageStats(s.buckets, s.objects, s.data_bytes, len(self._uploads), self.clock())
 
     async def probe(self) -> ProbeResult:
         directory = self.persistence_dir
@@ -520,7 +544,7 @@ class MemoryEngine:
         want_sha256: bool = False,
         verify: Verifier | None = None,
         storage_class: str = "STANDARD",
-        if_none_match: bool = False,
+        if_none_match: bool | str = False,
         if_match: str | None = None,
     ) -> ObjectInfo:
         self._bucket(bucket)  # fail fast before reading a body
@@ -553,21 +577,21 @@ class MemoryEngine:
         chunks: tuple[bytes, ...],
         now: float,
         *,
-        if_none_match: bool = False,
+        if_none_match: bool | str | None = False,
         if_match: str | None = None,
+        parts: tuple[ObjectPart, ...] = (),
+        upload_id: str | None = None,
     ) -> tuple[MemObject, asyncio.Future[None] | None]:
-        """Check the write's conditions and limits, then make it visible and log it (atomically)."""
+        """Check the write's conditions and limits, then make it visible and log it (atomically).
+
+        ``upload_id``: the object completes that upload; its log record names the
+        upload's parts instead of carrying the data again.
+        """
         bucket = self._bucket(info.bucket)
         key = info.key.encode("utf-8")
         current = bucket.index.get(key)
         live = current if current is not None and not is_expired(current.expires, now) else None
-        if if_none_match and live is not None:
-            raise errors.PreconditionFailed(key=info.key)
-        if if_match is not None:
-            if live is None:
-                raise errors.NoSuchKey(key=info.key)
-            if if_match != "*" and live.info.etag != if_match:
-                raise errors.PreconditionFailed(key=info.key)
+        check_write(info.key, live.info.etag if live is not None else None, if_match, if_none_match)
         if current is None and self.max_objects_per_bucket and len(bucket.index) >= self.max_objects_per_bucket:
             self._reap(now, len(self._expiries))  # expired objects do not count: reclaim them first
             if len(bucket.index) >= self.max_objects_per_bucket:
@@ -577,19 +601,23 @@ class MemoryEngine:
                     bucket=info.bucket,
                     key=info.key,
                 )
+        if self._wal is None and self.persistence_dir is not None:
+            raise errors.ServiceUnavailable("The memory engine is shut down.")
         obj = MemObject(
             info=info,
             owner=bucket.info.owner,
             chunks=chunks,
             expires=expiry_of(info.headers, now, self.default_ttl),
             charge=_charge(key, info.size, info.headers, info.checksums),
+            parts=parts,
         )
-        if self._wal is None and self.persistence_dir is not None:
-            raise errors.ServiceUnavailable("The memory engine is shut down.")
         self._install(bucket, key, obj)
         if self._wal is None:
             return obj, None
-        obj.raw = encode_meta(_object_meta(obj))
+        meta = _object_meta(obj)
+        obj.raw = encode_meta(meta)
+        if upload_id is not None:
+            return obj, self._wal.append(Record(COMPLETE_UPLOAD, {"u": upload_id, "o": meta}))
         return obj, self._wal.append(Record(PUT_OBJECT, None, chunks, obj.raw))
 
     def _live(self, bucket: str, key: str) -> MemObject:
@@ -601,12 +629,14 @@ class MemoryEngine:
         self._lru.move_to_end((bucket, kb))
         return obj
 
-    async def head_object(self, bucket: str, key: str) -> ObjectInfo:
-        return self._live(bucket, key).info
-
-    async def open_object(self, bucket: str, key: str) -> MemoryObjectBody:
+    async def head_object(self, bucket: str, key: str, *, part_number: int | None = None) -> ObjectInfo:
         obj = self._live(bucket, key)
-        return MemoryObjectBody(obj.info, obj.chunks)
+        return obj.info if part_number is None else self._part_of(obj, part_number)
+
+    async def open_object(self, bucket: str, key: str, *, part_number: int | None = None) -> MemoryObjectBody:
+        obj = self._live(bucket, key)
+        info = obj.info if part_number is None else self._part_of(obj, part_number)
+        return MemoryObjectBody(info, obj.chunks)
 
     def _delete(self, bucket: MemBucket, key: str) -> asyncio.Future[None] | None:
         if self._remove(bucket, key.encode("utf-8")) is None:
@@ -731,12 +761,31 @@ class MemoryEngine:
             bucket = self._buckets.get(meta["b"])
             if bucket is not None:
                 self._remove(bucket, meta["k"].encode("utf-8"))
+        elif record.op == COMPLETE_UPLOAD:
+            upload = self._uploads.get(meta["u"])
+            bucket = self._buckets.get(meta["o"][0])
+            if upload is None or bucket is None:
+                return
+            numbers = [p[0] for p in meta["o"][12]]
+            chunks = tuple(itertools.chain.from_iterable(upload.parts[n].chunks for n in numbers))
+            obj = _object_from(meta["o"], chunks, encode_meta(meta["o"]))
+            self._drop_upload(upload)
+            key = obj.info.key.encode("utf-8")
+            if is_expired(obj.expires, self.clock()):
+                self._remove(bucket, key)
+            else:
+                self._install(bucket, key, obj)
+        elif self._replay_upload(record):
+            pass
         else:
             log.warning("skipping a log record of unknown kind %d", record.op)
 
-    def _image(self) -> list[tuple[BucketInfo, dict[str, Any], list[MemObject]]]:
+    def _image(self) -> list[_BucketImage]:
         """References to the whole state, taken between two awaits (cheap: no object is copied)."""
-        return [(b.info, b.config, b.index.values()) for b in self._buckets.values()]
+        return [
+            (b.info, b.config, b.index.values(), [(u, list(u.parts.values())) for u in b.uploads.values()])
+            for b in self._buckets.values()
+        ]
 
     async def snapshot(self) -> Path | None:
         """Write a snapshot now (no-op without persistence); the log before it is then deleted."""
@@ -790,6 +839,10 @@ class MemoryEngine:
                 await self._snapshot_logged()
 
 
+# A bucket in a snapshot image: info, configuration, objects, uploads with their parts.
+_BucketImage = tuple[BucketInfo, dict[str, Any], list[MemObject], list[tuple[MemUpload, list[Any]]]]
+
+
 def _bucket_meta(info: BucketInfo) -> dict[str, Any]:
     return {"name": info.name, "created": info.created, "owner": info.owner, "region": info.region}
 
@@ -810,15 +863,22 @@ def _object_meta(obj: MemObject) -> list[Any]:
         {a: v.hex() for a, v in i.checksums.items()},
         i.checksum_type,
         obj.expires,
+        [[p.part_number, p.offset, p.size, p.etag, {a: v.hex() for a, v in p.checksums.items()}] for p in obj.parts],
     ]
 
 
 def _object_from(meta: list[Any], chunks: tuple[bytes, ...], raw: bytes | None) -> MemObject:
     bucket, key, size, etag, modified, version, storage_class, owner, headers, sums, checksum_type, expires = meta[:12]
     checksums = {a: bytes.fromhex(v) for a, v in sums.items()}
-    info = ObjectInfo(bucket, key, size, etag, modified, version, storage_class, headers, checksums, checksum_type)
+    parts = tuple(
+        ObjectPart(n, offset, psize, petag, {a: bytes.fromhex(v) for a, v in psums.items()})
+        for n, offset, psize, petag, psums in (meta[12] if len(meta) > 12 else ())
+    )
+    info = ObjectInfo(
+        bucket, key, size, etag, modified, version, storage_class, headers, checksums, checksum_type, len(parts)
+    )
     charge = _charge(key.encode("utf-8"), size, headers, checksums)
-    return MemObject(info, owner, chunks, expires, charge, raw)
+    return MemObject(info, owner, chunks, expires, charge, raw, parts)
 
 
 def _set_config(bucket: MemBucket, name: str, document: Any) -> None:
@@ -831,9 +891,13 @@ def _set_config(bucket: MemBucket, name: str, document: Any) -> None:
     bucket.config = config
 
 
-def _image_records(image: list[tuple[BucketInfo, dict[str, Any], list[MemObject]]], now: float) -> Iterator[Record]:
-    for info, config, objects in image:
+def _image_records(image: list[_BucketImage], now: float) -> Iterator[Record]:
+    for info, config, objects, uploads in image:
         yield Record(CREATE_BUCKET, {**_bucket_meta(info), "config": config})
+        for upload, parts in uploads:
+            yield Record(CREATE_UPLOAD, upload_meta(upload.info))
+            for part in parts:
+                yield Record(PUT_PART, part_meta(upload.info.upload_id, part.info), part.chunks)
         for obj in objects:
             if not is_expired(obj.expires, now):
                 raw = obj.raw if obj.raw is not None else encode_meta(_object_meta(obj))

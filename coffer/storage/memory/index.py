@@ -8,7 +8,7 @@ build a page at a cost proportional to the page.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from sortedcontainers import SortedDict
 
@@ -16,6 +16,8 @@ T = TypeVar("T")
 
 
 class KeyIndex(Generic[T]):
+    """Keys are UTF-8 bytes, or tuples starting with them (multipart uploads: (key, upload id))."""
+
     __slots__ = ("_items",)
 
     def __init__(self) -> None:
@@ -24,20 +26,20 @@ class KeyIndex(Generic[T]):
     def __len__(self) -> int:
         return len(self._items)
 
-    def get(self, key: bytes) -> T | None:
+    def get(self, key: Any) -> T | None:
         return self._items.get(key)  # type: ignore[no-any-return]
 
-    def set(self, key: bytes, value: T) -> None:
+    def set(self, key: Any, value: T) -> None:
         self._items[key] = value
 
-    def pop(self, key: bytes) -> T | None:
+    def pop(self, key: Any) -> T | None:
         return self._items.pop(key, None)  # type: ignore[no-any-return]
 
     def values(self) -> list[T]:
         """A copy of the values in key order (safe to iterate while the index changes)."""
         return list(self._items.values())
 
-    def scan(self, lower: bytes, inclusive: bool, upper: bytes | None) -> Iterator[tuple[bytes, T]]:
+    def scan(self, lower: Any, inclusive: bool, upper: Any | None) -> Iterator[tuple[Any, T]]:
         """(key, value) from ``lower`` (inclusive or not) up to ``upper`` (exclusive), in order."""
         items = self._items
         for key in items.irange(lower, upper, inclusive=(inclusive, False)):

@@ -47,6 +47,10 @@ DELETE_BUCKET = 2
 PUT_OBJECT = 3
 DELETE_OBJECT = 4
 BUCKET_CONFIG = 5
+CREATE_UPLOAD = 6
+PUT_PART = 7  # a part's data (replaces an earlier part with its number)
+COMPLETE_UPLOAD = 8  # the object's metadata; its data is the upload's parts, logged before
+DELETE_UPLOAD = 9  # aborted, or swept as abandoned
 
 
 @dataclass(slots=True)
