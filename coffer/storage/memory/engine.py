@@ -449,10 +449,9 @@ class MemoryEngine(MemoryMultipartMixin):
                 removed = await self.reap_expired()
                 if removed:
                     log.debug("reaped %d expired objects", removed)
-                if self.upload_max_age_seconds > 0:
-                    aborted = self.sweep_uploads(self.upload_max_age_seconds)
-                    if aborted:
-                        log.info("aborted %d abandoned multipart uploads", aborted)
+                aborted = self.sweep_uploads(self.upload_max_age_seconds)
+                if aborted:
+                    log.info("aborted %d abandoned multipart uploads", aborted)
             except Exception:
                 log.exception("expiry reaper failed")
 

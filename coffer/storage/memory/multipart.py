@@ -34,7 +34,7 @@ from coffer.storage.api import (
 )
 from coffer.storage.hashing import BodyHasher
 from coffer.storage.listing import list_uploads_page
-from coffer.storage.memory.wal import CREATE_UPLOAD, DELETE_UPLOAD, PUT_PART, Record
+from coffer.storage.memory.wal import CREATE_UPLOAD, DELETE_UPLOAD, PUT_PART, Record, WalWriter
 from coffer.storage.multipart import assemble, copy_plan, new_upload_id, resolve_checksum_type
 
 if TYPE_CHECKING:
@@ -122,6 +122,7 @@ class MemoryMultipartMixin:
         _buckets: dict[str, MemBucket]
         _uploads: dict[str, MemUpload]
         _completed: dict[str, tuple[ObjectInfo, float]]
+        _wal: WalWriter | None
 
         def clock(self) -> float: ...
         def _bucket(self, name: str) -> MemBucket: ...
@@ -342,14 +343,18 @@ class MemoryMultipartMixin:
         await self._durable(self._log(Record(DELETE_UPLOAD, {"u": upload_id})))
 
     def sweep_uploads(self, max_age_seconds: float, now: float | None = None) -> int:
-        """Abort uploads older than ``max_age_seconds`` and forget old completions; returns aborts."""
+        """Abort uploads older than ``max_age_seconds`` (0: never) and forget old completions; returns aborts."""
         now = self.clock() if now is None else now
         aborted = 0
-        for upload in [u for u in self._uploads.values() if u.info.initiated < now - max_age_seconds]:
-            self._drop_upload(upload)
-            self._log(Record(DELETE_UPLOAD, {"u": upload.info.upload_id}))
-            aborted += 1
-        keep = now - min(max_age_seconds, COMPLETED_RETENTION_SECONDS)
+        if max_age_seconds > 0:
+            for upload in [u for u in self._uploads.values() if u.info.initiated < now - max_age_seconds]:
+                self._drop_upload(upload)
+                if self._wal is not None:
+                    # Nobody waits for it: a lost record only brings the upload back, to be swept again.
+                    self._wal.append_nowait(Record(DELETE_UPLOAD, {"u": upload.info.upload_id}))
+                aborted += 1
+        retention = min(max_age_seconds, COMPLETED_RETENTION_SECONDS) if max_age_seconds > 0 else None
+        keep = now - (retention if retention is not None else COMPLETED_RETENTION_SECONDS)
         for upload_id in [u for u, (_info, at) in self._completed.items() if at < keep]:
             del self._completed[upload_id]
         return aborted
