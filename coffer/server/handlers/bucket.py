@@ -1,4 +1,5 @@
-"""Bucket operations: ListBuckets, CreateBucket, HeadBucket, DeleteBucket, GetBucketLocation."""
+"""Bucket operations: ListBuckets, CreateBucket, HeadBucket, DeleteBucket, GetBucketLocation,
+and GetBucketVersioning (versioning cannot be configured yet: every bucket is unversioned)."""
 
 from __future__ import annotations
 
@@ -99,6 +100,16 @@ async def GetBucketLocation(ctx: Context, req: Request) -> Response:
     # S3 reports us-east-1 as an empty constraint.
     region = "" if bucket.region == "us-east-1" else bucket.region
     return _xml(xml.document("LocationConstraint", xml.esc(region)))
+
+
+async def GetBucketVersioning(ctx: Context, req: Request) -> Response:
+    """A bucket whose versioning was never configured: no Status element (neither Enabled nor Suspended).
+
+    s3fs (``rm(bucket, recursive=True)``) and rclone (``purge``, ``cleanup``) ask before deleting.
+    """
+    assert req.bucket is not None
+    await ctx.engine.get_bucket(req.bucket)
+    return _xml(xml.document("VersioningConfiguration", ""))
 
 
 def _xml(body: bytes, status: int = 200) -> Response:
