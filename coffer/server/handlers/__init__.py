@@ -11,9 +11,9 @@ import inspect
 from types import ModuleType
 
 from coffer.server.app import Handler
-from coffer.server.handlers import attributes, bucket, copy, cors, listing, multipart, object
+from coffer.server.handlers import acl, attributes, bucket, copy, cors, listing, multipart, object
 
-_MODULES: tuple[ModuleType, ...] = (bucket, object, listing, cors, multipart, copy, attributes)
+_MODULES: tuple[ModuleType, ...] = (bucket, object, listing, cors, multipart, copy, attributes, acl)
 
 
 def _build() -> dict[str, Handler]:

@@ -1,5 +1,7 @@
 """Bucket operations: ListBuckets, CreateBucket, HeadBucket, DeleteBucket, GetBucketLocation,
-and GetBucketVersioning (versioning cannot be configured yet: every bucket is unversioned)."""
+and the reads of bucket configuration Coffer does not let anyone set yet (versioning,
+policy, lifecycle, request payment), which answer what S3 answers for a bucket that
+never had one."""
 
 from __future__ import annotations
 
@@ -110,6 +112,25 @@ async def GetBucketVersioning(ctx: Context, req: Request) -> Response:
     assert req.bucket is not None
     await ctx.engine.get_bucket(req.bucket)
     return _xml(xml.document("VersioningConfiguration", ""))
+
+
+async def GetBucketPolicy(ctx: Context, req: Request) -> Response:
+    """No bucket has a policy until PutBucketPolicy exists: 404 NoSuchBucketPolicy, as S3 answers."""
+    assert req.bucket is not None
+    await ctx.engine.get_bucket(req.bucket)
+    raise S3Error("NoSuchBucketPolicy", BucketName=req.bucket)
+
+
+async def GetBucketLifecycleConfiguration(ctx: Context, req: Request) -> Response:
+    assert req.bucket is not None
+    await ctx.engine.get_bucket(req.bucket)
+    raise S3Error("NoSuchLifecycleConfiguration", BucketName=req.bucket)
+
+
+async def GetBucketRequestPayment(ctx: Context, req: Request) -> Response:
+    assert req.bucket is not None
+    await ctx.engine.get_bucket(req.bucket)
+    return _xml(xml.document("RequestPaymentConfiguration", xml.elem("Payer", "BucketOwner")))
 
 
 def _xml(body: bytes, status: int = 200) -> Response:
