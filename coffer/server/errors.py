@@ -55,12 +55,15 @@ ERRORS: dict[str, tuple[int, str]] = {
     "NoSuchCORSConfiguration": (404, "The CORS configuration does not exist"),
     "NoSuchKey": (404, "The specified key does not exist."),
     "NoSuchLifecycleConfiguration": (404, "The lifecycle configuration does not exist"),
+    "NoSuchPublicAccessBlockConfiguration": (404, "The public access block configuration was not found"),
+    "NoSuchTagSet": (404, "The TagSet does not exist"),
     "NoSuchVersion": (404, "The specified version does not exist."),
     "NoSuchUpload": (
         404,
         "The specified upload does not exist. The upload ID may be invalid, or the upload may have been "
         "aborted or completed.",
     ),
+    "NoSuchWebsiteConfiguration": (404, "The specified bucket does not have a website configuration"),
     "NotImplemented": (501, "A header you provided implies functionality that is not implemented"),
     "NotModified": (304, "Not Modified"),
     "PreconditionFailed": (412, "At least one of the pre-conditions you specified did not hold"),
@@ -68,6 +71,8 @@ ERRORS: dict[str, tuple[int, str]] = {
         400,
         "Your socket connection to the server was not read from or written to within the timeout period.",
     ),
+    "ReplicationConfigurationNotFoundError": (404, "The replication configuration was not found"),
+    "ServerSideEncryptionConfigurationNotFoundError": (404, "The server side encryption configuration was not found"),
     "ServiceUnavailable": (503, "Service is unable to handle request."),
     "SignatureDoesNotMatch": (
         403,

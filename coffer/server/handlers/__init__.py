@@ -11,9 +11,9 @@ import inspect
 from types import ModuleType
 
 from coffer.server.app import Handler
-from coffer.server.handlers import acl, attributes, bucket, copy, cors, listing, multipart, object
+from coffer.server.handlers import acl, attributes, bucket, bucket_config, copy, cors, listing, multipart, object
 
-_MODULES: tuple[ModuleType, ...] = (bucket, object, listing, cors, multipart, copy, attributes, acl)
+_MODULES: tuple[ModuleType, ...] = (bucket, bucket_config, object, listing, cors, multipart, copy, attributes, acl)
 
 
 def _build() -> dict[str, Handler]:

@@ -1,7 +1,4 @@
-"""Bucket operations: ListBuckets, CreateBucket, HeadBucket, DeleteBucket, GetBucketLocation,
-and the reads of bucket configuration Coffer does not let anyone set yet (versioning,
-policy, lifecycle, request payment), which answer what S3 answers for a bucket that
-never had one."""
+"""Bucket operations: ListBuckets, CreateBucket, HeadBucket, DeleteBucket, GetBucketLocation."""
 
 from __future__ import annotations
 
@@ -102,35 +99,6 @@ async def GetBucketLocation(ctx: Context, req: Request) -> Response:
     # S3 reports us-east-1 as an empty constraint.
     region = "" if bucket.region == "us-east-1" else bucket.region
     return _xml(xml.document("LocationConstraint", xml.esc(region)))
-
-
-async def GetBucketVersioning(ctx: Context, req: Request) -> Response:
-    """A bucket whose versioning was never configured: no Status element (neither Enabled nor Suspended).
-
-    s3fs (``rm(bucket, recursive=True)``) and rclone (``purge``, ``cleanup``) ask before deleting.
-    """
-    assert req.bucket is not None
-    await ctx.engine.get_bucket(req.bucket)
-    return _xml(xml.document("VersioningConfiguration", ""))
-
-
-async def GetBucketPolicy(ctx: Context, req: Request) -> Response:
-    """No bucket has a policy until PutBucketPolicy exists: 404 NoSuchBucketPolicy, as S3 answers."""
-    assert req.bucket is not None
-    await ctx.engine.get_bucket(req.bucket)
-    raise S3Error("NoSuchBucketPolicy", BucketName=req.bucket)
-
-
-async def GetBucketLifecycleConfiguration(ctx: Context, req: Request) -> Response:
-    assert req.bucket is not None
-    await ctx.engine.get_bucket(req.bucket)
-    raise S3Error("NoSuchLifecycleConfiguration", BucketName=req.bucket)
-
-
-async def GetBucketRequestPayment(ctx: Context, req: Request) -> Response:
-    assert req.bucket is not None
-    await ctx.engine.get_bucket(req.bucket)
-    return _xml(xml.document("RequestPaymentConfiguration", xml.elem("Payer", "BucketOwner")))
 
 
 def _xml(body: bytes, status: int = 200) -> Response:
