@@ -96,7 +96,8 @@ def keys_of(boto, bucket: str) -> list[str]:  # type: ignore[no-untyped-def]
 def mc(endpoint: str):  # type: ignore[no-untyped-def]
     minio = pytest.importorskip("minio")
     host = endpoint.split("://", 1)[1]
-    return minio.Minio(host, access_key=ACCESS_KEY, secret_key=SECRET_KEY, secure=False, region="us-east-1")
+    # No region: minio discovers each bucket's region with GetBucketLocation, as it does by default.
+    return minio.Minio(host, access_key=ACCESS_KEY, secret_key=SECRET_KEY, secure=False)
 
 
 def test_minio_bucket_lifecycle(mc, bucket_name: str) -> None:  # type: ignore[no-untyped-def]
