@@ -4,8 +4,9 @@
 #
 #   scripts/client_matrix.sh              # the clients that are installed
 #   scripts/client_matrix.sh --install    # first install the missing ones (pip extra
-#                                         # `clients` into .venv-clients, Debian's rclone,
-#                                         # restic and s3cmd when run as root, npm packages)
+#                                         # `clients` into .venv-clients; as root, Debian's
+#                                         # rclone, restic, s3cmd, s3fs-fuse and AWS CLI v2;
+#                                         # the npm packages of scripts/clients/js)
 #   scripts/client_matrix.sh --python PATH  # the Python environment with coffer and the clients
 #   scripts/client_matrix.sh --keep       # keep the work directory (server log, client output)
 #
@@ -26,7 +27,7 @@ while [ $# -gt 0 ]; do
         shift
         ;;
     -h | --help)
-        sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
     *)
@@ -48,9 +49,10 @@ install_clients() {
     "$venv/bin/pip" freeze | grep -iE '^(aiobotocore|botocore)==' >"$venv/constraints.txt"
     "$venv/bin/pip" install -q -e "$ROOT[test]" -c "$venv/constraints.txt" || return 1
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-        local wanted=() tool
-        for tool in rclone restic s3cmd; do
-            command -v "$tool" >/dev/null || wanted+=("$tool")
+        # command:package (Debian's awscli is the AWS CLI v2, s3fs is s3fs-fuse)
+        local wanted=() pair
+        for pair in rclone:rclone restic:restic s3cmd:s3cmd s3fs:s3fs aws:awscli; do
+            command -v "${pair%%:*}" >/dev/null || wanted+=("${pair#*:}")
         done
         if [ ${#wanted[@]} -gt 0 ]; then
             apt-get update -qq && apt-get install -y -qq "${wanted[@]}" >/dev/null
@@ -188,17 +190,37 @@ run_check "minio (Python)" bash -c 'python_check minio test_minio "$0"'
 run_check "s3fs (Python)" bash -c 'python_check s3fs test_s3fs "$0"'
 run_check "pyarrow.fs (Python)" bash -c 'python_check pyarrow test_pyarrow "$0"'
 run_check "boto3 s3transfer" bash -c 'python_check boto3 test_s3transfer "$0"'
-AWS_CLI=$(dirname "$PY")/aws
-[ -x "$AWS_CLI" ] || AWS_CLI=aws
-run_check "aws CLI" env AWS_CLI="$AWS_CLI" "$CLIENTS/awscli.sh"
+# The aws CLI: v1 from the Python environment (the test extra), and a v2 (Debian's
+# awscli package, or AWS's installer) if one is on PATH.
+VENV_AWS=$(dirname "$PY")/aws
+if [ -x "$VENV_AWS" ]; then
+    run_check "aws CLI v1 (venv)" env AWS_CLI="$VENV_AWS" "$CLIENTS/awscli.sh"
+else
+    record "aws CLI v1 (venv)" "not installed" SKIP - - - -
+fi
+V2_AWS=""
+for candidate in $(type -ap aws); do
+    if "$candidate" --version 2>&1 | grep '^aws-cli/2\.' >/dev/null; then
+        V2_AWS=$candidate
+        break
+    fi
+done
+if [ -n "$V2_AWS" ]; then
+    run_check "aws CLI v2" env AWS_CLI="$V2_AWS" "$CLIENTS/awscli.sh"
+else
+    record "aws CLI v2" "not installed" SKIP - - - -
+fi
 run_check "rclone" "$CLIENTS/rclone.sh"
 run_check "restic" "$CLIENTS/restic.sh"
 run_check "s3cmd" "$CLIENTS/s3cmd.sh"
-if command -v node >/dev/null; then
-    run_check "aws-sdk-js v3 (node)" env NODE_NO_WARNINGS=1 node "$CLIENTS/js/check.mjs"
-else
-    record "aws-sdk-js v3 (node)" "node not installed" SKIP - - - -
-fi
+run_check "s3fs-fuse (mount)" "$CLIENTS/s3fs-fuse.sh"
+for js in aws-sdk-v3:"aws-sdk-js v3" aws-sdk-v2:"aws-sdk-js v2" minio-js:"minio-js"; do
+    if command -v node >/dev/null; then
+        run_check "${js#*:} (node)" env NODE_NO_WARNINGS=1 node "$CLIENTS/js/${js%%:*}.mjs"
+    else
+        record "${js#*:} (node)" "node not installed" SKIP - - - -
+    fi
+done
 
 echo
 printf '%-22s %-44s %-5s %6s %6s %6s %7s\n' client version result passed failed xfail seconds

@@ -1,7 +1,8 @@
 // The AWS SDK for JavaScript v3 (default checksum settings) against an S3 endpoint.
-// Usage: node check.mjs ENDPOINT   (output contract: ../lib.sh)
+// Usage: node aws-sdk-v3.mjs ENDPOINT   (output contract: ../lib.sh, steps.mjs)
 import { createRequire } from "node:module";
 import { Readable } from "node:stream";
+import { assert, bytes, finish, step } from "./steps.mjs";
 
 let s3sdk, storage;
 try {
@@ -21,7 +22,6 @@ const require = createRequire(import.meta.url);
 console.log(`version @aws-sdk/client-s3 ${require("@aws-sdk/client-s3/package.json").version}, node ${process.version}`);
 
 const endpoint = process.argv[2];
-const missing = new Set((process.env.COFFER_MISSING_OPS || "").split(",").filter(Boolean));
 const s3 = new S3Client({
   endpoint,
   region: "us-east-1",
@@ -30,35 +30,6 @@ const s3 = new S3Client({
   maxAttempts: 1,
 });
 const Bucket = `aws-sdk-js-check-${process.pid}`;
-const counts = { passed: 0, failed: 0, xfailed: 0 };
-
-function assert(condition, message) {
-  if (!condition) throw new Error(`assertion failed: ${message}`);
-}
-
-async function step(name, fn, needs) {
-  try {
-    await fn();
-    if (needs && missing.has(needs)) {
-      console.log(`FAIL  ${name} (passed although ${needs} is listed as missing: update COFFER_MISSING_OPS)`);
-      counts.failed++;
-    } else {
-      console.log(`ok    ${name}`);
-      counts.passed++;
-    }
-  } catch (err) {
-    if (needs && missing.has(needs)) {
-      console.log(`xfail ${name} (${needs} not implemented)`);
-      counts.xfailed++;
-    } else {
-      console.log(`FAIL  ${name}`);
-      console.log(`     | ${err.name}: ${err.message}`);
-      counts.failed++;
-    }
-  }
-}
-
-const bytes = (n, seed = 0) => Buffer.from(Array.from({ length: n }, (_, i) => (i * 7 + seed) % 251));
 const read = async (key, extra = {}) => {
   const got = await s3.send(new GetObjectCommand({ Bucket, Key: key, ...extra }));
   return { got, body: Buffer.from(await got.Body.transformToByteArray()) };
@@ -153,5 +124,4 @@ await step("DeleteObjects (checksummed body), DeleteObject, DeleteBucket", async
   await s3.send(new DeleteBucketCommand({ Bucket }));
 });
 
-console.log(`summary passed=${counts.passed} failed=${counts.failed} xfailed=${counts.xfailed}`);
-process.exit(counts.failed ? 1 : 0);
+finish();
