@@ -22,7 +22,7 @@ from coffer.server.handlers import HANDLERS
 from tests.server_process import ServerProcess
 
 CLIENTS = Path(__file__).resolve().parent.parent / "scripts" / "clients"
-TRACKED_OPS = ("CreateMultipartUpload", "CopyObject")
+TRACKED_OPS = ("CreateMultipartUpload", "CopyObject", "ListMultipartUploads")
 
 
 def _run(command: list[str], server: ServerProcess, tmp_path: Path) -> str:

@@ -3,9 +3,7 @@
 Each client speaks S3 through its own stack (MinIO's SDK, aiobotocore, the AWS SDK for
 C++, botocore's transfer manager), so each finds different mistakes. A client that is
 not installed skips its tests (``pip install -e '.[clients]'`` brings them all;
-docs/clients.md). Operations the server does not implement yet are expected failures
-(strict: they start failing loudly as "XPASS" the day the handler lands, so the marker
-gets removed).
+docs/clients.md).
 
 ``COFFER_CLIENTS_ENDPOINT`` points the tests at an already running server instead of
 starting one (scripts/client_matrix.sh uses it).
@@ -22,23 +20,11 @@ from typing import Any
 
 import pytest
 
-from coffer.server.handlers import HANDLERS
 from tests.server_process import ServerProcess
 
 ACCESS_KEY = "clients-test"
 SECRET_KEY = "clients-test-secret"
 MiB = 1024 * 1024
-
-needs_multipart = pytest.mark.xfail(
-    "CreateMultipartUpload" not in HANDLERS,
-    reason="multipart upload is not implemented yet (CreateMultipartUpload answers 501)",
-    strict=True,
-)
-needs_copy = pytest.mark.xfail(
-    "CopyObject" not in HANDLERS,
-    reason="CopyObject is not implemented yet (server-side copy answers 501)",
-    strict=True,
-)
 
 _names = itertools.count()
 
@@ -157,7 +143,6 @@ def test_minio_presigned_get(mc, made_bucket: str) -> None:  # type: ignore[no-u
         assert answer.read() == b"shared"
 
 
-@needs_multipart
 def test_minio_multipart(mc, made_bucket: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     src = tmp_path / "big.bin"
     src.write_bytes(payload(6 * MiB + 123, seed=2))
@@ -166,7 +151,6 @@ def test_minio_multipart(mc, made_bucket: str, tmp_path: Path) -> None:  # type:
     assert mc.get_object(made_bucket, "big.bin").read() == src.read_bytes()
 
 
-@needs_copy
 def test_minio_copy(mc, made_bucket: str) -> None:  # type: ignore[no-untyped-def]
     from minio.commonconfig import CopySource
 
@@ -229,7 +213,6 @@ def test_s3fs_files_and_directories(s3fs_fs, bucket_name: str, tmp_path: Path) -
     assert not fs.exists(bucket_name)
 
 
-@needs_multipart
 def test_s3fs_multipart_write(s3fs_fs, made_bucket: str) -> None:  # type: ignore[no-untyped-def]
     body = payload(6 * MiB, seed=4)
     with s3fs_fs.open(f"{made_bucket}/big.bin", "wb", block_size=5 * MiB) as f:
@@ -237,7 +220,6 @@ def test_s3fs_multipart_write(s3fs_fs, made_bucket: str) -> None:  # type: ignor
     assert s3fs_fs.cat(f"{made_bucket}/big.bin") == body
 
 
-@needs_copy
 def test_s3fs_copy_and_move(s3fs_fs, made_bucket: str) -> None:  # type: ignore[no-untyped-def]
     s3fs_fs.pipe(f"{made_bucket}/a", b"content")
     s3fs_fs.copy(f"{made_bucket}/a", f"{made_bucket}/b")
@@ -317,7 +299,6 @@ def test_pyarrow_parquet_dataset(endpoint: str, bucket_name: str) -> None:
     assert fs.get_file_info(bucket_name).type == pafs.FileType.NotFound
 
 
-@needs_multipart
 def test_pyarrow_default_writes_use_multipart(endpoint: str, made_bucket: str) -> None:
     pq = pytest.importorskip("pyarrow.parquet")
     fs = _arrow_fs(endpoint)
@@ -326,7 +307,6 @@ def test_pyarrow_default_writes_use_multipart(endpoint: str, made_bucket: str) -
     assert pq.read_table(f"{made_bucket}/t.parquet", filesystem=fs).equals(table)
 
 
-@needs_copy
 def test_pyarrow_move(endpoint: str, made_bucket: str) -> None:
     pafs = pytest.importorskip("pyarrow.fs")
     fs = _arrow_fs(endpoint, allow_delayed_open=True)
@@ -386,7 +366,6 @@ def test_s3transfer_non_seekable_upload(boto, made_bucket: str) -> None:  # type
     assert boto.get_object(Bucket=made_bucket, Key="piped")["Body"].read() == body
 
 
-@needs_multipart
 def test_s3transfer_multipart_upload(boto, made_bucket: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "big.bin"
     path.write_bytes(payload(11 * MiB, seed=7))
@@ -398,7 +377,6 @@ def test_s3transfer_multipart_upload(boto, made_bucket: str, tmp_path: Path) -> 
     assert (tmp_path / "back.bin").read_bytes() == path.read_bytes()
 
 
-@needs_copy
 def test_s3transfer_managed_copy(boto, made_bucket: str) -> None:  # type: ignore[no-untyped-def]
     boto.put_object(Bucket=made_bucket, Key="src", Body=b"managed copy")
     boto.copy({"Bucket": made_bucket, "Key": "src"}, made_bucket, "dst")

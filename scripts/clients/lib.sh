@@ -93,3 +93,15 @@ make_tree() {
 make_big() {
     head -c $((6 * 1024 * 1024 + 1)) /dev/urandom >"$1"
 }
+
+# start_upload ENDPOINT BUCKET KEY: begin a multipart upload and leave it pending
+# (unsigned: the matrix's server runs without credentials); prints its UploadId.
+start_upload() {
+    python3 - "$1" "$2" "$3" <<'PY'
+import re, sys, urllib.parse, urllib.request
+endpoint, bucket, key = sys.argv[1:]
+request = urllib.request.Request(f"{endpoint}/{bucket}/{urllib.parse.quote(key)}?uploads", method="POST")
+with urllib.request.urlopen(request, timeout=10) as answer:
+    print(re.search(rb"<UploadId>(.*?)</UploadId>", answer.read()).group(1).decode())
+PY
+}

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # rclone against an S3 endpoint: copy, sync, ls, lsjson, check, cat, delete, purge,
-# listing v1/v2 with small pages, mtime metadata, server-side moves, multipart.
+# listing v1/v2 with small pages, mtime metadata, server-side moves, multipart uploads
+# and the cleanup of pending ones.
 # Usage: rclone.sh ENDPOINT WORKDIR   (see lib.sh for the output contract)
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -87,6 +88,14 @@ multipart_copy() {
         "${R[@]}" check --download "$WORK" "$B/big" --include big.bin
 }
 
+pending_uploads() {
+    # ListMultipartUploads, then AbortMultipartUpload for each: what `rclone cleanup` does.
+    start_upload "$ENDPOINT" "${B#:s3:}" "pending/one" >/dev/null &&
+        "${R[@]}" backend list-multipart-uploads "$B" | grep '"Key": "pending/one"' >/dev/null &&
+        "${R[@]}" backend cleanup "$B" -o max-age=0s &&
+        expect_eq 0 "$("${R[@]}" backend list-multipart-uploads "$B" | grep -c '"UploadId"')"
+}
+
 delete_filtered() {
     "${R[@]}" delete --include '*.txt' "$B/tree" &&
         expect_eq "$(cd "$SRC" && find . -type f ! -name '*.txt' -printf '%s %P\n' | sort)" "$(listing "$B/tree")"
@@ -110,6 +119,7 @@ step "sync (uploads and deletes)" sync_changes
 step_needs CopyObject "sync of an mtime-only change (metadata update)" sync_mtime_only
 step_needs CopyObject "moveto (server-side copy + delete)" server_side_move
 step_needs CreateMultipartUpload "multipart upload (6 MiB, 5 MiB parts)" multipart_copy
+step_needs ListMultipartUploads "list and clean up pending multipart uploads" pending_uploads
 step "delete --include" delete_filtered
 step "purge (bucket and contents)" purge_bucket
 finish

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # s3cmd: mb, put, ls, info (ACL, policy, lifecycle reads), get, sync both ways, du,
-# cp/mv (server-side copy), multipart put, del, rb.
+# cp/mv (server-side copy), multipart put, pending upload listing and abort, del, rb.
 # Usage: s3cmd.sh ENDPOINT WORKDIR   (see lib.sh for the output contract)
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -67,6 +67,14 @@ multipart_put() {
         "${S[@]}" get --force "$B/big.bin" "$WORK/big.back" && same "$WORK/big.bin" "$WORK/big.back"
 }
 
+pending_uploads() {
+    local id out
+    id=$(start_upload "$ENDPOINT" "${B#s3://}" "pending/upload") &&
+        out=$("${S[@]}" multipart "$B") && printf '%s\n' "$out" | grep "$B/pending/upload[[:space:]]*$id" >/dev/null &&
+        "${S[@]}" abortmp "$B/pending/upload" "$id" &&
+        out=$("${S[@]}" multipart "$B") && ! printf '%s\n' "$out" | grep "$id" >/dev/null
+}
+
 delete_all() {
     "${S[@]}" del --recursive --force "$B" && expect_eq "" "$("${S[@]}" ls -r "$B")"
 }
@@ -80,6 +88,7 @@ step "sync up and down" sync_up_down
 step "du" du_bucket
 step_needs CopyObject "cp and mv (server-side copy)" copy_move
 step_needs CreateMultipartUpload "multipart put (6 MiB, 5 MiB parts)" multipart_put
+step_needs ListMultipartUploads "multipart (list pending uploads), abortmp" pending_uploads
 step "del --recursive" delete_all
 step "rb" "${S[@]}" rb "$B"
 finish
