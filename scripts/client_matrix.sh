@@ -74,6 +74,10 @@ if [ -z "$PY" ]; then
         fi
     done
 fi
+if [ -n "$PY" ] && [ -x "$PY" ]; then
+    # Absolute, without resolving the venv's symlink (the server runs from another directory).
+    PY="$(cd "$(dirname "$PY")" && pwd)/$(basename "$PY")"
+fi
 if [ -z "$PY" ] || ! "$PY" -c 'import coffer' 2>/dev/null; then
     echo "no Python environment with coffer installed: run the README's install command or pass --python" >&2
     exit 2
