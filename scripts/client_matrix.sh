@@ -9,6 +9,7 @@
 #                                         # the npm packages of scripts/clients/js)
 #   scripts/client_matrix.sh --python PATH  # the Python environment with coffer and the clients
 #   scripts/client_matrix.sh --keep       # keep the work directory (server log, client output)
+#   scripts/client_matrix.sh -- --storage memory   # anything after -- goes to `coffer serve`
 #
 # Exit status: 0 when no client failed (missing clients are SKIP, operations the
 # server does not implement yet are expected failures), 1 otherwise.
@@ -18,8 +19,14 @@ CLIENTS="$ROOT/scripts/clients"
 INSTALL=0
 KEEP=0
 PY=""
+SERVER_ARGS=()
 while [ $# -gt 0 ]; do
     case "$1" in
+    --)
+        shift
+        SERVER_ARGS=("$@")
+        break
+        ;;
     --install) INSTALL=1 ;;
     --keep) KEEP=1 ;;
     --python)
@@ -27,7 +34,7 @@ while [ $# -gt 0 ]; do
         shift
         ;;
     -h | --help)
-        sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
     *)
@@ -102,7 +109,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 (cd "$WORK" && exec env -u COFFER_CONFIG "$PY" -m coffer serve --port "$PORT" --data-dir "$WORK/data" \
-    --fsync never --log-level warning >"$WORK/server.log" 2>&1) &
+    --fsync never --log-level warning "${SERVER_ARGS[@]}" >"$WORK/server.log" 2>&1) &
 SERVER_PID=$!
 for _ in $(seq 1 100); do
     if "$PY" -c "import socket; socket.create_connection(('127.0.0.1', $PORT), 0.2)" 2>/dev/null; then
@@ -188,7 +195,7 @@ python_check() {
 export -f python_check
 export PY ROOT
 
-echo "Coffer $SERVER_VERSION at $ENDPOINT; not implemented yet: ${MISSING:-nothing}"
+echo "Coffer $SERVER_VERSION at $ENDPOINT ${SERVER_ARGS[*]}; not implemented yet: ${MISSING:-nothing}"
 echo
 run_check "minio (Python)" bash -c 'python_check minio test_minio "$0"'
 run_check "s3fs (Python)" bash -c 'python_check s3fs test_s3fs "$0"'
