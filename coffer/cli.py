@@ -30,7 +30,7 @@ def _setting_options(fn: Any) -> Any:
             kwargs["type"] = int
         elif isinstance(default, float):
             kwargs["type"] = float
-        elif isinstance(default, list):
+        elif isinstance(default, list) and "JSON" not in help_text:
             kwargs["help"] = help_text + " Comma-separated."
         fn = click.option(flag, f.name, **kwargs)(fn)
     return fn
@@ -86,6 +86,126 @@ def init(path: str, force: bool) -> None:
         raise click.UsageError(f"{target} exists (use --force to overwrite)")
     target.write_text(render_config_yaml())
     click.echo(f"wrote {target}")
+
+
+def _keys_settings(config_file: str | None, data_dir: str | None) -> Settings:
+    try:
+        return load_settings(config_file, {"data_dir": data_dir})
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+_config_option = click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="YAML config file, as for `serve` (settings-defined keys are listed too). [env COFFER_CONFIG]",
+)
+_data_dir_option = click.option(
+    "--data-dir", default=None, help="Data directory holding keys.json, as for `serve`. [env COFFER_DATA_DIR]"
+)
+
+
+@main.group()
+def keys() -> None:
+    """Manage access key pairs kept in the data directory (keys.json).
+
+    A running server picks up added and removed keys at once, without a
+    restart. Secret keys are never printed. Key pairs can also come from the
+    settings (access_key/secret_key, credentials list); those are changed in
+    the config file or environment instead.
+    """
+
+
+@keys.command("add")
+@click.option("--access-key", required=True, help="Access key id (3-128 letters, digits, '-', '_', '.').")
+@click.option(
+    "--secret-key",
+    prompt=True,
+    hide_input=True,
+    help="Secret key (at least 8 characters); '-' reads it from standard input; prompted for when omitted.",
+)
+@click.option("--user-id", default="", help="User (Owner) id the key belongs to; default derived from the key.")
+@click.option("--display-name", default="", help="User display name; default the access key.")
+@click.option("--token", default="", help="Also accept this bearer token for the user (stored hashed).")
+@_config_option
+@_data_dir_option
+def keys_add(
+    access_key: str,
+    secret_key: str,
+    user_id: str,
+    display_name: str,
+    token: str,
+    config_file: str | None,
+    data_dir: str | None,
+) -> None:
+    """Add a key pair."""
+    from coffer.keystore import KeyFile, KeyStoreError
+    from coffer.server.auth.credentials import settings_credentials
+
+    settings = _keys_settings(config_file, data_dir)
+    if secret_key == "-":
+        secret_key = sys.stdin.readline().rstrip("\r\n")
+    taken = {cred.access_key for cred, _ in settings_credentials(settings)}
+    try:
+        entry = KeyFile(settings.data_dir).add(
+            access_key, secret_key, user_id=user_id, display_name=display_name, token=token, taken=taken
+        )
+    except KeyStoreError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"added {entry.access_key} (user {entry.user_id}, {entry.display_name})")
+
+
+@keys.command("list")
+@_config_option
+@_data_dir_option
+def keys_list(config_file: str | None, data_dir: str | None) -> None:
+    """List key pairs (never their secrets)."""
+    from coffer.keystore import KeyFile, KeyStoreError
+    from coffer.server.auth.credentials import settings_credentials
+
+    settings = _keys_settings(config_file, data_dir)
+    rows = [
+        (cred.access_key, cred.principal.id, cred.principal.display_name, "settings", "yes" if token else "")
+        for cred, token in settings_credentials(settings)
+    ]
+    try:
+        stored = KeyFile(settings.data_dir).read()
+    except KeyStoreError as exc:
+        raise click.ClickException(str(exc)) from None
+    rows += [(k.access_key, k.user_id, k.display_name, "keys.json", "yes" if k.token_sha256 else "") for k in stored]
+    if not rows:
+        click.echo("no key pairs: the server runs open (development mode) unless --auth on")
+        return
+    header = ("ACCESS KEY", "USER ID", "DISPLAY NAME", "SOURCE", "TOKEN")
+    widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
+    for row in (header, *rows):
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
+@keys.command("remove")
+@click.argument("access_key")
+@_config_option
+@_data_dir_option
+def keys_remove(access_key: str, config_file: str | None, data_dir: str | None) -> None:
+    """Remove the key pair ACCESS_KEY."""
+    from coffer.keystore import KeyFile, KeyStoreError
+    from coffer.server.auth.credentials import settings_credentials
+
+    settings = _keys_settings(config_file, data_dir)
+    try:
+        removed = KeyFile(settings.data_dir).remove(access_key)
+    except KeyStoreError as exc:
+        raise click.ClickException(str(exc)) from None
+    if removed:
+        click.echo(f"removed {access_key}")
+        return
+    if any(cred.access_key == access_key for cred, _ in settings_credentials(settings)):
+        raise click.ClickException(
+            f"{access_key} is defined in the settings (config file or environment): remove it there"
+        )
+    raise click.ClickException(f"no key pair {access_key}")
 
 
 @main.command()

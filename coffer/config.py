@@ -24,6 +24,10 @@ def _meta(help: str, choices: tuple[str, ...] | None = None) -> dict[str, Any]:
     return {"help": help, "choices": choices}
 
 
+# Keys a `credentials:` entry may carry (see Settings.credentials).
+CREDENTIAL_FIELDS = ("access_key", "secret_key", "user_id", "display_name", "token")
+
+
 @dataclass
 class Settings:
     host: str = field(default="127.0.0.1", metadata=_meta("Address to listen on."))
@@ -216,6 +220,88 @@ class Settings:
         default=1024,
         metadata=_meta("Responses smaller than this many bytes are sent uncompressed."),
     )
+    # ------------------------------------------------------------------ security (docs/security.md)
+    auth: str = field(
+        default="auto",
+        metadata=_meta(
+            "'auto': requests must be signed as soon as any credentials exist (settings, credentials list or "
+            "`coffer keys add`), otherwise the server runs open (development mode, warned about at start). "
+            "'on': always require signatures. 'off': never check them (open, development only).",
+            ("auto", "on", "off"),
+        ),
+    )
+    access_key: str = field(default="", metadata=_meta("Access key id of the root key pair (enables authentication)."))
+    secret_key: str = field(
+        default="", repr=False, metadata=_meta("Secret key of the root key pair; never printed or logged.")
+    )
+    root_user_id: str = field(
+        default="",
+        metadata=_meta(
+            "User id (Owner ID) of the root key pair. Empty: the id that owns buckets created in open mode."
+        ),
+    )
+    root_display_name: str = field(
+        default="", metadata=_meta("Display name (Owner DisplayName) of the root key pair. Empty: 'coffer'.")
+    )
+    credentials: list[Any] = field(
+        default_factory=list,
+        repr=False,
+        metadata=_meta(
+            "More key pairs: a list of {access_key, secret_key, user_id, display_name, token} mappings "
+            "(user_id and display_name default to values derived from the access key; token is an optional "
+            "bearer token). As an environment variable or flag: the same list in JSON."
+        ),
+    )
+    bearer_auth: bool = field(
+        default=False,
+        metadata=_meta(
+            "Also accept 'Authorization: Bearer <token>' (tokens from the credentials list or "
+            "`coffer keys add --token`); use it only over TLS."
+        ),
+    )
+    public_hostname: str = field(
+        default="",
+        metadata=_meta(
+            "Host (and :port) clients use to reach this server when a proxy rewrites the Host header: "
+            "signatures, including presigned URLs, also verify against it."
+        ),
+    )
+    max_request_size: int = field(
+        default=5 * 1024**3,
+        metadata=_meta(
+            "Largest request body in bytes (one PUT, UploadPart or POST upload; S3: 5 GiB). "
+            "Larger requests get EntityTooLarge."
+        ),
+    )
+    max_header_size: int = field(
+        default=16384,
+        metadata=_meta("Largest total size of a request's header names and values, in bytes (400 beyond)."),
+    )
+    body_idle_timeout: int = field(
+        default=60,
+        metadata=_meta(
+            "Seconds a request body may stall (no bytes arriving) before the request fails with "
+            "RequestTimeout; 0 waits forever."
+        ),
+    )
+    rate_limit_per_ip: int = field(
+        default=0,
+        metadata=_meta("Requests per second allowed from one client IP (503 SlowDown beyond); 0 disables."),
+    )
+    rate_limit_per_key: int = field(
+        default=0,
+        metadata=_meta("Requests per second allowed for one access key (503 SlowDown beyond); 0 disables."),
+    )
+    rate_limit_burst: int = field(
+        default=0,
+        metadata=_meta(
+            "Requests a client may send at once above its rate (token bucket size); 0 means twice the rate."
+        ),
+    )
+    tls_cert: str = field(
+        default="", metadata=_meta("PEM certificate (chain) file: serve HTTPS instead of HTTP. Needs tls_key.")
+    )
+    tls_key: str = field(default="", metadata=_meta("PEM private key file of tls_cert."))
 
     # ------------------------------------------------------------------ helpers
     def validate(self) -> Settings:
@@ -255,6 +341,22 @@ class Settings:
             raise ConfigError("wal_batch_max must be at least 1")
         if self.snapshot_interval < 0:
             raise ConfigError("snapshot_interval must be >= 0")
+        if bool(self.access_key) != bool(self.secret_key):
+            raise ConfigError("access_key and secret_key must be given together")
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ConfigError("tls_cert and tls_key must be given together")
+        for name in (
+            "max_request_size",
+            "max_header_size",
+            "body_idle_timeout",
+            "rate_limit_per_ip",
+            "rate_limit_per_key",
+        ):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be >= 0")
+        if self.rate_limit_burst < 0:
+            raise ConfigError("rate_limit_burst must be >= 0")
+        self.credentials = [_check_credential(i, entry) for i, entry in enumerate(self.credentials)]
         return self
 
     def max_put_size(self) -> int:
@@ -269,6 +371,20 @@ class Settings:
     @classmethod
     def from_json(cls, text: str) -> Settings:
         return cls(**json.loads(text)).validate()
+
+
+def _check_credential(index: int, entry: Any) -> dict[str, str]:
+    where = f"credentials[{index}]"
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{where}: expected a mapping with access_key and secret_key")
+    unknown = set(entry) - set(CREDENTIAL_FIELDS)
+    if unknown:
+        raise ConfigError(f"{where}: unknown field(s) {', '.join(sorted(map(str, unknown)))}")
+    checked = {str(k): str(v) for k, v in entry.items() if v is not None}
+    for required in ("access_key", "secret_key"):
+        if not checked.get(required):
+            raise ConfigError(f"{where}: {required} is required")
+    return checked
 
 
 def env_name(name: str) -> str:
@@ -287,12 +403,14 @@ def _coerce(name: str, raw: Any, target: Any) -> Any:
         if isinstance(target, float):
             return float(raw)
         if isinstance(target, list):
+            if isinstance(raw, str) and raw.strip().startswith("["):
+                raw = yaml.safe_load(raw)  # a JSON/YAML list (e.g. COFFER_CREDENTIALS)
             if isinstance(raw, list):
-                return [str(x) for x in raw]
+                return [x if isinstance(x, dict) else str(x) for x in raw]
             return [x.strip() for x in str(raw).split(",") if x.strip()]
         return str(raw)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{name}: cannot use {raw!r}: {exc}") from None
+    except (TypeError, ValueError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{name}: cannot use this value: {exc}") from None
 
 
 def load_settings(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import os
 import time
@@ -14,6 +13,8 @@ from typing import Any
 from coffer import __version__, logs
 from coffer.config import Settings
 from coffer.server import compression, xml
+from coffer.server.auth import DEFAULT_OWNER, Principal
+from coffer.server.auth.gate import AuthGate
 from coffer.server.cors import Cors
 from coffer.server.errors import S3Error, from_storage
 from coffer.server.http import Response
@@ -30,14 +31,9 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 
 
-@dataclass(slots=True)
-class Owner:
-    id: str
-    display_name: str
-
-
-# The identity that owns everything while the server runs without credentials.
-DEFAULT_OWNER = Owner(id=hashlib.sha256(b"coffer").hexdigest(), display_name="coffer")
+# Who a request acts as is ``req.principal`` (set by the auth gate); DEFAULT_OWNER
+# owns everything while the server runs open.
+Owner = Principal
 
 
 @dataclass(slots=True)
@@ -47,6 +43,8 @@ class Context:
     engine: Engine
     settings: Settings
     owner: Owner
+    # Authentication state (credential lookups for handlers that authenticate themselves, e.g. PostObject).
+    auth: AuthGate | None = None
 
 
 Handler = Callable[[Context, Request], Awaitable[Response]]
@@ -123,7 +121,8 @@ class CofferApp:
         self.traffic = logs.Traffic()
         self.probes = Probes(settings, self.engine, self.traffic, self.metrics)
         self.cors = Cors(self.engine, settings.cors_allow_all)
-        self.context = Context(self.engine, settings, DEFAULT_OWNER)
+        self.auth = AuthGate(settings, self.engine)
+        self.context = Context(self.engine, settings, DEFAULT_OWNER, self.auth)
         self.handlers: dict[str, Handler] = HANDLERS
         self.base_domains = tuple(d.lower().strip(".") for d in settings.base_domains if d)
         self._started = False
@@ -249,6 +248,7 @@ class CofferApp:
             if operation is None:
                 raise S3Error("MethodNotAllowed")
             request.operation = operation
+            await self.auth.admit(request)
             handler = self.handlers.get(operation)
             if handler is None:
                 raise S3Error("NotImplemented", f"{operation} is not implemented by Coffer yet.")
@@ -355,4 +355,4 @@ def app_from_env() -> CofferApp:
     return CofferApp(settings)
 
 
-__all__ = ["CofferApp", "Context", "Owner", "__version__", "app_from_env", "error_response"]
+__all__ = ["DEFAULT_OWNER", "CofferApp", "Context", "Owner", "__version__", "app_from_env", "error_response"]

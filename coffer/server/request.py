@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import hmac
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote_to_bytes
 
+from coffer.server.auth.principal import ANONYMOUS, Principal
 from coffer.server.errors import S3Error
+
+if TYPE_CHECKING:
+    from coffer.server.chunked import ChunkVerifier
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 
@@ -23,16 +30,22 @@ class Request:
         "_body_done",
         "_body_started",
         "_receive",
+        "body_limit",
+        "body_timeout",
         "bucket",
         "bytes_in",
+        "chunk_chain",
         "client",
         "headers",
         "key",
         "method",
         "operation",
+        "principal",
         "query",
         "raw_path",
+        "raw_query",
         "request_id",
+        "virtual_host",
     )
 
     def __init__(self, scope: dict[str, Any], receive: Receive, base_domains: tuple[str, ...]) -> None:
@@ -43,6 +56,13 @@ class Request:
         self._body_done = False
         self.bytes_in = 0
         self.operation = "Unknown"
+        # Set by the auth gate: who the request acts as, the chunk-signature chain of a signed
+        # streaming upload, and the most body bytes accepted.
+        self.principal: Principal = ANONYMOUS
+        self.chunk_chain: ChunkVerifier | None = None
+        self.body_limit: int | None = None
+        self.body_timeout: float | None = None  # seconds a body may stall before RequestTimeout
+        self.virtual_host = False
         client = scope.get("client")
         self.client = f"{client[0]}:{client[1]}" if client else "-"
         headers: dict[str, str] = {}
@@ -52,6 +72,7 @@ class Request:
             headers[name] = f"{headers[name]},{value}" if name in headers else value
         self.headers = headers
         qs = scope.get("query_string", b"")
+        self.raw_query: bytes = qs
         self.query: dict[str, str] = {}
         if qs:
             try:
@@ -79,12 +100,17 @@ class Request:
             if host.endswith("." + domain):
                 bucket = host[: -len(domain) - 1]
                 key = path[1:]
+                self.virtual_host = True
                 return bucket, (key or None)
         rest = path[1:]
         if not rest:
             return None, None
         bucket, sep, key = rest.partition("/")
         return bucket, (key if sep and key else None)
+
+    @property
+    def client_ip(self) -> str:
+        return self.client.rsplit(":", 1)[0]
 
     def header(self, name: str, default: str | None = None) -> str | None:
         return self.headers.get(name, default)
@@ -99,29 +125,69 @@ class Request:
         return int(raw)
 
     # ------------------------------------------------------------------ body
-    async def body(self) -> AsyncIterator[bytes]:
-        """The raw request body, piece by piece, checked against Content-Length."""
+    async def body(self, verify_sha256: bool = True) -> AsyncIterator[bytes]:
+        """The raw request body, piece by piece, checked against Content-Length.
+
+        When ``x-amz-content-sha256`` names the body's SHA-256 the body is hashed
+        on the way and a mismatch raises XAmzContentSHA256Mismatch before the
+        last piece is handed over; consumers that hash the body themselves (uploads,
+        whose engine hashes off the event loop) pass ``verify_sha256=False``.
+        """
         if self._body_started:
             raise RuntimeError("body already consumed")
         self._body_started = True
         expected = self.content_length
+        limit = self.body_limit
+        hasher = None
+        declared = self.headers.get("x-amz-content-sha256", "") if verify_sha256 else ""
+        if len(declared) == 64:
+            try:
+                want = bytes.fromhex(declared)
+                hasher = hashlib.sha256()
+            except ValueError:
+                pass
         received = 0
-        while True:
-            message = await self._receive()
-            if message["type"] == "http.disconnect":
-                raise ClientDisconnected()
-            chunk = message.get("body", b"")
-            if chunk:
-                received += len(chunk)
-                self.bytes_in = received
-                if expected is not None and received > expected:
-                    raise S3Error("InvalidRequest", "The request body is longer than its Content-Length.")
-                yield chunk
-            if not message.get("more_body", False):
-                break
+        pending = b""  # held back until the hash is checked, so a mismatch stops the consumer first
+        idle = self.body_timeout
+        loop = asyncio.get_running_loop()
+        try:
+            # Armed only while waiting for the client, never while the consumer works on a piece.
+            async with asyncio.timeout(None) as deadline:
+                while True:
+                    if idle:
+                        deadline.reschedule(loop.time() + idle)
+                    message = await self._receive()
+                    if idle:
+                        deadline.reschedule(None)
+                    if message["type"] == "http.disconnect":
+                        raise ClientDisconnected()
+                    chunk = message.get("body", b"")
+                    if chunk:
+                        received += len(chunk)
+                        self.bytes_in = received
+                        if expected is not None and received > expected:
+                            raise S3Error("InvalidRequest", "The request body is longer than its Content-Length.")
+                        if limit is not None and received > limit:
+                            raise S3Error("EntityTooLarge", MaxSizeAllowed=str(limit))
+                        if hasher is not None:
+                            hasher.update(chunk)
+                            if pending:
+                                yield pending
+                            pending = chunk
+                        else:
+                            yield chunk
+                    if not message.get("more_body", False):
+                        break
+        except TimeoutError:
+            raise S3Error("RequestTimeout") from None
         self._body_done = True
         if expected is not None and received < expected:
             raise S3Error("IncompleteBody")
+        if hasher is not None:
+            if not hmac.compare_digest(hasher.digest(), want):
+                raise S3Error("XAmzContentSHA256Mismatch")
+            if pending:
+                yield pending
 
     async def read_body(self, limit: int) -> bytes:
         """The whole body, for small documents (XML configuration, delete lists)."""
@@ -148,5 +214,10 @@ def request_has_body(headers: dict[str, str]) -> bool:
 
 
 def validate_key(key: str) -> None:
+    """Checks for a key about to be written."""
     if len(key.encode("utf-8")) > MAX_KEY_BYTES:
         raise S3Error("KeyTooLongError", Size=str(len(key.encode("utf-8"))), MaxSizeAllowed=str(MAX_KEY_BYTES))
+    # NUL cannot be carried in XML listings. ('.' and '..' segments are ordinary key characters
+    # in S3: keys never become file paths here, bodies live under random names.)
+    if "\x00" in key:
+        raise S3Error("InvalidArgument", "Object key names may not contain NUL characters.", ArgumentName="key")

@@ -24,6 +24,7 @@ from uvicorn.supervisors import Multiprocess
 
 from coffer.config import Settings
 from coffer.logs import LogRotator, setup_logging
+from coffer.server.protocol import CofferHttpToolsProtocol
 
 log = logging.getLogger("coffer")
 
@@ -55,17 +56,22 @@ def _exit_quietly(signum: int, frame: FrameType | None) -> None:
 
 
 def run(settings: Settings) -> int:
+    from coffer.server.auth.gate import startup_message
+
     setup_logging(settings)
     # Worker processes rebuild the app from this (uvicorn spawns them by import string).
     os.environ["COFFER_SETTINGS_JSON"] = settings.to_json()
+    level, message = startup_message(settings)
+    log.log(level, message)
     own_metrics_dir = _prepare_metrics_dir(settings)
     rotator = None
     if settings.log_file:
         rotator = LogRotator(settings.log_file, settings.log_file_max_bytes, settings.log_file_count).start()
     log.info(
-        "coffer serving %s storage at %s on http://%s:%d (%d worker%s, fsync %s)%s",
+        "coffer serving %s storage at %s on %s://%s:%d (%d worker%s, fsync %s)%s",
         settings.storage,
         os.path.abspath(settings.data_dir),
+        "https" if settings.tls_cert else "http",
         settings.host,
         settings.port,
         settings.workers,
@@ -80,7 +86,7 @@ def run(settings: Settings) -> int:
         port=settings.port,
         workers=settings.workers,
         loop="uvloop",
-        http="httptools",
+        http=CofferHttpToolsProtocol,  # httptools, with hostile-input hardening (coffer/server/protocol.py)
         lifespan="on",
         log_config=None,  # our handlers and format (coffer.logs) apply to uvicorn's loggers too
         log_level=settings.log_level,
@@ -88,6 +94,8 @@ def run(settings: Settings) -> int:
         server_header=False,
         timeout_keep_alive=30,
         timeout_graceful_shutdown=settings.shutdown_timeout,
+        ssl_certfile=settings.tls_cert or None,
+        ssl_keyfile=settings.tls_key or None,
     )
     previous = {sig: signal.signal(sig, _exit_quietly) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:

@@ -96,10 +96,11 @@ def plan_upload(req: Request, *, default_algorithm: str | None = checksums.DEFAU
         raise S3Error("MissingContentLength")
 
     decoder: ChunkedDecoder | None = None
-    body: AsyncIterator[bytes] = req.body()
+    # The engine hashes the body off the event loop; ``verify`` checks x-amz-content-sha256.
+    body: AsyncIterator[bytes] = req.body(verify_sha256=False)
     decoded_length: int | None = None
     if chunked:
-        decoder = ChunkedDecoder(body)
+        decoder = ChunkedDecoder(body, req.chunk_chain)
         body = decoder.__aiter__()
         raw = headers.get("x-amz-decoded-content-length")
         if raw is None:

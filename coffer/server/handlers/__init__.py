@@ -11,9 +11,31 @@ import inspect
 from types import ModuleType
 
 from coffer.server.app import Handler
-from coffer.server.handlers import acl, attributes, bucket, bucket_config, copy, cors, listing, multipart, object
+from coffer.server.handlers import (
+    acl,
+    attributes,
+    bucket,
+    bucket_config,
+    copy,
+    cors,
+    listing,
+    multipart,
+    object,
+    post_object,
+)
 
-_MODULES: tuple[ModuleType, ...] = (bucket, bucket_config, object, listing, cors, multipart, copy, attributes, acl)
+_MODULES: tuple[ModuleType, ...] = (
+    bucket,
+    bucket_config,
+    object,
+    listing,
+    cors,
+    multipart,
+    copy,
+    attributes,
+    acl,
+    post_object,
+)
 
 
 def _build() -> dict[str, Handler]:

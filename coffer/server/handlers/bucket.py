@@ -25,7 +25,7 @@ _CANNED_ACLS = {
 
 
 async def ListBuckets(ctx: Context, req: Request) -> Response:
-    buckets = await ctx.engine.list_buckets(ctx.owner.id)
+    buckets = await ctx.engine.list_buckets(req.principal.id)
     prefix = req.query.get("prefix", "")
     if prefix:
         buckets = [b for b in buckets if b.name.startswith(prefix)]
@@ -43,7 +43,7 @@ async def ListBuckets(ctx: Context, req: Request) -> Response:
         f"{xml.elem('BucketRegion', b.region)}</Bucket>"
         for b in page
     )
-    inner = f"{owner_of(ctx.owner)}<Buckets>{items}</Buckets>"
+    inner = f"{owner_of(req.principal)}<Buckets>{items}</Buckets>"
     if rest and page:
         inner += xml.elem("ContinuationToken", base64.urlsafe_b64encode(page[-1].name.encode()).decode())
     if prefix:
@@ -67,7 +67,7 @@ async def CreateBucket(ctx: Context, req: Request) -> Response:
         if constraint:
             region = constraint
     try:
-        await ctx.engine.create_bucket(req.bucket, ctx.owner.id, region)
+        await ctx.engine.create_bucket(req.bucket, req.principal.id, region)
     except BucketAlreadyOwnedByYou:
         # us-east-1 keeps S3's legacy behaviour: re-creating your own bucket succeeds
         # (and changes nothing); every other region answers 409.

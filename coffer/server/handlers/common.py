@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 
 from coffer.server import xml
-from coffer.server.app import Owner
+from coffer.server.app import Context, Owner
 from coffer.server.errors import S3Error
+from coffer.server.request import Request
 
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _IP_RE = re.compile(r"^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}$")
@@ -34,6 +35,17 @@ def owner_xml(owner_id: str, display_name: str, tag: str = "Owner") -> str:
 
 def owner_of(owner: Owner) -> str:
     return owner_xml(owner.id, owner.display_name)
+
+
+def stored_owner_xml(ctx: Context, req: Request, user_id: str) -> str:
+    """Owner XML for an owner id kept in metadata, with that user's display name."""
+    if user_id == req.principal.id:
+        name = req.principal.display_name
+    elif ctx.auth is not None:
+        name = ctx.auth.store.display_name(user_id)
+    else:
+        name = user_id
+    return owner_xml(user_id, name)
 
 
 def parse_max(value: str | None, name: str, default: int, cap: int) -> int:

@@ -9,7 +9,7 @@ from urllib.parse import quote
 from coffer.server import xml
 from coffer.server.app import Context
 from coffer.server.errors import S3Error
-from coffer.server.handlers.common import owner_xml, parse_max
+from coffer.server.handlers.common import parse_max, stored_owner_xml
 from coffer.server.http import Response
 from coffer.server.request import Request
 from coffer.storage.api import ListPage
@@ -31,12 +31,12 @@ def _encoder(req: Request):  # type: ignore[no-untyped-def]
     return lambda value: xml.esc(quote(value, safe="/"))
 
 
-def _entries_xml(ctx: Context, page: ListPage, enc, with_owner: bool) -> str:  # type: ignore[no-untyped-def]
+def _entries_xml(ctx: Context, req: Request, page: ListPage, enc, with_owner: bool) -> str:  # type: ignore[no-untyped-def]
     out = []
     for e in page.entries:
         owner = ""
         if with_owner:
-            owner = owner_xml(e.owner, ctx.owner.display_name if e.owner == ctx.owner.id else e.owner)
+            owner = stored_owner_xml(ctx, req, e.owner)
         out.append(
             f"<Contents><Key>{enc(e.key)}</Key><LastModified>{xml.iso8601(e.last_modified)}</LastModified>"
             f"<ETag>&quot;{e.etag}&quot;</ETag><Size>{e.size}</Size>{owner}"
@@ -71,7 +71,7 @@ async def ListObjects(ctx: Context, req: Request) -> Response:
         inner.append(f"<NextMarker>{enc(page.next_marker)}</NextMarker>")
     if "encoding-type" in q:
         inner.append("<EncodingType>url</EncodingType>")
-    inner.append(_entries_xml(ctx, page, enc, True))
+    inner.append(_entries_xml(ctx, req, page, enc, True))
     return _xml(xml.document("ListBucketResult", "".join(inner)))
 
 
@@ -121,7 +121,7 @@ async def ListObjectsV2(ctx: Context, req: Request) -> Response:
         inner.append(f"<NextContinuationToken>{_encode_token(page.next_marker)}</NextContinuationToken>")
     if "encoding-type" in q:
         inner.append("<EncodingType>url</EncodingType>")
-    inner.append(_entries_xml(ctx, page, enc, fetch_owner))
+    inner.append(_entries_xml(ctx, req, page, enc, fetch_owner))
     return _xml(xml.document("ListBucketResult", "".join(inner)))
 
 
@@ -165,7 +165,7 @@ async def ListObjectVersions(ctx: Context, req: Request) -> Response:
     if "encoding-type" in q:
         inner.append("<EncodingType>url</EncodingType>")
     for e in page.entries:
-        owner = owner_xml(e.owner, ctx.owner.display_name if e.owner == ctx.owner.id else e.owner)
+        owner = stored_owner_xml(ctx, req, e.owner)
         inner.append(
             f"<Version><Key>{enc(e.key)}</Key><VersionId>null</VersionId><IsLatest>true</IsLatest>"
             f"<LastModified>{xml.iso8601(e.last_modified)}</LastModified><ETag>&quot;{e.etag}&quot;</ETag>"

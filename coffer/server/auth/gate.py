@@ -1,0 +1,299 @@
+"""The one place every request passes after classification: limits, rate limits,
+authentication (who is this?) and authorization (may they touch this bucket?).
+
+Authentication: SigV4 (header or presigned query), SigV2 (header or query), an
+optional bearer token, or nothing (anonymous, denied while auth is on except
+for operations that authenticate themselves, such as a browser POST upload).
+Authorization, until bucket policies and ACLs exist: a bucket belongs to the
+user who created it and only that user may use it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from urllib.parse import unquote
+
+from coffer.config import Settings
+from coffer.server.auth import sigv2, sigv4
+from coffer.server.auth.credentials import Credential, CredentialStore
+from coffer.server.auth.principal import ANONYMOUS, DEFAULT_OWNER, Principal
+from coffer.server.auth.ratelimit import TokenBuckets
+from coffer.server.auth.streaming import ChunkChain
+from coffer.server.errors import S3Error
+from coffer.server.http import parse_http_date
+from coffer.server.request import Request
+from coffer.storage.api import Engine
+from coffer.storage.errors import NoSuchBucket
+
+log = logging.getLogger("coffer.auth")
+
+# Operations authorized elsewhere: a POST upload carries its signature in the form
+# (the handler checks it and the bucket owner); a CORS preflight never carries credentials.
+_UNCHECKED = frozenset({"PostObject", "PreflightRequest"})
+_COPY_OPERATIONS = frozenset({"CopyObject", "UploadPartCopy"})
+_ONE_MECHANISM = (
+    "Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, Signature query string "
+    "parameter or the Authorization header should be specified"
+)
+
+
+def copy_source_bucket(header: str) -> str | None:
+    """The bucket of ``x-amz-copy-source: [/]bucket/key[?versionId=...]`` (URL-encoded)."""
+    path = unquote(header.split("?", 1)[0]).lstrip("/")
+    bucket, sep, _ = path.partition("/")
+    return bucket if sep and bucket else None
+
+
+def _unsupported(value: str) -> S3Error:
+    return S3Error(
+        "InvalidArgument",
+        "Unsupported Authorization Type",
+        ArgumentName="Authorization",
+        ArgumentValue=value.split(" ", 1)[0][:64],
+    )
+
+
+class AuthGate:
+    def __init__(self, settings: Settings, engine: Engine) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.store = CredentialStore(settings)
+        self._mode = settings.auth
+        # 'auto' latches on: once any credential exists the server never falls back to open mode,
+        # even if every key is removed later (nor after a restart: the emptied key file remains).
+        self._latched = self._mode == "on"
+        burst = settings.rate_limit_burst
+        self._ip_limiter = TokenBuckets(settings.rate_limit_per_ip, burst) if settings.rate_limit_per_ip else None
+        self._key_limiter = TokenBuckets(settings.rate_limit_per_key, burst) if settings.rate_limit_per_key else None
+        self._public_host = settings.public_hostname.strip().lower() or None
+        self._body_limit = settings.max_request_size
+
+    @property
+    def enabled(self) -> bool:
+        if self._mode == "off":
+            return False
+        if not self._latched and (self.store.count() > 0 or self.store.key_file_present):
+            self._latched = True
+        return self._latched
+
+    # ------------------------------------------------------------------ the gate
+    async def admit(self, req: Request) -> None:
+        """Check limits, authenticate and authorize ``req`` (sets ``req.principal``); raise S3Error to refuse."""
+        self._check_limits(req)
+        if self._ip_limiter is not None and not self._ip_limiter.allow(req.client_ip):
+            raise S3Error("SlowDown")
+        principal = self.authenticate(req)
+        key = principal.access_key
+        if self._key_limiter is not None and key is not None and not self._key_limiter.allow(key):
+            raise S3Error("SlowDown")
+        req.principal = principal
+        await self._authorize(req)
+
+    def _check_limits(self, req: Request) -> None:
+        headers = req.headers
+        size = sum(map(len, headers)) + sum(map(len, headers.values()))
+        if size > self.settings.max_header_size:
+            raise S3Error(
+                "RequestHeaderSectionTooLarge",
+                "Your request header section exceeds the maximum allowed size.",
+                MaxSizeAllowed=str(self.settings.max_header_size),
+            )
+        declared = req.headers.get("x-amz-decoded-content-length") or req.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self._body_limit:
+            raise S3Error("EntityTooLarge", ProposedSize=declared, MaxSizeAllowed=str(self._body_limit))
+        # Bodies without a Content-Length (Transfer-Encoding: chunked) are cut off while streaming;
+        # the slack leaves room for aws-chunked framing around a payload of the maximum size.
+        req.body_limit = self._body_limit + self._body_limit // 64 + 65536
+        req.body_timeout = self.settings.body_idle_timeout or None
+
+    async def _authorize(self, req: Request) -> None:
+        if not self.enabled or req.operation in _UNCHECKED:
+            return
+        anonymous = req.principal.anonymous
+        if req.bucket is None or req.operation == "CreateBucket":
+            if anonymous:
+                raise S3Error("AccessDenied")
+            return  # ListBuckets lists the caller's own; CreateBucket: the engine refuses others' names
+        await self.require_owner(req, req.bucket)
+        if req.operation in _COPY_OPERATIONS:
+            # Reading the copy source needs access to its bucket too.
+            source = copy_source_bucket(req.headers.get("x-amz-copy-source", ""))
+            if source and source != req.bucket:
+                await self.require_owner(req, source)
+
+    async def require_owner(self, req: Request, bucket_name: str) -> None:
+        """AccessDenied unless the request's user owns ``bucket_name``; NoSuchBucket if there is none
+        (for anyone, anonymous included, as S3 answers)."""
+        if not self.enabled:
+            return
+        try:
+            bucket = await self.engine.get_bucket(bucket_name)
+        except NoSuchBucket:
+            raise S3Error("NoSuchBucket", BucketName=bucket_name) from None
+        if req.principal.anonymous or bucket.owner != req.principal.id:
+            raise S3Error("AccessDenied")
+
+    # ------------------------------------------------------------------ authentication
+    def authenticate(self, req: Request) -> Principal:
+        """Who signed ``req``: ANONYMOUS when nothing is signed (authorization then decides)."""
+        if not self.enabled:
+            return DEFAULT_OWNER
+        if req.operation == "PreflightRequest":
+            return ANONYMOUS  # browsers never send credentials with a preflight, whatever the URL holds
+        now = time.time()
+        header = req.headers.get("authorization", "").strip()
+        query = req.query
+        presigned_v4 = "X-Amz-Algorithm" in query or "X-Amz-Credential" in query
+        presigned_v2 = "AWSAccessKeyId" in query and "Signature" in query
+        if header and (presigned_v4 or presigned_v2):
+            raise S3Error("InvalidArgument", _ONE_MECHANISM, ArgumentName="Authorization")
+        if header.startswith("AWS4-"):
+            return self._v4_header(req, header, now)
+        if header.startswith("AWS "):
+            return self._v2_header(req, header, now)
+        if header.startswith("Bearer "):
+            return self._bearer(header)
+        if header:
+            raise _unsupported(header)
+        if presigned_v4:
+            return self._v4_query(req, now)
+        if presigned_v2 or "AWSAccessKeyId" in query:
+            return self._v2_query(req, now)
+        return ANONYMOUS
+
+    def lookup(self, access_key: str) -> Credential:
+        credential = self.store.lookup(access_key)
+        if credential is None:
+            raise S3Error(
+                "InvalidAccessKeyId",
+                "The AWS Access Key Id you provided does not exist in our records.",
+                AWSAccessKeyId=access_key[:128],
+            )
+        return credential
+
+    def _signed(self, req: Request) -> sigv4.SignedRequest:
+        return sigv4.SignedRequest(req.method, req.raw_path, req.raw_query, req.headers)
+
+    def _v4_header(self, req: Request, header: str, now: float) -> Principal:
+        cred = sigv4.parse_authorization(header)
+        credential = self.lookup(cred.access_key)
+        timestamp, when = sigv4.header_timestamp(req.headers)
+        sigv4.check_clock(when, now)
+        if cred.date != timestamp[:8]:
+            raise S3Error(
+                "AuthorizationHeaderMalformed",
+                "The authorization header is malformed; Invalid credential date. Date is not the same as X-Amz-Date.",
+            )
+        unsigned = sigv4.unsigned_amz_headers(req.headers, cred.signed_headers)
+        if unsigned:
+            raise S3Error(
+                "AccessDenied",
+                "There were headers present in the request which were not signed",
+                HeadersNotSigned=", ".join(unsigned),
+            )
+        payload = sigv4.payload_hash_of(req.headers, req.method)
+        verified = sigv4.check_signature(
+            self._signed(req), cred, credential.secret_key, timestamp, payload, public_host=self._public_host
+        )
+        if payload in (sigv4.STREAMING_SIGNED, sigv4.STREAMING_SIGNED_TRAILER):
+            req.chunk_chain = ChunkChain(verified, cred.access_key, payload == sigv4.STREAMING_SIGNED_TRAILER)
+        return credential.principal
+
+    def _v4_query(self, req: Request, now: float) -> Principal:
+        presigned = sigv4.parse_presigned(req.query, now)
+        cred = presigned.credential
+        credential = self.lookup(cred.access_key)
+        payload = req.query.get("X-Amz-Content-Sha256", sigv4.UNSIGNED_PAYLOAD)
+        sigv4.check_signature(
+            self._signed(req),
+            cred,
+            credential.secret_key,
+            presigned.timestamp,
+            payload,
+            public_host=self._public_host,
+            drop_query="X-Amz-Signature",
+        )
+        return credential.principal
+
+    def _vhost_bucket(self, req: Request) -> str | None:
+        return req.bucket if req.virtual_host else None
+
+    def _v2_header(self, req: Request, header: str, now: float) -> Principal:
+        access_key, signature = sigv2.parse_authorization(header)
+        credential = self.lookup(access_key)
+        amz_date = req.headers.get("x-amz-date")
+        date = req.headers.get("date")
+        raw = amz_date if amz_date is not None else date
+        when = parse_http_date(raw) if raw else None
+        if when is None or when < 0:
+            raise S3Error("AccessDenied", "AWS authentication requires a valid Date or x-amz-date header")
+        sigv4.check_clock(when, now)
+        # The Date line is the Date header as sent; clients that also send x-amz-date may sign it empty.
+        dates = [(date or "").strip(), ""] if amz_date is not None and date else [(date or "").strip()]
+        candidates = [
+            sigv2.string_to_sign(req.method, headers, date_line, resource)
+            for headers in sigv2.header_readings(req.headers)
+            for resource in sigv2.canonical_resources(req.raw_path, req.raw_query, self._vhost_bucket(req))
+            for date_line in dates
+        ]
+        sigv2.check(access_key, credential.secret_key, signature, candidates)
+        return credential.principal
+
+    def _v2_query(self, req: Request, now: float) -> Principal:
+        query = req.query
+        access_key, signature, expires = query.get("AWSAccessKeyId"), query.get("Signature"), query.get("Expires")
+        if not access_key or not signature or not expires:
+            raise S3Error(
+                "AccessDenied",
+                "Query-string authentication requires the Signature, Expires and AWSAccessKeyId parameters",
+            )
+        if not expires.isdigit() or not expires.isascii() or len(expires) > 12:
+            raise S3Error("AccessDenied", "Invalid date (should be seconds since epoch): " + expires[:32])
+        credential = self.lookup(access_key)
+        if now > int(expires):
+            raise S3Error(
+                "AccessDenied",
+                "Request has expired",
+                Expires=sigv4.amz_date(int(expires)),
+                ServerTime=sigv4.amz_date(now),
+            )
+        # botocore moves x-amz-* headers, Content-Type and Content-MD5 into the query of a V2 presigned URL.
+        headers = dict(req.headers)
+        for name in ("content-type", "content-md5"):
+            for key, value in query.items():
+                if key.lower() == name:
+                    headers.setdefault(name, value)
+        extra = {k.lower(): v for k, v in query.items() if k.lower().startswith("x-amz-")}
+        candidates = [
+            sigv2.string_to_sign(req.method, headers, expires, resource, extra)
+            for resource in sigv2.canonical_resources(req.raw_path, req.raw_query, self._vhost_bucket(req))
+        ]
+        sigv2.check(access_key, credential.secret_key, signature, candidates)
+        return credential.principal
+
+    def _bearer(self, header: str) -> Principal:
+        if not self.settings.bearer_auth:
+            raise _unsupported(header)
+        principal = self.store.by_token(header[len("Bearer ") :].strip())
+        if principal is None:
+            raise S3Error("AccessDenied", "The bearer token is not valid.")
+        return principal
+
+
+def startup_message(settings: Settings) -> tuple[int, str]:
+    """(log level, message) describing the authentication mode, for the server's start."""
+    if settings.auth == "off":
+        return logging.WARNING, (
+            "AUTHENTICATION IS OFF (--auth off): anyone who can reach this port can read, write and delete "
+            "everything. Development use only."
+        )
+    store = CredentialStore(settings)
+    count = store.count()
+    if count == 0 and settings.auth == "auto" and not store.key_file_present:
+        return logging.WARNING, (
+            "NO CREDENTIALS CONFIGURED: the server runs OPEN (development mode); anyone who can reach this port "
+            "can read, write and delete everything. Set COFFER_ACCESS_KEY/COFFER_SECRET_KEY or run "
+            "`coffer keys add` to require signed requests (a running server switches on its own)."
+        )
+    return logging.INFO, f"authentication on: {count} key pair(s) configured"

@@ -1,0 +1,186 @@
+"""PostObject: browser form uploads (multipart/form-data) with a signed policy document."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from urllib.parse import quote
+
+from coffer import checksums
+from coffer.server import xml
+from coffer.server.app import Context
+from coffer.server.auth import post_policy
+from coffer.server.auth.principal import Principal
+from coffer.server.errors import S3Error
+from coffer.server.formdata import FileInfo, FormReader, boundary_of
+from coffer.server.handlers.object import MAX_USER_METADATA, STORAGE_CLASSES, STORED_HEADERS
+from coffer.server.http import Response, quote_etag
+from coffer.server.request import Request, validate_key
+from coffer.storage.api import PutDigests
+
+_CANNED_ACLS = {
+    "private",
+    "public-read",
+    "public-read-write",
+    "authenticated-read",
+    "bucket-owner-read",
+    "bucket-owner-full-control",
+    "aws-exec-read",
+}
+_NOT_MULTIPART = "Bucket POST must be of the enclosure-type multipart/form-data"
+
+
+async def PostObject(ctx: Context, req: Request) -> Response:
+    assert req.bucket is not None
+    boundary = boundary_of(req.header("content-type"))
+    if boundary is None:
+        raise S3Error("PreconditionFailed", _NOT_MULTIPART, Condition=_NOT_MULTIPART)
+    reader = FormReader(req.body(), boundary)
+    fields, file_info = await reader.read_fields()
+    if file_info is None:
+        raise S3Error("IncorrectNumberOfFilesInPostRequest")
+    # Policies are checked against the bucket in the URL, whatever a 'bucket' field claims.
+    fields["bucket"] = req.bucket
+    if "key" not in fields:
+        raise S3Error(
+            "InvalidArgument",
+            "Bucket POST must contain a field named 'key'.  If it is specified, please check the order of the fields.",
+            ArgumentName="key",
+        )
+    fields["key"] = fields["key"].replace("${filename}", file_info.filename)
+    key = fields["key"]
+    if not key:
+        raise S3Error("InvalidArgument", "User key must have a length greater than 0.", ArgumentName="key")
+    validate_key(key)
+
+    principal = _authenticate(ctx, req, fields)
+    policy = post_policy.parse_policy(fields["policy"]) if fields.get("policy") else None
+    if policy is not None:
+        post_policy.check_policy(policy, fields, time.time())
+    bucket = await ctx.engine.get_bucket(req.bucket)
+    if ctx.auth is not None and ctx.auth.enabled and bucket.owner != principal.id:
+        raise S3Error("AccessDenied")
+
+    headers = _stored_headers(fields, file_info)
+    storage_class = fields.get("x-amz-storage-class", "STANDARD") or "STANDARD"
+    if storage_class not in STORAGE_CLASSES:
+        raise S3Error("InvalidStorageClass", StorageClassRequested=storage_class)
+    acl = fields.get("acl")
+    if acl is not None and acl not in _CANNED_ACLS:
+        raise S3Error("InvalidArgument", ArgumentName="acl", ArgumentValue=acl)
+    if fields.get("tagging"):
+        raise S3Error("NotImplemented", "Object tagging is not implemented by Coffer yet.")
+    algorithm, expected = _checksum(fields)
+    low, high = policy.length_range if policy is not None and policy.length_range else (0, None)
+    limit = ctx.settings.max_object_size if high is None else min(high, ctx.settings.max_object_size)
+
+    def verify(digests: PutDigests) -> None:
+        if digests.size < low:
+            raise S3Error("EntityTooSmall", ProposedSize=str(digests.size), MinSizeAllowed=str(low))
+        if expected is not None and digests.checksums.get(algorithm) != expected:
+            raise S3Error("BadDigest", f"The {algorithm} you specified did not match the calculated checksum.")
+
+    info = await ctx.engine.put_object(
+        req.bucket,
+        key,
+        _capped(reader.file_data(), limit),
+        headers=headers,
+        checksum_algorithms=(algorithm,),
+        verify=verify,
+        storage_class=storage_class,
+    )
+    return _success(req, fields, key, info.etag)
+
+
+def _authenticate(ctx: Context, req: Request, fields: dict[str, str]) -> Principal:
+    """The user a form acts for: the request's signer, or the form's own signature over its policy."""
+    gate = ctx.auth
+    if gate is None or not gate.enabled or not req.principal.anonymous:
+        return req.principal
+    signature = post_policy.form_signature(fields)
+    if signature is None:
+        # Anonymous uploads need a bucket ACL or policy granting them; there are none yet.
+        raise S3Error("AccessDenied")
+    policy = fields.get("policy")
+    if not policy:
+        raise S3Error("InvalidArgument", "Bucket POST must contain a field named 'policy'.", ArgumentName="policy")
+    credential = gate.lookup(signature.access_key)
+    post_policy.verify_form_signature(signature, credential.secret_key, policy, fields)
+    return credential.principal
+
+
+def _stored_headers(fields: dict[str, str], file_info: FileInfo) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    meta_size = 0
+    for name, value in fields.items():
+        if name.startswith("x-amz-meta-"):
+            headers[name] = value
+            meta_size += len(name) - len("x-amz-meta-") + len(value)
+        elif name in STORED_HEADERS or name == "content-encoding":
+            headers[name] = value
+    if meta_size > MAX_USER_METADATA:
+        raise S3Error(
+            "MetadataTooLarge",
+            "Your metadata headers exceed the maximum allowed metadata size",
+            status=400,
+            Size=str(meta_size),
+            MaxSizeAllowed=str(MAX_USER_METADATA),
+        )
+    if "content-type" not in headers and file_info.content_type:
+        headers["content-type"] = file_info.content_type
+    return headers
+
+
+def _checksum(fields: dict[str, str]) -> tuple[str, bytes | None]:
+    named = [(n, a) for n in fields if (a := checksums.algorithm_from_header(n)) is not None]
+    if len(named) > 1:
+        raise S3Error("InvalidRequest", "Expecting a single x-amz-checksum- header")
+    if not named:
+        return checksums.DEFAULT_ALGORITHM, None
+    name, algorithm = named[0]
+    expected = checksums.decode(fields[name], algorithm)
+    if expected is None:
+        raise S3Error("InvalidRequest", f"Value for {name} header is invalid.")
+    return algorithm, expected
+
+
+async def _capped(body: AsyncIterator[bytes], limit: int) -> AsyncIterator[bytes]:
+    """Stop an oversized file as soon as it passes the policy's (or server's) maximum."""
+    total = 0
+    async for chunk in body:
+        total += len(chunk)
+        if total > limit:
+            raise S3Error("EntityTooLarge", ProposedSize=str(total), MaxSizeAllowed=str(limit))
+        yield chunk
+
+
+def _success(req: Request, fields: dict[str, str], key: str, etag: str) -> Response:
+    assert req.bucket is not None
+    host = req.header("host") or "localhost"
+    location = f"http://{host}/{quote(req.bucket, safe='')}/{quote(key, safe='/')}"
+    redirect = fields.get("success_action_redirect") or fields.get("redirect")
+    if redirect and redirect.startswith(("http://", "https://")):
+        sep = "&" if "?" in redirect else "?"
+        target = (
+            f"{redirect}{sep}bucket={quote(req.bucket, safe='')}&key={quote(key, safe='')}"
+            f"&etag={quote(quote_etag(etag), safe='')}"
+        )
+        response = Response(303)
+        response.header("location", target)
+        response.header("etag", quote_etag(etag))
+        return response
+    status = fields.get("success_action_status", "")
+    if status == "201":
+        inner = (
+            xml.elem("Location", location)
+            + xml.elem("Bucket", req.bucket)
+            + xml.elem("Key", key)
+            + xml.elem("ETag", quote_etag(etag))
+        )
+        response = Response(201, body=xml.document("PostResponse", inner, namespace=False))
+        response.header("content-type", "application/xml")
+    else:
+        response = Response(200 if status == "200" else 204)
+    response.header("etag", quote_etag(etag))
+    response.header("location", location)
+    return response
