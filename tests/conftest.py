@@ -10,6 +10,9 @@ import pytest
 
 from tests.server_process import ServerProcess
 
+# Fixtures for an authenticated server (auth_server, main_s3, alt_s3, main_bucket).
+pytest_plugins = ["tests.auth_support"]
+
 _names = itertools.count()
 
 

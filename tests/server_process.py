@@ -88,12 +88,12 @@ class ServerProcess:
             self.proc.wait()
         self.proc = None
 
-    def client(self, **config: object):  # type: ignore[no-untyped-def]
+    def client(self, access_key: str = "test", secret_key: str = "testsecret", **config: object):  # type: ignore[no-untyped-def]
         return boto3.client(
             "s3",
             endpoint_url=self.endpoint,
-            aws_access_key_id="test",
-            aws_secret_access_key="testsecret",
+            aws_access_key_id=access_key,
+            aws_secret_access_key=secret_key,
             region_name="us-east-1",
             config=Config(retries={"max_attempts": 1}, **config),  # type: ignore[arg-type]
         )

@@ -1,0 +1,332 @@
+"""Property and fuzz tests (hypothesis) of the parsers that read untrusted input: the SigV4/SigV2
+parsers and canonicalisation, the aws-chunked decoder, the Range parser, XML bodies, POST policies
+and multipart forms. Each either answers or raises S3Error, nothing else.
+
+Bounded for the suite; a long run (docs/security.md)::
+
+    COFFER_FUZZ_EXAMPLES=100000 .venv/bin/python -m pytest tests/test_fuzz_parsers.py -q
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import os
+from collections.abc import AsyncIterator
+from urllib.parse import quote
+
+from botocore.auth import S3SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from coffer.server import xml
+from coffer.server.auth import post_policy, sigv2, sigv4
+from coffer.server.auth.streaming import ChunkChain
+from coffer.server.chunked import ChunkedDecoder
+from coffer.server.errors import S3Error
+from coffer.server.formdata import FormReader
+from coffer.server.ranges import parse_range
+
+EXAMPLES = int(os.environ.get("COFFER_FUZZ_EXAMPLES", "150"))
+fuzz = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SECRET = "fuzz/secret+key=0123456789"
+
+
+def run(coro):  # type: ignore[no-untyped-def]
+    return asyncio.run(coro)
+
+
+async def _pieces(data: bytes, cuts: list[int]) -> AsyncIterator[bytes]:
+    """``data`` delivered in pieces split at ``cuts`` (as a socket might)."""
+    last = 0
+    for cut in sorted({c % (len(data) + 1) for c in cuts}):
+        yield data[last:cut]
+        last = cut
+    yield data[last:]
+
+
+# ---------------------------------------------------------------------- SigV4
+@fuzz
+@given(st.text(max_size=300))
+def test_sigv4_authorization_parser_never_crashes(value: str) -> None:
+    try:
+        cred = sigv4.parse_authorization(value)
+    except S3Error:
+        return
+    assert cred.service == "s3" and len(cred.date) == 8 and cred.signed_headers
+
+
+@fuzz
+@given(st.dictionaries(st.sampled_from([*sigv4.PRESIGN_PARAMS, "X", "x-amz-date"]), st.text(max_size=80)))
+def test_presigned_parameter_parser_never_crashes(query: dict[str, str]) -> None:
+    try:
+        sigv4.parse_presigned(query, 1.7e9)
+    except S3Error:
+        pass
+
+
+@fuzz
+@given(st.binary(max_size=200), st.binary(max_size=200))
+def test_canonicalisation_never_crashes(path: bytes, query: bytes) -> None:
+    uri = sigv4.canonical_uri(path)
+    assert uri.isascii()
+    canonical = sigv4.canonical_query(query)
+    assert canonical.isascii()
+    sigv4.canonical_query(query, normalize=False)
+    assert sigv4.parse_amz_date(path.decode("latin-1")) is None or len(path) == 16
+
+
+_key_text = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1, max_size=40)
+_header_value = st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), max_size=30)
+
+
+@fuzz
+@given(
+    key=_key_text,
+    params=st.lists(st.tuples(st.text(min_size=1, max_size=10), st.text(max_size=20)), max_size=4),
+    meta=st.dictionaries(st.from_regex(r"x-amz-meta-[a-z0-9]{1,8}", fullmatch=True), _header_value, max_size=3),
+    region=st.sampled_from(["us-east-1", "eu-west-3", "ap-southeast-2", "local"]),
+)
+def test_botocore_signatures_verify(key: str, params: list[tuple[str, str]], meta: dict[str, str], region: str) -> None:
+    """Whatever botocore signs (any key, query, headers, region), the server's verifier accepts."""
+    path = "/bucket/" + quote(key.encode("utf-8"), safe="/~")
+    query = "&".join(f"{quote(k, safe='~')}={quote(v, safe='~')}" for k, v in params)
+    url = "http://127.0.0.1:9000" + path + ("?" + query if query else "")
+    request = AWSRequest(method="GET", url=url, headers=dict(meta))
+    S3SigV4Auth(Credentials("AKIAFUZZ", SECRET), "s3", region).add_auth(request)
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    headers["host"] = "127.0.0.1:9000"
+    cred = sigv4.parse_authorization(headers["authorization"])
+    signed = sigv4.SignedRequest("GET", path.encode(), query.encode(), headers)
+    sigv4.check_signature(signed, cred, SECRET, headers["x-amz-date"], headers["x-amz-content-sha256"])
+    # One changed header value and it no longer verifies.
+    tampered = sigv4.SignedRequest("GET", path.encode(), query.encode(), dict(headers, **{"x-amz-date": "1"}))
+    try:
+        sigv4.check_signature(tampered, cred, SECRET, headers["x-amz-date"], headers["x-amz-content-sha256"])
+        raise AssertionError("tampered request verified")
+    except S3Error as exc:
+        assert exc.code == "SignatureDoesNotMatch"
+
+
+@fuzz
+@given(st.text(max_size=100), st.binary(max_size=100), st.binary(max_size=100))
+def test_sigv2_parsers_never_crash(header: str, path: bytes, query: bytes) -> None:
+    try:
+        sigv2.parse_authorization(header)
+    except S3Error:
+        pass
+    for resource in sigv2.canonical_resources(path, query, None):
+        assert isinstance(resource, str)
+
+
+# ---------------------------------------------------------------------- aws-chunked
+async def _decode(raw: bytes, cuts: list[int], chain: ChunkChain | None = None) -> tuple[bytes, dict[str, str]]:
+    decoder = ChunkedDecoder(_pieces(raw, cuts), chain)
+    out = bytearray()
+    async for piece in decoder:
+        out += piece
+    return bytes(out), decoder.trailers
+
+
+@fuzz
+@given(st.binary(max_size=400), st.lists(st.integers(0, 400), max_size=6))
+def test_chunked_decoder_random_bytes(raw: bytes, cuts: list[int]) -> None:
+    try:
+        run(_decode(raw, cuts))
+    except S3Error:
+        pass
+
+
+def _encode(chunks: list[bytes], trailers: dict[str, str], signer: tuple[bytes, str, str, str] | None) -> bytes:
+    out = bytearray()
+    previous = signer[3] if signer else ""
+    for chunk in [*chunks, b""]:
+        ext = ""
+        if signer is not None:
+            key, timestamp, scope, _ = signer
+            sts = "\n".join(
+                ["AWS4-HMAC-SHA256-PAYLOAD", timestamp, scope, previous, sigv4.EMPTY_SHA256,
+                 hashlib.sha256(chunk).hexdigest()]
+            )  # fmt: skip
+            previous = hmac.new(key, sts.encode(), hashlib.sha256).hexdigest()
+            ext = f";chunk-signature={previous}"
+        out += f"{len(chunk):x}{ext}\r\n".encode()
+        if chunk:
+            out += chunk + b"\r\n"
+    canonical = "".join(f"{k}:{v}\n" for k, v in sorted(trailers.items()))
+    out += canonical.replace("\n", "\r\n").encode()
+    if signer is not None and trailers:
+        key, timestamp, scope, _ = signer
+        sts = "\n".join(
+            ["AWS4-HMAC-SHA256-TRAILER", timestamp, scope, previous, hashlib.sha256(canonical.encode()).hexdigest()]
+        )
+        out += f"x-amz-trailer-signature:{hmac.new(key, sts.encode(), hashlib.sha256).hexdigest()}\r\n".encode()
+    return bytes(out + b"\r\n")
+
+
+_chunks = st.lists(st.binary(min_size=1, max_size=300), max_size=5)
+_trailers = st.dictionaries(
+    st.sampled_from(["x-amz-checksum-crc32", "x-amz-checksum-sha256"]), st.text("abcAB0+/=", max_size=12)
+)
+
+
+@fuzz
+@given(_chunks, _trailers, st.lists(st.integers(0, 2000), max_size=8))
+def test_chunked_round_trip(chunks: list[bytes], trailers: dict[str, str], cuts: list[int]) -> None:
+    data, got = run(_decode(_encode(chunks, trailers, None), cuts))
+    assert data == b"".join(chunks)
+    assert got == trailers
+
+
+def _chain() -> tuple[ChunkChain, tuple[bytes, str, str, str]]:
+    key = sigv4.signing_key("AKIAFUZZ", SECRET, "20240101", "us-east-1")
+    seed = "0" * 64
+    verified = sigv4.Verified(key, "20240101T000000Z", "20240101/us-east-1/s3/aws4_request", seed)
+    return ChunkChain(verified, "AKIAFUZZ", trailer=True), (key, verified.timestamp, verified.scope, seed)
+
+
+@fuzz
+@given(_chunks, _trailers, st.lists(st.integers(0, 2000), max_size=8), st.integers(0, 10_000), st.integers(1, 255))
+def test_signed_chunks_verify_and_any_flip_fails(
+    chunks: list[bytes], trailers: dict[str, str], cuts: list[int], where: int, flip: int
+) -> None:
+    chain, signer = _chain()
+    raw = _encode(chunks, trailers, signer)
+    data, _ = run(_decode(raw, cuts, chain))
+    assert data == b"".join(chunks)
+    # Flip one byte anywhere: the body must not decode successfully to something else.
+    damaged = bytearray(raw)
+    damaged[where % len(damaged)] ^= flip
+    chain, _ = _chain()
+    try:
+        data, got = run(_decode(bytes(damaged), cuts, chain))
+    except S3Error:
+        return
+    # Surviving flips may only touch bytes that carry no meaning (e.g. a hex digit's case).
+    assert data == b"".join(chunks) and got == trailers
+
+
+# ---------------------------------------------------------------------- Range
+@fuzz
+@given(st.text(max_size=40), st.integers(0, 10**12))
+def test_range_parser(header: str, size: int) -> None:
+    try:
+        result = parse_range(header, size)
+    except S3Error as exc:
+        assert exc.code == "InvalidRange" and exc.status == 416
+        return
+    if result is not None:
+        start, end = result
+        assert 0 <= start < end <= size
+
+
+@fuzz
+@given(st.integers(0, 10**6), st.integers(0, 10**6), st.integers(1, 10**6))
+def test_range_parser_model(first: int, last: int, size: int) -> None:
+    try:
+        result = parse_range(f"bytes={first}-{last}", size)
+    except S3Error:
+        assert first >= size
+        return
+    if last < first:
+        assert result is None
+    else:
+        assert result == (first, min(last + 1, size))
+
+
+# ---------------------------------------------------------------------- XML
+@fuzz
+@given(st.binary(max_size=300))
+def test_xml_parser_random_bytes(body: bytes) -> None:
+    try:
+        xml.parse(body)
+    except S3Error as exc:
+        assert exc.code == "MalformedXML"
+
+
+@fuzz
+@given(st.lists(st.text(st.characters(blacklist_categories=("Cs", "Cc")), max_size=30), max_size=5))
+def test_xml_round_trip_of_escaped_text(keys: list[str]) -> None:
+    doc = xml.document("Delete", "".join(f"<Object>{xml.elem('Key', k)}</Object>" for k in keys))
+    root = xml.parse(doc)
+    assert [xml.child_text(o, "Key") for o in root.findall("Object")] == keys
+
+
+@fuzz
+@given(st.text(max_size=60), st.integers(1, 6))
+def test_xml_entities_are_refused(text: str, depth: int) -> None:
+    entities = '<!ENTITY e0 "x">' + "".join(f'<!ENTITY e{i} "&e{i - 1};&e{i - 1};">' for i in range(1, depth))
+    doc = f'<?xml version="1.0"?><!DOCTYPE d [{entities}]><Delete><Key>&e{depth - 1};{xml.esc(text)}</Key></Delete>'
+    try:
+        xml.parse(doc.encode())
+        raise AssertionError("a DTD was accepted")
+    except S3Error as exc:
+        assert exc.code == "MalformedXML"
+
+
+# ---------------------------------------------------------------------- POST policies and forms
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=10),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@fuzz
+@given(_json, st.dictionaries(st.text(max_size=10), st.text(max_size=10), max_size=4))
+def test_post_policy_parser(document: object, fields: dict[str, str]) -> None:
+    encoded = base64.b64encode(json.dumps(document).encode()).decode()
+    try:
+        policy = post_policy.parse_policy(encoded)
+        post_policy.check_policy(policy, fields, 1.7e9)
+    except S3Error as exc:
+        assert exc.status in (400, 403)
+
+
+@fuzz
+@given(st.binary(max_size=600), st.lists(st.integers(0, 600), max_size=5))
+def test_form_reader_random_bytes(raw: bytes, cuts: list[int]) -> None:
+    async def read() -> None:
+        reader = FormReader(_pieces(raw, cuts), b"BOUNDARY")
+        _, info = await reader.read_fields()
+        if info is not None:
+            async for _ in reader.file_data():
+                pass
+
+    try:
+        run(read())
+    except S3Error:
+        pass
+
+
+@fuzz
+@given(
+    st.dictionaries(st.from_regex(r"[a-z][a-z0-9-]{0,10}", fullmatch=True), st.text(max_size=20), max_size=4),
+    st.binary(max_size=2000),
+    st.lists(st.integers(0, 3000), max_size=6),
+)
+def test_form_reader_round_trip(fields: dict[str, str], file: bytes, cuts: list[int]) -> None:
+    boundary = "XyZ-boundary-0123"
+    body = bytearray()
+    for name, value in fields.items():
+        body += f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode()
+        body += value.encode() + b"\r\n"
+    body += f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="f.bin"\r\n\r\n'.encode()
+    body += file + f"\r\n--{boundary}--\r\n".encode()
+
+    async def read() -> tuple[dict[str, str], bytes]:
+        reader = FormReader(_pieces(bytes(body), cuts), boundary.encode())
+        got, info = await reader.read_fields()
+        assert info is not None and info.filename == "f.bin"
+        data = bytearray()
+        async for piece in reader.file_data():
+            data += piece
+        return got, bytes(data)
+
+    got_fields, got_file = run(read())
+    assert got_fields == fields and got_file == file
