@@ -79,8 +79,21 @@ def parse_credential(credential: str, signed_headers: str, signature: str) -> V4
     return V4Credential(access_key, date, region, service, names, signature.strip())
 
 
+# What SDKs send, matched in one go; anything else takes the general path below.
+_COMMON_AUTHORIZATION = re.compile(
+    r"AWS4-HMAC-SHA256 Credential=([A-Za-z0-9._\-]+)/(\d{8})/([a-z0-9\-]+)/s3/aws4_request, ?"
+    r"SignedHeaders=([a-z0-9\-;]+), ?Signature=([0-9a-f]{64})"
+)
+
+
 def parse_authorization(value: str) -> V4Credential:
     """``AWS4-HMAC-SHA256 Credential=..., SignedHeaders=..., Signature=...``."""
+    common = _COMMON_AUTHORIZATION.fullmatch(value)
+    if common is not None:
+        access_key, date, region, names, signature = common.groups()
+        signed = tuple(names.split(";"))
+        if all(signed) and len(signed) <= _MAX_SIGNED_HEADERS:
+            return V4Credential(access_key, date, region, "s3", signed, signature)
     algorithm, _, rest = value.strip().partition(" ")
     if algorithm != ALGORITHM:
         raise S3Error("InvalidArgument", "Unsupported Authorization Type", ArgumentName="Authorization")
@@ -96,8 +109,23 @@ def parse_authorization(value: str) -> V4Credential:
     return parse_credential(params["Credential"], params["SignedHeaders"], params["Signature"])
 
 
+_recent_dates: dict[str, float | None] = {}
+
+
 def parse_amz_date(value: str) -> float | None:
-    """``20130524T000000Z`` -> epoch seconds; None if malformed. (time.strptime costs ~20 µs: parsed by hand.)"""
+    """``20130524T000000Z`` -> epoch seconds; None if malformed (requests in one second share it: cached)."""
+    try:
+        return _recent_dates[value]
+    except KeyError:
+        pass
+    when = _parse_amz_date(value)
+    if len(_recent_dates) > 256:
+        _recent_dates.clear()
+    _recent_dates[value] = when
+    return when
+
+
+def _parse_amz_date(value: str) -> float | None:
     if len(value) != 16 or value[8] != "T" or value[15] != "Z" or not value.isascii():
         return None
     digits = value[:8] + value[9:15]
@@ -222,13 +250,18 @@ class Verified:
 def _variants(
     req: SignedRequest, cred: V4Credential, payload_hash: str, hosts: tuple[str | None, ...], drop: str | None
 ) -> Iterator[str]:
-    uris = [canonical_uri(req.raw_path)]
+    """Canonical requests to try, most likely first; the alternatives are built only if needed."""
+    uri = canonical_uri(req.raw_path)
+    query = canonical_query(req.raw_query, drop)
+    headers = canonical_headers(req.headers, cred.signed_headers)
+    yield canonical_request(req.method, uri, query, headers, cred.signed_headers, payload_hash)
+    uris = [uri]
     as_sent = req.raw_path.decode("latin-1") or "/"
-    if as_sent not in uris:
+    if as_sent != uri:
         uris.append(as_sent)
-    queries = [canonical_query(req.raw_query, drop)]
+    queries = [query]
     raw_q = canonical_query(req.raw_query, drop, normalize=False)
-    if raw_q not in queries:
+    if raw_q != query:
         queries.append(raw_q)
     encodings = [False]
     if not all(req.headers.get(name, "").isascii() for name in cred.signed_headers):
@@ -236,9 +269,11 @@ def _variants(
     for host in hosts:
         for utf8 in encodings:
             headers = canonical_headers(req.headers, cred.signed_headers, host, utf8)
-            for uri in uris:
-                for query in queries:
-                    yield canonical_request(req.method, uri, query, headers, cred.signed_headers, payload_hash)
+            for u in uris:
+                for q in queries:
+                    if host is None and not utf8 and u is uri and q is query:
+                        continue  # the first one, already tried
+                    yield canonical_request(req.method, u, q, headers, cred.signed_headers, payload_hash)
 
 
 def check_signature(
