@@ -58,6 +58,13 @@ def test_alt_user_cannot_read_list_write_or_delete_in_main_bucket(main_s3, alt_s
     _denied(alt_s3.delete_object, Bucket=main_bucket, Key="secret.txt")
     _denied(alt_s3.delete_objects, Bucket=main_bucket, Delete={"Objects": [{"Key": "secret.txt"}]})
     _denied(alt_s3.delete_bucket, Bucket=main_bucket)
+    _denied(alt_s3.create_multipart_upload, Bucket=main_bucket, Key="planted-multipart")
+    _denied(alt_s3.list_multipart_uploads, Bucket=main_bucket)
+    upload = main_s3.create_multipart_upload(Bucket=main_bucket, Key="in-progress")["UploadId"]
+    _denied(alt_s3.upload_part, Bucket=main_bucket, Key="in-progress", UploadId=upload, PartNumber=1, Body=b"x")
+    _denied(alt_s3.list_parts, Bucket=main_bucket, Key="in-progress", UploadId=upload)
+    _denied(alt_s3.abort_multipart_upload, Bucket=main_bucket, Key="in-progress", UploadId=upload)
+    main_s3.abort_multipart_upload(Bucket=main_bucket, Key="in-progress", UploadId=upload)
     with pytest.raises(ClientError) as exc:
         alt_s3.create_bucket(Bucket=main_bucket)
     assert _code(exc) == "BucketAlreadyExists"

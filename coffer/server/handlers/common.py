@@ -37,15 +37,18 @@ def owner_of(owner: Owner) -> str:
     return owner_xml(owner.id, owner.display_name)
 
 
+def display_name(ctx: Context, req: Request, user_id: str) -> str:
+    """The display name of a user id kept in metadata (the id itself for unknown users)."""
+    if user_id == req.principal.id:
+        return req.principal.display_name
+    if ctx.auth is not None:
+        return ctx.auth.store.display_name(user_id)
+    return ctx.owner.display_name if user_id == ctx.owner.id else user_id
+
+
 def stored_owner_xml(ctx: Context, req: Request, user_id: str) -> str:
     """Owner XML for an owner id kept in metadata, with that user's display name."""
-    if user_id == req.principal.id:
-        name = req.principal.display_name
-    elif ctx.auth is not None:
-        name = ctx.auth.store.display_name(user_id)
-    else:
-        name = user_id
-    return owner_xml(user_id, name)
+    return owner_xml(user_id, display_name(ctx, req, user_id))
 
 
 def parse_max(value: str | None, name: str, default: int, cap: int) -> int:

@@ -11,7 +11,7 @@ from coffer import checksums
 from coffer.server import xml
 from coffer.server.app import Context
 from coffer.server.errors import S3Error
-from coffer.server.handlers.common import owner_xml, parse_max
+from coffer.server.handlers.common import display_name, owner_xml, parse_max
 from coffer.server.handlers.copy import copy_source_check, parse_copy_source
 from coffer.server.handlers.object import (
     checksum_algorithm_header,
@@ -256,7 +256,7 @@ async def ListParts(ctx: Context, req: Request) -> Response:
     max_parts = parse_max(req.query.get("max-parts"), "max-parts", MAX_PARTS_LISTED, MAX_PARTS_LISTED)
     page = await ctx.engine.list_parts(req.bucket, req.key, upload_id, marker=marker, max_parts=max_parts)
     upload = page.upload
-    owner = _owner_name(ctx, upload.owner)
+    owner = display_name(ctx, req, upload.owner)
     inner = [
         xml.elem("Bucket", req.bucket),
         xml.elem("Key", req.key),
@@ -280,10 +280,6 @@ async def ListParts(ctx: Context, req: Request) -> Response:
             f"{_part_checksums_xml(part, upload)}</Part>"
         )
     return _xml(xml.document("ListPartsResult", "".join(inner)))
-
-
-def _owner_name(ctx: Context, owner_id: str) -> str:
-    return ctx.owner.display_name if owner_id == ctx.owner.id else owner_id
 
 
 def _encoder(req: Request) -> Callable[[str], str]:
@@ -333,7 +329,7 @@ async def ListMultipartUploads(ctx: Context, req: Request) -> Response:
     if "encoding-type" in q:
         inner.append("<EncodingType>url</EncodingType>")
     for upload in page.uploads:
-        owner = _owner_name(ctx, upload.owner)
+        owner = display_name(ctx, req, upload.owner)
         inner.append(
             f"<Upload><Key>{enc(upload.key)}</Key>{xml.elem('UploadId', upload.upload_id)}"
             f"{owner_xml(upload.owner, owner, 'Initiator')}{owner_xml(upload.owner, owner)}"
