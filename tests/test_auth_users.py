@@ -83,6 +83,8 @@ def test_list_buckets_shows_only_the_callers(main_s3, alt_s3, main_bucket: str) 
     assert alt_bucket in {b["Name"] for b in alt_view["Buckets"]}
     assert main_bucket not in {b["Name"] for b in alt_view["Buckets"]}
     assert alt_view["Owner"] == {"ID": ALT.user_id, "DisplayName": ALT.display_name}
+    assert main_s3.get_bucket_acl(Bucket=main_bucket)["Owner"] == {"ID": MAIN.user_id, "DisplayName": MAIN.display_name}
+    _denied(alt_s3.get_bucket_acl, Bucket=main_bucket)
     # ALT uses its own bucket normally; MAIN is denied there.
     alt_s3.put_object(Bucket=alt_bucket, Key="mine", Body=b"alt")
     _denied(main_s3.get_object, Bucket=alt_bucket, Key="mine")

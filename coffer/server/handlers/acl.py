@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from coffer.server import xml
 from coffer.server.app import Context
-from coffer.server.handlers.common import owner_xml
+from coffer.server.handlers.common import display_name, owner_xml
 from coffer.server.http import Response
 from coffer.server.request import Request
 
@@ -29,18 +29,14 @@ def _private_acl(owner_id: str, display_name: str) -> Response:
     return response
 
 
-def _display_name(ctx: Context, owner_id: str) -> str:
-    return ctx.owner.display_name if owner_id == ctx.owner.id else owner_id
-
-
 async def GetBucketAcl(ctx: Context, req: Request) -> Response:
     assert req.bucket is not None
     bucket = await ctx.engine.get_bucket(req.bucket)
-    return _private_acl(bucket.owner, _display_name(ctx, bucket.owner))
+    return _private_acl(bucket.owner, display_name(ctx, req, bucket.owner))
 
 
 async def GetObjectAcl(ctx: Context, req: Request) -> Response:
     assert req.bucket is not None and req.key is not None
     bucket = await ctx.engine.get_bucket(req.bucket)
     await ctx.engine.head_object(req.bucket, req.key)  # NoSuchKey for a missing object
-    return _private_acl(bucket.owner, _display_name(ctx, bucket.owner))
+    return _private_acl(bucket.owner, display_name(ctx, req, bucket.owner))
