@@ -209,14 +209,55 @@ def keys_remove(access_key: str, config_file: str | None, data_dir: str | None) 
 
 
 @main.command()
-@click.option("--endpoint", default=None, help="Benchmark this running S3 endpoint instead of starting servers.")
+@click.option("--endpoint", default=None, help="Benchmark this running S3 endpoint instead of starting Coffer.")
 @click.option("--quick", is_flag=True, help="Smaller sizes and counts (a smoke run).")
 @click.option("--compare/--no-compare", default=True, help="Also measure moto_server and a bare ASGI app.")
-def bench(endpoint: str | None, quick: bool, compare: bool) -> None:
-    """Measure small/large PUT and GET, listing and restart time; print figures."""
+@click.option(
+    "--suite",
+    type=click.Choice(["main", "asgi", "inline"]),
+    default="main",
+    show_default=True,
+    help="main: every figure and the targets; asgi: uvicorn vs granian, 1 vs 2 workers; "
+    "inline: objects in the SQLite row vs in files.",
+)
+@click.option(
+    "--asgi-server",
+    "asgi",
+    type=click.Choice(["uvicorn", "granian"]),
+    default="uvicorn",
+    show_default=True,
+    help="ASGI server for the Coffer and bare-app processes the bench starts.",
+)
+@click.option("--workers", type=int, default=None, help="Worker processes for Coffer and the bare app.")
+@click.option("--duration", type=float, default=None, help="Seconds each small-object phase is measured.")
+@click.option("--json", "json_path", default=None, help="Also write every figure to this JSON file.")
+def bench(
+    endpoint: str | None,
+    quick: bool,
+    compare: bool,
+    suite: str,
+    asgi: str,
+    workers: int | None,
+    duration: float | None,
+    json_path: str | None,
+) -> None:
+    """Measure small/large PUT and GET, listing and restart time; print figures.
+
+    Every server runs on 127.0.0.1 with its own temporary data directory and is
+    stopped at the end. See docs/benchmarks.md for the figures and commands.
+    """
     from coffer.bench import run_bench
 
-    run_bench(endpoint=endpoint, quick=quick, compare=compare)
+    run_bench(
+        endpoint=endpoint,
+        quick=quick,
+        compare=compare,
+        suite=suite,
+        asgi=asgi,
+        workers=workers,
+        duration=duration,
+        json_path=json_path,
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover
