@@ -238,17 +238,28 @@ def run_asgi(sizes: Sizes, workdir: Path) -> tuple[Results, list[str]]:
         labels = list(bench.servers)
         bench.run("get_4k", phases.small_get, labels)
         bench.run("put_4k", phases.small_put, labels)
-    lines = ["| server | workers | bare GET | bare PUT | Coffer GET | Coffer PUT (never) | Coffer PUT (always) |"]
-    lines.append("|---|---|---|---|---|---|---|")
+        large = [label for label in labels if not label.endswith("fsync")]
+        bench.run("put_large", phases.large_put, large)
+        bench.run("get_large", phases.large_get, large)
+    lines = [
+        "| server | workers | bare GET | bare PUT | Coffer GET | Coffer PUT (never) | Coffer PUT (always) "
+        "| bare large PUT | bare large GET | Coffer large PUT | Coffer large GET |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     r = bench.results
     for asgi in ("uvicorn", "granian"):
         for workers in (1, 2):
+            bare, coffer = f"bare {asgi} w{workers}", f"coffer {asgi} w{workers}"
             cells = [
-                _get(r, "get_4k", f"bare {asgi} w{workers}", "ops"),
-                _get(r, "put_4k", f"bare {asgi} w{workers}", "ops"),
-                _get(r, "get_4k", f"coffer {asgi} w{workers}", "ops"),
-                _get(r, "put_4k", f"coffer {asgi} w{workers}", "ops"),
-                _get(r, "put_4k", f"coffer {asgi} w{workers} fsync", "ops"),
+                _get(r, "get_4k", bare, "ops"),
+                _get(r, "put_4k", bare, "ops"),
+                _get(r, "get_4k", coffer, "ops"),
+                _get(r, "put_4k", coffer, "ops"),
+                _get(r, "put_4k", f"{coffer} fsync", "ops"),
+                _get(r, "put_large", bare, "mbps"),
+                _get(r, "get_large", bare, "mbps"),
+                _get(r, "put_large", coffer, "mbps"),
+                _get(r, "get_large", coffer, "mbps"),
             ]
             lines.append(f"| {asgi} | {workers} | " + " | ".join("" if c is None else _num(c) for c in cells) + " |")
     return bench.results, lines
