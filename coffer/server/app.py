@@ -20,7 +20,7 @@ from coffer.server.errors import S3Error, from_storage
 from coffer.server.http import Response
 from coffer.server.probes import PREFIX as PROBE_PREFIX
 from coffer.server.probes import Probes
-from coffer.server.request import ClientDisconnected, Request, request_has_body
+from coffer.server.request import ClientDisconnected, Request, new_request_id, request_has_body
 from coffer.server.router import classify
 from coffer.storage.api import Engine
 from coffer.storage.errors import StorageError
@@ -92,7 +92,7 @@ def error_response(err: S3Error, request: Request | None, resource: str = "") ->
     if err.status == 304:
         # Not Modified never has a body (a client would read it as the next response).
         return Response(304, list(err.headers), b"")
-    request_id = request.request_id if request is not None else os.urandom(8).hex().upper()
+    request_id = request.request_id if request is not None else new_request_id()
     inner = [xml.elem("Code", err.code), xml.elem("Message", err.message)]
     inner += [xml.elem(k, v) for k, v in err.fields.items()]
     inner += [xml.elem("Resource", resource), xml.elem("RequestId", request_id), xml.elem("HostId", request_id)]
@@ -269,23 +269,23 @@ class CofferApp:
     ) -> int:
         """Send the response; returns the body bytes sent."""
         headers = response.headers
-        request_id = request.request_id if request is not None else os.urandom(8).hex().upper()
-        headers.append((b"x-amz-request-id", request_id.encode()))
-        headers.append((b"x-amz-id-2", request_id.encode()))
+        request_id = (request.request_id if request is not None else new_request_id()).encode()
+        headers.append((b"x-amz-request-id", request_id))
+        headers.append((b"x-amz-id-2", request_id))
         if request.body_pending() if request is not None else request_has_body(_headers(scope)):
             # The unread body (or, after Expect: 100-continue, a body the client will
             # never send) would be parsed as the next request: close the connection.
             headers.append((b"connection", b"close"))
         body = response.body
         head = scope["method"] == "HEAD"
+        if response.length is not None:
+            headers.append((b"content-length", b"%d" % response.length))
+        elif isinstance(body, bytes) and not any(name == b"content-length" for name, _ in headers):
+            headers.append((b"content-length", b"%d" % len(body)))
         if isinstance(body, bytes):
-            if not any(name == b"content-length" for name, _ in headers):
-                headers.append((b"content-length", str(len(body)).encode()))
             await send({"type": "http.response.start", "status": response.status, "headers": headers})
             await send({"type": "http.response.body", "body": b"" if head else body})
             return 0 if head else len(body)
-        if response.length is not None:
-            headers.append((b"content-length", str(response.length).encode()))
         await send({"type": "http.response.start", "status": response.status, "headers": headers})
         if head:
             await _close(body)

@@ -74,6 +74,8 @@ def choose(accept_encoding: str | None) -> str | None:
 
 def _compressible(response: Response, min_size: int) -> bool:
     body = response.body
+    if response.length is not None:
+        return False  # object data (streamed, or a small object's bytes): never touched
     if not isinstance(body, bytes) or len(body) < min_size or response.status in (204, 304):
         return False
     content_type = b""

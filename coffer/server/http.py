@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from email.utils import formatdate, parsedate_to_datetime
+from email.utils import parsedate_to_datetime
+from functools import lru_cache
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -14,16 +16,30 @@ class Response:
     status: int = 200
     headers: Headers = field(default_factory=list)
     body: bytes | AsyncIterator[bytes] = b""
-    # Length of a streamed body (Content-Length is always sent for S3 responses).
+    # Content-Length of object data: a streamed body, or a small object's bytes.
+    # Set only for object bodies, which compression never touches.
     length: int | None = None
 
     def header(self, name: str, value: str) -> None:
         self.headers.append((name.encode("latin-1"), value.encode("latin-1", "replace")))
 
 
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
 def http_date(epoch: float) -> str:
     """'Mon, 02 Jan 2006 15:04:05 GMT' (RFC 7231), second resolution."""
-    return formatdate(int(epoch), usegmt=True)
+    return _http_date(int(epoch))
+
+
+@lru_cache(maxsize=4096)  # every GET/HEAD formats one; objects share seconds
+def _http_date(seconds: int) -> str:
+    t = time.gmtime(seconds)
+    return (
+        f"{_DAYS[t.tm_wday]}, {t.tm_mday:02d} {_MONTHS[t.tm_mon - 1]} {t.tm_year:04d} "
+        f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} GMT"
+    )
 
 
 def parse_http_date(value: str) -> float | None:

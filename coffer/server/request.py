@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import itertools
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,15 @@ if TYPE_CHECKING:
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 
 MAX_KEY_BYTES = 1024
+
+# Request ids: a random per-process prefix plus a counter (unique without a
+# syscall per request): 16 upper-case hex digits like S3's.
+_ID_PREFIX = os.urandom(4).hex().upper()
+_ids = itertools.count(int.from_bytes(os.urandom(4), "big"))
+
+
+def new_request_id() -> str:
+    return f"{_ID_PREFIX}{next(_ids) & 0xFFFFFFFF:08X}"
 
 
 class ClientDisconnected(Exception):
@@ -50,7 +60,7 @@ class Request:
 
     def __init__(self, scope: dict[str, Any], receive: Receive, base_domains: tuple[str, ...]) -> None:
         self.method: str = scope["method"]
-        self.request_id = os.urandom(8).hex().upper()
+        self.request_id = new_request_id()
         self._receive = receive
         self._body_started = False
         self._body_done = False
@@ -65,11 +75,16 @@ class Request:
         self.virtual_host = False
         client = scope.get("client")
         self.client = f"{client[0]}:{client[1]}" if client else "-"
-        headers: dict[str, str] = {}
-        for raw_name, raw_value in scope["headers"]:
-            name = raw_name.decode("latin-1").lower()
-            value = raw_value.decode("latin-1")
-            headers[name] = f"{headers[name]},{value}" if name in headers else value
+        raw_headers = scope["headers"]
+        # ASGI servers send lower-case names; the comprehension is the common case,
+        # the loop handles repeated headers (joined with commas, as RFC 9110 allows).
+        headers = {n.decode("latin-1"): v.decode("latin-1") for n, v in raw_headers}
+        if len(headers) != len(raw_headers) or not "".join(headers).islower():
+            headers = {}
+            for raw_name, raw_value in raw_headers:
+                name = raw_name.decode("latin-1").lower()
+                value = raw_value.decode("latin-1")
+                headers[name] = f"{headers[name]},{value}" if name in headers else value
         self.headers = headers
         qs = scope.get("query_string", b"")
         self.raw_query: bytes = qs
@@ -85,8 +100,9 @@ class Request:
         self.bucket, self.key = self._address(base_domains)
 
     def _address(self, base_domains: tuple[str, ...]) -> tuple[str | None, str | None]:
+        raw_path = self.raw_path
         try:
-            path = unquote_to_bytes(self.raw_path).decode("utf-8")
+            path = (unquote_to_bytes(raw_path) if b"%" in raw_path else raw_path).decode("utf-8")
         except UnicodeDecodeError:
             raise S3Error("InvalidURI", "Couldn't parse the specified URI: the path is not valid UTF-8.") from None
         if not path.startswith("/"):

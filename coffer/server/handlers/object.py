@@ -190,27 +190,34 @@ def _not_modified(info: ObjectInfo) -> S3Error:
     return err
 
 
+_DEFAULT_CONTENT_TYPE = (b"content-type", b"binary/octet-stream")
+_ACCEPT_RANGES = (b"accept-ranges", b"bytes")
+
+
 def _object_response(req: Request, info: ObjectInfo, status: int = 200) -> Response:
-    response = Response(status)
-    h = response.header
-    h("etag", quote_etag(info.etag))
-    h("last-modified", http_date(info.last_modified))
-    h("accept-ranges", "bytes")
+    # Hot path of every GET/HEAD: header tuples built directly, names pre-encoded.
+    headers = [
+        (b"etag", b'"%s"' % info.etag.encode("latin-1")),
+        (b"last-modified", http_date(info.last_modified).encode("latin-1")),
+        _ACCEPT_RANGES,
+    ]
     stored = info.headers
     if "content-type" not in stored:
-        h("content-type", "binary/octet-stream")
+        headers.append(_DEFAULT_CONTENT_TYPE)
     for name, value in stored.items():
-        h(name, value)
+        headers.append((name.encode("latin-1"), value.encode("latin-1", "replace")))
     if info.storage_class != "STANDARD":
-        h("x-amz-storage-class", info.storage_class)
-    for param, header in RESPONSE_OVERRIDES.items():
-        override = req.query.get(param)
-        if override is not None:
-            if _CONTROL_CHARS.search(override):
-                # CR/LF would split the header (the HTTP server refuses and drops the connection).
-                raise S3Error("InvalidArgument", f"Invalid value for {param}.", ArgumentName=param)
-            response.headers = [(n, v) for n, v in response.headers if n != header.encode()]
-            h(header, override)
+        headers.append((b"x-amz-storage-class", info.storage_class.encode("latin-1")))
+    response = Response(status, headers)
+    if req.query:
+        for param, header in RESPONSE_OVERRIDES.items():
+            override = req.query.get(param)
+            if override is not None:
+                if _CONTROL_CHARS.search(override):
+                    # CR/LF would split the header (the HTTP server refuses and drops the connection).
+                    raise S3Error("InvalidArgument", f"Invalid value for {param}.", ArgumentName=param)
+                response.headers = [(n, v) for n, v in response.headers if n != header.encode()]
+                response.header(header, override)
     return response
 
 
@@ -279,7 +286,9 @@ async def GetObject(ctx: Context, req: Request) -> Response:
         raise
     response = _read_response(req, info, status, byte_range)
     start, end = byte_range if byte_range is not None else (0, info.size)
-    response.body = opened.stream(start, end)
+    # Small objects the engine already holds in memory go out as one bytes body.
+    data = opened.data
+    response.body = data[start:end] if data is not None else opened.stream(start, end)
     response.length = end - start
     return response
 

@@ -42,6 +42,9 @@ _LIST_BATCH = 1000
 _REAP_BATCH = 1000
 # Rows visible at time `?`: expired ones are gone for readers before the reaper deletes them.
 _LIVE = "(expires IS NULL OR expires > ?)"
+_GET_WHERE = f"FROM objects WHERE bucket=? AND key=? AND version='null' AND is_delete_marker=0 AND {_LIVE}"
+_GET = f"SELECT {_OBJECT_COLUMNS} {_GET_WHERE}"
+_GET_WITH_DATA = f"SELECT {_OBJECT_COLUMNS}, data {_GET_WHERE}"
 
 
 def _row_to_info(bucket: str, row: tuple[Any, ...]) -> ObjectInfo:
@@ -83,7 +86,6 @@ class DiskObjectBody:
         blobs: BlobStore | None = None,
     ) -> None:
         self.info = info
-        self._data = data
         self._fd = fd
         # What a copy needs to share this body instead of copying it.
         self.object_id = object_id
@@ -102,7 +104,7 @@ class DiskObjectBody:
         if self._fd is not None:
             fd, self._fd = self._fd, None
             return stream_fd(fd, start, end)
-        return _yield_once(self._data[start:end] if self._data is not None else b"")
+        return _yield_once(self.data[start:end] if self.data is not None else b"")
 
     def close(self) -> None:
         if self._fd is not None:
@@ -495,11 +497,8 @@ class DiskEngine(MultipartMixin):
             )
 
     def _object_row(self, conn: sqlite3.Connection, bucket: str, key: str, with_data: bool) -> tuple[Any, ...]:
-        cols = _OBJECT_COLUMNS + (", data" if with_data else "")
         row = conn.execute(
-            f"SELECT {cols} FROM objects WHERE bucket=? AND key=? AND version='null' AND is_delete_marker=0"
-            f" AND {_LIVE}",
-            (bucket, key.encode("utf-8"), time.time()),
+            _GET_WITH_DATA if with_data else _GET, (bucket, key.encode("utf-8"), time.time())
         ).fetchone()
         if row is None:
             self._bucket_row(conn, bucket)

@@ -140,6 +140,11 @@ class MemoryObjectBody:
         self.info = info
         self._chunks = chunks
 
+    @property
+    def data(self) -> bytes | None:
+        """A one-chunk body as it is (the server sends it in one piece)."""
+        return self._chunks[0] if len(self._chunks) == 1 else (b"" if not self._chunks else None)
+
     def stream(self, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
         return _stream_chunks(self._chunks, start, self.info.size if end is None else end)
 
