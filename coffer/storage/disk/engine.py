@@ -629,12 +629,18 @@ class DiskEngine(MultipartMixin):
                     f"AND key {'>=' if inclusive else '>'} ? {'AND key < ?' if bound else ''} "
                     f"AND is_latest=1 AND is_delete_marker=0 AND {_LIVE} ORDER BY key LIMIT ?"
                 )
-                rows = conn.execute(sql, (bucket, lower, *bound, now, _LIST_BATCH)).fetchall()
-                for row in rows:
-                    yield bytes(row[0]), row
-                if len(rows) < _LIST_BATCH:
+                # Step the cursor lazily (no fetchall): when the page ends, or a
+                # CommonPrefix folds and the page builder seeks past it, after a
+                # few rows, the rest of the batch is never read.
+                count = 0
+                key = b""
+                for row in conn.execute(sql, (bucket, lower, *bound, now, _LIST_BATCH)):
+                    count += 1
+                    key = bytes(row[0])
+                    yield key, row
+                if count < _LIST_BATCH:
                     return
-                lower, inclusive = bytes(rows[-1][0]), False
+                lower, inclusive = key, False
 
         def entry(key: bytes, row: tuple[Any, ...]) -> ListEntry:
             return ListEntry(key.decode("utf-8"), *row[1:])
