@@ -5,6 +5,7 @@ expansion (billion laughs, external entities)."""
 from __future__ import annotations
 
 import time
+from functools import lru_cache
 from typing import Any
 from xml.etree.ElementTree import Element
 
@@ -28,7 +29,12 @@ def iso8601(epoch: float) -> str:
     """2024-01-02T03:04:05.678Z, the timestamp format of S3 XML bodies."""
     seconds = int(epoch)
     millis = int((epoch - seconds) * 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
+    return f"{_iso_seconds(seconds)}.{millis:03d}Z"
+
+
+@lru_cache(maxsize=4096)  # a listing page formats 1000 of these, mostly from the same few seconds
+def _iso_seconds(seconds: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
 
 
 def elem(name: str, value: Any) -> str:

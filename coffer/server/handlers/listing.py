@@ -32,13 +32,17 @@ def _encoder(req: Request):  # type: ignore[no-untyped-def]
 
 
 def _entries_xml(ctx: Context, req: Request, page: ListPage, enc, with_owner: bool) -> str:  # type: ignore[no-untyped-def]
+    iso8601 = xml.iso8601
+    owners: dict[str, str] = {}  # owner id -> its XML, built once per page
     out = []
     for e in page.entries:
         owner = ""
         if with_owner:
-            owner = stored_owner_xml(ctx, req, e.owner)
+            owner = owners.get(e.owner, "")
+            if not owner:
+                owner = owners[e.owner] = stored_owner_xml(ctx, req, e.owner)
         out.append(
-            f"<Contents><Key>{enc(e.key)}</Key><LastModified>{xml.iso8601(e.last_modified)}</LastModified>"
+            f"<Contents><Key>{enc(e.key)}</Key><LastModified>{iso8601(e.last_modified)}</LastModified>"
             f"<ETag>&quot;{e.etag}&quot;</ETag><Size>{e.size}</Size>{owner}"
             f"<StorageClass>{e.storage_class}</StorageClass></Contents>"
         )
