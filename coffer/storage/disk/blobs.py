@@ -21,13 +21,17 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
+import ctypes
 import fcntl
 import logging
 import os
+import sys
+import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +42,9 @@ from coffer.storage.hashing import PIPELINE_CHUNK, BodyHasher
 log = logging.getLogger("coffer.blobs")
 
 READ_CHUNK = 1024 * 1024
+SINK_WINDOW = 8 * 1024 * 1024  # bytes of one upload queued for writing before receiving pauses
+WRITEBACK_STEP = 8 * 1024 * 1024  # with fsync on, start writeback every this many bytes
+_IOV_MAX = 512  # pieces per writev (the kernel allows 1024)
 # Files of a many-piece object held open ahead of the reader: opened before the
 # response starts (and kept ahead while streaming), so a concurrent overwrite or
 # delete cannot pull them away; bounded so a 10,000-part object costs few fds.
@@ -135,58 +142,53 @@ class BlobStore:
         want_sha256: bool = False,
         max_size: int | None = None,
     ) -> ReceivedBody:
-        """Consume ``body`` completely, hashing it; small bodies stay in memory."""
+        """Consume ``body`` completely, hashing it; small bodies stay in memory.
+
+        Past the inline threshold the body goes to a temp file through a
+        ``_FileSink``: the event loop keeps receiving while a pool thread hashes
+        and writes the previous pieces, in order, with at most ``SINK_WINDOW``
+        bytes in flight.
+        """
         hashing = BodyHasher(algorithms, want_sha256)
-        buffer = bytearray()
-        fd: int | None = None
-        temp_path: Path | None = None
-        pending: asyncio.Future[None] | None = None
-        loop = asyncio.get_running_loop()
+        parts: list[bytes] = []
+        pending = 0  # bytes in ``parts``
+        sink: _FileSink | None = None
+        threshold = self.inline_threshold
         total = 0
         try:
             async for chunk in body:
-                total += len(chunk)
+                size = len(chunk)
+                if not size:
+                    continue
+                total += size
                 if max_size is not None and total > max_size:
                     raise EntityTooLarge()
-                buffer += chunk
-                if fd is None and len(buffer) <= self.inline_threshold:
+                parts.append(chunk)
+                pending += size
+                if pending < PIPELINE_CHUNK and (sink is not None or total <= threshold):
                     continue
-                if len(buffer) < PIPELINE_CHUNK:
-                    continue
-                if fd is None:
-                    temp_path, fd = self._new_temp()
-                if pending is not None:
-                    await pending
-                data = bytes(buffer)
-                buffer.clear()
-                pending = loop.run_in_executor(_io_pool, _hash_and_write, hashing, fd, data)
-            if pending is not None:
-                await pending
-                pending = None
-            if fd is None and len(buffer) <= self.inline_threshold:
-                hashing.update(buffer)
-                return ReceivedBody(hashing.digests(), bytes(buffer), None)
-            if fd is None:
-                temp_path, fd = self._new_temp()
-            data = bytes(buffer)
-            buffer.clear()
-            await loop.run_in_executor(_io_pool, self._finish_file, hashing, fd, data)
-            received = ReceivedBody(hashing.digests(), None, temp_path, fd)
-            fd = None  # owned (and closed) by `received` from here on
+                if sink is None:
+                    if total <= threshold:
+                        continue
+                    sink = _FileSink(*self._new_temp(), hashing, self._sync_file if self.fsync else None)
+                await sink.write(parts, pending)
+                parts, pending = [], 0
+            if sink is None and total <= threshold:
+                data = parts[0] if len(parts) == 1 else b"".join(parts)
+                hashing.update(data)
+                return ReceivedBody(hashing.digests(), data, None)
+            if sink is None:
+                sink = _FileSink(*self._new_temp(), hashing, self._sync_file if self.fsync else None)
+            if parts:
+                await sink.write(parts, pending)
+            await sink.finish()
+            # The temp file stays open (and locked) in `received` until published.
+            received = ReceivedBody(hashing.digests(), None, sink.path, sink.fd)
+            sink = None
             return received
         except BaseException:
-            if pending is not None:
-                try:
-                    await asyncio.shield(pending)
-                except BaseException:
-                    pass
-            if fd is not None:
-                os.close(fd)
-            if temp_path is not None:
-                try:
-                    os.unlink(temp_path)
-                except FileNotFoundError:
-                    pass
+            if sink is not None:
+                await sink.abort()
             raise
 
     async def publish(self, received: ReceivedBody) -> str:
@@ -228,13 +230,10 @@ class BlobStore:
             except FileNotFoundError:
                 pass
 
-    def _finish_file(self, hashing: BodyHasher, fd: int, data: bytes) -> None:
-        if data:
-            _hash_and_write(hashing, fd, data)
-        if self.fsync:
-            started = time.perf_counter()
-            os.fsync(fd)
-            self.observer.synced("file", time.perf_counter() - started)
+    def _sync_file(self, fd: int) -> None:
+        started = time.perf_counter()
+        os.fsync(fd)
+        self.observer.synced("file", time.perf_counter() - started)
 
     async def reclaim(self, names: list[str]) -> None:
         """Delete files after a commit released them; many (a big multipart object) off the event loop."""
@@ -336,12 +335,176 @@ async def hash_stream(body: AsyncIterator[bytes], algorithms: Iterable[str]) -> 
     return hashing.digests()
 
 
-def _hash_and_write(hashing: BodyHasher, fd: int, data: bytes) -> None:
-    hashing.update(data)
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
+class _FileSink:
+    """One upload's temp file, fed from the event loop, hashed and written in order
+    on the blob pool.
+
+    At most one pool task per sink runs at a time and it drains the queue, so
+    pieces keep their order without a thread per upload; ``write`` waits while
+    more than ``SINK_WINDOW`` bytes are queued, which bounds memory per upload.
+    With fsync on, writeback of what is written starts every ``WRITEBACK_STEP``
+    bytes (sync_file_range) so the final fsync has little left to flush.
+    """
+
+    def __init__(self, path: Path, fd: int, hashing: BodyHasher, sync: Callable[[int], None] | None) -> None:
+        self.path = path
+        self.fd = fd  # created and locked by the store; handed on open to ReceivedBody
+        self._hashing = hashing
+        self._sync = sync  # fsync (timed by the store) when durability is on
+        self._loop = asyncio.get_running_loop()
+        self._lock = threading.Lock()
+        self._queue: deque[tuple[list[bytes], int]] = deque()
+        self._queued = 0  # bytes queued or being written
+        self._running = False
+        self._error: BaseException | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        self._written = 0
+        self._synced = 0
+        self._buffer = bytearray(PIPELINE_CHUNK + 256 * 1024)  # used by the pool task only
+
+    async def write(self, parts: list[bytes], size: int) -> None:
+        with self._lock:
+            self._queue.append((parts, size))
+            self._queued += size
+            start = not self._running
+            self._running = True
+        if start:
+            _io_pool.submit(self._drain)
+        if self._queued > SINK_WINDOW:
+            # Resume at half the window: one wake-up per few MiB, not one per piece.
+            await self._wait_until(lambda: self._queued <= SINK_WINDOW // 2 or self._error is not None)
+        if self._error is not None:
+            raise self._error
+
+    async def finish(self) -> None:
+        """Wait for every queued piece, then fsync if configured (the fd stays open)."""
+        await self._wait_until(lambda: not self._running)
+        if self._error is not None:
+            raise self._error
+        if self._sync is not None:
+            await self._loop.run_in_executor(_io_pool, self._sync, self.fd)
+
+    async def abort(self) -> None:
+        """Stop writing, wait for the pool task, close and remove the temp file."""
+        with self._lock:
+            self._queue.clear()
+            if self._error is None:
+                self._error = _Aborted()
+        try:
+            await asyncio.shield(self._wait_until(lambda: not self._running))
+        finally:
+            if self.fd >= 0:
+                os.close(self.fd)
+                self.fd = -1
+            try:
+                os.unlink(self.path)
+            except FileNotFoundError:
+                pass
+
+    async def _wait_until(self, ready: Callable[[], bool]) -> None:
+        while True:
+            with self._lock:
+                if ready():
+                    return
+                waiter = self._waiter = self._loop.create_future()
+            await waiter
+
+    def _wake(self) -> None:
+        # Called with the lock held, from the pool thread.
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None:
+            self._loop.call_soon_threadsafe(_set_done, waiter)
+
+    def _drain(self) -> None:
+        while True:
+            with self._lock:
+                if not self._queue or self._error is not None:
+                    self._queue.clear()
+                    self._queued = 0
+                    self._running = False
+                    self._wake()
+                    return
+                parts, size = self._queue.popleft()
+            try:
+                # One buffer per step: every hashing or writing call re-takes the
+                # GIL from a busy event loop, so a few calls per MiB rather than
+                # three per 64 KiB piece. The buffer is reused: a fresh 1 MiB
+                # allocation per step costs more in page faults than the copy.
+                data: bytes | memoryview
+                if len(parts) == 1:
+                    data = parts[0]
+                elif size <= len(self._buffer):
+                    view = memoryview(self._buffer)
+                    at = 0
+                    for part in parts:
+                        view[at : at + len(part)] = part
+                        at += len(part)
+                    data = view[:size]
+                else:
+                    data = b"".join(parts)
+                self._hashing.update(data)
+                _write_all(self.fd, [data])
+                self._written += size
+                if self._sync is not None and self._written - self._synced >= WRITEBACK_STEP:
+                    _start_writeback(self.fd, self._synced, self._written - self._synced)
+                    self._synced = self._written
+            except BaseException as exc:
+                with self._lock:
+                    self._error = exc
+            with self._lock:
+                self._queued -= size
+                if self._queued <= SINK_WINDOW // 2:
+                    self._wake()
+
+
+class _Aborted(Exception):
+    pass
+
+
+def _set_done(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
+def _write_all(fd: int, parts: list[bytes] | list[bytes | memoryview]) -> None:
+    views: list[bytes | memoryview] = list(parts)
+    while views:
+        batch = views[:_IOV_MAX]
+        written = os.writev(fd, batch)
+        # Drop what was written; keep the unwritten tail of a partly written piece.
+        i = 0
+        while i < len(batch) and written >= len(batch[i]):
+            written -= len(batch[i])
+            i += 1
+        views = views[i:]
+        if written:
+            views[0] = memoryview(views[0])[written:]
+
+
+def _load_sync_file_range() -> Callable[[int, int, int, int], int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = (ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint)
+    fn.restype = ctypes.c_int
+    return fn  # type: ignore[no-any-return]
+
+
+_sync_file_range = _load_sync_file_range()
+_SYNC_FILE_RANGE_WRITE = 2
+
+
+def _start_writeback(fd: int, offset: int, length: int) -> None:
+    """Ask the kernel to start writing this range to disk now (does not wait).
+
+    Only a head start for the fsync that makes the body durable: without it a
+    large body sits dirty in the page cache and the final fsync writes all of it.
+    """
+    if _sync_file_range is not None:
+        _sync_file_range(fd, offset, length, _SYNC_FILE_RANGE_WRITE)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -353,16 +516,27 @@ def _fsync_dir(path: Path) -> None:
 
 
 async def stream_fd(fd: int, start: int, end: int) -> AsyncIterator[bytes]:
-    """Read [start, end) of an open file in chunks off the event loop; closes fd."""
-    loop = asyncio.get_running_loop()
+    """Read [start, end) of an open file in chunks off the event loop; closes fd.
+
+    The next chunk is read while the current one is being sent.
+    """
+    reading: Future[bytes] | None = None
     try:
         pos = start
-        while pos < end:
-            n = min(READ_CHUNK, end - pos)
-            data = await loop.run_in_executor(_io_pool, os.pread, fd, n, pos)
+        if pos < end:
+            reading = _io_pool.submit(os.pread, fd, min(READ_CHUNK, end - pos), pos)
+        while reading is not None:
+            data = await asyncio.wrap_future(reading)
+            reading = None
             if not data:
                 break
             pos += len(data)
+            if pos < end:
+                reading = _io_pool.submit(os.pread, fd, min(READ_CHUNK, end - pos), pos)
             yield data
     finally:
-        os.close(fd)
+        if reading is not None:
+            # A read may still run on the pool: close the fd only once it is over.
+            reading.add_done_callback(lambda _f: os.close(fd))
+        else:
+            os.close(fd)
