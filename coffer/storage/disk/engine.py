@@ -40,6 +40,7 @@ log = logging.getLogger("coffer.engine")
 _OBJECT_COLUMNS = "key, size, etag, last_modified, storage_class, owner, extra, blob, version, id"
 _LIST_BATCH = 1000
 _REAP_BATCH = 1000
+BUCKET_SEEN_SECONDS = 1.0
 # Rows visible at time `?`: expired ones are gone for readers before the reaper deletes them.
 _LIVE = "(expires IS NULL OR expires > ?)"
 _GET_WHERE = f"FROM objects WHERE bucket=? AND key=? AND version='null' AND is_delete_marker=0 AND {_LIVE}"
@@ -152,6 +153,7 @@ class DiskEngine(MultipartMixin):
         self._sweeper: threading.Thread | None = None
         self._reaper: threading.Thread | None = None
         self._stopping = threading.Event()
+        self._seen_buckets: dict[str, float] = {}  # bucket -> when it was last seen to exist
         self._stats: StorageStats | None = None
         self._stats_version = -1
 
@@ -359,6 +361,19 @@ class DiskEngine(MultipartMixin):
 
         await self.meta.write(tx)
 
+    async def _bucket_exists(self, name: str) -> None:
+        """NoSuchBucket before a body is read. A bucket seen within BUCKET_SEEN_SECONDS
+        is not looked up again (a read right after each group commit costs a WAL
+        re-validation on the loop thread); the write transaction checks for good."""
+        now = time.monotonic()
+        seen = self._seen_buckets.get(name)
+        if seen is not None and now - seen < BUCKET_SEEN_SECONDS:
+            return
+        await self.get_bucket(name)
+        if len(self._seen_buckets) >= 4096:
+            self._seen_buckets.clear()
+        self._seen_buckets[name] = now
+
     async def delete_bucket(self, name: str) -> None:
         now = time.time()
 
@@ -386,6 +401,7 @@ class DiskEngine(MultipartMixin):
             return unreferenced(conn, released)
 
         await self.blobs.reclaim(await self.meta.write(tx))
+        self._seen_buckets.pop(name, None)
 
     # ------------------------------------------------------------------ objects
     async def put_object(
@@ -402,7 +418,7 @@ class DiskEngine(MultipartMixin):
         if_none_match: bool | str = False,
         if_match: str | None = None,
     ) -> ObjectInfo:
-        owner = (await self.get_bucket(bucket)).owner  # fail fast before reading a body
+        await self._bucket_exists(bucket)  # fail fast before reading a body
         received = await self.blobs.receive(
             body, algorithms=checksum_algorithms, want_sha256=want_sha256, max_size=self.max_object_size
         )
@@ -438,7 +454,7 @@ class DiskEngine(MultipartMixin):
         kb = key.encode("utf-8")
 
         def tx(conn: sqlite3.Connection) -> list[str]:
-            self._bucket_row(conn, bucket)
+            owner = self._bucket_row(conn, bucket).owner  # the check that counts: inside the write
             row = conn.execute(
                 "SELECT id, etag, blob, expires FROM objects WHERE bucket=? AND key=? AND version='null'",
                 (bucket, kb),
