@@ -204,7 +204,7 @@ def target_check(results: Results) -> list[str]:
         if value is None:
             lines.append(f"  {name:<34} n/a")
             continue
-        shown = f"{value:.0%} (goal >= {goal:.0%})" if unit == "of" else f"{value:.1f}x (goal >= {goal}x)"
+        shown = f"{value:.1%} (goal >= {goal:.0%})" if unit == "of" else f"{value:.1f}x (goal >= {goal}x)"
         lines.append(f"  {name:<34} {shown:<28} {'MET' if value >= goal else 'MISSED'}")
     growth = _get(results, "put_large", COFFER, "rss_growth_mib")
     if growth is not None:
