@@ -513,9 +513,7 @@ class DiskEngine(MultipartMixin):
             )
 
     def _object_row(self, conn: sqlite3.Connection, bucket: str, key: str, with_data: bool) -> tuple[Any, ...]:
-        row = conn.execute(
-            _GET_WITH_DATA if with_data else _GET, (bucket, key.encode("utf-8"), time.time())
-        ).fetchone()
+        row = conn.execute(_GET_WITH_DATA if with_data else _GET, (bucket, key.encode("utf-8"), time.time())).fetchone()
         if row is None:
             self._bucket_row(conn, bucket)
             raise errors.NoSuchKey(key=key)
