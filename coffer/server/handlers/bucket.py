@@ -8,7 +8,7 @@ import binascii
 from coffer.server import xml
 from coffer.server.app import Context
 from coffer.server.errors import S3Error
-from coffer.server.handlers.common import check_bucket_name, owner_of, parse_max
+from coffer.server.handlers.common import check_bucket_name, owner_of, parse_max, xml_response
 from coffer.server.http import Response
 from coffer.server.request import Request
 from coffer.storage.errors import BucketAlreadyOwnedByYou
@@ -48,7 +48,7 @@ async def ListBuckets(ctx: Context, req: Request) -> Response:
         inner += xml.elem("ContinuationToken", base64.urlsafe_b64encode(page[-1].name.encode()).decode())
     if prefix:
         inner += xml.elem("Prefix", prefix)
-    return _xml(xml.document("ListAllMyBucketsResult", inner))
+    return xml_response(xml.document("ListAllMyBucketsResult", inner))
 
 
 async def CreateBucket(ctx: Context, req: Request) -> Response:
@@ -98,10 +98,4 @@ async def GetBucketLocation(ctx: Context, req: Request) -> Response:
     bucket = await ctx.engine.get_bucket(req.bucket)
     # S3 reports us-east-1 as an empty constraint.
     region = "" if bucket.region == "us-east-1" else bucket.region
-    return _xml(xml.document("LocationConstraint", xml.esc(region)))
-
-
-def _xml(body: bytes, status: int = 200) -> Response:
-    response = Response(status, body=body)
-    response.header("content-type", "application/xml")
-    return response
+    return xml_response(xml.document("LocationConstraint", xml.esc(region)))

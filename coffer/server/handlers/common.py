@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from urllib.parse import quote
 
 from coffer.server import xml
 from coffer.server.app import Context, Owner
 from coffer.server.errors import S3Error
+from coffer.server.http import Response
 from coffer.server.request import Request
 
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -72,3 +75,24 @@ def parse_max(value: str | None, name: str, default: int, cap: int) -> int:
             ArgumentValue=value,
         )
     return min(number, cap)
+
+
+def xml_response(body: bytes, status: int = 200) -> Response:
+    response = Response(status, body=body)
+    response.header("content-type", "application/xml")
+    return response
+
+
+def key_encoder(req: Request) -> Callable[[str], str]:
+    """How listings write keys and prefixes: XML-escaped, URL-encoded first with encoding-type=url."""
+    encoding = req.query.get("encoding-type")
+    if encoding is None:
+        return xml.esc
+    if encoding.lower() != "url":
+        raise S3Error(
+            "InvalidArgument",
+            "Invalid Encoding Method specified in Request",
+            ArgumentName="encoding-type",
+            ArgumentValue=encoding,
+        )
+    return lambda value: xml.esc(quote(value, safe="/"))

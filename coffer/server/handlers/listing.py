@@ -4,31 +4,16 @@ from __future__ import annotations
 
 import base64
 import binascii
-from urllib.parse import quote
 
 from coffer.server import xml
 from coffer.server.app import Context
 from coffer.server.errors import S3Error
-from coffer.server.handlers.common import parse_max, stored_owner_xml
+from coffer.server.handlers.common import key_encoder, parse_max, stored_owner_xml, xml_response
 from coffer.server.http import Response
 from coffer.server.request import Request
 from coffer.storage.api import ListPage
 
 MAX_KEYS = 1000
-
-
-def _encoder(req: Request):  # type: ignore[no-untyped-def]
-    encoding = req.query.get("encoding-type")
-    if encoding is None:
-        return xml.esc
-    if encoding.lower() != "url":
-        raise S3Error(
-            "InvalidArgument",
-            "Invalid Encoding Method specified in Request",
-            ArgumentName="encoding-type",
-            ArgumentValue=encoding,
-        )
-    return lambda value: xml.esc(quote(value, safe="/"))
 
 
 def _entries_xml(ctx: Context, req: Request, page: ListPage, enc, with_owner: bool) -> str:  # type: ignore[no-untyped-def]
@@ -54,7 +39,7 @@ def _entries_xml(ctx: Context, req: Request, page: ListPage, enc, with_owner: bo
 async def ListObjects(ctx: Context, req: Request) -> Response:
     assert req.bucket is not None
     q = req.query
-    enc = _encoder(req)
+    enc = key_encoder(req)
     prefix = q.get("prefix", "")
     delimiter = q.get("delimiter", "")
     marker = q.get("marker", "")
@@ -76,7 +61,7 @@ async def ListObjects(ctx: Context, req: Request) -> Response:
     if "encoding-type" in q:
         inner.append("<EncodingType>url</EncodingType>")
     inner.append(_entries_xml(ctx, req, page, enc, True))
-    return _xml(xml.document("ListBucketResult", "".join(inner)))
+    return xml_response(xml.document("ListBucketResult", "".join(inner)))
 
 
 def _encode_token(marker: str) -> str:
@@ -101,7 +86,7 @@ def _decode_token(token: str) -> str:
 async def ListObjectsV2(ctx: Context, req: Request) -> Response:
     assert req.bucket is not None
     q = req.query
-    enc = _encoder(req)
+    enc = key_encoder(req)
     prefix = q.get("prefix", "")
     delimiter = q.get("delimiter", "")
     start_after = q.get("start-after", "")
@@ -126,20 +111,14 @@ async def ListObjectsV2(ctx: Context, req: Request) -> Response:
     if "encoding-type" in q:
         inner.append("<EncodingType>url</EncodingType>")
     inner.append(_entries_xml(ctx, req, page, enc, fetch_owner))
-    return _xml(xml.document("ListBucketResult", "".join(inner)))
-
-
-def _xml(body: bytes) -> Response:
-    response = Response(200, body=body)
-    response.header("content-type", "application/xml")
-    return response
+    return xml_response(xml.document("ListBucketResult", "".join(inner)))
 
 
 async def ListObjectVersions(ctx: Context, req: Request) -> Response:
     """Versions of the objects; until versioning is enabled each object has one, 'null'."""
     assert req.bucket is not None
     q = req.query
-    enc = _encoder(req)
+    enc = key_encoder(req)
     prefix = q.get("prefix", "")
     delimiter = q.get("delimiter", "")
     key_marker = q.get("key-marker", "")
@@ -177,4 +156,4 @@ async def ListObjectVersions(ctx: Context, req: Request) -> Response:
         )
     for p in page.common_prefixes:
         inner.append(f"<CommonPrefixes><Prefix>{enc(p)}</Prefix></CommonPrefixes>")
-    return _xml(xml.document("ListVersionsResult", "".join(inner)))
+    return xml_response(xml.document("ListVersionsResult", "".join(inner)))

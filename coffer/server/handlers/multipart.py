@@ -4,14 +4,13 @@ CompleteMultipartUpload, AbortMultipartUpload, ListParts, ListMultipartUploads."
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from urllib.parse import quote
 
 from coffer import checksums
 from coffer.server import xml
 from coffer.server.app import Context
 from coffer.server.errors import S3Error
-from coffer.server.handlers.common import display_name, owner_xml, parse_max
+from coffer.server.handlers.common import display_name, key_encoder, owner_xml, parse_max, xml_response
 from coffer.server.handlers.copy import copy_source_check, parse_copy_source
 from coffer.server.handlers.object import (
     checksum_algorithm_header,
@@ -30,12 +29,6 @@ MAX_UPLOADS_LISTED = 1000
 # A Complete listing 10,000 parts with checksums is ~1.5-3 MB of XML.
 MAX_COMPLETE_BODY = 8 * 1024 * 1024
 _COPY_RANGE = re.compile(r"^bytes=(\d+)-(\d+)$")
-
-
-def _xml(body: bytes) -> Response:
-    response = Response(200, body=body)
-    response.header("content-type", "application/xml")
-    return response
 
 
 def _upload_id(req: Request) -> str:
@@ -85,7 +78,7 @@ async def CreateMultipartUpload(ctx: Context, req: Request) -> Response:
         checksum_type=_checksum_type_header(req),
     )
     inner = xml.elem("Bucket", req.bucket) + xml.elem("Key", req.key) + xml.elem("UploadId", upload.upload_id)
-    response = _xml(xml.document("InitiateMultipartUploadResult", inner))
+    response = xml_response(xml.document("InitiateMultipartUploadResult", inner))
     if upload.checksum_algorithm is not None:
         response.header("x-amz-checksum-algorithm", upload.checksum_algorithm)
         response.header("x-amz-checksum-type", upload.checksum_type)
@@ -166,7 +159,7 @@ async def UploadPartCopy(ctx: Context, req: Request) -> Response:
     inner = xml.elem("LastModified", xml.iso8601(part.last_modified)) + xml.elem("ETag", quote_etag(part.etag))
     if upload.checksum_algorithm is not None:
         inner += _part_checksums_xml(part, upload)
-    return _xml(xml.document("CopyPartResult", inner))
+    return xml_response(xml.document("CopyPartResult", inner))
 
 
 # ---------------------------------------------------------------------- complete / abort
@@ -226,7 +219,7 @@ async def CompleteMultipartUpload(ctx: Context, req: Request) -> Response:
         inner.append(xml.elem(f"Checksum{algorithm}", display_checksum(digest, info.checksum_type, info.parts_count)))
     if info.checksums:
         inner.append(xml.elem("ChecksumType", info.checksum_type))
-    return _xml(xml.document("CompleteMultipartUploadResult", "".join(inner)))
+    return xml_response(xml.document("CompleteMultipartUploadResult", "".join(inner)))
 
 
 async def AbortMultipartUpload(ctx: Context, req: Request) -> Response:
@@ -279,27 +272,13 @@ async def ListParts(ctx: Context, req: Request) -> Response:
             f"{xml.elem('ETag', quote_etag(part.etag))}{xml.elem('Size', part.size)}"
             f"{_part_checksums_xml(part, upload)}</Part>"
         )
-    return _xml(xml.document("ListPartsResult", "".join(inner)))
-
-
-def _encoder(req: Request) -> Callable[[str], str]:
-    encoding = req.query.get("encoding-type")
-    if encoding is None:
-        return xml.esc
-    if encoding.lower() != "url":
-        raise S3Error(
-            "InvalidArgument",
-            "Invalid Encoding Method specified in Request",
-            ArgumentName="encoding-type",
-            ArgumentValue=encoding,
-        )
-    return lambda value: xml.esc(quote(value, safe="/"))
+    return xml_response(xml.document("ListPartsResult", "".join(inner)))
 
 
 async def ListMultipartUploads(ctx: Context, req: Request) -> Response:
     assert req.bucket is not None
     q = req.query
-    enc = _encoder(req)
+    enc = key_encoder(req)
     prefix = q.get("prefix", "")
     delimiter = q.get("delimiter", "")
     key_marker = q.get("key-marker", "")
@@ -345,4 +324,4 @@ async def ListMultipartUploads(ctx: Context, req: Request) -> Response:
         )
     for common in page.common_prefixes:
         inner.append(f"<CommonPrefixes><Prefix>{enc(common)}</Prefix></CommonPrefixes>")
-    return _xml(xml.document("ListMultipartUploadsResult", "".join(inner)))
+    return xml_response(xml.document("ListMultipartUploadsResult", "".join(inner)))
