@@ -50,13 +50,17 @@ def wait_for_workers(server: ServerProcess, count: int, attempts: int = 400) -> 
     pids: set[int] = set()
     for _ in range(attempts):
         conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
-        conn.request("GET", "/_coffer/health")
-        pids.add(json.loads(conn.getresponse().read())["pid"])
-        conn.close()
+        try:
+            conn.request("GET", "/_coffer/health")
+            pids.add(json.loads(conn.getresponse().read())["pid"])
+        except OSError as exc:
+            raise AssertionError(f"health probe failed ({exc!r}); server log:\n{server.log()}") from exc
+        finally:
+            conn.close()
         if len(pids) >= count:
             return pids
         time.sleep(0.05)
-    raise AssertionError(f"only workers {pids} answered")
+    raise AssertionError(f"only workers {pids} answered; server log:\n{server.log()}")
 
 
 def workload(server: ServerProcess) -> None:
@@ -128,7 +132,7 @@ def test_metrics_one_worker(one_worker: ServerProcess) -> None:
 
 
 def test_metrics_two_workers(tmp_path: Path) -> None:
-    server = ServerProcess(tmp_path / "data", "--fsync", "never", "--workers", "2").start()
+    server = ServerProcess(tmp_path / "data", "--fsync", "never", "--workers", "2", "--log-level", "info").start()
     try:
         wait_for_workers(server, 2)
         workload(server)

@@ -94,6 +94,9 @@ def run(settings: Settings) -> int:
         server_header=False,
         timeout_keep_alive=30,
         timeout_graceful_shutdown=settings.shutdown_timeout,
+        # uvicorn's supervisor kills a worker that misses one 5 s ping; a busy 2-core host can
+        # starve the ping thread that long, and the kill resets that worker's open connections.
+        timeout_worker_healthcheck=30,
         ssl_certfile=settings.tls_cert or None,
         ssl_keyfile=settings.tls_key or None,
     )
