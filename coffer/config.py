@@ -77,6 +77,14 @@ class Settings:
             "(see docs/benchmarks.md for the measurement behind the default). 0 disables."
         ),
     )
+    read_cache_bytes: int = field(
+        default=32 * 1024**2,
+        metadata=_meta(
+            "Disk engine: bytes of recently read object metadata and inline bodies kept in memory, so "
+            "repeated GETs of hot small objects skip SQLite. Any committed write invalidates it; used "
+            "only with one worker (other workers' writes would not be seen). 0 disables."
+        ),
+    )
     max_object_size: int = field(
         default=5 * 1024**4,
         metadata=_meta("Largest object accepted by a single PUT, in bytes (S3: 5 TiB)."),
@@ -316,6 +324,8 @@ class Settings:
             raise ConfigError("workers must be at least 1")
         if self.inline_threshold < 0:
             raise ConfigError("inline_threshold must be >= 0")
+        if self.read_cache_bytes < 0:
+            raise ConfigError("read_cache_bytes must be >= 0")
         if not 0 <= self.admin_port <= 65535:
             raise ConfigError(f"admin_port must be 0..65535 (got {self.admin_port})")
         if self.admin_port and self.admin_port == self.port:

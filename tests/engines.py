@@ -37,6 +37,10 @@ def _disk_files(root: Path) -> list[str]:
 ENGINES: dict[str, EngineKind] = {
     # A small inline threshold so tests reach both the inline and the file path cheaply.
     "disk": EngineKind(lambda root: DiskEngine(root, fsync=False, inline_threshold=1024), True, _disk_files),
+    # The same with its read cache on (what one-worker servers run): every read contract must hold.
+    "disk-cached": EngineKind(
+        lambda root: DiskEngine(root, fsync=False, inline_threshold=1024, read_cache_bytes=1 << 20), True, _disk_files
+    ),
     "memory": EngineKind(lambda root: MemoryEngine(max_memory=1 << 30)),
     # Snapshot + write-ahead log under the directory: survives close() and a new engine.
     "memory-wal": EngineKind(

@@ -168,7 +168,7 @@ async def test_stream_ranges(engine: Engine, bucket: str, data: bytes) -> None:
 
 async def test_stream_chunks_are_bounded(engine: Engine, bucket: str) -> None:
     """Bodies stream in pieces, never as one buffer of the whole object."""
-    data = os.urandom(3 * 1024 * 1024)
+    data = os.urandom(5 * 1024 * 1024)
     await put(engine, bucket, "big", data)
     opened = await engine.open_object(bucket, "big")
     pieces = [piece async for piece in opened.stream()]

@@ -78,6 +78,8 @@ def build_engine(settings: Settings) -> Engine:
         settings.data_dir,
         fsync=settings.fsync == "always",
         inline_threshold=settings.inline_threshold,
+        # Another worker's commits would not invalidate this process's cache.
+        read_cache_bytes=settings.read_cache_bytes if settings.workers == 1 else 0,
         max_object_size=settings.max_object_size,
         orphan_grace_seconds=settings.orphan_grace_seconds,
         upload_max_age_seconds=settings.multipart_upload_max_age,

@@ -7,6 +7,8 @@
 - Bytes after a request's declared body that are not a valid next request (a
   Content-Length that understates the body) do not cut off the request in
   flight: it is answered normally, then the connection is closed.
+- A response's head goes out in the same write as its first body chunk
+  (uvicorn writes them separately): one syscall fewer per response.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from __future__ import annotations
 import json
 import os
 from functools import cache
+from typing import Any
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 DEFAULT_HEAD_LIMIT = 16384
 
@@ -36,10 +39,69 @@ class _HeadTooLarge(Exception):
     pass
 
 
+_JOIN_LIMIT = 256 * 1024  # a larger first chunk goes out in its own write: copying it costs more
+
+
+class _CorkedTransport:
+    """Holds what uvicorn writes for a response head until the first body message."""
+
+    def __init__(self, transport: Any) -> None:
+        self.real = transport
+        self.parts: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.parts.append(data)
+
+    def flush(self) -> None:
+        parts, self.parts = self.parts, []
+        if len(parts) == 2 and len(parts[1]) <= _JOIN_LIMIT:
+            self.real.write(parts[0] + parts[1])
+        else:
+            for part in parts:
+                self.real.write(part)
+
+    def close(self) -> None:
+        self.flush()
+        self.real.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+
+class _CoalescingCycle(RequestResponseCycle):
+    """uvicorn's cycle, with the head held back until the first body message."""
+
+    async def send(self, message: Any) -> None:
+        corked = self.transport if isinstance(self.transport, _CorkedTransport) else None
+        if corked is None and message["type"] == "http.response.start" and not self.response_started:
+            corked = self.transport = _CorkedTransport(self.transport)
+            try:
+                await super().send(message)
+            except BaseException:
+                self.transport = corked.real
+                corked.flush()
+                raise
+            return
+        try:
+            await super().send(message)
+        finally:
+            if corked is not None:
+                self.transport = corked.real
+                corked.flush()
+
+
 class CofferHttpToolsProtocol(HttpToolsProtocol):
     _coffer_url_bytes = 0
     _coffer_head_bytes = 0
     _coffer_error: tuple[str, str] | None = None
+
+    def on_headers_complete(self) -> None:
+        super().on_headers_complete()
+        # uvicorn creates the cycle here and starts its task on the next loop turn; no factory
+        # to override, so the new cycle gets head coalescing by class before its task runs.
+        cycle = self.cycle
+        if type(cycle) is RequestResponseCycle:
+            cycle.__class__ = _CoalescingCycle
 
     def on_message_begin(self) -> None:
         super().on_message_begin()

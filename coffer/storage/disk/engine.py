@@ -11,6 +11,7 @@ import shutil
 import sqlite3
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -44,8 +45,68 @@ BUCKET_SEEN_SECONDS = 1.0
 # Rows visible at time `?`: expired ones are gone for readers before the reaper deletes them.
 _LIVE = "(expires IS NULL OR expires > ?)"
 _GET_WHERE = f"FROM objects WHERE bucket=? AND key=? AND version='null' AND is_delete_marker=0 AND {_LIVE}"
-_GET = f"SELECT {_OBJECT_COLUMNS} {_GET_WHERE}"
-_GET_WITH_DATA = f"SELECT {_OBJECT_COLUMNS}, data {_GET_WHERE}"
+# Columns 10 and 11: the inline body (NULL when not asked for) and the TTL expiry.
+_GET = f"SELECT {_OBJECT_COLUMNS}, NULL, expires {_GET_WHERE}"
+_GET_WITH_DATA = f"SELECT {_OBJECT_COLUMNS}, data, expires {_GET_WHERE}"
+_CACHE_ENTRY_OVERHEAD = 1024  # rough bytes of an entry besides its inline body
+
+
+class ReadCache:
+    """Recently read rows of the latest versions of objects, with their ObjectInfo.
+
+    Valid for one MetadataStore generation: the writer bumps it after every
+    commit, so any write (from any code path of this process) empties the cache
+    before a reader can see stale data. A row read while a commit lands is
+    tagged with the generation from before the read and so is never kept. Only
+    for a store no other process writes to (one worker).
+    """
+
+    def __init__(self, meta: MetadataStore, limit: int) -> None:
+        self.meta = meta
+        self.limit = limit
+        self._entries: OrderedDict[tuple[str, str], tuple[ObjectInfo, tuple[Any, ...]]] = OrderedDict()
+        self._bytes = 0
+        self._generation = -1
+
+    def get(self, bucket: str, key: str) -> tuple[ObjectInfo, tuple[Any, ...]] | None:
+        if self._generation != self.meta.generation:
+            self._drop_all()
+            return None
+        entry = self._entries.get((bucket, key))
+        if entry is None:
+            return None
+        expires = entry[1][11]
+        if expires is not None and is_expired(expires, time.time()):
+            self._forget((bucket, key))
+            return None
+        self._entries.move_to_end((bucket, key))
+        return entry
+
+    def put(self, generation: int, bucket: str, key: str, info: ObjectInfo, row: tuple[Any, ...]) -> None:
+        size = len(row[10] or b"") + _CACHE_ENTRY_OVERHEAD
+        if generation != self.meta.generation or size > self.limit // 8:
+            return
+        if self._generation != generation:
+            self._drop_all()
+            self._generation = generation
+        self._forget((bucket, key))
+        self._entries[(bucket, key)] = (info, row)
+        self._bytes += size
+        while self._bytes > self.limit:
+            self._forget(next(iter(self._entries)))
+
+    def forget(self, bucket: str, key: str) -> None:
+        self._forget((bucket, key))
+
+    def _forget(self, name: tuple[str, str]) -> None:
+        entry = self._entries.pop(name, None)
+        if entry is not None:
+            self._bytes -= len(entry[1][10] or b"") + _CACHE_ENTRY_OVERHEAD
+
+    def _drop_all(self) -> None:
+        self._entries.clear()
+        self._bytes = 0
+        self._generation = self.meta.generation
 
 
 def _row_to_info(bucket: str, row: tuple[Any, ...]) -> ObjectInfo:
@@ -138,9 +199,11 @@ class DiskEngine(MultipartMixin):
         max_objects_per_bucket: int = 0,
         default_ttl: int = 0,
         reaper_interval: float = 10.0,
+        read_cache_bytes: int = 0,
     ) -> None:
         self.root = Path(data_dir)
         self.meta = MetadataStore(self.root / "metadata.sqlite3", fsync=fsync)
+        self.cache = ReadCache(self.meta, read_cache_bytes) if read_cache_bytes else None
         self.blobs = BlobStore(self.root, fsync=fsync, inline_threshold=inline_threshold)
         self.max_object_size = max_object_size
         self.orphan_grace_seconds = orphan_grace_seconds
@@ -538,6 +601,23 @@ class DiskEngine(MultipartMixin):
         finally:
             conn.execute("COMMIT")
 
+    def _read(
+        self, bucket: str, key: str, *, body: bool, part_number: int | None
+    ) -> tuple[ObjectInfo, tuple[Any, ...], list[Segment] | None]:
+        """``_lookup`` through the read cache: a whole-object read of a hot object skips SQLite."""
+        cache = self.cache
+        if cache is not None and part_number is None:
+            hit = cache.get(bucket, key)
+            if hit is not None:
+                return hit[0], hit[1], None
+        if cache is None or part_number is not None or not body:  # GETs fill the cache, HEADs only use it
+            return self.meta.read(lambda c: self._lookup(c, bucket, key, body=body, part_number=part_number))
+        generation = self.meta.generation  # before the read: a commit racing it makes the entry stale
+        info, row, segments = self.meta.read(lambda c: self._lookup(c, bucket, key, body=True, part_number=None))
+        if segments is None:
+            cache.put(generation, bucket, key, info, row)
+        return info, row, segments
+
     @staticmethod
     def _part_of(conn: sqlite3.Connection, info: ObjectInfo, object_id: int, part_number: int) -> ObjectPart:
         if info.parts_count:
@@ -549,16 +629,12 @@ class DiskEngine(MultipartMixin):
         raise errors.InvalidPart(f"The requested part number {part_number} does not exist.", key=info.key)
 
     async def head_object(self, bucket: str, key: str, *, part_number: int | None = None) -> ObjectInfo:
-        info, _row, _segments = self.meta.read(
-            lambda c: self._lookup(c, bucket, key, body=False, part_number=part_number)
-        )
+        info, _row, _segments = self._read(bucket, key, body=False, part_number=part_number)
         return info
 
     async def open_object(self, bucket: str, key: str, *, part_number: int | None = None) -> DiskObjectBody:
         for _attempt in range(5):
-            info, row, segments = self.meta.read(
-                lambda c: self._lookup(c, bucket, key, body=True, part_number=part_number)
-            )
+            info, row, segments = self._read(bucket, key, body=True, part_number=part_number)
             blob, data, object_id = row[7], row[10], row[9]
             try:
                 if segments is not None:
@@ -581,6 +657,8 @@ class DiskEngine(MultipartMixin):
                 return DiskObjectBody(info, None, self.blobs.open_fd(blob), object_id=object_id, blob=blob)
             except FileNotFoundError:
                 # Replaced between the lookup and the open: look again.
+                if self.cache is not None:
+                    self.cache.forget(bucket, key)
                 await asyncio.sleep(0)
         raise errors.StorageError("object body missing", key=key)
 

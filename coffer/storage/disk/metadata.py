@@ -173,6 +173,9 @@ class MetadataStore:
         self._thread: threading.Thread | None = None
         self._local = threading.local()
         self._closed = False
+        # Bumped after every commit by the writer thread: readers' caches tagged with an
+        # older value are stale (engine.ReadCache).
+        self.generation = 0
         self.batches = 0  # commits made (batch sizes also go to the observer)
         self.batched_ops = 0
 
@@ -298,6 +301,7 @@ class MetadataStore:
                     outcomes.append((result, None))
             started = time.perf_counter()
             conn.execute("COMMIT")  # with synchronous=FULL this is the WAL fsync
+            self.generation += 1
             self.batches += 1
             self.batched_ops += len(batch)
             self.observer.committed(len(batch), time.perf_counter() - started)
@@ -308,6 +312,7 @@ class MetadataStore:
             except sqlite3.Error:
                 pass
             outcomes = [(None, exc)] * len(batch)
+            self.generation += 1  # a failed COMMIT may have written part of the batch
         for item, (result, exc) in zip(batch, outcomes, strict=True):
             _settle(item, result, exc)
 
