@@ -77,6 +77,15 @@ class Settings:
             "(see docs/benchmarks.md for the measurement behind the default). 0 disables."
         ),
     )
+    dot_segment_keys: str = field(
+        default="reject",
+        metadata=_meta(
+            "Object keys with a '.' or '..' path segment ('a/../b', './x'): 'reject' answers 400 "
+            "InvalidArgument to writes of them (they become path traversals when a client mirrors a bucket "
+            "to disk); 'allow' stores them as ordinary keys, as AWS S3 does.",
+            ("reject", "allow"),
+        ),
+    )
     read_cache_bytes: int = field(
         default=32 * 1024**2,
         metadata=_meta(

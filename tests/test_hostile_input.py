@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from botocore.exceptions import ClientError
 
 from tests.auth_support import IDLE_TIMEOUT, Reply, raw_exchange, send, sign_v4, signed
 from tests.server_process import ServerProcess
@@ -66,20 +67,60 @@ def test_hostile_key_names(auth_server: ServerProcess, fortress: str) -> None:
         assert 400 <= get.status < 500, (target[:80], get.status)
 
 
-def test_dot_segment_keys_stay_keys(auth_server: ServerProcess, main_s3, fortress: str) -> None:  # type: ignore[no-untyped-def]
-    """'..' and '.' are ordinary key characters in S3: such keys are stored as keys, never resolved
-    as paths (object bodies live under random names), so nothing can land outside the bucket."""
-    for raw, key in [
-        ("../../pwned", "../../pwned"),
-        ("a/../../../pwned", "a/../../../pwned"),
-        ("%2E%2E/%2e%2e/pwned", "../../pwned"),
-        ("./pwned", "./pwned"),
-        ("..", ".."),
-    ]:
-        assert _put(auth_server, f"/{fortress}/{raw}", b"literal").status == 200, raw
-        assert main_s3.get_object(Bucket=fortress, Key=key)["Body"].read() == b"literal"
-        assert [o["Key"] for o in main_s3.list_objects_v2(Bucket=fortress)["Contents"]] == [key]
-        assert signed(auth_server, "DELETE", f"/{fortress}/{raw}").status == 204
+DOT_SEGMENT_KEYS = [
+    ("../../pwned", "../../pwned"),
+    ("a/../../../pwned", "a/../../../pwned"),
+    ("%2E%2E/%2e%2e/pwned", "../../pwned"),
+    ("./pwned", "./pwned"),
+    ("a/./b", "a/./b"),
+    ("..", ".."),
+    ("x/..", "x/.."),
+    ("..%5Cwin%5Cpwned", "..\\win\\pwned"),
+]
+
+
+def test_dot_segment_keys_are_refused(auth_server: ServerProcess, main_s3, fortress: str) -> None:  # type: ignore[no-untyped-def]
+    """A '.' or '..' path segment in a key about to be written: 400 InvalidArgument, nothing stored."""
+    for raw, key in DOT_SEGMENT_KEYS:
+        reply = _put(auth_server, f"/{fortress}/{raw}", b"literal")
+        assert _is_s3_error(reply, 400), (raw, reply.status, reply.body[:200])
+        assert b"<Code>InvalidArgument</Code>" in reply.body, raw
+        with pytest.raises(ClientError) as caught:
+            main_s3.put_object(Bucket=fortress, Key=key, Body=b"literal")
+        assert caught.value.response["Error"]["Code"] == "InvalidArgument", key
+        with pytest.raises(ClientError) as caught:
+            main_s3.create_multipart_upload(Bucket=fortress, Key=key)
+        assert caught.value.response["Error"]["Code"] == "InvalidArgument", key
+        assert signed(auth_server, "GET", f"/{fortress}/{raw}").status == 404
+    main_s3.put_object(Bucket=fortress, Key="source", Body=b"s")
+    with pytest.raises(ClientError) as caught:
+        main_s3.copy_object(Bucket=fortress, Key="a/../b", CopySource={"Bucket": fortress, "Key": "source"})
+    assert caught.value.response["Error"]["Code"] == "InvalidArgument"
+    assert [o["Key"] for o in main_s3.list_objects_v2(Bucket=fortress)["Contents"]] == ["source"]
+    main_s3.delete_object(Bucket=fortress, Key="source")
+    # Look-alikes that are not path segments are ordinary keys.
+    for key in ("a..b", "...", ".hidden/..x/x../..."):
+        main_s3.put_object(Bucket=fortress, Key=key, Body=b"fine")
+        assert main_s3.get_object(Bucket=fortress, Key=key)["Body"].read() == b"fine"
+        main_s3.delete_object(Bucket=fortress, Key=key)
+
+
+def test_dot_segment_keys_allowed_stay_keys(tmp_path: Path) -> None:
+    """With dot_segment_keys: allow (AWS S3's behaviour) such keys are stored as keys, never resolved as
+    paths (object bodies live under random names), so nothing can land outside the bucket."""
+    server = ServerProcess(tmp_path / "data", "--fsync", "never", "--dot-segment-keys", "allow").start()
+    try:
+        s3 = server.client()
+        s3.create_bucket(Bucket="dots")
+        for raw, key in DOT_SEGMENT_KEYS:
+            reply = send(server, "PUT", f"/dots/{raw}", {}, b"literal")
+            assert reply.status == 200, (raw, reply.status, reply.body[:200])
+            assert s3.get_object(Bucket="dots", Key=key)["Body"].read() == b"literal"
+            assert [o["Key"] for o in s3.list_objects_v2(Bucket="dots")["Contents"]] == [key]
+            assert send(server, "DELETE", f"/dots/{raw}", {}).status == 204
+        assert not (tmp_path / "pwned").exists() and not (tmp_path.parent / "pwned").exists()
+    finally:
+        server.stop()
 
 
 def test_bucket_names_that_look_like_paths(auth_server: ServerProcess, fortress: str) -> None:

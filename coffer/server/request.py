@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import itertools
 import os
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote_to_bytes
@@ -230,10 +231,30 @@ def request_has_body(headers: dict[str, str]) -> bool:
 
 
 def validate_key(key: str) -> None:
-    """Checks for a key about to be written."""
+    """Checks for any key a request names."""
     if len(key.encode("utf-8")) > MAX_KEY_BYTES:
         raise S3Error("KeyTooLongError", Size=str(len(key.encode("utf-8"))), MaxSizeAllowed=str(MAX_KEY_BYTES))
-    # NUL cannot be carried in XML listings. ('.' and '..' segments are ordinary key characters
-    # in S3: keys never become file paths here, bodies live under random names.)
+    # NUL cannot be carried in XML listings.
     if "\x00" in key:
         raise S3Error("InvalidArgument", "Object key names may not contain NUL characters.", ArgumentName="key")
+
+
+_DOT_SEGMENT = re.compile(r"(?:^|[/\\])\.{1,2}(?:[/\\]|$)")
+
+
+def validate_new_key(key: str, dot_segments: str) -> None:
+    """Checks for a key about to be written (PutObject, CopyObject's target, multipart, POST).
+
+    Keys never become file paths here (bodies live under random names), but a key
+    with a '.' or '..' path segment turns into a path traversal the moment a client
+    mirrors the bucket to a file system (aws s3 sync, rclone, s3fs): refused unless
+    ``dot_segment_keys: allow``. Keys already stored stay readable and deletable.
+    """
+    validate_key(key)
+    if dot_segments != "allow" and _DOT_SEGMENT.search(key):
+        raise S3Error(
+            "InvalidArgument",
+            "Object key names may not contain '.' or '..' path segments (dot_segment_keys: reject).",
+            ArgumentName="key",
+            ArgumentValue=key,
+        )

@@ -9,7 +9,7 @@ from coffer.server.app import Context
 from coffer.server.errors import S3Error
 from coffer.server.handlers.object import STORAGE_CLASSES, checksum_algorithm_header, object_headers_from_request
 from coffer.server.http import Response, etag_matches, parse_http_date
-from coffer.server.request import Request, validate_key
+from coffer.server.request import Request, validate_key, validate_new_key
 from coffer.storage.api import ObjectInfo, SourceCheck
 from coffer.storage.multipart import display_checksum
 
@@ -81,7 +81,7 @@ def _directive(req: Request, header: str) -> str:
 
 async def CopyObject(ctx: Context, req: Request) -> Response:
     assert req.bucket is not None and req.key is not None
-    validate_key(req.key)
+    validate_new_key(req.key, ctx.settings.dot_segment_keys)
     src_bucket, src_key = parse_copy_source(req)
     metadata_directive = _directive(req, "x-amz-metadata-directive")
     _directive(req, "x-amz-tagging-directive")  # validated; object tags are not stored yet

@@ -19,7 +19,7 @@ from coffer.server.handlers.object import (
     storage_class_of,
 )
 from coffer.server.http import Response, is_decimal, quote_etag
-from coffer.server.request import Request, validate_key
+from coffer.server.request import Request, validate_new_key
 from coffer.server.upload import plan_upload
 from coffer.storage.api import MAX_PART_SIZE, CompletedPart, Completion, PartInfo, UploadInfo
 from coffer.storage.multipart import display_checksum
@@ -67,7 +67,7 @@ def _part_checksums_xml(part: PartInfo, upload: UploadInfo) -> str:
 # ---------------------------------------------------------------------- create
 async def CreateMultipartUpload(ctx: Context, req: Request) -> Response:
     assert req.bucket is not None and req.key is not None
-    validate_key(req.key)
+    validate_new_key(req.key, ctx.settings.dot_segment_keys)
     algorithm = checksum_algorithm_header(req)
     upload = await ctx.engine.create_multipart_upload(
         req.bucket,

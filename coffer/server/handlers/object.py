@@ -10,7 +10,7 @@ from coffer.server.app import Context
 from coffer.server.errors import S3Error, from_storage
 from coffer.server.http import Response, etag_matches, http_date, is_decimal, parse_http_date, quote_etag
 from coffer.server.ranges import parse_range
-from coffer.server.request import Request, validate_key
+from coffer.server.request import Request, validate_new_key
 from coffer.server.upload import plan_upload, stored_content_encoding
 from coffer.storage.api import MAX_PART_NUMBER, ObjectInfo
 from coffer.storage.errors import StorageError
@@ -123,7 +123,7 @@ def storage_class_of(req: Request) -> str:
 
 async def PutObject(ctx: Context, req: Request) -> Response:
     assert req.bucket is not None and req.key is not None
-    validate_key(req.key)
+    validate_new_key(req.key, ctx.settings.dot_segment_keys)
     length = req.content_length
     decoded = req.headers.get("x-amz-decoded-content-length", "")
     if decoded.isdigit():

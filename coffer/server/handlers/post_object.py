@@ -15,7 +15,7 @@ from coffer.server.errors import S3Error
 from coffer.server.formdata import FileInfo, FormReader, boundary_of
 from coffer.server.handlers.object import MAX_USER_METADATA, STORAGE_CLASSES, STORED_HEADERS
 from coffer.server.http import Response, quote_etag
-from coffer.server.request import Request, validate_key
+from coffer.server.request import Request, validate_new_key
 from coffer.storage.api import PutDigests
 
 _CANNED_ACLS = {
@@ -51,7 +51,7 @@ async def PostObject(ctx: Context, req: Request) -> Response:
     key = fields["key"]
     if not key:
         raise S3Error("InvalidArgument", "User key must have a length greater than 0.", ArgumentName="key")
-    validate_key(key)
+    validate_new_key(key, ctx.settings.dot_segment_keys)
 
     principal = _authenticate(ctx, req, fields)
     policy = post_policy.parse_policy(fields["policy"]) if fields.get("policy") else None
