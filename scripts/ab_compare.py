@@ -26,7 +26,7 @@ from coffer.bench.phases import _large_body
 from coffer.bench.servers import free_port
 
 LARGE = 256 << 20
-KEYS = 128
+KEYS = int(os.environ.get("AB_KEYS", "128"))
 
 
 def start(name: str, extra_env: dict[str, str]) -> tuple[subprocess.Popen[bytes], Endpoint]:

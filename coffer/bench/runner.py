@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -61,20 +62,48 @@ class Bench:
         for server in self.servers.values():
             server.stop()
 
-    def run(self, phase: str, fn: Phase, labels: list[str], **kwargs: Any) -> None:
-        """Run one phase on each named server in turn (side by side, same minute)."""
-        for label in labels:
-            server = self.servers.get(label)
-            if server is None:
-                continue
-            _log(f"  {phase:<16} {label} ...")
-            started = time.perf_counter()
-            try:
-                figures = fn(server, self.sizes, _log, **kwargs)
-            except Exception as exc:
-                figures = {"error": f"{type(exc).__name__}: {exc}"[:300]}
-            _log(f"  {phase:<16} {label}: {_brief(figures)} ({time.perf_counter() - started:.1f}s)")
-            self.results.setdefault(phase, {})[label] = figures
+    def run(self, phase: str, fn: Phase, labels: list[str], rounds: int = 1, **kwargs: Any) -> None:
+        """Run one phase on each named server in turn (side by side, same minute).
+
+        With ``rounds`` > 1 the servers take turns that many times and each figure
+        is the median of its rounds: a minute in which the shared machine slows
+        down then costs every server one round, not one server its only one.
+        """
+        collected: dict[str, list[Figures]] = {}
+        for round_no in range(rounds):
+            for label in labels:
+                server = self.servers.get(label)
+                if server is None:
+                    continue
+                tag = f" (round {round_no + 1}/{rounds})" if rounds > 1 else ""
+                _log(f"  {phase:<16} {label}{tag} ...")
+                started = time.perf_counter()
+                try:
+                    figures = fn(server, self.sizes, _log, **kwargs)
+                except Exception as exc:
+                    figures = {"error": f"{type(exc).__name__}: {exc}"[:300]}
+                _log(f"  {phase:<16} {label}: {_brief(figures)} ({time.perf_counter() - started:.1f}s)")
+                collected.setdefault(label, []).append(figures)
+        for label, runs in collected.items():
+            self.results.setdefault(phase, {})[label] = _median_figures(runs)
+
+
+def _median_figures(runs: list[Figures]) -> Figures:
+    """One figure set from several rounds: the median of each number, the first error if any."""
+    if len(runs) == 1:
+        return runs[0]
+    for figures in runs:
+        if "error" in figures:
+            return figures
+    merged: Figures = {}
+    for key, value in runs[0].items():
+        values = [r.get(key) for r in runs]
+        if isinstance(value, int | float) and all(isinstance(v, int | float) for v in values):
+            merged[key] = statistics.median(values)  # type: ignore[type-var]
+        else:
+            merged[key] = value
+    merged["rounds"] = len(runs)
+    return merged
 
 
 def _brief(figures: Figures) -> str:
@@ -111,8 +140,9 @@ def _main_specs(endpoint: str | None, compare: bool, asgi: str, workers: int) ->
 def run_main(bench: Bench) -> None:
     main = COFFER if COFFER in bench.servers else "endpoint"
     everyone = [main, COFFER_NOSYNC, MOTO, BARE]
-    bench.run("put_4k", phases.small_put, everyone)
-    bench.run("get_4k", phases.small_get, [main, MOTO, BARE])
+    rounds = bench.sizes.small_rounds
+    bench.run("put_4k", phases.small_put, everyone, rounds=rounds)
+    bench.run("get_4k", phases.small_get, [main, MOTO, BARE], rounds=rounds)
     bench.run("put_large", phases.large_put, everyone)
     bench.run("get_large", phases.large_get, [main, MOTO, BARE])
     bench.run("list", phases.listing, [main, MOTO])
