@@ -37,12 +37,12 @@ class Sizes:
     repeats: int  # large transfers and restarts are repeated, best (or median) kept
     list_timeout: float  # a listing slower than this stops and is extrapolated
     connections: int = 32
-    small_rounds: int = 1  # the small-object phases take turns this many times (median kept)
+    rounds: int = 1  # the PUT/GET phases take turns this many times (median kept)
 
 
 FULL = Sizes(
     warmup=1.0, duration=5.0, large=256 * MIB, list_keys=100_000, get_keys=1024, repeats=2, list_timeout=300,
-    small_rounds=3,
+    rounds=3,
 )  # fmt: skip
 QUICK = Sizes(warmup=0.2, duration=1.0, large=16 * MIB, list_keys=2000, get_keys=128, repeats=1, list_timeout=60)
 

@@ -140,11 +140,11 @@ def _main_specs(endpoint: str | None, compare: bool, asgi: str, workers: int) ->
 def run_main(bench: Bench) -> None:
     main = COFFER if COFFER in bench.servers else "endpoint"
     everyone = [main, COFFER_NOSYNC, MOTO, BARE]
-    rounds = bench.sizes.small_rounds
+    rounds = bench.sizes.rounds
     bench.run("put_4k", phases.small_put, everyone, rounds=rounds)
     bench.run("get_4k", phases.small_get, [main, MOTO, BARE], rounds=rounds)
-    bench.run("put_large", phases.large_put, everyone)
-    bench.run("get_large", phases.large_get, [main, MOTO, BARE])
+    bench.run("put_large", phases.large_put, everyone, rounds=rounds)
+    bench.run("get_large", phases.large_get, [main, MOTO, BARE], rounds=rounds)
     bench.run("list", phases.listing, [main, MOTO])
     bench.run("list_delimiter", phases.delimiter_listing, [main, MOTO])
     if main == COFFER:
