@@ -126,9 +126,15 @@ def test_metrics_one_worker(one_worker: ServerProcess) -> None:
     check_workload(samples)
     # Inline bodies (below the inline threshold) need no file fsync: only the WAL commits, timed above.
     assert value(samples, "coffer_engine_fsync_seconds_count", kind="file") == 0
+    # The read cache: 7 first GETs and 3 HEADs of missing keys missed; a repeated GET hits.
+    cache = "coffer_engine_cache_requests_total"
+    assert value(samples, cache, cache="read", result="miss") == 10
+    assert value(samples, cache, cache="read", result="hit") == 0
+    one_worker.client().get_object(Bucket="metrics", Key="k0")["Body"].read()
+    assert value(scrape(one_worker), cache, cache="read", result="hit") == 1
     # A second scrape sees the first one counted.
     again = scrape(one_worker)
-    assert value(again, "coffer_http_requests_total", operation="CofferMetrics", status_class="2xx") == 1
+    assert value(again, "coffer_http_requests_total", operation="CofferMetrics", status_class="2xx") == 2
 
 
 def test_metrics_two_workers(tmp_path: Path) -> None:

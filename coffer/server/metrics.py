@@ -13,7 +13,7 @@ import glob
 import os
 import re
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -55,6 +55,7 @@ class _Observer(EngineObserver):
         self._fsync_family = metrics.fsync_seconds
         self._fsync = {k: metrics.fsync_seconds.labels(kind=k) for k in ("file", "dir")}
         self._cache = metrics.cache_requests
+        self._cache_children: dict[tuple[str, bool], Any] = {}
         self._evicted_objects = metrics.evicted_objects
         self._evicted_bytes = metrics.evicted_bytes
         self._expired = metrics.expired_objects
@@ -70,7 +71,11 @@ class _Observer(EngineObserver):
         hist.observe(seconds)
 
     def cache(self, name: str, hit: bool) -> None:
-        self._cache.labels(cache=name, result="hit" if hit else "miss").inc()
+        # Once per GET/HEAD: keep the labelled children instead of looking them up each time.
+        child = self._cache_children.get((name, hit))
+        if child is None:
+            child = self._cache_children[(name, hit)] = self._cache.labels(cache=name, result="hit" if hit else "miss")
+        child.inc()
 
     def evicted(self, objects: int, nbytes: int) -> None:
         self._evicted_objects.inc(objects)

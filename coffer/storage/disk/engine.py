@@ -608,6 +608,7 @@ class DiskEngine(MultipartMixin):
         cache = self.cache
         if cache is not None and part_number is None:
             hit = cache.get(bucket, key)
+            self.meta.observer.cache("read", hit is not None)
             if hit is not None:
                 return hit[0], hit[1], None
         if cache is None or part_number is not None or not body:  # GETs fill the cache, HEADs only use it
