@@ -668,6 +668,7 @@ class MemoryEngine(MemoryMultipartMixin):
         new = _retagged(obj, tags)
         self._install(b, key.encode("utf-8"), new)
         fut = self._log(Record(SET_TAGS, {"b": bucket, "k": key, "t": new.info.tags}))
+        self._evict_to_limit(keep=new)  # the tags are charged against max_memory too
         await self._durable(fut)
         return new.info
 
