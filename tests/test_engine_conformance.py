@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from coffer.storage import errors
-from coffer.storage.api import Engine, PutDigests
+from coffer.storage.api import CompletedPart, Engine, PutDigests
 from tests.checksum_reference import reference_checksums
 from tests.engines import ENGINES, EngineKind
 
@@ -430,3 +430,137 @@ async def test_reopen_persists(engine: Engine, engine_kind: EngineKind, engine_r
     finally:
         await again.close()
         # The fixture closes `engine` once more: closing twice must be harmless.
+
+
+# ---------------------------------------------------------------------- tagging
+
+
+async def test_tags_stored_with_put_and_replaced(engine: Engine, bucket: str) -> None:
+    put_info = await put(engine, bucket, "k", LARGE, tags={"a": "1", "b": ""})
+    assert put_info.tags == {"a": "1", "b": ""}
+    head = await engine.head_object(bucket, "k")
+    assert head.tags == {"a": "1", "b": ""}
+    updated = await engine.put_object_tagging(bucket, "k", {"c": "3"})
+    assert updated.tags == {"c": "3"}
+    after = await engine.head_object(bucket, "k")
+    # Only the tags change: body, ETag, Last-Modified and the rest stay.
+    assert after.tags == {"c": "3"}
+    assert (after.etag, after.last_modified, after.size, after.checksums) == (
+        head.etag,
+        head.last_modified,
+        head.size,
+        head.checksums,
+    )
+    assert await read(engine, bucket, "k") == LARGE
+    assert (await engine.open_object(bucket, "k")).info.tags == {"c": "3"}
+    await engine.put_object_tagging(bucket, "k", {})
+    assert (await engine.head_object(bucket, "k")).tags == {}
+    assert (await put(engine, bucket, "plain", SMALL)).tags == {}
+
+
+async def test_tagging_a_missing_object(engine: Engine, bucket: str) -> None:
+    with pytest.raises(errors.NoSuchKey):
+        await engine.put_object_tagging(bucket, "nope", {"a": "1"})
+    with pytest.raises(errors.NoSuchBucket):
+        await engine.put_object_tagging("no-such-bucket", "k", {"a": "1"})
+
+
+async def test_read_after_retag_sees_new_tags(engine: Engine, bucket: str) -> None:
+    """A read cache (disk-cached) must never answer with the tags from before an update."""
+    await put(engine, bucket, "hot", SMALL, tags={"v": "1"})
+    for i in range(2, 5):
+        assert (await engine.open_object(bucket, "hot")).info.tags == {"v": str(i - 1)}
+        await engine.put_object_tagging(bucket, "hot", {"v": str(i)})
+        assert (await engine.head_object(bucket, "hot")).tags == {"v": str(i)}
+
+
+async def test_overwrite_takes_the_new_puts_tags(engine: Engine, bucket: str) -> None:
+    await put(engine, bucket, "k", SMALL, tags={"old": "1"})
+    await engine.put_object_tagging(bucket, "k", {"old": "2"})
+    await put(engine, bucket, "k", MEDIUM, tags={"new": "1"})
+    assert (await engine.head_object(bucket, "k")).tags == {"new": "1"}
+    await put(engine, bucket, "k", SMALL)
+    assert (await engine.head_object(bucket, "k")).tags == {}
+
+
+async def test_retag_racing_puts_never_mixes_versions(engine: Engine, bucket: str) -> None:
+    """Each update applies to whatever object is current at that instant: the final
+    object's tags are either its own put's or a later retag's, never a replaced object's."""
+    await put(engine, bucket, "k", SMALL, tags={"put": "0"})
+
+    async def writer(i: int) -> None:
+        await engine.put_object(
+            bucket, "k", chunks(bytes([i]) * (2000 + i), 512, pause=True), headers={}, tags={"put": str(i)}
+        )
+
+    async def retag(i: int) -> None:
+        await asyncio.sleep(0)
+        try:
+            await engine.put_object_tagging(bucket, "k", {"retag": str(i)})
+        except errors.NoSuchKey:
+            pass
+
+    await asyncio.gather(*(writer(i) for i in range(1, 6)), *(retag(i) for i in range(1, 6)))
+    got = await read(engine, bucket, "k")
+    tags = (await engine.head_object(bucket, "k")).tags
+    assert tags == {"put": str(got[0])} or set(tags) == {"retag"}
+    # A final put always wins over earlier retags.
+    await put(engine, bucket, "k", SMALL, tags={"put": "last"})
+    assert (await engine.head_object(bucket, "k")).tags == {"put": "last"}
+
+
+async def test_copy_tags_copy_or_replace(engine: Engine, bucket: str) -> None:
+    await put(engine, bucket, "src", LARGE, tags={"s": "1"})
+    copied = await engine.copy_object(bucket, "src", bucket, "same", headers=None)
+    assert copied.tags == {"s": "1"}
+    assert (await engine.head_object(bucket, "same")).tags == {"s": "1"}
+    await engine.copy_object(bucket, "src", bucket, "new", headers=None, tags={"d": "2"})
+    assert (await engine.head_object(bucket, "new")).tags == {"d": "2"}
+    await engine.copy_object(bucket, "src", bucket, "none", headers=None, tags={})
+    assert (await engine.head_object(bucket, "none")).tags == {}
+    # Copy onto itself with new tags: the body stays.
+    await engine.copy_object(bucket, "src", bucket, "src", headers={"content-type": "a/b"}, tags={"x": "y"})
+    assert (await engine.head_object(bucket, "src")).tags == {"x": "y"}
+    assert await read(engine, bucket, "src") == LARGE
+
+
+async def test_multipart_upload_tags_apply_at_completion(engine: Engine, bucket: str) -> None:
+    upload = await engine.create_multipart_upload(bucket, "mp", headers={}, tags={"m": "1", "n": "2"})
+    assert (await engine.get_upload(bucket, "mp", upload.upload_id)).tags == {"m": "1", "n": "2"}
+    part = await engine.upload_part(bucket, "mp", upload.upload_id, 1, chunks(MEDIUM))
+    info = await engine.complete_multipart_upload(bucket, "mp", upload.upload_id, [CompletedPart(1, part.etag)])
+    assert info.tags == {"m": "1", "n": "2"}
+    assert (await engine.head_object(bucket, "mp")).tags == {"m": "1", "n": "2"}
+    await engine.put_object_tagging(bucket, "mp", {"m": "3"})
+    assert await read(engine, bucket, "mp") == MEDIUM
+    assert (await engine.head_object(bucket, "mp")).parts_count == 1
+
+
+async def test_tags_survive_restart(engine: Engine, engine_kind: EngineKind, engine_root: Path, bucket: str) -> None:
+    if not engine_kind.persistent:
+        pytest.skip("engine keeps nothing across restarts")
+    await put(engine, bucket, "put", SMALL, tags={"a": "1"})
+    await put(engine, bucket, "retagged", LARGE, tags={"a": "1"})
+    await engine.put_object_tagging(bucket, "retagged", {"b": "2", "é": "ü"})
+    await put(engine, bucket, "cleared", SMALL, tags={"a": "1"})
+    await engine.put_object_tagging(bucket, "cleared", {})
+    upload = await engine.create_multipart_upload(bucket, "open-upload", headers={}, tags={"u": "1"})
+    done = await engine.create_multipart_upload(bucket, "mp", headers={}, tags={"m": "1"})
+    part = await engine.upload_part(bucket, "mp", done.upload_id, 1, chunks(MEDIUM))
+    await engine.complete_multipart_upload(bucket, "mp", done.upload_id, [CompletedPart(1, part.etag)])
+    await engine.close()
+
+    again = engine_kind.make(engine_root)
+    await again.start()
+    try:
+        assert (await again.head_object(bucket, "put")).tags == {"a": "1"}
+        assert (await again.head_object(bucket, "retagged")).tags == {"b": "2", "é": "ü"}
+        assert await read(again, bucket, "retagged") == LARGE
+        assert (await again.head_object(bucket, "cleared")).tags == {}
+        assert (await again.head_object(bucket, "mp")).tags == {"m": "1"}
+        assert (await again.get_upload(bucket, "open-upload", upload.upload_id)).tags == {"u": "1"}
+        # Retagging after recovery works on the recovered object.
+        await again.put_object_tagging(bucket, "put", {"c": "3"})
+        assert (await again.head_object(bucket, "put")).tags == {"c": "3"}
+    finally:
+        await again.close()

@@ -24,7 +24,7 @@ from botocore.credentials import Credentials
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from coffer.server import xml
+from coffer.server import tagging, xml
 from coffer.server.auth import post_policy, sigv2, sigv4
 from coffer.server.auth.streaming import ChunkChain
 from coffer.server.chunked import ChunkedDecoder
@@ -330,3 +330,38 @@ def test_form_reader_round_trip(fields: dict[str, str], file: bytes, cuts: list[
 
     got_fields, got_file = run(read())
     assert got_fields == fields and got_file == file
+
+
+# ---------------------------------------------------------------------- object tagging
+@fuzz
+@given(st.text(max_size=400))
+def test_tagging_header_parser_never_crashes(value: str) -> None:
+    try:
+        tags = tagging.parse_header(value)
+    except S3Error as exc:
+        assert exc.code == "InvalidTag"
+        return
+    assert len(tags) <= tagging.MAX_TAGS and list(tags) == sorted(tags)
+
+
+@fuzz
+@given(st.dictionaries(st.text(min_size=1, max_size=130), st.text(max_size=260), max_size=12))
+def test_tagging_document_round_trip(tags: dict[str, str]) -> None:
+    """What the server answers parses back to the same tags; anything refused is InvalidTag or MalformedXML."""
+    body = "".join(f"<Tag>{xml.elem('Key', k)}{xml.elem('Value', v)}</Tag>" for k, v in tags.items())
+    try:
+        parsed = tagging.parse_document(f"<Tagging><TagSet>{body}</TagSet></Tagging>".encode())
+    except S3Error as exc:
+        assert exc.code in ("InvalidTag", "MalformedXML")
+        return
+    assert parsed == dict(sorted(tags.items()))
+    assert tagging.parse_document(tagging.document(parsed)) == parsed
+
+
+@fuzz
+@given(st.binary(max_size=600))
+def test_tagging_document_random_bytes(body: bytes) -> None:
+    try:
+        tagging.parse_document(b"<Tagging><TagSet>" + body + b"</TagSet></Tagging>")
+    except S3Error as exc:
+        assert exc.code in ("InvalidTag", "MalformedXML")

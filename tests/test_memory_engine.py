@@ -479,3 +479,57 @@ def test_stats_probe_bucket_config_and_shutdown(tmp_path: Path) -> None:
         assert (probe.readable, probe.writable, probe.free_bytes) == (True, True, None)
 
     run_with(MemoryEngine(max_memory=1 << 20), volatile)
+
+
+def test_tags_recovered_from_wal_records_and_snapshot(tmp_path: Path) -> None:
+    """Tag updates are their own log records (SET_TAGS): replayed after a crash, folded into snapshots."""
+
+    async def first() -> None:
+        e = persistent(tmp_path)
+        await e.start()
+        await e.create_bucket("bkt", OWNER, "us-east-1")
+        await put(e, "bkt", "snap", b"in the snapshot", tags={"s": "1"})
+        await e.snapshot()
+        await e.put_object_tagging("bkt", "snap", {"s": "2"})  # logged after the snapshot
+        await put(e, "bkt", "a", b"alpha", tags={"k": "v"})
+        await e.put_object_tagging("bkt", "a", {"k": "w", "x": ""})
+        await put(e, "bkt", "b", b"beta", tags={"k": "v"})
+        await e.put_object_tagging("bkt", "b", {})
+        await put(e, "bkt", "b", b"beta2", tags={"new": "1"})  # a later put wins over the retag
+        await put(e, "bkt", "gone", b"g", tags={"k": "v"})
+        await e.delete_object("bkt", "gone")
+        crash(e)
+
+    async def second() -> dict[str, Any]:
+        e = persistent(tmp_path)
+        await e.start()
+        try:
+            return {
+                key: ((await e.head_object("bkt", key)).tags, await read(e, "bkt", key)) for key in ("snap", "a", "b")
+            }
+        finally:
+            await e.close()  # a shutdown snapshot: the next start reads the tags from it
+
+    asyncio.run(first())
+    expected = {
+        "snap": ({"s": "2"}, b"in the snapshot"),
+        "a": ({"k": "w", "x": ""}, b"alpha"),
+        "b": ({"new": "1"}, b"beta2"),
+    }
+    assert asyncio.run(second()) == expected
+    assert asyncio.run(second()) == expected
+
+
+def test_retag_charges_tag_bytes() -> None:
+    async def go(e: MemoryEngine) -> tuple[int, int, int]:
+        await e.create_bucket("bkt", OWNER, "us-east-1")
+        await put(e, "bkt", "k", b"x" * 100)
+        before = e.stats.used_bytes
+        await e.put_object_tagging("bkt", "k", {"key": "v" * 200})
+        tagged = e.stats.used_bytes
+        await e.put_object_tagging("bkt", "k", {})
+        return before, tagged, e.stats.used_bytes
+
+    before, tagged, cleared = run_with(MemoryEngine(max_memory=1 << 20), go)
+    assert tagged == before + len("key") + 200
+    assert cleared == before

@@ -43,6 +43,8 @@ class ObjectInfo:
     parts_count: int = 0
     # Set by a read that asked for one part (GetObject/HeadObject ?partNumber=N).
     part: ObjectPart | None = None
+    # Object tags (key -> value, sorted by key); the server validates them, the engine stores them.
+    tags: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -80,6 +82,7 @@ class UploadInfo:
     # The algorithm the client declared at creation (None: none, S3 then keeps CRC64NVME).
     checksum_algorithm: str | None = None
     checksum_type: str = "FULL_OBJECT"  # COMPOSITE or FULL_OBJECT
+    tags: dict[str, str] = field(default_factory=dict)  # given to the object at completion
 
     @property
     def effective_algorithm(self) -> str:
@@ -278,8 +281,16 @@ class Engine(Protocol):
         storage_class: str = "STANDARD",
         if_none_match: bool | str = False,
         if_match: str | None = None,
+        tags: dict[str, str] | None = None,
     ) -> ObjectInfo:
         """``if_none_match``/``if_match``: conditional write (True means '*'), checked atomically."""
+        ...
+
+    async def put_object_tagging(self, bucket: str, key: str, tags: dict[str, str]) -> ObjectInfo:
+        """Replace the tags of the current object ({} removes them) in one atomic update.
+
+        The body, ETag and Last-Modified stay as they are; NoSuchKey when there is no object.
+        """
         ...
 
     async def head_object(self, bucket: str, key: str, *, part_number: int | None = None) -> ObjectInfo:
@@ -312,8 +323,9 @@ class Engine(Protocol):
         storage_class: str | None = None,
         checksum_algorithm: str | None = None,
         check_source: SourceCheck | None = None,
+        tags: dict[str, str] | None = None,
     ) -> ObjectInfo:
-        """Copy an object; ``headers``/``storage_class`` None keep the source's. Never whole in memory."""
+        """Copy an object; ``headers``/``storage_class``/``tags`` None keep the source's. Never whole in memory."""
         ...
 
     async def list_object_parts(
@@ -330,6 +342,7 @@ class Engine(Protocol):
         storage_class: str = "STANDARD",
         checksum_algorithm: str | None = None,
         checksum_type: str | None = None,
+        tags: dict[str, str] | None = None,
     ) -> UploadInfo:
         """InvalidRequest for an algorithm/type combination S3 refuses."""
         ...

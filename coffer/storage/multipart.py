@@ -168,8 +168,12 @@ def copy_plan(
     headers: dict[str, str] | None,
     storage_class: str | None,
     checksum_algorithm: str | None,
+    tags: dict[str, str] | None = None,
 ) -> tuple[ObjectInfo, tuple[str, ...] | None]:
-    """The copy's metadata, and which algorithms must be computed by reading the source (None: no read)."""
+    """The copy's metadata, and which algorithms must be computed by reading the source (None: no read).
+
+    ``headers``/``tags`` None: the source's (metadata and tagging directive COPY).
+    """
     info = ObjectInfo(
         bucket=bucket,
         key=key,
@@ -180,6 +184,7 @@ def copy_plan(
         headers=dict(src.headers) if headers is None else headers,
         checksums={},
         checksum_type=FULL_OBJECT,
+        tags=dict(src.tags) if tags is None else dict(tags),
     )
     wanted = checksum_algorithm or next(iter(src.checksums), None) or checksums.DEFAULT_ALGORITHM
     carried = src.checksums.get(wanted) if src.checksum_type == FULL_OBJECT else None

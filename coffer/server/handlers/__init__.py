@@ -22,6 +22,7 @@ from coffer.server.handlers import (
     multipart,
     object,
     post_object,
+    tagging,
 )
 
 _MODULES: tuple[ModuleType, ...] = (
@@ -35,6 +36,7 @@ _MODULES: tuple[ModuleType, ...] = (
     attributes,
     acl,
     post_object,
+    tagging,
 )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import unquote
 
-from coffer.server import xml
+from coffer.server import tagging, xml
 from coffer.server.app import Context
 from coffer.server.errors import S3Error
 from coffer.server.handlers.object import STORAGE_CLASSES, checksum_algorithm_header, object_headers_from_request
@@ -84,7 +84,9 @@ async def CopyObject(ctx: Context, req: Request) -> Response:
     validate_new_key(req.key, ctx.settings.dot_segment_keys)
     src_bucket, src_key = parse_copy_source(req)
     metadata_directive = _directive(req, "x-amz-metadata-directive")
-    _directive(req, "x-amz-tagging-directive")  # validated; object tags are not stored yet
+    tagging_directive = _directive(req, "x-amz-tagging-directive")
+    # REPLACE: the tags of x-amz-tagging (none when absent); COPY: the source's (the header is ignored).
+    tags = tagging.parse_header(req.header(tagging.TAGGING_HEADER)) if tagging_directive == "REPLACE" else None
     storage_class = req.header("x-amz-storage-class")
     if storage_class is not None and storage_class not in STORAGE_CLASSES:
         raise S3Error("InvalidStorageClass", StorageClassRequested=storage_class)
@@ -105,6 +107,7 @@ async def CopyObject(ctx: Context, req: Request) -> Response:
         storage_class=storage_class or "STANDARD",
         checksum_algorithm=algorithm,
         check_source=copy_source_check(req),
+        tags=tags,
     )
     inner = [xml.elem("LastModified", xml.iso8601(info.last_modified)), xml.elem("ETag", f'"{info.etag}"')]
     for name, digest in info.checksums.items():

@@ -7,7 +7,7 @@ import re
 from urllib.parse import quote
 
 from coffer import checksums
-from coffer.server import xml
+from coffer.server import tagging, xml
 from coffer.server.app import Context
 from coffer.server.errors import S3Error
 from coffer.server.handlers.common import display_name, key_encoder, owner_xml, parse_max, xml_response
@@ -76,6 +76,7 @@ async def CreateMultipartUpload(ctx: Context, req: Request) -> Response:
         storage_class=storage_class_of(req),
         checksum_algorithm=algorithm,
         checksum_type=_checksum_type_header(req),
+        tags=tagging.parse_header(req.header(tagging.TAGGING_HEADER)),  # given to the object at completion
     )
     inner = xml.elem("Bucket", req.bucket) + xml.elem("Key", req.key) + xml.elem("UploadId", upload.upload_id)
     response = xml_response(xml.document("InitiateMultipartUploadResult", inner))

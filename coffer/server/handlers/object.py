@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from coffer import checksums
-from coffer.server import xml
+from coffer.server import tagging, xml
 from coffer.server.app import Context
 from coffer.server.errors import S3Error, from_storage
 from coffer.server.http import Response, etag_matches, http_date, is_decimal, parse_http_date, quote_etag
@@ -132,6 +132,7 @@ async def PutObject(ctx: Context, req: Request) -> Response:
     if length is not None and length > limit:
         raise S3Error("EntityTooLarge", ProposedSize=str(length), MaxSizeAllowed=str(limit))
     headers = object_headers_from_request(req)
+    tags = tagging.parse_header(req.header(tagging.TAGGING_HEADER))
     storage_class = storage_class_of(req)
     if_none_match = req.header("if-none-match")
     if_match = req.header("if-match")
@@ -147,6 +148,7 @@ async def PutObject(ctx: Context, req: Request) -> Response:
         storage_class=storage_class,
         if_none_match=if_none_match or False,
         if_match=if_match,
+        tags=tags,
     )
     response = Response(200)
     response.header("etag", quote_etag(info.etag))
@@ -208,6 +210,8 @@ def _object_response(req: Request, info: ObjectInfo, status: int = 200) -> Respo
         headers.append((name.encode("latin-1"), value.encode("latin-1", "replace")))
     if info.storage_class != "STANDARD":
         headers.append((b"x-amz-storage-class", info.storage_class.encode("latin-1")))
+    if info.tags:  # only when the object has tags, as S3 does
+        headers.append((b"x-amz-tagging-count", str(len(info.tags)).encode("latin-1")))
     response = Response(status, headers)
     if req.query:
         for param, header in RESPONSE_OVERRIDES.items():

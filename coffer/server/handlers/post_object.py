@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from urllib.parse import quote
 
 from coffer import checksums
-from coffer.server import xml
+from coffer.server import tagging, xml
 from coffer.server.app import Context
 from coffer.server.auth import post_policy
 from coffer.server.auth.principal import Principal
@@ -68,8 +68,8 @@ async def PostObject(ctx: Context, req: Request) -> Response:
     acl = fields.get("acl")
     if acl is not None and acl not in _CANNED_ACLS:
         raise S3Error("InvalidArgument", ArgumentName="acl", ArgumentValue=acl)
-    if fields.get("tagging"):
-        raise S3Error("NotImplemented", "Object tagging is not implemented by Coffer yet.")
+    # The form's tagging field holds a Tagging XML document (not the header's query-string form).
+    tags = tagging.parse_document(fields["tagging"].encode("utf-8")) if fields.get("tagging") else {}
     algorithm, expected = _checksum(fields)
     low, high = policy.length_range if policy is not None and policy.length_range else (0, None)
     limit = ctx.settings.max_object_size if high is None else min(high, ctx.settings.max_object_size)
@@ -88,6 +88,7 @@ async def PostObject(ctx: Context, req: Request) -> Response:
         checksum_algorithms=(algorithm,),
         verify=verify,
         storage_class=storage_class,
+        tags=tags,
     )
     return _success(req, fields, key, info.etag)
 

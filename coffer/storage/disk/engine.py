@@ -124,6 +124,7 @@ def _row_to_info(bucket: str, row: tuple[Any, ...]) -> ObjectInfo:
         checksums={a: base64.b64decode(v) for a, v in doc.get("c", {}).items()},
         checksum_type=doc.get("ct", "FULL_OBJECT"),
         parts_count=doc.get("n", 0),
+        tags=doc.get("t", {}),
     )
 
 
@@ -480,6 +481,7 @@ class DiskEngine(MultipartMixin):
         storage_class: str = "STANDARD",
         if_none_match: bool | str = False,
         if_match: str | None = None,
+        tags: dict[str, str] | None = None,
     ) -> ObjectInfo:
         await self._bucket_exists(bucket)  # fail fast before reading a body
         received = await self.blobs.receive(
@@ -505,15 +507,16 @@ class DiskEngine(MultipartMixin):
             headers=headers,
             checksums=digests.checksums,
             checksum_type="FULL_OBJECT",
+            tags=dict(tags or {}),
         )
-        extra = json.dumps(
-            {
-                "h": headers,
-                "c": {a: base64.b64encode(v).decode() for a, v in digests.checksums.items()},
-                "ct": info.checksum_type,
-            },
-            separators=(",", ":"),
-        )
+        doc: dict[str, Any] = {
+            "h": headers,
+            "c": {a: base64.b64encode(v).decode() for a, v in digests.checksums.items()},
+            "ct": info.checksum_type,
+        }
+        if tags:
+            doc["t"] = tags
+        extra = json.dumps(doc, separators=(",", ":"))
         kb = key.encode("utf-8")
 
         def tx(conn: sqlite3.Connection) -> list[str]:
@@ -662,6 +665,29 @@ class DiskEngine(MultipartMixin):
                     self.cache.forget(bucket, key)
                 await asyncio.sleep(0)
         raise errors.StorageError("object body missing", key=key)
+
+    async def put_object_tagging(self, bucket: str, key: str, tags: dict[str, str]) -> ObjectInfo:
+        kb = key.encode("utf-8")
+
+        def tx(conn: sqlite3.Connection) -> ObjectInfo:
+            # Read and rewrite the row's extra in one transaction of the writer: a
+            # concurrent PUT of the key lands wholly before or after, never in between.
+            row = conn.execute(_GET, (bucket, kb, time.time())).fetchone()
+            if row is None:
+                self._bucket_row(conn, bucket)
+                raise errors.NoSuchKey(key=key)
+            doc = json.loads(row[6])
+            if tags:
+                doc["t"] = tags
+            else:
+                doc.pop("t", None)
+            extra = json.dumps(doc, separators=(",", ":"))
+            # Only the metadata changes: body, ETag and Last-Modified stay.
+            conn.execute("UPDATE objects SET extra=? WHERE id=?", (extra, row[9]))
+            return _row_to_info(bucket, (*row[:6], extra, *row[7:]))
+
+        # The commit bumps the store's generation: the read cache drops the old row.
+        return await self.meta.write(tx)
 
     async def delete_object(self, bucket: str, key: str) -> None:
         kb = key.encode("utf-8")

@@ -61,9 +61,12 @@ def object_extra(
     checksum_type: str,
     parts_count: int = 0,
     pieces: bool = False,
+    tags: dict[str, str] | None = None,
 ) -> str:
-    """The ``extra`` JSON of an objects row (``sg``: the body is pieces in object_parts)."""
+    """The ``extra`` JSON of an objects row (``sg``: the body is pieces in object_parts; ``t``: tags)."""
     doc: dict[str, Any] = {"h": headers, "c": json.loads(encode_checksums(sums)), "ct": checksum_type}
+    if tags:
+        doc["t"] = tags
     if parts_count:
         doc["n"] = parts_count
     if pieces:
@@ -84,6 +87,7 @@ def _upload_from_row(row: tuple[Any, ...]) -> UploadInfo:
         headers=doc.get("h", {}),
         checksum_algorithm=doc.get("a"),
         checksum_type=doc.get("ct", FULL_OBJECT),
+        tags=doc.get("t", {}),
     )
 
 
@@ -120,6 +124,7 @@ class MultipartMixin:
         storage_class: str = "STANDARD",
         checksum_algorithm: str | None = None,
         checksum_type: str | None = None,
+        tags: dict[str, str] | None = None,
     ) -> UploadInfo:
         resolved = resolve_checksum_type(checksum_algorithm, checksum_type)
         upload = UploadInfo(
@@ -132,8 +137,12 @@ class MultipartMixin:
             headers=headers,
             checksum_algorithm=checksum_algorithm,
             checksum_type=resolved,
+            tags=dict(tags or {}),
         )
-        extra = json.dumps({"h": headers, "a": checksum_algorithm, "ct": resolved}, separators=(",", ":"))
+        doc: dict[str, Any] = {"h": headers, "a": checksum_algorithm, "ct": resolved}
+        if tags:
+            doc["t"] = tags  # the completed object's tags
+        extra = json.dumps(doc, separators=(",", ":"))
 
         def tx(conn: sqlite3.Connection) -> UploadInfo:
             upload.owner = self._bucket_row(conn, bucket).owner
@@ -291,6 +300,7 @@ class MultipartMixin:
                         checksums=decode_checksums(json.dumps(done["c"])),
                         checksum_type=done["ct"],
                         parts_count=done["n"],
+                        tags=dict(upload.tags),
                     ),
                     [],
                 )
@@ -322,8 +332,11 @@ class MultipartMixin:
                 checksums={done.algorithm: done.checksum},
                 checksum_type=done.checksum_type,
                 parts_count=len(done.parts),
+                tags=dict(upload.tags),
             )
-            extra = object_extra(info.headers, info.checksums, info.checksum_type, len(done.parts), pieces=True)
+            extra = object_extra(
+                info.headers, info.checksums, info.checksum_type, len(done.parts), pieces=True, tags=info.tags
+            )
             expires = expiry_of(info.headers, now, self.default_ttl)
             values = (info.size, info.etag, info.last_modified, info.storage_class, upload.owner, extra, expires)
             released: list[str | None] = []
@@ -503,6 +516,7 @@ class MultipartMixin:
         storage_class: str | None = None,
         checksum_algorithm: str | None = None,
         check_source: SourceCheck | None = None,
+        tags: dict[str, str] | None = None,
     ) -> ObjectInfo:
         owner = (await self.get_bucket(bucket)).owner
         for _attempt in range(5):
@@ -510,7 +524,9 @@ class MultipartMixin:
             try:
                 if check_source is not None:
                     check_source(source.info)
-                info, read_algorithms = copy_plan(source.info, bucket, key, headers, storage_class, checksum_algorithm)
+                info, read_algorithms = copy_plan(
+                    source.info, bucket, key, headers, storage_class, checksum_algorithm, tags
+                )
                 if read_algorithms is not None:
                     # S3 writes a copy as one object: a multipart source gets the MD5 of its
                     # content as ETag, and a checksum the source does not carry is computed.
@@ -530,17 +546,19 @@ class MultipartMixin:
     ) -> ObjectInfo:
         src = source.info
         pieces = source.segments is not None
-        extra = object_extra(info.headers, info.checksums, info.checksum_type, 0, pieces=pieces)
+        extra = object_extra(info.headers, info.checksums, info.checksum_type, 0, pieces=pieces, tags=info.tags)
         kb = info.key.encode("utf-8")
 
         def tx(conn: sqlite3.Connection) -> list[str]:
             current = conn.execute(
-                "SELECT id, etag, last_modified FROM objects WHERE bucket=? AND key=? AND version='null'"
+                "SELECT id, etag, last_modified, extra FROM objects WHERE bucket=? AND key=? AND version='null'"
                 " AND is_delete_marker=0",
                 (src_bucket, src_key.encode("utf-8")),
             ).fetchone()
-            if current is None or tuple(current) != (source.object_id, src.etag, src.last_modified):
+            if current is None or tuple(current[:3]) != (source.object_id, src.etag, src.last_modified):
                 raise _SourceChanged()
+            if json.loads(current[3]).get("t", {}) != src.tags:
+                raise _SourceChanged()  # retagged meanwhile: a COPY directive must carry the new tags
             self._bucket_row(conn, info.bucket)
             existing = conn.execute(
                 "SELECT id, blob FROM objects WHERE bucket=? AND key=? AND version='null'", (info.bucket, kb)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import heapq
 import itertools
 import logging
@@ -66,6 +67,7 @@ from coffer.storage.memory.wal import (
     DELETE_OBJECT,
     PUT_OBJECT,
     PUT_PART,
+    SET_TAGS,
     Record,
     WalStats,
     WalWriter,
@@ -128,9 +130,21 @@ class MemBucket:
     uploads: KeyIndex[MemUpload] = field(default_factory=KeyIndex)
 
 
-def _charge(key: bytes, size: int, headers: dict[str, str], checksums: dict[str, bytes]) -> int:
+def _charge(
+    key: bytes, size: int, headers: dict[str, str], checksums: dict[str, bytes], tags: dict[str, str] | None = None
+) -> int:
     meta = sum(len(k) + len(v) for k, v in headers.items()) + sum(len(v) + 8 for v in checksums.values())
+    if tags:
+        meta += sum(len(k) + len(v) for k, v in tags.items())
     return size + 2 * len(key) + meta + OBJECT_OVERHEAD
+
+
+def _retagged(obj: MemObject, tags: dict[str, str]) -> MemObject:
+    """A new object sharing ``obj``'s body with other tags (objects are never mutated)."""
+    info = dataclasses.replace(obj.info, tags=dict(tags))
+    key = info.key.encode("utf-8")
+    charge = _charge(key, info.size, info.headers, info.checksums, info.tags)
+    return MemObject(info, obj.owner, obj.chunks, obj.expires, charge, None, obj.parts)
 
 
 class MemoryObjectBody:
@@ -550,6 +564,7 @@ class MemoryEngine(MemoryMultipartMixin):
         storage_class: str = "STANDARD",
         if_none_match: bool | str = False,
         if_match: str | None = None,
+        tags: dict[str, str] | None = None,
     ) -> ObjectInfo:
         self._bucket(bucket)  # fail fast before reading a body
         digests, chunks, reserved = await self._receive(body, checksum_algorithms, want_sha256)
@@ -567,6 +582,7 @@ class MemoryEngine(MemoryMultipartMixin):
                 headers=headers,
                 checksums=digests.checksums,
                 checksum_type="FULL_OBJECT",
+                tags=dict(tags or {}),
             )
             obj, fut = self._commit(info, chunks, now, if_none_match=if_none_match, if_match=if_match)
         finally:
@@ -612,7 +628,7 @@ class MemoryEngine(MemoryMultipartMixin):
             owner=bucket.info.owner,
             chunks=chunks,
             expires=expiry_of(info.headers, now, self.default_ttl),
-            charge=_charge(key, info.size, info.headers, info.checksums),
+            charge=_charge(key, info.size, info.headers, info.checksums, info.tags),
             parts=parts,
         )
         self._install(bucket, key, obj)
@@ -641,6 +657,20 @@ class MemoryEngine(MemoryMultipartMixin):
         obj = self._live(bucket, key)
         info = obj.info if part_number is None else self._part_of(obj, part_number)
         return MemoryObjectBody(info, obj.chunks)
+
+    async def put_object_tagging(self, bucket: str, key: str, tags: dict[str, str]) -> ObjectInfo:
+        b = self._bucket(bucket)
+        obj = self._live(bucket, key)
+        if self._wal is None and self.persistence_dir is not None:
+            raise errors.ServiceUnavailable("The memory engine is shut down.")
+        # Swap in the retagged object and queue its record with no await in between:
+        # a concurrent PUT of the key applies (and is logged) wholly before or after.
+        new = _retagged(obj, tags)
+        self._install(b, key.encode("utf-8"), new)
+        fut = self._log(Record(SET_TAGS, {"b": bucket, "k": key, "t": new.info.tags}))
+        self._evict_to_limit(keep=new)  # the tags are charged against max_memory too
+        await self._durable(fut)
+        return new.info
 
     def _delete(self, bucket: MemBucket, key: str) -> asyncio.Future[None] | None:
         if self._remove(bucket, key.encode("utf-8")) is None:
@@ -765,6 +795,12 @@ class MemoryEngine(MemoryMultipartMixin):
             bucket = self._buckets.get(meta["b"])
             if bucket is not None:
                 self._remove(bucket, meta["k"].encode("utf-8"))
+        elif record.op == SET_TAGS:
+            bucket = self._buckets.get(meta["b"])
+            key = meta["k"].encode("utf-8")
+            current = bucket.index.get(key) if bucket is not None else None
+            if bucket is not None and current is not None:
+                self._install(bucket, key, _retagged(current, meta["t"]))
         elif record.op == COMPLETE_UPLOAD:
             upload = self._uploads.get(meta["u"])
             bucket = self._buckets.get(meta["o"][0])
@@ -854,7 +890,7 @@ def _bucket_meta(info: BucketInfo) -> dict[str, Any]:
 def _object_meta(obj: MemObject) -> list[Any]:
     """An object's log metadata: a list (positional), the cheapest JSON to decode at recovery."""
     i = obj.info
-    return [
+    meta = [
         i.bucket,
         i.key,
         i.size,
@@ -869,6 +905,9 @@ def _object_meta(obj: MemObject) -> list[Any]:
         obj.expires,
         [[p.part_number, p.offset, p.size, p.etag, {a: v.hex() for a, v in p.checksums.items()}] for p in obj.parts],
     ]
+    if i.tags:
+        meta.append(i.tags)  # position 13; absent in records of untagged objects (and older logs)
+    return meta
 
 
 def _object_from(meta: list[Any], chunks: tuple[bytes, ...], raw: bytes | None) -> MemObject:
@@ -878,10 +917,12 @@ def _object_from(meta: list[Any], chunks: tuple[bytes, ...], raw: bytes | None) 
         ObjectPart(n, offset, psize, petag, {a: bytes.fromhex(v) for a, v in psums.items()})
         for n, offset, psize, petag, psums in (meta[12] if len(meta) > 12 else ())
     )
+    tags = meta[13] if len(meta) > 13 else {}
     info = ObjectInfo(
         bucket, key, size, etag, modified, version, storage_class, headers, checksums, checksum_type, len(parts)
     )
-    charge = _charge(key.encode("utf-8"), size, headers, checksums)
+    info.tags = tags
+    charge = _charge(key.encode("utf-8"), size, headers, checksums, tags)
     return MemObject(info, owner, chunks, expires, charge, raw, parts)
 
 

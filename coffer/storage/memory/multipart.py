@@ -97,6 +97,7 @@ def upload_meta(info: UploadInfo) -> dict[str, Any]:
         "h": info.headers,
         "a": info.checksum_algorithm,
         "ct": info.checksum_type,
+        **({"t": info.tags} if info.tags else {}),
     }
 
 
@@ -111,6 +112,7 @@ def upload_from(meta: dict[str, Any]) -> UploadInfo:
         headers=meta["h"],
         checksum_algorithm=meta["a"],
         checksum_type=meta["ct"],
+        tags=meta.get("t", {}),
     )
 
 
@@ -187,6 +189,7 @@ class MemoryMultipartMixin:
         storage_class: str = "STANDARD",
         checksum_algorithm: str | None = None,
         checksum_type: str | None = None,
+        tags: dict[str, str] | None = None,
     ) -> UploadInfo:
         resolved = resolve_checksum_type(checksum_algorithm, checksum_type)
         owner = self._bucket(bucket).info.owner
@@ -200,6 +203,7 @@ class MemoryMultipartMixin:
             headers=headers,
             checksum_algorithm=checksum_algorithm,
             checksum_type=resolved,
+            tags=dict(tags or {}),
         )
         self._add_upload(info)
         await self._durable(self._log(Record(CREATE_UPLOAD, upload_meta(info))))
@@ -334,6 +338,7 @@ class MemoryMultipartMixin:
             checksums={done.algorithm: done.checksum},
             checksum_type=done.checksum_type,
             parts_count=len(done.parts),
+            tags=dict(upload.info.tags),
         )
         return info, chunks, tuple(object_parts)
 
@@ -405,12 +410,13 @@ class MemoryMultipartMixin:
         storage_class: str | None = None,
         checksum_algorithm: str | None = None,
         check_source: SourceCheck | None = None,
+        tags: dict[str, str] | None = None,
     ) -> ObjectInfo:
         self._bucket(bucket)
         source = self._live(src_bucket, src_key)
         if check_source is not None:
             check_source(source.info)
-        info, read_algorithms = copy_plan(source.info, bucket, key, headers, storage_class, checksum_algorithm)
+        info, read_algorithms = copy_plan(source.info, bucket, key, headers, storage_class, checksum_algorithm, tags)
         info.last_modified = self.clock()
         if read_algorithms is not None:
             # Written as one object: a multipart source gets the MD5 of its content as ETag.

@@ -51,6 +51,7 @@ CREATE_UPLOAD = 6
 PUT_PART = 7  # a part's data (replaces an earlier part with its number)
 COMPLETE_UPLOAD = 8  # the object's metadata; its data is the upload's parts, logged before
 DELETE_UPLOAD = 9  # aborted, or swept as abandoned
+SET_TAGS = 10  # an object's tags replaced ({"b", "k", "t"}); its body and other metadata stay
 
 
 @dataclass(slots=True)

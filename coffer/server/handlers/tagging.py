@@ -1,0 +1,42 @@
+"""Object tagging: GetObjectTagging, PutObjectTagging, DeleteObjectTagging."""
+
+from __future__ import annotations
+
+from coffer.server import tagging
+from coffer.server.app import Context
+from coffer.server.errors import S3Error
+from coffer.server.handlers.common import xml_response
+from coffer.server.http import Response
+from coffer.server.request import Request
+from coffer.server.upload import plan_upload
+
+
+def _check_version(req: Request) -> None:
+    # Buckets are unversioned: every object is version "null".
+    version = req.query.get("versionId")
+    if version is not None and version != "null":
+        raise S3Error("NoSuchVersion", Key=req.key or "", VersionId=version)
+
+
+async def GetObjectTagging(ctx: Context, req: Request) -> Response:
+    assert req.bucket is not None and req.key is not None
+    _check_version(req)
+    info = await ctx.engine.head_object(req.bucket, req.key)
+    return xml_response(tagging.document(info.tags))
+
+
+async def PutObjectTagging(ctx: Context, req: Request) -> Response:
+    assert req.bucket is not None and req.key is not None
+    _check_version(req)
+    plan = plan_upload(req, default_algorithm=None)  # Content-MD5 / x-amz-checksum-* are checked
+    tags = tagging.parse_document(await plan.read_all(tagging.MAX_DOCUMENT))
+    # One engine update: never a read of the tags followed by a separate write.
+    await ctx.engine.put_object_tagging(req.bucket, req.key, tags)
+    return Response(200)
+
+
+async def DeleteObjectTagging(ctx: Context, req: Request) -> Response:
+    assert req.bucket is not None and req.key is not None
+    _check_version(req)
+    await ctx.engine.put_object_tagging(req.bucket, req.key, {})
+    return Response(204)

@@ -1,0 +1,74 @@
+"""Object tags on the wire: the Tagging XML document, the x-amz-tagging header, S3's limits.
+
+The engines store a validated ``dict[str, str]`` sorted by key (the order S3
+answers in); everything a client may get wrong is refused here as InvalidTag or
+MalformedXML before the engine is called.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from urllib.parse import parse_qsl
+
+from coffer.server import xml
+from coffer.server.errors import S3Error
+
+MAX_TAGS = 10
+MAX_KEY_LENGTH = 128  # Unicode characters
+MAX_VALUE_LENGTH = 256
+RESERVED_PREFIX = "aws:"  # system tags: users may not set them
+MAX_DOCUMENT = 64 * 1024  # ten tags of 128 + 256 characters fit many times over
+# Besides letters, numbers and spaces (any script), S3 allows these in keys and values.
+_ALLOWED_PUNCTUATION = frozenset("_.:/=+-@")
+TAGGING_HEADER = "x-amz-tagging"
+
+
+def _valid_chars(text: str) -> bool:
+    return all(c in _ALLOWED_PUNCTUATION or unicodedata.category(c)[0] in "LNZ" for c in text)
+
+
+def validate(pairs: list[tuple[str, str]]) -> dict[str, str]:
+    """S3's rules for a tag set, in the order S3 checks them; the tags sorted by key."""
+    if len(pairs) > MAX_TAGS:
+        raise S3Error("InvalidTag", f"Object tags cannot be greater than {MAX_TAGS}")
+    tags: dict[str, str] = {}
+    for key, value in pairs:
+        if len(key) > MAX_KEY_LENGTH:
+            raise S3Error("InvalidTag", f"The TagKey you have provided is too long, max {MAX_KEY_LENGTH}")
+        if len(value) > MAX_VALUE_LENGTH:
+            raise S3Error("InvalidTag", f"The TagValue you have provided is too long, max {MAX_VALUE_LENGTH}")
+        if not key or not _valid_chars(key):
+            raise S3Error("InvalidTag", "The TagKey you have provided is invalid", TagKey=key)
+        if not _valid_chars(value):
+            raise S3Error("InvalidTag", "The TagValue you have provided is invalid", TagKey=key)
+        if key.lower().startswith(RESERVED_PREFIX):
+            raise S3Error("InvalidTag", "Your TagKey cannot be prefixed with aws:", TagKey=key)
+        if key in tags:
+            raise S3Error("InvalidTag", "Cannot provide multiple Tags with the same key", TagKey=key)
+        tags[key] = value
+    return dict(sorted(tags.items()))
+
+
+def parse_document(body: bytes) -> dict[str, str]:
+    """``<Tagging><TagSet><Tag><Key>..</Key><Value>..</Value></Tag>...</TagSet></Tagging>``."""
+    root = xml.parse(body)
+    if root.tag != "Tagging" or len(root) != 1 or root[0].tag != "TagSet":
+        raise S3Error("MalformedXML")
+    pairs: list[tuple[str, str]] = []
+    for tag in root[0]:
+        if tag.tag != "Tag" or sorted(child.tag for child in tag) != ["Key", "Value"]:
+            raise S3Error("MalformedXML")
+        pairs.append((xml.child_text(tag, "Key") or "", xml.child_text(tag, "Value") or ""))
+    return validate(pairs)
+
+
+def parse_header(value: str | None) -> dict[str, str]:
+    """``x-amz-tagging: k1=v1&k2=v2`` (URL-encoded like a query string; ``k`` alone: empty value)."""
+    if not value:
+        return {}
+    return validate(parse_qsl(value, keep_blank_values=True))
+
+
+def document(tags: dict[str, str]) -> bytes:
+    inner = "".join(f"<Tag>{xml.elem('Key', k)}{xml.elem('Value', v)}</Tag>" for k, v in tags.items())
+    return xml.document("Tagging", f"<TagSet>{inner}</TagSet>")
