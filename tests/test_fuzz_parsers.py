@@ -339,7 +339,7 @@ def test_tagging_header_parser_never_crashes(value: str) -> None:
     try:
         tags = tagging.parse_header(value)
     except S3Error as exc:
-        assert exc.code == "InvalidTag"
+        assert exc.code in ("InvalidTag", "InvalidArgument")  # InvalidArgument: a repeated tag name
         return
     assert len(tags) <= tagging.MAX_TAGS and list(tags) == sorted(tags)
 

@@ -66,7 +66,16 @@ def parse_header(value: str | None) -> dict[str, str]:
     """``x-amz-tagging: k1=v1&k2=v2`` (URL-encoded like a query string; ``k`` alone: empty value)."""
     if not value:
         return {}
-    return validate(parse_qsl(value, keep_blank_values=True))
+    pairs = parse_qsl(value, keep_blank_values=True)
+    if len({key for key, _ in pairs}) != len(pairs):
+        # S3's own answer for the header form (the XML form gets InvalidTag).
+        raise S3Error(
+            "InvalidArgument",
+            "The header 'x-amz-tagging' shall be encoded as UTF-8 then URLEncoded URL query parameters "
+            "without tag name duplicates.",
+            ArgumentName="x-amz-tagging",
+        )
+    return validate(pairs)
 
 
 def document(tags: dict[str, str]) -> bytes:
