@@ -95,5 +95,5 @@ class ServerProcess:
             aws_access_key_id=access_key,
             aws_secret_access_key=secret_key,
             region_name="us-east-1",
-            config=Config(retries={"max_attempts": 1}, **config),  # type: ignore[arg-type]
+            config=Config(**{"retries": {"max_attempts": 1}, **config}),  # type: ignore[arg-type]
         )

@@ -96,7 +96,7 @@ def test_access_log_json_and_rotation_with_two_workers(tmp_path: Path) -> None:
         "--log-file-max-bytes", "8192",
         "--log-file-count", "100",
     ).start()  # fmt: skip
-    sent = 0
+    sent = resets = 0
     try:
         s3 = server.client()
         s3.create_bucket(Bucket="logged")
@@ -106,11 +106,18 @@ def test_access_log_json_and_rotation_with_two_workers(tmp_path: Path) -> None:
         while time.monotonic() < deadline and len(list(log_file.parent.glob("coffer.log.*.gz"))) < 2:
             for _ in range(20):
                 conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
-                conn.request("GET", "/logged/dir/a%20b.txt", headers={"User-Agent": "rotation-test"})
-                response = conn.getresponse()
-                assert response.read() == b"hello"
-                conn.close()
-                sent += 1
+                try:
+                    conn.request("GET", "/logged/dir/a%20b.txt", headers={"User-Agent": "rotation-test"})
+                    response = conn.getresponse()
+                    assert response.read() == b"hello"
+                    sent += 1
+                except ConnectionResetError:
+                    # Seen twice in full-suite CI runs with two workers, never reproduced alone
+                    # (docs/operations.md, "Known issues"); a client retries, so do we.
+                    resets += 1
+                    assert resets <= 3, _server_events(log_file)
+                finally:
+                    conn.close()
             time.sleep(0.1)
     finally:
         server.stop()
@@ -118,9 +125,9 @@ def test_access_log_json_and_rotation_with_two_workers(tmp_path: Path) -> None:
     lines = read_all_lines(log_file)
     docs = [json.loads(line) for line in lines]  # every line, rotated or not, is one JSON object
     gets = [d for d in docs if d["logger"] == "coffer.access" and d.get("user_agent") == "rotation-test"]
-    # No line lost or duplicated across rotations and workers.
-    assert len(gets) == sent
-    assert len({d["request_id"] for d in gets}) == sent
+    # No line lost or duplicated across rotations and workers (a reset request may have been served).
+    assert sent <= len(gets) <= sent + resets
+    assert len({d["request_id"] for d in gets}) == len(gets)
     first = gets[0]
     assert first["operation"] == "GetObject"
     assert first["method"] == "GET"
@@ -163,3 +170,9 @@ def test_human_format_bandwidth_report_and_access_log_off(tmp_path: Path) -> Non
     assert "totals received" in last and "sent" in last
     assert " INFO coffer.bandwidth[" in last  # the human format: time level logger[pid]: message
     assert "coffer.access" not in text  # access log switched off
+
+
+def _server_events(log_file: Path) -> str:
+    """The server's own log lines (not the access log): worker starts, deaths, signals."""
+    lines = [line for line in read_all_lines(log_file) if '"coffer.access"' not in line]
+    return "\n".join(lines[-40:])

@@ -48,13 +48,17 @@ def wait_for_workers(server: ServerProcess, count: int, attempts: int = 400) -> 
     import time
 
     pids: set[int] = set()
+    resets = 0
     for _ in range(attempts):
         conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
         try:
             conn.request("GET", "/_coffer/health")
             pids.add(json.loads(conn.getresponse().read())["pid"])
-        except OSError as exc:
-            raise AssertionError(f"health probe failed ({exc!r}); server log:\n{server.log()}") from exc
+        except ConnectionResetError:
+            # Seen once in a full-suite CI run with two workers, never reproduced alone
+            # (docs/operations.md, "Known issues"); a load balancer's probe retries, so do we.
+            resets += 1
+            assert resets <= 3, f"health probes reset {resets} times; server log:\n{server.log()}"
         finally:
             conn.close()
         if len(pids) >= count:
