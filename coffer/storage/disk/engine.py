@@ -32,7 +32,7 @@ from coffer.storage.conditions import check_write
 from coffer.storage.disk.blobs import BlobStore, Segment, stream_fd
 from coffer.storage.disk.manifest import blob_in_use, drop_manifest, load_segments, object_part, unreferenced
 from coffer.storage.disk.metadata import MetadataStore
-from coffer.storage.disk.multipart import MultipartMixin
+from coffer.storage.disk.multipart import MultipartMixin, object_extra
 from coffer.storage.listing import list_page
 from coffer.storage.ttl import expiry_of, is_expired
 
@@ -509,14 +509,7 @@ class DiskEngine(MultipartMixin):
             checksum_type="FULL_OBJECT",
             tags=dict(tags or {}),
         )
-        doc: dict[str, Any] = {
-            "h": headers,
-            "c": {a: base64.b64encode(v).decode() for a, v in digests.checksums.items()},
-            "ct": info.checksum_type,
-        }
-        if tags:
-            doc["t"] = tags
-        extra = json.dumps(doc, separators=(",", ":"))
+        extra = object_extra(headers, digests.checksums, info.checksum_type, tags=tags)
         kb = key.encode("utf-8")
 
         def tx(conn: sqlite3.Connection) -> list[str]:
