@@ -51,6 +51,10 @@ _GET_WITH_DATA = f"SELECT {_OBJECT_COLUMNS}, data, expires {_GET_WHERE}"
 _CACHE_ENTRY_OVERHEAD = 1024  # rough bytes of an entry besides its inline body
 
 
+def _cached_size(row: tuple[Any, ...]) -> int:
+    return len(row[10] or b"") + _CACHE_ENTRY_OVERHEAD
+
+
 class ReadCache:
     """Recently read rows of the latest versions of objects, with their ObjectInfo.
 
@@ -83,7 +87,7 @@ class ReadCache:
         return entry
 
     def put(self, generation: int, bucket: str, key: str, info: ObjectInfo, row: tuple[Any, ...]) -> None:
-        size = len(row[10] or b"") + _CACHE_ENTRY_OVERHEAD
+        size = _cached_size(row)
         if generation != self.meta.generation or size > self.limit // 8:
             return
         if self._generation != generation:
@@ -101,7 +105,7 @@ class ReadCache:
     def _forget(self, name: tuple[str, str]) -> None:
         entry = self._entries.pop(name, None)
         if entry is not None:
-            self._bytes -= len(entry[1][10] or b"") + _CACHE_ENTRY_OVERHEAD
+            self._bytes -= _cached_size(entry[1])
 
     def _drop_all(self) -> None:
         self._entries.clear()
