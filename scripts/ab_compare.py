@@ -1,4 +1,4 @@
-"""A/B-compare server variants side by side: 4 KiB GET ops/s or 256 MiB GET MB/s.
+"""A/B-compare server variants side by side: 4 KiB GET/PUT ops/s or 256 MiB GET/PUT MB/s.
 
 Each variant is a Coffer server started with extra environment variables (for
 example a setting such as COFFER_READ_CACHE_BYTES=0), or "bare" for the bare
@@ -9,6 +9,14 @@ a noisy machine moves them together. Prints the median per variant and, with
     .venv/bin/python scripts/ab_compare.py small \
         '{"bare": {}, "cache": {}, "nocache": {"COFFER_READ_CACHE_BYTES": "0"}}' 5
     .venv/bin/python scripts/ab_compare.py large '{"bare": {}, "coffer": {}}' 8
+
+Two versions of the code: check the old one out in a worktree and point a
+variant's PYTHONPATH at it (it then imports that tree's coffer package):
+
+    git worktree add --detach /tmp/base <commit>
+    .venv/bin/python scripts/ab_compare.py smallput '{"base": {"PYTHONPATH": "/tmp/base"}, "new": {}}' 5
+
+Phases: small (GET), smallput, large (GET), largeput; "bare" takes part in GET phases only.
 """
 
 from __future__ import annotations
@@ -65,6 +73,28 @@ def small(name: str, endpoint: Endpoint) -> float:
     return result.rate
 
 
+_SMALL_BODY = os.urandom(4096)
+
+
+def smallput(name: str, endpoint: Endpoint) -> float:
+    tail = b" HTTP/1.1\r\n" + endpoint.headers + b"Content-Length: 4096\r\n\r\n" + _SMALL_BODY
+    result = run_load(endpoint, lambda _c, seq: b"PUT /bench/p/%d" % seq + tail, connections=32, warmup=0.3, duration=2)
+    return result.rate
+
+
+def largeput(name: str, endpoint: Endpoint) -> float:
+    conn = BlockingConn(endpoint)
+    try:
+        started = time.perf_counter()
+        status, body, _ = conn.request("PUT", "/bench/bigput", body_source=_large_body(LARGE), length=LARGE)
+        elapsed = time.perf_counter() - started
+    finally:
+        conn.close()
+    if status != 200:
+        raise RuntimeError(f"{name}: PUT answered {status}: {body[:200]!r}")
+    return LARGE / elapsed / 1e6
+
+
 def large(name: str, endpoint: Endpoint) -> float:
     path = f"/bench/big?bytes={LARGE}" if name == "bare" else "/bench/big"
     conn = BlockingConn(endpoint)
@@ -81,7 +111,7 @@ def large(name: str, endpoint: Endpoint) -> float:
 
 def main() -> None:
     phase, variants, rounds = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3]) if len(sys.argv) > 3 else 5
-    measure = {"small": small, "large": large}[phase]
+    measure = {"small": small, "smallput": smallput, "large": large, "largeput": largeput}[phase]
     servers = {name: start(name, env) for name, env in variants.items()}
     results: dict[str, list[float]] = {name: [] for name in variants}
     try:
@@ -92,7 +122,7 @@ def main() -> None:
         for proc, _ in servers.values():
             proc.terminate()
             proc.wait()
-    unit = "ops/s" if phase == "small" else "MB/s"
+    unit = "ops/s" if phase.startswith("small") else "MB/s"
     for name, values in results.items():
         print(f"{name:12s} median {statistics.median(values):8.0f} {unit}  all {[round(v) for v in values]}")
     if "bare" in results:
