@@ -266,6 +266,8 @@ def exchange(port: int, request: bytes, timeout: float = 15) -> tuple[int, bytes
         if not chunks:  # a reset after a complete answer (early error, unread body) is fine
             return -1, repr(exc).encode()
     raw = b"".join(chunks)
+    while raw.startswith(b"HTTP/1.1 1") and b"\r\n\r\n" in raw:  # an interim 100 Continue: the final answer follows
+        raw = raw.split(b"\r\n\r\n", 1)[1]
     try:
         return int(raw.split(b" ", 2)[1]), raw
     except (IndexError, ValueError):
@@ -294,7 +296,9 @@ def start_server(data_dir: Path, storage: str) -> tuple[subprocess.Popen[bytes],
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for _ in range(300):
         try:
-            status, _ = exchange(port, b"PUT /hhh HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            status, _ = exchange(
+                port, b"PUT /hhh HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            )
             if status in (200, 409):
                 return proc, port
         except OSError:
@@ -320,7 +324,9 @@ def main() -> int:
     data_dir = outside / "data"
     proc, port = start_server(data_dir, args.storage)
     before = {p for p in tree(outside) if not p.startswith("data")}
-    _, raw = exchange(port, b"POST /hhh/mp?uploads HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+    _, raw = exchange(
+        port, b"POST /hhh/mp?uploads HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
     upload = raw.split(b"<UploadId>")[1].split(b"</UploadId>")[0].decode() if b"<UploadId>" in raw else "none"
     exchange(port, b"PUT /hhh/k HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello")
 
@@ -350,7 +356,7 @@ def main() -> int:
     for t in threads:
         t.join()
     elapsed = time.monotonic() - started
-    alive, _ = exchange(port, b"GET /hhh/k HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    alive, _ = exchange(port, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     proc.terminate()
     proc.wait(timeout=60)
     stray = {p for p in tree(outside) if not p.startswith("data")} - before
