@@ -13,6 +13,9 @@ from pathlib import Path
 import boto3
 from botocore.config import Config
 
+# Under pytest: (node id, marked ``server``) of the running test (set by tests/conftest.py).
+current_test: tuple[str, bool] | None = None
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -34,6 +37,9 @@ class ServerProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 30) -> ServerProcess:
+        if current_test is not None and not current_test[1]:
+            # Keeps `pytest -m "not server"` free of server processes.
+            raise RuntimeError(f"{current_test[0]} starts a server: mark it @pytest.mark.server")
         env = {k: v for k, v in os.environ.items() if not k.startswith("COFFER_")}
         env.update(self.env)
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child process

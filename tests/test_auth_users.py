@@ -154,6 +154,7 @@ def key_file_text(server: ServerProcess) -> str:
     return (server.data_dir / "keys.json").read_text()
 
 
+@pytest.mark.server
 def test_open_mode_warns_and_switches_on_when_a_key_is_added(tmp_path: Path) -> None:
     server = ServerProcess(tmp_path / "data", "--fsync", "never").start()
     try:
@@ -176,6 +177,7 @@ def test_open_mode_warns_and_switches_on_when_a_key_is_added(tmp_path: Path) -> 
         server.stop()
 
 
+@pytest.mark.server
 def test_auth_off_forces_open_mode(tmp_path: Path) -> None:
     server = start_auth_server(tmp_path, "--auth", "off")
     try:
@@ -187,6 +189,7 @@ def test_auth_off_forces_open_mode(tmp_path: Path) -> None:
         server.stop()
 
 
+@pytest.mark.server
 def test_auth_on_without_keys_denies_everything(tmp_path: Path) -> None:
     server = ServerProcess(tmp_path / "data", "--fsync", "never", "--auth", "on").start()
     try:
@@ -228,6 +231,7 @@ def _self_signed(directory: Path) -> tuple[str, str]:
     return str(cert_path), str(key_path)
 
 
+@pytest.mark.server
 def test_tls(tmp_path: Path) -> None:
     cert, key = _self_signed(tmp_path)
     server = start_auth_server(tmp_path, tls_cert=cert, tls_key=key)

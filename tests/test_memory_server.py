@@ -210,6 +210,7 @@ def test_memory_engine_refuses_several_workers(tmp_path: Path) -> None:
     assert "workers must be 1" in result.stderr
 
 
+@pytest.mark.server
 def test_kill9_loses_nothing_acknowledged(tmp_path: Path) -> None:
     args = ("--storage", "memory", "--memory-persistence", "true", "--snapshot-interval", "0.5")
     server = ServerProcess(tmp_path / "data", *args).start()

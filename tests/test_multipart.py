@@ -341,6 +341,7 @@ def test_complete_conditional_writes(s3, bucket: str) -> None:  # type: ignore[n
     assert isinstance(second, dict)
 
 
+@pytest.mark.server
 def test_abandoned_uploads_are_swept(tmp_path: Path) -> None:
     server = ServerProcess(tmp_path / "data", "--fsync", "never", "--multipart-upload-max-age", "2").start()
     try:
@@ -502,6 +503,7 @@ def test_raw_http_edge_cases(server: ServerProcess, s3, bucket: str) -> None:  #
     assert status == 404 and b"<Code>NoSuchBucket</Code>" in body
 
 
+@pytest.mark.server
 def test_kill_9_mid_part_and_after_complete(tmp_path: Path) -> None:
     """A part cut off by a crash never appears; an acknowledged Complete survives one."""
     server = ServerProcess(tmp_path / "data", "--fsync", "always").start()

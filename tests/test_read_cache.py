@@ -135,6 +135,7 @@ def test_cache_stays_within_its_budget(tmp_path: Path) -> None:
     asyncio.run(main())
 
 
+@pytest.mark.server
 def test_two_workers_never_serve_each_others_stale_rows(tmp_path: Path) -> None:
     """A worker cannot see another's commits in its own cache, so with several workers it has none."""
     from tests.server_process import ServerProcess
