@@ -12,8 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from coffer.server.handlers import HANDLERS
-
 AWS = str(Path(sys.executable).with_name("aws"))
 _n = itertools.count()
 
@@ -76,9 +74,6 @@ def test_mb_cp_ls_rm_rb(aws, s3, tmp_path: Path) -> None:  # type: ignore[no-unt
     assert name not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
 
 
-@pytest.mark.xfail(
-    "CreateMultipartUpload" not in HANDLERS, reason="multipart lands with issue 3", raises=AssertionError, strict=True
-)
 def test_cp_large_file_goes_multipart(aws, cli_bucket: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     src = tmp_path / "large.bin"
     src.write_bytes(os.urandom(9 * 1024 * 1024))  # above the CLI's 8 MiB multipart threshold
