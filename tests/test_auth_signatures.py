@@ -21,10 +21,7 @@ from botocore.exceptions import ClientError
 
 from tests.auth_support import ALT, MAIN, PUBLIC_HOST, User, client, presign_v4, send, sign_v2, sign_v4, signed
 from tests.server_process import ServerProcess
-
-
-def _code(exc: pytest.ExceptionInfo[ClientError]) -> str:
-    return str(exc.value.response["Error"]["Code"])
+from tests.wire import error_of
 
 
 def test_boto3_round_trip_with_keys(main_s3, main_bucket: str) -> None:  # type: ignore[no-untyped-def]
@@ -59,7 +56,7 @@ def test_wrong_secret_unknown_key_and_anonymous_are_refused(auth_server: ServerP
     wrong = client(auth_server, User(MAIN.access_key, "not-the-secret", "", ""))
     with pytest.raises(ClientError) as exc:
         wrong.list_buckets()
-    assert _code(exc) == "SignatureDoesNotMatch"
+    assert error_of(exc)[1] == "SignatureDoesNotMatch"
     assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
     assert exc.value.response["Error"]["AWSAccessKeyId"] == MAIN.access_key
     assert "CanonicalRequest" in exc.value.response["Error"]
@@ -67,7 +64,7 @@ def test_wrong_secret_unknown_key_and_anonymous_are_refused(auth_server: ServerP
     unknown = client(auth_server, User("AKIANOSUCHKEY000", "whatever-secret", "", ""))
     with pytest.raises(ClientError) as exc:
         unknown.list_buckets()
-    assert _code(exc) == "InvalidAccessKeyId"
+    assert error_of(exc)[1] == "InvalidAccessKeyId"
     assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
 
     anonymous = boto3.client(
@@ -75,19 +72,19 @@ def test_wrong_secret_unknown_key_and_anonymous_are_refused(auth_server: ServerP
     )
     with pytest.raises(ClientError) as exc:
         anonymous.list_buckets()
-    assert _code(exc) == "AccessDenied"
+    assert error_of(exc)[1] == "AccessDenied"
     with pytest.raises(ClientError) as exc:
         anonymous.create_bucket(Bucket="anonymous-bucket")
-    assert _code(exc) == "AccessDenied"
+    assert error_of(exc)[1] == "AccessDenied"
     # As S3 does: an unknown bucket is NoSuchBucket for anyone, an existing one AccessDenied.
     with pytest.raises(ClientError) as exc:
         anonymous.get_object(Bucket="no-such-bucket-at-all", Key="k")
-    assert _code(exc) == "NoSuchBucket"
+    assert error_of(exc)[1] == "NoSuchBucket"
     main = client(auth_server, MAIN)
     main.create_bucket(Bucket="anonymous-target")
     with pytest.raises(ClientError) as exc:
         anonymous.put_object(Bucket="anonymous-target", Key="k", Body=b"x")
-    assert _code(exc) == "AccessDenied"
+    assert error_of(exc)[1] == "AccessDenied"
     assert main.list_objects_v2(Bucket="anonymous-target")["KeyCount"] == 0
 
 
@@ -271,7 +268,7 @@ def test_sigv2_header_and_presigned(auth_server: ServerProcess, main_bucket: str
     bad = client(auth_server, User(MAIN.access_key, "wrong-secret-123", "", ""), signature_version="s3")
     with pytest.raises(ClientError) as exc:
         bad.list_objects(Bucket=main_bucket)
-    assert _code(exc) == "SignatureDoesNotMatch"
+    assert error_of(exc)[1] == "SignatureDoesNotMatch"
 
 
 def test_sigv2_raw_dates(auth_server: ServerProcess) -> None:

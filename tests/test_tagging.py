@@ -13,6 +13,7 @@ from botocore.exceptions import ClientError
 from tests.test_awscli import aws, cli_bucket  # noqa: F401  (fixtures)
 from tests.test_post_object import multipart
 from tests.test_raw_http import expect, request
+from tests.wire import error_of
 
 
 def tagset(**tags: str) -> dict[str, list[dict[str, str]]]:
@@ -21,10 +22,6 @@ def tagset(**tags: str) -> dict[str, list[dict[str, str]]]:
 
 def tags_of(s3, bucket: str, key: str) -> dict[str, str]:  # type: ignore[no-untyped-def]
     return {t["Key"]: t["Value"] for t in s3.get_object_tagging(Bucket=bucket, Key=key)["TagSet"]}
-
-
-def error_of(exc: pytest.ExceptionInfo[ClientError]) -> tuple[int, str]:
-    return exc.value.response["ResponseMetadata"]["HTTPStatusCode"], exc.value.response["Error"]["Code"]
 
 
 def test_put_get_delete_object_tagging(s3, bucket: str) -> None:  # type: ignore[no-untyped-def]
