@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests import server_process
+from tests.engines import ENGINES, EngineKind
 from tests.server_process import ServerProcess
 
 # Fixtures for an authenticated server (auth_server, main_s3, alt_s3, main_bucket).
@@ -54,6 +55,12 @@ def bucket(s3) -> str:  # type: ignore[no-untyped-def]
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
     return tmp_path / "data"
+
+
+@pytest.fixture(params=sorted(ENGINES))
+def engine_kind(request: pytest.FixtureRequest) -> EngineKind:
+    """Each storage engine kind in turn (tests/engines.py): a test using it runs once per engine."""
+    return ENGINES[request.param]
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ import pytest
 from coffer.storage import errors
 from coffer.storage.api import CompletedPart, Engine, PutDigests
 from tests.checksum_reference import reference_checksums
-from tests.engines import ENGINES, EngineKind, keys_of, put, read
+from tests.engines import EngineKind, keys_of, put, read
 from tests.helpers import chunks
 
 OWNER = "owner-1"
@@ -26,11 +26,6 @@ ALL_ALGORITHMS = ("CRC32", "CRC32C", "CRC64NVME", "SHA1", "SHA256")
 SMALL = b"small body " * 10  # stored inline by the disk engine under test
 LARGE = os.urandom(300_000)  # several chunks, stored as a file
 MEDIUM = os.urandom(5000)  # stored as a file, small enough for the bitwise reference CRCs
-
-
-@pytest.fixture(params=sorted(ENGINES))
-def engine_kind(request: pytest.FixtureRequest) -> EngineKind:
-    return ENGINES[request.param]
 
 
 @pytest.fixture
