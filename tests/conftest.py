@@ -134,6 +134,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
+    """Tell ``ServerProcess.start`` which test runs (setup, call, teardown) and whether it is marked ``server``."""
     server_process.current_test = (item.nodeid, item.get_closest_marker("server") is not None)
     try:
         return (yield)
