@@ -3,9 +3,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 import itertools
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -57,28 +54,8 @@ def bucket(s3) -> str:  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="module")
 def aws(server: ServerProcess):  # type: ignore[no-untyped-def]
-    """The aws CLI against the shared server: ``aws("s3", "ls")``; fails on a non-zero exit unless check=False."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(
-        AWS_ACCESS_KEY_ID="test",
-        AWS_SECRET_ACCESS_KEY="testsecret",
-        AWS_DEFAULT_REGION="us-east-1",
-        AWS_CONFIG_FILE="/dev/null",
-        AWS_SHARED_CREDENTIALS_FILE="/dev/null",
-        AWS_PAGER="",
-        AWS_MAX_ATTEMPTS="1",  # a failure should show at once, not after retries
-    )
-    executable = str(Path(sys.executable).with_name("aws"))
-
-    def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(
-            [executable, "--endpoint-url", server.endpoint, *args], env=env, capture_output=True, text=True, timeout=120
-        )
-        if check:
-            assert proc.returncode == 0, f"aws {' '.join(args)}: {proc.stdout}\n{proc.stderr}"
-        return proc
-
-    return run
+    """The aws CLI against the shared server: ``aws("s3", "ls")`` (ServerProcess.aws)."""
+    return server.aws
 
 
 @pytest.fixture

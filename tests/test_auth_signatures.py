@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
-import os
 import subprocess
-import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -310,18 +308,7 @@ def test_alt_signature_is_its_own(auth_server: ServerProcess, main_bucket: str) 
 
 
 def _aws(server: ServerProcess, user: User, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "COFFER_"))}
-    env.update(
-        AWS_ACCESS_KEY_ID=user.access_key,
-        AWS_SECRET_ACCESS_KEY=user.secret_key,
-        AWS_DEFAULT_REGION="us-east-1",
-        AWS_CONFIG_FILE=os.devnull,
-        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
-    )
-    aws = str(Path(sys.executable).with_name("aws"))
-    return subprocess.run(
-        [aws, "--endpoint-url", server.endpoint, *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=120
-    )
+    return server.aws(*args, access_key=user.access_key, secret_key=user.secret_key, cwd=cwd, check=False)
 
 
 def test_aws_cli_with_keys(auth_server: ServerProcess, main_bucket: str, tmp_path: Path) -> None:
