@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests import server_process
+from tests.engines import ENGINES, EngineKind
 from tests.server_process import ServerProcess
 
 # Fixtures for an authenticated server (auth_server, main_s3, alt_s3, main_bucket).
@@ -50,9 +52,21 @@ def bucket(s3) -> str:  # type: ignore[no-untyped-def]
     return name
 
 
+@pytest.fixture(scope="module")
+def aws(server: ServerProcess):  # type: ignore[no-untyped-def]
+    """The aws CLI against the shared server: ``aws("s3", "ls")`` (ServerProcess.aws)."""
+    return server.aws
+
+
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
     return tmp_path / "data"
+
+
+@pytest.fixture(params=sorted(ENGINES))
+def engine_kind(request: pytest.FixtureRequest) -> EngineKind:
+    """Each storage engine kind in turn (tests/engines.py): a test using it runs once per engine."""
+    return ENGINES[request.param]
 
 
 @pytest.fixture
@@ -74,3 +88,32 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     else:
         asyncio.run(pyfuncitem.obj(**kwargs))
     return True
+
+
+def _yields_server(fixturedef: pytest.FixtureDef[object]) -> bool:
+    """A fixture annotated to return (or yield) a ServerProcess starts a server."""
+    return "ServerProcess" in str(inspect.signature(fixturedef.func).return_annotation)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark ``server`` every test that uses a server fixture, directly or through another fixture.
+
+    ``pytest -m "not server"`` then runs the in-process tests only. A test that starts a server
+    itself carries the mark explicitly (``ServerProcess.start`` refuses to run in an unmarked test).
+    """
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        if info is None or item.get_closest_marker("server"):
+            continue
+        if any(_yields_server(defs[-1]) for defs in info.name2fixturedefs.values() if defs):
+            item.add_marker(pytest.mark.server)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
+    """Tell ``ServerProcess.start`` which test runs (setup, call, teardown) and whether it is marked ``server``."""
+    server_process.current_test = (item.nodeid, item.get_closest_marker("server") is not None)
+    try:
+        return (yield)
+    finally:
+        server_process.current_test = None

@@ -13,6 +13,9 @@ from pathlib import Path
 import boto3
 from botocore.config import Config
 
+# Under pytest: (node id, marked ``server``) of the running test (set by tests/conftest.py).
+current_test: tuple[str, bool] | None = None
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -34,6 +37,9 @@ class ServerProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 30) -> ServerProcess:
+        if current_test is not None and not current_test[1]:
+            # Keeps `pytest -m "not server"` free of server processes.
+            raise RuntimeError(f"{current_test[0]} starts a server: mark it @pytest.mark.server")
         env = {k: v for k, v in os.environ.items() if not k.startswith("COFFER_")}
         env.update(self.env)
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child process
@@ -87,6 +93,39 @@ class ServerProcess:
             self.proc.kill()
             self.proc.wait()
         self.proc = None
+
+    def aws(
+        self,
+        *args: str,
+        access_key: str = "test",
+        secret_key: str = "testsecret",
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+        check: bool = True,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run the aws CLI (installed next to this Python) against this server; ``check``: fail on a non-zero exit."""
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "COFFER_"))}
+        full_env.update(
+            AWS_ACCESS_KEY_ID=access_key,
+            AWS_SECRET_ACCESS_KEY=secret_key,
+            AWS_DEFAULT_REGION="us-east-1",
+            AWS_CONFIG_FILE=os.devnull,
+            AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+            AWS_PAGER="",
+            AWS_MAX_ATTEMPTS="1",  # a failure should show at once, not after retries
+            **(env or {}),
+        )
+        done = subprocess.run(
+            [str(Path(sys.executable).with_name("aws")), "--endpoint-url", self.endpoint, *args],
+            env=full_env,
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        if check:
+            assert done.returncode == 0, f"aws {' '.join(args)}: {done.stdout}\n{done.stderr}"
+        return done
 
     def client(self, access_key: str = "test", secret_key: str = "testsecret", **config: object):  # type: ignore[no-untyped-def]
         return boto3.client(

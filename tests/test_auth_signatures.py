@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
-import os
 import subprocess
-import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -21,10 +19,7 @@ from botocore.exceptions import ClientError
 
 from tests.auth_support import ALT, MAIN, PUBLIC_HOST, User, client, presign_v4, send, sign_v2, sign_v4, signed
 from tests.server_process import ServerProcess
-
-
-def _code(exc: pytest.ExceptionInfo[ClientError]) -> str:
-    return str(exc.value.response["Error"]["Code"])
+from tests.wire import error_of
 
 
 def test_boto3_round_trip_with_keys(main_s3, main_bucket: str) -> None:  # type: ignore[no-untyped-def]
@@ -59,7 +54,7 @@ def test_wrong_secret_unknown_key_and_anonymous_are_refused(auth_server: ServerP
     wrong = client(auth_server, User(MAIN.access_key, "not-the-secret", "", ""))
     with pytest.raises(ClientError) as exc:
         wrong.list_buckets()
-    assert _code(exc) == "SignatureDoesNotMatch"
+    assert error_of(exc)[1] == "SignatureDoesNotMatch"
     assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
     assert exc.value.response["Error"]["AWSAccessKeyId"] == MAIN.access_key
     assert "CanonicalRequest" in exc.value.response["Error"]
@@ -67,7 +62,7 @@ def test_wrong_secret_unknown_key_and_anonymous_are_refused(auth_server: ServerP
     unknown = client(auth_server, User("AKIANOSUCHKEY000", "whatever-secret", "", ""))
     with pytest.raises(ClientError) as exc:
         unknown.list_buckets()
-    assert _code(exc) == "InvalidAccessKeyId"
+    assert error_of(exc)[1] == "InvalidAccessKeyId"
     assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
 
     anonymous = boto3.client(
@@ -75,19 +70,19 @@ def test_wrong_secret_unknown_key_and_anonymous_are_refused(auth_server: ServerP
     )
     with pytest.raises(ClientError) as exc:
         anonymous.list_buckets()
-    assert _code(exc) == "AccessDenied"
+    assert error_of(exc)[1] == "AccessDenied"
     with pytest.raises(ClientError) as exc:
         anonymous.create_bucket(Bucket="anonymous-bucket")
-    assert _code(exc) == "AccessDenied"
+    assert error_of(exc)[1] == "AccessDenied"
     # As S3 does: an unknown bucket is NoSuchBucket for anyone, an existing one AccessDenied.
     with pytest.raises(ClientError) as exc:
         anonymous.get_object(Bucket="no-such-bucket-at-all", Key="k")
-    assert _code(exc) == "NoSuchBucket"
+    assert error_of(exc)[1] == "NoSuchBucket"
     main = client(auth_server, MAIN)
     main.create_bucket(Bucket="anonymous-target")
     with pytest.raises(ClientError) as exc:
         anonymous.put_object(Bucket="anonymous-target", Key="k", Body=b"x")
-    assert _code(exc) == "AccessDenied"
+    assert error_of(exc)[1] == "AccessDenied"
     assert main.list_objects_v2(Bucket="anonymous-target")["KeyCount"] == 0
 
 
@@ -271,7 +266,7 @@ def test_sigv2_header_and_presigned(auth_server: ServerProcess, main_bucket: str
     bad = client(auth_server, User(MAIN.access_key, "wrong-secret-123", "", ""), signature_version="s3")
     with pytest.raises(ClientError) as exc:
         bad.list_objects(Bucket=main_bucket)
-    assert _code(exc) == "SignatureDoesNotMatch"
+    assert error_of(exc)[1] == "SignatureDoesNotMatch"
 
 
 def test_sigv2_raw_dates(auth_server: ServerProcess) -> None:
@@ -313,18 +308,7 @@ def test_alt_signature_is_its_own(auth_server: ServerProcess, main_bucket: str) 
 
 
 def _aws(server: ServerProcess, user: User, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "COFFER_"))}
-    env.update(
-        AWS_ACCESS_KEY_ID=user.access_key,
-        AWS_SECRET_ACCESS_KEY=user.secret_key,
-        AWS_DEFAULT_REGION="us-east-1",
-        AWS_CONFIG_FILE=os.devnull,
-        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
-    )
-    aws = str(Path(sys.executable).with_name("aws"))
-    return subprocess.run(
-        [aws, "--endpoint-url", server.endpoint, *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=120
-    )
+    return server.aws(*args, access_key=user.access_key, secret_key=user.secret_key, cwd=cwd, check=False)
 
 
 def test_aws_cli_with_keys(auth_server: ServerProcess, main_bucket: str, tmp_path: Path) -> None:

@@ -15,10 +15,7 @@ from botocore.exceptions import ClientError
 
 from tests.auth_support import ALT, MAIN, User, client, new_bucket_name, send, start_auth_server, tls_client
 from tests.server_process import ServerProcess
-
-
-def _code(exc: pytest.ExceptionInfo[ClientError]) -> str:
-    return str(exc.value.response["Error"]["Code"])
+from tests.wire import error_of
 
 
 def _error_code(call) -> str:  # type: ignore[no-untyped-def]
@@ -42,7 +39,7 @@ def _denied(call, **kwargs) -> None:  # type: ignore[no-untyped-def]
         call(**kwargs)
     assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403, kwargs
     if exc.value.response["Error"]["Code"] != "403":  # HEAD responses carry no body
-        assert _code(exc) == "AccessDenied"
+        assert error_of(exc)[1] == "AccessDenied"
 
 
 def test_alt_user_cannot_read_list_write_or_delete_in_main_bucket(main_s3, alt_s3, main_bucket: str) -> None:  # type: ignore[no-untyped-def]
@@ -67,7 +64,7 @@ def test_alt_user_cannot_read_list_write_or_delete_in_main_bucket(main_s3, alt_s
     main_s3.abort_multipart_upload(Bucket=main_bucket, Key="in-progress", UploadId=upload)
     with pytest.raises(ClientError) as exc:
         alt_s3.create_bucket(Bucket=main_bucket)
-    assert _code(exc) == "BucketAlreadyExists"
+    assert error_of(exc)[1] == "BucketAlreadyExists"
     # Nothing changed.
     assert main_s3.get_object(Bucket=main_bucket, Key="secret.txt")["Body"].read() == b"main's data"
     assert [o["Key"] for o in main_s3.list_objects_v2(Bucket=main_bucket)["Contents"]] == ["secret.txt"]
@@ -95,7 +92,7 @@ def test_list_buckets_shows_only_the_callers(main_s3, alt_s3, main_bucket: str) 
 def test_unknown_bucket_is_no_such_bucket_for_any_user(alt_s3) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ClientError) as exc:
         alt_s3.list_objects_v2(Bucket="no-such-bucket-anywhere")
-    assert _code(exc) == "NoSuchBucket"
+    assert error_of(exc)[1] == "NoSuchBucket"
 
 
 def _coffer(*args: str, data_dir: Path, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -115,7 +112,7 @@ def test_keys_cli_changes_apply_to_a_running_server(auth_server: ServerProcess) 
     carol_s3 = client(auth_server, carol)
     with pytest.raises(ClientError) as exc:
         carol_s3.list_buckets()
-    assert _code(exc) == "InvalidAccessKeyId"
+    assert error_of(exc)[1] == "InvalidAccessKeyId"
 
     added = _coffer(
         "add", "--access-key", carol.access_key, "--secret-key", "-", "--user-id", carol.user_id,
@@ -154,6 +151,7 @@ def key_file_text(server: ServerProcess) -> str:
     return (server.data_dir / "keys.json").read_text()
 
 
+@pytest.mark.server
 def test_open_mode_warns_and_switches_on_when_a_key_is_added(tmp_path: Path) -> None:
     server = ServerProcess(tmp_path / "data", "--fsync", "never").start()
     try:
@@ -176,6 +174,7 @@ def test_open_mode_warns_and_switches_on_when_a_key_is_added(tmp_path: Path) -> 
         server.stop()
 
 
+@pytest.mark.server
 def test_auth_off_forces_open_mode(tmp_path: Path) -> None:
     server = start_auth_server(tmp_path, "--auth", "off")
     try:
@@ -187,12 +186,13 @@ def test_auth_off_forces_open_mode(tmp_path: Path) -> None:
         server.stop()
 
 
+@pytest.mark.server
 def test_auth_on_without_keys_denies_everything(tmp_path: Path) -> None:
     server = ServerProcess(tmp_path / "data", "--fsync", "never", "--auth", "on").start()
     try:
         with pytest.raises(ClientError) as exc:
             server.client("anything", "at-all-secret").list_buckets()
-        assert _code(exc) == "InvalidAccessKeyId"
+        assert error_of(exc)[1] == "InvalidAccessKeyId"
     finally:
         server.stop()
 
@@ -228,6 +228,7 @@ def _self_signed(directory: Path) -> tuple[str, str]:
     return str(cert_path), str(key_path)
 
 
+@pytest.mark.server
 def test_tls(tmp_path: Path) -> None:
     cert, key = _self_signed(tmp_path)
     server = start_auth_server(tmp_path, tls_cert=cert, tls_key=key)

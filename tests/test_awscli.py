@@ -6,52 +6,9 @@ import filecmp
 import itertools
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
-import pytest
-
-from coffer.server.handlers import HANDLERS
-
-AWS = str(Path(sys.executable).with_name("aws"))
 _n = itertools.count()
-
-
-@pytest.fixture(scope="module")
-def aws(server):  # type: ignore[no-untyped-def]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(
-        AWS_ACCESS_KEY_ID="test",
-        AWS_SECRET_ACCESS_KEY="testsecret",
-        AWS_DEFAULT_REGION="us-east-1",
-        AWS_CONFIG_FILE="/dev/null",
-        AWS_SHARED_CREDENTIALS_FILE="/dev/null",
-        AWS_PAGER="",
-        AWS_MAX_ATTEMPTS="1",  # a failure should show at once, not after retries
-    )
-
-    def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(
-            [AWS, "--endpoint-url", server.endpoint, *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        if check:
-            assert proc.returncode == 0, f"aws {' '.join(args)}: {proc.stdout}\n{proc.stderr}"
-        return proc
-
-    return run
-
-
-@pytest.fixture
-def cli_bucket(s3) -> str:  # type: ignore[no-untyped-def]
-    # Made with boto3: every CLI start costs about two seconds, spend them on the CLI's own work.
-    name = f"cli-bucket-{next(_n)}"
-    s3.create_bucket(Bucket=name)
-    return name
 
 
 def keys_in(s3, bucket: str) -> list[str]:  # type: ignore[no-untyped-def]
@@ -76,19 +33,16 @@ def test_mb_cp_ls_rm_rb(aws, s3, tmp_path: Path) -> None:  # type: ignore[no-unt
     assert name not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
 
 
-@pytest.mark.xfail(
-    "CreateMultipartUpload" not in HANDLERS, reason="multipart lands with issue 3", raises=AssertionError, strict=True
-)
-def test_cp_large_file_goes_multipart(aws, cli_bucket: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_cp_large_file_goes_multipart(aws, bucket: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     src = tmp_path / "large.bin"
     src.write_bytes(os.urandom(9 * 1024 * 1024))  # above the CLI's 8 MiB multipart threshold
-    aws("s3", "cp", str(src), f"s3://{cli_bucket}/large.bin")
+    aws("s3", "cp", str(src), f"s3://{bucket}/large.bin")
     dst = tmp_path / "large.back"
-    aws("s3", "cp", f"s3://{cli_bucket}/large.bin", str(dst))
+    aws("s3", "cp", f"s3://{bucket}/large.bin", str(dst))
     assert filecmp.cmp(src, dst, shallow=False)
 
 
-def test_sync_tree(aws, s3, cli_bucket: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_sync_tree(aws, s3, bucket: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     tree = tmp_path / "tree"
     files = {
         "a.txt": b"alpha",
@@ -101,22 +55,22 @@ def test_sync_tree(aws, s3, cli_bucket: str, tmp_path: Path) -> None:  # type: i
         path = tree / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
-    aws("s3", "sync", str(tree), f"s3://{cli_bucket}/backup")
-    assert keys_in(s3, cli_bucket) == sorted((f"backup/{rel}" for rel in files), key=str.encode)
+    aws("s3", "sync", str(tree), f"s3://{bucket}/backup")
+    assert keys_in(s3, bucket) == sorted((f"backup/{rel}" for rel in files), key=str.encode)
     # Sizes and LastModified tell the CLI nothing changed: a second sync uploads nothing.
-    assert aws("s3", "sync", str(tree), f"s3://{cli_bucket}/backup").stdout.strip() == ""
+    assert aws("s3", "sync", str(tree), f"s3://{bucket}/backup").stdout.strip() == ""
     restored = tmp_path / "restored"
-    aws("s3", "sync", f"s3://{cli_bucket}/backup", str(restored))
+    aws("s3", "sync", f"s3://{bucket}/backup", str(restored))
     for rel, data in files.items():
         assert (restored / rel).read_bytes() == data
     # --delete removes what is gone locally.
     (tree / "a.txt").unlink()
-    aws("s3", "sync", "--delete", str(tree), f"s3://{cli_bucket}/backup")
-    assert "backup/a.txt" not in keys_in(s3, cli_bucket)
-    assert len(keys_in(s3, cli_bucket)) == len(files) - 1
+    aws("s3", "sync", "--delete", str(tree), f"s3://{bucket}/backup")
+    assert "backup/a.txt" not in keys_in(s3, bucket)
+    assert len(keys_in(s3, bucket)) == len(files) - 1
 
 
-def test_s3api_calls(aws, s3, cli_bucket: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_s3api_calls(aws, s3, bucket: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     body = tmp_path / "body.json"
     body.write_text('{"hello": "world"}')
     put = json.loads(
@@ -124,7 +78,7 @@ def test_s3api_calls(aws, s3, cli_bucket: str, tmp_path: Path) -> None:  # type:
             "s3api",
             "put-object",
             "--bucket",
-            cli_bucket,
+            bucket,
             "--key",
             "docs/one.json",
             "--body",
@@ -136,15 +90,15 @@ def test_s3api_calls(aws, s3, cli_bucket: str, tmp_path: Path) -> None:  # type:
         ).stdout
     )
     assert put["ETag"].strip('"')
-    s3.put_object(Bucket=cli_bucket, Key="docs/two.json", Body=b"2")
+    s3.put_object(Bucket=bucket, Key="docs/two.json", Body=b"2")
     out = tmp_path / "out.json"
-    got = json.loads(aws("s3api", "get-object", "--bucket", cli_bucket, "--key", "docs/one.json", str(out)).stdout)
+    got = json.loads(aws("s3api", "get-object", "--bucket", bucket, "--key", "docs/one.json", str(out)).stdout)
     assert out.read_text() == '{"hello": "world"}'
     assert got["ContentType"] == "application/json"
     assert got["Metadata"] == {"origin": "cli"}
     assert got["ETag"] == put["ETag"]
     listed = json.loads(
-        aws("s3api", "list-objects-v2", "--bucket", cli_bucket, "--prefix", "docs/", "--page-size", "1").stdout
+        aws("s3api", "list-objects-v2", "--bucket", bucket, "--prefix", "docs/", "--page-size", "1").stdout
     )
     assert [o["Key"] for o in listed["Contents"]] == ["docs/one.json", "docs/two.json"]  # the CLI pages through
     deleted = json.loads(
@@ -152,10 +106,10 @@ def test_s3api_calls(aws, s3, cli_bucket: str, tmp_path: Path) -> None:  # type:
             "s3api",
             "delete-objects",
             "--bucket",
-            cli_bucket,
+            bucket,
             "--delete",
             json.dumps({"Objects": [{"Key": "docs/one.json"}, {"Key": "docs/two.json"}, {"Key": "nope"}]}),
         ).stdout
     )
     assert sorted(d["Key"] for d in deleted["Deleted"]) == ["docs/one.json", "docs/two.json", "nope"]
-    assert keys_in(s3, cli_bucket) == []
+    assert keys_in(s3, bucket) == []

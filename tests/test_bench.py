@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.server_process import ServerProcess
 
 FIGURES = (
@@ -21,6 +23,7 @@ FIGURES = (
 )
 
 
+@pytest.mark.server
 def test_quick_bench_against_an_endpoint(tmp_path: Path) -> None:
     server = ServerProcess(tmp_path / "data", "--fsync", "never").start()
     try:

@@ -3,27 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from coffer.server.chunked import ChunkedDecoder
 from coffer.server.errors import S3Error
-
-
-async def _pieces(raw: bytes, cuts: list[int]) -> AsyncIterator[bytes]:
-    """The raw body as the network delivers it: arbitrary pieces, empty ones included."""
-    last = 0
-    for cut in sorted(c % (len(raw) + 1) for c in cuts):
-        yield raw[last:cut]
-        last = cut
-    yield raw[last:]
+from tests.helpers import pieces
 
 
 def decode(raw: bytes, cuts: list[int]) -> tuple[bytes, ChunkedDecoder]:
     async def run() -> tuple[bytes, ChunkedDecoder]:
-        decoder = ChunkedDecoder(_pieces(raw, cuts))
+        decoder = ChunkedDecoder(pieces(raw, cuts))
         out = b"".join([piece async for piece in decoder])
         return out, decoder
 

@@ -22,6 +22,9 @@ import pytest
 
 from tests.server_process import ServerProcess
 
+# The endpoint fixture starts the shared server through getfixturevalue, which collection cannot see.
+pytestmark = pytest.mark.server
+
 ACCESS_KEY = "clients-test"
 SECRET_KEY = "clients-test-secret"
 MiB = 1024 * 1024

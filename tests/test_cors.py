@@ -206,6 +206,7 @@ def test_wildcard_origin_answers_star(s3, server: ServerProcess, bucket: str) ->
     assert "access-control-allow-credentials" not in got
 
 
+@pytest.mark.server
 def test_server_wide_allow_all(tmp_path: Path) -> None:
     server = ServerProcess(tmp_path / "data", "--cors-allow-all", "true").start()
     try:

@@ -204,6 +204,7 @@ def test_orphan_sweep(tmp_path: Path) -> None:
     asyncio.run(scenario())
 
 
+@pytest.mark.server
 def test_rolling_restart_keeps_uploads_in_flight(data_dir: Path) -> None:
     """With several workers, a replacement worker starting up must not take other workers' temp files."""
     import signal

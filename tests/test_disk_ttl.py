@@ -5,21 +5,14 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from coffer.storage import errors
 from coffer.storage.disk import DiskEngine
-
-
-async def _body(data: bytes) -> AsyncIterator[bytes]:
-    yield data
-
-
-def _blob_files(root: Path) -> int:
-    return sum(1 for p in (root / "blobs").rglob("*") if p.is_file())
+from tests.engines import blob_files
+from tests.helpers import chunks
 
 
 def test_expired_objects_vanish_and_are_reaped(tmp_path: Path) -> None:
@@ -28,10 +21,10 @@ def test_expired_objects_vanish_and_are_reaped(tmp_path: Path) -> None:
         await engine.start()
         try:
             await engine.create_bucket("bkt", "owner", "us-east-1")
-            await engine.put_object("bkt", "brief", _body(b"b" * 100), headers={"x-amz-meta-ttl-seconds": "1"})
-            await engine.put_object("bkt", "stays", _body(b"s"), headers={})
+            await engine.put_object("bkt", "brief", chunks(b"b" * 100), headers={"x-amz-meta-ttl-seconds": "1"})
+            await engine.put_object("bkt", "stays", chunks(b"s"), headers={})
             assert (await engine.head_object("bkt", "brief")).size == 100
-            assert _blob_files(tmp_path) == 2
+            assert len(blob_files(tmp_path)) == 2
             deadline = time.monotonic() + 10
             while time.monotonic() < deadline:
                 try:
@@ -46,14 +39,14 @@ def test_expired_objects_vanish_and_are_reaped(tmp_path: Path) -> None:
             page = await engine.list_objects("bkt")
             assert [e.key for e in page.entries] == ["stays"]
             with pytest.raises(errors.NoSuchKey):  # an expired object does not satisfy If-Match
-                await engine.put_object("bkt", "brief", _body(b"x"), headers={}, if_match="*")
+                await engine.put_object("bkt", "brief", chunks(b"x"), headers={}, if_match="*")
             assert await engine.reap_expired() == 1
             assert engine.expired_reaped == 1
-            assert _blob_files(tmp_path) == 1  # the expired body's file is gone too
+            assert len(blob_files(tmp_path)) == 1  # the expired body's file is gone too
             # An expired key is free for If-None-Match.
-            await engine.put_object("bkt", "again", _body(b"a"), headers={"x-amz-meta-ttl-seconds": "1"})
+            await engine.put_object("bkt", "again", chunks(b"a"), headers={"x-amz-meta-ttl-seconds": "1"})
             await asyncio.sleep(1.1)
-            await engine.put_object("bkt", "again", _body(b"new"), headers={}, if_none_match=True)
+            await engine.put_object("bkt", "again", chunks(b"new"), headers={}, if_none_match=True)
             assert (await engine.head_object("bkt", "again")).size == 3
         finally:
             await engine.close()
@@ -67,8 +60,8 @@ def test_default_ttl_and_delete_bucket_with_only_expired(tmp_path: Path) -> None
         await engine.start()
         try:
             await engine.create_bucket("bkt", "owner", "us-east-1")
-            await engine.put_object("bkt", "default", _body(b"d"), headers={})
-            await engine.put_object("bkt", "forever", _body(b"f"), headers={"x-amz-meta-ttl-seconds": "0"})
+            await engine.put_object("bkt", "default", chunks(b"d"), headers={})
+            await engine.put_object("bkt", "forever", chunks(b"f"), headers={"x-amz-meta-ttl-seconds": "0"})
             await asyncio.sleep(1.1)
             assert [e.key for e in (await engine.list_objects("bkt")).entries] == ["forever"]
             with pytest.raises(errors.BucketNotEmpty):
@@ -90,7 +83,7 @@ def test_background_reaper_thread(tmp_path: Path) -> None:
         try:
             await engine.create_bucket("bkt", "owner", "us-east-1")
             for i in range(30):
-                await engine.put_object("bkt", f"k{i}", _body(b"v"), headers={"x-amz-meta-ttl-seconds": "1"})
+                await engine.put_object("bkt", f"k{i}", chunks(b"v"), headers={"x-amz-meta-ttl-seconds": "1"})
             deadline = time.monotonic() + 20
             while engine.expired_reaped < 30 and time.monotonic() < deadline:
                 await asyncio.sleep(0.1)
@@ -111,11 +104,11 @@ def test_disk_limits(tmp_path: Path) -> None:
             await engine.create_bucket("one", "owner", "us-east-1")
             with pytest.raises(errors.TooManyBuckets):
                 await engine.create_bucket("two", "owner", "us-east-1")
-            await engine.put_object("one", "a", _body(b"1"), headers={})
-            await engine.put_object("one", "b", _body(b"2"), headers={})
+            await engine.put_object("one", "a", chunks(b"1"), headers={})
+            await engine.put_object("one", "b", chunks(b"2"), headers={})
             with pytest.raises(errors.QuotaExceeded):
-                await engine.put_object("one", "c", _body(b"3"), headers={})
-            await engine.put_object("one", "a", _body(b"overwrite"), headers={})
+                await engine.put_object("one", "c", chunks(b"3"), headers={})
+            await engine.put_object("one", "a", chunks(b"overwrite"), headers={})
         finally:
             await engine.close()
 
@@ -147,7 +140,7 @@ def test_schema_v1_database_is_migrated(tmp_path: Path) -> None:
         await engine.start()
         try:
             assert (await engine.head_object("old", "key")).size == 1
-            await engine.put_object("old", "new", _body(b"n"), headers={"x-amz-meta-ttl-seconds": "60"})
+            await engine.put_object("old", "new", chunks(b"n"), headers={"x-amz-meta-ttl-seconds": "60"})
             assert [e.key for e in (await engine.list_objects("old")).entries] == ["key", "new"]
         finally:
             await engine.close()
@@ -165,9 +158,9 @@ def test_completed_uploads_and_copies_expire_too(tmp_path: Path) -> None:
             await engine.create_bucket("bkt", "owner", "us-east-1")
             ttl = {"x-amz-meta-ttl-seconds": "1"}
             upload = await engine.create_multipart_upload("bkt", "mp", headers=ttl)
-            part = await engine.upload_part("bkt", "mp", upload.upload_id, 1, _body(b"p" * 2000))
+            part = await engine.upload_part("bkt", "mp", upload.upload_id, 1, chunks(b"p" * 2000))
             await engine.complete_multipart_upload("bkt", "mp", upload.upload_id, [CompletedPart(1, part.etag)])
-            await engine.put_object("bkt", "src", _body(b"s" * 2000), headers={})
+            await engine.put_object("bkt", "src", chunks(b"s" * 2000), headers={})
             await engine.copy_object("bkt", "src", "bkt", "copy", headers=ttl)
             await engine.copy_object("bkt", "mp", "bkt", "kept", headers={})  # REPLACE without a TTL
             deadline = time.monotonic() + 10

@@ -17,7 +17,8 @@ import pytest
 from coffer.storage import errors
 from coffer.storage.api import CompletedPart, Engine, PutDigests
 from tests.checksum_reference import reference_checksums
-from tests.engines import ENGINES, EngineKind
+from tests.engines import EngineKind, keys_of, put, read
+from tests.helpers import chunks
 
 OWNER = "owner-1"
 REGION = "us-east-1"
@@ -25,11 +26,6 @@ ALL_ALGORITHMS = ("CRC32", "CRC32C", "CRC64NVME", "SHA1", "SHA256")
 SMALL = b"small body " * 10  # stored inline by the disk engine under test
 LARGE = os.urandom(300_000)  # several chunks, stored as a file
 MEDIUM = os.urandom(5000)  # stored as a file, small enough for the bitwise reference CRCs
-
-
-@pytest.fixture(params=sorted(ENGINES))
-def engine_kind(request: pytest.FixtureRequest) -> EngineKind:
-    return ENGINES[request.param]
 
 
 @pytest.fixture
@@ -49,29 +45,6 @@ def engine(engine_kind: EngineKind, engine_root: Path, aio: asyncio.Runner) -> I
 def bucket(engine: Engine, aio: asyncio.Runner) -> str:
     aio.run(engine.create_bucket("bkt", OWNER, REGION))
     return "bkt"
-
-
-async def chunks(data: bytes, size: int = 65536, pause: bool = False) -> AsyncIterator[bytes]:
-    """A request body as the server would hand it over: pieces, possibly interleaved."""
-    for i in range(0, len(data), size):
-        if pause:
-            await asyncio.sleep(0)
-        yield data[i : i + size]
-
-
-async def put(engine: Engine, bucket: str, key: str, data: bytes, **kwargs: object):  # type: ignore[no-untyped-def]
-    kwargs.setdefault("headers", {})
-    return await engine.put_object(bucket, key, chunks(data), **kwargs)  # type: ignore[arg-type]
-
-
-async def read(engine: Engine, bucket: str, key: str, start: int = 0, end: int | None = None) -> bytes:
-    opened = await engine.open_object(bucket, key)
-    return b"".join([piece async for piece in opened.stream(start, end)])
-
-
-async def keys_of(engine: Engine, bucket: str) -> list[str]:
-    page = await engine.list_objects(bucket, max_keys=1000)
-    return [e.key for e in page.entries]
 
 
 def leftover_files(kind: EngineKind, root: Path) -> list[str]:

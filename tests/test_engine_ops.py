@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -13,10 +12,7 @@ import pytest
 from coffer.storage import errors
 from coffer.storage.api import EngineObserver
 from coffer.storage.disk import DiskEngine
-
-
-async def body(data: bytes) -> AsyncIterator[bytes]:
-    yield data
+from tests.helpers import chunks, run
 
 
 class Recorder(EngineObserver):
@@ -32,10 +28,6 @@ class Recorder(EngineObserver):
         self.syncs.append(what)
 
 
-def run(coro):  # type: ignore[no-untyped-def]
-    return asyncio.run(coro)
-
-
 def test_storage_stats_follow_every_write(tmp_path: Path) -> None:
     async def scenario() -> None:
         engine = DiskEngine(tmp_path, fsync=False, inline_threshold=100)
@@ -45,13 +37,13 @@ def test_storage_stats_follow_every_write(tmp_path: Path) -> None:
             assert (stats.buckets, stats.objects, stats.bytes, stats.multipart_uploads) == (0, 0, 0, 0)
             await engine.create_bucket("a", "me", "us-east-1")
             await engine.create_bucket("b", "me", "us-east-1")
-            await engine.put_object("a", "small", body(b"x" * 10), headers={})
-            await engine.put_object("a", "large", body(b"y" * 1000), headers={})  # a file, not inline
-            await engine.put_object("b", "k", body(b"z" * 7), headers={})
+            await engine.put_object("a", "small", chunks(b"x" * 10), headers={})
+            await engine.put_object("a", "large", chunks(b"y" * 1000), headers={})  # a file, not inline
+            await engine.put_object("b", "k", chunks(b"z" * 7), headers={})
             stats = await engine.storage_stats()
             assert (stats.buckets, stats.objects, stats.bytes) == (2, 3, 1017)
             assert await engine.storage_stats() is stats  # unchanged store: cached
-            await engine.put_object("a", "large", body(b"w" * 300), headers={})  # overwrite shrinks
+            await engine.put_object("a", "large", chunks(b"w" * 300), headers={})  # overwrite shrinks
             await engine.delete_object("a", "small")
             await engine.delete_object("a", "small")  # idempotent, no double count
             assert ((s := await engine.storage_stats()).objects, s.bytes) == (2, 307)
@@ -71,7 +63,7 @@ def test_stats_backfilled_for_an_older_database(tmp_path: Path) -> None:
         await engine.start()
         await engine.create_bucket("old", "me", "us-east-1")
         for i in range(5):
-            await engine.put_object("old", f"k{i}", body(b"a" * (i + 1)), headers={})
+            await engine.put_object("old", f"k{i}", chunks(b"a" * (i + 1)), headers={})
         await engine.close()
 
     run(fill())
@@ -90,7 +82,7 @@ def test_stats_backfilled_for_an_older_database(tmp_path: Path) -> None:
         try:
             stats = await engine.storage_stats()
             assert (stats.buckets, stats.objects, stats.bytes) == (1, 5, 15)
-            await engine.put_object("old", "k9", body(b"b" * 5), headers={})
+            await engine.put_object("old", "k9", chunks(b"b" * 5), headers={})
             assert (await engine.storage_stats()).bytes == 20
         finally:
             await engine.close()
@@ -134,7 +126,9 @@ def test_probe_and_observer(tmp_path: Path) -> None:
             assert probe.free_bytes is not None and probe.total_bytes is not None
             assert 0 < probe.free_bytes <= probe.total_bytes
             await engine.create_bucket("obs", "me", "us-east-1")
-            await asyncio.gather(*(engine.put_object("obs", f"k{i}", body(b"q" * 100), headers={}) for i in range(20)))
+            await asyncio.gather(
+                *(engine.put_object("obs", f"k{i}", chunks(b"q" * 100), headers={}) for i in range(20))
+            )
         finally:
             await engine.close()
         # One commit per batch; probe (1) + bucket (1) + 20 objects went through the writer.

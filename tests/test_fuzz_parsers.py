@@ -9,13 +9,11 @@ Bounded for the suite; a long run (docs/security.md)::
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import hmac
 import json
 import os
-from collections.abc import AsyncIterator
 from urllib.parse import quote
 
 from botocore.auth import S3SigV4Auth
@@ -31,23 +29,11 @@ from coffer.server.chunked import ChunkedDecoder
 from coffer.server.errors import S3Error
 from coffer.server.formdata import FormReader
 from coffer.server.ranges import parse_range
+from tests.helpers import pieces, run
 
 EXAMPLES = int(os.environ.get("COFFER_FUZZ_EXAMPLES", "150"))
 fuzz = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SECRET = "fuzz/secret+key=0123456789"
-
-
-def run(coro):  # type: ignore[no-untyped-def]
-    return asyncio.run(coro)
-
-
-async def _pieces(data: bytes, cuts: list[int]) -> AsyncIterator[bytes]:
-    """``data`` delivered in pieces split at ``cuts`` (as a socket might)."""
-    last = 0
-    for cut in sorted({c % (len(data) + 1) for c in cuts}):
-        yield data[last:cut]
-        last = cut
-    yield data[last:]
 
 
 # ---------------------------------------------------------------------- SigV4
@@ -126,7 +112,7 @@ def test_sigv2_parsers_never_crash(header: str, path: bytes, query: bytes) -> No
 
 # ---------------------------------------------------------------------- aws-chunked
 async def _decode(raw: bytes, cuts: list[int], chain: ChunkChain | None = None) -> tuple[bytes, dict[str, str]]:
-    decoder = ChunkedDecoder(_pieces(raw, cuts), chain)
+    decoder = ChunkedDecoder(pieces(raw, cuts), chain)
     out = bytearray()
     async for piece in decoder:
         out += piece
@@ -292,7 +278,7 @@ def test_post_policy_parser(document: object, fields: dict[str, str]) -> None:
 @given(st.binary(max_size=600), st.lists(st.integers(0, 600), max_size=5))
 def test_form_reader_random_bytes(raw: bytes, cuts: list[int]) -> None:
     async def read() -> None:
-        reader = FormReader(_pieces(raw, cuts), b"BOUNDARY")
+        reader = FormReader(pieces(raw, cuts), b"BOUNDARY")
         _, info = await reader.read_fields()
         if info is not None:
             async for _ in reader.file_data():
@@ -320,7 +306,7 @@ def test_form_reader_round_trip(fields: dict[str, str], file: bytes, cuts: list[
     body += file + f"\r\n--{boundary}--\r\n".encode()
 
     async def read() -> tuple[dict[str, str], bytes]:
-        reader = FormReader(_pieces(bytes(body), cuts), boundary.encode())
+        reader = FormReader(pieces(bytes(body), cuts), boundary.encode())
         got, info = await reader.read_fields()
         assert info is not None and info.filename == "f.bin"
         data = bytearray()

@@ -105,6 +105,7 @@ def test_dot_segment_keys_are_refused(auth_server: ServerProcess, main_s3, fortr
         main_s3.delete_object(Bucket=fortress, Key=key)
 
 
+@pytest.mark.server
 def test_dot_segment_keys_allowed_stay_keys(tmp_path: Path) -> None:
     """With dot_segment_keys: allow (AWS S3's behaviour) such keys are stored as keys, never resolved as
     paths (object bodies live under random names), so nothing can land outside the bucket."""

@@ -67,6 +67,7 @@ def test_request_size_limit(limited: ServerProcess) -> None:
     assert [o["Key"] for o in alt.list_objects_v2(Bucket="size-limited")["Contents"]] == ["fits"]
 
 
+@pytest.mark.server
 def test_rate_limit_per_ip(tmp_path: Path) -> None:
     server = ServerProcess(
         tmp_path / "data", "--fsync", "never", "--rate-limit-per-ip", "1", "--rate-limit-burst", "3"

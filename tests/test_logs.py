@@ -11,6 +11,8 @@ import logging
 import time
 from pathlib import Path
 
+import pytest
+
 from coffer.logs import AccessLog, JsonFormatter, LogRotator, access_key_id
 from tests.server_process import ServerProcess
 
@@ -85,6 +87,7 @@ def test_access_key_id_never_the_secret() -> None:
     assert access_key_id({}, {}) == "-"
 
 
+@pytest.mark.server
 def test_access_log_json_and_rotation_with_two_workers(tmp_path: Path) -> None:
     log_file = tmp_path / "logs" / "coffer.log"
     server = ServerProcess(
@@ -143,6 +146,7 @@ def test_access_log_json_and_rotation_with_two_workers(tmp_path: Path) -> None:
     assert "testsecret" not in "\n".join(lines)
 
 
+@pytest.mark.server
 def test_human_format_bandwidth_report_and_access_log_off(tmp_path: Path) -> None:
     log_file = tmp_path / "coffer.log"
     server = ServerProcess(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -17,6 +17,8 @@ from coffer.storage.memory import MemoryEngine
 from coffer.storage.memory.engine import OBJECT_OVERHEAD
 from coffer.storage.memory.snapshot import snapshots
 from coffer.storage.memory.wal import segments
+from tests.engines import crash_memory, persistent_memory, put, read
+from tests.helpers import chunks
 
 T = TypeVar("T")
 OWNER = "owner-id"
@@ -30,24 +32,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-async def chunks(data: bytes, piece: int = 65536, sent: list[int] | None = None) -> AsyncIterator[bytes]:
-    for i in range(0, len(data), piece):
-        if sent is not None:
-            sent.append(min(piece, len(data) - i))
-        yield data[i : i + piece]
-
-
-async def put(engine: MemoryEngine, bucket: str, key: str, data: bytes, **kw: Any):  # type: ignore[no-untyped-def]
-    headers = kw.pop("headers", {})
-    piece = kw.pop("piece", 65536)
-    return await engine.put_object(bucket, key, chunks(data, piece), headers=headers, **kw)
-
-
-async def read(engine: MemoryEngine, bucket: str, key: str, start: int = 0, end: int | None = None) -> bytes:
-    opened = await engine.open_object(bucket, key)
-    return b"".join([c async for c in opened.stream(start, end)])
 
 
 def run_with(engine: MemoryEngine, fn: Callable[[MemoryEngine], Awaitable[T]]) -> T:
@@ -291,24 +275,11 @@ def test_background_reaper_runs_without_blocking() -> None:
 # ---------------------------------------------------------------------- persistence
 
 
-def persistent(directory: Path, **kw: Any) -> MemoryEngine:
-    return MemoryEngine(max_memory=1 << 30, persistence_dir=directory, fsync=False, snapshot_interval=0, **kw)
-
-
-def crash(engine: MemoryEngine) -> None:
-    """Stop the engine the way kill -9 would: no shutdown snapshot, nothing flushed beyond the WAL."""
-    assert engine._wal is not None
-    engine._wal.close()
-    engine._wal = None
-    for task in engine._tasks:
-        task.cancel()
-
-
 def test_recovery_from_wal_snapshot_and_shutdown(tmp_path: Path) -> None:
     big = os.urandom(2 * 1024 * 1024 + 5)
 
     async def first() -> None:
-        e = persistent(tmp_path)
+        e = persistent_memory(tmp_path)
         await e.start()
         await e.create_bucket("bkt", OWNER, "eu-west-1")
         await e.create_bucket("gone", OWNER, "us-east-1")
@@ -320,10 +291,10 @@ def test_recovery_from_wal_snapshot_and_shutdown(tmp_path: Path) -> None:
         await e.delete_bucket("gone")
         await put(e, "bkt", "c", b"gamma")
         await e.delete_object("bkt", "c")
-        crash(e)
+        crash_memory(e)
 
     async def second() -> dict[str, Any]:
-        e = persistent(tmp_path)
+        e = persistent_memory(tmp_path)
         await e.start()
         result = {
             "buckets": [(b.name, b.region) for b in await e.list_buckets()],
@@ -353,12 +324,12 @@ def test_recovery_from_wal_snapshot_and_shutdown(tmp_path: Path) -> None:
 
 def test_torn_tail_is_discarded(tmp_path: Path) -> None:
     async def first() -> None:
-        e = persistent(tmp_path)
+        e = persistent_memory(tmp_path)
         await e.start()
         await e.create_bucket("bkt", OWNER, "us-east-1")
         for i in range(5):
             await put(e, "bkt", f"k{i}", f"value {i}".encode())
-        crash(e)
+        crash_memory(e)
 
     asyncio.run(first())
     (_seq, path), *_ = segments(tmp_path)
@@ -371,10 +342,10 @@ def test_torn_tail_is_discarded(tmp_path: Path) -> None:
     path.write_bytes(bytes(raw))
 
     async def second() -> list[str]:
-        e = persistent(tmp_path)
+        e = persistent_memory(tmp_path)
         await e.start()
         keys = [x.key for x in (await e.list_objects("bkt")).entries]
-        crash(e)
+        crash_memory(e)
         return keys
 
     assert asyncio.run(second()) == ["k0", "k1", "k2", "k3"]
@@ -387,7 +358,7 @@ def test_recovery_drops_expired_and_respects_evictions(tmp_path: Path) -> None:
     per_object = 1000 + OBJECT_OVERHEAD + 4
 
     async def first() -> None:
-        e = persistent(tmp_path, clock=clock)
+        e = persistent_memory(tmp_path, clock=clock)
         e.max_memory = 3 * per_object
         await e.start()
         await e.create_bucket("bkt", OWNER, "us-east-1")
@@ -395,15 +366,15 @@ def test_recovery_drops_expired_and_respects_evictions(tmp_path: Path) -> None:
         for i in range(4):
             await put(e, "bkt", f"k{i}", bytes([i]) * 1000)
         assert e.stats.evictions == 2
-        crash(e)
+        crash_memory(e)
 
     async def second() -> tuple[list[str], int]:
         clock.now += 31
-        e = persistent(tmp_path, clock=clock)
+        e = persistent_memory(tmp_path, clock=clock)
         await e.start()
         keys = [x.key for x in (await e.list_objects("bkt")).entries]
         objects = e.stats.objects
-        crash(e)
+        crash_memory(e)
         return keys, objects
 
     asyncio.run(first())
@@ -439,7 +410,7 @@ def test_stats_probe_bucket_config_and_shutdown(tmp_path: Path) -> None:
             self.evictions.append((objects, nbytes))
 
     async def first() -> None:
-        e = persistent(tmp_path)
+        e = persistent_memory(tmp_path)
         e.max_memory = 3 * (1000 + OBJECT_OVERHEAD + 2 * len("k0"))
         observer = e.observer = Recorder()
         await e.start()
@@ -462,7 +433,7 @@ def test_stats_probe_bucket_config_and_shutdown(tmp_path: Path) -> None:
             await put(e, "bkt", "late", b"x")
 
     async def second() -> None:
-        e = persistent(tmp_path)
+        e = persistent_memory(tmp_path)
         await e.start()
         assert await e.get_bucket_config("bkt", "cors") == {"rules": [{"origins": ["*"]}]}
         assert await e.get_bucket_config("bkt", "other") is None
@@ -485,7 +456,7 @@ def test_tags_recovered_from_wal_records_and_snapshot(tmp_path: Path) -> None:
     """Tag updates are their own log records (SET_TAGS): replayed after a crash, folded into snapshots."""
 
     async def first() -> None:
-        e = persistent(tmp_path)
+        e = persistent_memory(tmp_path)
         await e.start()
         await e.create_bucket("bkt", OWNER, "us-east-1")
         await put(e, "bkt", "snap", b"in the snapshot", tags={"s": "1"})
@@ -498,10 +469,10 @@ def test_tags_recovered_from_wal_records_and_snapshot(tmp_path: Path) -> None:
         await put(e, "bkt", "b", b"beta2", tags={"new": "1"})  # a later put wins over the retag
         await put(e, "bkt", "gone", b"g", tags={"k": "v"})
         await e.delete_object("bkt", "gone")
-        crash(e)
+        crash_memory(e)
 
     async def second() -> dict[str, Any]:
-        e = persistent(tmp_path)
+        e = persistent_memory(tmp_path)
         await e.start()
         try:
             return {

@@ -6,7 +6,6 @@ import asyncio
 import base64
 import hashlib
 import os
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -14,33 +13,13 @@ import pytest
 from coffer.storage import errors
 from coffer.storage.api import MIN_PART_SIZE, CompletedPart, Completion
 from coffer.storage.memory import MemoryEngine
+from tests.engines import crash_memory, persistent_memory, read
+from tests.helpers import chunks
 
 OWNER = "owner-id"
 PART1 = os.urandom(MIN_PART_SIZE)
 PART2 = os.urandom(MIN_PART_SIZE)
 TAIL = os.urandom(12345)
-
-
-async def chunks(data: bytes, piece: int = 256 * 1024) -> AsyncIterator[bytes]:
-    for i in range(0, len(data), piece):
-        yield data[i : i + piece]
-
-
-async def read(engine: MemoryEngine, bucket: str, key: str, start: int = 0, end: int | None = None) -> bytes:
-    opened = await engine.open_object(bucket, key)
-    return b"".join([c async for c in opened.stream(start, end)])
-
-
-def persistent(directory: Path) -> MemoryEngine:
-    return MemoryEngine(max_memory=1 << 30, persistence_dir=directory, fsync=False, snapshot_interval=0)
-
-
-def crash(engine: MemoryEngine) -> None:
-    assert engine._wal is not None
-    engine._wal.close()
-    engine._wal = None
-    for task in engine._tasks:
-        task.cancel()
 
 
 async def upload_three_parts(e: MemoryEngine, key: str = "big", algorithm: str | None = "SHA256") -> str:
@@ -193,7 +172,7 @@ def test_uploads_and_completed_objects_survive_a_crash(tmp_path: Path) -> None:
     state: dict[str, str] = {}
 
     async def first() -> None:
-        e = persistent(tmp_path)
+        e = persistent_memory(tmp_path)
         await e.start()
         await e.create_bucket("bkt", OWNER, "us-east-1")
         done_id = await upload_three_parts(e, "done", algorithm=None)
@@ -204,10 +183,10 @@ def test_uploads_and_completed_objects_survive_a_crash(tmp_path: Path) -> None:
         open_upload = await e.create_multipart_upload("bkt", "open", headers={"x-amz-meta-k": "v"})
         await e.upload_part("bkt", "open", open_upload.upload_id, 1, chunks(PART1))
         state["open"] = open_upload.upload_id
-        crash(e)
+        crash_memory(e)
 
     async def second() -> None:
-        e = persistent(tmp_path)
+        e = persistent_memory(tmp_path)
         await e.start()
         info = await e.head_object("bkt", "done")
         assert (info.etag, info.parts_count) == (state["etag"], 3)
@@ -223,7 +202,7 @@ def test_uploads_and_completed_objects_survive_a_crash(tmp_path: Path) -> None:
         await e.close()  # shutdown snapshot: completed objects are plain objects with parts there
 
     async def third() -> None:
-        e = persistent(tmp_path)
+        e = persistent_memory(tmp_path)
         await e.start()
         assert await read(e, "bkt", "open") == PART1 + TAIL
         assert (await e.head_object("bkt", "open", part_number=2)).part.offset == MIN_PART_SIZE  # type: ignore[union-attr]

@@ -17,12 +17,9 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.server_process import ServerProcess
+from tests.wire import error_of
 
 MiB = 1024 * 1024
-
-
-def error_code(exc: pytest.ExceptionInfo[ClientError]) -> str:
-    return str(exc.value.response["Error"]["Code"])
 
 
 @pytest.fixture(scope="module")
@@ -68,14 +65,14 @@ def test_round_trip_with_default_checksums(memory_server: ServerProcess) -> None
     assert [c["Key"] for c in v1["Contents"]] == ["dir/big.bin"] and v1["IsTruncated"]
     with pytest.raises(ClientError) as caught:
         s3.put_object(Bucket="round-trip", Key="top", Body=b"x", IfNoneMatch="*")
-    assert error_code(caught) == "PreconditionFailed"
+    assert error_of(caught)[1] == "PreconditionFailed"
     deleted = s3.delete_objects(
         Bucket="round-trip", Delete={"Objects": [{"Key": "top"}, {"Key": "dir/small.txt"}, {"Key": "missing"}]}
     )
     assert len(deleted["Deleted"]) == 3
     with pytest.raises(ClientError) as caught:
         s3.delete_bucket(Bucket="round-trip")
-    assert error_code(caught) == "BucketNotEmpty"
+    assert error_of(caught)[1] == "BucketNotEmpty"
     s3.delete_object(Bucket="round-trip", Key="dir/big.bin")
     s3.delete_bucket(Bucket="round-trip")
     with pytest.raises(ClientError) as caught:
@@ -103,17 +100,9 @@ def test_aws_cli_copy(memory_server: ServerProcess, tmp_path: Path) -> None:
     s3.create_bucket(Bucket="cli")
     source = tmp_path / "file.bin"
     source.write_bytes(os.urandom(MiB + 5))
-    env = {
-        **os.environ,
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "testsecret",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }
-    aws = str(Path(sys.executable).parent / "aws")
-    base = [aws, "--endpoint-url", memory_server.endpoint, "s3"]
-    subprocess.run([*base, "cp", str(source), "s3://cli/file.bin"], check=True, env=env, capture_output=True)
+    memory_server.aws("s3", "cp", str(source), "s3://cli/file.bin")
     back = tmp_path / "back.bin"
-    subprocess.run([*base, "cp", "s3://cli/file.bin", str(back)], check=True, env=env, capture_output=True)
+    memory_server.aws("s3", "cp", "s3://cli/file.bin", str(back))
     assert back.read_bytes() == source.read_bytes()
 
 
@@ -122,7 +111,7 @@ def test_put_larger_than_max_memory_is_refused(limited_server: ServerProcess) ->
     s3.create_bucket(Bucket="too-large")
     with pytest.raises(ClientError) as caught:
         s3.put_object(Bucket="too-large", Key="huge", Body=b"x" * (3 * MiB))
-    assert error_code(caught) == "EntityTooLarge"
+    assert error_of(caught)[1] == "EntityTooLarge"
     assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
     s3.put_object(Bucket="too-large", Key="fine", Body=b"ok")  # the server is fine
     assert s3.get_object(Bucket="too-large", Key="fine")["Body"].read() == b"ok"
@@ -159,12 +148,12 @@ def test_bucket_and_object_count_limits(limited_server: ServerProcess) -> None:
         s3.create_bucket(Bucket=name)
     with pytest.raises(ClientError) as caught:
         s3.create_bucket(Bucket="lim-d")
-    assert error_code(caught) == "TooManyBuckets"
+    assert error_of(caught)[1] == "TooManyBuckets"
     for i in range(4):
         s3.put_object(Bucket="lim-a", Key=f"k{i}", Body=b"v")
     with pytest.raises(ClientError) as caught:
         s3.put_object(Bucket="lim-a", Key="k4", Body=b"v")
-    assert error_code(caught) == "QuotaExceeded"
+    assert error_of(caught)[1] == "QuotaExceeded"
     assert "max_objects_per_bucket" in caught.value.response["Error"]["Message"]
     s3.put_object(Bucket="lim-a", Key="k0", Body=b"overwrites are fine")
     for i in range(4):
@@ -178,7 +167,7 @@ def test_ttl_metadata(limited_server: ServerProcess) -> None:
     s3.create_bucket(Bucket="ttl")
     with pytest.raises(ClientError) as caught:
         s3.put_object(Bucket="ttl", Key="bad", Body=b"x", Metadata={"ttl-seconds": "soon"})
-    assert error_code(caught) == "InvalidArgument"
+    assert error_of(caught)[1] == "InvalidArgument"
     s3.put_object(Bucket="ttl", Key="brief", Body=b"x", Metadata={"ttl-seconds": "1"})
     s3.put_object(Bucket="ttl", Key="stays", Body=b"y")
     deadline = time.monotonic() + 20
@@ -210,6 +199,7 @@ def test_memory_engine_refuses_several_workers(tmp_path: Path) -> None:
     assert "workers must be 1" in result.stderr
 
 
+@pytest.mark.server
 def test_kill9_loses_nothing_acknowledged(tmp_path: Path) -> None:
     args = ("--storage", "memory", "--memory-persistence", "true", "--snapshot-interval", "0.5")
     server = ServerProcess(tmp_path / "data", *args).start()

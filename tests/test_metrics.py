@@ -141,6 +141,7 @@ def test_metrics_one_worker(one_worker: ServerProcess) -> None:
     assert value(again, "coffer_http_requests_total", operation="CofferMetrics", status_class="2xx") == 2
 
 
+@pytest.mark.server
 def test_metrics_two_workers(tmp_path: Path) -> None:
     server = ServerProcess(tmp_path / "data", "--fsync", "never", "--workers", "2", "--log-level", "info").start()
     try:
@@ -163,6 +164,7 @@ def test_metrics_two_workers(tmp_path: Path) -> None:
         server.stop()
 
 
+@pytest.mark.server
 def test_large_object_fsync_and_bytes(tmp_path: Path) -> None:
     server = ServerProcess(tmp_path / "data", "--fsync", "always", "--inline-threshold", "0").start()
     try:
@@ -178,6 +180,7 @@ def test_large_object_fsync_and_bytes(tmp_path: Path) -> None:
         server.stop()
 
 
+@pytest.mark.server
 def test_metrics_disabled(tmp_path: Path) -> None:
     server = ServerProcess(tmp_path / "data", "--metrics", "false").start()
     try:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -341,6 +339,7 @@ def test_complete_conditional_writes(s3, bucket: str) -> None:  # type: ignore[n
     assert isinstance(second, dict)
 
 
+@pytest.mark.server
 def test_abandoned_uploads_are_swept(tmp_path: Path) -> None:
     server = ServerProcess(tmp_path / "data", "--fsync", "never", "--multipart-upload-max-age", "2").start()
     try:
@@ -363,25 +362,7 @@ def test_abandoned_uploads_are_swept(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------------- aws CLI
 def aws(server: ServerProcess, *args: str, env: dict[str, str] | None = None) -> str:
-    full_env = {
-        **os.environ,
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "testsecret",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_CONFIG_FILE": "/dev/null",
-        "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
-        **(env or {}),
-    }
-    cli = Path(sys.executable).with_name("aws")
-    done = subprocess.run(
-        [str(cli), "--endpoint-url", server.endpoint, *args],
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
+    return server.aws(*args, env=env).stdout
 
 
 @pytest.mark.parametrize("checksums_setting", ["when_supported", "when_required"])
@@ -502,6 +483,7 @@ def test_raw_http_edge_cases(server: ServerProcess, s3, bucket: str) -> None:  #
     assert status == 404 and b"<Code>NoSuchBucket</Code>" in body
 
 
+@pytest.mark.server
 def test_kill_9_mid_part_and_after_complete(tmp_path: Path) -> None:
     """A part cut off by a crash never appears; an acknowledged Complete survives one."""
     server = ServerProcess(tmp_path / "data", "--fsync", "always").start()

@@ -7,24 +7,11 @@ import datetime
 import hashlib
 import hmac
 import json
-import uuid
 from urllib.parse import parse_qs, urlsplit
 
 from tests.auth_support import ALT, MAIN, Reply, User, client, send
 from tests.server_process import ServerProcess
-
-
-def multipart(fields: list[tuple[str, str]], file: bytes, filename: str = "upload.bin") -> tuple[str, bytes]:
-    boundary = uuid.uuid4().hex
-    out = bytearray()
-    for name, value in fields:
-        out += f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
-    out += (
-        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\n'
-        "Content-Type: application/octet-stream\r\n\r\n"
-    ).encode()
-    out += file + f"\r\n--{boundary}--\r\n".encode()
-    return f"multipart/form-data; boundary={boundary}", bytes(out)
+from tests.wire import multipart
 
 
 def post(server: ServerProcess, bucket: str, fields: list[tuple[str, str]], file: bytes, **kw: str) -> Reply:

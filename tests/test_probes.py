@@ -6,6 +6,8 @@ import http.client
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.server_process import ServerProcess, free_port
 
 
@@ -51,6 +53,7 @@ def test_health_and_ready(server: ServerProcess, s3) -> None:  # type: ignore[no
     assert "/_coffer/health" in json.loads(body)["endpoints"]
 
 
+@pytest.mark.server
 def test_not_ready_when_disk_space_below_threshold(tmp_path: Path) -> None:
     server = ServerProcess(tmp_path / "data", "--ready-min-free-bytes", str(1 << 62)).start()
     try:
@@ -75,6 +78,7 @@ def test_probe_path_is_an_object_key_under_virtual_hosting(server: ServerProcess
     assert body == b"just an object"
 
 
+@pytest.mark.server
 def test_admin_port_serves_probes_only(tmp_path: Path) -> None:
     admin = free_port()
     server = ServerProcess(tmp_path / "data", "--admin-port", str(admin)).start()

@@ -12,50 +12,12 @@ import http.client
 import os
 import socket
 import time
-from dataclasses import dataclass, field
 from xml.etree import ElementTree
 
 import pytest
 
 from tests.checksum_reference import reference_b64
-
-
-@dataclass
-class Answer:
-    status: int
-    headers: dict[str, str]
-    body: bytes
-    error: dict[str, str] = field(default_factory=dict)
-
-
-def request(server, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None) -> Answer:  # type: ignore[no-untyped-def]
-    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
-    try:
-        conn.request(method, path, body=body, headers=headers or {})
-        resp = conn.getresponse()
-        answer = Answer(resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read())
-    finally:
-        conn.close()
-    assert answer.headers.get("x-amz-request-id"), answer
-    if answer.status >= 300 and method != "HEAD":
-        answer.error = parse_error(answer)
-    return answer
-
-
-def parse_error(answer: Answer) -> dict[str, str]:
-    """An S3 error body: XML with Code, Message and RequestId matching the header."""
-    assert answer.headers.get("content-type") == "application/xml", answer
-    root = ElementTree.fromstring(answer.body)
-    assert root.tag == "Error", answer.body
-    fields = {child.tag: child.text or "" for child in root}
-    assert fields.get("Code") and fields.get("Message"), answer.body
-    assert fields.get("RequestId") == answer.headers["x-amz-request-id"]
-    return fields
-
-
-def expect(answer: Answer, status: int, code: str) -> dict[str, str]:
-    assert (answer.status, answer.error.get("Code")) == (status, code), answer
-    return answer.error
+from tests.wire import Answer, expect, parse_error, request
 
 
 def get_body(server, bucket: str, key: str) -> bytes | None:  # type: ignore[no-untyped-def]

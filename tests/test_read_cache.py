@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from coffer.storage import errors
 from coffer.storage.disk import DiskEngine
-
-
-async def _body(data: bytes) -> AsyncIterator[bytes]:
-    yield data
+from tests.helpers import chunks
 
 
 async def _read(engine: DiskEngine, key: str) -> bytes:
@@ -39,7 +35,7 @@ def _run(tmp_path: Path, scenario, **options) -> None:  # type: ignore[no-untype
 
 def test_hits_skip_sqlite_and_writes_invalidate(tmp_path: Path) -> None:
     async def scenario(engine: DiskEngine) -> None:
-        await engine.put_object("bkt", "k", _body(b"one"), headers={})
+        await engine.put_object("bkt", "k", chunks(b"one"), headers={})
         assert await _read(engine, "k") == b"one"
         queries = engine.meta.reader()
         statements: list[str] = []
@@ -48,7 +44,7 @@ def test_hits_skip_sqlite_and_writes_invalidate(tmp_path: Path) -> None:
             assert await _read(engine, "k") == b"one"
             assert (await engine.head_object("bkt", "k")).size == 3
             assert statements == []  # served from the cache
-            await engine.put_object("bkt", "k", _body(b"two!"), headers={})
+            await engine.put_object("bkt", "k", chunks(b"two!"), headers={})
             assert await _read(engine, "k") == b"two!"  # the commit emptied the cache
             assert (await engine.head_object("bkt", "k")).size == 4
             await engine.delete_object("bkt", "k")
@@ -64,10 +60,10 @@ def test_hits_skip_sqlite_and_writes_invalidate(tmp_path: Path) -> None:
 
 def test_file_backed_objects_are_cached_and_replaced(tmp_path: Path) -> None:
     async def scenario(engine: DiskEngine) -> None:
-        await engine.put_object("bkt", "f", _body(b"a" * 5000), headers={})
+        await engine.put_object("bkt", "f", chunks(b"a" * 5000), headers={})
         assert await _read(engine, "f") == b"a" * 5000
         assert await _read(engine, "f") == b"a" * 5000
-        await engine.put_object("bkt", "f", _body(b"b" * 6000), headers={})
+        await engine.put_object("bkt", "f", chunks(b"b" * 6000), headers={})
         assert await _read(engine, "f") == b"b" * 6000
 
     _run(tmp_path, scenario)
@@ -75,7 +71,7 @@ def test_file_backed_objects_are_cached_and_replaced(tmp_path: Path) -> None:
 
 def test_expired_object_leaves_the_cache(tmp_path: Path) -> None:
     async def scenario(engine: DiskEngine) -> None:
-        await engine.put_object("bkt", "brief", _body(b"x"), headers={"x-amz-meta-ttl-seconds": "1"})
+        await engine.put_object("bkt", "brief", chunks(b"x"), headers={"x-amz-meta-ttl-seconds": "1"})
         assert await _read(engine, "brief") == b"x"  # cached, with its expiry
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -97,12 +93,12 @@ def test_row_read_during_a_commit_is_not_kept(tmp_path: Path) -> None:
     between (as from the writer thread) makes that row unusable."""
 
     async def scenario(engine: DiskEngine) -> None:
-        await engine.put_object("bkt", "k", _body(b"old"), headers={})
+        await engine.put_object("bkt", "k", chunks(b"old"), headers={})
         cache = engine.cache
         assert cache is not None
         before = engine.meta.generation
         info, row, _ = engine.meta.read(lambda c: engine._lookup(c, "bkt", "k", body=True, part_number=None))
-        await engine.put_object("bkt", "k", _body(b"new"), headers={})  # commits: generation moves on
+        await engine.put_object("bkt", "k", chunks(b"new"), headers={})  # commits: generation moves on
         cache.put(before, "bkt", "k", info, row)  # the stale row arrives late
         assert cache.get("bkt", "k") is None
         assert await _read(engine, "k") == b"new"
@@ -113,7 +109,7 @@ def test_row_read_during_a_commit_is_not_kept(tmp_path: Path) -> None:
 def test_cache_stays_within_its_budget(tmp_path: Path) -> None:
     async def scenario(engine: DiskEngine) -> None:
         for i in range(300):
-            await engine.put_object("bkt", f"k{i}", _body(bytes([i % 256]) * 1000), headers={})
+            await engine.put_object("bkt", f"k{i}", chunks(bytes([i % 256]) * 1000), headers={})
         for i in range(300):
             assert await _read(engine, f"k{i}") == bytes([i % 256]) * 1000
         cache = engine.cache
@@ -135,6 +131,7 @@ def test_cache_stays_within_its_budget(tmp_path: Path) -> None:
     asyncio.run(main())
 
 
+@pytest.mark.server
 def test_two_workers_never_serve_each_others_stale_rows(tmp_path: Path) -> None:
     """A worker cannot see another's commits in its own cache, so with several workers it has none."""
     from tests.server_process import ServerProcess

@@ -10,6 +10,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.server_process import ServerProcess
 
 
@@ -105,6 +107,7 @@ def run_sigterm_during_uploads(
         restarted.stop()
 
 
+@pytest.mark.server
 def test_sigterm_lets_in_flight_uploads_finish(tmp_path: Path) -> None:
     threads, sigterm_at = run_sigterm_during_uploads(tmp_path, shutdown_timeout=30, slow_pause=0.02)
     # Uploads that were mid-body when SIGTERM arrived were allowed to finish and were acknowledged.
@@ -112,6 +115,7 @@ def test_sigterm_lets_in_flight_uploads_finish(tmp_path: Path) -> None:
     assert straddling
 
 
+@pytest.mark.server
 def test_sigterm_timeout_cancels_slow_uploads_cleanly(tmp_path: Path) -> None:
     # Each slow upload needs ~20 s, far beyond the 1 s grace: it is cancelled, and nothing of it remains.
     threads, _ = run_sigterm_during_uploads(tmp_path, shutdown_timeout=1, slow_pause=1.0)
@@ -119,6 +123,7 @@ def test_sigterm_timeout_cancels_slow_uploads_cleanly(tmp_path: Path) -> None:
     assert all(t.attempted and not t.acked for t in slow)
 
 
+@pytest.mark.server
 def test_sigint_exits_zero_and_store_reopens(tmp_path: Path) -> None:
     server = ServerProcess(tmp_path / "data").start()
     s3 = server.client()

@@ -10,9 +10,7 @@ from xml.etree import ElementTree
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.test_awscli import aws, cli_bucket  # noqa: F401  (fixtures)
-from tests.test_post_object import multipart
-from tests.test_raw_http import expect, request
+from tests.wire import error_of, expect, multipart, request
 
 
 def tagset(**tags: str) -> dict[str, list[dict[str, str]]]:
@@ -21,10 +19,6 @@ def tagset(**tags: str) -> dict[str, list[dict[str, str]]]:
 
 def tags_of(s3, bucket: str, key: str) -> dict[str, str]:  # type: ignore[no-untyped-def]
     return {t["Key"]: t["Value"] for t in s3.get_object_tagging(Bucket=bucket, Key=key)["TagSet"]}
-
-
-def error_of(exc: pytest.ExceptionInfo[ClientError]) -> tuple[int, str]:
-    return exc.value.response["ResponseMetadata"]["HTTPStatusCode"], exc.value.response["Error"]["Code"]
 
 
 def test_put_get_delete_object_tagging(s3, bucket: str) -> None:  # type: ignore[no-untyped-def]
@@ -248,25 +242,25 @@ def test_post_object_tagging_field(server, s3, bucket: str) -> None:  # type: ig
     assert tags_of(s3, bucket, "posted") == {"0": "0", "1": "1"}
 
 
-def test_aws_cli_object_tagging(aws, s3, cli_bucket: str) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
-    s3.put_object(Bucket=cli_bucket, Key="k", Body=b"x")
+def test_aws_cli_object_tagging(aws, s3, bucket: str) -> None:  # type: ignore[no-untyped-def]
+    s3.put_object(Bucket=bucket, Key="k", Body=b"x")
     aws(
         "s3api",
         "put-object-tagging",
         "--bucket",
-        cli_bucket,
+        bucket,
         "--key",
         "k",
         "--tagging",
         json.dumps(tagset(project="coffer", stage="test")),
     )
-    out = json.loads(aws("s3api", "get-object-tagging", "--bucket", cli_bucket, "--key", "k").stdout)
+    out = json.loads(aws("s3api", "get-object-tagging", "--bucket", bucket, "--key", "k").stdout)
     assert out["TagSet"] == tagset(project="coffer", stage="test")["TagSet"]
     failed = aws(
         "s3api",
         "put-object-tagging",
         "--bucket",
-        cli_bucket,
+        bucket,
         "--key",
         "k",
         "--tagging",

@@ -7,6 +7,8 @@ import http.client
 import json
 from pathlib import Path
 
+import pytest
+
 from coffer.tracing import wanted
 from tests.server_process import ServerProcess
 
@@ -33,6 +35,7 @@ def parse_spans(text: str) -> list[dict]:  # type: ignore[type-arg]
         spans.append(doc)
 
 
+@pytest.mark.server
 def test_console_exporter_spans(tmp_path: Path) -> None:
     server = ServerProcess(
         tmp_path / "data", env={"OTEL_TRACES_EXPORTER": "console", "OTEL_SERVICE_NAME": "coffer-test"}
