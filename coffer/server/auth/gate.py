@@ -185,13 +185,7 @@ class AuthGate:
                 "AuthorizationHeaderMalformed",
                 "The authorization header is malformed; Invalid credential date. Date is not the same as X-Amz-Date.",
             )
-        unsigned = sigv4.unsigned_amz_headers(req.headers, cred.signed_headers)
-        if unsigned:
-            raise S3Error(
-                "AccessDenied",
-                "There were headers present in the request which were not signed",
-                HeadersNotSigned=", ".join(unsigned),
-            )
+        sigv4.check_signed_headers(req.headers, cred.signed_headers)
         payload = sigv4.payload_hash_of(req.headers, req.method)
         verified = sigv4.check_signature(
             self._signed(req), cred, credential.secret_key, timestamp, payload, public_host=self._public_host
@@ -204,7 +198,13 @@ class AuthGate:
         presigned = sigv4.parse_presigned(req.query, now)
         cred = presigned.credential
         credential = self.lookup(cred.access_key)
+        sigv4.check_signed_headers(req.headers, cred.signed_headers)
         payload = req.query.get("X-Amz-Content-Sha256", sigv4.UNSIGNED_PAYLOAD)
+        if payload != sigv4.UNSIGNED_PAYLOAD:
+            # A signed payload hash binds the body: the header (checked against the bytes) must agree.
+            declared = req.headers.setdefault("x-amz-content-sha256", payload)
+            if declared.strip() != payload:
+                raise S3Error("XAmzContentSHA256Mismatch")
         sigv4.check_signature(
             self._signed(req),
             cred,

@@ -364,8 +364,30 @@ def payload_hash_of(headers: dict[str, str], method: str) -> str:
     raise S3Error("InvalidArgument", "x-amz-content-sha256 must be UNSIGNED-PAYLOAD, STREAMING-... or a SHA256.")
 
 
-def unsigned_amz_headers(headers: dict[str, str], signed: tuple[str, ...]) -> list[str]:
-    return [name for name in headers if name[:6] == "x-amz-" and name not in signed]
+# The request envelope: headers a client may add around a signed request without signing them.
+# Each only describes how the body is framed or what it hashes to, and the server checks it
+# against the bytes themselves (a wrong value fails the upload, it never widens what the
+# signature allows): x-amz-content-sha256 (AWS does not require it signed), and the aws-chunked
+# x-amz-decoded-content-length and x-amz-trailer. Every other x-amz-* header must be signed, as
+# AWS requires: x-amz-copy-source, -meta-*, -tagging, -checksum-*, -server-side-encryption-* ...
+UNSIGNED_ENVELOPE = frozenset({"x-amz-content-sha256", "x-amz-decoded-content-length", "x-amz-trailer"})
+
+
+def check_signed_headers(headers: dict[str, str], signed: tuple[str, ...]) -> None:
+    """AccessDenied unless ``host`` and every x-amz-* header but the envelope are signed: an unsigned
+    Host lets a request be replayed against another (virtual-hosted) bucket, an unsigned
+    x-amz-copy-source turns a PUT into a copy of anything the signer may read."""
+    unsigned = [
+        name for name in headers if name[:6] == "x-amz-" and name not in signed and name not in UNSIGNED_ENVELOPE
+    ]
+    if "host" not in signed:
+        unsigned.insert(0, "host")
+    if unsigned:
+        raise S3Error(
+            "AccessDenied",
+            "There were headers present in the request which were not signed",
+            HeadersNotSigned=", ".join(unsigned),
+        )
 
 
 # ---------------------------------------------------------------------- presigned URLs
