@@ -14,6 +14,7 @@ from urllib.parse import parse_qsl, unquote_to_bytes
 
 from coffer.server.auth.principal import ANONYMOUS, Principal
 from coffer.server.errors import S3Error
+from coffer.server.http import parse_int
 
 if TYPE_CHECKING:
     from coffer.server.chunked import ChunkVerifier
@@ -135,11 +136,19 @@ class Request:
     @property
     def content_length(self) -> int | None:
         raw = self.headers.get("content-length")
-        if raw is None:
-            return None
-        if not (raw.isascii() and raw.isdigit()):
-            raise S3Error("InvalidArgument", "Content-Length is not a valid number.")
-        return int(raw)
+        return None if raw is None else parse_int(raw, "Content-Length")
+
+    @property
+    def decoded_content_length(self) -> int | None:
+        """x-amz-decoded-content-length: the payload size of an aws-chunked body (its one parse)."""
+        raw = self.headers.get("x-amz-decoded-content-length")
+        return None if raw is None else parse_int(raw, "x-amz-decoded-content-length")
+
+    @property
+    def declared_length(self) -> int | None:
+        """The size of the payload the client announced: decoded length of aws-chunked, else Content-Length."""
+        decoded = self.decoded_content_length
+        return decoded if decoded is not None else self.content_length
 
     # ------------------------------------------------------------------ body
     async def body(self, verify_sha256: bool = True) -> AsyncIterator[bytes]:

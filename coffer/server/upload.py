@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from coffer import checksums
 from coffer.server.chunked import ChunkedDecoder
 from coffer.server.errors import S3Error
-from coffer.server.http import is_decimal
 from coffer.server.request import Request
 from coffer.storage.api import PutDigests
 
@@ -102,12 +101,9 @@ def plan_upload(req: Request, *, default_algorithm: str | None = checksums.DEFAU
     if chunked:
         decoder = ChunkedDecoder(body, req.chunk_chain)
         body = decoder.__aiter__()
-        raw = headers.get("x-amz-decoded-content-length")
-        if raw is None:
+        decoded_length = req.decoded_content_length
+        if decoded_length is None:
             raise S3Error("MissingContentLength", "x-amz-decoded-content-length is required for aws-chunked bodies.")
-        if not is_decimal(raw):
-            raise S3Error("InvalidArgument", "x-amz-decoded-content-length is not a number.")
-        decoded_length = int(raw)
 
     # Which checksum: a header value, a declared trailer, or just an algorithm name.
     named = [(name, algo) for name in headers if (algo := checksums.algorithm_from_header(name)) is not None]

@@ -99,9 +99,9 @@ class AuthGate:
                 "Your request header section exceeds the maximum allowed size.",
                 MaxSizeAllowed=str(self.settings.max_header_size),
             )
-        declared = req.headers.get("x-amz-decoded-content-length") or req.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self._body_limit:
-            raise S3Error("EntityTooLarge", ProposedSize=declared, MaxSizeAllowed=str(self._body_limit))
+        declared = req.declared_length
+        if declared is not None and declared > self._body_limit:
+            raise S3Error("EntityTooLarge", ProposedSize=str(declared), MaxSizeAllowed=str(self._body_limit))
         # Bodies without a Content-Length (Transfer-Encoding: chunked) are cut off while streaming;
         # the slack leaves room for aws-chunked framing around a payload of the maximum size.
         req.body_limit = self._body_limit + self._body_limit // 64 + 65536

@@ -8,7 +8,7 @@ from coffer import checksums
 from coffer.server import tagging, xml
 from coffer.server.app import Context
 from coffer.server.errors import S3Error, from_storage
-from coffer.server.http import Response, etag_matches, http_date, is_decimal, parse_http_date, quote_etag
+from coffer.server.http import Response, etag_matches, http_date, parse_http_date, parse_int, quote_etag
 from coffer.server.ranges import parse_range
 from coffer.server.request import Request, validate_new_key
 from coffer.server.upload import plan_upload, stored_content_encoding
@@ -50,6 +50,7 @@ RESPONSE_OVERRIDES = {
     "response-content-encoding": "content-encoding",
 }
 MAX_DELETE_KEYS = 1000
+PART_NUMBER_MESSAGE = f"Part number must be an integer between 1 and {MAX_PART_NUMBER}, inclusive"
 # What an HTTP header value may not carry (tab is allowed).
 _CONTROL_CHARS = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
 
@@ -104,14 +105,7 @@ def part_number_param(raw: str | None) -> int | None:
     """The partNumber query parameter: an integer 1..10000."""
     if raw is None:
         return None
-    if not is_decimal(raw) or not 1 <= int(raw) <= MAX_PART_NUMBER:
-        raise S3Error(
-            "InvalidArgument",
-            f"Part number must be an integer between 1 and {MAX_PART_NUMBER}, inclusive",
-            ArgumentName="partNumber",
-            ArgumentValue=raw,
-        )
-    return int(raw)
+    return parse_int(raw, "partNumber", 1, MAX_PART_NUMBER, message=PART_NUMBER_MESSAGE)
 
 
 def storage_class_of(req: Request) -> str:
@@ -124,10 +118,7 @@ def storage_class_of(req: Request) -> str:
 async def PutObject(ctx: Context, req: Request) -> Response:
     assert req.bucket is not None and req.key is not None
     validate_new_key(req.key, ctx.settings.dot_segment_keys)
-    length = req.content_length
-    decoded = req.headers.get("x-amz-decoded-content-length", "")
-    if decoded.isdigit():
-        length = int(decoded)
+    length = req.declared_length
     limit = ctx.settings.max_put_size()
     if length is not None and length > limit:
         raise S3Error("EntityTooLarge", ProposedSize=str(length), MaxSizeAllowed=str(limit))
