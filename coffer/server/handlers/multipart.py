@@ -7,18 +7,14 @@ import re
 from urllib.parse import quote
 
 from coffer import checksums
-from coffer.server import tagging, xml
+from coffer.server import xml
 from coffer.server.app import Context
 from coffer.server.errors import S3Error
 from coffer.server.handlers.common import display_name, key_encoder, owner_xml, parse_max, xml_response
 from coffer.server.handlers.copy import copy_source_check, parse_copy_source
-from coffer.server.handlers.object import (
-    checksum_algorithm_header,
-    object_headers_from_request,
-    part_number_param,
-    storage_class_of,
-)
+from coffer.server.handlers.object import checksum_algorithm_header, part_number_param
 from coffer.server.http import INT32_MAX, Response, parse_int, quote_etag
+from coffer.server.object_write import check_no_encryption, object_write
 from coffer.server.request import Request, validate_new_key
 from coffer.server.upload import plan_upload
 from coffer.storage.api import MAX_PART_SIZE, CompletedPart, Completion, PartInfo, UploadInfo
@@ -70,14 +66,15 @@ async def CreateMultipartUpload(ctx: Context, req: Request) -> Response:
     assert req.bucket is not None and req.key is not None
     validate_new_key(req.key, ctx.settings.dot_segment_keys)
     algorithm = checksum_algorithm_header(req)
+    write = object_write(req.headers)
     upload = await ctx.engine.create_multipart_upload(
         req.bucket,
         req.key,
-        headers=object_headers_from_request(req),
-        storage_class=storage_class_of(req),
+        headers=write.headers,
+        storage_class=write.storage_class or "STANDARD",
         checksum_algorithm=algorithm,
         checksum_type=_checksum_type_header(req),
-        tags=tagging.parse_header(req.header(tagging.TAGGING_HEADER)),  # given to the object at completion
+        tags=write.tags or {},  # given to the object at completion
     )
     inner = xml.elem("Bucket", req.bucket) + xml.elem("Key", req.key) + xml.elem("UploadId", upload.upload_id)
     response = xml_response(xml.document("InitiateMultipartUploadResult", inner))
@@ -92,6 +89,7 @@ async def UploadPart(ctx: Context, req: Request) -> Response:
     assert req.bucket is not None and req.key is not None
     upload_id = _upload_id(req)
     part_number = _part_number(req)
+    check_no_encryption(req.headers)
     length = req.declared_length
     if length is not None and length > MAX_PART_SIZE:
         raise S3Error("EntityTooLarge", ProposedSize=str(length), MaxSizeAllowed=str(MAX_PART_SIZE))
@@ -147,6 +145,7 @@ async def UploadPartCopy(ctx: Context, req: Request) -> Response:
     assert req.bucket is not None and req.key is not None
     upload_id = _upload_id(req)
     part_number = _part_number(req)
+    check_no_encryption(req.headers)
     src_bucket, src_key = parse_copy_source(req)
     part = await ctx.engine.upload_part_copy(
         req.bucket,
