@@ -18,6 +18,7 @@ from coffer.server.http import parse_int
 
 if TYPE_CHECKING:
     from coffer.server.chunked import ChunkVerifier
+    from coffer.server.router import Route
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 
@@ -57,6 +58,7 @@ class Request:
         "raw_path",
         "raw_query",
         "request_id",
+        "route",
         "virtual_host",
     )
 
@@ -67,7 +69,8 @@ class Request:
         self._body_started = False
         self._body_done = False
         self.bytes_in = 0
-        self.operation = "Unknown"
+        self.operation = "Unknown"  # the route's name once classified (metrics, logs)
+        self.route: Route | None = None
         # Set by the auth gate: who the request acts as, the chunk-signature chain of a signed
         # streaming upload, and the most body bytes accepted.
         self.principal: Principal = ANONYMOUS

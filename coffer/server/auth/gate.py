@@ -15,6 +15,7 @@ import time
 from urllib.parse import unquote
 
 from coffer.config import Settings
+from coffer.server import router
 from coffer.server.auth import sigv2, sigv4
 from coffer.server.auth.credentials import Credential, CredentialStore
 from coffer.server.auth.principal import ANONYMOUS, DEFAULT_OWNER, Principal
@@ -28,10 +29,6 @@ from coffer.storage.errors import NoSuchBucket
 
 log = logging.getLogger("coffer.auth")
 
-# Operations authorized elsewhere: a POST upload carries its signature in the form
-# (the handler checks it and the bucket owner); a CORS preflight never carries credentials.
-_UNCHECKED = frozenset({"PostObject", "PreflightRequest"})
-_COPY_OPERATIONS = frozenset({"CopyObject", "UploadPartCopy"})
 _ONE_MECHANISM = (
     "Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, Signature query string "
     "parameter or the Authorization header should be specified"
@@ -108,15 +105,17 @@ class AuthGate:
         req.body_timeout = self.settings.body_idle_timeout or None
 
     async def _authorize(self, req: Request) -> None:
-        if not self.enabled or req.operation in _UNCHECKED:
+        route = req.route
+        # A POST upload carries its signature in the form (the handler checks it and the bucket
+        # owner); a CORS preflight never carries credentials.
+        if not self.enabled or route is None or route.authorizer != "gate":
             return
-        anonymous = req.principal.anonymous
-        if req.bucket is None or req.operation == "CreateBucket":
-            if anonymous:
+        if req.bucket is None or route is router.CREATE_BUCKET:
+            if req.principal.anonymous:
                 raise S3Error("AccessDenied")
             return  # ListBuckets lists the caller's own; CreateBucket: the engine refuses others' names
         await self.require_owner(req, req.bucket)
-        if req.operation in _COPY_OPERATIONS:
+        if route.reads_copy_source:
             # Reading the copy source needs access to its bucket too.
             source = copy_source_bucket(req.headers.get("x-amz-copy-source", ""))
             if source and source != req.bucket:
@@ -139,7 +138,7 @@ class AuthGate:
         """Who signed ``req``: ANONYMOUS when nothing is signed (authorization then decides)."""
         if not self.enabled:
             return DEFAULT_OWNER
-        if req.operation == "PreflightRequest":
+        if req.route is router.PREFLIGHT:
             return ANONYMOUS  # browsers never send credentials with a preflight, whatever the URL holds
         now = time.time()
         header = req.headers.get("authorization", "").strip()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from coffer import checksums
 from coffer.server import xml
-from coffer.server.app import Context
+from coffer.server.context import Context
 from coffer.server.errors import S3Error
 from coffer.server.handlers.common import parse_max
 from coffer.server.http import INT32_MAX, Response, http_date, parse_int

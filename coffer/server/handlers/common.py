@@ -7,7 +7,7 @@ from collections.abc import Callable
 from urllib.parse import quote
 
 from coffer.server import xml
-from coffer.server.app import Context, Owner
+from coffer.server.context import Context, Owner
 from coffer.server.errors import S3Error
 from coffer.server.http import INT32_MAX, Response, parse_int
 from coffer.server.request import Request

@@ -5,7 +5,7 @@ from __future__ import annotations
 from urllib.parse import unquote
 
 from coffer.server import xml
-from coffer.server.app import Context
+from coffer.server.context import Context
 from coffer.server.errors import S3Error
 from coffer.server.handlers.object import checksum_algorithm_header
 from coffer.server.http import Response, etag_matches, parse_http_date

@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 from coffer import checksums
 from coffer.server import xml
-from coffer.server.app import Context
+from coffer.server.context import Context
 from coffer.server.errors import S3Error
 from coffer.server.handlers.common import display_name, key_encoder, owner_xml, parse_max, xml_response
 from coffer.server.handlers.copy import copy_source_check, parse_copy_source

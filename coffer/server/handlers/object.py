@@ -6,7 +6,7 @@ import re
 
 from coffer import checksums
 from coffer.server import xml
-from coffer.server.app import Context
+from coffer.server.context import Context
 from coffer.server.errors import S3Error, from_storage
 from coffer.server.http import Response, etag_matches, http_date, parse_http_date, parse_int, quote_etag
 from coffer.server.object_write import object_write

@@ -8,9 +8,9 @@ from urllib.parse import quote
 
 from coffer import checksums
 from coffer.server import xml
-from coffer.server.app import Context
 from coffer.server.auth import post_policy
 from coffer.server.auth.principal import Principal
+from coffer.server.context import Context
 from coffer.server.errors import S3Error
 from coffer.server.formdata import FormReader, boundary_of
 from coffer.server.http import Response, quote_etag
