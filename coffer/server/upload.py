@@ -49,7 +49,7 @@ class UploadPlan:
         sums = {}
         for algorithm in self.algorithms:
             hasher = checksums.new_hasher(algorithm)
-            hasher.update(body)
+            hasher.update(memoryview(body))
             sums[algorithm] = hasher.digest()
         self.verify(
             PutDigests(

@@ -317,7 +317,7 @@ def mismatch(access_key: str, provided: str, sts: str, canonical: str | None = N
         "SignatureDoesNotMatch",
         "The request signature we calculated does not match the signature you provided. "
         "Check your key and signing method.",
-        **fields,
+        extra=fields,
     )
 
 
@@ -428,7 +428,7 @@ def parse_presigned(query: dict[str, str], now: float) -> Presigned:
     if expires > MAX_PRESIGN_SECONDS:
         raise S3Error("AccessDenied", "X-Amz-Expires must be less than a week (in seconds) that is; 604800")
     if expires < 1:
-        raise S3Error("AccessDenied", "X-Amz-Expires must be at least 1 second", **{"X-Amz-Expires": raw_expires})
+        raise S3Error("AccessDenied", "X-Amz-Expires must be at least 1 second", extra={"X-Amz-Expires": raw_expires})
     timestamp = query["X-Amz-Date"].strip()
     issued = parse_amz_date(timestamp)
     if issued is None:
@@ -442,6 +442,6 @@ def parse_presigned(query: dict[str, str], now: float) -> Presigned:
         raise S3Error(
             "AccessDenied",
             "Request has expired",
-            **{"X-Amz-Expires": str(expires), "Expires": amz_date(issued + expires), "ServerTime": amz_date(now)},
+            extra={"X-Amz-Expires": str(expires), "Expires": amz_date(issued + expires), "ServerTime": amz_date(now)},
         )
     return Presigned(credential, timestamp, issued, expires)
