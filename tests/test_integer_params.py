@@ -77,6 +77,15 @@ CASES = [
         "MalformedXML",
     ),
     Case(
+        "PutBucketCors MaxAgeSeconds",
+        "PUT",
+        "/{b}?cors",
+        (),
+        "<CORSConfiguration><CORSRule><AllowedMethod>GET</AllowedMethod><AllowedOrigin>*</AllowedOrigin>"
+        "<MaxAgeSeconds>{v}</MaxAgeSeconds></CORSRule></CORSConfiguration>",
+        "MalformedXML",
+    ),
+    Case(
         "PutObject x-amz-decoded-content-length",
         "PUT",
         "/{b}/chunked",
