@@ -289,7 +289,7 @@ def check_signature(
     """Raise SignatureDoesNotMatch unless some canonical form of ``req`` matches ``cred.signature``."""
     key = signing_key(cred.access_key, secret, cred.date, cred.region, cred.service)
     hosts: tuple[str | None, ...] = (None,)
-    if public_host and public_host != req.headers.get("host") and "host" in cred.signed_headers:
+    if public_host and public_host != req.headers.get("host"):  # host is always signed (check_signed_headers)
         hosts = (None, public_host)
     first: tuple[str, str] | None = None
     for canonical in _variants(req, cred, payload_hash, hosts, drop_query):
