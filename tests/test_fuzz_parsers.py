@@ -255,6 +255,22 @@ def test_xml_entities_are_refused(text: str, depth: int) -> None:
         assert exc.code == "MalformedXML"
 
 
+@fuzz
+@given(
+    st.one_of(st.sampled_from(["EBCDIC-US", "cp037", "utf-16", "utf_32", "latin-1", "UTF-8", "ascii"]), st.text()),
+    st.sampled_from(["'", '"']),
+)
+def test_xml_declared_encoding(encoding: str, quote_char: str) -> None:
+    """Any declared encoding: the document parses (UTF-8, ASCII) or is MalformedXML, never another error."""
+    doc = f"<?xml version='1.0' encoding={quote_char}{encoding}{quote_char}?><Delete><Quiet>true</Quiet></Delete>"
+    try:
+        root = xml.parse(doc.encode("utf-8", "surrogatepass"))
+    except S3Error as exc:
+        assert exc.code == "MalformedXML"
+    else:
+        assert root.tag == "Delete" and encoding.lower() in ("utf-8", "utf8", "ascii", "us-ascii")
+
+
 # ---------------------------------------------------------------------- POST policies and forms
 _json = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=10),

@@ -7,14 +7,14 @@ import logging
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 from coffer import __version__, logs
 from coffer.config import Settings
 from coffer.server import compression, xml
-from coffer.server.auth import DEFAULT_OWNER, Principal
+from coffer.server.auth import DEFAULT_OWNER
 from coffer.server.auth.gate import AuthGate
+from coffer.server.context import Context, Handler
 from coffer.server.cors import Cors
 from coffer.server.errors import S3Error, from_storage
 from coffer.server.http import Response
@@ -29,25 +29,6 @@ log = logging.getLogger("coffer.server")
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
-
-
-# Who a request acts as is ``req.principal`` (set by the auth gate); DEFAULT_OWNER
-# owns everything while the server runs open.
-Owner = Principal
-
-
-@dataclass(slots=True)
-class Context:
-    """What every handler receives besides the request."""
-
-    engine: Engine
-    settings: Settings
-    owner: Owner
-    # Authentication state (credential lookups for handlers that authenticate themselves, e.g. PostObject).
-    auth: AuthGate | None = None
-
-
-Handler = Callable[[Context, Request], Awaitable[Response]]
 
 
 def build_engine(settings: Settings) -> Engine:
@@ -246,14 +227,15 @@ class CofferApp:
                 name = request.key if request.bucket == PROBE_PREFIX else None
                 request.operation = self.probes.operation(name) or "CofferNotFound"
                 return await self.probes.handle(name, request.method, request.headers.get("accept"))
-            operation = classify(request)
-            if operation is None:
+            route = classify(request)
+            if route is None:
                 raise S3Error("MethodNotAllowed")
-            request.operation = operation
+            request.route = route
+            request.operation = route.name
             await self.auth.admit(request)
-            handler = self.handlers.get(operation)
+            handler = self.handlers.get(route.name)
             if handler is None:
-                raise S3Error("NotImplemented", f"{operation} is not implemented by Coffer yet.")
+                raise S3Error("NotImplemented", f"{route.name} is not implemented by Coffer yet.")
             response = await handler(self.context, request)
         except S3Error as err:
             response = error_response(err, request, _resource(scope))
@@ -357,4 +339,4 @@ def app_from_env() -> CofferApp:
     return CofferApp(settings)
 
 
-__all__ = ["DEFAULT_OWNER", "CofferApp", "Context", "Owner", "__version__", "app_from_env", "error_response"]
+__all__ = ["DEFAULT_OWNER", "CofferApp", "__version__", "app_from_env", "error_response"]

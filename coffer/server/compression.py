@@ -11,18 +11,23 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import importlib
 from collections.abc import Callable
+from types import ModuleType
 
 from coffer.server.http import Response
 
-try:  # optional: the `compression` extra
-    import brotli  # type: ignore[import-not-found,unused-ignore]
-except ImportError:  # pragma: no cover - depends on the environment
-    brotli = None
-try:
-    import zstandard  # type: ignore[import-not-found,unused-ignore]
-except ImportError:  # pragma: no cover
-    zstandard = None
+
+def _optional(name: str) -> ModuleType | None:
+    """A module of the optional `compression` extra, or None when it is not installed."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:  # pragma: no cover - depends on the environment
+        return None
+
+
+brotli = _optional("brotli")
+zstandard = _optional("zstandard")
 
 COMPRESSIBLE_TYPES = ("application/xml", "text/xml", "application/json", "text/plain")
 # Bodies above this size are compressed on a thread so the event loop keeps serving.
@@ -39,7 +44,8 @@ if zstandard is not None:
     _zstd = zstandard.ZstdCompressor(level=3)
     CODECS["zstd"] = _zstd.compress
 if brotli is not None:
-    CODECS["br"] = lambda data: brotli.compress(data, quality=4)
+    _brotli = brotli
+    CODECS["br"] = lambda data: _brotli.compress(data, quality=4)
 # Server preference when the client weighs several codecs equally.
 PREFERENCE = ("zstd", "br", "gzip")
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from coffer.server import xml
 from coffer.server.errors import S3Error
-from coffer.server.http import Response
+from coffer.server.http import INT32_MAX, Response, parse_int
 from coffer.storage.errors import NoSuchBucket, StorageError
 
 if TYPE_CHECKING:
@@ -148,12 +148,7 @@ def parse_configuration(body: bytes) -> list[CorsRule]:
                     )
                 rule.expose.append(text)
             elif child.tag == "MaxAgeSeconds":
-                try:
-                    rule.max_age = int(text)
-                except ValueError:
-                    raise S3Error("MalformedXML") from None
-                if rule.max_age < 0:
-                    raise S3Error("MalformedXML")
+                rule.max_age = parse_int(text, "MaxAgeSeconds", 0, INT32_MAX, code="MalformedXML")
             elif child.tag == "ID":
                 if len(text) > 255:
                     raise S3Error("InvalidArgument", "The ID of a CORS rule must be at most 255 characters.")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from coffer.storage.errors import StorageError
 
 # code -> (status, default message)
@@ -105,13 +107,22 @@ ERRORS: dict[str, tuple[int, str]] = {
 
 
 class S3Error(Exception):
-    def __init__(self, code: str, message: str | None = None, status: int | None = None, **fields: str) -> None:
+    def __init__(
+        self,
+        code: str,
+        message: str | None = None,
+        *,
+        status: int | None = None,
+        extra: Mapping[str, str] | None = None,
+        **fields: str,
+    ) -> None:
         default_status, default_message = ERRORS.get(code, (400, code))
         self.code = code
         self.message = message or default_message
         self.status = status or default_status
-        # Extra elements of the error body (BucketName, Key, ArgumentName, ...).
-        self.fields = fields
+        # Extra elements of the error body (BucketName, Key, ArgumentName, ...); ``extra`` for
+        # names that are not Python identifiers (X-Amz-Expires) or fields gathered in a dict.
+        self.fields = {**fields, **extra} if extra else fields
         self.headers: list[tuple[bytes, bytes]] = []
         super().__init__(f"{code}: {self.message}")
 
@@ -131,4 +142,4 @@ _CONTEXT_FIELDS = {
 def from_storage(exc: StorageError) -> S3Error:
     message = str(exc) if str(exc) != (type(exc).__doc__ or "") else None
     fields = {_CONTEXT_FIELDS[k]: v for k, v in exc.context.items() if k in _CONTEXT_FIELDS}
-    return S3Error(exc.code, message, **fields)
+    return S3Error(exc.code, message, extra=fields)

@@ -10,10 +10,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from python_multipart.multipart import MultipartParseError, MultipartParser, parse_options_header
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import MultipartParser, parse_options_header
 
 from coffer.server.errors import S3Error
+
+if TYPE_CHECKING:
+    from python_multipart.multipart import MultipartCallbacks
 
 MAX_FIELDS_BYTES = 20 * 1024  # S3's limit for the fields before the file
 MAX_TRAILING_BYTES = 64 * 1024  # what may follow the file part (closing boundary, ignored fields)
@@ -54,7 +59,7 @@ class FormReader:
         self._events: list[tuple[str, bytes]] = []
         self._header_name = bytearray()
         self._header_value = bytearray()
-        callbacks = {
+        callbacks: MultipartCallbacks = {
             "on_part_begin": lambda: self._events.append(("begin", b"")),
             "on_part_data": lambda data, start, end: self._events.append(("data", bytes(data[start:end]))),
             "on_part_end": lambda: self._events.append(("end", b"")),
@@ -64,7 +69,7 @@ class FormReader:
             "on_headers_finished": lambda: self._events.append(("headers", b"")),
             "on_end": lambda: self._events.append(("finish", b"")),
         }
-        self._parser = MultipartParser(boundary, callbacks)  # type: ignore[arg-type]
+        self._parser = MultipartParser(boundary, callbacks)
         self._pending: list[tuple[str, bytes]] = []
         self._finished = False
         self._body_done = False
@@ -103,14 +108,14 @@ class FormReader:
             if kind == "begin":
                 part = _Part()
             elif kind == "header" and part is not None:
-                name, _, value = payload.partition(b"\x00")
-                part.headers[name.decode("latin-1").strip().lower()] = value.decode("latin-1").strip()
+                header, _, header_value = payload.partition(b"\x00")
+                part.headers[header.decode("latin-1").strip().lower()] = header_value.decode("latin-1").strip()
             elif kind == "headers" and part is not None:
                 disposition, params = parse_options_header(part.headers.get("content-disposition", ""))
-                name = params.get(b"name")
-                if disposition.lower() != b"form-data" or name is None:
+                raw_name = params.get(b"name")
+                if disposition.lower() != b"form-data" or raw_name is None:
                     raise _malformed("A part has no form-data name.")
-                field_name = name.decode("utf-8", "replace").lower()
+                field_name = raw_name.decode("utf-8", "replace").lower()
                 if field_name == "file":
                     filename = params.get(b"filename", b"").decode("utf-8", "replace")
                     return fields, FileInfo(filename, part.headers.get("content-type", ""))

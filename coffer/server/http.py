@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from functools import lru_cache
 
+from coffer.server.errors import S3Error
+
 Headers = list[tuple[bytes, bytes]]
 
 
@@ -67,3 +69,32 @@ def etag_matches(header: str, etag: str) -> bool:
 def is_decimal(text: str) -> bool:
     """ASCII digits only: str.isdigit() also accepts '²' or '٣', which int() then refuses."""
     return text.isascii() and text.isdigit()
+
+
+INT32_MAX = 2**31 - 1  # S3's bound for counts and markers (max-keys, part-number-marker, ...)
+INT64_MAX = 2**63 - 1  # sizes and offsets (what SQLite stores)
+
+
+def parse_int(
+    raw: str,
+    name: str,
+    low: int = 0,
+    high: int = INT64_MAX,
+    *,
+    message: str | None = None,
+    code: str = "InvalidArgument",
+) -> int:
+    """The one parse of an integer a request carries (query parameter, header, XML field):
+    ASCII digits within ``low..high``, else 400 ``code`` naming the argument. Keeps values
+    like 2**64 away from SQLite (OverflowError) and '²' away from int() (ValueError)."""
+    text = raw.strip()
+    if text.isascii() and text.isdigit() and len(text) <= 19:
+        value = int(text)
+        if low <= value <= high:
+            return value
+    raise S3Error(
+        code,
+        message or f"Argument {name} must be an integer between {low} and {high}",
+        ArgumentName=name,
+        ArgumentValue=raw[:64],
+    )

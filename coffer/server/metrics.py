@@ -12,13 +12,14 @@ from __future__ import annotations
 import glob
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+import prometheus_client
+import prometheus_client.multiprocess
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
-from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
@@ -29,6 +30,11 @@ if TYPE_CHECKING:
     from coffer.storage.api import Engine
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+# prometheus-client leaves these unannotated: typed once here so every call is checked.
+disable_created_metrics: Callable[[], None] = prometheus_client.disable_created_metrics
+mark_process_dead: Callable[[int, str], None] = prometheus_client.multiprocess.mark_process_dead
+MultiProcessCollector: Callable[..., object] = prometheus_client.multiprocess.MultiProcessCollector
 
 # *_created series double the output and multiprocess mode cannot produce them:
 # leave them out so both modes expose the same series.
@@ -134,7 +140,7 @@ class _WorkersProcessCollector:
     def collect(self) -> Iterator[Metric]:
         families: dict[str, Metric] = {}
         for pid in self.live_pids():
-            for family in ProcessCollector(pid=lambda p=pid: p, registry=None).collect():  # type: ignore[misc]
+            for family in ProcessCollector(pid=_returning(pid), registry=None).collect():
                 merged = families.get(family.name)
                 if merged is None:
                     merged = families[family.name] = Metric(family.name, family.documentation, family.type)
@@ -245,7 +251,7 @@ class Metrics:
             self.scrape_registry = self.registry
             ProcessCollector(registry=self.registry)
             PlatformCollector(registry=self.registry)
-        self.scrape_registry.register(self.storage)  # type: ignore[arg-type]
+        self.scrape_registry.register(self.storage)
 
     def request_done(self, operation: str, status: int, received: int, sent: int, seconds: float) -> None:
         key = (operation, status // 100)
@@ -280,3 +286,7 @@ class Metrics:
         """Drop this worker's live gauges (in-flight) from the shared files."""
         if self.multiproc_path is not None:
             mark_process_dead(os.getpid(), self.multiproc_path)
+
+
+def _returning(pid: int) -> Callable[[], int]:
+    return lambda: pid

@@ -14,9 +14,11 @@ from urllib.parse import parse_qsl, unquote_to_bytes
 
 from coffer.server.auth.principal import ANONYMOUS, Principal
 from coffer.server.errors import S3Error
+from coffer.server.http import parse_int
 
 if TYPE_CHECKING:
     from coffer.server.chunked import ChunkVerifier
+    from coffer.server.router import Route
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 
@@ -56,6 +58,7 @@ class Request:
         "raw_path",
         "raw_query",
         "request_id",
+        "route",
         "virtual_host",
     )
 
@@ -66,7 +69,8 @@ class Request:
         self._body_started = False
         self._body_done = False
         self.bytes_in = 0
-        self.operation = "Unknown"
+        self.operation = "Unknown"  # the route's name once classified (metrics, logs)
+        self.route: Route | None = None
         # Set by the auth gate: who the request acts as, the chunk-signature chain of a signed
         # streaming upload, and the most body bytes accepted.
         self.principal: Principal = ANONYMOUS
@@ -135,11 +139,19 @@ class Request:
     @property
     def content_length(self) -> int | None:
         raw = self.headers.get("content-length")
-        if raw is None:
-            return None
-        if not (raw.isascii() and raw.isdigit()):
-            raise S3Error("InvalidArgument", "Content-Length is not a valid number.")
-        return int(raw)
+        return None if raw is None else parse_int(raw, "Content-Length")
+
+    @property
+    def decoded_content_length(self) -> int | None:
+        """x-amz-decoded-content-length: the payload size of an aws-chunked body (its one parse)."""
+        raw = self.headers.get("x-amz-decoded-content-length")
+        return None if raw is None else parse_int(raw, "x-amz-decoded-content-length")
+
+    @property
+    def declared_length(self) -> int | None:
+        """The size of the payload the client announced: decoded length of aws-chunked, else Content-Length."""
+        decoded = self.decoded_content_length
+        return decoded if decoded is not None else self.content_length
 
     # ------------------------------------------------------------------ body
     async def body(self, verify_sha256: bool = True) -> AsyncIterator[bytes]:

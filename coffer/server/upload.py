@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from coffer import checksums
 from coffer.server.chunked import ChunkedDecoder
 from coffer.server.errors import S3Error
-from coffer.server.http import is_decimal
+from coffer.server.object_write import declared_checksum
 from coffer.server.request import Request
 from coffer.storage.api import PutDigests
 
@@ -49,7 +49,7 @@ class UploadPlan:
         sums = {}
         for algorithm in self.algorithms:
             hasher = checksums.new_hasher(algorithm)
-            hasher.update(body)
+            hasher.update(memoryview(body))
             sums[algorithm] = hasher.digest()
         self.verify(
             PutDigests(
@@ -102,17 +102,12 @@ def plan_upload(req: Request, *, default_algorithm: str | None = checksums.DEFAU
     if chunked:
         decoder = ChunkedDecoder(body, req.chunk_chain)
         body = decoder.__aiter__()
-        raw = headers.get("x-amz-decoded-content-length")
-        if raw is None:
+        decoded_length = req.decoded_content_length
+        if decoded_length is None:
             raise S3Error("MissingContentLength", "x-amz-decoded-content-length is required for aws-chunked bodies.")
-        if not is_decimal(raw):
-            raise S3Error("InvalidArgument", "x-amz-decoded-content-length is not a number.")
-        decoded_length = int(raw)
 
     # Which checksum: a header value, a declared trailer, or just an algorithm name.
-    named = [(name, algo) for name in headers if (algo := checksums.algorithm_from_header(name)) is not None]
-    if len(named) > 1:
-        raise S3Error("InvalidRequest", "Expecting a single x-amz-checksum- header")
+    declared = declared_checksum(headers)
     sdk_algo = headers.get("x-amz-sdk-checksum-algorithm")
     if sdk_algo is not None and sdk_algo.upper() not in checksums.ALGORITHMS:
         raise S3Error("InvalidRequest", "Value for x-amz-sdk-checksum-algorithm header is invalid.")
@@ -127,11 +122,8 @@ def plan_upload(req: Request, *, default_algorithm: str | None = checksums.DEFAU
         trailer_name = trailer
     header_value: bytes | None = None
     algorithm: str | None = None
-    if named:
-        name, algorithm = named[0]
-        header_value = checksums.decode(headers[name], algorithm)
-        if header_value is None:  # not even a digest of the right size: it cannot match
-            raise S3Error("BadDigest", f"The {algorithm} you specified did not match the calculated checksum.")
+    if declared is not None:
+        _, algorithm, header_value = declared
     elif trailer_name is not None:
         algorithm = checksums.algorithm_from_header(trailer_name)
     elif sdk_algo is not None:
@@ -170,12 +162,3 @@ def plan_upload(req: Request, *, default_algorithm: str | None = checksums.DEFAU
         _sha256=sha256,
         _decoded_length=decoded_length,
     )
-
-
-def stored_content_encoding(req: Request) -> str | None:
-    """Content-Encoding to store: the client's, minus the aws-chunked transfer framing."""
-    raw = req.headers.get("content-encoding")
-    if raw is None:
-        return None
-    kept = [e.strip() for e in raw.split(",") if e.strip() and e.strip().lower() != "aws-chunked"]
-    return ", ".join(kept) if kept else None

@@ -4,6 +4,7 @@ expansion (billion laughs, external entities)."""
 
 from __future__ import annotations
 
+import re
 import time
 from functools import lru_cache
 from typing import Any
@@ -46,13 +47,22 @@ def document(root: str, inner: str, namespace: bool = True) -> bytes:
     return f"{HEADER}<{root}{attrs}>{inner}</{root}>".encode()
 
 
+# The encoding an XML declaration may name: S3 documents are UTF-8 (ASCII is a subset). Any other
+# name is refused before the parser sees it (expat raises LookupError for names it cannot load).
+_ENCODING = re.compile(rb"\s*(?:\xef\xbb\xbf)?<\?xml\s[^>]*?\bencoding\s*=\s*[\"']([^\"']*)[\"']")
+_ACCEPTED_ENCODINGS = frozenset({b"utf-8", b"utf8", b"us-ascii", b"ascii"})
+
+
 def parse(body: bytes) -> Element:
     """Parse a request document; anything malformed or hostile is MalformedXML."""
     if not body.strip():
         raise S3Error("MalformedXML")
+    declared = _ENCODING.match(body)
+    if declared is not None and declared.group(1).lower() not in _ACCEPTED_ENCODINGS:
+        raise S3Error("MalformedXML", "The XML you provided declares an encoding other than UTF-8.")
     try:
         root = SafeET.fromstring(body, forbid_dtd=True)
-    except (SafeET.ParseError, DefusedXmlException, ValueError, UnicodeDecodeError):
+    except (SafeET.ParseError, DefusedXmlException, ValueError, LookupError, UnicodeError):
         raise S3Error("MalformedXML") from None
     _strip_namespaces(root)
     return root

@@ -229,9 +229,12 @@ class ObjectBody(Protocol):
     """An open object: metadata plus a stream over (a range of) its bytes."""
 
     info: ObjectInfo
-    # The whole body when the engine already holds it in memory (small objects
-    # stored inline), so the server can answer in one piece; None: use stream().
-    data: bytes | None
+
+    @property
+    def data(self) -> bytes | None:
+        """The whole body when the engine already holds it in memory (small objects
+        stored inline), so the server can answer in one piece; None: use stream()."""
+        ...
 
     def stream(self, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
         """Bytes [start, end) of the object, in chunks, read lazily."""

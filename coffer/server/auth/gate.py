@@ -15,6 +15,7 @@ import time
 from urllib.parse import unquote
 
 from coffer.config import Settings
+from coffer.server import router
 from coffer.server.auth import sigv2, sigv4
 from coffer.server.auth.credentials import Credential, CredentialStore
 from coffer.server.auth.principal import ANONYMOUS, DEFAULT_OWNER, Principal
@@ -28,10 +29,6 @@ from coffer.storage.errors import NoSuchBucket
 
 log = logging.getLogger("coffer.auth")
 
-# Operations authorized elsewhere: a POST upload carries its signature in the form
-# (the handler checks it and the bucket owner); a CORS preflight never carries credentials.
-_UNCHECKED = frozenset({"PostObject", "PreflightRequest"})
-_COPY_OPERATIONS = frozenset({"CopyObject", "UploadPartCopy"})
 _ONE_MECHANISM = (
     "Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, Signature query string "
     "parameter or the Authorization header should be specified"
@@ -99,24 +96,26 @@ class AuthGate:
                 "Your request header section exceeds the maximum allowed size.",
                 MaxSizeAllowed=str(self.settings.max_header_size),
             )
-        declared = req.headers.get("x-amz-decoded-content-length") or req.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self._body_limit:
-            raise S3Error("EntityTooLarge", ProposedSize=declared, MaxSizeAllowed=str(self._body_limit))
+        declared = req.declared_length
+        if declared is not None and declared > self._body_limit:
+            raise S3Error("EntityTooLarge", ProposedSize=str(declared), MaxSizeAllowed=str(self._body_limit))
         # Bodies without a Content-Length (Transfer-Encoding: chunked) are cut off while streaming;
         # the slack leaves room for aws-chunked framing around a payload of the maximum size.
         req.body_limit = self._body_limit + self._body_limit // 64 + 65536
         req.body_timeout = self.settings.body_idle_timeout or None
 
     async def _authorize(self, req: Request) -> None:
-        if not self.enabled or req.operation in _UNCHECKED:
+        route = req.route
+        # A POST upload carries its signature in the form (the handler checks it and the bucket
+        # owner); a CORS preflight never carries credentials.
+        if not self.enabled or route is None or route.authorizer != "gate":
             return
-        anonymous = req.principal.anonymous
-        if req.bucket is None or req.operation == "CreateBucket":
-            if anonymous:
+        if req.bucket is None or route is router.CREATE_BUCKET:
+            if req.principal.anonymous:
                 raise S3Error("AccessDenied")
             return  # ListBuckets lists the caller's own; CreateBucket: the engine refuses others' names
         await self.require_owner(req, req.bucket)
-        if req.operation in _COPY_OPERATIONS:
+        if route.reads_copy_source:
             # Reading the copy source needs access to its bucket too.
             source = copy_source_bucket(req.headers.get("x-amz-copy-source", ""))
             if source and source != req.bucket:
@@ -139,7 +138,7 @@ class AuthGate:
         """Who signed ``req``: ANONYMOUS when nothing is signed (authorization then decides)."""
         if not self.enabled:
             return DEFAULT_OWNER
-        if req.operation == "PreflightRequest":
+        if req.route is router.PREFLIGHT:
             return ANONYMOUS  # browsers never send credentials with a preflight, whatever the URL holds
         now = time.time()
         header = req.headers.get("authorization", "").strip()
@@ -185,13 +184,7 @@ class AuthGate:
                 "AuthorizationHeaderMalformed",
                 "The authorization header is malformed; Invalid credential date. Date is not the same as X-Amz-Date.",
             )
-        unsigned = sigv4.unsigned_amz_headers(req.headers, cred.signed_headers)
-        if unsigned:
-            raise S3Error(
-                "AccessDenied",
-                "There were headers present in the request which were not signed",
-                HeadersNotSigned=", ".join(unsigned),
-            )
+        sigv4.check_signed_headers(req.headers, cred.signed_headers)
         payload = sigv4.payload_hash_of(req.headers, req.method)
         verified = sigv4.check_signature(
             self._signed(req), cred, credential.secret_key, timestamp, payload, public_host=self._public_host
@@ -204,7 +197,13 @@ class AuthGate:
         presigned = sigv4.parse_presigned(req.query, now)
         cred = presigned.credential
         credential = self.lookup(cred.access_key)
+        sigv4.check_signed_headers(req.headers, cred.signed_headers)
         payload = req.query.get("X-Amz-Content-Sha256", sigv4.UNSIGNED_PAYLOAD)
+        if payload != sigv4.UNSIGNED_PAYLOAD:
+            # A signed payload hash binds the body: the header (checked against the bytes) must agree.
+            declared = req.headers.setdefault("x-amz-content-sha256", payload)
+            if declared.strip() != payload:
+                raise S3Error("XAmzContentSHA256Mismatch")
         sigv4.check_signature(
             self._signed(req),
             cred,

@@ -289,7 +289,7 @@ def check_signature(
     """Raise SignatureDoesNotMatch unless some canonical form of ``req`` matches ``cred.signature``."""
     key = signing_key(cred.access_key, secret, cred.date, cred.region, cred.service)
     hosts: tuple[str | None, ...] = (None,)
-    if public_host and public_host != req.headers.get("host") and "host" in cred.signed_headers:
+    if public_host and public_host != req.headers.get("host"):  # host is always signed (check_signed_headers)
         hosts = (None, public_host)
     first: tuple[str, str] | None = None
     for canonical in _variants(req, cred, payload_hash, hosts, drop_query):
@@ -317,7 +317,7 @@ def mismatch(access_key: str, provided: str, sts: str, canonical: str | None = N
         "SignatureDoesNotMatch",
         "The request signature we calculated does not match the signature you provided. "
         "Check your key and signing method.",
-        **fields,
+        extra=fields,
     )
 
 
@@ -364,8 +364,30 @@ def payload_hash_of(headers: dict[str, str], method: str) -> str:
     raise S3Error("InvalidArgument", "x-amz-content-sha256 must be UNSIGNED-PAYLOAD, STREAMING-... or a SHA256.")
 
 
-def unsigned_amz_headers(headers: dict[str, str], signed: tuple[str, ...]) -> list[str]:
-    return [name for name in headers if name[:6] == "x-amz-" and name not in signed]
+# The request envelope: headers a client may add around a signed request without signing them.
+# Each only describes how the body is framed or what it hashes to, and the server checks it
+# against the bytes themselves (a wrong value fails the upload, it never widens what the
+# signature allows): x-amz-content-sha256 (AWS does not require it signed), and the aws-chunked
+# x-amz-decoded-content-length and x-amz-trailer. Every other x-amz-* header must be signed, as
+# AWS requires: x-amz-copy-source, -meta-*, -tagging, -checksum-*, -server-side-encryption-* ...
+UNSIGNED_ENVELOPE = frozenset({"x-amz-content-sha256", "x-amz-decoded-content-length", "x-amz-trailer"})
+
+
+def check_signed_headers(headers: dict[str, str], signed: tuple[str, ...]) -> None:
+    """AccessDenied unless ``host`` and every x-amz-* header but the envelope are signed: an unsigned
+    Host lets a request be replayed against another (virtual-hosted) bucket, an unsigned
+    x-amz-copy-source turns a PUT into a copy of anything the signer may read."""
+    unsigned = [
+        name for name in headers if name[:6] == "x-amz-" and name not in signed and name not in UNSIGNED_ENVELOPE
+    ]
+    if "host" not in signed:
+        unsigned.insert(0, "host")
+    if unsigned:
+        raise S3Error(
+            "AccessDenied",
+            "There were headers present in the request which were not signed",
+            HeadersNotSigned=", ".join(unsigned),
+        )
 
 
 # ---------------------------------------------------------------------- presigned URLs
@@ -406,7 +428,7 @@ def parse_presigned(query: dict[str, str], now: float) -> Presigned:
     if expires > MAX_PRESIGN_SECONDS:
         raise S3Error("AccessDenied", "X-Amz-Expires must be less than a week (in seconds) that is; 604800")
     if expires < 1:
-        raise S3Error("AccessDenied", "X-Amz-Expires must be at least 1 second", **{"X-Amz-Expires": raw_expires})
+        raise S3Error("AccessDenied", "X-Amz-Expires must be at least 1 second", extra={"X-Amz-Expires": raw_expires})
     timestamp = query["X-Amz-Date"].strip()
     issued = parse_amz_date(timestamp)
     if issued is None:
@@ -420,6 +442,6 @@ def parse_presigned(query: dict[str, str], now: float) -> Presigned:
         raise S3Error(
             "AccessDenied",
             "Request has expired",
-            **{"X-Amz-Expires": str(expires), "Expires": amz_date(issued + expires), "ServerTime": amz_date(now)},
+            extra={"X-Amz-Expires": str(expires), "Expires": amz_date(issued + expires), "ServerTime": amz_date(now)},
         )
     return Presigned(credential, timestamp, issued, expires)

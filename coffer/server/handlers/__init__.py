@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 from types import ModuleType
 
-from coffer.server.app import Handler
+from coffer.server.context import Handler
 from coffer.server.handlers import (
     acl,
     attributes,

@@ -10,7 +10,7 @@ read these to show them.
 from __future__ import annotations
 
 from coffer.server import xml
-from coffer.server.app import Context
+from coffer.server.context import Context
 from coffer.server.handlers.common import display_name, owner_xml
 from coffer.server.http import Response
 from coffer.server.request import Request

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from coffer import checksums
 from coffer.server import xml
-from coffer.server.app import Context
+from coffer.server.context import Context
 from coffer.server.errors import S3Error
 from coffer.server.handlers.common import parse_max
-from coffer.server.http import Response, http_date, is_decimal
+from coffer.server.http import INT32_MAX, Response, http_date, parse_int
 from coffer.server.request import Request
 
 ATTRIBUTES = ("ETag", "Checksum", "ObjectParts", "StorageClass", "ObjectSize")
@@ -39,10 +39,7 @@ async def GetObjectAttributes(ctx: Context, req: Request) -> Response:
     version = req.query.get("versionId")
     if version is not None and version != "null":
         raise S3Error("NoSuchVersion", Key=req.key, VersionId=version)
-    marker_raw = req.header("x-amz-part-number-marker") or "0"
-    if not is_decimal(marker_raw):
-        raise S3Error("InvalidArgument", "Invalid part number marker", ArgumentName="x-amz-part-number-marker")
-    marker = int(marker_raw)
+    marker = parse_int(req.header("x-amz-part-number-marker") or "0", "x-amz-part-number-marker", 0, INT32_MAX)
     max_parts = parse_max(req.header("x-amz-max-parts"), "x-amz-max-parts", MAX_PARTS, MAX_PARTS)
     page = await ctx.engine.list_object_parts(req.bucket, req.key, marker=marker, max_parts=max_parts)
     info = page.info

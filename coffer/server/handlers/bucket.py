@@ -6,7 +6,7 @@ import base64
 import binascii
 
 from coffer.server import xml
-from coffer.server.app import Context
+from coffer.server.context import Context
 from coffer.server.errors import S3Error
 from coffer.server.handlers.common import check_bucket_name, owner_of, parse_max, xml_response
 from coffer.server.http import Response

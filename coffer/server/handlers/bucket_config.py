@@ -15,7 +15,7 @@ writes are still refused).
 from __future__ import annotations
 
 from coffer.server import xml
-from coffer.server.app import Context
+from coffer.server.context import Context
 from coffer.server.errors import S3Error
 from coffer.server.http import Response
 from coffer.server.request import Request

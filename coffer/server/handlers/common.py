@@ -7,9 +7,9 @@ from collections.abc import Callable
 from urllib.parse import quote
 
 from coffer.server import xml
-from coffer.server.app import Context, Owner
+from coffer.server.context import Context, Owner
 from coffer.server.errors import S3Error
-from coffer.server.http import Response
+from coffer.server.http import INT32_MAX, Response, parse_int
 from coffer.server.request import Request
 
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -58,23 +58,11 @@ def parse_max(value: str | None, name: str, default: int, cap: int) -> int:
     """max-keys / max-uploads / max-parts: an integer >= 0, capped at ``cap``."""
     if value is None or value == "":
         return default
-    try:
-        number = int(value)
-    except ValueError:
-        raise S3Error(
-            "InvalidArgument",
-            f"Provided {name} not an integer or within integer range",
-            ArgumentName=name,
-            ArgumentValue=value,
-        ) from None
-    if number < 0:
-        raise S3Error(
-            "InvalidArgument",
-            f"Argument {name} must be an integer between 0 and 2147483647",
-            ArgumentName=name,
-            ArgumentValue=value,
-        )
-    return min(number, cap)
+    if value.strip().startswith("-"):
+        return parse_int(value, name, 0, INT32_MAX)  # S3's message for a negative count
+    return min(
+        parse_int(value, name, 0, INT32_MAX, message=f"Provided {name} not an integer or within integer range"), cap
+    )
 
 
 def xml_response(body: bytes, status: int = 200) -> Response:

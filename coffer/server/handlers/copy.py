@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from urllib.parse import unquote
 
-from coffer.server import tagging, xml
-from coffer.server.app import Context
+from coffer.server import xml
+from coffer.server.context import Context
 from coffer.server.errors import S3Error
-from coffer.server.handlers.object import STORAGE_CLASSES, checksum_algorithm_header, object_headers_from_request
+from coffer.server.handlers.object import checksum_algorithm_header
 from coffer.server.http import Response, etag_matches, parse_http_date
+from coffer.server.object_write import object_write
 from coffer.server.request import Request, validate_key, validate_new_key
 from coffer.storage.api import ObjectInfo, SourceCheck
 from coffer.storage.multipart import display_checksum
@@ -85,13 +86,12 @@ async def CopyObject(ctx: Context, req: Request) -> Response:
     src_bucket, src_key = parse_copy_source(req)
     metadata_directive = _directive(req, "x-amz-metadata-directive")
     tagging_directive = _directive(req, "x-amz-tagging-directive")
+    write = object_write(req.headers)
     # REPLACE: the tags of x-amz-tagging (none when absent); COPY: the source's (the header is ignored).
-    tags = tagging.parse_header(req.header(tagging.TAGGING_HEADER)) if tagging_directive == "REPLACE" else None
-    storage_class = req.header("x-amz-storage-class")
-    if storage_class is not None and storage_class not in STORAGE_CLASSES:
-        raise S3Error("InvalidStorageClass", StorageClassRequested=storage_class)
+    tags = (write.tags or {}) if tagging_directive == "REPLACE" else None
+    storage_class = write.storage_class
     algorithm = checksum_algorithm_header(req)
-    headers = object_headers_from_request(req) if metadata_directive == "REPLACE" else None
+    headers = write.headers if metadata_directive == "REPLACE" else None
     if (src_bucket, src_key) == (req.bucket, req.key) and headers is None and storage_class is None and not algorithm:
         raise S3Error(
             "InvalidRequest",

@@ -4,7 +4,7 @@ the browser preflight (PreflightRequest: OPTIONS on a bucket or object)."""
 from __future__ import annotations
 
 from coffer.server import cors
-from coffer.server.app import Context
+from coffer.server.context import Context
 from coffer.server.errors import S3Error
 from coffer.server.http import Response
 from coffer.server.request import Request

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 
 from coffer.server import xml
-from coffer.server.app import Context
+from coffer.server.context import Context
 from coffer.server.errors import S3Error
 from coffer.server.handlers.common import key_encoder, parse_max, stored_owner_xml, xml_response
 from coffer.server.http import Response
@@ -16,7 +17,7 @@ from coffer.storage.api import ListPage
 MAX_KEYS = 1000
 
 
-def _entries_xml(ctx: Context, req: Request, page: ListPage, enc, with_owner: bool) -> str:  # type: ignore[no-untyped-def]
+def _entries_xml(ctx: Context, req: Request, page: ListPage, enc: Callable[[str], str], with_owner: bool) -> str:
     iso8601 = xml.iso8601
     owners: dict[str, str] = {}  # owner id -> its XML, built once per page
     out = []

@@ -7,18 +7,14 @@ import re
 from urllib.parse import quote
 
 from coffer import checksums
-from coffer.server import tagging, xml
-from coffer.server.app import Context
+from coffer.server import xml
+from coffer.server.context import Context
 from coffer.server.errors import S3Error
 from coffer.server.handlers.common import display_name, key_encoder, owner_xml, parse_max, xml_response
 from coffer.server.handlers.copy import copy_source_check, parse_copy_source
-from coffer.server.handlers.object import (
-    checksum_algorithm_header,
-    object_headers_from_request,
-    part_number_param,
-    storage_class_of,
-)
-from coffer.server.http import Response, is_decimal, quote_etag
+from coffer.server.handlers.object import checksum_algorithm_header, part_number_param
+from coffer.server.http import INT32_MAX, Response, parse_int, quote_etag
+from coffer.server.object_write import check_no_encryption, object_write
 from coffer.server.request import Request, validate_new_key
 from coffer.server.upload import plan_upload
 from coffer.storage.api import MAX_PART_SIZE, CompletedPart, Completion, PartInfo, UploadInfo
@@ -28,6 +24,7 @@ MAX_PARTS_LISTED = 1000
 MAX_UPLOADS_LISTED = 1000
 # A Complete listing 10,000 parts with checksums is ~1.5-3 MB of XML.
 MAX_COMPLETE_BODY = 8 * 1024 * 1024
+_MALFORMED = "The XML you provided was not well-formed or did not validate against our published schema"
 _COPY_RANGE = re.compile(r"^bytes=(\d+)-(\d+)$")
 
 
@@ -69,14 +66,15 @@ async def CreateMultipartUpload(ctx: Context, req: Request) -> Response:
     assert req.bucket is not None and req.key is not None
     validate_new_key(req.key, ctx.settings.dot_segment_keys)
     algorithm = checksum_algorithm_header(req)
+    write = object_write(req.headers)
     upload = await ctx.engine.create_multipart_upload(
         req.bucket,
         req.key,
-        headers=object_headers_from_request(req),
-        storage_class=storage_class_of(req),
+        headers=write.headers,
+        storage_class=write.storage_class or "STANDARD",
         checksum_algorithm=algorithm,
         checksum_type=_checksum_type_header(req),
-        tags=tagging.parse_header(req.header(tagging.TAGGING_HEADER)),  # given to the object at completion
+        tags=write.tags or {},  # given to the object at completion
     )
     inner = xml.elem("Bucket", req.bucket) + xml.elem("Key", req.key) + xml.elem("UploadId", upload.upload_id)
     response = xml_response(xml.document("InitiateMultipartUploadResult", inner))
@@ -91,8 +89,9 @@ async def UploadPart(ctx: Context, req: Request) -> Response:
     assert req.bucket is not None and req.key is not None
     upload_id = _upload_id(req)
     part_number = _part_number(req)
-    length = req.content_length
-    if length is not None and length > MAX_PART_SIZE and "x-amz-decoded-content-length" not in req.headers:
+    check_no_encryption(req.headers)
+    length = req.declared_length
+    if length is not None and length > MAX_PART_SIZE:
         raise S3Error("EntityTooLarge", ProposedSize=str(length), MaxSizeAllowed=str(MAX_PART_SIZE))
     plan = plan_upload(req, default_algorithm=None)
     upload = await ctx.engine.get_upload(req.bucket, req.key, upload_id)
@@ -135,7 +134,8 @@ def _copy_range(req: Request) -> tuple[int, int] | None:
             ArgumentName="x-amz-copy-source-range",
             ArgumentValue=raw,
         )
-    first, last = int(match.group(1)), int(match.group(2))
+    first = parse_int(match.group(1), "x-amz-copy-source-range")
+    last = parse_int(match.group(2), "x-amz-copy-source-range")
     if last < first:
         raise S3Error("InvalidArgument", "Range specified is not valid", ArgumentName="x-amz-copy-source-range")
     return first, last
@@ -145,6 +145,7 @@ async def UploadPartCopy(ctx: Context, req: Request) -> Response:
     assert req.bucket is not None and req.key is not None
     upload_id = _upload_id(req)
     part_number = _part_number(req)
+    check_no_encryption(req.headers)
     src_bucket, src_key = parse_copy_source(req)
     part = await ctx.engine.upload_part_copy(
         req.bucket,
@@ -170,15 +171,17 @@ def _parse_completion(body: bytes) -> list[CompletedPart]:
         raise S3Error("MalformedXML")
     parts: list[CompletedPart] = []
     for node in doc.findall("Part"):
-        number = (xml.child_text(node, "PartNumber") or "").strip()
+        number = xml.child_text(node, "PartNumber")
         etag = xml.child_text(node, "ETag")
-        if not is_decimal(number) or etag is None:
+        if number is None or etag is None:
             raise S3Error("MalformedXML")
         sums: dict[str, str] = {}
         for child in node:
             if child.tag.startswith("Checksum") and child.tag[len("Checksum") :] in checksums.ALGORITHMS:
                 sums[child.tag[len("Checksum") :]] = (child.text or "").strip()
-        parts.append(CompletedPart(int(number), etag.strip().strip('"'), sums))
+        # Not a number: not valid against the schema; a number no part can have: InvalidPart (the engine).
+        part_number = parse_int(number, "PartNumber", 0, INT32_MAX, code="MalformedXML", message=_MALFORMED)
+        parts.append(CompletedPart(part_number, etag.strip().strip('"'), sums))
     if not parts:
         raise S3Error("MalformedXML", "The XML you provided was not well-formed or did not validate: no Part.")
     return parts
@@ -190,12 +193,14 @@ def _completion(req: Request) -> Completion:
         raise S3Error("InvalidRequest", "Expecting a single x-amz-checksum- header")
     expected = (named[0][1], req.headers[named[0][0]]) if named else None
     size_raw = req.header("x-amz-mp-object-size")
-    if size_raw is not None and not is_decimal(size_raw.strip()):
-        raise S3Error("InvalidRequest", "Value for x-amz-mp-object-size header is invalid.")
+    size = None
+    if size_raw is not None:
+        message = "Value for x-amz-mp-object-size header is invalid."
+        size = parse_int(size_raw, "x-amz-mp-object-size", message=message, code="InvalidRequest")
     return Completion(
         expected_checksum=expected,
         expected_type=_checksum_type_header(req),
-        expected_size=int(size_raw) if size_raw is not None else None,
+        expected_size=size,
         if_none_match=req.header("if-none-match"),
         if_match=req.header("if-match"),
     )
@@ -231,16 +236,7 @@ async def AbortMultipartUpload(ctx: Context, req: Request) -> Response:
 
 # ---------------------------------------------------------------------- listings
 def _marker(value: str | None, name: str) -> int:
-    if value is None or value == "":
-        return 0
-    if not is_decimal(value):
-        raise S3Error(
-            "InvalidArgument",
-            f"Argument {name} must be an integer between 0 and 2147483647",
-            ArgumentName=name,
-            ArgumentValue=value,
-        )
-    return int(value)
+    return 0 if value is None or value == "" else parse_int(value, name, 0, INT32_MAX)
 
 
 async def ListParts(ctx: Context, req: Request) -> Response:

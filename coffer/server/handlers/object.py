@@ -5,41 +5,18 @@ from __future__ import annotations
 import re
 
 from coffer import checksums
-from coffer.server import tagging, xml
-from coffer.server.app import Context
+from coffer.server import xml
+from coffer.server.context import Context
 from coffer.server.errors import S3Error, from_storage
-from coffer.server.http import Response, etag_matches, http_date, is_decimal, parse_http_date, quote_etag
+from coffer.server.http import Response, etag_matches, http_date, parse_http_date, parse_int, quote_etag
+from coffer.server.object_write import object_write
 from coffer.server.ranges import parse_range
 from coffer.server.request import Request, validate_new_key
-from coffer.server.upload import plan_upload, stored_content_encoding
+from coffer.server.upload import plan_upload
 from coffer.storage.api import MAX_PART_NUMBER, ObjectInfo
 from coffer.storage.errors import StorageError
 from coffer.storage.multipart import display_checksum
-from coffer.storage.ttl import MAX_TTL_SECONDS, TTL_METADATA, parse_ttl
 
-# Headers stored with an object and returned on GET/HEAD.
-STORED_HEADERS = (
-    "content-type",
-    "cache-control",
-    "content-disposition",
-    "content-language",
-    "expires",
-    "x-amz-website-redirect-location",
-)
-STORAGE_CLASSES = {
-    "STANDARD",
-    "REDUCED_REDUNDANCY",
-    "STANDARD_IA",
-    "ONEZONE_IA",
-    "INTELLIGENT_TIERING",
-    "GLACIER",
-    "DEEP_ARCHIVE",
-    "OUTPOSTS",
-    "GLACIER_IR",
-    "SNOW",
-    "EXPRESS_ONEZONE",
-}
-MAX_USER_METADATA = 2048
 # Query parameters of GetObject that override response headers.
 RESPONSE_OVERRIDES = {
     "response-content-type": "content-type",
@@ -50,40 +27,9 @@ RESPONSE_OVERRIDES = {
     "response-content-encoding": "content-encoding",
 }
 MAX_DELETE_KEYS = 1000
+PART_NUMBER_MESSAGE = f"Part number must be an integer between 1 and {MAX_PART_NUMBER}, inclusive"
 # What an HTTP header value may not carry (tab is allowed).
 _CONTROL_CHARS = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
-
-
-def object_headers_from_request(req: Request) -> dict[str, str]:
-    """The metadata a write stores: system headers plus x-amz-meta-*."""
-    stored: dict[str, str] = {}
-    meta_size = 0
-    for name, value in req.headers.items():
-        if name.startswith("x-amz-meta-"):
-            stored[name] = value
-            meta_size += len(name) - len("x-amz-meta-") + len(value)
-        elif name in STORED_HEADERS:
-            stored[name] = value
-    ttl = stored.get(TTL_METADATA)
-    if ttl is not None and parse_ttl(ttl) is None:
-        raise S3Error(
-            "InvalidArgument",
-            f"{TTL_METADATA} must be a whole number of seconds between 0 and {MAX_TTL_SECONDS}",
-            ArgumentName=TTL_METADATA,
-            ArgumentValue=ttl,
-        )
-    if meta_size > MAX_USER_METADATA:
-        raise S3Error(
-            "MetadataTooLarge",
-            "Your metadata headers exceed the maximum allowed metadata size",
-            status=400,
-            Size=str(meta_size),
-            MaxSizeAllowed=str(MAX_USER_METADATA),
-        )
-    encoding = stored_content_encoding(req)
-    if encoding:
-        stored["content-encoding"] = encoding
-    return stored
 
 
 def checksum_algorithm_header(req: Request) -> str | None:
@@ -104,36 +50,17 @@ def part_number_param(raw: str | None) -> int | None:
     """The partNumber query parameter: an integer 1..10000."""
     if raw is None:
         return None
-    if not is_decimal(raw) or not 1 <= int(raw) <= MAX_PART_NUMBER:
-        raise S3Error(
-            "InvalidArgument",
-            f"Part number must be an integer between 1 and {MAX_PART_NUMBER}, inclusive",
-            ArgumentName="partNumber",
-            ArgumentValue=raw,
-        )
-    return int(raw)
-
-
-def storage_class_of(req: Request) -> str:
-    value = req.header("x-amz-storage-class", "STANDARD") or "STANDARD"
-    if value not in STORAGE_CLASSES:
-        raise S3Error("InvalidStorageClass", StorageClassRequested=value)
-    return value
+    return parse_int(raw, "partNumber", 1, MAX_PART_NUMBER, message=PART_NUMBER_MESSAGE)
 
 
 async def PutObject(ctx: Context, req: Request) -> Response:
     assert req.bucket is not None and req.key is not None
     validate_new_key(req.key, ctx.settings.dot_segment_keys)
-    length = req.content_length
-    decoded = req.headers.get("x-amz-decoded-content-length", "")
-    if decoded.isdigit():
-        length = int(decoded)
+    length = req.declared_length
     limit = ctx.settings.max_put_size()
     if length is not None and length > limit:
         raise S3Error("EntityTooLarge", ProposedSize=str(length), MaxSizeAllowed=str(limit))
-    headers = object_headers_from_request(req)
-    tags = tagging.parse_header(req.header(tagging.TAGGING_HEADER))
-    storage_class = storage_class_of(req)
+    write = object_write(req.headers)
     if_none_match = req.header("if-none-match")
     if_match = req.header("if-match")
     plan = plan_upload(req)
@@ -141,14 +68,14 @@ async def PutObject(ctx: Context, req: Request) -> Response:
         req.bucket,
         req.key,
         plan.body,
-        headers=headers,
+        headers=write.headers,
         checksum_algorithms=plan.algorithms,
         want_sha256=plan.want_sha256,
         verify=plan.verify,
-        storage_class=storage_class,
+        storage_class=write.storage_class or "STANDARD",
         if_none_match=if_none_match or False,
         if_match=if_match,
-        tags=tags,
+        tags=write.tags or {},
     )
     response = Response(200)
     response.header("etag", quote_etag(info.etag))

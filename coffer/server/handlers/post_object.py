@@ -7,14 +7,14 @@ from collections.abc import AsyncIterator
 from urllib.parse import quote
 
 from coffer import checksums
-from coffer.server import tagging, xml
-from coffer.server.app import Context
+from coffer.server import xml
 from coffer.server.auth import post_policy
 from coffer.server.auth.principal import Principal
+from coffer.server.context import Context
 from coffer.server.errors import S3Error
-from coffer.server.formdata import FileInfo, FormReader, boundary_of
-from coffer.server.handlers.object import MAX_USER_METADATA, STORAGE_CLASSES, STORED_HEADERS
+from coffer.server.formdata import FormReader, boundary_of
 from coffer.server.http import Response, quote_etag
+from coffer.server.object_write import declared_checksum, object_write
 from coffer.server.request import Request, validate_new_key
 from coffer.storage.api import PutDigests
 
@@ -61,16 +61,14 @@ async def PostObject(ctx: Context, req: Request) -> Response:
     if ctx.auth is not None and ctx.auth.enabled and bucket.owner != principal.id:
         raise S3Error("AccessDenied")
 
-    headers = _stored_headers(fields, file_info)
-    storage_class = fields.get("x-amz-storage-class", "STANDARD") or "STANDARD"
-    if storage_class not in STORAGE_CLASSES:
-        raise S3Error("InvalidStorageClass", StorageClassRequested=storage_class)
+    write = object_write(fields, form=True)
+    if "content-type" not in write.headers and file_info.content_type:
+        write.headers["content-type"] = file_info.content_type
     acl = fields.get("acl")
     if acl is not None and acl not in _CANNED_ACLS:
         raise S3Error("InvalidArgument", ArgumentName="acl", ArgumentValue=acl)
-    # The form's tagging field holds a Tagging XML document (not the header's query-string form).
-    tags = tagging.parse_document(fields["tagging"].encode("utf-8")) if fields.get("tagging") else {}
-    algorithm, expected = _checksum(fields)
+    declared = declared_checksum(fields)
+    algorithm, expected = (declared[1], declared[2]) if declared is not None else (checksums.DEFAULT_ALGORITHM, None)
     low, high = policy.length_range if policy is not None and policy.length_range else (0, None)
     limit = ctx.settings.max_object_size if high is None else min(high, ctx.settings.max_object_size)
 
@@ -84,11 +82,11 @@ async def PostObject(ctx: Context, req: Request) -> Response:
         req.bucket,
         key,
         _capped(reader.file_data(), limit),
-        headers=headers,
+        headers=write.headers,
         checksum_algorithms=(algorithm,),
         verify=verify,
-        storage_class=storage_class,
-        tags=tags,
+        storage_class=write.storage_class or "STANDARD",
+        tags=write.tags or {},
     )
     return _success(req, fields, key, info.etag)
 
@@ -108,41 +106,6 @@ def _authenticate(ctx: Context, req: Request, fields: dict[str, str]) -> Princip
     credential = gate.lookup(signature.access_key)
     post_policy.verify_form_signature(signature, credential.secret_key, policy, fields)
     return credential.principal
-
-
-def _stored_headers(fields: dict[str, str], file_info: FileInfo) -> dict[str, str]:
-    headers: dict[str, str] = {}
-    meta_size = 0
-    for name, value in fields.items():
-        if name.startswith("x-amz-meta-"):
-            headers[name] = value
-            meta_size += len(name) - len("x-amz-meta-") + len(value)
-        elif name in STORED_HEADERS or name == "content-encoding":
-            headers[name] = value
-    if meta_size > MAX_USER_METADATA:
-        raise S3Error(
-            "MetadataTooLarge",
-            "Your metadata headers exceed the maximum allowed metadata size",
-            status=400,
-            Size=str(meta_size),
-            MaxSizeAllowed=str(MAX_USER_METADATA),
-        )
-    if "content-type" not in headers and file_info.content_type:
-        headers["content-type"] = file_info.content_type
-    return headers
-
-
-def _checksum(fields: dict[str, str]) -> tuple[str, bytes | None]:
-    named = [(n, a) for n in fields if (a := checksums.algorithm_from_header(n)) is not None]
-    if len(named) > 1:
-        raise S3Error("InvalidRequest", "Expecting a single x-amz-checksum- header")
-    if not named:
-        return checksums.DEFAULT_ALGORITHM, None
-    name, algorithm = named[0]
-    expected = checksums.decode(fields[name], algorithm)
-    if expected is None:
-        raise S3Error("InvalidRequest", f"Value for {name} header is invalid.")
-    return algorithm, expected
 
 
 async def _capped(body: AsyncIterator[bytes], limit: int) -> AsyncIterator[bytes]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from coffer.server import tagging
-from coffer.server.app import Context
+from coffer.server.context import Context
 from coffer.server.errors import S3Error
 from coffer.server.handlers.common import xml_response
 from coffer.server.http import Response

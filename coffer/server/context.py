@@ -1,0 +1,38 @@
+"""What every handler receives besides the request, and the handler type itself.
+
+Apart from ``app.py`` so handler modules import it without importing the
+application (which imports the handler table).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from coffer.config import Settings
+from coffer.server.auth.principal import Principal
+from coffer.server.http import Response
+from coffer.server.request import Request
+from coffer.storage.api import Engine
+
+if TYPE_CHECKING:
+    from coffer.server.auth.gate import AuthGate
+
+# Who a request acts as is ``req.principal`` (set by the auth gate); DEFAULT_OWNER
+# owns everything while the server runs open.
+Owner = Principal
+
+
+@dataclass(slots=True)
+class Context:
+    """What every handler receives besides the request."""
+
+    engine: Engine
+    settings: Settings
+    owner: Owner
+    # Authentication state (credential lookups for handlers that authenticate themselves, e.g. PostObject).
+    auth: AuthGate | None = None
+
+
+Handler = Callable[[Context, Request], Awaitable[Response]]

@@ -1,0 +1,148 @@
+"""Object writes read their request once (coffer.server.object_write): encryption headers are
+refused until encryption exists (nothing stored as plaintext), and PutObject and a POST form
+give the same answer for the same bad input."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.auth_support import Reply, send
+from tests.server_process import ServerProcess
+
+SSE_C_KEY = os.urandom(32)
+
+
+def _code(exc: pytest.ExceptionInfo[ClientError]) -> tuple[int, str]:
+    response = exc.value.response
+    return response["ResponseMetadata"]["HTTPStatusCode"], response["Error"]["Code"]
+
+
+ENCRYPTION_PARAMS = {
+    "sse-s3": {"ServerSideEncryption": "AES256"},
+    "sse-kms": {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": "alias/coffer"},
+    "sse-c": {"SSECustomerAlgorithm": "AES256", "SSECustomerKey": SSE_C_KEY},
+}
+
+
+def _empty(s3, bucket: str) -> bool:  # type: ignore[no-untyped-def]
+    return "Contents" not in s3.list_objects_v2(Bucket=bucket)
+
+
+@pytest.mark.parametrize("params", ENCRYPTION_PARAMS.values(), ids=ENCRYPTION_PARAMS.keys())
+def test_encryption_requests_are_refused(s3, bucket: str, params: dict[str, object]) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ClientError) as exc:
+        s3.put_object(Bucket=bucket, Key="secret", Body=b"plaintext", **params)
+    assert _code(exc) == (501, "NotImplemented")
+    assert _empty(s3, bucket)
+
+    s3.put_object(Bucket=bucket, Key="source", Body=b"source")
+    with pytest.raises(ClientError) as exc:
+        s3.copy_object(Bucket=bucket, Key="copy", CopySource={"Bucket": bucket, "Key": "source"}, **params)
+    assert _code(exc) == (501, "NotImplemented")
+    with pytest.raises(ClientError) as exc:
+        s3.create_multipart_upload(Bucket=bucket, Key="mp", **params)
+    assert _code(exc) == (501, "NotImplemented")
+    assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]] == ["source"]
+
+
+def test_sse_c_parts_and_copy_sources_are_refused(s3, bucket: str) -> None:  # type: ignore[no-untyped-def]
+    s3.put_object(Bucket=bucket, Key="source", Body=b"source")
+    upload = s3.create_multipart_upload(Bucket=bucket, Key="mp")["UploadId"]
+    with pytest.raises(ClientError) as exc:
+        s3.upload_part(
+            Bucket=bucket, Key="mp", UploadId=upload, PartNumber=1, Body=b"part", **ENCRYPTION_PARAMS["sse-c"]
+        )
+    assert _code(exc) == (501, "NotImplemented")
+    source = {"Bucket": bucket, "Key": "source"}
+    for params in (
+        ENCRYPTION_PARAMS["sse-c"],
+        {"CopySourceSSECustomerAlgorithm": "AES256", "CopySourceSSECustomerKey": SSE_C_KEY},
+    ):
+        with pytest.raises(ClientError) as exc:
+            s3.upload_part_copy(Bucket=bucket, Key="mp", UploadId=upload, PartNumber=1, CopySource=source, **params)
+        assert _code(exc) == (501, "NotImplemented")
+        with pytest.raises(ClientError) as exc:
+            s3.copy_object(Bucket=bucket, Key="copy", CopySource=source, **params)
+        assert _code(exc) == (501, "NotImplemented")
+    assert s3.list_parts(Bucket=bucket, Key="mp", UploadId=upload).get("Parts", []) == []
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]] == ["source"]
+
+
+def _post(server: ServerProcess, bucket: str, fields: dict[str, str], data: bytes = b"form data") -> Reply:
+    boundary = "----coffer-object-write"
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+        for name, value in fields.items()
+    ]
+    parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="f"\r\n\r\n'.encode())
+    body = b"".join(parts) + data + f"\r\n--{boundary}--\r\n".encode()
+    return send(server, "POST", f"/{bucket}", {"Content-Type": f"multipart/form-data; boundary={boundary}"}, body)
+
+
+def _put(server: ServerProcess, bucket: str, key: str, headers: dict[str, str], data: bytes = b"form data") -> Reply:
+    return send(server, "PUT", f"/{bucket}/{key}", headers, data)
+
+
+def test_post_form_encryption_fields_are_refused(server: ServerProcess, s3, bucket: str) -> None:  # type: ignore[no-untyped-def]
+    for name, value in (
+        ("x-amz-server-side-encryption", "AES256"),
+        ("x-amz-server-side-encryption", "aws:kms"),
+        ("x-amz-server-side-encryption-customer-algorithm", "AES256"),
+    ):
+        reply = _post(server, bucket, {"key": "posted", name: value})
+        assert (reply.status, reply.code) == (501, "NotImplemented"), reply.body
+    assert _empty(s3, bucket)
+
+
+_BAD_INPUTS = {
+    "ttl not a number": {"x-amz-meta-ttl-seconds": "abc"},
+    "negative ttl": {"x-amz-meta-ttl-seconds": "-5"},
+    "unknown storage class": {"x-amz-storage-class": "PLATINUM"},
+    "metadata too large": {"x-amz-meta-big": "x" * 2100},
+    "malformed checksum": {"x-amz-checksum-sha256": "bad"},
+    "wrong checksum": {"x-amz-checksum-sha256": base64.b64encode(hashlib.sha256(b"other").digest()).decode()},
+    "two checksums": {"x-amz-checksum-crc32": "AAAAAA==", "x-amz-checksum-sha1": "AAAAAAAAAAAAAAAAAAAAAAAAAAA="},
+    "encryption": {"x-amz-server-side-encryption": "AES256"},
+}
+
+
+@pytest.mark.parametrize("bad", _BAD_INPUTS.values(), ids=_BAD_INPUTS.keys())
+def test_put_and_post_answer_alike(server: ServerProcess, s3, bucket: str, bad: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
+    put = _put(server, bucket, "put", bad)
+    post = _post(server, bucket, {"key": "post", **bad})
+    assert put.status >= 400 and (put.status, put.code) == (post.status, post.code), (put.body, post.body)
+    assert _empty(s3, bucket)
+
+
+def test_post_tagging_and_header_tagging_share_the_limits(server: ServerProcess, s3, bucket: str) -> None:  # type: ignore[no-untyped-def]
+    eleven = {f"k{i}": "v" for i in range(11)}
+    header = "&".join(f"{k}={v}" for k, v in eleven.items())
+    document = (
+        "<Tagging><TagSet>"
+        + "".join(f"<Tag><Key>{k}</Key><Value>{v}</Value></Tag>" for k, v in eleven.items())
+        + "</TagSet></Tagging>"
+    )
+    put = _put(server, bucket, "put", {"x-amz-tagging": header})
+    post = _post(server, bucket, {"key": "post", "tagging": document})
+    assert (put.status, put.code) == (post.status, post.code) == (400, "InvalidTag")
+    assert _empty(s3, bucket)
+    # Good input is stored the same way by both.
+    assert (
+        _put(server, bucket, "put", {"x-amz-meta-ttl-seconds": "3600", "x-amz-storage-class": "STANDARD_IA"}).status
+        == 200
+    )
+    assert (
+        _post(
+            server, bucket, {"key": "post", "x-amz-meta-ttl-seconds": "3600", "x-amz-storage-class": "STANDARD_IA"}
+        ).status
+        == 204
+    )
+    for key in ("put", "post"):
+        head = s3.head_object(Bucket=bucket, Key=key)
+        assert head["Metadata"] == {"ttl-seconds": "3600"} and head["StorageClass"] == "STANDARD_IA"
