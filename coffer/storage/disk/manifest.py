@@ -16,7 +16,7 @@ import sqlite3
 from collections.abc import Iterable
 
 from coffer.storage.api import ObjectPart
-from coffer.storage.disk.blobs import Segment
+from coffer.storage.contracts import Segment
 
 _IN_USE = (
     "SELECT EXISTS(SELECT 1 FROM objects WHERE blob=?1)"
