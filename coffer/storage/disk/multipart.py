@@ -47,10 +47,11 @@ _LIST_BATCH = 1000
 QuotaCheck = Callable[[sqlite3.Connection, str, str, float], None]
 
 
-def _upload_from_row(row: tuple[Any, ...]) -> UploadInfo:
-    upload_id, bucket, key, initiated, storage_class, owner, extra, _completed = row
+def _upload_from_row(row: tuple[Any, ...]) -> tuple[UploadInfo, str | None]:
+    """An uploads row: the upload, and its completion result (JSON) once completed."""
+    upload_id, bucket, key, initiated, storage_class, owner, extra, completed = row
     doc = json.loads(extra)
-    return UploadInfo(
+    info = UploadInfo(
         bucket=bucket,
         key=bytes(key).decode("utf-8"),
         upload_id=upload_id,
@@ -62,6 +63,7 @@ def _upload_from_row(row: tuple[Any, ...]) -> UploadInfo:
         checksum_type=doc.get("ct", FULL_OBJECT),
         tags=doc.get("t", {}),
     )
+    return info, completed
 
 
 def _part_from_row(row: tuple[Any, ...]) -> PartInfo:
@@ -123,15 +125,17 @@ class DiskUploads:
     @staticmethod
     def _upload_row(
         conn: sqlite3.Connection, bucket: str, key: str, upload_id: str, *, open_only: bool = True
-    ) -> tuple[Any, ...]:
+    ) -> tuple[UploadInfo, str | None]:
+        """The upload (open ones only unless ``open_only`` is false) and its completion, or NoSuchUpload."""
         row = conn.execute(f"SELECT {_UPLOAD_COLUMNS} FROM uploads WHERE upload_id=?", (upload_id,)).fetchone()
-        if row is None or row[1] != bucket or bytes(row[2]) != key.encode("utf-8") or (open_only and row[7]):
+        found = _upload_from_row(row) if row is not None else None
+        if found is None or (found[0].bucket, found[0].key) != (bucket, key) or (open_only and found[1]):
             bucket_info(conn, bucket)
             raise errors.NoSuchUpload(upload_id=upload_id)
-        return tuple(row)
+        return found
 
     def get(self, bucket: str, key: str, upload_id: str) -> UploadInfo:
-        return _upload_from_row(self.meta.read(lambda c: self._upload_row(c, bucket, key, upload_id)))
+        return self.meta.read(lambda c: self._upload_row(c, bucket, key, upload_id))[0]
 
     async def upload_part(
         self,
@@ -224,10 +228,9 @@ class DiskUploads:
         self, bucket: str, key: str, upload_id: str, parts: list[CompletedPart], completion: Completion
     ) -> ObjectInfo:
         def tx(conn: sqlite3.Connection) -> tuple[ObjectInfo, list[str]]:
-            row = self._upload_row(conn, bucket, key, upload_id, open_only=False)
-            upload = _upload_from_row(row)
-            if row[7]:  # already completed: a retry gets the same answer
-                return _completed_result(upload, json.loads(row[7])), []
+            upload, completed = self._upload_row(conn, bucket, key, upload_id, open_only=False)
+            if completed:  # already completed: a retry gets the same answer
+                return _completed_result(upload, json.loads(completed)), []
             stored = {
                 r[0]: _part_from_row(r)
                 for r in conn.execute(
@@ -329,7 +332,7 @@ class DiskUploads:
         def read(conn: sqlite3.Connection) -> PartsPage:
             conn.execute("BEGIN")
             try:
-                upload = _upload_from_row(self._upload_row(conn, bucket, key, upload_id))
+                upload = self._upload_row(conn, bucket, key, upload_id)[0]
                 rows = conn.execute(
                     "SELECT part_number, size, etag, last_modified, checksums FROM parts"
                     " WHERE upload_id=? AND part_number>? ORDER BY part_number LIMIT ?",
@@ -384,11 +387,13 @@ class DiskUploads:
                 sql += " ORDER BY key, upload_id LIMIT ?"
                 args.append(_LIST_BATCH)
                 rows = conn.execute(sql, args).fetchall()
+                upload: UploadInfo | None = None
                 for row in rows:
-                    yield bytes(row[2]), _upload_from_row(tuple(row))
-                if len(rows) < _LIST_BATCH:
+                    upload = _upload_from_row(tuple(row))[0]
+                    yield upload.key.encode("utf-8"), upload
+                if len(rows) < _LIST_BATCH or upload is None:
                     return
-                after_key, after_id = bytes(rows[-1][2]), rows[-1][0]
+                after_key, after_id = upload.key.encode("utf-8"), upload.upload_id
 
         return list_uploads_page(
             scan,
