@@ -35,21 +35,21 @@ _GET = f"SELECT {_COLUMNS}, NULL {_WHERE}"
 _GET_WITH_DATA = f"SELECT {_COLUMNS}, data {_WHERE}"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Inline:
     """The body lives in the row. ``data`` is None when the read did not ask for it (HEAD)."""
 
     data: bytes | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class File:
     """The body is one blob."""
 
     blob: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Pieces:
     """The body is the record's rows of ``object_parts`` (a completed upload, or a copy of one).
 
@@ -63,6 +63,9 @@ class Pieces:
 
 
 Body = Inline | File | Pieces
+# Read side: shared instances (the hot read path allocates no body object for these).
+_NOT_LOADED = Inline(None)
+_PIECES = Pieces()
 
 
 @dataclass(slots=True)
@@ -74,7 +77,7 @@ class ObjectRecord:
     id: int = 0  # the row; set by upsert
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Slot:
     """The row a write to (bucket, key, version) replaces, expired or not."""
 
@@ -127,11 +130,11 @@ def _decode(bucket: str, row: tuple[Any, ...]) -> ObjectRecord:
     )
     body: Body
     if doc.get("sg"):
-        body = Pieces()
+        body = _PIECES
     elif blob is not None:
         body = File(blob)
     else:
-        body = Inline(bytes(data) if data is not None else None)
+        body = Inline(bytes(data)) if data is not None else _NOT_LOADED
     return ObjectRecord(info, owner, body, expires, object_id)
 
 
@@ -144,11 +147,11 @@ def get(conn: sqlite3.Connection, bucket: str, key: str, now: float, *, with_dat
 
 def require(conn: sqlite3.Connection, bucket: str, key: str, now: float, *, with_data: bool) -> ObjectRecord:
     """``get``, or NoSuchKey / NoSuchBucket."""
-    record = get(conn, bucket, key, now, with_data=with_data)
-    if record is None:
+    row = conn.execute(_GET_WITH_DATA if with_data else _GET, (bucket, key.encode("utf-8"), now)).fetchone()
+    if row is None:
         bucket_info(conn, bucket)
         raise errors.NoSuchKey(key=key)
-    return record
+    return _decode(bucket, row)
 
 
 def slot(conn: sqlite3.Connection, bucket: str, key: str) -> Slot | None:
