@@ -6,16 +6,15 @@ from __future__ import annotations
 import asyncio
 import os
 import stat
-from collections.abc import AsyncIterator, Callable, Iterator
+import threading
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
 from coffer.config import ConfigError, Settings
 from coffer.storage.disk import DiskEngine
-
-T = TypeVar("T")
 
 
 async def body(data: bytes) -> AsyncIterator[bytes]:
@@ -38,22 +37,23 @@ def test_orphan_sweep_spares_a_body_published_but_not_committed(tmp_path: Path) 
         await engine.start()
         try:
             await engine.create_bucket("b", "me", "us-east-1")
-            write = engine.meta.write
+            publish = engine.blobs.publish
             swept: list[int] = []
 
-            async def sweep_then_write(fn: Callable[[Any], T]) -> T:
-                # The body file is in blobs/ now; its row is not committed yet.
+            async def publish_then_sweep(received: Any) -> str:
+                name = await publish(received)
+                # The body is in blobs/ now; the row referencing it is not committed yet.
                 swept.append(await asyncio.to_thread(engine.sweep_orphans, 0))
-                return await write(fn)
+                return name
 
-            engine.meta.write = sweep_then_write  # type: ignore[method-assign]
+            engine.blobs.publish = publish_then_sweep  # type: ignore[method-assign]
             data = os.urandom(50_000)
             await engine.put_object("b", "big", body(data), headers={})
             # A part is published and committed the same way.
             upload = await engine.create_multipart_upload("b", "mp", headers={})
             part = await engine.upload_part("b", "mp", upload.upload_id, 1, body(data))
-            engine.meta.write = write  # type: ignore[method-assign]
-            assert swept == [0, 0, 0]
+            engine.blobs.publish = publish  # type: ignore[method-assign]
+            assert swept == [0, 0]
             assert await read_all(engine, "b", "big") == data
             from coffer.storage.api import CompletedPart
 
@@ -269,6 +269,39 @@ def test_rows_written_by_earlier_versions_read_the_same(tmp_path: Path) -> None:
             assert stored[0] == old_rows[0][1]
             await engine.copy_object("b", "pieces", "b", "copy", headers=None)
             assert await read_all(engine, "b", "copy") == b"onetwo"
+        finally:
+            await engine.close()
+
+    asyncio.run(scenario())
+
+
+def test_cancelled_put_whose_row_commits_keeps_its_body(tmp_path: Path) -> None:
+    """A PUT cancelled (client gone, shutdown timeout) after its row was queued for commit:
+    the row still commits, so its published body must stay (and stay held until then)."""
+
+    async def scenario() -> None:
+        engine = DiskEngine(tmp_path, fsync=False, inline_threshold=1024)
+        await engine.start()
+        try:
+            await engine.create_bucket("b", "me", "us-east-1")
+            hold = threading.Event()
+            blocker = asyncio.ensure_future(engine.meta.write(lambda conn: hold.wait(30)))
+            data = os.urandom(50_000)
+            put = asyncio.ensure_future(engine.put_object("b", "k", body(data), headers={}))
+            for _ in range(1000):  # until the put's row waits behind the held writer
+                await asyncio.sleep(0.005)
+                if engine.meta._queue.qsize() >= 1:  # type: ignore[attr-defined]
+                    break
+            put.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await put
+            assert engine.sweep_orphans(0) == 0  # still in flight: not swept either
+            hold.set()
+            await blocker
+            await engine.meta.write(lambda conn: None)  # the put's batch has committed
+            assert await read_all(engine, "b", "k") == data
+            assert engine.sweep_orphans(0) == 0
+            assert await read_all(engine, "b", "k") == data
         finally:
             await engine.close()
 

@@ -10,6 +10,7 @@ an S3-compatible data tier implements these unchanged; docs/architecture.md
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
@@ -25,6 +26,7 @@ class MetadataStore(Protocol[Tx]):
 
     - ``write(fn)`` runs ``fn(tx)`` in one transaction (all of it or nothing), in
       a serial order with every other write; returns once it is durable.
+      ``submit(fn)`` is the same as a future.
     - ``read(fn)`` runs ``fn(tx)`` on a consistent snapshot of committed data.
     - ``generation`` changes after every commit (read caches key off it).
     """
@@ -37,6 +39,9 @@ class MetadataStore(Protocol[Tx]):
     def read(self, fn: Callable[[Tx], T]) -> T: ...
     async def read_in_thread(self, fn: Callable[[Tx], T]) -> T: ...
     async def write(self, fn: Callable[[Tx], T]) -> T: ...
+    def submit(self, fn: Callable[[Tx], T]) -> asyncio.Future[T]:
+        """``write`` as a future; once submitted the write happens even if the future is cancelled."""
+
     def write_blocking(self, fn: Callable[[Tx], T]) -> T: ...
 
 

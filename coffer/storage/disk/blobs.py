@@ -42,6 +42,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 from coffer.storage import contracts
 from coffer.storage.api import EngineObserver, PutDigests
@@ -50,6 +51,8 @@ from coffer.storage.errors import EntityTooLarge, StorageError
 from coffer.storage.hashing import PIPELINE_CHUNK, BodyHasher
 
 log = logging.getLogger("coffer.blobs")
+T = TypeVar("T")
+Tx = TypeVar("Tx")
 
 READ_CHUNK = 2 * 1024 * 1024  # measured: 2 MiB reads serve large GETs ~15% faster than 1 MiB (docs/benchmarks.md)
 SINK_WINDOW = 8 * 1024 * 1024  # bytes of one upload queued for writing before receiving pauses
@@ -432,6 +435,30 @@ class FileBlobStore:
             return False
         finally:
             os.close(fd)
+
+
+async def commit_published(
+    meta: contracts.MetadataStore[Tx],
+    blobs: contracts.BlobStore,
+    tx: Callable[[Tx], T],
+    received: contracts.ReceivedBody,
+    blob: str | None,
+) -> T:
+    """Commit ``tx``, which references ``blob`` just published from ``received``.
+
+    The blob stays held (against the orphan sweep) until the commit has settled,
+    even when the caller is cancelled meanwhile: a queued write still commits,
+    and then its row needs the blob. Only a commit that failed deletes it.
+    """
+    fut = meta.submit(tx)
+
+    def settle(done: asyncio.Future[T]) -> None:
+        if not done.cancelled() and done.exception() is not None and blob is not None:
+            blobs.delete([blob])
+        received.release()
+
+    fut.add_done_callback(settle)
+    return await asyncio.shield(fut)
 
 
 async def hash_stream(body: AsyncIterator[bytes], algorithms: Iterable[str]) -> PutDigests:

@@ -43,7 +43,7 @@ from coffer.storage.api import (
 from coffer.storage.conditions import check_write
 from coffer.storage.contracts import BlobStore, MetadataStore, OpenBlob, Segment
 from coffer.storage.disk import records
-from coffer.storage.disk.blobs import FileBlobStore, hash_stream, make_dir
+from coffer.storage.disk.blobs import FileBlobStore, commit_published, hash_stream, make_dir
 from coffer.storage.disk.manifest import blob_in_use, load_segments, object_part, object_parts_page, unreferenced
 from coffer.storage.disk.metadata import SQLiteMetadataStore, bucket_info
 from coffer.storage.disk.multipart import DiskUploads
@@ -504,15 +504,7 @@ class DiskEngine:
                 self._check_quota(conn, bucket, key, now)
             return records.upsert(conn, record, current)
 
-        try:
-            released = await self.meta.write(tx)
-        except BaseException:
-            if blob is not None:
-                self.blobs.delete([blob])
-            raise
-        finally:
-            received.release()  # committed (or deleted): the orphan sweep may judge the blob now
-        await self.blobs.reclaim(released)
+        await self.blobs.reclaim(await commit_published(self.meta, self.blobs, tx, received, blob))
         return info
 
     def _check_quota(self, conn: sqlite3.Connection, bucket: str, key: str, now: float) -> None:

@@ -271,12 +271,17 @@ class SQLiteMetadataStore:
 
     # ------------------------------------------------------------------ writes
     async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return await self.submit(fn)
+
+    def submit(self, fn: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+        """Queue a write; the future settles after its commit. Cancelling the future
+        does not withdraw the write: once queued, it commits (or fails) regardless."""
         if self._closed:
             raise ServiceUnavailable("the metadata store is shut down")
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[T] = loop.create_future()
         self._queue.put((fn, fut, loop))
-        return await fut
+        return fut
 
     def write_blocking(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """For threads without an event loop (background sweeps)."""

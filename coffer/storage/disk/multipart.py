@@ -31,6 +31,7 @@ from coffer.storage.api import (
 from coffer.storage.conditions import check_write
 from coffer.storage.contracts import BlobStore, MetadataStore, ReceivedBody
 from coffer.storage.disk import records
+from coffer.storage.disk.blobs import commit_published
 from coffer.storage.disk.manifest import decode_checksums, encode_checksums, unreferenced
 from coffer.storage.disk.metadata import bucket_info
 from coffer.storage.disk.records import ObjectRecord, Pieces
@@ -213,15 +214,7 @@ class DiskUploads:
             # Uploading a part number again replaces the earlier part.
             return unreferenced(conn, [old[0] if old else None])
 
-        try:
-            released = await self.meta.write(tx)
-        except BaseException:
-            if blob is not None:
-                self.blobs.delete([blob])
-            raise
-        finally:
-            received.release()
-        await self.blobs.reclaim(released)
+        await self.blobs.reclaim(await commit_published(self.meta, self.blobs, tx, received, blob))
         return part
 
     async def complete(
