@@ -176,8 +176,8 @@ class FileBlobStore:
         made += [make_dir(self.blob_dir / sub, self.dir_mode) for sub in FANOUT]
         if any(made):
             # New directory entries survive a power loss only once their parent is synced.
-            _fsync_dir(self.blob_dir)
-            _fsync_dir(self.root)
+            fsync_dir(self.blob_dir)
+            fsync_dir(self.root)
         # Nothing in tmp/ is ever referenced: whatever a crash left there goes,
         # but files another live process holds locked are uploads in progress.
         for entry in os.scandir(self.tmp_dir):
@@ -287,11 +287,11 @@ class FileBlobStore:
                     raise
                 # A fan-out directory removed behind our back: make it again, durably.
                 make_dir(target.parent, self.dir_mode)
-                _fsync_dir(self.blob_dir)
+                fsync_dir(self.blob_dir)
                 os.rename(source, target)
             if self.fsync:
                 started = time.perf_counter()
-                _fsync_dir(target.parent)
+                fsync_dir(target.parent)
                 self.observer.synced("dir", time.perf_counter() - started)
 
         await asyncio.get_running_loop().run_in_executor(_io_pool, move)
@@ -642,7 +642,7 @@ def _start_writeback(fd: int, offset: int, length: int) -> None:
         _sync_file_range(fd, offset, length, _SYNC_FILE_RANGE_WRITE)
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
     dfd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(dfd)

@@ -43,7 +43,7 @@ from coffer.storage.api import (
 from coffer.storage.conditions import check_write
 from coffer.storage.contracts import BlobStore, MetadataStore, OpenBlob, Segment
 from coffer.storage.disk import records
-from coffer.storage.disk.blobs import FileBlobStore, commit_published, hash_stream, make_dir
+from coffer.storage.disk.blobs import FileBlobStore, commit_published, fsync_dir, hash_stream, make_dir
 from coffer.storage.disk.manifest import blob_in_use, load_segments, object_part, object_parts_page, unreferenced
 from coffer.storage.disk.metadata import SQLiteMetadataStore, bucket_info
 from coffer.storage.disk.multipart import DiskUploads
@@ -239,7 +239,9 @@ class DiskEngine:
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         self.root.parent.mkdir(parents=True, exist_ok=True)
-        make_dir(self.root, self.dir_mode)  # the data directory guards everything in it: 0700 by default
+        # The data directory guards everything in it: 0700 by default.
+        if make_dir(self.root, self.dir_mode):
+            fsync_dir(self.root.parent)
         self.blobs.open()
         self.meta.open()
         self._sweeper = threading.Thread(target=self._sweep_loop, name="coffer-sweeper", daemon=True)
