@@ -32,7 +32,13 @@ from coffer.storage.conditions import check_write
 from coffer.storage.contracts import BlobStore, MetadataStore, ReceivedBody
 from coffer.storage.disk import records
 from coffer.storage.disk.blobs import commit_published
-from coffer.storage.disk.manifest import decode_checksums, encode_checksums, unreferenced
+from coffer.storage.disk.manifest import (
+    checksums_doc,
+    checksums_from_doc,
+    decode_checksums,
+    encode_checksums,
+    unreferenced,
+)
 from coffer.storage.disk.metadata import bucket_info
 from coffer.storage.disk.records import ObjectRecord, Pieces
 from coffer.storage.listing import list_uploads_page
@@ -250,7 +256,7 @@ class DiskUploads:
                 "size": info.size,
                 "etag": info.etag,
                 "t": info.last_modified,
-                "c": json.loads(encode_checksums(info.checksums)),
+                "c": checksums_doc(info.checksums),
                 "ct": info.checksum_type,
                 "n": info.parts_count,
             }
@@ -408,7 +414,7 @@ def _completed_result(upload: UploadInfo, done: dict[str, Any]) -> ObjectInfo:
         last_modified=done["t"],
         storage_class=upload.storage_class,
         headers=upload.headers,
-        checksums=decode_checksums(json.dumps(done["c"])),
+        checksums=checksums_from_doc(done["c"]),
         checksum_type=done["ct"],
         parts_count=done["n"],
         tags=dict(upload.tags),

@@ -14,7 +14,6 @@ tags, ``sg`` 1 when the body is pieces (rows of ``object_parts``).
 
 from __future__ import annotations
 
-import base64
 import json
 import sqlite3
 from collections.abc import Iterator
@@ -23,10 +22,9 @@ from typing import Any
 
 from coffer.storage import errors
 from coffer.storage.api import ListEntry, ObjectInfo
-from coffer.storage.disk.manifest import drop_manifest, unreferenced
+from coffer.storage.disk.manifest import checksums_doc, checksums_from_doc, drop_manifest, unreferenced
 from coffer.storage.disk.metadata import bucket_info
 
-NULL_VERSION = "null"
 # Rows visible at time `?`: expired ones are gone for readers before the reaper deletes them.
 _LIVE = "(expires IS NULL OR expires > ?)"
 _COLUMNS = "id, key, size, etag, last_modified, storage_class, owner, extra, blob, expires, version"
@@ -92,16 +90,8 @@ class Slot:
 
 
 # ---------------------------------------------------------------------- codec
-def encode_checksums(values: dict[str, bytes]) -> dict[str, str]:
-    return {a: base64.b64encode(v).decode() for a, v in values.items()}
-
-
-def decode_checksums(values: dict[str, str]) -> dict[str, bytes]:
-    return {a: base64.b64decode(v) for a, v in values.items()}
-
-
 def encode_extra(info: ObjectInfo, pieces: bool) -> str:
-    doc: dict[str, Any] = {"h": info.headers, "c": encode_checksums(info.checksums), "ct": info.checksum_type}
+    doc: dict[str, Any] = {"h": info.headers, "c": checksums_doc(info.checksums), "ct": info.checksum_type}
     if info.tags:
         doc["t"] = info.tags
     if info.parts_count:
@@ -123,7 +113,7 @@ def _decode(bucket: str, row: tuple[Any, ...]) -> ObjectRecord:
         version_id=version,
         storage_class=storage_class,
         headers=doc.get("h", {}),
-        checksums=decode_checksums(doc.get("c", {})),
+        checksums=checksums_from_doc(doc.get("c", {})),
         checksum_type=doc.get("ct", "FULL_OBJECT"),
         parts_count=doc.get("n", 0),
         tags=doc.get("t", {}),
