@@ -36,6 +36,15 @@ class Settings:
         default="./coffer-data",
         metadata=_meta("Directory holding all data (SQLite metadata and object files)."),
     )
+    data_mode: str = field(
+        default="private",
+        metadata=_meta(
+            "Permissions of what the disk engine creates under data_dir, whatever the umask. 'private': "
+            "directories 0700, files 0600 (only the server's user reads stored data). 'shared': 0750/0640, "
+            "readable by the data directory's group (e.g. a backup user).",
+            ("private", "shared"),
+        ),
+    )
     workers: int = field(
         default=1,
         metadata=_meta("Worker processes serving requests (the disk engine supports several)."),
@@ -159,7 +168,8 @@ class Settings:
     orphan_grace_seconds: int = field(
         default=3600,
         metadata=_meta(
-            "Temporary files older than this that no object references are deleted by the background sweep."
+            "Object files older than this (seconds, >= 0) that no object references are deleted by the "
+            "background sweep (crash leftovers). A file whose write has not committed yet is never taken."
         ),
     )
     multipart_upload_max_age: int = field(
@@ -342,6 +352,8 @@ class Settings:
         for name in ("log_file_max_bytes", "log_file_count", "bandwidth_report_seconds", "shutdown_timeout"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0")
+        if self.orphan_grace_seconds < 0:
+            raise ConfigError(f"orphan_grace_seconds must be >= 0 (got {self.orphan_grace_seconds})")
         if self.multipart_upload_max_age < 0:
             raise ConfigError("multipart_upload_max_age must be >= 0")
         if self.storage == "memory" and self.workers != 1:

@@ -13,12 +13,12 @@ import pytest
 
 from coffer.checksums import new_hasher
 from coffer.storage.disk import blobs
-from coffer.storage.disk.blobs import BlobStore, stream_fd
+from coffer.storage.disk.blobs import FileBlobStore, stream_fd
 from coffer.storage.errors import EntityTooLarge
 
 
-def _store(tmp_path: Path, fsync: bool = False) -> BlobStore:
-    store = BlobStore(tmp_path, fsync=fsync, inline_threshold=64 * 1024)
+def _store(tmp_path: Path, fsync: bool = False) -> FileBlobStore:
+    store = FileBlobStore(tmp_path, fsync=fsync, inline_threshold=64 * 1024)
     store.open()
     return store
 

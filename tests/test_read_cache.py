@@ -97,9 +97,9 @@ def test_row_read_during_a_commit_is_not_kept(tmp_path: Path) -> None:
         cache = engine.cache
         assert cache is not None
         before = engine.meta.generation
-        info, row, _ = engine.meta.read(lambda c: engine._lookup(c, "bkt", "k", body=True, part_number=None))
+        record, _info, _ = engine.meta.read(lambda c: engine._lookup(c, "bkt", "k", body=True, part_number=None))
         await engine.put_object("bkt", "k", chunks(b"new"), headers={})  # commits: generation moves on
-        cache.put(before, "bkt", "k", info, row)  # the stale row arrives late
+        cache.put(before, "bkt", "k", record)  # the stale record arrives late
         assert cache.get("bkt", "k") is None
         assert await _read(engine, "k") == b"new"
 

@@ -68,6 +68,7 @@ def build_engine(settings: Settings) -> Engine:
         max_objects_per_bucket=settings.max_objects_per_bucket,
         default_ttl=settings.default_ttl_seconds,
         reaper_interval=settings.ttl_reaper_interval,
+        data_mode=settings.data_mode,
     )
 
 

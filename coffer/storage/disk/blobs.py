@@ -7,13 +7,21 @@ Layout under the data directory::
 
 Protocol (see docs/durability.md): write to tmp/, fsync the file, rename into
 blobs/, fsync the directory, and only then commit the metadata row. A crash at
-any point leaves at worst an unreferenced file, which the sweep removes.
+any point leaves at worst an unreferenced file, which the sweep removes. The
+256 fan-out directories ``blobs/00`` .. ``blobs/ff`` are made (and their parent
+fsynced) when the store opens, so publishing never creates a directory.
 
 A temp file is flock()ed by the process writing it until it is published or
 discarded. Start-up removes only temp files nobody holds a lock on: the kernel
 drops the locks of a killed process, while a worker started next to running
 ones (uvicorn respawns dead workers and replaces them one by one on SIGHUP)
-leaves their uploads alone.
+leaves their uploads alone. The lock is kept after the rename into blobs/ until
+the engine has committed the row that references the blob (``ReceivedBody.release``):
+the orphan sweep skips locked files, so it never takes a body that is about to
+become visible, whatever its grace period and in whichever worker process.
+
+Files are created with the store's ``file_mode`` and directories with its
+``dir_mode`` (0600/0700 by default), whatever the process umask.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ import ctypes
 import fcntl
 import logging
 import os
+import stat
 import sys
 import threading
 import time
@@ -32,14 +41,18 @@ import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
+from coffer.storage import contracts
 from coffer.storage.api import EngineObserver, PutDigests
+from coffer.storage.contracts import OpenBlob, Segment
 from coffer.storage.errors import EntityTooLarge, StorageError
 from coffer.storage.hashing import PIPELINE_CHUNK, BodyHasher
 
 log = logging.getLogger("coffer.blobs")
+T = TypeVar("T")
+Tx = TypeVar("Tx")
 
 READ_CHUNK = 2 * 1024 * 1024  # measured: 2 MiB reads serve large GETs ~15% faster than 1 MiB (docs/benchmarks.md)
 SINK_WINDOW = 8 * 1024 * 1024  # bytes of one upload queued for writing before receiving pauses
@@ -56,9 +69,10 @@ _io_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="coffer-blob")
 
 
 class ReceivedBody:
-    """A fully received body: either small bytes kept in memory or a temp file.
+    """A fully received body: either small bytes kept in memory (``data``) or a temp file.
 
-    A temp file stays open (and locked) until ``publish`` or ``discard``.
+    A file stays open and locked until ``release`` (after the metadata commit
+    that references its published blob) or ``discard``.
     """
 
     def __init__(self, digests: PutDigests, data: bytes | None, temp_path: Path | None, fd: int | None = None) -> None:
@@ -67,7 +81,8 @@ class ReceivedBody:
         self.temp_path = temp_path
         self.fd = fd
 
-    def close(self) -> None:
+    def release(self) -> None:
+        """Drop the lock: the published blob is referenced now (or was deleted)."""
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
@@ -79,31 +94,90 @@ class ReceivedBody:
             except FileNotFoundError:
                 pass
             self.temp_path = None
-        self.close()
+        self.release()
 
 
-@dataclass(slots=True)
-class Segment:
-    """One piece of an object body made of several: a blob file or inline bytes."""
+class FileBlob:
+    """A blob opened for reading: it stays readable after a concurrent delete."""
 
-    offset: int  # where the piece starts in the object
-    size: int
-    blob: str | None
-    data: bytes | None
+    __slots__ = ("fd",)
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def stream(self, start: int, end: int) -> AsyncIterator[bytes]:
+        """Bytes [start, end); the stream takes the blob over (and closes it)."""
+        fd, self.fd = self.fd, -1
+        return stream_fd(fd, start, end)
+
+    async def read(self, size: int, offset: int) -> bytes:
+        return await asyncio.get_running_loop().run_in_executor(_io_pool, os.pread, self.fd, size, offset)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
 
 
-class BlobStore:
-    def __init__(self, root: Path, fsync: bool, inline_threshold: int, observer: EngineObserver | None = None) -> None:
+FANOUT = [f"{i:02x}" for i in range(256)]  # blobs/<first two hex digits of the name>/
+
+
+def current_umask() -> int:
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o077)  # no /proc: read it the racy way (start-up only)
+    os.umask(mask)
+    return mask
+
+
+def make_dir(path: Path, mode: int) -> bool:
+    """Create ``path`` (or keep it) with exactly ``mode``; True if it was created."""
+    try:
+        os.mkdir(path, mode)
+        created = True
+    except FileExistsError:
+        created = False
+    if stat.S_IMODE(os.stat(path).st_mode) != mode:
+        os.chmod(path, mode)
+    return created
+
+
+class FileBlobStore:
+    """The ``BlobStore`` of contracts.py on a local directory."""
+
+    def __init__(
+        self,
+        root: Path,
+        fsync: bool,
+        inline_threshold: int,
+        observer: EngineObserver | None = None,
+        *,
+        file_mode: int = 0o600,
+        dir_mode: int = 0o700,
+    ) -> None:
         self.root = root
         self.observer = observer or EngineObserver()
         self.tmp_dir = root / "tmp"
         self.blob_dir = root / "blobs"
         self.fsync = fsync
         self.inline_threshold = inline_threshold
+        self.file_mode = file_mode
+        self.dir_mode = dir_mode
+        self._chmod_files = True  # until open() knows whether the umask would strip file_mode
 
     def open(self) -> None:
-        self.tmp_dir.mkdir(parents=True, exist_ok=True)
-        self.blob_dir.mkdir(parents=True, exist_ok=True)
+        self._chmod_files = self.file_mode & ~current_umask() != self.file_mode
+        made = [make_dir(path, self.dir_mode) for path in (self.tmp_dir, self.blob_dir)]
+        made += [make_dir(self.blob_dir / sub, self.dir_mode) for sub in FANOUT]
+        if any(made):
+            # New directory entries survive a power loss only once their parent is synced.
+            fsync_dir(self.blob_dir)
+            fsync_dir(self.root)
         # Nothing in tmp/ is ever referenced: whatever a crash left there goes,
         # but files another live process holds locked are uploads in progress.
         for entry in os.scandir(self.tmp_dir):
@@ -123,7 +197,9 @@ class BlobStore:
         """A fresh temp file, created and locked."""
         while True:
             path = self.tmp_dir / uuid.uuid4().hex
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, self.file_mode)
+            if self._chmod_files:
+                os.fchmod(fd, self.file_mode)
             fcntl.flock(fd, fcntl.LOCK_EX)
             if os.fstat(fd).st_nlink:
                 return path, fd
@@ -182,7 +258,7 @@ class BlobStore:
             if parts:
                 await sink.write(parts, pending)
             await sink.finish()
-            # The temp file stays open (and locked) in `received` until published.
+            # The temp file stays open (and locked) in `received` until released.
             received = ReceivedBody(hashing.digests(), None, sink.path, sink.fd)
             sink = None
             return received
@@ -191,29 +267,41 @@ class BlobStore:
                 await sink.abort()
             raise
 
-    async def publish(self, received: ReceivedBody) -> str:
-        """Move a received temp file into blobs/ durably; returns its blob name."""
-        assert received.temp_path is not None
-        name = received.temp_path.name
+    async def publish(self, received: contracts.ReceivedBody) -> str:
+        """Move a received temp file into blobs/ durably; returns its blob name.
+
+        The file stays locked (against the orphan sweep) until ``received.release()``,
+        which the caller does once the row referencing the blob is committed.
+        """
+        assert isinstance(received, ReceivedBody)
+        source = received.temp_path
+        assert source is not None
+        name = source.name
         target = self.path_of(name)
 
         def move() -> None:
-            target.parent.mkdir(exist_ok=True)
-            os.rename(received.temp_path, target)  # type: ignore[arg-type]
+            try:
+                os.rename(source, target)
+            except FileNotFoundError:
+                if not source.exists():
+                    raise
+                # A fan-out directory removed behind our back: make it again, durably.
+                make_dir(target.parent, self.dir_mode)
+                fsync_dir(self.blob_dir)
+                os.rename(source, target)
             if self.fsync:
                 started = time.perf_counter()
-                _fsync_dir(target.parent)
+                fsync_dir(target.parent)
                 self.observer.synced("dir", time.perf_counter() - started)
 
         await asyncio.get_running_loop().run_in_executor(_io_pool, move)
         received.temp_path = None
-        received.close()  # the lock guarded the temp file; it is a blob now
         return name
 
     def check_writable(self) -> None:
         """Create, write and remove a small file where bodies are received (raises OSError)."""
         path = self.tmp_dir / f"probe-{uuid.uuid4().hex}"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, self.file_mode)
         try:
             # Locked like any temp file, so a starting worker's tmp/ sweep leaves it alone.
             fcntl.flock(fd, fcntl.LOCK_EX)
@@ -243,21 +331,21 @@ class BlobStore:
             await asyncio.get_running_loop().run_in_executor(_io_pool, self.delete, names)
 
     # ------------------------------------------------------------------ reading
-    def open_fd(self, name: str) -> int:
-        return os.open(self.path_of(name), os.O_RDONLY)
+    def open_blob(self, name: str) -> OpenBlob:
+        """Open a blob for reading (FileNotFoundError once it is gone)."""
+        return FileBlob(os.open(self.path_of(name), os.O_RDONLY))
 
-    def open_ahead(self, segments: list[Segment], first: int, fds: dict[int, int]) -> None:
+    def open_ahead(self, segments: list[Segment], first: int, fds: dict[int, OpenBlob]) -> None:
         """Open the files of segments[first : first + OPEN_AHEAD] not open yet (FileNotFoundError if gone)."""
         for index in range(first, min(first + OPEN_AHEAD, len(segments))):
             seg = segments[index]
             if seg.blob is not None and seg.size and index not in fds:
-                fds[index] = self.open_fd(seg.blob)
+                fds[index] = self.open_blob(seg.blob)
 
     async def stream_segments(
-        self, segments: list[Segment], fds: dict[int, int], start: int, end: int
+        self, segments: list[Segment], fds: dict[int, OpenBlob], start: int, end: int
     ) -> AsyncIterator[bytes]:
-        """Bytes [start, end) of a many-piece body; takes ownership of ``fds`` (index -> open fd)."""
-        loop = asyncio.get_running_loop()
+        """Bytes [start, end) of a many-piece body; takes ownership of ``fds`` (index -> open blob)."""
         try:
             index = max(0, bisect.bisect_right([s.offset for s in segments], start) - 1)
             pos = start
@@ -277,7 +365,7 @@ class BlobStore:
                 fd = fds.pop(index, None)
                 if fd is None:
                     try:
-                        fd = self.open_fd(seg.blob)
+                        fd = self.open_blob(seg.blob)
                     except FileNotFoundError:
                         # Only files not yet open can vanish: the object was replaced mid-read.
                         raise StorageError("The object was replaced while it was being read.") from None
@@ -289,23 +377,30 @@ class BlobStore:
                     except FileNotFoundError:
                         pass
                     while lo < hi:
-                        data = await loop.run_in_executor(_io_pool, os.pread, fd, min(READ_CHUNK, hi - lo), lo)
+                        data = await fd.read(min(READ_CHUNK, hi - lo), lo)
                         if not data:
                             raise StorageError("An object piece is shorter than recorded.")
                         lo += len(data)
                         pos += len(data)
                         yield data
                 finally:
-                    os.close(fd)
+                    fd.close()
                 index += 1
         finally:
             for fd in fds.values():
-                os.close(fd)
+                fd.close()
             fds.clear()
 
     # ------------------------------------------------------------------ sweeping
     def sweep_orphans(self, is_referenced: Callable[[str], bool], grace_seconds: float) -> int:
-        """Delete files under blobs/ that no metadata references (crash leftovers)."""
+        """Delete files under blobs/ that no metadata references (crash leftovers).
+
+        Age alone decides nothing: a file is removed only when it is unreferenced
+        and not locked by a write still to commit it, and is still unreferenced
+        once this sweep holds its lock (the write may have committed meanwhile).
+        """
+        if grace_seconds < 0:
+            raise ValueError("orphan_grace_seconds must be >= 0")
         removed = 0
         cutoff = time.time() - grace_seconds
         for sub in os.scandir(self.blob_dir):
@@ -317,13 +412,53 @@ class BlobStore:
                         continue
                 except FileNotFoundError:
                     continue
-                if not is_referenced(entry.name):
-                    try:
-                        os.unlink(entry.path)
-                        removed += 1
-                    except FileNotFoundError:
-                        pass
+                if not is_referenced(entry.name) and self._remove_if_orphan(entry.path, entry.name, is_referenced):
+                    removed += 1
         return removed
+
+    @staticmethod
+    def _remove_if_orphan(path: str, name: str, is_referenced: Callable[[str], bool]) -> bool:
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            return False
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False  # published by a write that has not committed (or failed) yet
+            if is_referenced(name):
+                return False  # that write committed between the first look and the lock
+            os.unlink(path)
+            return True
+        except FileNotFoundError:
+            return False
+        finally:
+            os.close(fd)
+
+
+async def commit_published(
+    meta: contracts.MetadataStore[Tx],
+    blobs: contracts.BlobStore,
+    tx: Callable[[Tx], T],
+    received: contracts.ReceivedBody,
+    blob: str | None,
+) -> T:
+    """Commit ``tx``, which references ``blob`` just published from ``received``.
+
+    The blob stays held (against the orphan sweep) until the commit has settled,
+    even when the caller is cancelled meanwhile: a queued write still commits,
+    and then its row needs the blob. Only a commit that failed deletes it.
+    """
+    fut = meta.submit(tx)
+
+    def settle(done: asyncio.Future[T]) -> None:
+        if not done.cancelled() and done.exception() is not None and blob is not None:
+            blobs.delete([blob])
+        received.release()
+
+    fut.add_done_callback(settle)
+    return await asyncio.shield(fut)
 
 
 async def hash_stream(body: AsyncIterator[bytes], algorithms: Iterable[str]) -> PutDigests:
@@ -490,7 +625,7 @@ def _load_sync_file_range() -> Callable[[int, int, int, int], int] | None:
         return None
     fn.argtypes = (ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint)
     fn.restype = ctypes.c_int
-    return fn  # type: ignore[no-any-return]
+    return fn
 
 
 _sync_file_range = _load_sync_file_range()
@@ -507,7 +642,7 @@ def _start_writeback(fd: int, offset: int, length: int) -> None:
         _sync_file_range(fd, offset, length, _SYNC_FILE_RANGE_WRITE)
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
     dfd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(dfd)

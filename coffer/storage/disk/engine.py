@@ -1,9 +1,14 @@
-"""The durable disk engine: SQLite metadata composed with a file blob store."""
+"""The durable disk engine: SQLite metadata composed with a file blob store.
+
+``DiskEngine`` composes the metadata store (metadata.py, the ``MetadataStore``
+contract of storage/contracts.py), the blob store (blobs.py, ``BlobStore``), the
+record layer that owns the objects table (records.py) and its multipart
+uploads (``DiskUploads``, multipart.py), to which the upload operations delegate.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import logging
 import os
@@ -19,82 +24,89 @@ from typing import Any
 from coffer.storage import errors
 from coffer.storage.api import (
     BucketInfo,
+    CompletedPart,
+    Completion,
     EngineObserver,
     ListEntry,
     ListPage,
     ObjectInfo,
-    ObjectPart,
+    ObjectPartsPage,
+    PartInfo,
+    PartsPage,
     ProbeResult,
+    SourceCheck,
     StorageStats,
+    UploadInfo,
+    UploadsPage,
     Verifier,
 )
 from coffer.storage.conditions import check_write
-from coffer.storage.disk.blobs import BlobStore, Segment, stream_fd
-from coffer.storage.disk.manifest import blob_in_use, drop_manifest, load_segments, object_part, unreferenced
-from coffer.storage.disk.metadata import MetadataStore
-from coffer.storage.disk.multipart import MultipartMixin, object_extra
+from coffer.storage.contracts import BlobStore, MetadataStore, OpenBlob, Segment
+from coffer.storage.disk import records
+from coffer.storage.disk.blobs import FileBlobStore, commit_published, fsync_dir, hash_stream, make_dir
+from coffer.storage.disk.manifest import blob_in_use, load_segments, object_part, object_parts_page, unreferenced
+from coffer.storage.disk.metadata import SQLiteMetadataStore, bucket_info
+from coffer.storage.disk.multipart import DiskUploads
+from coffer.storage.disk.records import File, Inline, ObjectRecord, Pieces
 from coffer.storage.listing import list_page
+from coffer.storage.multipart import copy_plan
+from coffer.storage.objects import check_quota, clamp_count, clamp_part_number, part_of
 from coffer.storage.ttl import expiry_of, is_expired
 
 log = logging.getLogger("coffer.engine")
 
-_OBJECT_COLUMNS = "key, size, etag, last_modified, storage_class, owner, extra, blob, version, id"
 _LIST_BATCH = 1000
 _REAP_BATCH = 1000
 BUCKET_SEEN_SECONDS = 1.0
-# Rows visible at time `?`: expired ones are gone for readers before the reaper deletes them.
-_LIVE = "(expires IS NULL OR expires > ?)"
-_GET_WHERE = f"FROM objects WHERE bucket=? AND key=? AND version='null' AND is_delete_marker=0 AND {_LIVE}"
-# Columns 10 and 11: the inline body (NULL when not asked for) and the TTL expiry.
-_GET = f"SELECT {_OBJECT_COLUMNS}, NULL, expires {_GET_WHERE}"
-_GET_WITH_DATA = f"SELECT {_OBJECT_COLUMNS}, data, expires {_GET_WHERE}"
 _CACHE_ENTRY_OVERHEAD = 1024  # rough bytes of an entry besides its inline body
+# data_mode -> (directory mode, file mode) of everything under the data directory.
+DATA_MODES = {"private": (0o700, 0o600), "shared": (0o750, 0o640)}
 
 
-def _cached_size(row: tuple[Any, ...]) -> int:
-    return len(row[10] or b"") + _CACHE_ENTRY_OVERHEAD
+def _cached_size(record: ObjectRecord) -> int:
+    body = record.body
+    return (len(body.data or b"") if isinstance(body, Inline) else 0) + _CACHE_ENTRY_OVERHEAD
 
 
 class ReadCache:
-    """Recently read rows of the latest versions of objects, with their ObjectInfo.
+    """Recently read records of the latest versions of objects.
 
-    Valid for one MetadataStore generation: the writer bumps it after every
+    Valid for one metadata store generation: the writer bumps it after every
     commit, so any write (from any code path of this process) empties the cache
-    before a reader can see stale data. A row read while a commit lands is
+    before a reader can see stale data. A record read while a commit lands is
     tagged with the generation from before the read and so is never kept. Only
     for a store no other process writes to (one worker).
     """
 
-    def __init__(self, meta: MetadataStore, limit: int) -> None:
+    def __init__(self, meta: MetadataStore[Any], limit: int) -> None:
         self.meta = meta
         self.limit = limit
-        self._entries: OrderedDict[tuple[str, str], tuple[ObjectInfo, tuple[Any, ...]]] = OrderedDict()
+        self._entries: OrderedDict[tuple[str, str], ObjectRecord] = OrderedDict()
         self._bytes = 0
         self._generation = -1
 
-    def get(self, bucket: str, key: str) -> tuple[ObjectInfo, tuple[Any, ...]] | None:
+    def get(self, bucket: str, key: str) -> ObjectRecord | None:
         if self._generation != self.meta.generation:
             self._drop_all()
             return None
         entry = self._entries.get((bucket, key))
         if entry is None:
             return None
-        expires = entry[1][11]
-        if expires is not None and is_expired(expires, time.time()):
+        if entry.expires is not None and is_expired(entry.expires, time.time()):
             self._forget((bucket, key))
             return None
         self._entries.move_to_end((bucket, key))
         return entry
 
-    def put(self, generation: int, bucket: str, key: str, info: ObjectInfo, row: tuple[Any, ...]) -> None:
-        size = _cached_size(row)
+    def put(self, generation: int, bucket: str, key: str, record: ObjectRecord) -> None:
+        size = _cached_size(record)
         if generation != self.meta.generation or size > self.limit // 8:
             return
         if self._generation != generation:
             self._drop_all()
             self._generation = generation
         self._forget((bucket, key))
-        self._entries[(bucket, key)] = (info, row)
+        self._entries[(bucket, key)] = record
         self._bytes += size
         while self._bytes > self.limit:
             self._forget(next(iter(self._entries)))
@@ -105,7 +117,7 @@ class ReadCache:
     def _forget(self, name: tuple[str, str]) -> None:
         entry = self._entries.pop(name, None)
         if entry is not None:
-            self._bytes -= _cached_size(entry[1])
+            self._bytes -= _cached_size(entry)
 
     def _drop_all(self) -> None:
         self._entries.clear()
@@ -113,73 +125,48 @@ class ReadCache:
         self._generation = self.meta.generation
 
 
-def _row_to_info(bucket: str, row: tuple[Any, ...]) -> ObjectInfo:
-    key, size, etag, last_modified, storage_class, _owner, extra, _blob, version = row[:9]
-    doc = json.loads(extra)
-    return ObjectInfo(
-        bucket=bucket,
-        key=bytes(key).decode("utf-8"),
-        size=size,
-        etag=etag,
-        last_modified=last_modified,
-        version_id=version,
-        storage_class=storage_class,
-        headers=doc.get("h", {}),
-        checksums={a: base64.b64decode(v) for a, v in doc.get("c", {}).items()},
-        checksum_type=doc.get("ct", "FULL_OBJECT"),
-        parts_count=doc.get("n", 0),
-        tags=doc.get("t", {}),
-    )
-
-
-def _is_pieces(row: tuple[Any, ...]) -> bool:
-    """Whether an objects row's body is a manifest of pieces (object_parts)."""
-    return '"sg":1' in row[6]
-
-
 class DiskObjectBody:
-    """An object opened for reading; open file descriptors survive a concurrent delete."""
+    """An object opened for reading; open blobs survive a concurrent delete."""
 
     def __init__(
         self,
         info: ObjectInfo,
-        data: bytes | None,
-        fd: int | None,
+        record: ObjectRecord,
         *,
-        object_id: int = 0,
-        blob: str | None = None,
+        blob: OpenBlob | None = None,
         segments: list[Segment] | None = None,
-        fds: dict[int, int] | None = None,
+        opened: dict[int, OpenBlob] | None = None,
         blobs: BlobStore | None = None,
     ) -> None:
         self.info = info
-        self._fd = fd
         # What a copy needs to share this body instead of copying it.
-        self.object_id = object_id
-        self.blob = blob
-        self.data = data
+        self.record = record
+        self._blob = blob
         self.segments = segments
-        self._fds = fds if fds is not None else {}
+        self._opened = opened if opened is not None else {}
         self._blobs = blobs
+        body = record.body
+        # An inline body is already in memory: the server answers it in one piece.
+        self.data = body.data if isinstance(body, Inline) else None
 
     def stream(self, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
         end = self.info.size if end is None else end
         if self.segments is not None:
             assert self._blobs is not None
-            fds, self._fds = self._fds, {}
-            return self._blobs.stream_segments(self.segments, fds, start, end)
-        if self._fd is not None:
-            fd, self._fd = self._fd, None
-            return stream_fd(fd, start, end)
+            opened, self._opened = self._opened, {}
+            return self._blobs.stream_segments(self.segments, opened, start, end)
+        if self._blob is not None:
+            blob, self._blob = self._blob, None
+            return blob.stream(start, end)
         return _yield_once(self.data[start:end] if self.data is not None else b"")
 
     def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-        for fd in self._fds.values():
-            os.close(fd)
-        self._fds = {}
+        if self._blob is not None:
+            self._blob.close()
+            self._blob = None
+        for blob in self._opened.values():
+            blob.close()
+        self._opened = {}
 
     def __del__(self) -> None:
         self.close()
@@ -190,7 +177,11 @@ async def _yield_once(data: bytes) -> AsyncIterator[bytes]:
         yield data
 
 
-class DiskEngine(MultipartMixin):
+class _SourceChanged(Exception):
+    """The copy source was replaced while being copied: start over."""
+
+
+class DiskEngine:
     def __init__(
         self,
         data_dir: str | os.PathLike[str],
@@ -205,11 +196,21 @@ class DiskEngine(MultipartMixin):
         default_ttl: int = 0,
         reaper_interval: float = 10.0,
         read_cache_bytes: int = 0,
+        data_mode: str = "private",
     ) -> None:
+        if orphan_grace_seconds < 0:
+            raise ValueError(f"orphan_grace_seconds must be >= 0 (got {orphan_grace_seconds})")
+        if data_mode not in DATA_MODES:
+            raise ValueError(f"data_mode must be one of {', '.join(DATA_MODES)} (got {data_mode!r})")
         self.root = Path(data_dir)
-        self.meta = MetadataStore(self.root / "metadata.sqlite3", fsync=fsync)
+        self.dir_mode, file_mode = DATA_MODES[data_mode]
+        self.meta: MetadataStore[sqlite3.Connection] = SQLiteMetadataStore(
+            self.root / "metadata.sqlite3", fsync=fsync, file_mode=file_mode
+        )
         self.cache = ReadCache(self.meta, read_cache_bytes) if read_cache_bytes else None
-        self.blobs = BlobStore(self.root, fsync=fsync, inline_threshold=inline_threshold)
+        self.blobs: BlobStore = FileBlobStore(
+            self.root, fsync=fsync, inline_threshold=inline_threshold, file_mode=file_mode, dir_mode=self.dir_mode
+        )
         self.max_object_size = max_object_size
         self.orphan_grace_seconds = orphan_grace_seconds
         self.upload_max_age_seconds = upload_max_age_seconds
@@ -217,6 +218,7 @@ class DiskEngine(MultipartMixin):
         self.max_objects_per_bucket = max_objects_per_bucket
         self.default_ttl = default_ttl
         self.reaper_interval = reaper_interval
+        self.uploads = DiskUploads(self.meta, self.blobs, self._check_quota, default_ttl)
         self.expired_reaped = 0  # objects the TTL reaper deleted (a metrics counter)
         self._sweeper: threading.Thread | None = None
         self._reaper: threading.Thread | None = None
@@ -236,7 +238,10 @@ class DiskEngine(MultipartMixin):
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.root.parent.mkdir(parents=True, exist_ok=True)
+        # The data directory guards everything in it: 0700 by default.
+        if make_dir(self.root, self.dir_mode):
+            fsync_dir(self.root.parent)
         self.blobs.open()
         self.meta.open()
         self._sweeper = threading.Thread(target=self._sweep_loop, name="coffer-sweeper", daemon=True)
@@ -312,16 +317,7 @@ class DiskEngine(MultipartMixin):
         """Delete expired objects in batches, each one short transaction of the writer thread."""
 
         def tx(conn: sqlite3.Connection) -> tuple[int, list[str]]:
-            rows = conn.execute(
-                "DELETE FROM objects WHERE id IN (SELECT id FROM objects WHERE expires IS NOT NULL"
-                " AND expires <= ? LIMIT ?) RETURNING id, blob",
-                (time.time(), _REAP_BATCH),
-            ).fetchall()
-            released: list[str | None] = []
-            for object_id, blob in rows:
-                released += [blob, *drop_manifest(conn, object_id)]
-            # A copy may share an expired object's files: only unreferenced ones go.
-            return len(rows), unreferenced(conn, released)
+            return records.delete_expired(conn, time.time(), _REAP_BATCH)
 
         total = 0
         while True:
@@ -348,7 +344,7 @@ class DiskEngine(MultipartMixin):
         while not self._stopping.wait(delay):
             try:
                 if self.upload_max_age_seconds > 0:
-                    aborted = self.sweep_uploads(self.upload_max_age_seconds)
+                    aborted = self.uploads.sweep(self.upload_max_age_seconds)
                     if aborted:
                         log.info("aborted %d abandoned multipart uploads", aborted)
                 if time.monotonic() - last_orphans >= 3600 or not last_orphans:
@@ -361,8 +357,9 @@ class DiskEngine(MultipartMixin):
             delay = interval
 
     def sweep_orphans(self, grace_seconds: float) -> int:
-        """Delete blob files older than the grace period that no row references (crash leftovers)."""
-        return self.blobs.sweep_orphans(lambda name: blob_in_use(self.meta.reader(), name), grace_seconds)
+        """Delete unreferenced blobs older than the grace period (crash leftovers); never one
+        a committed row references or a write in flight is about to commit (blobs.py)."""
+        return self.blobs.sweep_orphans(lambda name: self.meta.read(lambda c: blob_in_use(c, name)), grace_seconds)
 
     # ------------------------------------------------------------------ buckets
     async def create_bucket(self, name: str, owner: str, region: str) -> BucketInfo:
@@ -386,14 +383,8 @@ class DiskEngine(MultipartMixin):
 
         return await self.meta.write(tx)
 
-    def _bucket_row(self, conn: sqlite3.Connection, name: str) -> BucketInfo:
-        row = conn.execute("SELECT name, created, owner, region FROM buckets WHERE name=?", (name,)).fetchone()
-        if row is None:
-            raise errors.NoSuchBucket(bucket=name)
-        return BucketInfo(*row)
-
     async def get_bucket(self, name: str) -> BucketInfo:
-        return self.meta.read(lambda c: self._bucket_row(c, name))
+        return self.meta.read(lambda c: bucket_info(c, name))
 
     async def list_buckets(self, owner: str | None = None) -> list[BucketInfo]:
         sql = "SELECT name, created, owner, region FROM buckets"
@@ -446,26 +437,14 @@ class DiskEngine(MultipartMixin):
         now = time.time()
 
         def tx(conn: sqlite3.Connection) -> list[str]:
-            self._bucket_row(conn, name)
-            if conn.execute(f"SELECT 1 FROM objects WHERE bucket=? AND {_LIVE} LIMIT 1", (name, now)).fetchone():
+            bucket_info(conn, name)
+            if records.any_live(conn, name, now):
                 raise errors.BucketNotEmpty(bucket=name)
-            released: list[str | None] = []
             # Only expired objects the reaper has not reached yet remain: they go with the bucket.
-            for object_id, blob in conn.execute(
-                "DELETE FROM objects WHERE bucket=? RETURNING id, blob", (name,)
-            ).fetchall():
-                released += [blob, *drop_manifest(conn, object_id)]
+            released = records.delete_bucket_records(conn, name)
             conn.execute("DELETE FROM buckets WHERE name=?", (name,))
             # Uploads in progress do not keep a bucket alive (S3 drops them with it).
-            released += [
-                r[0]
-                for r in conn.execute(
-                    "DELETE FROM parts WHERE upload_id IN (SELECT upload_id FROM uploads WHERE bucket=?)"
-                    " RETURNING blob",
-                    (name,),
-                ).fetchall()
-            ]
-            conn.execute("DELETE FROM uploads WHERE bucket=?", (name,))
+            released += DiskUploads.drop_bucket_uploads(conn, name)
             return unreferenced(conn, released)
 
         await self.blobs.reclaim(await self.meta.write(tx))
@@ -495,12 +474,11 @@ class DiskEngine(MultipartMixin):
             digests = received.digests
             if verify is not None:
                 verify(digests)
-            blob = await self.blobs.publish(received) if received.temp_path is not None else None
+            blob = await self.blobs.publish(received) if received.data is None else None
         except BaseException:
             received.discard()
             raise
         now = time.time()
-        expires = expiry_of(headers, now, self.default_ttl)
         info = ObjectInfo(
             bucket=bucket,
             key=key,
@@ -513,149 +491,89 @@ class DiskEngine(MultipartMixin):
             checksum_type="FULL_OBJECT",
             tags=dict(tags or {}),
         )
-        extra = object_extra(headers, digests.checksums, info.checksum_type, tags=tags)
-        kb = key.encode("utf-8")
+        record = ObjectRecord(
+            info,
+            "",
+            File(blob) if blob is not None else Inline(received.data),
+            expiry_of(headers, now, self.default_ttl),
+        )
 
         def tx(conn: sqlite3.Connection) -> list[str]:
-            owner = self._bucket_row(conn, bucket).owner  # the check that counts: inside the write
-            row = conn.execute(
-                "SELECT id, etag, blob, expires FROM objects WHERE bucket=? AND key=? AND version='null'",
-                (bucket, kb),
-            ).fetchone()
-            live = row is not None and not is_expired(row[3], now)
-            check_write(key, row[1] if live else None, if_match, if_none_match)
-            if row is None:
+            record.owner = bucket_info(conn, bucket).owner  # the check that counts: inside the write
+            current = records.slot(conn, bucket, key)
+            check_write(key, current.live_etag(now) if current else None, if_match, if_none_match)
+            if current is None:
                 self._check_quota(conn, bucket, key, now)
-            values = (
-                digests.size,
-                info.etag,
-                info.last_modified,
-                storage_class,
-                owner,
-                extra,
-                expires,
-                blob,
-                received.data,
-            )
-            if row is None:
-                conn.execute(
-                    "INSERT INTO objects(bucket, key, version, size, etag, last_modified, storage_class, owner,"
-                    " extra, expires, blob, data) VALUES (?,?,'null',?,?,?,?,?,?,?,?,?)",
-                    (bucket, kb, *values),
-                )
-                return []
-            conn.execute(
-                "UPDATE objects SET size=?, etag=?, last_modified=?, storage_class=?, owner=?, extra=?,"
-                " expires=?, blob=?, data=?, is_delete_marker=0, is_latest=1 WHERE id=?",
-                (*values, row[0]),
-            )
-            # The replaced body (a file, or the pieces of a multipart object), reclaimed
-            # after commit unless a copy still shares it.
-            return unreferenced(conn, [row[2], *drop_manifest(conn, row[0])])
+            return records.upsert(conn, record, current)
 
-        try:
-            released = await self.meta.write(tx)
-        except BaseException:
-            if blob is not None:
-                self.blobs.delete([blob])
-            raise
-        await self.blobs.reclaim(released)
+        await self.blobs.reclaim(await commit_published(self.meta, self.blobs, tx, received, blob))
         return info
 
     def _check_quota(self, conn: sqlite3.Connection, bucket: str, key: str, now: float) -> None:
         """Refuse a new key in a bucket holding max_objects_per_bucket live objects (a count: opt-in)."""
-        if not self.max_objects_per_bucket:
-            return
-        count = conn.execute(f"SELECT COUNT(*) FROM objects WHERE bucket=? AND {_LIVE}", (bucket, now)).fetchone()[0]
-        if count >= self.max_objects_per_bucket:
-            raise errors.QuotaExceeded(
-                f"The bucket holds the maximum number of objects allowed "
-                f"(max_objects_per_bucket={self.max_objects_per_bucket}).",
-                bucket=bucket,
-                key=key,
-            )
-
-    def _object_row(self, conn: sqlite3.Connection, bucket: str, key: str, with_data: bool) -> tuple[Any, ...]:
-        row = conn.execute(_GET_WITH_DATA if with_data else _GET, (bucket, key.encode("utf-8"), time.time())).fetchone()
-        if row is None:
-            self._bucket_row(conn, bucket)
-            raise errors.NoSuchKey(key=key)
-        return tuple(row)
+        if self.max_objects_per_bucket:
+            check_quota(records.count_live(conn, bucket, now), self.max_objects_per_bucket, bucket, key)
 
     def _lookup(
         self, conn: sqlite3.Connection, bucket: str, key: str, *, body: bool, part_number: int | None
-    ) -> tuple[ObjectInfo, tuple[Any, ...], list[Segment] | None]:
-        """An object's row, its pieces (when ``body`` and it has some) and the part asked for."""
-        row = self._object_row(conn, bucket, key, body)
-        if part_number is None and not (body and _is_pieces(row)):
-            return _row_to_info(bucket, row), row, None  # the common case: one statement
-        # Row and pieces must come from one snapshot: a read transaction.
+    ) -> tuple[ObjectRecord, ObjectInfo, list[Segment] | None]:
+        """An object's record, what to answer (with the part asked for) and its pieces (when ``body``)."""
+        record = records.require(conn, bucket, key, time.time(), with_data=body)
+        if part_number is None and not (body and isinstance(record.body, Pieces)):
+            return record, record.info, None  # the common case: one statement
+        # Record and pieces must come from one snapshot: a read transaction.
         conn.execute("BEGIN")
         try:
-            row = self._object_row(conn, bucket, key, body)
-            info = _row_to_info(bucket, row)
-            segments = load_segments(conn, row[9]) if body and _is_pieces(row) else None
+            record = records.require(conn, bucket, key, time.time(), with_data=body)
+            info = record.info
+            segments = load_segments(conn, record.id) if body and isinstance(record.body, Pieces) else None
             if part_number is not None:
-                info.part = self._part_of(conn, info, row[9], part_number)
-            return info, row, segments
+                stored = object_part(conn, record.id, part_number) if info.parts_count else None
+                info.part = part_of(info, part_number, stored)
+            return record, info, segments
         finally:
             conn.execute("COMMIT")
 
     def _read(
         self, bucket: str, key: str, *, body: bool, part_number: int | None
-    ) -> tuple[ObjectInfo, tuple[Any, ...], list[Segment] | None]:
+    ) -> tuple[ObjectRecord, ObjectInfo, list[Segment] | None]:
         """``_lookup`` through the read cache: a whole-object read of a hot object skips SQLite."""
         cache = self.cache
         if cache is not None and part_number is None:
             hit = cache.get(bucket, key)
             self.meta.observer.cache("read", hit is not None)
             if hit is not None:
-                return hit[0], hit[1], None
+                return hit, hit.info, None
         if cache is None or part_number is not None or not body:  # GETs fill the cache, HEADs only use it
             return self.meta.read(lambda c: self._lookup(c, bucket, key, body=body, part_number=part_number))
         generation = self.meta.generation  # before the read: a commit racing it makes the entry stale
-        info, row, segments = self.meta.read(lambda c: self._lookup(c, bucket, key, body=True, part_number=None))
+        record, info, segments = self.meta.read(lambda c: self._lookup(c, bucket, key, body=True, part_number=None))
         if segments is None:
-            cache.put(generation, bucket, key, info, row)
-        return info, row, segments
-
-    @staticmethod
-    def _part_of(conn: sqlite3.Connection, info: ObjectInfo, object_id: int, part_number: int) -> ObjectPart:
-        if info.parts_count:
-            part = object_part(conn, object_id, part_number)
-            if part is not None:
-                return part
-        elif part_number == 1:  # a single-part object is its own part 1
-            return ObjectPart(1, 0, info.size, info.etag, dict(info.checksums))
-        raise errors.InvalidPart(f"The requested part number {part_number} does not exist.", key=info.key)
+            cache.put(generation, bucket, key, record)
+        return record, info, segments
 
     async def head_object(self, bucket: str, key: str, *, part_number: int | None = None) -> ObjectInfo:
-        info, _row, _segments = self._read(bucket, key, body=False, part_number=part_number)
-        return info
+        return self._read(bucket, key, body=False, part_number=part_number)[1]
 
     async def open_object(self, bucket: str, key: str, *, part_number: int | None = None) -> DiskObjectBody:
         for _attempt in range(5):
-            info, row, segments = self._read(bucket, key, body=True, part_number=part_number)
-            blob, data, object_id = row[7], row[10], row[9]
+            record, info, segments = self._read(bucket, key, body=True, part_number=part_number)
             try:
                 if segments is not None:
-                    # Open the first files now (the rest stay open ahead of the reader).
+                    # Open the first blobs now (the rest stay open ahead of the reader).
                     start = info.part.offset if info.part is not None else 0
                     first = next((i for i, s in enumerate(segments) if s.offset + s.size > start), len(segments))
-                    fds: dict[int, int] = {}
+                    opened: dict[int, OpenBlob] = {}
                     try:
-                        self.blobs.open_ahead(segments, first, fds)
+                        self.blobs.open_ahead(segments, first, opened)
                     except BaseException:
-                        for fd in fds.values():
-                            os.close(fd)
+                        for blob in opened.values():
+                            blob.close()
                         raise
-                    return DiskObjectBody(
-                        info, None, None, object_id=object_id, segments=segments, fds=fds, blobs=self.blobs
-                    )
-                if blob is None:
-                    inline = bytes(data) if data is not None else b""
-                    return DiskObjectBody(info, inline, None, object_id=object_id)
-                return DiskObjectBody(info, None, self.blobs.open_fd(blob), object_id=object_id, blob=blob)
+                    return DiskObjectBody(info, record, segments=segments, opened=opened, blobs=self.blobs)
+                if isinstance(record.body, File):
+                    return DiskObjectBody(info, record, blob=self.blobs.open_blob(record.body.blob))
+                return DiskObjectBody(info, record)
             except FileNotFoundError:
                 # Replaced between the lookup and the open: look again.
                 if self.cache is not None:
@@ -664,57 +582,124 @@ class DiskEngine(MultipartMixin):
         raise errors.StorageError("object body missing", key=key)
 
     async def put_object_tagging(self, bucket: str, key: str, tags: dict[str, str]) -> ObjectInfo:
-        kb = key.encode("utf-8")
-
         def tx(conn: sqlite3.Connection) -> ObjectInfo:
-            # Read and rewrite the row's extra in one transaction of the writer: a
-            # concurrent PUT of the key lands wholly before or after, never in between.
-            row = conn.execute(_GET, (bucket, kb, time.time())).fetchone()
-            if row is None:
-                self._bucket_row(conn, bucket)
-                raise errors.NoSuchKey(key=key)
-            doc = json.loads(row[6])
-            if tags:
-                doc["t"] = tags
-            else:
-                doc.pop("t", None)
-            extra = json.dumps(doc, separators=(",", ":"))
+            # Read and rewrite the record in one transaction of the writer: a concurrent
+            # PUT of the key lands wholly before or after, never in between.
+            record = records.require(conn, bucket, key, time.time(), with_data=False)
+            record.info.tags = dict(tags)
             # Only the metadata changes: body, ETag and Last-Modified stay.
-            conn.execute("UPDATE objects SET extra=? WHERE id=?", (extra, row[9]))
-            return _row_to_info(bucket, (*row[:6], extra, *row[7:]))
+            records.update_metadata(conn, record)
+            return record.info
 
-        # The commit bumps the store's generation: the read cache drops the old row.
+        # The commit bumps the store's generation: the read cache drops the old record.
         return await self.meta.write(tx)
 
     async def delete_object(self, bucket: str, key: str) -> None:
-        kb = key.encode("utf-8")
-
         def tx(conn: sqlite3.Connection) -> list[str]:
-            self._bucket_row(conn, bucket)
-            row = conn.execute(
-                "DELETE FROM objects WHERE bucket=? AND key=? AND version='null' RETURNING id, blob", (bucket, kb)
-            ).fetchone()
-            if row is None:
-                return []
-            return unreferenced(conn, [row[1], *drop_manifest(conn, row[0])])
+            bucket_info(conn, bucket)
+            return records.delete(conn, bucket, key)
 
         await self.blobs.reclaim(await self.meta.write(tx))
 
     async def delete_objects(self, bucket: str, keys: list[str]) -> list[Exception | None]:
         def tx(conn: sqlite3.Connection) -> list[str]:
-            self._bucket_row(conn, bucket)
+            bucket_info(conn, bucket)
             released: list[str] = []
             for key in keys:
-                row = conn.execute(
-                    "DELETE FROM objects WHERE bucket=? AND key=? AND version='null' RETURNING id, blob",
-                    (bucket, key.encode("utf-8")),
-                ).fetchone()
-                if row is not None:
-                    released += [row[1], *drop_manifest(conn, row[0])]
-            return unreferenced(conn, released)
+                released += records.delete(conn, bucket, key)
+            return released
 
         await self.blobs.reclaim(await self.meta.write(tx))
         return [None] * len(keys)
+
+    # ------------------------------------------------------------------ copies
+    async def copy_object(
+        self,
+        src_bucket: str,
+        src_key: str,
+        bucket: str,
+        key: str,
+        *,
+        headers: dict[str, str] | None,
+        storage_class: str | None = None,
+        checksum_algorithm: str | None = None,
+        check_source: SourceCheck | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> ObjectInfo:
+        owner = (await self.get_bucket(bucket)).owner
+        for _attempt in range(5):
+            source = await self.open_object(src_bucket, src_key)
+            try:
+                if check_source is not None:
+                    check_source(source.info)
+                info, read_algorithms = copy_plan(
+                    source.info, bucket, key, headers, storage_class, checksum_algorithm, tags
+                )
+                if read_algorithms is not None:
+                    # S3 writes a copy as one object: a multipart source gets the MD5 of its
+                    # content as ETag, and a checksum the source does not carry is computed.
+                    digests = await hash_stream(source.stream(), read_algorithms)
+                    info.etag = digests.md5.hex()
+                    info.checksums = dict(digests.checksums)
+            finally:
+                source.close()
+            try:
+                return await self._commit_copy(source.record, owner, info)
+            except _SourceChanged:
+                await asyncio.sleep(0)
+        raise errors.ConditionalRequestConflict("The copy source kept changing during the copy.", key=src_key)
+
+    async def _commit_copy(self, source: ObjectRecord, owner: str, info: ObjectInfo) -> ObjectInfo:
+        """Share the source's body (same blobs) under the copy's record, if the source is unchanged."""
+        src = source.info
+        body = source.body
+        if isinstance(body, Pieces):
+            body = Pieces(shared_from=source.id)
+        # The copy's TTL runs from the copy, per its own metadata.
+        record = ObjectRecord(info, owner, body, expiry_of(info.headers, info.last_modified, self.default_ttl))
+
+        def tx(conn: sqlite3.Connection) -> list[str]:
+            current = records.get(conn, src.bucket, src.key, time.time(), with_data=False)
+            if current is None or (current.id, current.info.etag, current.info.last_modified) != (
+                source.id,
+                src.etag,
+                src.last_modified,
+            ):
+                raise _SourceChanged()
+            if current.info.tags != src.tags:
+                raise _SourceChanged()  # retagged meanwhile: a COPY directive must carry the new tags
+            bucket_info(conn, info.bucket)
+            target = records.slot(conn, info.bucket, info.key)
+            if target is None:
+                self._check_quota(conn, info.bucket, info.key, info.last_modified)
+            elif target.id == source.id:
+                # Copy onto itself: the body stays, only the metadata changes.
+                record.id = target.id
+                records.update_metadata(conn, record)
+                return []
+            return records.upsert(conn, record, target)
+
+        await self.blobs.reclaim(await self.meta.write(tx))
+        return info
+
+    async def list_object_parts(
+        self, bucket: str, key: str, *, marker: int = 0, max_parts: int = 1000
+    ) -> ObjectPartsPage:
+        marker, max_parts = clamp_part_number(marker), clamp_count(max_parts)
+
+        def read(conn: sqlite3.Connection) -> ObjectPartsPage:
+            conn.execute("BEGIN")
+            try:
+                record = records.require(conn, bucket, key, time.time(), with_data=False)
+                info = record.info
+                if not info.parts_count:
+                    return ObjectPartsPage(info, [], False, 0)
+                parts, truncated = object_parts_page(conn, record.id, marker, max_parts)
+            finally:
+                conn.execute("COMMIT")
+            return ObjectPartsPage(info, parts, truncated, parts[-1].part_number if parts else 0)
+
+        return self.meta.read(read)
 
     # ------------------------------------------------------------------ listing
     async def list_objects(
@@ -733,32 +718,132 @@ class DiskEngine(MultipartMixin):
     def _list(
         self, conn: sqlite3.Connection, bucket: str, prefix: bytes, delimiter: bytes, after: bytes, max_keys: int
     ) -> ListPage:
-        self._bucket_row(conn, bucket)
-
+        bucket_info(conn, bucket)
         now = time.time()
 
-        def scan(lower: bytes, inclusive: bool, upper: bytes | None) -> Iterator[tuple[bytes, tuple[Any, ...]]]:
-            bound = (upper,) if upper is not None else ()
+        def scan(lower: bytes, inclusive: bool, upper: bytes | None) -> Iterator[tuple[bytes, ListEntry]]:
             while True:
-                sql = (
-                    "SELECT key, size, etag, last_modified, storage_class, owner FROM objects WHERE bucket=? "
-                    f"AND key {'>=' if inclusive else '>'} ? {'AND key < ?' if bound else ''} "
-                    f"AND is_latest=1 AND is_delete_marker=0 AND {_LIVE} ORDER BY key LIMIT ?"
-                )
-                # Step the cursor lazily (no fetchall): when the page ends, or a
-                # CommonPrefix folds and the page builder seeks past it, after a
-                # few rows, the rest of the batch is never read.
+                # When the page ends, or a CommonPrefix folds and the page builder seeks
+                # past it, after a few entries, the rest of the batch is never read.
                 count = 0
                 key = b""
-                for row in conn.execute(sql, (bucket, lower, *bound, now, _LIST_BATCH)):
+                for key, entry in records.scan(conn, bucket, lower, inclusive, upper, now, _LIST_BATCH):
                     count += 1
-                    key = bytes(row[0])
-                    yield key, row
+                    yield key, entry
                 if count < _LIST_BATCH:
                     return
                 lower, inclusive = key, False
 
-        def entry(key: bytes, row: tuple[Any, ...]) -> ListEntry:
-            return ListEntry(key.decode("utf-8"), *row[1:])
+        def entry(_key: bytes, listed: ListEntry) -> ListEntry:
+            return listed
 
         return list_page(scan, entry, prefix=prefix, delimiter=delimiter, after=after, max_keys=max_keys)
+
+    # ------------------------------------------------------------------ multipart (DiskUploads)
+    async def create_multipart_upload(
+        self,
+        bucket: str,
+        key: str,
+        *,
+        headers: dict[str, str],
+        storage_class: str = "STANDARD",
+        checksum_algorithm: str | None = None,
+        checksum_type: str | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> UploadInfo:
+        return await self.uploads.create(
+            bucket,
+            key,
+            headers=headers,
+            storage_class=storage_class,
+            checksum_algorithm=checksum_algorithm,
+            checksum_type=checksum_type,
+            tags=tags,
+        )
+
+    async def get_upload(self, bucket: str, key: str, upload_id: str) -> UploadInfo:
+        return self.uploads.get(bucket, key, upload_id)
+
+    async def upload_part(
+        self,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        part_number: int,
+        body: AsyncIterator[bytes],
+        *,
+        checksum_algorithms: tuple[str, ...] = (),
+        want_sha256: bool = False,
+        verify: Verifier | None = None,
+    ) -> PartInfo:
+        return await self.uploads.upload_part(
+            bucket,
+            key,
+            upload_id,
+            part_number,
+            body,
+            checksum_algorithms=checksum_algorithms,
+            want_sha256=want_sha256,
+            verify=verify,
+        )
+
+    async def upload_part_copy(
+        self,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        part_number: int,
+        src_bucket: str,
+        src_key: str,
+        *,
+        src_range: tuple[int, int] | None = None,
+        check_source: SourceCheck | None = None,
+    ) -> PartInfo:
+        upload = self.uploads.get(bucket, key, upload_id)
+        source = await self.open_object(src_bucket, src_key)
+        return await self.uploads.upload_part_copy(
+            upload, part_number, source.info, source.stream, source.close, src_range, check_source
+        )
+
+    async def complete_multipart_upload(
+        self,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        parts: list[CompletedPart],
+        completion: Completion | None = None,
+    ) -> ObjectInfo:
+        return await self.uploads.complete(bucket, key, upload_id, parts, completion or Completion())
+
+    async def abort_multipart_upload(self, bucket: str, key: str, upload_id: str) -> None:
+        await self.uploads.abort(bucket, key, upload_id)
+
+    def sweep_uploads(self, max_age_seconds: float, now: float | None = None) -> int:
+        """Abort uploads older than ``max_age_seconds`` and forget old completed ones; returns aborts."""
+        return self.uploads.sweep(max_age_seconds, now)
+
+    async def list_parts(
+        self, bucket: str, key: str, upload_id: str, *, marker: int = 0, max_parts: int = 1000
+    ) -> PartsPage:
+        return await self.uploads.list_parts(
+            bucket, key, upload_id, marker=clamp_part_number(marker), max_parts=clamp_count(max_parts)
+        )
+
+    async def list_multipart_uploads(
+        self,
+        bucket: str,
+        *,
+        prefix: str = "",
+        delimiter: str = "",
+        key_marker: str = "",
+        upload_id_marker: str = "",
+        max_uploads: int = 1000,
+    ) -> UploadsPage:
+        return await self.uploads.list_uploads(
+            bucket,
+            prefix=prefix,
+            delimiter=delimiter,
+            key_marker=key_marker,
+            upload_id_marker=upload_id_marker,
+            max_uploads=max_uploads,
+        )

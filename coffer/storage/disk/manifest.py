@@ -16,7 +16,7 @@ import sqlite3
 from collections.abc import Iterable
 
 from coffer.storage.api import ObjectPart
-from coffer.storage.disk.blobs import Segment
+from coffer.storage.contracts import Segment
 
 _IN_USE = (
     "SELECT EXISTS(SELECT 1 FROM objects WHERE blob=?1)"
@@ -47,14 +47,22 @@ def load_segments(conn: sqlite3.Connection, object_id: int) -> list[Segment]:
     return [Segment(offset, size, blob, bytes(data) if data is not None else None) for offset, size, blob, data in rows]
 
 
+def checksums_doc(values: dict[str, bytes]) -> dict[str, str]:
+    """Checksums as stored in JSON: algorithm -> base64 digest."""
+    return {a: base64.b64encode(v).decode() for a, v in values.items()}
+
+
+def checksums_from_doc(doc: dict[str, str]) -> dict[str, bytes]:
+    return {a: base64.b64decode(v) for a, v in doc.items()}
+
+
 def encode_checksums(values: dict[str, bytes]) -> str:
-    return json.dumps({a: base64.b64encode(v).decode() for a, v in values.items()}, separators=(",", ":"))
+    """The ``checksums`` column of parts and object_parts rows."""
+    return json.dumps(checksums_doc(values), separators=(",", ":"))
 
 
 def decode_checksums(text: str | None) -> dict[str, bytes]:
-    if not text:
-        return {}
-    return {a: base64.b64decode(v) for a, v in json.loads(text).items()}
+    return checksums_from_doc(json.loads(text)) if text else {}
 
 
 def object_part(conn: sqlite3.Connection, object_id: int, part_number: int) -> ObjectPart | None:

@@ -15,16 +15,20 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import logging
+import os
 import queue
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from coffer.storage.api import EngineObserver
+from coffer.storage import errors
+from coffer.storage.api import BucketInfo, EngineObserver
 from coffer.storage.errors import ServiceUnavailable
 
 T = TypeVar("T")
@@ -164,10 +168,15 @@ class _Stop:
     pass
 
 
-class MetadataStore:
-    def __init__(self, path: Path, fsync: bool = True, observer: EngineObserver | None = None) -> None:
+class SQLiteMetadataStore:
+    """The SQLite implementation of ``MetadataStore[sqlite3.Connection]`` (contracts.py)."""
+
+    def __init__(
+        self, path: Path, fsync: bool = True, observer: EngineObserver | None = None, *, file_mode: int = 0o600
+    ) -> None:
         self.path = path
         self.fsync = fsync
+        self.file_mode = file_mode
         self.observer = observer or EngineObserver()
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -181,6 +190,7 @@ class MetadataStore:
 
     # ------------------------------------------------------------------ lifecycle
     def open(self) -> None:
+        self._set_file_modes()
         conn = _connect(self.path, self.fsync)
         found = conn.execute("PRAGMA user_version").fetchone()[0]
         if found > SCHEMA_VERSION:
@@ -203,6 +213,19 @@ class MetadataStore:
         self._writer = conn
         self._thread = threading.Thread(target=self._run_writer, name="coffer-sqlite-writer", daemon=True)
         self._thread.start()
+
+    def _set_file_modes(self) -> None:
+        """The database gets ``file_mode`` whatever the umask; SQLite gives its -wal and
+        -shm files the database's mode when it creates them."""
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, self.file_mode)
+        try:
+            if stat.S_IMODE(os.fstat(fd).st_mode) != self.file_mode:
+                os.fchmod(fd, self.file_mode)
+        finally:
+            os.close(fd)
+        for suffix in ("-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.chmod(f"{self.path}{suffix}", self.file_mode)
 
     def close(self) -> None:
         """Commit everything queued so far, then stop the writer.
@@ -248,12 +271,17 @@ class MetadataStore:
 
     # ------------------------------------------------------------------ writes
     async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return await self.submit(fn)
+
+    def submit(self, fn: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+        """Queue a write; the future settles after its commit. Cancelling the future
+        does not withdraw the write: once queued, it commits (or fails) regardless."""
         if self._closed:
             raise ServiceUnavailable("the metadata store is shut down")
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[T] = loop.create_future()
         self._queue.put((fn, fut, loop))
-        return await fut
+        return fut
 
     def write_blocking(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """For threads without an event loop (background sweeps)."""
@@ -313,8 +341,8 @@ class MetadataStore:
                 pass
             outcomes = [(None, exc)] * len(batch)
             self.generation += 1  # a failed COMMIT may have written part of the batch
-        for item, (result, exc) in zip(batch, outcomes, strict=True):
-            _settle(item, result, exc)
+        for item, (result, error) in zip(batch, outcomes, strict=True):
+            _settle(item, result, error)
 
     @staticmethod
     def _begin(conn: sqlite3.Connection) -> None:
@@ -351,3 +379,11 @@ def _resolve(fut: asyncio.Future[Any], result: Any, exc: BaseException | None) -
         fut.set_exception(exc)
     else:
         fut.set_result(result)
+
+
+def bucket_info(conn: sqlite3.Connection, name: str) -> BucketInfo:
+    """A bucket's row, or NoSuchBucket."""
+    row = conn.execute("SELECT name, created, owner, region FROM buckets WHERE name=?", (name,)).fetchone()
+    if row is None:
+        raise errors.NoSuchBucket(bucket=name)
+    return BucketInfo(*row)

@@ -1,21 +1,19 @@
-"""The disk engine's multipart uploads, copies and object-part listings.
+"""The disk engine's multipart uploads: a component ``DiskEngine`` owns and delegates to.
 
 Parts are received exactly like object bodies (hashed while streamed, small
-ones inline in their row, larger ones blob files published before the metadata
-commit). Completing an upload moves the chosen parts' rows into the object's
-manifest (``object_parts``): the object is its parts' files, never a copy of
-them. A copy shares the source's file(s) or pieces in the same way; a blob file
-is deleted only once no row references it (see manifest.py).
+ones inline in their row, larger ones blobs published before the metadata
+commit). Completing an upload turns the chosen parts into the pieces of the
+object's record (records.py ``Pieces``): the object is its parts' blobs, never
+a copy of them. A blob is deleted only once no row references it (manifest.py).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
 
 from coffer.storage import errors
 from coffer.storage.api import (
@@ -23,7 +21,6 @@ from coffer.storage.api import (
     CompletedPart,
     Completion,
     ObjectInfo,
-    ObjectPartsPage,
     PartInfo,
     PartsPage,
     SourceCheck,
@@ -32,52 +29,36 @@ from coffer.storage.api import (
     Verifier,
 )
 from coffer.storage.conditions import check_write
-from coffer.storage.disk.blobs import BlobStore, ReceivedBody, hash_stream
+from coffer.storage.contracts import BlobStore, MetadataStore, ReceivedBody
+from coffer.storage.disk import records
+from coffer.storage.disk.blobs import commit_published
 from coffer.storage.disk.manifest import (
+    checksums_doc,
+    checksums_from_doc,
     decode_checksums,
-    drop_manifest,
     encode_checksums,
-    object_parts_page,
     unreferenced,
 )
-from coffer.storage.disk.metadata import MetadataStore
+from coffer.storage.disk.metadata import bucket_info
+from coffer.storage.disk.records import ObjectRecord, Pieces
 from coffer.storage.listing import list_uploads_page
-from coffer.storage.multipart import FULL_OBJECT, assemble, copy_plan, new_upload_id, resolve_checksum_type
-from coffer.storage.ttl import expiry_of, is_expired
-
-if TYPE_CHECKING:
-    from coffer.storage.api import BucketInfo
-    from coffer.storage.disk.engine import DiskObjectBody
+from coffer.storage.multipart import FULL_OBJECT, assemble, new_upload_id, resolve_checksum_type
+from coffer.storage.objects import completed_object, copy_source_span
+from coffer.storage.ttl import expiry_of
 
 # A completed upload's row stays this long so a retried Complete gets the same answer.
 COMPLETED_RETENTION_SECONDS = 86400
 _UPLOAD_COLUMNS = "upload_id, bucket, key, initiated, storage_class, owner, extra, completed"
 _LIST_BATCH = 1000
+# (conn, bucket, key, now): raises QuotaExceeded when a new key does not fit.
+QuotaCheck = Callable[[sqlite3.Connection, str, str, float], None]
 
 
-def object_extra(
-    headers: dict[str, str],
-    sums: dict[str, bytes],
-    checksum_type: str,
-    parts_count: int = 0,
-    pieces: bool = False,
-    tags: dict[str, str] | None = None,
-) -> str:
-    """The ``extra`` JSON of an objects row (``sg``: the body is pieces in object_parts; ``t``: tags)."""
-    doc: dict[str, Any] = {"h": headers, "c": json.loads(encode_checksums(sums)), "ct": checksum_type}
-    if tags:
-        doc["t"] = tags
-    if parts_count:
-        doc["n"] = parts_count
-    if pieces:
-        doc["sg"] = 1
-    return json.dumps(doc, separators=(",", ":"))
-
-
-def _upload_from_row(row: tuple[Any, ...]) -> UploadInfo:
-    upload_id, bucket, key, initiated, storage_class, owner, extra, _completed = row
+def _upload_from_row(row: tuple[Any, ...]) -> tuple[UploadInfo, str | None]:
+    """An uploads row: the upload, and its completion result (JSON) once completed."""
+    upload_id, bucket, key, initiated, storage_class, owner, extra, completed = row
     doc = json.loads(extra)
-    return UploadInfo(
+    info = UploadInfo(
         bucket=bucket,
         key=bytes(key).decode("utf-8"),
         upload_id=upload_id,
@@ -89,6 +70,7 @@ def _upload_from_row(row: tuple[Any, ...]) -> UploadInfo:
         checksum_type=doc.get("ct", FULL_OBJECT),
         tags=doc.get("t", {}),
     )
+    return info, completed
 
 
 def _part_from_row(row: tuple[Any, ...]) -> PartInfo:
@@ -96,35 +78,27 @@ def _part_from_row(row: tuple[Any, ...]) -> PartInfo:
     return PartInfo(part_number, size, etag, last_modified, decode_checksums(sums))
 
 
-class _SourceChanged(Exception):
-    """The copy source was replaced while being copied: start over."""
+class DiskUploads:
+    """Uploads, parts and completion on the engine's metadata and blob stores."""
 
+    def __init__(
+        self, meta: MetadataStore[sqlite3.Connection], blobs: BlobStore, check_quota: QuotaCheck, default_ttl: int
+    ) -> None:
+        self.meta = meta
+        self.blobs = blobs
+        self._check_quota = check_quota
+        self.default_ttl = default_ttl
 
-class MultipartMixin:
-    meta: MetadataStore
-    blobs: BlobStore
-    default_ttl: int
-
-    if TYPE_CHECKING:
-
-        def _check_quota(self, conn: sqlite3.Connection, bucket: str, key: str, now: float) -> None: ...
-
-        def _bucket_row(self, conn: sqlite3.Connection, name: str) -> BucketInfo: ...
-        async def get_bucket(self, name: str) -> BucketInfo: ...
-        async def open_object(self, bucket: str, key: str, *, part_number: int | None = None) -> DiskObjectBody: ...
-        def _object_row(self, conn: sqlite3.Connection, bucket: str, key: str, with_data: bool) -> tuple[Any, ...]: ...
-
-    # ------------------------------------------------------------------ uploads
-    async def create_multipart_upload(
+    async def create(
         self,
         bucket: str,
         key: str,
         *,
         headers: dict[str, str],
-        storage_class: str = "STANDARD",
-        checksum_algorithm: str | None = None,
-        checksum_type: str | None = None,
-        tags: dict[str, str] | None = None,
+        storage_class: str,
+        checksum_algorithm: str | None,
+        checksum_type: str | None,
+        tags: dict[str, str] | None,
     ) -> UploadInfo:
         resolved = resolve_checksum_type(checksum_algorithm, checksum_type)
         upload = UploadInfo(
@@ -145,7 +119,7 @@ class MultipartMixin:
         extra = json.dumps(doc, separators=(",", ":"))
 
         def tx(conn: sqlite3.Connection) -> UploadInfo:
-            upload.owner = self._bucket_row(conn, bucket).owner
+            upload.owner = bucket_info(conn, bucket).owner
             conn.execute(
                 "INSERT INTO uploads(upload_id, bucket, key, initiated, storage_class, owner, extra)"
                 " VALUES (?,?,?,?,?,?,?)",
@@ -155,17 +129,20 @@ class MultipartMixin:
 
         return await self.meta.write(tx)
 
+    @staticmethod
     def _upload_row(
-        self, conn: sqlite3.Connection, bucket: str, key: str, upload_id: str, *, open_only: bool = True
-    ) -> tuple[Any, ...]:
+        conn: sqlite3.Connection, bucket: str, key: str, upload_id: str, *, open_only: bool = True
+    ) -> tuple[UploadInfo, str | None]:
+        """The upload (open ones only unless ``open_only`` is false) and its completion, or NoSuchUpload."""
         row = conn.execute(f"SELECT {_UPLOAD_COLUMNS} FROM uploads WHERE upload_id=?", (upload_id,)).fetchone()
-        if row is None or row[1] != bucket or bytes(row[2]) != key.encode("utf-8") or (open_only and row[7]):
-            self._bucket_row(conn, bucket)
+        found = _upload_from_row(row) if row is not None else None
+        if found is None or (found[0].bucket, found[0].key) != (bucket, key) or (open_only and found[1]):
+            bucket_info(conn, bucket)
             raise errors.NoSuchUpload(upload_id=upload_id)
-        return tuple(row)
+        return found
 
-    async def get_upload(self, bucket: str, key: str, upload_id: str) -> UploadInfo:
-        return _upload_from_row(self.meta.read(lambda c: self._upload_row(c, bucket, key, upload_id)))
+    def get(self, bucket: str, key: str, upload_id: str) -> UploadInfo:
+        return self.meta.read(lambda c: self._upload_row(c, bucket, key, upload_id))[0]
 
     async def upload_part(
         self,
@@ -175,38 +152,54 @@ class MultipartMixin:
         part_number: int,
         body: AsyncIterator[bytes],
         *,
-        checksum_algorithms: tuple[str, ...] = (),
-        want_sha256: bool = False,
-        verify: Verifier | None = None,
+        checksum_algorithms: tuple[str, ...],
+        want_sha256: bool,
+        verify: Verifier | None,
     ) -> PartInfo:
-        upload = await self.get_upload(bucket, key, upload_id)  # fail fast before reading a body
+        upload = self.get(bucket, key, upload_id)  # fail fast before reading a body
         algorithms = tuple(dict.fromkeys((*checksum_algorithms, upload.effective_algorithm)))
         received = await self.blobs.receive(
             body, algorithms=algorithms, want_sha256=want_sha256, max_size=MAX_PART_SIZE
         )
-        return await self._store_part(bucket, key, upload_id, part_number, received, verify)
+        return await self._store_part(upload, part_number, received, verify)
+
+    async def upload_part_copy(
+        self,
+        upload: UploadInfo,
+        part_number: int,
+        source: ObjectInfo,
+        stream: Callable[[int, int], AsyncIterator[bytes]],
+        close: Callable[[], None],
+        src_range: tuple[int, int] | None,
+        check_source: SourceCheck | None,
+    ) -> PartInfo:
+        """A part read from an opened source object (``stream``/``close`` of its body)."""
+        try:
+            if check_source is not None:
+                check_source(source)
+            start, end = copy_source_span(src_range, source.size)
+        except BaseException:
+            close()
+            raise
+        received = await self.blobs.receive(stream(start, end), algorithms=(upload.effective_algorithm,))
+        return await self._store_part(upload, part_number, received)
 
     async def _store_part(
-        self,
-        bucket: str,
-        key: str,
-        upload_id: str,
-        part_number: int,
-        received: ReceivedBody,
-        verify: Verifier | None = None,
+        self, upload: UploadInfo, part_number: int, received: ReceivedBody, verify: Verifier | None = None
     ) -> PartInfo:
         try:
             digests = received.digests
             if verify is not None:
                 verify(digests)
-            blob = await self.blobs.publish(received) if received.temp_path is not None else None
+            blob = await self.blobs.publish(received) if received.data is None else None
         except BaseException:
             received.discard()
             raise
         part = PartInfo(part_number, digests.size, digests.md5.hex(), time.time(), dict(digests.checksums))
+        upload_id = upload.upload_id
 
         def tx(conn: sqlite3.Connection) -> list[str]:
-            self._upload_row(conn, bucket, key, upload_id)
+            self._upload_row(conn, upload.bucket, upload.key, upload_id)
             old = conn.execute(
                 "DELETE FROM parts WHERE upload_id=? AND part_number=? RETURNING blob", (upload_id, part_number)
             ).fetchone()
@@ -227,83 +220,16 @@ class MultipartMixin:
             # Uploading a part number again replaces the earlier part.
             return unreferenced(conn, [old[0] if old else None])
 
-        try:
-            released = await self.meta.write(tx)
-        except BaseException:
-            if blob is not None:
-                self.blobs.delete([blob])
-            raise
-        await self.blobs.reclaim(released)
+        await self.blobs.reclaim(await commit_published(self.meta, self.blobs, tx, received, blob))
         return part
 
-    async def upload_part_copy(
-        self,
-        bucket: str,
-        key: str,
-        upload_id: str,
-        part_number: int,
-        src_bucket: str,
-        src_key: str,
-        *,
-        src_range: tuple[int, int] | None = None,
-        check_source: SourceCheck | None = None,
-    ) -> PartInfo:
-        upload = await self.get_upload(bucket, key, upload_id)
-        source = await self.open_object(src_bucket, src_key)
-        try:
-            if check_source is not None:
-                check_source(source.info)
-            size = source.info.size
-            if src_range is None:
-                start, end = 0, size
-            else:
-                first, last = src_range
-                if first > last or last >= size:
-                    raise errors.InvalidRange(
-                        "The x-amz-copy-source-range value must be of the form bytes=first-last where first "
-                        "and last are the zero-based offsets of the first and last bytes to copy"
-                    )
-                start, end = first, last + 1
-            if end - start > MAX_PART_SIZE:
-                raise errors.EntityTooLarge()
-        except BaseException:
-            source.close()
-            raise
-        received = await self.blobs.receive(source.stream(start, end), algorithms=(upload.effective_algorithm,))
-        return await self._store_part(bucket, key, upload_id, part_number, received)
-
-    async def complete_multipart_upload(
-        self,
-        bucket: str,
-        key: str,
-        upload_id: str,
-        parts: list[CompletedPart],
-        completion: Completion | None = None,
+    async def complete(
+        self, bucket: str, key: str, upload_id: str, parts: list[CompletedPart], completion: Completion
     ) -> ObjectInfo:
-        completion = completion or Completion()
-        kb = key.encode("utf-8")
-
         def tx(conn: sqlite3.Connection) -> tuple[ObjectInfo, list[str]]:
-            row = self._upload_row(conn, bucket, key, upload_id, open_only=False)
-            upload = _upload_from_row(row)
-            if row[7]:  # already completed: a retry gets the same answer
-                done = json.loads(row[7])
-                return (
-                    ObjectInfo(
-                        bucket=bucket,
-                        key=key,
-                        size=done["size"],
-                        etag=done["etag"],
-                        last_modified=done["t"],
-                        storage_class=upload.storage_class,
-                        headers=upload.headers,
-                        checksums=decode_checksums(json.dumps(done["c"])),
-                        checksum_type=done["ct"],
-                        parts_count=done["n"],
-                        tags=dict(upload.tags),
-                    ),
-                    [],
-                )
+            upload, completed = self._upload_row(conn, bucket, key, upload_id, open_only=False)
+            if completed:  # already completed: a retry gets the same answer
+                return _completed_result(upload, json.loads(completed)), []
             stored = {
                 r[0]: _part_from_row(r)
                 for r in conn.execute(
@@ -312,58 +238,16 @@ class MultipartMixin:
                 ).fetchall()
             }
             done = assemble(upload, parts, stored, completion)
-            existing = conn.execute(
-                "SELECT id, etag, blob, expires FROM objects WHERE bucket=? AND key=? AND version='null'",
-                (bucket, kb),
-            ).fetchone()
             now = time.time()
-            live = existing is not None and not is_expired(existing[3], now)
-            check_write(key, existing[1] if live else None, completion.if_match, completion.if_none_match)
-            if existing is None:
+            current = records.slot(conn, bucket, key)
+            check_write(key, current.live_etag(now) if current else None, completion.if_match, completion.if_none_match)
+            if current is None:
                 self._check_quota(conn, bucket, key, now)
-            info = ObjectInfo(
-                bucket=bucket,
-                key=key,
-                size=done.size,
-                etag=done.etag,
-                last_modified=now,
-                storage_class=upload.storage_class,
-                headers=upload.headers,
-                checksums={done.algorithm: done.checksum},
-                checksum_type=done.checksum_type,
-                parts_count=len(done.parts),
-                tags=dict(upload.tags),
-            )
-            extra = object_extra(
-                info.headers, info.checksums, info.checksum_type, len(done.parts), pieces=True, tags=info.tags
-            )
-            expires = expiry_of(info.headers, now, self.default_ttl)
-            values = (info.size, info.etag, info.last_modified, info.storage_class, upload.owner, extra, expires)
-            released: list[str | None] = []
-            if existing is None:
-                object_id = conn.execute(
-                    "INSERT INTO objects(bucket, key, version, size, etag, last_modified, storage_class, owner,"
-                    " extra, expires, blob, data) VALUES (?,?,'null',?,?,?,?,?,?,?,NULL,NULL) RETURNING id",
-                    (bucket, kb, *values),
-                ).fetchone()[0]
-            else:
-                object_id = existing[0]
-                conn.execute(
-                    "UPDATE objects SET size=?, etag=?, last_modified=?, storage_class=?, owner=?, extra=?,"
-                    " expires=?, blob=NULL, data=NULL, is_delete_marker=0, is_latest=1 WHERE id=?",
-                    (*values, object_id),
-                )
-                released += [existing[2], *drop_manifest(conn, object_id)]
-            offset = 0
-            for part in done.parts:
-                # The part's row becomes a piece of the object: same file, no data copied.
-                conn.execute(
-                    "INSERT INTO object_parts(object_id, part_number, offset, size, etag, checksums, blob, data)"
-                    " SELECT ?, part_number, ?, size, etag, checksums, blob, data FROM parts"
-                    " WHERE upload_id=? AND part_number=?",
-                    (object_id, offset, upload_id, part.part_number),
-                )
-                offset += part.size
+            info = completed_object(upload, done, now)
+            body = Pieces(upload_id=upload_id, part_numbers=tuple(p.part_number for p in done.parts))
+            record = ObjectRecord(info, upload.owner, body, expiry_of(info.headers, now, self.default_ttl))
+            released: list[str | None] = list(records.upsert(conn, record, current))
+            # The chosen parts are the object's pieces now; the others go.
             released += [
                 r[0]
                 for r in conn.execute("DELETE FROM parts WHERE upload_id=? RETURNING blob", (upload_id,)).fetchall()
@@ -372,7 +256,7 @@ class MultipartMixin:
                 "size": info.size,
                 "etag": info.etag,
                 "t": info.last_modified,
-                "c": json.loads(encode_checksums(info.checksums)),
+                "c": checksums_doc(info.checksums),
                 "ct": info.checksum_type,
                 "n": info.parts_count,
             }
@@ -386,7 +270,7 @@ class MultipartMixin:
         await self.blobs.reclaim(released)
         return info
 
-    async def abort_multipart_upload(self, bucket: str, key: str, upload_id: str) -> None:
+    async def abort(self, bucket: str, key: str, upload_id: str) -> None:
         def tx(conn: sqlite3.Connection) -> list[str]:
             self._upload_row(conn, bucket, key, upload_id)
             return self._drop_upload(conn, upload_id)
@@ -401,7 +285,20 @@ class MultipartMixin:
         conn.execute("DELETE FROM uploads WHERE upload_id=?", (upload_id,))
         return unreferenced(conn, released)
 
-    def sweep_uploads(self, max_age_seconds: float, now: float | None = None) -> int:
+    @staticmethod
+    def drop_bucket_uploads(conn: sqlite3.Connection, bucket: str) -> list[str | None]:
+        """Remove a bucket's uploads and parts; returns the parts' blobs (not yet checked for other references)."""
+        released: list[str | None] = [
+            r[0]
+            for r in conn.execute(
+                "DELETE FROM parts WHERE upload_id IN (SELECT upload_id FROM uploads WHERE bucket=?) RETURNING blob",
+                (bucket,),
+            ).fetchall()
+        ]
+        conn.execute("DELETE FROM uploads WHERE bucket=?", (bucket,))
+        return released
+
+    def sweep(self, max_age_seconds: float, now: float | None = None) -> int:
         """Abort uploads older than ``max_age_seconds`` and forget old completed ones; returns aborts."""
         now = time.time() if now is None else now
         abandoned_before = now - max_age_seconds
@@ -428,13 +325,13 @@ class MultipartMixin:
             if found < batch:
                 return aborted
 
-    async def list_parts(
-        self, bucket: str, key: str, upload_id: str, *, marker: int = 0, max_parts: int = 1000
-    ) -> PartsPage:
+    async def list_parts(self, bucket: str, key: str, upload_id: str, *, marker: int, max_parts: int) -> PartsPage:
+        """``marker`` and ``max_parts`` within SQLite's integers (the engine clamps them)."""
+
         def read(conn: sqlite3.Connection) -> PartsPage:
             conn.execute("BEGIN")
             try:
-                upload = _upload_from_row(self._upload_row(conn, bucket, key, upload_id))
+                upload = self._upload_row(conn, bucket, key, upload_id)[0]
                 rows = conn.execute(
                     "SELECT part_number, size, etag, last_modified, checksums FROM parts"
                     " WHERE upload_id=? AND part_number>? ORDER BY part_number LIMIT ?",
@@ -447,15 +344,15 @@ class MultipartMixin:
 
         return await self.meta.read_in_thread(read)
 
-    async def list_multipart_uploads(
+    async def list_uploads(
         self,
         bucket: str,
         *,
-        prefix: str = "",
-        delimiter: str = "",
-        key_marker: str = "",
-        upload_id_marker: str = "",
-        max_uploads: int = 1000,
+        prefix: str,
+        delimiter: str,
+        key_marker: str,
+        upload_id_marker: str,
+        max_uploads: int,
     ) -> UploadsPage:
         return await self.meta.read_in_thread(
             lambda c: self._list_uploads(
@@ -463,8 +360,8 @@ class MultipartMixin:
             )
         )
 
+    @staticmethod
     def _list_uploads(
-        self,
         conn: sqlite3.Connection,
         bucket: str,
         prefix: bytes,
@@ -474,7 +371,7 @@ class MultipartMixin:
         max_uploads: int,
     ) -> UploadsPage:
         """Uploads in (key, upload id) order, folding keys into CommonPrefixes like a listing."""
-        self._bucket_row(conn, bucket)
+        bucket_info(conn, bucket)
 
         def scan(after_key: bytes, after_id: str, upper: bytes | None) -> Iterator[tuple[bytes, UploadInfo]]:
             while True:
@@ -489,11 +386,13 @@ class MultipartMixin:
                 sql += " ORDER BY key, upload_id LIMIT ?"
                 args.append(_LIST_BATCH)
                 rows = conn.execute(sql, args).fetchall()
+                upload: UploadInfo | None = None
                 for row in rows:
-                    yield bytes(row[2]), _upload_from_row(tuple(row))
-                if len(rows) < _LIST_BATCH:
+                    upload = _upload_from_row(tuple(row))[0]
+                    yield upload.key.encode("utf-8"), upload
+                if len(rows) < _LIST_BATCH or upload is None:
                     return
-                after_key, after_id = bytes(rows[-1][2]), rows[-1][0]
+                after_key, after_id = upload.key.encode("utf-8"), upload.upload_id
 
         return list_uploads_page(
             scan,
@@ -504,125 +403,19 @@ class MultipartMixin:
             max_uploads=max_uploads,
         )
 
-    # ------------------------------------------------------------------ copies
-    async def copy_object(
-        self,
-        src_bucket: str,
-        src_key: str,
-        bucket: str,
-        key: str,
-        *,
-        headers: dict[str, str] | None,
-        storage_class: str | None = None,
-        checksum_algorithm: str | None = None,
-        check_source: SourceCheck | None = None,
-        tags: dict[str, str] | None = None,
-    ) -> ObjectInfo:
-        owner = (await self.get_bucket(bucket)).owner
-        for _attempt in range(5):
-            source = await self.open_object(src_bucket, src_key)
-            try:
-                if check_source is not None:
-                    check_source(source.info)
-                info, read_algorithms = copy_plan(
-                    source.info, bucket, key, headers, storage_class, checksum_algorithm, tags
-                )
-                if read_algorithms is not None:
-                    # S3 writes a copy as one object: a multipart source gets the MD5 of its
-                    # content as ETag, and a checksum the source does not carry is computed.
-                    digests = await hash_stream(source.stream(), read_algorithms)
-                    info.etag = digests.md5.hex()
-                    info.checksums = dict(digests.checksums)
-            finally:
-                source.close()
-            try:
-                return await self._commit_copy(source, src_bucket, src_key, owner, info)
-            except _SourceChanged:
-                await asyncio.sleep(0)
-        raise errors.ConditionalRequestConflict("The copy source kept changing during the copy.", key=src_key)
 
-    async def _commit_copy(
-        self, source: DiskObjectBody, src_bucket: str, src_key: str, owner: str, info: ObjectInfo
-    ) -> ObjectInfo:
-        src = source.info
-        pieces = source.segments is not None
-        extra = object_extra(info.headers, info.checksums, info.checksum_type, 0, pieces=pieces, tags=info.tags)
-        kb = info.key.encode("utf-8")
-
-        def tx(conn: sqlite3.Connection) -> list[str]:
-            current = conn.execute(
-                "SELECT id, etag, last_modified, extra FROM objects WHERE bucket=? AND key=? AND version='null'"
-                " AND is_delete_marker=0",
-                (src_bucket, src_key.encode("utf-8")),
-            ).fetchone()
-            if current is None or tuple(current[:3]) != (source.object_id, src.etag, src.last_modified):
-                raise _SourceChanged()
-            if json.loads(current[3]).get("t", {}) != src.tags:
-                raise _SourceChanged()  # retagged meanwhile: a COPY directive must carry the new tags
-            self._bucket_row(conn, info.bucket)
-            existing = conn.execute(
-                "SELECT id, blob FROM objects WHERE bucket=? AND key=? AND version='null'", (info.bucket, kb)
-            ).fetchone()
-            if existing is None:
-                self._check_quota(conn, info.bucket, info.key, info.last_modified)
-            # The copy's TTL runs from the copy, per its own metadata.
-            expires = expiry_of(info.headers, info.last_modified, self.default_ttl)
-            meta = (info.etag, info.last_modified, info.storage_class, owner, extra, expires)
-            if existing is not None and existing[0] == source.object_id:
-                # Copy onto itself: the body stays, only the metadata changes.
-                conn.execute(
-                    "UPDATE objects SET etag=?, last_modified=?, storage_class=?, owner=?, extra=?, expires=?"
-                    " WHERE id=?",
-                    (*meta, existing[0]),
-                )
-                return []
-            released: list[str | None] = []
-            values = (info.size, *meta, source.blob, source.data if not pieces else None)
-            if existing is None:
-                object_id = conn.execute(
-                    "INSERT INTO objects(bucket, key, version, size, etag, last_modified, storage_class, owner,"
-                    " extra, expires, blob, data) VALUES (?,?,'null',?,?,?,?,?,?,?,?,?) RETURNING id",
-                    (info.bucket, kb, *values),
-                ).fetchone()[0]
-            else:
-                object_id = existing[0]
-                conn.execute(
-                    "UPDATE objects SET size=?, etag=?, last_modified=?, storage_class=?, owner=?, extra=?,"
-                    " expires=?, blob=?, data=?, is_delete_marker=0, is_latest=1 WHERE id=?",
-                    (*values, object_id),
-                )
-                released += [existing[1], *drop_manifest(conn, object_id)]
-            if pieces:
-                # Share the source's pieces: new manifest rows, the same files.
-                conn.execute(
-                    "INSERT INTO object_parts(object_id, part_number, offset, size, etag, checksums, blob, data)"
-                    " SELECT ?, part_number, offset, size, etag, checksums, blob, data FROM object_parts"
-                    " WHERE object_id=?",
-                    (object_id, source.object_id),
-                )
-            return unreferenced(conn, released)
-
-        await self.blobs.reclaim(await self.meta.write(tx))
-        return info
-
-    async def list_object_parts(
-        self, bucket: str, key: str, *, marker: int = 0, max_parts: int = 1000
-    ) -> ObjectPartsPage:
-        from coffer.storage.disk.engine import _row_to_info
-
-        def read(conn: sqlite3.Connection) -> ObjectPartsPage:
-            conn.execute("BEGIN")
-            try:
-                row = self._object_row(conn, bucket, key, False)
-                info = _row_to_info(bucket, row)
-                if not info.parts_count:
-                    return ObjectPartsPage(info, [], False, 0)
-                parts, truncated = object_parts_page(conn, row[9], marker, max_parts)
-            finally:
-                conn.execute("COMMIT")
-            return ObjectPartsPage(info, parts, truncated, parts[-1].part_number if parts else 0)
-
-        return self.meta.read(read)
-
-
-__all__ = ["MultipartMixin", "new_upload_id", "object_extra"]
+def _completed_result(upload: UploadInfo, done: dict[str, Any]) -> ObjectInfo:
+    """What a completed upload answered, for a retried CompleteMultipartUpload."""
+    return ObjectInfo(
+        bucket=upload.bucket,
+        key=upload.key,
+        size=done["size"],
+        etag=done["etag"],
+        last_modified=done["t"],
+        storage_class=upload.storage_class,
+        headers=upload.headers,
+        checksums=checksums_from_doc(done["c"]),
+        checksum_type=done["ct"],
+        parts_count=done["n"],
+        tags=dict(upload.tags),
+    )
