@@ -263,6 +263,7 @@ class MemoryEngine:
         self._pending: deque[_Change] = deque()
         # Evictions made while recovering, before the log is open: logged once it is.
         self._unlogged: list[Record] = []
+        self._recovering = False
         self._tasks: list[asyncio.Task[None]] = []
         self._snapshot_lock = asyncio.Lock()
         self._snapshot_task: asyncio.Task[None] | None = None
@@ -352,7 +353,7 @@ class MemoryEngine:
         losing its record in a crash or a failed batch only brings back what it removed."""
         if self._wal is not None:
             self._wal.append(record, None)
-        elif self.persistence_dir is not None and not self._started:
+        elif self._recovering:
             self._unlogged.append(record)
 
     def _settle(self, changes: list[_Change], error: BaseException | None) -> None:
@@ -1152,7 +1153,11 @@ class MemoryEngine:
         for _seq, path in [*segments(directory), *snapshots(directory)]:
             os.chmod(path, FILE_MODE)  # files of older versions were created 0644
         self._reap(self.clock(), len(self._expiries))
-        self.evict_to_limit()  # its records wait in self._unlogged until the log is open
+        self._recovering = True
+        try:
+            self.evict_to_limit()  # its records wait in self._unlogged until the log is open
+        finally:
+            self._recovering = False
         log.info(
             "memory engine recovered %d buckets, %d objects (%d bytes) from %s: snapshot %d + %d log records in %.2fs",
             len(self._buckets),
