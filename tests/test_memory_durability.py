@@ -190,10 +190,10 @@ def test_readers_never_see_a_write_before_it_is_durable(tmp_path: Path) -> None:
     async def scenario() -> None:
         e = persistent(tmp_path)
         await e.start()
+        await e.create_bucket("bkt", OWNER, "us-east-1")
+        segment = wrap_segment(e, GatedFile)
+        assert isinstance(segment, GatedFile)
         try:
-            await e.create_bucket("bkt", OWNER, "us-east-1")
-            segment = wrap_segment(e, GatedFile)
-            assert isinstance(segment, GatedFile)
             segment.closed_gate = True
             writing = asyncio.create_task(put(e, "slow", b"pending"))
             while not segment.entered.is_set():
@@ -210,6 +210,8 @@ def test_readers_never_see_a_write_before_it_is_durable(tmp_path: Path) -> None:
             await writing
             assert await read(e, "slow") == b"pending"
         finally:
+            segment.closed_gate = False
+            segment.gate.set()
             await e.close()
 
     asyncio.run(scenario())
