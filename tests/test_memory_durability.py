@@ -217,6 +217,51 @@ def test_readers_never_see_a_write_before_it_is_durable(tmp_path: Path) -> None:
     asyncio.run(scenario())
 
 
+def test_snapshot_and_cancelled_requests_keep_state_and_log_together(tmp_path: Path) -> None:
+    """A write pending while the log rotates for a snapshot ends up in the snapshot or the segment
+    after it; a write whose request is cancelled while its record is written is applied all the same."""
+
+    async def first() -> None:
+        e = persistent(tmp_path)
+        await e.start()
+        await e.create_bucket("bkt", OWNER, "us-east-1")
+        segment = wrap_segment(e, GatedFile)
+        assert isinstance(segment, GatedFile)
+        try:
+            segment.closed_gate = True
+            pending = asyncio.create_task(put(e, "pending", b"p"))
+            while not segment.entered.is_set():
+                await asyncio.sleep(0.001)
+            cancelled = asyncio.create_task(put(e, "cancelled", b"c"))
+            snapshot = asyncio.create_task(e.snapshot())  # rotates behind both records
+            await asyncio.sleep(0)
+            cancelled.cancel()
+            segment.closed_gate = False
+            segment.gate.set()
+            await pending
+            assert await snapshot is not None
+            with pytest.raises(asyncio.CancelledError):
+                await cancelled
+            while e.stats.objects < 2:
+                await asyncio.sleep(0.001)
+            assert await keys(e) == ["cancelled", "pending"]
+        finally:
+            segment.closed_gate = False
+            segment.gate.set()
+        crash(e)
+
+    async def second() -> list[str]:
+        e = persistent(tmp_path)
+        await e.start()
+        found = await keys(e)
+        crash(e)
+        return found
+
+    asyncio.run(first())
+    assert len(snapshots(tmp_path)) == 1
+    assert asyncio.run(second()) == ["cancelled", "pending"]
+
+
 def test_recovery_evictions_are_logged(tmp_path: Path) -> None:
     per_object = 1000 + OBJECT_OVERHEAD + 2 * len("k0")
 
