@@ -70,6 +70,13 @@ class FailingFile:
         self.inner = inner
         self.armed = False
         self.failures = 0
+        self.failing_truncates = 0  # truncate() fails this many more times (EIO)
+
+    def truncate(self, size: int) -> int:
+        if self.failing_truncates:
+            self.failing_truncates -= 1
+            raise OSError(errno.EIO, "Input/output error")
+        return int(self.inner.truncate(size))
 
     def write(self, data: Any) -> int:
         if self.armed:
@@ -148,6 +155,34 @@ def test_write_error_applies_nothing_and_loses_nothing_acknowledged(tmp_path: Pa
 
     asyncio.run(first())
     asyncio.run(second())
+
+
+def test_writes_are_refused_until_the_log_can_be_cut_back(tmp_path: Path) -> None:
+    async def first() -> None:
+        e = persistent(tmp_path)
+        await e.start()
+        await e.create_bucket("bkt", OWNER, "us-east-1")
+        segment = wrap_segment(e)
+        segment.armed = True
+        segment.failing_truncates = 2
+        with pytest.raises(errors.ServiceUnavailable):
+            await put(e, "failed", os.urandom(300 * KiB))
+        # The partial record is still there: nothing may be written after it.
+        with pytest.raises(errors.ServiceUnavailable):
+            await put(e, "refused", b"r")
+        await put(e, "accepted", b"a")  # the log could be cut back at last
+        assert await keys(e) == ["accepted"]
+        crash(e)
+
+    async def second() -> list[str]:
+        e = persistent(tmp_path)
+        await e.start()
+        found = await keys(e)
+        crash(e)
+        return found
+
+    asyncio.run(first())
+    assert asyncio.run(second()) == ["accepted"]
 
 
 def test_a_failed_batch_fails_every_write_in_it(tmp_path: Path) -> None:
