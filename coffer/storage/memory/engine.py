@@ -297,8 +297,7 @@ class MemoryEngine:
             if self._unlogged:
                 # Recovery evicted objects to fit max_memory: log it, or they would come back after a crash.
                 records, self._unlogged = self._unlogged, []
-                futures = [self._submit(record, _nothing) for record in records]
-                await self.durable(futures[-1])
+                await asyncio.gather(*(self._submit(record, _nothing) for record in records))
             if self.snapshot_interval > 0:
                 self._tasks.append(asyncio.create_task(self._snapshot_loop(), name="coffer-memory-snapshots"))
         self._tasks.append(asyncio.create_task(self._reaper_loop(), name="coffer-memory-reaper"))
