@@ -234,3 +234,74 @@ def test_completed_upload_gets_its_ttl() -> None:
             await engine.close()
 
     asyncio.run(scenario())
+
+
+def test_parts_count_against_max_memory_and_are_never_evicted() -> None:
+    """Parts are charged like objects: they may evict cached objects, but once parts and bodies in
+    flight alone would exceed max_memory an upload gets SlowDown."""
+    mib = 1024 * 1024
+    six = os.urandom(6 * mib)
+
+    async def scenario() -> None:
+        e = MemoryEngine(max_memory=16 * mib)
+        await e.start()
+        try:
+            await e.create_bucket("bkt", OWNER, "us-east-1")
+            for key in ("cached-1", "cached-2"):
+                await e.put_object("bkt", key, chunks(b"c" * mib), headers={})
+            first = await e.create_multipart_upload("bkt", "first", headers={})
+            p1 = await e.upload_part("bkt", "first", first.upload_id, 1, chunks(six))
+            await e.upload_part("bkt", "first", first.upload_id, 2, chunks(six))
+            assert e.stats.evictions == 0  # 12 MiB of parts + 2 MiB of objects fit
+            # A part that fits once the least recently used cached object is evicted is stored.
+            second = await e.create_multipart_upload("bkt", "second", headers={})
+            await e.upload_part("bkt", "second", second.upload_id, 1, chunks(b"s" * (2 * mib + mib // 2)))
+            assert e.stats.evictions == 1
+            assert await read(e, "bkt", "cached-2") == b"c" * mib
+            # Parts are never evicted: once they and the body in flight exceed the limit, SlowDown.
+            with pytest.raises(errors.SlowDown):
+                await e.upload_part("bkt", "second", second.upload_id, 2, chunks(six))
+            assert e.stats.reserved_bytes == 0
+            assert e.stats.used_bytes <= e.max_memory
+            assert [p.part_number for p in (await e.list_parts("bkt", "second", second.upload_id)).parts] == [1]
+            # Aborting releases its parts; completing turns parts into the object without counting twice.
+            parts_before = e.stats.part_bytes
+            await e.abort_multipart_upload("bkt", "second", second.upload_id)
+            assert parts_before - e.stats.part_bytes > 2 * mib
+            info = await e.complete_multipart_upload("bkt", "first", first.upload_id, completed([(1, p1.etag)]))
+            assert e.stats.part_bytes == 0
+            charged = e.stats.used_bytes - sum(
+                o.charge for o in e._buckets["bkt"].index.values() if o.info.key != "first"
+            )
+            assert info.size <= charged < info.size + 4096
+        finally:
+            await e.close()
+
+    asyncio.run(scenario())
+
+
+def test_many_uploads_hold_at_most_max_memory() -> None:
+    """The report: 20 uploads x 2 parts of 6 MiB under a 16 MiB limit were all accepted."""
+    mib = 1024 * 1024
+    six = os.urandom(6 * mib)
+
+    async def scenario() -> None:
+        e = MemoryEngine(max_memory=16 * mib)
+        await e.start()
+        try:
+            await e.create_bucket("bkt", OWNER, "us-east-1")
+            accepted = refused = 0
+            for i in range(20):
+                upload = await e.create_multipart_upload("bkt", f"k{i}", headers={})
+                for number in (1, 2):
+                    try:
+                        await e.upload_part("bkt", f"k{i}", upload.upload_id, number, chunks(six))
+                        accepted += 1
+                    except errors.SlowDown:
+                        refused += 1
+                    assert e.stats.used_bytes + e.stats.reserved_bytes <= e.max_memory
+            assert (accepted, refused) == (2, 38)
+        finally:
+            await e.close()
+
+    asyncio.run(scenario())

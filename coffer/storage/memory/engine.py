@@ -4,20 +4,27 @@
   seeks in O(log n) and costs O(page), with the same page builder as the disk
   engine (``coffer.storage.listing``).
 - Memory is bounded by ``max_memory``: bodies being received reserve their
-  bytes, and the least recently used objects are evicted (logged, counted in
-  ``stats``) to make room. A body larger than the limit is refused while it
-  streams in, before more than the limit is buffered.
+  bytes, multipart parts are charged (never evicted), and the least recently
+  used objects are evicted (logged, counted in ``stats``) to make room. A body
+  larger than the limit is refused while it streams in, before more than the
+  limit is buffered; once parts and bodies in flight hold the whole limit,
+  uploads get SlowDown.
 - Objects may expire (``coffer.storage.ttl``): an expired object is invisible at
   once; a reaper task reclaims expired objects in small batches.
-- Optional persistence: every mutation goes to a write-ahead log (``wal``)
-  before it is acknowledged; snapshots (``snapshot``) bound the log. Recovery
-  is the newest snapshot plus the log after it.
+- Optional persistence: every change goes to a write-ahead log (``wal``) and is
+  applied once its record is durable; snapshots (``snapshot``) bound the log.
+  Recovery is the newest snapshot plus the log after it.
+- Multipart uploads are a component the engine owns (``multipart.MemoryUploads``).
 
-All state changes happen on the event loop thread, synchronously between two
-awaits: a check and the change it guards (If-None-Match, limits) are atomic
-without locks, and the log receives records in exactly the order they applied.
-A write is visible to readers as soon as it is applied and acknowledged to its
-writer once its log record is durable.
+All state changes happen on the event loop thread. A write checks its
+conditions and limits, queues its log record and marks what it changes
+(``index.Marks``) in one step between two awaits: checks of later writes see the
+marks, so a check and the change it guards (If-None-Match, limits) are atomic
+without locks, and the log receives records in exactly the order they were
+checked. Readers see only the state: a change is applied (in log order) when
+the writer thread reports its batch durable, and only then acknowledged. A
+batch that fails is cut off the log; it and every change queued after it fail
+with ServiceUnavailable, and none of them is applied.
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ import os
 import shutil
 import time
 import uuid
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -42,39 +49,58 @@ from typing import Any
 from coffer.storage import errors
 from coffer.storage.api import (
     BucketInfo,
+    CompletedPart,
+    Completion,
     EngineObserver,
     ListEntry,
     ListPage,
+    ObjectBody,
     ObjectInfo,
     ObjectPart,
+    ObjectPartsPage,
+    PartInfo,
+    PartsPage,
     ProbeResult,
     PutDigests,
+    SourceCheck,
     StorageStats,
+    UploadInfo,
+    UploadsPage,
     Verifier,
 )
 from coffer.storage.conditions import check_write
 from coffer.storage.hashing import PIPELINE_CHUNK, BodyHasher
 from coffer.storage.listing import list_page
-from coffer.storage.memory.index import KeyIndex
-from coffer.storage.memory.multipart import MemoryMultipartMixin, MemUpload, part_meta, upload_meta
+from coffer.storage.memory.index import KeyIndex, Marks
+from coffer.storage.memory.multipart import (
+    COMPLETED_RETENTION_SECONDS,
+    HASH_INLINE_MAX,
+    MemoryUploads,
+    answer_meta,
+    hash_chunks,
+)
 from coffer.storage.memory.snapshot import read_snapshot, remove_temp_files, snapshots, write_snapshot
 from coffer.storage.memory.wal import (
     BUCKET_CONFIG,
     COMPLETE_UPLOAD,
+    COMPLETED,
     CREATE_BUCKET,
     CREATE_UPLOAD,
     DELETE_BUCKET,
     DELETE_OBJECT,
+    FILE_MODE,
     PUT_OBJECT,
-    PUT_PART,
     SET_TAGS,
     Record,
     WalStats,
     WalWriter,
     encode_meta,
+    open_private,
+    private_dir,
     read_records,
     segments,
 )
+from coffer.storage.multipart import copy_plan
 from coffer.storage.ttl import expiry_of, is_expired
 
 log = logging.getLogger("coffer.memory")
@@ -82,8 +108,6 @@ log = logging.getLogger("coffer.memory")
 # Estimated bytes an object costs besides its body (Python objects, index
 # entries, LRU entry); charged against max_memory with the key and metadata.
 OBJECT_OVERHEAD = 400
-# Bodies at least this large are hashed on a thread; smaller ones on the loop.
-_HASH_INLINE_MAX = 256 * 1024
 _REAP_BATCH = 1000
 
 _hash_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="coffer-mem-hash")
@@ -94,9 +118,10 @@ class MemoryStats:
     """Counters and gauges of the memory engine, for metrics and tests (read-only outside)."""
 
     max_bytes: int = 0
-    used_bytes: int = 0  # charged bytes of stored objects (bodies, keys, metadata, overhead)
+    used_bytes: int = 0  # charged bytes of stored objects and parts (bodies, keys, metadata, overhead)
+    part_bytes: int = 0  # the part of used_bytes multipart parts hold (not evictable)
     data_bytes: int = 0  # bytes of object data stored
-    reserved_bytes: int = 0  # bodies being received
+    reserved_bytes: int = 0  # bodies being received or waiting for their log record
     objects: int = 0
     buckets: int = 0
     evictions: int = 0  # objects evicted to stay under max_memory
@@ -126,8 +151,16 @@ class MemBucket:
     info: BucketInfo
     index: KeyIndex[MemObject] = field(default_factory=KeyIndex)
     config: dict[str, Any] = field(default_factory=dict)  # configuration documents (cors, ...)
-    # Multipart uploads in progress by (UTF-8 key, upload id): ListMultipartUploads' order.
-    uploads: KeyIndex[MemUpload] = field(default_factory=KeyIndex)
+    # What pending changes make of keys (None: deleted), for later writes' checks.
+    pending: Marks[bytes, MemObject | None] = field(default_factory=Marks)
+
+
+@dataclass(slots=True, eq=False)
+class _Change:
+    """A change whose log record is queued: ``finish(True)`` applies it once durable, ``finish(False)`` drops it."""
+
+    finish: Callable[[bool], None]
+    future: asyncio.Future[None]
 
 
 def _charge(
@@ -152,12 +185,9 @@ class MemoryObjectBody:
 
     def __init__(self, info: ObjectInfo, chunks: tuple[bytes, ...]) -> None:
         self.info = info
+        # A one-chunk body as it is (the server sends it in one piece).
+        self.data: bytes | None = chunks[0] if len(chunks) == 1 else (b"" if not chunks else None)
         self._chunks = chunks
-
-    @property
-    def data(self) -> bytes | None:
-        """A one-chunk body as it is (the server sends it in one piece)."""
-        return self._chunks[0] if len(self._chunks) == 1 else (b"" if not self._chunks else None)
 
     def stream(self, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
         return _stream_chunks(self._chunks, start, self.info.size if end is None else end)
@@ -180,7 +210,11 @@ async def _stream_chunks(chunks: tuple[bytes, ...], start: int, end: int) -> Asy
         yield chunk if lo == 0 and hi == len(chunk) else chunk[lo:hi]
 
 
-class MemoryEngine(MemoryMultipartMixin):
+def _nothing(_ok: bool) -> None:
+    pass
+
+
+class MemoryEngine:
     def __init__(
         self,
         *,
@@ -212,25 +246,33 @@ class MemoryEngine(MemoryMultipartMixin):
         self.snapshot_interval = snapshot_interval
         self.upload_max_age_seconds = upload_max_age_seconds
         self.stats = MemoryStats(max_bytes=max_memory)
-        self.clock = clock  # wall clock for timestamps and expiry (tests substitute their own)
+        self._clock = clock  # wall clock for timestamps and expiry (tests substitute their own)
         self.observer = EngineObserver()  # the server may replace it before start()
 
         self._buckets: dict[str, MemBucket] = {}
-        self._uploads: dict[str, MemUpload] = {}
-        # Completed uploads' answers by upload id, so a retried Complete gets the same one.
-        self._completed: dict[str, tuple[ObjectInfo, float]] = {}
+        # What pending changes make of buckets (None: deleted), for later writes' checks.
+        self._bucket_marks: Marks[str, MemBucket | None] = Marks()
+        self.multipart = MemoryUploads(self)
         # Least recently used first; values are the objects themselves.
         self._lru: OrderedDict[tuple[str, bytes], MemObject] = OrderedDict()
         # (expires, tiebreak, bucket, key, object): stale entries are skipped when popped.
         self._expiries: list[tuple[float, int, str, bytes, MemObject]] = []
         self._tiebreak = itertools.count()
-        self._wal: WalWriter | None = None
+        self._wal: WalWriter[_Change] | None = None
+        # Changes whose records are queued, in log order.
+        self._pending: deque[_Change] = deque()
+        # Evictions made while recovering, before the log is open: logged once it is.
+        self._unlogged: list[Record] = []
+        self._recovering = False
         self._tasks: list[asyncio.Task[None]] = []
         self._snapshot_lock = asyncio.Lock()
         self._snapshot_task: asyncio.Task[None] | None = None
         self._wal_bytes_at_snapshot = 0
         self._records_at_snapshot = 0
         self._started = False
+
+    def clock(self) -> float:
+        return self._clock()
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -247,10 +289,15 @@ class MemoryEngine(MemoryMultipartMixin):
                 fsync=self.fsync,
                 batch_max=self.wal_batch_max,
                 batch_interval=self.wal_batch_interval,
+                deliver=self._settle,
                 stats=self.stats.wal,
                 observer=self.observer,
             )
             self._wal.open()
+            if self._unlogged:
+                # Recovery evicted objects to fit max_memory: log it, or they would come back after a crash.
+                records, self._unlogged = self._unlogged, []
+                await asyncio.gather(*(self._submit(record, _nothing) for record in records))
             if self.snapshot_interval > 0:
                 self._tasks.append(asyncio.create_task(self._snapshot_loop(), name="coffer-memory-snapshots"))
         self._tasks.append(asyncio.create_task(self._reaper_loop(), name="coffer-memory-reaper"))
@@ -274,12 +321,74 @@ class MemoryEngine(MemoryMultipartMixin):
                     await self.snapshot()
             except Exception:
                 log.exception("shutdown snapshot failed; the WAL still holds every write")
-            # From here on writes are refused; the writer still flushes every record queued so far.
+            # From here on writes are refused; the writer still writes every record queued so far
+            # and its batches are applied and answered while this waits.
             wal, self._wal = self._wal, None
             await asyncio.to_thread(wal.close)
 
+    # ------------------------------------------------------------------ the change pipeline
+    def check_writable(self) -> None:
+        if self._wal is None and self.persistence_dir is not None:
+            # Shut down (or never started): the write cannot be made durable, so it is not acknowledged.
+            raise errors.ServiceUnavailable("The memory engine is shut down.")
+
+    def submit(self, record: Record, finish: Callable[[bool], None]) -> asyncio.Future[None] | None:
+        """Log a change: ``finish(True)`` applies it once its record is durable (at once without
+        persistence), ``finish(False)`` releases what it holds if it failed. Call check_writable() first."""
+        if self._wal is None:
+            finish(True)
+            return None
+        return self._submit(record, finish)
+
+    def _submit(self, record: Record, finish: Callable[[bool], None]) -> asyncio.Future[None]:
+        assert self._wal is not None
+        change = _Change(finish, asyncio.get_running_loop().create_future())
+        self._pending.append(change)
+        self._wal.append(record, change)
+        return change.future
+
+    def log_nowait(self, record: Record) -> None:
+        """Log a change already applied that nobody waits for (evictions, swept uploads):
+        losing its record in a crash or a failed batch only brings back what it removed."""
+        if self._wal is not None:
+            self._wal.append(record, None)
+        elif self._recovering:
+            self._unlogged.append(record)
+
+    def _settle(self, changes: list[_Change], error: BaseException | None) -> None:
+        """A batch of the log is durable (apply it) or failed (drop it and everything queued after it)."""
+        if error is None:
+            for change in changes:
+                if not self._pending or self._pending[0] is not change:
+                    continue  # already failed with an earlier batch
+                self._pending.popleft()
+                try:
+                    change.finish(True)
+                except Exception:
+                    log.exception("applying a logged change failed")
+                if not change.future.done():
+                    change.future.set_result(None)
+            self._maybe_snapshot()
+            return
+        # The writer cut the batch off the log and discards whatever is queued until resume():
+        # every pending change fails, none is applied.
+        failed, self._pending = self._pending, deque()
+        for change in failed:
+            change.finish(False)
+            if not change.future.done():
+                change.future.set_exception(
+                    errors.ServiceUnavailable(f"The write could not be logged ({error}); nothing was changed.")
+                )
+        if self._wal is not None:
+            self._wal.resume()
+
+    async def durable(self, fut: asyncio.Future[None] | None) -> None:
+        """Wait until a submitted change is durable and applied (ServiceUnavailable if it failed)."""
+        if fut is not None:
+            await fut
+
     # ------------------------------------------------------------------ state changes
-    # Used live and by recovery; synchronous, on the loop thread (or before it serves).
+    # Applied live once durable, and by recovery; synchronous, on the loop thread (or before it serves).
     def _install(self, bucket: MemBucket, key: bytes, obj: MemObject) -> None:
         old = bucket.index.get(key)
         if old is not None:
@@ -304,8 +413,8 @@ class MemoryEngine(MemoryMultipartMixin):
             self._forget(bucket.info.name, key, obj)
         return obj
 
-    def _add_bucket(self, info: BucketInfo) -> None:
-        self._buckets[info.name] = MemBucket(info)
+    def _attach_bucket(self, bucket: MemBucket) -> None:
+        self._buckets[bucket.info.name] = bucket
         self.stats.buckets = len(self._buckets)
 
     def _drop_bucket(self, name: str) -> None:
@@ -313,50 +422,70 @@ class MemoryEngine(MemoryMultipartMixin):
         if bucket is not None:
             for key, obj in bucket.index.scan(b"", True, None):
                 self._forget(name, key, obj)
-            # Uploads in progress do not keep a bucket alive (S3 drops them with it).
-            for upload in bucket.uploads.values():
-                self._drop_upload(upload)
+            self.multipart.drop_bucket(name)
             del self._buckets[name]
         self.stats.buckets = len(self._buckets)
 
-    def _log(self, record: Record) -> asyncio.Future[None] | None:
-        if self._wal is None:
-            if self.persistence_dir is not None:
-                # Shut down (or never started): the write cannot be made durable, so it is not acknowledged.
-                raise errors.ServiceUnavailable("The memory engine is shut down.")
-            return None
-        return self._wal.append(record)
+    # ------------------------------------------------------------------ the state as pending changes leave it
+    def bucket(self, name: str) -> MemBucket:
+        bucket = self._buckets.get(name)
+        if bucket is None:
+            raise errors.NoSuchBucket(bucket=name)
+        return bucket
 
-    async def _durable(self, fut: asyncio.Future[None] | None) -> None:
-        if fut is None:
-            return
-        try:
-            await fut
-        except OSError as exc:
-            raise errors.StorageError(f"The write could not be logged: {exc}") from exc
-        self._maybe_snapshot()
+    def write_bucket(self, name: str) -> MemBucket:
+        bucket = self._bucket_marks.get(name, self._buckets.get(name))
+        if bucket is None:
+            raise errors.NoSuchBucket(bucket=name)
+        return bucket
+
+    def holds_bucket(self, bucket: MemBucket) -> bool:
+        return self._buckets.get(bucket.info.name) is bucket
+
+    def _bucket_count(self) -> int:
+        count = len(self._buckets)
+        for name, bucket in self._bucket_marks.items():
+            count += (bucket is not None) - (name in self._buckets)
+        return count
+
+    @staticmethod
+    def _latest(bucket: MemBucket, key: bytes) -> MemObject | None:
+        return bucket.pending.get(key, bucket.index.get(key))
+
+    @staticmethod
+    def _object_count(bucket: MemBucket) -> int:
+        count = len(bucket.index)
+        for key, obj in bucket.pending.items():
+            count += (obj is not None) - (bucket.index.get(key) is not None)
+        return count
 
     # ------------------------------------------------------------------ memory
-    def _evict_to_limit(self, keep: MemObject | None = None) -> None:
-        """Evict least recently used objects until stored + reserved bytes fit max_memory."""
+    def evict_to_limit(self, keep: MemObject | None = None) -> None:
+        """Evict least recently used objects until stored + reserved bytes fit max_memory.
+
+        Objects with changes pending are skipped: their eviction record would come after them in the log.
+        """
         if self.stats.used_bytes + self.stats.reserved_bytes <= self.max_memory:
             return
         # Expired objects go first: they are already invisible.
         self._reap(self.clock(), _REAP_BATCH * 10)
-        count = 0
-        freed = 0
-        while self.stats.used_bytes + self.stats.reserved_bytes > self.max_memory and self._lru:
-            (name, key), obj = next(iter(self._lru.items()))
-            if obj is keep:
+        over = self.stats.used_bytes + self.stats.reserved_bytes - self.max_memory
+        victims: list[tuple[MemBucket, bytes, MemObject]] = []
+        for (name, key), obj in self._lru.items():
+            if over <= 0:
                 break
             bucket = self._buckets[name]
+            if obj is keep or key in bucket.pending:
+                continue
+            victims.append((bucket, key, obj))
+            over -= obj.charge
+        freed = 0
+        for bucket, key, obj in victims:
             self._remove(bucket, key)
-            count += 1
             freed += obj.info.size
-            if self._wal is not None:
-                # Nobody waits for it: a lost eviction record only brings the object back.
-                self._wal.append_nowait(Record(DELETE_OBJECT, {"b": name, "k": key.decode("utf-8")}))
-        if count:
+            self.log_nowait(Record(DELETE_OBJECT, {"b": bucket.info.name, "k": key.decode("utf-8")}))
+        if victims:
+            count = len(victims)
             self.stats.evictions += count
             self.stats.evicted_bytes += freed
             self.observer.evicted(count, freed)
@@ -368,18 +497,30 @@ class MemoryEngine(MemoryMultipartMixin):
                 self.max_memory,
             )
 
-    def _reserve(self, n: int) -> None:
-        self.stats.reserved_bytes += n
-        if self.stats.used_bytes + self.stats.reserved_bytes > self.max_memory:
-            self._evict_to_limit()
-            if self.stats.reserved_bytes > self.max_memory:
-                self.stats.reserved_bytes -= n
-                raise errors.SlowDown("Uploads in progress already hold all of max_memory; retry when they complete.")
+    def reserve(self, n: int) -> None:
+        """Reserve ``n`` bytes of a body being received, evicting objects to make room; SlowDown if
+        multipart parts and the bodies in flight alone would exceed max_memory."""
+        s = self.stats
+        s.reserved_bytes += n
+        if s.used_bytes + s.reserved_bytes <= self.max_memory:
+            return
+        # Evicting every object would not make room: refuse without evicting anything.
+        if s.part_bytes + s.reserved_bytes <= self.max_memory:
+            self.evict_to_limit()
+        if s.used_bytes + s.reserved_bytes > self.max_memory:
+            s.reserved_bytes -= n
+            raise errors.SlowDown(
+                "Multipart parts and uploads in progress hold all of max_memory; retry when they complete."
+            )
 
-    async def _receive(
+    def release(self, n: int) -> None:
+        self.stats.reserved_bytes -= n
+
+    async def receive(
         self, body: AsyncIterator[bytes], algorithms: tuple[str, ...], want_sha256: bool, limit: int | None = None
     ) -> tuple[PutDigests, tuple[bytes, ...], int]:
-        """Consume a body into ~1 MiB chunks, hashing as it arrives; returns the bytes reserved."""
+        """Consume a body into ~1 MiB chunks, hashing as it arrives; returns the bytes reserved
+        (the caller releases them, or hands them to the change that stores the body)."""
         hasher = BodyHasher(algorithms, want_sha256)
         loop = asyncio.get_running_loop()
         chunks: list[bytes] = []
@@ -396,7 +537,7 @@ class MemoryEngine(MemoryMultipartMixin):
                 total += len(piece)
                 if total > limit:
                     raise self._too_large()
-                self._reserve(len(piece))
+                self.reserve(len(piece))
                 reserved += len(piece)
                 pieces.append(piece)
                 pending += len(piece)
@@ -414,7 +555,7 @@ class MemoryEngine(MemoryMultipartMixin):
             if pieces:
                 data = pieces[0] if len(pieces) == 1 and type(pieces[0]) is bytes else b"".join(pieces)
                 chunks.append(data)
-                if len(data) >= _HASH_INLINE_MAX:
+                if len(data) >= HASH_INLINE_MAX:
                     await loop.run_in_executor(_hash_pool, hasher.update, data)
                 else:
                     hasher.update(data)
@@ -423,7 +564,7 @@ class MemoryEngine(MemoryMultipartMixin):
             if hashing is not None:
                 with contextlib.suppress(BaseException):
                     await asyncio.shield(hashing)
-            self.stats.reserved_bytes -= reserved
+            self.release(reserved)
             raise
 
     def _too_large(self) -> errors.EntityTooLarge:
@@ -461,6 +602,10 @@ class MemoryEngine(MemoryMultipartMixin):
                 return total
             await asyncio.sleep(0)
 
+    def sweep_uploads(self, max_age_seconds: float, now: float | None = None) -> int:
+        """Abort uploads older than ``max_age_seconds`` (0: never) and forget old completions; returns aborts."""
+        return self.multipart.sweep(max_age_seconds, self.clock() if now is None else now)
+
     async def _reaper_loop(self) -> None:
         while True:
             await asyncio.sleep(self.reaper_interval)
@@ -477,7 +622,7 @@ class MemoryEngine(MemoryMultipartMixin):
     # ------------------------------------------------------------------ health
     async def storage_stats(self) -> StorageStats:
         s = self.stats
-        return StorageStats(s.buckets, s.objects, s.data_bytes, len(self._uploads), self.clock())
+        return StorageStats(s.buckets, s.objects, s.data_bytes, len(self.multipart), self.clock())
 
     async def probe(self) -> ProbeResult:
         directory = self.persistence_dir
@@ -490,8 +635,12 @@ class MemoryEngine(MemoryMultipartMixin):
 
         def check() -> tuple[int, int]:
             path = directory / f"probe-{uuid.uuid4().hex}.tmp"
-            path.write_bytes(b"ok")
-            path.unlink()
+            fd = open_private(path, os.O_WRONLY)
+            try:
+                os.write(fd, b"ok")
+            finally:
+                os.close(fd)
+                path.unlink()
             usage = shutil.disk_usage(directory)
             return usage.free, usage.total
 
@@ -503,52 +652,69 @@ class MemoryEngine(MemoryMultipartMixin):
         return ProbeResult(True, not problems, free, total, "; ".join(problems))
 
     # ------------------------------------------------------------------ buckets
-    def _bucket(self, name: str) -> MemBucket:
-        bucket = self._buckets.get(name)
-        if bucket is None:
-            raise errors.NoSuchBucket(bucket=name)
-        return bucket
-
     async def create_bucket(self, name: str, owner: str, region: str) -> BucketInfo:
-        existing = self._buckets.get(name)
+        existing = self._bucket_marks.get(name, self._buckets.get(name))
         if existing is not None:
             if existing.info.owner == owner:
                 raise errors.BucketAlreadyOwnedByYou(bucket=name)
             raise errors.BucketAlreadyExists(bucket=name)
-        if self.max_buckets and len(self._buckets) >= self.max_buckets:
+        if self.max_buckets and self._bucket_count() >= self.max_buckets:
             raise errors.TooManyBuckets(
                 f"You have attempted to create more buckets than allowed (max_buckets={self.max_buckets}).",
                 bucket=name,
             )
-        info = BucketInfo(name, self.clock(), owner, region)
-        self._add_bucket(info)
-        await self._durable(self._log(Record(CREATE_BUCKET, _bucket_meta(info))))
-        return info
+        self.check_writable()
+        bucket = MemBucket(BucketInfo(name, self.clock(), owner, region))
+        unmark = self._bucket_marks.mark(name, bucket)
+
+        def finish(ok: bool) -> None:
+            unmark()
+            if ok:
+                self._attach_bucket(bucket)
+
+        await self.durable(self.submit(Record(CREATE_BUCKET, _bucket_meta(bucket.info)), finish))
+        return bucket.info
 
     async def get_bucket(self, name: str) -> BucketInfo:
-        return self._bucket(name).info
+        return self.bucket(name).info
 
     async def list_buckets(self, owner: str | None = None) -> list[BucketInfo]:
         return [b.info for name, b in sorted(self._buckets.items()) if owner is None or b.info.owner == owner]
 
     async def get_bucket_config(self, bucket: str, name: str) -> Any:
-        return self._bucket(bucket).config.get(name)
+        return self.bucket(bucket).config.get(name)
 
     async def put_bucket_config(self, bucket: str, name: str, document: Any) -> None:
-        b = self._bucket(bucket)
+        b = self.write_bucket(bucket)
         record = Record(BUCKET_CONFIG, {"b": bucket, "n": name, "d": document})
         record.raw = encode_meta(record.meta)  # a document that is not JSON fails here, before any change
-        fut = self._log(record)
-        _set_config(b, name, document)
-        await self._durable(fut)
+        self.check_writable()
+
+        def finish(ok: bool) -> None:
+            if ok and self.holds_bucket(b):
+                _set_config(b, name, document)
+
+        await self.durable(self.submit(record, finish))
 
     async def delete_bucket(self, name: str) -> None:
-        bucket = self._bucket(name)
+        bucket = self.write_bucket(name)
         now = self.clock()
-        if any(not is_expired(obj.expires, now) for _key, obj in bucket.index.scan(b"", True, None)):
-            raise errors.BucketNotEmpty(bucket=name)
-        self._drop_bucket(name)
-        await self._durable(self._log(Record(DELETE_BUCKET, {"name": name})))
+        keys = itertools.chain(
+            (k for k, _obj in bucket.index.scan(b"", True, None)), (k for k, _obj in bucket.pending.items())
+        )
+        for key in keys:
+            latest = self._latest(bucket, key)
+            if latest is not None and not is_expired(latest.expires, now):
+                raise errors.BucketNotEmpty(bucket=name)
+        self.check_writable()
+        unmark = self._bucket_marks.mark(name, None)
+
+        def finish(ok: bool) -> None:
+            unmark()
+            if ok and self.holds_bucket(bucket):
+                self._drop_bucket(name)
+
+        await self.durable(self.submit(Record(DELETE_BUCKET, {"name": name}), finish))
 
     # ------------------------------------------------------------------ objects
     async def put_object(
@@ -566,8 +732,8 @@ class MemoryEngine(MemoryMultipartMixin):
         if_match: str | None = None,
         tags: dict[str, str] | None = None,
     ) -> ObjectInfo:
-        self._bucket(bucket)  # fail fast before reading a body
-        digests, chunks, reserved = await self._receive(body, checksum_algorithms, want_sha256)
+        self.write_bucket(bucket)  # fail fast before reading a body
+        digests, chunks, reserved = await self.receive(body, checksum_algorithms, want_sha256)
         try:
             if verify is not None:
                 verify(digests)
@@ -584,45 +750,75 @@ class MemoryEngine(MemoryMultipartMixin):
                 checksum_type="FULL_OBJECT",
                 tags=dict(tags or {}),
             )
-            obj, fut = self._commit(info, chunks, now, if_none_match=if_none_match, if_match=if_match)
-        finally:
-            self.stats.reserved_bytes -= reserved
-        self._evict_to_limit(keep=obj)
-        await self._durable(fut)
+            fut = self._commit(info, chunks, now, reserved, if_none_match=if_none_match, if_match=if_match)
+        except BaseException:
+            self.release(reserved)
+            raise
+        await self.durable(fut)
         return info
+
+    def commit_object(
+        self,
+        info: ObjectInfo,
+        chunks: tuple[bytes, ...],
+        now: float,
+        *,
+        if_none_match: bool | str | None,
+        if_match: str | None,
+        parts: tuple[ObjectPart, ...],
+        upload_id: str,
+        done: Callable[[bool], None],
+    ) -> asyncio.Future[None] | None:
+        """Store the object a multipart upload completes (its record names the parts instead of carrying
+        their data again); ``done(ok)`` runs when the change settles."""
+        return self._commit(
+            info,
+            chunks,
+            now,
+            0,
+            if_none_match=if_none_match,
+            if_match=if_match,
+            parts=parts,
+            upload_id=upload_id,
+            done=done,
+        )
 
     def _commit(
         self,
         info: ObjectInfo,
         chunks: tuple[bytes, ...],
         now: float,
+        reserved: int,
         *,
         if_none_match: bool | str | None = False,
         if_match: str | None = None,
         parts: tuple[ObjectPart, ...] = (),
         upload_id: str | None = None,
-    ) -> tuple[MemObject, asyncio.Future[None] | None]:
-        """Check the write's conditions and limits, then make it visible and log it (atomically).
+        done: Callable[[bool], None] | None = None,
+    ) -> asyncio.Future[None] | None:
+        """Check the write's conditions and limits, then log it and mark the key (atomically).
 
-        ``upload_id``: the object completes that upload; its log record names the
-        upload's parts instead of carrying the data again.
+        Once it returns, the change owns ``reserved`` (the body's reservation): released when it settles.
         """
-        bucket = self._bucket(info.bucket)
+        bucket = self.write_bucket(info.bucket)
         key = info.key.encode("utf-8")
-        current = bucket.index.get(key)
+        current = self._latest(bucket, key)
         live = current if current is not None and not is_expired(current.expires, now) else None
         check_write(info.key, live.info.etag if live is not None else None, if_match, if_none_match)
-        if current is None and self.max_objects_per_bucket and len(bucket.index) >= self.max_objects_per_bucket:
+        if (
+            current is None
+            and self.max_objects_per_bucket
+            and self._object_count(bucket) >= self.max_objects_per_bucket
+        ):
             self._reap(now, len(self._expiries))  # expired objects do not count: reclaim them first
-            if len(bucket.index) >= self.max_objects_per_bucket:
+            if self._object_count(bucket) >= self.max_objects_per_bucket:
                 raise errors.QuotaExceeded(
                     f"The bucket holds the maximum number of objects allowed "
                     f"(max_objects_per_bucket={self.max_objects_per_bucket}).",
                     bucket=info.bucket,
                     key=info.key,
                 )
-        if self._wal is None and self.persistence_dir is not None:
-            raise errors.ServiceUnavailable("The memory engine is shut down.")
+        self.check_writable()
         obj = MemObject(
             info=info,
             owner=bucket.info.owner,
@@ -631,17 +827,29 @@ class MemoryEngine(MemoryMultipartMixin):
             charge=_charge(key, info.size, info.headers, info.checksums, info.tags),
             parts=parts,
         )
-        self._install(bucket, key, obj)
+        unmark = bucket.pending.mark(key, obj)
+
+        def finish(ok: bool) -> None:
+            unmark()
+            self.release(reserved)
+            if ok and self.holds_bucket(bucket):
+                self._install(bucket, key, obj)
+            if done is not None:
+                done(ok)
+            if ok:
+                self.evict_to_limit(keep=obj)
+
         if self._wal is None:
-            return obj, None
+            finish(True)
+            return None
         meta = _object_meta(obj)
         obj.raw = encode_meta(meta)
         if upload_id is not None:
-            return obj, self._wal.append(Record(COMPLETE_UPLOAD, {"u": upload_id, "o": meta}))
-        return obj, self._wal.append(Record(PUT_OBJECT, None, chunks, obj.raw))
+            return self.submit(Record(COMPLETE_UPLOAD, {"u": upload_id, "o": meta}), finish)
+        return self.submit(Record(PUT_OBJECT, None, chunks, obj.raw), finish)
 
     def _live(self, bucket: str, key: str) -> MemObject:
-        b = self._bucket(bucket)
+        b = self.bucket(bucket)
         kb = key.encode("utf-8")
         obj = b.index.get(kb)
         if obj is None or is_expired(obj.expires, self.clock()):
@@ -649,47 +857,232 @@ class MemoryEngine(MemoryMultipartMixin):
         self._lru.move_to_end((bucket, kb))
         return obj
 
+    def live(self, bucket: str, key: str) -> MemObject:
+        return self._live(bucket, key)
+
+    def is_current(self, info: ObjectInfo) -> bool:
+        bucket = self._buckets.get(info.bucket)
+        obj = bucket.index.get(info.key.encode("utf-8")) if bucket is not None else None
+        return (
+            obj is not None
+            and (obj.info.etag, obj.info.last_modified) == (info.etag, info.last_modified)
+            and not is_expired(obj.expires, self.clock())
+        )
+
     async def head_object(self, bucket: str, key: str, *, part_number: int | None = None) -> ObjectInfo:
         obj = self._live(bucket, key)
-        return obj.info if part_number is None else self._part_of(obj, part_number)
+        return obj.info if part_number is None else _part_of(obj, part_number)
 
-    async def open_object(self, bucket: str, key: str, *, part_number: int | None = None) -> MemoryObjectBody:
+    async def open_object(self, bucket: str, key: str, *, part_number: int | None = None) -> ObjectBody:
         obj = self._live(bucket, key)
-        info = obj.info if part_number is None else self._part_of(obj, part_number)
+        info = obj.info if part_number is None else _part_of(obj, part_number)
         return MemoryObjectBody(info, obj.chunks)
 
     async def put_object_tagging(self, bucket: str, key: str, tags: dict[str, str]) -> ObjectInfo:
-        b = self._bucket(bucket)
-        obj = self._live(bucket, key)
-        if self._wal is None and self.persistence_dir is not None:
-            raise errors.ServiceUnavailable("The memory engine is shut down.")
-        # Swap in the retagged object and queue its record with no await in between:
-        # a concurrent PUT of the key applies (and is logged) wholly before or after.
-        new = _retagged(obj, tags)
-        self._install(b, key.encode("utf-8"), new)
-        fut = self._log(Record(SET_TAGS, {"b": bucket, "k": key, "t": new.info.tags}))
-        self._evict_to_limit(keep=new)  # the tags are charged against max_memory too
-        await self._durable(fut)
+        b = self.write_bucket(bucket)
+        kb = key.encode("utf-8")
+        current = self._latest(b, kb)
+        if current is None or is_expired(current.expires, self.clock()):
+            raise errors.NoSuchKey(key=key)
+        self.check_writable()
+        new = _retagged(current, tags)
+        unmark = b.pending.mark(kb, new)
+
+        def finish(ok: bool) -> None:
+            unmark()
+            # Like replay: the tags go to the object current when the record applies.
+            stored = b.index.get(kb) if ok and self.holds_bucket(b) else None
+            if stored is not None:
+                retagged = _retagged(stored, new.info.tags)
+                self._install(b, kb, retagged)
+                self.evict_to_limit(keep=retagged)  # the tags are charged against max_memory too
+
+        await self.durable(self.submit(Record(SET_TAGS, {"b": bucket, "k": key, "t": new.info.tags}), finish))
         return new.info
 
     def _delete(self, bucket: MemBucket, key: str) -> asyncio.Future[None] | None:
-        if self._remove(bucket, key.encode("utf-8")) is None:
+        kb = key.encode("utf-8")
+        if self._latest(bucket, kb) is None:
             return None
-        return self._log(Record(DELETE_OBJECT, {"b": bucket.info.name, "k": key}))
+        self.check_writable()
+        unmark = bucket.pending.mark(kb, None)
+
+        def finish(ok: bool) -> None:
+            unmark()
+            if ok and self.holds_bucket(bucket):
+                self._remove(bucket, kb)
+
+        return self.submit(Record(DELETE_OBJECT, {"b": bucket.info.name, "k": key}), finish)
 
     async def delete_object(self, bucket: str, key: str) -> None:
-        await self._durable(self._delete(self._bucket(bucket), key))
+        await self.durable(self._delete(self.write_bucket(bucket), key))
 
     async def delete_objects(self, bucket: str, keys: list[str]) -> list[Exception | None]:
-        b = self._bucket(bucket)
-        last: asyncio.Future[None] | None = None
-        for key in keys:
-            fut = self._delete(b, key)
+        b = self.write_bucket(bucket)
+        results: list[Exception | None] = [None] * len(keys)
+        waiting: list[tuple[int, asyncio.Future[None]]] = []
+        for i, key in enumerate(keys):
+            try:
+                fut = self._delete(b, key)
+            except errors.StorageError as exc:
+                results[i] = exc
+                continue
             if fut is not None:
-                last = fut
-        # Records are written in order: the last one durable means all of them are.
-        await self._durable(last)
-        return [None] * len(keys)
+                waiting.append((i, fut))
+        outcomes = await asyncio.gather(*(fut for _i, fut in waiting), return_exceptions=True)
+        for (i, _fut), outcome in zip(waiting, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                if not isinstance(outcome, Exception):
+                    raise outcome
+                results[i] = outcome
+        return results
+
+    # ------------------------------------------------------------------ copies and object parts
+    async def copy_object(
+        self,
+        src_bucket: str,
+        src_key: str,
+        bucket: str,
+        key: str,
+        *,
+        headers: dict[str, str] | None,
+        storage_class: str | None = None,
+        checksum_algorithm: str | None = None,
+        check_source: SourceCheck | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> ObjectInfo:
+        self.write_bucket(bucket)
+        source = self._live(src_bucket, src_key)
+        if check_source is not None:
+            check_source(source.info)
+        info, read_algorithms = copy_plan(source.info, bucket, key, headers, storage_class, checksum_algorithm, tags)
+        info.last_modified = self.clock()
+        if read_algorithms is not None:
+            # Written as one object: a multipart source gets the MD5 of its content as ETag.
+            digests = await hash_chunks(source.chunks, read_algorithms)
+            info.etag = digests.md5.hex()
+            info.checksums = dict(digests.checksums)
+        # The source's chunks are immutable: the copy shares them (and stays whole even
+        # if the source changed while it was hashed).
+        self.reserve(info.size)
+        try:
+            fut = self._commit(info, source.chunks, info.last_modified, info.size)
+        except BaseException:
+            self.release(info.size)
+            raise
+        await self.durable(fut)
+        return info
+
+    async def list_object_parts(
+        self, bucket: str, key: str, *, marker: int = 0, max_parts: int = 1000
+    ) -> ObjectPartsPage:
+        obj = self._live(bucket, key)
+        if not obj.info.parts_count:
+            return ObjectPartsPage(obj.info, [], False, 0)
+        after = [p for p in obj.parts if p.part_number > marker]
+        chosen = after[:max_parts]
+        return ObjectPartsPage(obj.info, chosen, len(after) > max_parts, chosen[-1].part_number if chosen else 0)
+
+    # ------------------------------------------------------------------ multipart uploads (self.multipart)
+    async def create_multipart_upload(
+        self,
+        bucket: str,
+        key: str,
+        *,
+        headers: dict[str, str],
+        storage_class: str = "STANDARD",
+        checksum_algorithm: str | None = None,
+        checksum_type: str | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> UploadInfo:
+        return await self.multipart.create(
+            bucket,
+            key,
+            headers=headers,
+            storage_class=storage_class,
+            checksum_algorithm=checksum_algorithm,
+            checksum_type=checksum_type,
+            tags=tags,
+        )
+
+    async def get_upload(self, bucket: str, key: str, upload_id: str) -> UploadInfo:
+        return await self.multipart.get(bucket, key, upload_id)
+
+    async def upload_part(
+        self,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        part_number: int,
+        body: AsyncIterator[bytes],
+        *,
+        checksum_algorithms: tuple[str, ...] = (),
+        want_sha256: bool = False,
+        verify: Verifier | None = None,
+    ) -> PartInfo:
+        return await self.multipart.upload_part(
+            bucket,
+            key,
+            upload_id,
+            part_number,
+            body,
+            checksum_algorithms=checksum_algorithms,
+            want_sha256=want_sha256,
+            verify=verify,
+        )
+
+    async def upload_part_copy(
+        self,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        part_number: int,
+        src_bucket: str,
+        src_key: str,
+        *,
+        src_range: tuple[int, int] | None = None,
+        check_source: SourceCheck | None = None,
+    ) -> PartInfo:
+        return await self.multipart.upload_part_copy(
+            bucket, key, upload_id, part_number, src_bucket, src_key, src_range=src_range, check_source=check_source
+        )
+
+    async def complete_multipart_upload(
+        self,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        parts: list[CompletedPart],
+        completion: Completion | None = None,
+    ) -> ObjectInfo:
+        return await self.multipart.complete(bucket, key, upload_id, parts, completion or Completion())
+
+    async def abort_multipart_upload(self, bucket: str, key: str, upload_id: str) -> None:
+        await self.multipart.abort(bucket, key, upload_id)
+
+    async def list_parts(
+        self, bucket: str, key: str, upload_id: str, *, marker: int = 0, max_parts: int = 1000
+    ) -> PartsPage:
+        return await self.multipart.list_parts(bucket, key, upload_id, marker=marker, max_parts=max_parts)
+
+    async def list_multipart_uploads(
+        self,
+        bucket: str,
+        *,
+        prefix: str = "",
+        delimiter: str = "",
+        key_marker: str = "",
+        upload_id_marker: str = "",
+        max_uploads: int = 1000,
+    ) -> UploadsPage:
+        return await self.multipart.list_uploads(
+            bucket,
+            prefix=prefix,
+            delimiter=delimiter,
+            key_marker=key_marker,
+            upload_id_marker=upload_id_marker,
+            max_uploads=max_uploads,
+        )
 
     # ------------------------------------------------------------------ listing
     async def list_objects(
@@ -701,7 +1094,7 @@ class MemoryEngine(MemoryMultipartMixin):
         after: str = "",
         max_keys: int = 1000,
     ) -> ListPage:
-        index = self._bucket(bucket).index
+        index = self.bucket(bucket).index
         now = self.clock()
 
         def scan(lower: bytes, inclusive: bool, upper: bytes | None) -> Iterator[tuple[bytes, MemObject]]:
@@ -725,7 +1118,7 @@ class MemoryEngine(MemoryMultipartMixin):
     # ------------------------------------------------------------------ persistence
     def _recover(self, directory: Path) -> tuple[int, int]:
         """Load the newest snapshot and replay the log after it; returns (next segment, records replayed)."""
-        directory.mkdir(parents=True, exist_ok=True)
+        private_dir(directory)
         remove_temp_files(directory)
         started = time.monotonic()
         base = 0
@@ -756,8 +1149,14 @@ class MemoryEngine(MemoryMultipartMixin):
                 )
                 os.truncate(path, good)
         _remove_obsolete(directory, base)
+        for _seq, path in [*segments(directory), *snapshots(directory)]:
+            os.chmod(path, FILE_MODE)  # files of older versions were created 0644
         self._reap(self.clock(), len(self._expiries))
-        self._evict_to_limit()
+        self._recovering = True
+        try:
+            self.evict_to_limit()  # its records wait in self._unlogged until the log is open
+        finally:
+            self._recovering = False
         log.info(
             "memory engine recovered %d buckets, %d objects (%d bytes) from %s: snapshot %d + %d log records in %.2fs",
             len(self._buckets),
@@ -772,9 +1171,11 @@ class MemoryEngine(MemoryMultipartMixin):
 
     def _replay(self, record: Record) -> None:
         meta = record.meta
+        bucket: MemBucket | None
         if record.op == CREATE_BUCKET:
-            self._add_bucket(BucketInfo(meta["name"], meta["created"], meta["owner"], meta["region"]))
-            self._buckets[meta["name"]].config = meta.get("config", {})
+            created = MemBucket(BucketInfo(meta["name"], meta["created"], meta["owner"], meta["region"]))
+            created.config = meta.get("config", {})
+            self._attach_bucket(created)
         elif record.op == DELETE_BUCKET:
             self._drop_bucket(meta["name"])
         elif record.op == PUT_OBJECT:
@@ -782,11 +1183,7 @@ class MemoryEngine(MemoryMultipartMixin):
             if bucket is None:
                 return
             obj = _object_from(meta, record.data, record.raw)
-            key = obj.info.key.encode("utf-8")
-            if is_expired(obj.expires, self.clock()):
-                self._remove(bucket, key)
-            else:
-                self._install(bucket, key, obj)
+            self._replay_object(bucket, obj)
         elif record.op == BUCKET_CONFIG:
             bucket = self._buckets.get(meta["b"])
             if bucket is not None:
@@ -802,30 +1199,31 @@ class MemoryEngine(MemoryMultipartMixin):
             if bucket is not None and current is not None:
                 self._install(bucket, key, _retagged(current, meta["t"]))
         elif record.op == COMPLETE_UPLOAD:
-            upload = self._uploads.get(meta["u"])
             bucket = self._buckets.get(meta["o"][0])
-            if upload is None or bucket is None:
+            chunks = self.multipart.completed_chunks(meta["u"], [p[0] for p in meta["o"][12]])
+            if chunks is None or bucket is None:
                 return
-            numbers = [p[0] for p in meta["o"][12]]
-            chunks = tuple(itertools.chain.from_iterable(upload.parts[n].chunks for n in numbers))
             obj = _object_from(meta["o"], chunks, encode_meta(meta["o"]))
-            self._drop_upload(upload)
-            key = obj.info.key.encode("utf-8")
-            if is_expired(obj.expires, self.clock()):
-                self._remove(bucket, key)
-            else:
-                self._install(bucket, key, obj)
-        elif self._replay_upload(record):
-            pass
-        else:
+            self.multipart.replay_completed(meta["u"], obj.info, obj.info.last_modified)
+            self._replay_object(bucket, obj)
+        elif record.op == CREATE_UPLOAD and meta["b"] not in self._buckets:
+            return
+        elif not self.multipart.replay(record):
             log.warning("skipping a log record of unknown kind %d", record.op)
 
-    def _image(self) -> list[_BucketImage]:
-        """References to the whole state, taken between two awaits (cheap: no object is copied)."""
-        return [
-            (b.info, b.config, b.index.values(), [(u, list(u.parts.values())) for u in b.uploads.values()])
-            for b in self._buckets.values()
+    def _replay_object(self, bucket: MemBucket, obj: MemObject) -> None:
+        key = obj.info.key.encode("utf-8")
+        if is_expired(obj.expires, self.clock()):
+            self._remove(bucket, key)
+        else:
+            self._install(bucket, key, obj)
+
+    def _image(self) -> _Image:
+        """References to the whole durable state (cheap: no object is copied)."""
+        buckets = [
+            (b.info, b.config, b.index.values(), self.multipart.image(b.info.name)) for b in self._buckets.values()
         ]
+        return buckets, self.multipart.completions()
 
     async def snapshot(self) -> Path | None:
         """Write a snapshot now (no-op without persistence); the log before it is then deleted."""
@@ -834,14 +1232,25 @@ class MemoryEngine(MemoryMultipartMixin):
         async with self._snapshot_lock:
             wal = self._wal
             seq = wal.seq + 1
-            marker = wal.rotate(seq)
-            image = self._image()
-            self._wal_bytes_at_snapshot = self.stats.wal.bytes
-            self._records_at_snapshot = self.stats.wal.records
+            taken: asyncio.Future[_Image] = asyncio.get_running_loop().create_future()
+
+            def switched(error: BaseException | None) -> None:
+                # On the loop, after every batch before the rotation was applied and before any after it:
+                # the state is exactly what the segments before ``seq`` hold.
+                if taken.done():
+                    return
+                if error is not None:
+                    taken.set_exception(error)
+                    return
+                self._wal_bytes_at_snapshot = self.stats.wal.bytes
+                self._records_at_snapshot = self.stats.wal.records
+                taken.set_result(self._image())
+
+            wal.rotate(seq, switched)
+            image = await taken
             directory = wal.directory
 
             def write() -> tuple[Path, int]:
-                marker.done.wait()
                 result = write_snapshot(directory, seq, _image_records(image, self.clock()), fsync=self.fsync)
                 _remove_obsolete(directory, seq)
                 return result
@@ -879,8 +1288,21 @@ class MemoryEngine(MemoryMultipartMixin):
                 await self._snapshot_logged()
 
 
-# A bucket in a snapshot image: info, configuration, objects, uploads with their parts.
-_BucketImage = tuple[BucketInfo, dict[str, Any], list[MemObject], list[tuple[MemUpload, list[Any]]]]
+def _part_of(obj: MemObject, part_number: int) -> ObjectInfo:
+    info = obj.info
+    if info.parts_count:
+        for part in obj.parts:
+            if part.part_number == part_number:
+                return dataclasses.replace(info, part=part)
+    elif part_number == 1:  # a single-part object is its own part 1
+        return dataclasses.replace(info, part=ObjectPart(1, 0, info.size, info.etag, dict(info.checksums)))
+    raise errors.InvalidPart(f"The requested part number {part_number} does not exist.", key=info.key)
+
+
+# A snapshot image: per bucket its info, configuration, objects and uploads with their parts;
+# then the remembered answers of completed uploads (upload id, answer, completed at).
+_BucketImage = tuple[BucketInfo, dict[str, Any], list[MemObject], list[tuple[UploadInfo, list[Any]]]]
+_Image = tuple[list[_BucketImage], list[tuple[str, ObjectInfo, float]]]
 
 
 def _bucket_meta(info: BucketInfo) -> dict[str, Any]:
@@ -936,17 +1358,18 @@ def _set_config(bucket: MemBucket, name: str, document: Any) -> None:
     bucket.config = config
 
 
-def _image_records(image: list[_BucketImage], now: float) -> Iterator[Record]:
-    for info, config, objects, uploads in image:
+def _image_records(image: _Image, now: float) -> Iterator[Record]:
+    buckets, completions = image
+    for info, config, objects, uploads in buckets:
         yield Record(CREATE_BUCKET, {**_bucket_meta(info), "config": config})
-        for upload, parts in uploads:
-            yield Record(CREATE_UPLOAD, upload_meta(upload.info))
-            for part in parts:
-                yield Record(PUT_PART, part_meta(upload.info.upload_id, part.info), part.chunks)
+        yield from MemoryUploads.image_records(uploads)
         for obj in objects:
             if not is_expired(obj.expires, now):
                 raw = obj.raw if obj.raw is not None else encode_meta(_object_meta(obj))
                 yield Record(PUT_OBJECT, None, obj.chunks, raw)
+    for upload_id, answer, at in completions:
+        if at >= now - COMPLETED_RETENTION_SECONDS:
+            yield Record(COMPLETED, answer_meta(upload_id, answer, at))
 
 
 def _remove_obsolete(directory: Path, base: int) -> None:

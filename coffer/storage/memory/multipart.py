@@ -1,21 +1,27 @@
-"""The memory engine's multipart uploads, copies and object-part reads.
+"""The memory engine's multipart uploads: a component the engine owns.
 
-Parts are received like object bodies (hashed while they arrive, charged against
-max_memory). Completing an upload makes the object the concatenation of its
-parts' chunks: nothing is copied. A copy shares the source's chunks (objects
-are immutable), and UploadPartCopy shares every whole chunk of its range.
-The completion rules (order, ETags, sizes, checksums) are the shared ones in
+Parts are received like object bodies (hashed while they arrive, reserved
+against max_memory, then charged: never evicted). Completing an upload makes
+the object the concatenation of its parts' chunks: nothing is copied.
+UploadPartCopy shares every whole chunk of its range. The completion rules
+(order, ETags, sizes, checksums) are the shared ones in
 ``coffer.storage.multipart``.
+
+``MemoryUploads`` holds the uploads, their parts and the answers of completed
+uploads; it reaches the engine's objects, memory accounting and log only
+through ``UploadHost``. Like every change of the engine, an upload change is
+logged first and applied once its record is durable; until then it is marked
+(a part in ``MemUpload.pending``, a completion or abort in ``_closing``) so
+later checks see it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import itertools
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from coffer.storage import errors
 from coffer.storage.api import (
@@ -24,9 +30,9 @@ from coffer.storage.api import (
     Completion,
     ObjectInfo,
     ObjectPart,
-    ObjectPartsPage,
     PartInfo,
     PartsPage,
+    PutDigests,
     SourceCheck,
     UploadInfo,
     UploadsPage,
@@ -34,16 +40,17 @@ from coffer.storage.api import (
 )
 from coffer.storage.hashing import BodyHasher
 from coffer.storage.listing import list_uploads_page
-from coffer.storage.memory.wal import CREATE_UPLOAD, DELETE_UPLOAD, PUT_PART, Record, WalWriter
-from coffer.storage.multipart import assemble, copy_plan, new_upload_id, resolve_checksum_type
+from coffer.storage.memory.index import KeyIndex, Marks
+from coffer.storage.memory.wal import COMPLETED, CREATE_UPLOAD, DELETE_UPLOAD, PUT_PART, Record
+from coffer.storage.multipart import assemble, new_upload_id, resolve_checksum_type
 
 if TYPE_CHECKING:
     from coffer.storage.memory.engine import MemBucket, MemObject, MemoryStats
 
-# A completed upload is remembered this long so a retried Complete gets the same answer.
+# A completed upload's answer is kept this long so a retried Complete gets it again.
 COMPLETED_RETENTION_SECONDS = 3600
 PART_OVERHEAD = 200
-_HASH_INLINE_MAX = 256 * 1024
+HASH_INLINE_MAX = 256 * 1024  # smaller bodies are hashed on the loop, larger ones on a thread
 
 
 @dataclass(slots=True, eq=False)
@@ -57,6 +64,73 @@ class MemPart:
 class MemUpload:
     info: UploadInfo
     parts: dict[int, MemPart] = field(default_factory=dict)
+    # Parts logged but not yet durable, by number: what a Complete must assemble from.
+    pending: Marks[int, MemPart] = field(default_factory=Marks)
+
+
+@dataclass(slots=True, eq=False)
+class _Closing:
+    """A Complete or Abort logged but not yet durable."""
+
+    answer: ObjectInfo | None  # the Complete's answer (None: an abort)
+    future: asyncio.Future[None] | None = None
+
+
+class UploadHost(Protocol):
+    """What the uploads need of the engine that owns them."""
+
+    stats: MemoryStats
+    max_memory: int
+
+    def clock(self) -> float: ...
+    def bucket(self, name: str) -> MemBucket:
+        """A durable bucket (NoSuchBucket)."""
+        ...
+
+    def write_bucket(self, name: str) -> MemBucket:
+        """The bucket as pending changes leave it, for a write's checks (NoSuchBucket)."""
+        ...
+
+    def holds_bucket(self, bucket: MemBucket) -> bool:
+        """Whether ``bucket`` is (still) a durable bucket of the engine."""
+        ...
+
+    def live(self, bucket: str, key: str) -> MemObject:
+        """A durable, unexpired object (NoSuchBucket, NoSuchKey)."""
+        ...
+
+    def is_current(self, info: ObjectInfo) -> bool:
+        """Whether the object ``info`` describes is still the one stored at its key."""
+        ...
+
+    async def receive(
+        self, body: AsyncIterator[bytes], algorithms: tuple[str, ...], want_sha256: bool, limit: int
+    ) -> tuple[PutDigests, tuple[bytes, ...], int]: ...
+    def reserve(self, n: int) -> None: ...
+    def release(self, n: int) -> None: ...
+    def evict_to_limit(self) -> None: ...
+    def check_writable(self) -> None: ...
+    def submit(self, record: Record, finish: Callable[[bool], None]) -> asyncio.Future[None] | None:
+        """Log ``record``; ``finish(True)`` applies it once durable, ``finish(False)`` when it failed."""
+        ...
+
+    def log_nowait(self, record: Record) -> None:
+        """Log a change already applied that nobody waits for."""
+        ...
+
+    async def durable(self, fut: asyncio.Future[None] | None) -> None: ...
+    def commit_object(
+        self,
+        info: ObjectInfo,
+        chunks: tuple[bytes, ...],
+        now: float,
+        *,
+        if_none_match: bool | str | None,
+        if_match: str | None,
+        parts: tuple[ObjectPart, ...],
+        upload_id: str,
+        done: Callable[[bool], None],
+    ) -> asyncio.Future[None] | None: ...
 
 
 def slice_chunks(chunks: tuple[bytes, ...], start: int, end: int) -> tuple[bytes, ...]:
@@ -73,6 +147,23 @@ def slice_chunks(chunks: tuple[bytes, ...], start: int, end: int) -> tuple[bytes
         lo, hi = max(start - chunk_start, 0), min(end - chunk_start, len(chunk))
         out.append(chunk if lo == 0 and hi == len(chunk) else chunk[lo:hi])
     return tuple(out)
+
+
+async def hash_chunks(chunks: tuple[bytes, ...], algorithms: tuple[str, ...]) -> PutDigests:
+    """Digests of a chunked body; large ones hashed on a thread."""
+    hasher = BodyHasher(algorithms, False)
+    total = sum(len(c) for c in chunks)
+    if total < HASH_INLINE_MAX:
+        for chunk in chunks:
+            hasher.update(chunk)
+    else:
+
+        def run() -> None:
+            for chunk in chunks:
+                hasher.update(chunk)
+
+        await asyncio.to_thread(run)
+    return hasher.digests()
 
 
 def part_meta(upload_id: str, part: PartInfo) -> dict[str, Any]:
@@ -116,101 +207,147 @@ def upload_from(meta: dict[str, Any]) -> UploadInfo:
     )
 
 
-class MemoryMultipartMixin:
-    if TYPE_CHECKING:
-        stats: MemoryStats
-        max_memory: int
-        upload_max_age_seconds: float
-        _buckets: dict[str, MemBucket]
-        _uploads: dict[str, MemUpload]
-        _completed: dict[str, tuple[ObjectInfo, float]]
-        _wal: WalWriter | None
+def answer_meta(upload_id: str, info: ObjectInfo, at: float) -> dict[str, Any]:
+    """A completed upload's answer, for snapshots (the log has it in the completion's record)."""
+    return {
+        "u": upload_id,
+        "at": at,
+        "b": info.bucket,
+        "k": info.key,
+        "s": info.size,
+        "e": info.etag,
+        "m": info.last_modified,
+        "sc": info.storage_class,
+        "h": info.headers,
+        "c": {a: v.hex() for a, v in info.checksums.items()},
+        "ct": info.checksum_type,
+        "n": info.parts_count,
+        "t": info.tags,
+    }
 
-        def clock(self) -> float: ...
-        def _bucket(self, name: str) -> MemBucket: ...
-        def _live(self, bucket: str, key: str) -> MemObject: ...
-        def _reserve(self, n: int) -> None: ...
-        def _log(self, record: Record) -> asyncio.Future[None] | None: ...
-        async def _durable(self, fut: asyncio.Future[None] | None) -> None: ...
-        def _evict_to_limit(self, keep: MemObject | None = None) -> None: ...
-        async def _receive(
-            self, body: Any, algorithms: tuple[str, ...], want_sha256: bool, limit: int | None = None
-        ) -> tuple[Any, tuple[bytes, ...], int]: ...
-        def _commit(
-            self,
-            info: ObjectInfo,
-            chunks: tuple[bytes, ...],
-            now: float,
-            *,
-            if_none_match: bool | str | None = False,
-            if_match: str | None = None,
-            parts: tuple[ObjectPart, ...] = (),
-            upload_id: str | None = None,
-        ) -> tuple[MemObject, asyncio.Future[None] | None]: ...
 
-    # ------------------------------------------------------------------ state changes (live and replay)
-    def _add_upload(self, info: UploadInfo) -> None:
+def answer_from(meta: dict[str, Any]) -> ObjectInfo:
+    return ObjectInfo(
+        bucket=meta["b"],
+        key=meta["k"],
+        size=meta["s"],
+        etag=meta["e"],
+        last_modified=meta["m"],
+        storage_class=meta["sc"],
+        headers=meta["h"],
+        checksums={a: bytes.fromhex(v) for a, v in meta["c"].items()},
+        checksum_type=meta["ct"],
+        parts_count=meta["n"],
+        tags=meta["t"],
+    )
+
+
+class MemoryUploads:
+    def __init__(self, host: UploadHost) -> None:
+        self._host = host
+        self._uploads: dict[str, MemUpload] = {}
+        # Per bucket, by (UTF-8 key, upload id): ListMultipartUploads' order.
+        self._by_bucket: dict[str, KeyIndex[MemUpload]] = {}
+        # Completed uploads' answers by upload id: (answer, completed at).
+        self._completed: dict[str, tuple[ObjectInfo, float]] = {}
+        self._closing: dict[str, _Closing] = {}
+
+    def __len__(self) -> int:
+        return len(self._uploads)
+
+    # ------------------------------------------------------------------ state changes (applied and replayed)
+    def _add(self, info: UploadInfo) -> None:
         upload = MemUpload(info)
         self._uploads[info.upload_id] = upload
-        self._buckets[info.bucket].uploads.set((info.key.encode("utf-8"), info.upload_id), upload)
+        index = self._by_bucket.setdefault(info.bucket, KeyIndex())
+        index.set((info.key.encode("utf-8"), info.upload_id), upload)
 
-    def _drop_upload(self, upload: MemUpload) -> None:
+    def _drop(self, upload: MemUpload) -> None:
         info = upload.info
         self._uploads.pop(info.upload_id, None)
-        bucket = self._buckets.get(info.bucket)
-        if bucket is not None:
-            bucket.uploads.pop((info.key.encode("utf-8"), info.upload_id))
+        index = self._by_bucket.get(info.bucket)
+        if index is not None:
+            index.pop((info.key.encode("utf-8"), info.upload_id))
+            if not len(index):
+                del self._by_bucket[info.bucket]
+        stats = self._host.stats
         for part in upload.parts.values():
-            self.stats.used_bytes -= part.charge
+            stats.used_bytes -= part.charge
+            stats.part_bytes -= part.charge
         upload.parts = {}
 
     def _set_part(self, upload: MemUpload, part: PartInfo, chunks: tuple[bytes, ...]) -> None:
+        stats = self._host.stats
         old = upload.parts.get(part.part_number)
         if old is not None:  # uploading a part number again replaces the earlier part
-            self.stats.used_bytes -= old.charge
+            stats.used_bytes -= old.charge
+            stats.part_bytes -= old.charge
         stored = MemPart(part, chunks, part.size + PART_OVERHEAD)
         upload.parts[part.part_number] = stored
-        self.stats.used_bytes += stored.charge
+        stats.used_bytes += stored.charge
+        stats.part_bytes += stored.charge
 
-    def _open_upload(self, bucket: str, key: str, upload_id: str) -> MemUpload:
+    def drop_bucket(self, name: str) -> None:
+        """Uploads in progress do not keep a bucket alive (S3 drops them with it)."""
+        index = self._by_bucket.get(name)
+        if index is not None:
+            for upload in index.values():
+                self._drop(upload)
+
+    def _open(self, bucket: str, key: str, upload_id: str, *, write: bool) -> MemUpload:
+        """The upload (durable); for a write also not being completed or aborted, in a bucket not being deleted."""
+        if write:
+            self._host.write_bucket(bucket)
         upload = self._uploads.get(upload_id)
-        if upload is None or upload.info.bucket != bucket or upload.info.key != key:
-            self._bucket(bucket)
+        if (
+            upload is None
+            or upload.info.bucket != bucket
+            or upload.info.key != key
+            or (write and upload_id in self._closing)
+        ):
+            self._host.bucket(bucket)
             raise errors.NoSuchUpload(upload_id=upload_id)
         return upload
 
-    # ------------------------------------------------------------------ uploads
-    async def create_multipart_upload(
+    # ------------------------------------------------------------------ operations
+    async def create(
         self,
         bucket: str,
         key: str,
         *,
         headers: dict[str, str],
-        storage_class: str = "STANDARD",
-        checksum_algorithm: str | None = None,
-        checksum_type: str | None = None,
-        tags: dict[str, str] | None = None,
+        storage_class: str,
+        checksum_algorithm: str | None,
+        checksum_type: str | None,
+        tags: dict[str, str] | None,
     ) -> UploadInfo:
         resolved = resolve_checksum_type(checksum_algorithm, checksum_type)
-        owner = self._bucket(bucket).info.owner
+        host = self._host
+        b = host.write_bucket(bucket)
+        host.check_writable()
         info = UploadInfo(
             bucket=bucket,
             key=key,
             upload_id=new_upload_id(),
-            initiated=self.clock(),
-            owner=owner,
+            initiated=host.clock(),
+            owner=b.info.owner,
             storage_class=storage_class,
             headers=headers,
             checksum_algorithm=checksum_algorithm,
             checksum_type=resolved,
             tags=dict(tags or {}),
         )
-        self._add_upload(info)
-        await self._durable(self._log(Record(CREATE_UPLOAD, upload_meta(info))))
+
+        # Nobody knows the upload id before the answer: nothing to mark meanwhile.
+        def finish(ok: bool) -> None:
+            if ok and host.holds_bucket(b):
+                self._add(info)
+
+        await host.durable(host.submit(Record(CREATE_UPLOAD, upload_meta(info)), finish))
         return info
 
-    async def get_upload(self, bucket: str, key: str, upload_id: str) -> UploadInfo:
-        return self._open_upload(bucket, key, upload_id).info
+    async def get(self, bucket: str, key: str, upload_id: str) -> UploadInfo:
+        return self._open(bucket, key, upload_id, write=False).info
 
     async def upload_part(
         self,
@@ -218,34 +355,46 @@ class MemoryMultipartMixin:
         key: str,
         upload_id: str,
         part_number: int,
-        body: Any,
+        body: AsyncIterator[bytes],
         *,
-        checksum_algorithms: tuple[str, ...] = (),
-        want_sha256: bool = False,
-        verify: Verifier | None = None,
+        checksum_algorithms: tuple[str, ...],
+        want_sha256: bool,
+        verify: Verifier | None,
     ) -> PartInfo:
-        upload = self._open_upload(bucket, key, upload_id)  # fail fast before reading a body
+        host = self._host
+        upload = self._open(bucket, key, upload_id, write=True)  # fail fast before reading a body
         algorithms = tuple(dict.fromkeys((*checksum_algorithms, upload.info.effective_algorithm)))
-        digests, chunks, reserved = await self._receive(
-            body, algorithms, want_sha256, min(MAX_PART_SIZE, self.max_memory)
+        digests, chunks, reserved = await host.receive(
+            body, algorithms, want_sha256, min(MAX_PART_SIZE, host.max_memory)
         )
         try:
             if verify is not None:
                 verify(digests)
-            part = PartInfo(part_number, digests.size, digests.md5.hex(), self.clock(), dict(digests.checksums))
-            fut = self._store_part(bucket, key, upload_id, part, chunks)
-        finally:
-            self.stats.reserved_bytes -= reserved
-        self._evict_to_limit()
-        await self._durable(fut)
+            part = PartInfo(part_number, digests.size, digests.md5.hex(), host.clock(), dict(digests.checksums))
+            fut = self._store_part(bucket, key, upload_id, part, chunks, reserved)
+        except BaseException:
+            host.release(reserved)
+            raise
+        await host.durable(fut)
         return part
 
     def _store_part(
-        self, bucket: str, key: str, upload_id: str, part: PartInfo, chunks: tuple[bytes, ...]
+        self, bucket: str, key: str, upload_id: str, part: PartInfo, chunks: tuple[bytes, ...], reserved: int
     ) -> asyncio.Future[None] | None:
-        upload = self._open_upload(bucket, key, upload_id)  # aborted or completed meanwhile?
-        self._set_part(upload, part, chunks)
-        return self._log(Record(PUT_PART, part_meta(upload_id, part), chunks))
+        """Log a part; once durable it replaces the reservation of its bytes. Owns ``reserved`` when it returns."""
+        host = self._host
+        upload = self._open(bucket, key, upload_id, write=True)  # aborted or completed meanwhile?
+        host.check_writable()
+        unmark = upload.pending.mark(part.part_number, MemPart(part, chunks, part.size + PART_OVERHEAD))
+
+        def finish(ok: bool) -> None:
+            unmark()
+            host.release(reserved)
+            if ok and self._uploads.get(upload_id) is upload:
+                self._set_part(upload, part, chunks)
+                host.evict_to_limit()
+
+        return host.submit(Record(PUT_PART, part_meta(upload_id, part), chunks), finish)
 
     async def upload_part_copy(
         self,
@@ -256,11 +405,12 @@ class MemoryMultipartMixin:
         src_bucket: str,
         src_key: str,
         *,
-        src_range: tuple[int, int] | None = None,
-        check_source: SourceCheck | None = None,
+        src_range: tuple[int, int] | None,
+        check_source: SourceCheck | None,
     ) -> PartInfo:
-        upload = self._open_upload(bucket, key, upload_id)
-        source = self._live(src_bucket, src_key)
+        host = self._host
+        upload = self._open(bucket, key, upload_id, write=True)
+        source = host.live(src_bucket, src_key)
         if check_source is not None:
             check_source(source.info)
         size = source.info.size
@@ -278,55 +428,74 @@ class MemoryMultipartMixin:
             raise errors.EntityTooLarge()
         chunks = slice_chunks(source.chunks, start, end)
         digests = await hash_chunks(chunks, (upload.info.effective_algorithm,))
-        self._reserve(digests.size)
+        host.reserve(digests.size)
         try:
-            part = PartInfo(part_number, digests.size, digests.md5.hex(), self.clock(), dict(digests.checksums))
-            fut = self._store_part(bucket, key, upload_id, part, chunks)
-        finally:
-            self.stats.reserved_bytes -= digests.size
-        await self._durable(fut)
+            part = PartInfo(part_number, digests.size, digests.md5.hex(), host.clock(), dict(digests.checksums))
+            fut = self._store_part(bucket, key, upload_id, part, chunks, digests.size)
+        except BaseException:
+            host.release(digests.size)
+            raise
+        await host.durable(fut)
         return part
 
-    async def complete_multipart_upload(
-        self,
-        bucket: str,
-        key: str,
-        upload_id: str,
-        parts: list[CompletedPart],
-        completion: Completion | None = None,
+    async def complete(
+        self, bucket: str, key: str, upload_id: str, parts: list[CompletedPart], completion: Completion
     ) -> ObjectInfo:
-        completion = completion or Completion()
+        host = self._host
         done_before = self._completed.get(upload_id)
-        if done_before is not None and (done_before[0].bucket, done_before[0].key) == (bucket, key):
-            return done_before[0]  # a retried Complete gets the same answer
-        upload = self._open_upload(bucket, key, upload_id)
-        info, chunks, object_parts = self._assemble(upload, parts, completion, self.clock())
-        # Check, make visible, log and drop the upload in one step: nothing can slip in between.
-        obj, fut = self._commit(
-            info,
-            chunks,
-            info.last_modified,
-            if_none_match=completion.if_none_match,
-            if_match=completion.if_match,
-            parts=object_parts,
-            upload_id=upload_id,
-        )
-        self._drop_upload(upload)
-        self._completed[upload_id] = (info, self.clock())
-        self._evict_to_limit(keep=obj)
-        await self._durable(fut)
+        if done_before is not None:
+            answer = done_before[0]
+            if (answer.bucket, answer.key) == (bucket, key) and host.is_current(answer):
+                return answer  # a retried Complete gets the same answer while its object stands
+        closing = self._closing.get(upload_id)
+        if closing is not None and closing.answer is not None and closing.future is not None:
+            answer = closing.answer
+            if (answer.bucket, answer.key) == (bucket, key):
+                await asyncio.shield(closing.future)  # the first Complete's answer, once durable
+                return answer
+        upload = self._open(bucket, key, upload_id, write=True)
+        now = host.clock()
+        info, chunks, object_parts = self._assemble(upload, parts, completion, now)
+        closing = self._closing[upload_id] = _Closing(info)
+
+        def done(ok: bool) -> None:
+            if self._closing.get(upload_id) is closing:
+                del self._closing[upload_id]
+            if ok and self._uploads.get(upload_id) is upload:
+                self._drop(upload)
+                self._completed[upload_id] = (info, now)
+
+        # Check, log and mark in one step: nothing can slip in between.
+        try:
+            closing.future = host.commit_object(
+                info,
+                chunks,
+                now,
+                if_none_match=completion.if_none_match,
+                if_match=completion.if_match,
+                parts=object_parts,
+                upload_id=upload_id,
+                done=done,
+            )
+        except BaseException:
+            if self._closing.get(upload_id) is closing:
+                del self._closing[upload_id]
+            raise
+        await host.durable(closing.future)
         return info
 
     def _assemble(
         self, upload: MemUpload, parts: list[CompletedPart], completion: Completion, now: float
     ) -> tuple[ObjectInfo, tuple[bytes, ...], tuple[ObjectPart, ...]]:
-        done = assemble(upload.info, parts, {n: p.info for n, p in upload.parts.items()}, completion)
+        # The parts as pending uploads leave them: the log replays those before this completion.
+        stored = {**upload.parts, **dict(upload.pending.items())}
+        done = assemble(upload.info, parts, {n: p.info for n, p in stored.items()}, completion)
         object_parts: list[ObjectPart] = []
         offset = 0
         for part in done.parts:
             object_parts.append(ObjectPart(part.part_number, offset, part.size, part.etag, dict(part.checksums)))
             offset += part.size
-        chunks = tuple(itertools.chain.from_iterable(upload.parts[p.part_number].chunks for p in done.parts))
+        chunks = tuple(itertools.chain.from_iterable(stored[p.part_number].chunks for p in done.parts))
         info = ObjectInfo(
             bucket=upload.info.bucket,
             key=upload.info.key,
@@ -342,21 +511,31 @@ class MemoryMultipartMixin:
         )
         return info, chunks, tuple(object_parts)
 
-    async def abort_multipart_upload(self, bucket: str, key: str, upload_id: str) -> None:
-        upload = self._open_upload(bucket, key, upload_id)
-        self._drop_upload(upload)
-        await self._durable(self._log(Record(DELETE_UPLOAD, {"u": upload_id})))
+    async def abort(self, bucket: str, key: str, upload_id: str) -> None:
+        host = self._host
+        upload = self._open(bucket, key, upload_id, write=True)
+        host.check_writable()
+        closing = self._closing[upload_id] = _Closing(None)
 
-    def sweep_uploads(self, max_age_seconds: float, now: float | None = None) -> int:
+        def finish(ok: bool) -> None:
+            if self._closing.get(upload_id) is closing:
+                del self._closing[upload_id]
+            if ok and self._uploads.get(upload_id) is upload:
+                self._drop(upload)
+
+        await host.durable(host.submit(Record(DELETE_UPLOAD, {"u": upload_id}), finish))
+
+    def sweep(self, max_age_seconds: float, now: float) -> int:
         """Abort uploads older than ``max_age_seconds`` (0: never) and forget old completions; returns aborts."""
-        now = self.clock() if now is None else now
         aborted = 0
         if max_age_seconds > 0:
             for upload in [u for u in self._uploads.values() if u.info.initiated < now - max_age_seconds]:
-                self._drop_upload(upload)
-                if self._wal is not None:
-                    # Nobody waits for it: a lost record only brings the upload back, to be swept again.
-                    self._wal.append_nowait(Record(DELETE_UPLOAD, {"u": upload.info.upload_id}))
+                upload_id = upload.info.upload_id
+                if upload_id in self._closing or len(upload.pending):
+                    continue  # being completed, aborted or written to: not abandoned
+                self._drop(upload)
+                # Nobody waits for it: a lost record only brings the upload back, to be swept again.
+                self._host.log_nowait(Record(DELETE_UPLOAD, {"u": upload_id}))
                 aborted += 1
         retention = min(max_age_seconds, COMPLETED_RETENTION_SECONDS) if max_age_seconds > 0 else None
         keep = now - (retention if retention is not None else COMPLETED_RETENTION_SECONDS)
@@ -364,25 +543,24 @@ class MemoryMultipartMixin:
             del self._completed[upload_id]
         return aborted
 
-    async def list_parts(
-        self, bucket: str, key: str, upload_id: str, *, marker: int = 0, max_parts: int = 1000
-    ) -> PartsPage:
-        upload = self._open_upload(bucket, key, upload_id)
+    async def list_parts(self, bucket: str, key: str, upload_id: str, *, marker: int, max_parts: int) -> PartsPage:
+        upload = self._open(bucket, key, upload_id, write=False)
         numbers = sorted(n for n in upload.parts if n > marker)
         chosen = [upload.parts[n].info for n in numbers[:max_parts]]
         return PartsPage(upload.info, chosen, len(numbers) > max_parts, chosen[-1].part_number if chosen else 0)
 
-    async def list_multipart_uploads(
+    async def list_uploads(
         self,
         bucket: str,
         *,
-        prefix: str = "",
-        delimiter: str = "",
-        key_marker: str = "",
-        upload_id_marker: str = "",
-        max_uploads: int = 1000,
+        prefix: str,
+        delimiter: str,
+        key_marker: str,
+        upload_id_marker: str,
+        max_uploads: int,
     ) -> UploadsPage:
-        index = self._bucket(bucket).uploads
+        self._host.bucket(bucket)
+        index = self._by_bucket.get(bucket) or KeyIndex()
 
         def scan(after_key: bytes, after_id: str, upper: bytes | None) -> Iterator[tuple[bytes, UploadInfo]]:
             bound = (upper,) if upper is not None else None  # (upper,) sorts before every (upper, id)
@@ -398,69 +576,41 @@ class MemoryMultipartMixin:
             max_uploads=max_uploads,
         )
 
-    # ------------------------------------------------------------------ copies and parts
-    async def copy_object(
-        self,
-        src_bucket: str,
-        src_key: str,
-        bucket: str,
-        key: str,
-        *,
-        headers: dict[str, str] | None,
-        storage_class: str | None = None,
-        checksum_algorithm: str | None = None,
-        check_source: SourceCheck | None = None,
-        tags: dict[str, str] | None = None,
-    ) -> ObjectInfo:
-        self._bucket(bucket)
-        source = self._live(src_bucket, src_key)
-        if check_source is not None:
-            check_source(source.info)
-        info, read_algorithms = copy_plan(source.info, bucket, key, headers, storage_class, checksum_algorithm, tags)
-        info.last_modified = self.clock()
-        if read_algorithms is not None:
-            # Written as one object: a multipart source gets the MD5 of its content as ETag.
-            digests = await hash_chunks(source.chunks, read_algorithms)
-            info.etag = digests.md5.hex()
-            info.checksums = dict(digests.checksums)
-        # The source's chunks are immutable: the copy shares them (and stays whole even
-        # if the source changed while it was hashed).
-        self._reserve(info.size)
-        try:
-            obj, fut = self._commit(info, source.chunks, info.last_modified)
-        finally:
-            self.stats.reserved_bytes -= info.size
-        self._evict_to_limit(keep=obj)
-        await self._durable(fut)
-        return info
+    # ------------------------------------------------------------------ persistence
+    def image(self, bucket: str) -> list[tuple[UploadInfo, list[MemPart]]]:
+        """References to a bucket's uploads and parts, for a snapshot (nothing is copied)."""
+        index = self._by_bucket.get(bucket)
+        return [(u.info, list(u.parts.values())) for u in index.values()] if index is not None else []
 
-    def _part_of(self, obj: MemObject, part_number: int) -> ObjectInfo:
-        info = obj.info
-        if info.parts_count:
-            for part in obj.parts:
-                if part.part_number == part_number:
-                    return dataclasses.replace(info, part=part)
-        elif part_number == 1:  # a single-part object is its own part 1
-            return dataclasses.replace(info, part=ObjectPart(1, 0, info.size, info.etag, dict(info.checksums)))
-        raise errors.InvalidPart(f"The requested part number {part_number} does not exist.", key=info.key)
+    def completions(self) -> list[tuple[str, ObjectInfo, float]]:
+        return [(upload_id, info, at) for upload_id, (info, at) in self._completed.items()]
 
-    async def list_object_parts(
-        self, bucket: str, key: str, *, marker: int = 0, max_parts: int = 1000
-    ) -> ObjectPartsPage:
-        obj = self._live(bucket, key)
-        if not obj.info.parts_count:
-            return ObjectPartsPage(obj.info, [], False, 0)
-        after = [p for p in obj.parts if p.part_number > marker]
-        chosen = after[:max_parts]
-        return ObjectPartsPage(obj.info, chosen, len(after) > max_parts, chosen[-1].part_number if chosen else 0)
+    @staticmethod
+    def image_records(uploads: list[tuple[UploadInfo, list[MemPart]]]) -> Iterator[Record]:
+        for info, parts in uploads:
+            yield Record(CREATE_UPLOAD, upload_meta(info))
+            for part in parts:
+                yield Record(PUT_PART, part_meta(info.upload_id, part.info), part.chunks)
 
-    # ------------------------------------------------------------------ replay
-    def _replay_upload(self, record: Record) -> bool:
+    def completed_chunks(self, upload_id: str, numbers: list[int]) -> tuple[bytes, ...] | None:
+        """Replaying a completion: the object's body from the upload's parts (None: unknown upload)."""
+        upload = self._uploads.get(upload_id)
+        if upload is None:
+            return None
+        return tuple(itertools.chain.from_iterable(upload.parts[n].chunks for n in numbers))
+
+    def replay_completed(self, upload_id: str, answer: ObjectInfo, at: float) -> None:
+        """Replaying a completion (or a snapshot's COMPLETED record): drop the upload, keep the answer."""
+        upload = self._uploads.get(upload_id)
+        if upload is not None:
+            self._drop(upload)
+        self._completed[upload_id] = (answer, at)
+
+    def replay(self, record: Record) -> bool:
         """Apply an upload record during recovery; False when it is not one."""
         meta = record.meta
         if record.op == CREATE_UPLOAD:
-            if meta["b"] in self._buckets:
-                self._add_upload(upload_from(meta))
+            self._add(upload_from(meta))
         elif record.op == PUT_PART:
             upload = self._uploads.get(meta["u"])
             if upload is not None:
@@ -471,24 +621,9 @@ class MemoryMultipartMixin:
         elif record.op == DELETE_UPLOAD:
             upload = self._uploads.get(meta["u"])
             if upload is not None:
-                self._drop_upload(upload)
+                self._drop(upload)
+        elif record.op == COMPLETED:
+            self._completed[meta["u"]] = (answer_from(meta), meta["at"])
         else:
             return False
         return True
-
-
-async def hash_chunks(chunks: tuple[bytes, ...], algorithms: tuple[str, ...]) -> Any:
-    """Digests of a chunked body; large ones hashed on a thread."""
-    hasher = BodyHasher(algorithms, False)
-    total = sum(len(c) for c in chunks)
-    if total < _HASH_INLINE_MAX:
-        for chunk in chunks:
-            hasher.update(chunk)
-    else:
-
-        def run() -> None:
-            for chunk in chunks:
-                hasher.update(chunk)
-
-        await asyncio.to_thread(run)
-    return hasher.digests()

@@ -4,7 +4,8 @@ A snapshot numbered ``seq`` holds the state as of the moment the WAL rotated to
 segment ``seq``: recovery loads the newest snapshot and replays segments
 ``seq, seq+1, ...``. It is written to a temp file, fsynced, renamed into place
 and the directory fsynced, so a snapshot either exists whole or not at all; a
-closing record with the record count guards against anything else.
+closing record with the record count guards against anything else. Like the
+log, a snapshot holds object bytes: it is created 0600.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from coffer.storage.memory.wal import Record, fsync_dir, read_records, write_record
+from coffer.storage.memory.wal import Record, fsync_dir, open_private, read_records, write_record
 
 END = 100  # closing record: {"records": count}
 
@@ -51,7 +52,8 @@ def write_snapshot(directory: Path, seq: int, records: Iterable[Record], *, fsyn
     count = 0
     size = 0
     try:
-        with open(temp, "wb", buffering=1024 * 1024) as out:
+        fd = open_private(temp, os.O_WRONLY | os.O_TRUNC)
+        with open(fd, "wb", buffering=1024 * 1024) as out:
             for record in records:
                 size += write_record(out, record)
                 count += 1

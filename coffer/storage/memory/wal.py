@@ -10,14 +10,25 @@ torn tail: recovery keeps every record before it and truncates the file there.
 
 One writer thread owns the open segment. It takes the first queued record,
 waits up to ``batch_interval`` for more (at most ``batch_max``), writes them,
-fsyncs once and then resolves every waiting write: many concurrent mutations
-share one fsync. Segments are numbered; a snapshot rotates to a new segment and
-the segments before it are deleted once the snapshot is durable.
+fsyncs once and then reports the batch to the event loop (``deliver``): many
+concurrent mutations share one fsync, and the loop learns of batches in log order.
+
+A batch that fails (a write or fsync error: full disk, file size limit, I/O
+error) is cut off the file: the segment is truncated back to the end of the last
+good batch, so no torn or unacknowledged record ever sits before a good one.
+The writer then halts: it discards every record queued before the loop calls
+``resume()`` (the loop fails all of them), and only writes again after that. If
+the file cannot be cut back, every later batch fails until it can.
+
+Segments are numbered; a snapshot rotates to a new segment and the segments
+before it are deleted once the snapshot is durable. Log files are created 0600
+in a 0700 directory: they hold every object's bytes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import logging
 import os
@@ -25,10 +36,10 @@ import queue
 import struct
 import threading
 import time
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Generic, TypeVar
 
 from awscrt import checksums as crt
 
@@ -40,6 +51,10 @@ _HEADER = struct.Struct("<QI")
 _BODY_HEAD = struct.Struct("<BI")
 READ_CHUNK = 1024 * 1024
 MAX_META = 64 * 1024 * 1024  # sanity bound when decoding
+_COALESCE = 1024 * 1024  # small buffers are joined into writes of about this size
+_DIRECT = 256 * 1024  # larger buffers (object chunks) are written as they are
+FILE_MODE = 0o600
+DIR_MODE = 0o700
 
 # Operations.
 CREATE_BUCKET = 1
@@ -52,6 +67,9 @@ PUT_PART = 7  # a part's data (replaces an earlier part with its number)
 COMPLETE_UPLOAD = 8  # the object's metadata; its data is the upload's parts, logged before
 DELETE_UPLOAD = 9  # aborted, or swept as abandoned
 SET_TAGS = 10  # an object's tags replaced ({"b", "k", "t"}); its body and other metadata stay
+COMPLETED = 11  # a completed upload's answer, kept for retried Completes (snapshots only)
+
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -167,6 +185,23 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def private_dir(directory: Path) -> None:
+    """Create ``directory`` (and parents) if needed; make it 0700 whatever the umask."""
+    directory.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+    os.chmod(directory, DIR_MODE)
+
+
+def open_private(path: Path, flags: int) -> int:
+    """Open (creating) a file readable by its owner only, whatever the umask; returns the fd."""
+    fd = os.open(path, flags | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+    try:
+        os.fchmod(fd, FILE_MODE)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 @dataclass
 class WalStats:
     records: int = 0
@@ -178,14 +213,23 @@ class WalStats:
 @dataclass(slots=True)
 class _Rotate:
     seq: int
-    done: threading.Event = field(default_factory=threading.Event)
+    switched: Callable[[BaseException | None], None]  # called on the loop once the log is in the new segment
+
+
+class _Resume:
+    pass
 
 
 class _Stop:
     pass
 
 
-class WalWriter:
+# Called on the event loop after each batch: the waiters of its records (in log
+# order) and the error that failed the batch (None: written and fsynced).
+Deliver = Callable[[list[T], BaseException | None], None]
+
+
+class WalWriter(Generic[T]):
     def __init__(
         self,
         directory: Path,
@@ -194,6 +238,7 @@ class WalWriter:
         fsync: bool,
         batch_max: int,
         batch_interval: float,
+        deliver: Deliver[T],
         stats: WalStats | None = None,
         observer: EngineObserver | None = None,
     ) -> None:
@@ -204,35 +249,48 @@ class WalWriter:
         self.batch_interval = batch_interval
         self.stats = stats if stats is not None else WalStats()
         self.observer = observer or EngineObserver()
+        self._deliver = deliver
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._file: BinaryIO | None = None
+        self._file: Any = None  # raw (unbuffered) file of the open segment: write, truncate, fileno
+        self._size = 0  # end of the last good batch in the open segment
+        self._dirty = False  # bytes past _size that must be cut before anything else is written
+        self._halted = False  # a batch failed: discard records until resume()
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
 
     def open(self) -> None:
-        self._file = open(segment_path(self.directory, self.seq), "ab", buffering=1024 * 1024)  # noqa: SIM115
-        if self.fsync:
-            fsync_dir(self.directory)
+        """Open the segment and start the writer; call on the event loop that receives ``deliver``."""
+        self._loop = asyncio.get_running_loop()
+        self._file, self._size = self._open_segment(self.seq)
         self._thread = threading.Thread(target=self._run, name="coffer-wal-writer", daemon=True)
         self._thread.start()
 
-    def append(self, record: Record) -> asyncio.Future[None]:
-        """Queue a record (call on the event loop, in the order mutations are applied);
-        the future resolves once it is written (and fsynced when fsync is on)."""
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[None] = loop.create_future()
-        self._queue.put((record, fut, loop))
-        return fut
+    def _open_segment(self, seq: int) -> tuple[Any, int]:
+        """The segment's raw file (appending) and its size."""
+        fd = open_private(segment_path(self.directory, seq), os.O_WRONLY | os.O_APPEND)
+        file = open(fd, "ab", buffering=0)  # noqa: SIM115 - owned by the writer until it switches
+        try:
+            if self.fsync:
+                fsync_dir(self.directory)
+            return file, os.fstat(fd).st_size
+        except BaseException:
+            file.close()
+            raise
 
-    def append_nowait(self, record: Record) -> None:
-        """Queue a record nobody waits for (evictions: losing one on a crash is harmless)."""
-        self._queue.put((record, None, None))
+    def append(self, record: Record, waiter: T | None) -> None:
+        """Queue a record (on the event loop, in the order changes are checked);
+        ``waiter`` is delivered back once the batch holding it is written or failed."""
+        self._queue.put((record, waiter))
 
-    def rotate(self, seq: int) -> _Rotate:
-        """Records queued after this call go to segment ``seq``."""
-        marker = _Rotate(seq)
+    def rotate(self, seq: int, switched: Callable[[BaseException | None], None]) -> None:
+        """Records queued after this call go to segment ``seq``; ``switched`` runs on the
+        loop after every batch before it was delivered (None) or if the switch failed."""
         self.seq = seq
-        self._queue.put(marker)
-        return marker
+        self._queue.put(_Rotate(seq, switched))
+
+    def resume(self) -> None:
+        """After a failed batch: the loop has failed every record queued so far; write what follows."""
+        self._queue.put(_Resume())
 
     def close(self) -> None:
         """Write (and fsync) every record queued so far, then stop."""
@@ -245,6 +303,13 @@ class WalWriter:
             self._file = None
 
     # ------------------------------------------------------------------ writer thread
+    def _call(self, fn: Callable[..., None], *args: Any) -> None:
+        assert self._loop is not None
+        try:
+            self._loop.call_soon_threadsafe(fn, *args)
+        except RuntimeError:  # the loop is closed: nobody waits any more
+            pass
+
     def _run(self) -> None:
         carry: Any = None
         while True:
@@ -255,6 +320,11 @@ class WalWriter:
             if isinstance(first, _Rotate):
                 self._switch(first)
                 continue
+            if isinstance(first, _Resume):
+                self._halted = False
+                continue
+            if self._halted:
+                continue  # queued before the loop learned of the failure: it has failed these
             batch = [first]
             deadline = time.monotonic() + self.batch_interval
             while len(batch) < self.batch_max:
@@ -266,55 +336,92 @@ class WalWriter:
                         item = self._queue.get_nowait()
                 except queue.Empty:
                     break
-                if isinstance(item, _Stop | _Rotate):
+                if isinstance(item, _Stop | _Rotate | _Resume):
                     carry = item
                     break
                 batch.append(item)
             self._write_batch(batch)
 
-    def _write_batch(self, batch: list[tuple[Record, asyncio.Future[None] | None, Any]]) -> None:
-        assert self._file is not None
+    def _write_batch(self, batch: list[tuple[Record, T | None]]) -> None:
         error: BaseException | None = None
         try:
             started = time.perf_counter()
-            written = 0
-            for record, _fut, _loop in batch:
-                written += write_record(self._file, record)
-            self._file.flush()
+            if self._dirty:
+                self._cut()
+            buffers: list[bytes] = []
+            for record, _waiter in batch:
+                header, body_head = encode_head(record)
+                buffers += (header, body_head, *record.data)
+            written = self._write_all(buffers)
             if self.fsync:
                 os.fsync(self._file.fileno())
+            self._size += written
             self.observer.committed(len(batch), time.perf_counter() - started)
             self.stats.records += len(batch)
             self.stats.batches += 1
             self.stats.bytes += written
         except OSError as exc:
-            log.exception("WAL write failed")
-            self.stats.errors += 1
             error = exc
-        by_loop: dict[Any, list[asyncio.Future[None]]] = {}
-        for _record, fut, loop in batch:
-            if fut is not None:
-                by_loop.setdefault(loop, []).append(fut)
-        for loop, futs in by_loop.items():
-            loop.call_soon_threadsafe(_resolve_all, futs, error)
+            self._fail(exc)
+        self._call(self._deliver, [w for _r, w in batch if w is not None], error)
 
-    def _switch(self, marker: _Rotate) -> None:
-        assert self._file is not None
-        self._file.flush()
+    def _write_all(self, buffers: list[bytes]) -> int:
+        total = 0
+        pending = bytearray()
+        for buf in buffers:
+            total += len(buf)
+            if len(buf) >= _DIRECT:
+                if pending:
+                    self._write(pending)
+                    pending = bytearray()
+                self._write(buf)
+            else:
+                pending += buf
+                if len(pending) >= _COALESCE:
+                    self._write(pending)
+                    pending = bytearray()
+        if pending:
+            self._write(pending)
+        return total
+
+    def _write(self, buf: bytes | bytearray) -> None:
+        self._dirty = True  # from here until the batch succeeds, the file may hold a partial record
+        view = memoryview(buf)
+        while view:
+            n = self._file.write(view)
+            if not n:
+                raise OSError(errno.EIO, "short write to the write-ahead log")
+            view = view[n:]
+
+    def _fail(self, exc: OSError) -> None:
+        self.stats.errors += 1
+        self._halted = True
+        log.error("write-ahead log write failed (%s); the batch is cut off the log and its writes fail", exc)
+        try:
+            self._cut()
+        except OSError as cut:
+            log.error("cannot cut the write-ahead log back to its last good record (%s); writes fail until it can", cut)
+
+    def _cut(self) -> None:
+        """Truncate the segment to the end of the last good batch."""
+        self._dirty = True
+        self._file.truncate(self._size)
         if self.fsync:
             os.fsync(self._file.fileno())
-        self._file.close()
-        self._file = open(segment_path(self.directory, marker.seq), "ab", buffering=1024 * 1024)  # noqa: SIM115
-        if self.fsync:
-            fsync_dir(self.directory)
-        marker.done.set()
+        self._dirty = False
 
-
-def _resolve_all(futs: list[asyncio.Future[None]], error: BaseException | None) -> None:
-    for fut in futs:
-        if fut.cancelled():
-            continue
-        if error is not None:
-            fut.set_exception(OSError(f"write-ahead log: {error}"))
-        else:
-            fut.set_result(None)
+    def _switch(self, marker: _Rotate) -> None:
+        try:
+            if self._dirty:
+                self._cut()
+            if self.fsync:
+                os.fsync(self._file.fileno())
+            new, size = self._open_segment(marker.seq)
+        except OSError as exc:
+            # Keep writing the old segment: no snapshot is written for this rotation.
+            log.error("write-ahead log cannot switch to segment %d: %s", marker.seq, exc)
+            self._call(marker.switched, exc)
+            return
+        old, self._file, self._size = self._file, new, size
+        old.close()
+        self._call(marker.switched, None)
