@@ -394,6 +394,7 @@ def test_persistence_files_are_private(tmp_path: Path) -> None:
     assert {path.name: stat.S_IMODE(path.stat().st_mode) for path in files} == {path.name: 0o600 for path in files}
 
 
+@pytest.mark.server
 def test_wal_file_size_limit_over_http(tmp_path: Path) -> None:
     """A real size limit (RLIMIT_FSIZE, as a full disk would): one PUT fails mid-record; once the
     limit is lifted, later writes are acknowledged; after kill -9 every one of them is there."""
