@@ -64,9 +64,13 @@ def serve(config_file: str | None, **overrides: Any) -> None:
         settings = load_settings(config_file, overrides)
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
-    from coffer.server.runner import run
+    from coffer.server.runner import StartupError, run
 
-    sys.exit(run(settings))
+    try:
+        code = run(settings)
+    except StartupError as exc:
+        raise click.ClickException(str(exc)) from None
+    sys.exit(code)
 
 
 @main.command()
@@ -80,12 +84,21 @@ def serve(config_file: str | None, **overrides: Any) -> None:
 )
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
 def init(path: str, force: bool) -> None:
-    """Write a fully commented config.yaml holding every setting at its default."""
+    """Write a fully commented config.yaml holding every setting at its default.
+
+    The file is readable by its owner only (0600): it is where access and secret keys go.
+    """
     target = Path(path)
     if target.exists() and not force:
         raise click.UsageError(f"{target} exists (use --force to overwrite)")
-    target.write_text(render_config_yaml())
-    click.echo(f"wrote {target}")
+    try:
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            os.fchmod(fd, 0o600)  # an existing file (--force) keeps its mode otherwise
+            out.write(render_config_yaml())
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {target}: {exc.strerror}") from None
+    click.echo(f"wrote {target} (mode 0600: it may hold secret keys)")
 
 
 def _keys_settings(config_file: str | None, data_dir: str | None) -> Settings:
