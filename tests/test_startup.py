@@ -50,6 +50,11 @@ def test_unwritable_data_dir(tmp_path: Path, where: str) -> None:
     _one_clear_line(_serve("--data-dir", where, cwd=tmp_path), where)
 
 
+def test_unwritable_log_file(tmp_path: Path) -> None:
+    where = "/proc/coffer-test-logs/coffer.log"
+    _one_clear_line(_serve("--data-dir", str(tmp_path / "d"), "--log-file", where, cwd=tmp_path), where)
+
+
 def test_missing_tls_files(tmp_path: Path) -> None:
     cert, key = tmp_path / "missing-cert.pem", tmp_path / "missing-key.pem"
     line = _one_clear_line(
