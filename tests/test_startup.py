@@ -6,8 +6,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from tests.server_process import ServerProcess, free_port
@@ -112,6 +114,30 @@ def test_second_server_on_one_data_dir_is_refused(tmp_path: Path, extra: tuple[s
         assert again.client().get_object(Bucket="kept", Key="k")["Body"].read() == b"still here"
     finally:
         again.stop()
+
+
+def test_workers_left_behind_keep_the_data_dir_claimed(tmp_path: Path) -> None:
+    """kill -9 of a multi-worker server's parent leaves its workers serving (uvicorn does not stop
+    them): a new server must not start beside them."""
+    first = ServerProcess(tmp_path / "data", "--fsync", "never", "--workers", "2").start()
+    assert first.proc is not None
+    parent = psutil.Process(first.proc.pid)
+    workers: list[psutil.Process] = []
+    try:
+        deadline = time.monotonic() + 30
+        while len(workers) < 2 and time.monotonic() < deadline:
+            workers = [p for p in parent.children() if "spawn_main" in " ".join(p.cmdline())]
+            time.sleep(0.1)
+        assert len(workers) == 2
+        first.kill9()
+        second = _serve("--data-dir", str(tmp_path / "data"), "--fsync", "never", cwd=tmp_path)
+        line = _one_clear_line(second, str(tmp_path / "data"))
+        assert f"PID {parent.pid}" in line and "worker processes" in line
+    finally:
+        for worker in workers:
+            worker.kill()
+        psutil.wait_procs(workers, timeout=30)
+    ServerProcess(tmp_path / "data", "--fsync", "never").start().stop()  # free again
 
 
 def test_init_writes_a_private_config(tmp_path: Path) -> None:

@@ -27,6 +27,7 @@ import ssl
 import tempfile
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import uvicorn
 from uvicorn.supervisors import Multiprocess
@@ -35,6 +36,9 @@ from coffer.config import Settings
 from coffer.keystore import KeyFile, KeyStoreError
 from coffer.logs import LogRotator, setup_logging
 from coffer.server.protocol import CofferHttpToolsProtocol
+
+if TYPE_CHECKING:
+    from coffer.server.app import CofferApp
 
 log = logging.getLogger("coffer")
 
@@ -76,11 +80,14 @@ _FD_RESERVE = 128
 
 
 class DirLock:
-    """An exclusive lock on a data directory, held by one server process for its lifetime.
+    """One server per data directory: a ``flock`` on ``<dir>/server.lock``, which holds the PID
+    of the server that took it.
 
-    ``flock`` on ``<dir>/server.lock``, which holds the holder's PID. The kernel drops
-    the lock when the process dies, however it dies. With several workers the parent
-    holds it; the workers are its children and take no lock.
+    The server claims the directory with an exclusive lock (refused while any process of
+    another server holds it), then turns it into a shared lock that its worker processes
+    join (``worker_app``): the directory stays claimed while any process of the server
+    lives, so workers left running after their parent was killed still keep a new
+    server out. The kernel drops the lock of a process that dies, however it dies.
     """
 
     def __init__(self, directory: str) -> None:
@@ -88,30 +95,67 @@ class DirLock:
         self.path = os.path.join(self.directory, LOCK_NAME)
         self._fd: int | None = None
 
-    def acquire(self) -> None:
+    def _open(self) -> int:
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as exc:
             raise StartupError(f"cannot write to data directory {self.directory}: {exc.strerror}") from None
+
+    def _in_use(self, fd: int) -> StartupError:
+        holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+        return StartupError(
+            f"data directory {self.directory} is in use by another coffer server (PID {holder}) or its "
+            "worker processes; stop it first or choose another --data-dir"
+        )
+
+    def acquire(self) -> None:
+        """Claim the directory for this server (the parent process)."""
+        fd = self._open()
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # not atomic: another server may win here
         except OSError as exc:
-            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            error = (
+                self._in_use(fd)
+                if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN)
+                else StartupError(f"cannot lock data directory {self.directory}: {exc.strerror}")
+            )
             os.close(fd)
-            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-                raise StartupError(
-                    f"data directory {self.directory} is in use by another coffer server (PID {holder}); "
-                    "stop it first or choose another --data-dir"
-                ) from None
-            raise StartupError(f"cannot lock data directory {self.directory}: {exc.strerror}") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            raise error from None
+        self._fd = fd
+
+    def join(self) -> None:
+        """Share the claim of the server this worker process belongs to."""
+        fd = self._open()
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            error = self._in_use(fd)
+            os.close(fd)
+            raise error from None
         self._fd = fd
 
     def release(self) -> None:
         if self._fd is not None:
             os.close(self._fd)  # the file stays: removing it could race with the next server's open
             self._fd = None
+
+
+_worker_lock: DirLock | None = None
+
+
+def worker_app() -> CofferApp:
+    """uvicorn's app factory, run in every worker: join the data directory's lock, build the app."""
+    global _worker_lock
+    from coffer.server.app import app_from_env
+
+    store = Settings.from_json(os.environ["COFFER_SETTINGS_JSON"]).store_dir()
+    if store is not None and _worker_lock is None:
+        _worker_lock = DirLock(store)
+        _worker_lock.join()  # held until the process exits
+    return app_from_env()
 
 
 def _check_data_dirs(settings: Settings) -> DirLock | None:
@@ -235,7 +279,7 @@ def _serve(settings: Settings) -> int:
         f", admin on http://{settings.admin_host}:{settings.admin_port}" if settings.admin_port else "",
     )
     config = uvicorn.Config(
-        "coffer.server.app:app_from_env",
+        "coffer.server.runner:worker_app",
         factory=True,
         host=settings.host,
         port=settings.port,
