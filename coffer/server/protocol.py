@@ -42,7 +42,7 @@ log = logging.getLogger("coffer.server")
 
 
 @cache
-def limits() -> Settings:
+def server_settings() -> Settings:
     """The running server's settings (workers get them through the environment)."""
     raw = os.environ.get("COFFER_SETTINGS_JSON")
     return Settings.from_json(raw) if raw else Settings()
@@ -155,7 +155,7 @@ class CofferHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        cap = limits().max_connections
+        cap = server_settings().max_connections
         if cap and len(self.connections) > cap:
             _ConnectionCap.refuse(cap)
             transport.write(_error("503 Service Unavailable", "SlowDown", "Please reduce your request rate."))
@@ -168,7 +168,7 @@ class CofferHttpToolsProtocol(HttpToolsProtocol):
         super().data_received(data)  # cancels the idle timer
         waiting_for_head = self.cycle is None or self.cycle.response_complete
         if waiting_for_head and self._coffer_head_timer is None and not self.transport.is_closing():
-            timeout = limits().request_head_timeout
+            timeout = server_settings().request_head_timeout
             if timeout:
                 self._coffer_head_timer = self.loop.call_later(timeout, self._coffer_head_timeout)
 
@@ -203,14 +203,14 @@ class CofferHttpToolsProtocol(HttpToolsProtocol):
 
     def on_url(self, url: bytes) -> None:
         self._coffer_url_bytes += len(url)
-        if self._coffer_url_bytes > limits().max_header_size:
+        if self._coffer_url_bytes > server_settings().max_header_size:
             self._coffer_error = ("InvalidURI", "The request URI is too long.")
             raise _HeadTooLarge()
         super().on_url(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._coffer_head_bytes += len(name) + len(value)
-        if self._coffer_head_bytes > limits().max_header_size:
+        if self._coffer_head_bytes > server_settings().max_header_size:
             self._coffer_error = (
                 "RequestHeaderSectionTooLarge",
                 "Your request header section exceeds the maximum allowed size.",
