@@ -261,8 +261,13 @@ def _serve(settings: Settings) -> int:
     except StartupError:
         sockets[0].close()
         raise
+    try:
+        own_metrics_dir = _prepare_metrics_dir(settings)
+    except OSError as exc:
+        for sock in sockets:
+            sock.close()
+        raise StartupError(f"cannot prepare the metrics directory {exc.filename}: {exc.strerror}") from None
     log.log(level, message)
-    own_metrics_dir = _prepare_metrics_dir(settings)
     rotator = None
     if settings.log_file:
         rotator = LogRotator(settings.log_file, settings.log_file_max_bytes, settings.log_file_count).start()
