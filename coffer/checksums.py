@@ -86,5 +86,5 @@ def combine_crc(algorithm: str, first: bytes, second: bytes, second_length: int)
     """CRC of A+B from CRC(A), CRC(B) and len(B), without reading data (multipart FULL_OBJECT)."""
     fn = {"CRC32": _crt.combine_crc32, "CRC32C": _crt.combine_crc32c, "CRC64NVME": _crt.combine_crc64nvme}[algorithm]
     width = len(first)
-    value = fn(int.from_bytes(first, "big"), int.from_bytes(second, "big"), second_length)
+    value: int = fn(int.from_bytes(first, "big"), int.from_bytes(second, "big"), second_length)
     return value.to_bytes(width, "big")

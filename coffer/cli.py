@@ -64,9 +64,13 @@ def serve(config_file: str | None, **overrides: Any) -> None:
         settings = load_settings(config_file, overrides)
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
-    from coffer.server.runner import run
+    from coffer.server.runner import StartupError, run
 
-    sys.exit(run(settings))
+    try:
+        code = run(settings)
+    except StartupError as exc:
+        raise click.ClickException(str(exc)) from None
+    sys.exit(code)
 
 
 @main.command()
@@ -80,12 +84,21 @@ def serve(config_file: str | None, **overrides: Any) -> None:
 )
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
 def init(path: str, force: bool) -> None:
-    """Write a fully commented config.yaml holding every setting at its default."""
+    """Write a fully commented config.yaml holding every setting at its default.
+
+    The file is readable by its owner only (0600): it is where access and secret keys go.
+    """
     target = Path(path)
     if target.exists() and not force:
         raise click.UsageError(f"{target} exists (use --force to overwrite)")
-    target.write_text(render_config_yaml())
-    click.echo(f"wrote {target}")
+    try:
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            os.fchmod(fd, 0o600)  # an existing file (--force) keeps its mode otherwise
+            out.write(render_config_yaml())
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {target}: {exc.strerror}") from None
+    click.echo(f"wrote {target} (mode 0600: it may hold secret keys)")
 
 
 def _keys_settings(config_file: str | None, data_dir: str | None) -> Settings:
@@ -93,6 +106,42 @@ def _keys_settings(config_file: str | None, data_dir: str | None) -> Settings:
         return load_settings(config_file, {"data_dir": data_dir})
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
+
+
+def _data_dir(settings: Settings, create: bool = False) -> Path:
+    """The data directory the keys command works on, absolute; refused when it does not exist
+    (unless ``create``): a typo or the wrong working directory must not start a new key file."""
+    path = Path(settings.data_dir).absolute()
+    if path.exists() and not path.is_dir():
+        raise click.ClickException(f"data directory {path} is not a directory")
+    if not path.exists():
+        if not create:
+            raise click.ClickException(
+                f"data directory {path} does not exist: pass the server's --data-dir (or --config), "
+                "or add --create to start a new one there"
+            )
+        try:
+            path.mkdir(parents=True)
+        except OSError as exc:
+            raise click.ClickException(f"cannot create data directory {path}: {exc.strerror}") from None
+        click.echo(f"created data directory {path}")
+    return path
+
+
+def _auth_state(settings: Settings) -> str:
+    """What a server with these settings and this data directory does about signatures
+    (the same rule as the server's, coffer.server.auth.credentials.signatures_required)."""
+    from coffer.server.auth.credentials import CredentialStore, signatures_required
+
+    store = CredentialStore(settings)
+    if settings.auth == "off":
+        return "authentication is off (auth: off): the server accepts every request unsigned and ignores these keys"
+    if not signatures_required(settings.auth, store):
+        return "no key pairs: the server runs open (development mode); `coffer keys add` turns authentication on"
+    if store.count() == 0:
+        why = "auth: on" if settings.auth == "on" else "a key file exists, so authentication stays on"
+        return f"no key pairs: the server refuses every request ({why}); add one with `coffer keys add`"
+    return f"signed requests required: {store.count()} key pair(s)"
 
 
 _config_option = click.option(
@@ -115,6 +164,11 @@ def keys() -> None:
     restart. Secret keys are never printed. Key pairs can also come from the
     settings (access_key/secret_key, credentials list); those are changed in
     the config file or environment instead.
+
+    Buckets created while the server runs open belong to the root user. The
+    root key pair from the settings is that user; otherwise the first pair
+    added here becomes it (any pair added while no pair is the root user),
+    unless --user-id names another user.
     """
 
 
@@ -126,9 +180,15 @@ def keys() -> None:
     hide_input=True,
     help="Secret key (at least 8 characters); '-' reads it from standard input; prompted for when omitted.",
 )
-@click.option("--user-id", default="", help="User (Owner) id the key belongs to; default derived from the key.")
-@click.option("--display-name", default="", help="User display name; default the access key.")
+@click.option(
+    "--user-id",
+    default="",
+    help="User (Owner) id the key belongs to; default: the root user when no key pair is the root user yet "
+    "(it owns the buckets created while the server ran open), else an id derived from the key.",
+)
+@click.option("--display-name", default="", help="User display name; default the access key (root user: 'coffer').")
 @click.option("--token", default="", help="Also accept this bearer token for the user (stored hashed).")
+@click.option("--create", is_flag=True, help="Create the data directory if it does not exist yet.")
 @_config_option
 @_data_dir_option
 def keys_add(
@@ -137,46 +197,62 @@ def keys_add(
     user_id: str,
     display_name: str,
     token: str,
+    create: bool,
     config_file: str | None,
     data_dir: str | None,
 ) -> None:
     """Add a key pair."""
     from coffer.keystore import KeyFile, KeyStoreError
     from coffer.server.auth.credentials import settings_credentials
+    from coffer.server.auth.principal import DEFAULT_OWNER
 
     settings = _keys_settings(config_file, data_dir)
+    directory = _data_dir(settings, create=create)
     if secret_key == "-":
         secret_key = sys.stdin.readline().rstrip("\r\n")
-    taken = {cred.access_key for cred, _ in settings_credentials(settings)}
+    defined = [cred for cred, _ in settings_credentials(settings)]
+    root_held = any(cred.principal.id == DEFAULT_OWNER.id for cred in defined)
+    key_file = KeyFile(directory)
     try:
-        entry = KeyFile(settings.data_dir).add(
-            access_key, secret_key, user_id=user_id, display_name=display_name, token=token, taken=taken
+        entry = key_file.add(
+            access_key,
+            secret_key,
+            user_id=user_id,
+            display_name=display_name,
+            token=token,
+            taken={cred.access_key for cred in defined},
+            root=None if root_held else (DEFAULT_OWNER.id, DEFAULT_OWNER.display_name),
         )
     except KeyStoreError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"added {entry.access_key} (user {entry.user_id}, {entry.display_name})")
+    click.echo(f"added {entry.access_key} to {key_file.path} (user {entry.user_id}, {entry.display_name})")
+    if entry.user_id == DEFAULT_OWNER.id:
+        click.echo(f"{entry.access_key} is the root user: it owns the buckets created while the server ran open")
+    click.echo(_auth_state(settings))
 
 
 @keys.command("list")
 @_config_option
 @_data_dir_option
 def keys_list(config_file: str | None, data_dir: str | None) -> None:
-    """List key pairs (never their secrets)."""
+    """List key pairs (never their secrets) and whether the server requires signatures."""
     from coffer.keystore import KeyFile, KeyStoreError
     from coffer.server.auth.credentials import settings_credentials
 
     settings = _keys_settings(config_file, data_dir)
+    key_file = KeyFile(_data_dir(settings))
     rows = [
         (cred.access_key, cred.principal.id, cred.principal.display_name, "settings", "yes" if token else "")
         for cred, token in settings_credentials(settings)
     ]
     try:
-        stored = KeyFile(settings.data_dir).read()
+        stored = key_file.read()
     except KeyStoreError as exc:
         raise click.ClickException(str(exc)) from None
     rows += [(k.access_key, k.user_id, k.display_name, "keys.json", "yes" if k.token_sha256 else "") for k in stored]
+    click.echo(f"key file {key_file.path}")
+    click.echo(_auth_state(settings))
     if not rows:
-        click.echo("no key pairs: the server runs open (development mode) unless --auth on")
         return
     header = ("ACCESS KEY", "USER ID", "DISPLAY NAME", "SOURCE", "TOKEN")
     widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
@@ -194,18 +270,20 @@ def keys_remove(access_key: str, config_file: str | None, data_dir: str | None) 
     from coffer.server.auth.credentials import settings_credentials
 
     settings = _keys_settings(config_file, data_dir)
+    key_file = KeyFile(_data_dir(settings))
     try:
-        removed = KeyFile(settings.data_dir).remove(access_key)
+        removed = key_file.remove(access_key)
     except KeyStoreError as exc:
         raise click.ClickException(str(exc)) from None
     if removed:
-        click.echo(f"removed {access_key}")
+        click.echo(f"removed {access_key} from {key_file.path}")
+        click.echo(_auth_state(settings))
         return
     if any(cred.access_key == access_key for cred, _ in settings_credentials(settings)):
         raise click.ClickException(
             f"{access_key} is defined in the settings (config file or environment): remove it there"
         )
-    raise click.ClickException(f"no key pair {access_key}")
+    raise click.ClickException(f"no key pair {access_key} in {key_file.path}")
 
 
 @main.command()

@@ -311,6 +311,28 @@ class Settings:
             "RequestTimeout; 0 waits forever."
         ),
     )
+    request_head_timeout: int = field(
+        default=30,
+        metadata=_meta(
+            "Seconds a client has, from the first byte of a request, to send its whole request line and "
+            "headers; then it gets RequestTimeout and the connection is closed (sending slowly does not "
+            "extend it). 0: no limit."
+        ),
+    )
+    keep_alive_timeout: int = field(
+        default=30,
+        metadata=_meta(
+            "Seconds a connection may stay idle (no byte of a request) after connecting or between requests "
+            "before the server closes it."
+        ),
+    )
+    max_connections: int = field(
+        default=1024,
+        metadata=_meta(
+            "Most open client connections per worker process; a connection beyond it is answered 503 SlowDown "
+            "and closed at once (logged). Also bounded by the open-files limit. 0: no cap."
+        ),
+    )
     rate_limit_per_ip: int = field(
         default=0,
         metadata=_meta("Requests per second allowed from one client IP (503 SlowDown beyond); 0 disables."),
@@ -380,15 +402,27 @@ class Settings:
             "max_request_size",
             "max_header_size",
             "body_idle_timeout",
+            "request_head_timeout",
+            "max_connections",
             "rate_limit_per_ip",
             "rate_limit_per_key",
         ):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0")
+        if self.keep_alive_timeout < 1:
+            raise ConfigError("keep_alive_timeout must be at least 1")
         if self.rate_limit_burst < 0:
             raise ConfigError("rate_limit_burst must be >= 0")
         self.credentials = [_check_credential(i, entry) for i, entry in enumerate(self.credentials)]
         return self
+
+    def store_dir(self) -> str | None:
+        """The directory holding the stored data (locked by a running server), or None (memory only)."""
+        if self.storage == "disk":
+            return self.data_dir
+        if self.memory_persistence:
+            return self.memory_persistence_dir or os.path.join(self.data_dir, "memory")
+        return None
 
     def max_put_size(self) -> int:
         """Largest body one PUT may carry: the memory engine cannot hold more than max_memory."""

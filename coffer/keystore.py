@@ -133,8 +133,13 @@ class KeyFile:
         display_name: str = "",
         token: str = "",
         taken: set[str] | None = None,
+        root: tuple[str, str] | None = None,
     ) -> StoredKey:
-        """Add a key pair; ``taken`` holds access keys defined elsewhere (settings)."""
+        """Add a key pair; ``taken`` holds access keys defined elsewhere (settings).
+
+        ``root`` (user id, display name): the identity the pair gets when no ``user_id`` is
+        given and no stored pair has that identity yet (decided under the lock).
+        """
         if not valid_access_key(access_key):
             raise KeyStoreError("access key must be 3-128 characters of letters, digits, '-', '_' or '.'")
         if len(secret_key) < 8:
@@ -143,6 +148,8 @@ class KeyFile:
             keys = self.read()
             if any(k.access_key == access_key for k in keys) or access_key in (taken or set()):
                 raise KeyStoreError(f"access key {access_key} already exists")
+            if not user_id and root is not None and all(k.user_id != root[0] for k in keys):
+                user_id, display_name = root[0], display_name or root[1]
             entry = StoredKey(
                 access_key=access_key,
                 secret_key=secret_key,

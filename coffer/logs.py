@@ -70,6 +70,10 @@ def _iso_time(epoch: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch)) + f".{int(epoch % 1 * 1000):03d}Z"
 
 
+# The root handlers setup_logging installed (replaced, not added to, when it runs again).
+_installed: set[logging.Handler] = set()
+
+
 def setup_logging(settings: Settings | str) -> None:
     """Configure the root logger (idempotent: replaces handlers it installed before)."""
     if isinstance(settings, str):  # a bare level, for scripts and tests
@@ -77,10 +81,11 @@ def setup_logging(settings: Settings | str) -> None:
 
         settings = Settings(log_level=settings)
     root = logging.getLogger()
-    for handler in list(root.handlers):
-        if getattr(handler, "_coffer", False):
-            root.removeHandler(handler)
-            handler.close()
+    for installed in list(root.handlers):
+        if installed in _installed:
+            root.removeHandler(installed)
+            installed.close()
+    _installed.clear()
     handler: logging.Handler
     if settings.log_file:
         os.makedirs(os.path.dirname(os.path.abspath(settings.log_file)), exist_ok=True)
@@ -88,7 +93,7 @@ def setup_logging(settings: Settings | str) -> None:
     else:
         handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter() if settings.log_format == "json" else HumanFormatter())
-    handler._coffer = True  # type: ignore[attr-defined]
+    _installed.add(handler)
     root.addHandler(handler)
     root.setLevel(getattr(logging, settings.log_level.upper(), logging.INFO))
     for name in _UVICORN_LOGGERS:

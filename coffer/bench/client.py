@@ -16,8 +16,9 @@ import asyncio
 import re
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 import uvloop
@@ -82,7 +83,7 @@ class _Driver:
         self.result = LoadResult()
         self.all_done: asyncio.Future[None] | None = None
         self.open = 0  # connections not yet finished
-        self.connect: Callable[[int], Awaitable[None]] = _never
+        self.connect: Callable[[int], Coroutine[Any, Any, None]] = _never
 
     def next_request(self, conn: int) -> bytes | None:
         if self.stopping:
@@ -264,7 +265,12 @@ class BlockingConn:
         reused buffer and discards it.
         """
         sock = self._connect()
-        size = len(body) if body_source is None else length
+        if body_source is None:
+            size = len(body)
+        elif length is None:
+            raise ValueError("body_source needs length")
+        else:
+            size = length
         head = f"{method} {path} HTTP/1.1\r\n".encode() + self.endpoint.headers
         if method in ("PUT", "POST") or size:
             head += b"Content-Length: %d\r\n" % size

@@ -4,35 +4,89 @@
   app never sees an oversized head, and memory stays bounded): over the cap
   the client gets an S3 error (RequestHeaderSectionTooLarge / InvalidURI).
 - Unparseable input answers S3 error XML instead of uvicorn's plain text.
+- Slow and idle clients cannot hold connections (docs/security.md): a
+  connection idle for ``keep_alive_timeout`` (before its first request or
+  between requests) is closed, and from its first byte a request head must be
+  complete within ``request_head_timeout`` whatever the pace of the bytes
+  (RequestTimeout). uvicorn alone arms its keep-alive timer only after a
+  response and cancels it on any byte.
+- At most ``max_connections`` connections per worker: one more is answered
+  503 SlowDown and closed at once (uvicorn's ``limit_concurrency`` only acts
+  once a request head is complete, so half-sent heads would never meet it).
 - Bytes after a request's declared body that are not a valid next request (a
   Content-Length that understates the body) do not cut off the request in
   flight: it is answered normally, then the connection is closed.
 - A response's head goes out in the same write as its first body chunk
   (uvicorn writes them separately): one syscall fewer per response.
+
+This builds on uvicorn internals (attributes and callbacks of
+``HttpToolsProtocol`` and ``RequestResponseCycle``), so pyproject.toml caps
+uvicorn at the minor versions tested and tests/test_uvicorn_internals.py
+fails loudly when what is used here changes.
 """
 
 from __future__ import annotations
 
-import json
+import asyncio
+import logging
 import os
+import time
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
-DEFAULT_HEAD_LIMIT = 16384
+from coffer.config import Settings
+
+log = logging.getLogger("coffer.server")
 
 
 @cache
-def head_limit() -> int:
-    """max_header_size of the running server (workers get settings through the environment)."""
+def server_settings() -> Settings:
+    """The running server's settings (workers get them through the environment)."""
     raw = os.environ.get("COFFER_SETTINGS_JSON")
-    if raw:
-        try:
-            return int(json.loads(raw).get("max_header_size", DEFAULT_HEAD_LIMIT))
-        except (ValueError, TypeError, AttributeError):
-            pass
-    return DEFAULT_HEAD_LIMIT
+    return Settings.from_json(raw) if raw else Settings()
+
+
+def _error(status: str, code: str, message: str) -> bytes:
+    request_id = os.urandom(8).hex().upper()
+    body = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f"<Error><Code>{code}</Code><Message>{message}</Message>"
+        f"<RequestId>{request_id}</RequestId><HostId>{request_id}</HostId></Error>"
+    ).encode()
+    head = (
+        f"HTTP/1.1 {status}\r\ncontent-type: application/xml\r\n"
+        f"content-length: {len(body)}\r\nx-amz-request-id: {request_id}\r\nconnection: close\r\n\r\n"
+    ).encode()
+    return head + body
+
+
+_REQUEST_TIMEOUT = (
+    "RequestTimeout",
+    "Your socket connection to the server was not read from or written to within the timeout period.",
+)
+_CAP_LOG_INTERVAL = 10.0  # seconds between two "connection limit reached" lines of one worker
+
+
+class _ConnectionCap:
+    """Counts refused connections and logs the limit being reached, at most once per interval."""
+
+    refused = 0
+    logged_at = -_CAP_LOG_INTERVAL
+
+    @classmethod
+    def refuse(cls, limit: int) -> None:
+        cls.refused += 1
+        now = time.monotonic()
+        if now - cls.logged_at >= _CAP_LOG_INTERVAL:
+            cls.logged_at = now
+            log.warning(
+                "connection limit reached: %d open connections in this worker (max_connections); "
+                "new connections are answered 503 SlowDown and closed (%d so far)",
+                limit,
+                cls.refused,
+            )
 
 
 class _HeadTooLarge(Exception):
@@ -72,30 +126,69 @@ class _CoalescingCycle(RequestResponseCycle):
     """uvicorn's cycle, with the head held back until the first body message."""
 
     async def send(self, message: Any) -> None:
-        corked = self.transport if isinstance(self.transport, _CorkedTransport) else None
-        if corked is None and message["type"] == "http.response.start" and not self.response_started:
-            corked = self.transport = _CorkedTransport(self.transport)
+        transport = self.transport
+        if isinstance(transport, _CorkedTransport):
+            try:
+                await super().send(message)
+            finally:
+                self.transport = transport.real
+                transport.flush()
+            return
+        if message["type"] == "http.response.start" and not self.response_started:
+            corked = _CorkedTransport(transport)
+            self.transport = cast(asyncio.Transport, corked)
             try:
                 await super().send(message)
             except BaseException:
-                self.transport = corked.real
+                self.transport = transport
                 corked.flush()
                 raise
             return
-        try:
-            await super().send(message)
-        finally:
-            if corked is not None:
-                self.transport = corked.real
-                corked.flush()
+        await super().send(message)
 
 
 class CofferHttpToolsProtocol(HttpToolsProtocol):
     _coffer_url_bytes = 0
     _coffer_head_bytes = 0
     _coffer_error: tuple[str, str] | None = None
+    _coffer_head_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        cap = server_settings().max_connections
+        if cap and len(self.connections) > cap:
+            _ConnectionCap.refuse(cap)
+            transport.write(_error("503 Service Unavailable", "SlowDown", "Please reduce your request rate."))
+            transport.close()
+            return
+        # The idle timer uvicorn arms only after a response: a client that never sends is closed too.
+        self.timeout_keep_alive_task = self.loop.call_later(self.timeout_keep_alive, self.timeout_keep_alive_handler)
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)  # cancels the idle timer
+        waiting_for_head = self.cycle is None or self.cycle.response_complete
+        if waiting_for_head and self._coffer_head_timer is None and not self.transport.is_closing():
+            timeout = server_settings().request_head_timeout
+            if timeout:
+                self._coffer_head_timer = self.loop.call_later(timeout, self._coffer_head_timeout)
+
+    def _coffer_head_timeout(self) -> None:
+        self._coffer_head_timer = None
+        if not self.transport.is_closing() and (self.cycle is None or self.cycle.response_complete):
+            self._coffer_error = _REQUEST_TIMEOUT
+            self.send_400_response("request head timeout")
+
+    def _coffer_cancel_head_timer(self) -> None:
+        if self._coffer_head_timer is not None:
+            self._coffer_head_timer.cancel()
+            self._coffer_head_timer = None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._coffer_cancel_head_timer()
+        super().connection_lost(exc)
 
     def on_headers_complete(self) -> None:
+        self._coffer_cancel_head_timer()
         super().on_headers_complete()
         # uvicorn creates the cycle here and starts its task on the next loop turn; no factory
         # to override, so the new cycle gets head coalescing by class before its task runs.
@@ -110,14 +203,14 @@ class CofferHttpToolsProtocol(HttpToolsProtocol):
 
     def on_url(self, url: bytes) -> None:
         self._coffer_url_bytes += len(url)
-        if self._coffer_url_bytes > head_limit():
+        if self._coffer_url_bytes > server_settings().max_header_size:
             self._coffer_error = ("InvalidURI", "The request URI is too long.")
             raise _HeadTooLarge()
         super().on_url(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._coffer_head_bytes += len(name) + len(value)
-        if self._coffer_head_bytes > head_limit():
+        if self._coffer_head_bytes > server_settings().max_header_size:
             self._coffer_error = (
                 "RequestHeaderSectionTooLarge",
                 "Your request header section exceeds the maximum allowed size.",
@@ -141,16 +234,6 @@ class CofferHttpToolsProtocol(HttpToolsProtocol):
                 self.transport.close()
                 return
         code, message = self._coffer_error or ("BadRequest", "An error occurred when parsing the HTTP request.")
-        request_id = os.urandom(8).hex().upper()
-        body = (
-            '<?xml version="1.0" encoding="UTF-8"?>\n'
-            f"<Error><Code>{code}</Code><Message>{message}</Message>"
-            f"<RequestId>{request_id}</RequestId><HostId>{request_id}</HostId></Error>"
-        ).encode()
-        head = (
-            "HTTP/1.1 400 Bad Request\r\ncontent-type: application/xml\r\n"
-            f"content-length: {len(body)}\r\nx-amz-request-id: {request_id}\r\nconnection: close\r\n\r\n"
-        ).encode()
         if not self.transport.is_closing():
-            self.transport.write(head + body)
+            self.transport.write(_error("400 Bad Request", code, message))
             self.transport.close()

@@ -48,6 +48,18 @@ def settings_credentials(settings: Settings) -> list[tuple[Credential, str]]:
     return found
 
 
+def signatures_required(mode: str, store: CredentialStore) -> bool:
+    """Whether a server with auth ``mode`` and these keys requires signed requests.
+
+    'auto' requires them as soon as any key pair exists, and keeps requiring them once
+    ``coffer keys`` has written the key file, even after its last key was removed:
+    removing a key never opens the server. ``coffer keys list`` reports the same answer.
+    """
+    if mode == "off":
+        return False
+    return mode == "on" or store.count() > 0 or store.key_file_present
+
+
 class CredentialStore:
     def __init__(self, settings: Settings) -> None:
         self._static: dict[str, Credential] = {}

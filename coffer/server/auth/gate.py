@@ -17,7 +17,7 @@ from urllib.parse import unquote
 from coffer.config import Settings
 from coffer.server import router
 from coffer.server.auth import sigv2, sigv4
-from coffer.server.auth.credentials import Credential, CredentialStore
+from coffer.server.auth.credentials import Credential, CredentialStore, signatures_required
 from coffer.server.auth.principal import ANONYMOUS, DEFAULT_OWNER, Principal
 from coffer.server.auth.ratelimit import TokenBuckets
 from coffer.server.auth.streaming import ChunkChain
@@ -70,7 +70,7 @@ class AuthGate:
     def enabled(self) -> bool:
         if self._mode == "off":
             return False
-        if not self._latched and (self.store.count() > 0 or self.store.key_file_present):
+        if not self._latched and signatures_required(self._mode, self.store):
             self._latched = True
         return self._latched
 
@@ -289,10 +289,15 @@ def startup_message(settings: Settings) -> tuple[int, str]:
         )
     store = CredentialStore(settings)
     count = store.count()
-    if count == 0 and settings.auth == "auto" and not store.key_file_present:
+    if not signatures_required(settings.auth, store):
         return logging.WARNING, (
             "NO CREDENTIALS CONFIGURED: the server runs OPEN (development mode); anyone who can reach this port "
             "can read, write and delete everything. Set COFFER_ACCESS_KEY/COFFER_SECRET_KEY or run "
-            "`coffer keys add` to require signed requests (a running server switches on its own)."
+            "`coffer keys add` to require signed requests (a running server switches on its own); "
+            "either key pair becomes the root user, who owns the buckets created while open."
+        )
+    if count == 0:
+        return logging.WARNING, (
+            "authentication on with NO key pairs: every request is refused until `coffer keys add` adds one"
         )
     return logging.INFO, f"authentication on: {count} key pair(s) configured"
