@@ -35,9 +35,6 @@ def build_engine(settings: Settings) -> Engine:
     if settings.storage == "memory":
         from coffer.storage.memory import MemoryEngine
 
-        persistence_dir = None
-        if settings.memory_persistence:
-            persistence_dir = settings.memory_persistence_dir or os.path.join(settings.data_dir, "memory")
         return MemoryEngine(
             max_memory=settings.max_memory,
             max_object_size=settings.max_object_size,
@@ -45,7 +42,7 @@ def build_engine(settings: Settings) -> Engine:
             max_objects_per_bucket=settings.max_objects_per_bucket,
             default_ttl=settings.default_ttl_seconds,
             reaper_interval=settings.ttl_reaper_interval,
-            persistence_dir=persistence_dir,
+            persistence_dir=settings.store_dir(),  # None: nothing persisted
             fsync=settings.fsync == "always",
             wal_batch_max=settings.wal_batch_max,
             wal_batch_interval=settings.wal_batch_interval_ms / 1000,
