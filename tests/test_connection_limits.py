@@ -16,6 +16,9 @@ import pytest
 
 from tests.server_process import ServerProcess
 
+# Every test here starts `coffer serve` processes.
+pytestmark = pytest.mark.server
+
 TIMEOUT = 1  # request_head_timeout, keep_alive_timeout and body_idle_timeout of the test server
 BOUND = 30.0  # seconds after which a connection still open means it was never timed out
 

@@ -9,9 +9,13 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from botocore.exceptions import ClientError
 
 from tests.server_process import ServerProcess
+
+# Every test here starts `coffer serve` processes.
+pytestmark = pytest.mark.server
 
 
 def _keys(*args: str, cwd: Path, stdin: str | None = None) -> subprocess.CompletedProcess[str]:

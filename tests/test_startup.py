@@ -14,6 +14,9 @@ import pytest
 
 from tests.server_process import ServerProcess, free_port
 
+# Every test here starts `coffer serve` processes.
+pytestmark = pytest.mark.server
+
 
 def _serve(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("COFFER_")}
