@@ -508,3 +508,26 @@ def test_many_small_parts_windowed_reads(
                 assert bytes(received) == whole
 
     run(go())
+
+
+@pytest.mark.parametrize("huge", [2**64, 2**63, -(2**64), -1])
+def test_list_parts_with_huge_numbers(engine_kind: EngineKind, tmp_path: Path, huge: int) -> None:
+    """Issue 9 #13: part-number-marker and max-parts beyond any store's integers (or below zero: a
+    negative max-parts must not slice from the end) select what their nearest bound selects."""
+
+    async def go() -> None:
+        async with Store(engine_kind, tmp_path) as engine:
+            upload_id = await upload(engine, "k", [PART, TINY])
+            page = await engine.list_parts(BUCKET, "k", upload_id, marker=huge)
+            assert [p.part_number for p in page.parts] == ([1, 2] if huge < 0 else [])
+            page = await engine.list_parts(BUCKET, "k", upload_id, max_parts=huge)
+            assert [p.part_number for p in page.parts] == ([1, 2] if huge > 0 else [])
+            assert page.is_truncated == (huge < 0)
+            await engine.complete_multipart_upload(BUCKET, "k", upload_id, completed([PART, TINY]))
+            page2 = await engine.list_object_parts(BUCKET, "k", marker=huge, max_parts=huge)
+            assert page2.parts == [] and page2.is_truncated == (huge < 0)
+            page2 = await engine.list_object_parts(BUCKET, "k", max_parts=huge)
+            assert [p.part_number for p in page2.parts] == ([1, 2] if huge > 0 else [])
+            assert page2.is_truncated == (huge < 0)
+
+    run(go())

@@ -101,6 +101,7 @@ from coffer.storage.memory.wal import (
     segments,
 )
 from coffer.storage.multipart import copy_plan
+from coffer.storage.objects import check_quota, clamp_count, clamp_part_number, part_of
 from coffer.storage.ttl import expiry_of, is_expired
 
 log = logging.getLogger("coffer.memory")
@@ -811,13 +812,7 @@ class MemoryEngine:
             and self._object_count(bucket) >= self.max_objects_per_bucket
         ):
             self._reap(now, len(self._expiries))  # expired objects do not count: reclaim them first
-            if self._object_count(bucket) >= self.max_objects_per_bucket:
-                raise errors.QuotaExceeded(
-                    f"The bucket holds the maximum number of objects allowed "
-                    f"(max_objects_per_bucket={self.max_objects_per_bucket}).",
-                    bucket=info.bucket,
-                    key=info.key,
-                )
+            check_quota(self._object_count(bucket), self.max_objects_per_bucket, info.bucket, info.key)
         self.check_writable()
         obj = MemObject(
             info=info,
@@ -976,6 +971,7 @@ class MemoryEngine:
     async def list_object_parts(
         self, bucket: str, key: str, *, marker: int = 0, max_parts: int = 1000
     ) -> ObjectPartsPage:
+        marker, max_parts = clamp_part_number(marker), clamp_count(max_parts)
         obj = self._live(bucket, key)
         if not obj.info.parts_count:
             return ObjectPartsPage(obj.info, [], False, 0)
@@ -1063,7 +1059,9 @@ class MemoryEngine:
     async def list_parts(
         self, bucket: str, key: str, upload_id: str, *, marker: int = 0, max_parts: int = 1000
     ) -> PartsPage:
-        return await self.multipart.list_parts(bucket, key, upload_id, marker=marker, max_parts=max_parts)
+        return await self.multipart.list_parts(
+            bucket, key, upload_id, marker=clamp_part_number(marker), max_parts=clamp_count(max_parts)
+        )
 
     async def list_multipart_uploads(
         self,
@@ -1289,14 +1287,8 @@ class MemoryEngine:
 
 
 def _part_of(obj: MemObject, part_number: int) -> ObjectInfo:
-    info = obj.info
-    if info.parts_count:
-        for part in obj.parts:
-            if part.part_number == part_number:
-                return dataclasses.replace(info, part=part)
-    elif part_number == 1:  # a single-part object is its own part 1
-        return dataclasses.replace(info, part=ObjectPart(1, 0, info.size, info.etag, dict(info.checksums)))
-    raise errors.InvalidPart(f"The requested part number {part_number} does not exist.", key=info.key)
+    stored = next((p for p in obj.parts if p.part_number == part_number), None)
+    return dataclasses.replace(obj.info, part=part_of(obj.info, part_number, stored))
 
 
 # A snapshot image: per bucket its info, configuration, objects and uploads with their parts;
