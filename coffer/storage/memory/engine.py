@@ -73,7 +73,6 @@ from coffer.storage.hashing import PIPELINE_CHUNK, BodyHasher
 from coffer.storage.listing import list_page
 from coffer.storage.memory.index import KeyIndex, Marks
 from coffer.storage.memory.multipart import (
-    COMPLETED_RETENTION_SECONDS,
     HASH_INLINE_MAX,
     MemoryUploads,
     answer_meta,
@@ -100,7 +99,7 @@ from coffer.storage.memory.wal import (
     read_records,
     segments,
 )
-from coffer.storage.multipart import copy_plan
+from coffer.storage.multipart import COMPLETED_RETENTION_SECONDS, answer_stands, copy_plan
 from coffer.storage.objects import check_quota, clamp_count, clamp_part_number, part_of
 from coffer.storage.ttl import expiry_of, is_expired
 
@@ -858,11 +857,9 @@ class MemoryEngine:
     def is_current(self, info: ObjectInfo) -> bool:
         bucket = self._buckets.get(info.bucket)
         obj = bucket.index.get(info.key.encode("utf-8")) if bucket is not None else None
-        return (
-            obj is not None
-            and (obj.info.etag, obj.info.last_modified) == (info.etag, info.last_modified)
-            and not is_expired(obj.expires, self.clock())
-        )
+        if obj is None or is_expired(obj.expires, self.clock()):
+            return False
+        return answer_stands(info, obj.info.etag, obj.info.last_modified)
 
     async def head_object(self, bucket: str, key: str, *, part_number: int | None = None) -> ObjectInfo:
         obj = self._live(bucket, key)

@@ -42,14 +42,17 @@ from coffer.storage.hashing import BodyHasher
 from coffer.storage.listing import list_uploads_page
 from coffer.storage.memory.index import KeyIndex, Marks
 from coffer.storage.memory.wal import COMPLETED, CREATE_UPLOAD, DELETE_UPLOAD, PUT_PART, Record
-from coffer.storage.multipart import assemble, new_upload_id, resolve_checksum_type
+from coffer.storage.multipart import (
+    assemble,
+    completions_forgotten_before,
+    new_upload_id,
+    resolve_checksum_type,
+)
 from coffer.storage.objects import completed_object, copy_source_span
 
 if TYPE_CHECKING:
     from coffer.storage.memory.engine import MemBucket, MemObject, MemoryStats
 
-# A completed upload's answer is kept this long so a retried Complete gets it again.
-COMPLETED_RETENTION_SECONDS = 3600
 PART_OVERHEAD = 200
 HASH_INLINE_MAX = 256 * 1024  # smaller bodies are hashed on the loop, larger ones on a thread
 
@@ -514,8 +517,7 @@ class MemoryUploads:
                 # Nobody waits for it: a lost record only brings the upload back, to be swept again.
                 self._host.log_nowait(Record(DELETE_UPLOAD, {"u": upload_id}))
                 aborted += 1
-        retention = min(max_age_seconds, COMPLETED_RETENTION_SECONDS) if max_age_seconds > 0 else None
-        keep = now - (retention if retention is not None else COMPLETED_RETENTION_SECONDS)
+        keep = completions_forgotten_before(max_age_seconds, now)
         for upload_id in [u for u, (_info, at) in self._completed.items() if at < keep]:
             del self._completed[upload_id]
         return aborted
