@@ -19,9 +19,9 @@ import pytest
 
 from coffer import checksums
 from coffer.storage import errors
-from coffer.storage.api import MIN_PART_SIZE, CompletedPart, Completion, Engine
+from coffer.storage.api import MIN_PART_SIZE, CompletedPart, Completion, Engine, ObjectInfo
 from coffer.storage.disk.metadata import SCHEMA_VERSION
-from tests.engines import ENGINES, EngineKind, blob_files, read
+from tests.engines import ENGINES, EngineKind, blob_files, put, read
 from tests.helpers import chunks, run
 
 BUCKET = "bkt"
@@ -506,5 +506,90 @@ def test_many_small_parts_windowed_reads(
                 async for chunk in stream:
                     received += chunk
                 assert bytes(received) == whole
+
+    run(go())
+
+
+@pytest.mark.parametrize("huge", [2**64, 2**63, -(2**64), -1])
+def test_list_parts_with_huge_numbers(engine_kind: EngineKind, tmp_path: Path, huge: int) -> None:
+    """Issue 9 #13: part-number-marker and max-parts beyond any store's integers (or below zero: a
+    negative max-parts must not slice from the end) select what their nearest bound selects."""
+
+    async def go() -> None:
+        async with Store(engine_kind, tmp_path) as engine:
+            upload_id = await upload(engine, "k", [PART, TINY])
+            page = await engine.list_parts(BUCKET, "k", upload_id, marker=huge)
+            assert [p.part_number for p in page.parts] == ([1, 2] if huge < 0 else [])
+            page = await engine.list_parts(BUCKET, "k", upload_id, max_parts=huge)
+            assert [p.part_number for p in page.parts] == ([1, 2] if huge > 0 else [])
+            assert page.is_truncated == (huge < 0)
+            await engine.complete_multipart_upload(BUCKET, "k", upload_id, completed([PART, TINY]))
+            page2 = await engine.list_object_parts(BUCKET, "k", marker=huge, max_parts=huge)
+            assert page2.parts == [] and page2.is_truncated == (huge < 0)
+            page2 = await engine.list_object_parts(BUCKET, "k", max_parts=huge)
+            assert [p.part_number for p in page2.parts] == ([1, 2] if huge > 0 else [])
+            assert page2.is_truncated == (huge < 0)
+
+    run(go())
+
+
+def _answer(info: ObjectInfo) -> tuple[object, ...]:
+    return (info.key, info.etag, info.size, info.last_modified, info.checksums, info.checksum_type, info.parts_count)
+
+
+def test_retried_complete_answers_while_its_object_stands(engine_kind: EngineKind, tmp_path: Path) -> None:
+    """A retried CompleteMultipartUpload gets the first answer again, but only while the object at
+    the key is the one that upload produced; once it is replaced or deleted the upload is gone
+    (NoSuchUpload, as in S3). One rule on every engine, across a restart where there is one."""
+    parts = [PART, TINY]
+
+    async def first() -> tuple[str, ObjectInfo]:
+        async with Store(engine_kind, tmp_path) as engine:
+            kept = await upload(engine, "kept", parts)
+            answer = await engine.complete_multipart_upload(BUCKET, "kept", kept, completed(parts))
+            again = await engine.complete_multipart_upload(BUCKET, "kept", kept, completed(parts))
+            assert _answer(again) == _answer(answer)
+            replaced = await upload(engine, "replaced", parts)
+            await engine.complete_multipart_upload(BUCKET, "replaced", replaced, completed(parts))
+            await put(engine, BUCKET, "replaced", b"new body")
+            with pytest.raises(errors.NoSuchUpload):
+                await engine.complete_multipart_upload(BUCKET, "replaced", replaced, completed(parts))
+            deleted = await upload(engine, "deleted", parts)
+            await engine.complete_multipart_upload(BUCKET, "deleted", deleted, completed(parts))
+            await engine.delete_object(BUCKET, "deleted")
+            with pytest.raises(errors.NoSuchUpload):
+                await engine.complete_multipart_upload(BUCKET, "deleted", deleted, completed(parts))
+            return kept, answer
+
+    async def after_restart(kept: str, answer: ObjectInfo) -> None:
+        async with Store(engine_kind, tmp_path) as engine:
+            again = await engine.complete_multipart_upload(BUCKET, "kept", kept, completed(parts))
+            assert _answer(again) == _answer(answer)
+            await put(engine, BUCKET, "kept", b"new body")
+            with pytest.raises(errors.NoSuchUpload):
+                await engine.complete_multipart_upload(BUCKET, "kept", kept, completed(parts))
+
+    kept, answer = run(first())
+    if engine_kind.persistent:
+        run(after_restart(kept, answer))
+
+
+def test_completed_answers_are_kept_an_hour(engine_kind: EngineKind, tmp_path: Path) -> None:
+    """The sweep forgets a completed upload's answer an hour after completion, also when abandoned
+    uploads are never aborted (max age 0), and then aborts no upload in progress."""
+    parts = [PART, TINY]
+
+    async def go() -> None:
+        async with Store(engine_kind, tmp_path) as engine:
+            done = await upload(engine, "done", parts)
+            answer = await engine.complete_multipart_upload(BUCKET, "done", done, completed(parts))
+            pending = await upload(engine, "pending", [PART])
+            assert await asyncio.to_thread(engine.sweep_uploads, 0, answer.last_modified + 3500) == 0
+            again = await engine.complete_multipart_upload(BUCKET, "done", done, completed(parts))
+            assert _answer(again) == _answer(answer)
+            assert await asyncio.to_thread(engine.sweep_uploads, 0, answer.last_modified + 3700) == 0
+            with pytest.raises(errors.NoSuchUpload):
+                await engine.complete_multipart_upload(BUCKET, "done", done, completed(parts))
+            assert [u.upload_id for u in (await engine.list_multipart_uploads(BUCKET)).uploads] == [pending]
 
     run(go())

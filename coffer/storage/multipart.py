@@ -23,6 +23,25 @@ from coffer.storage.api import MIN_PART_SIZE, CompletedPart, Completion, ObjectI
 COMPOSITE = "COMPOSITE"
 FULL_OBJECT = "FULL_OBJECT"
 CHECKSUM_TYPES = (COMPOSITE, FULL_OBJECT)
+# A completed upload's answer is kept this long (less when abandoned uploads are aborted
+# sooner) so a retried CompleteMultipartUpload gets it again.
+COMPLETED_RETENTION_SECONDS = 3600
+
+
+def completions_forgotten_before(max_age_seconds: float, now: float) -> float:
+    """Answers of uploads completed before this are forgotten (``max_age_seconds``: the
+    abandoned-upload age, 0 meaning never)."""
+    retention: float = COMPLETED_RETENTION_SECONDS
+    if max_age_seconds > 0:
+        retention = min(max_age_seconds, retention)
+    return now - retention
+
+
+def answer_stands(answer: ObjectInfo, live_etag: str | None, last_modified: float) -> bool:
+    """Whether a retried Complete gets a completed upload's ``answer``: only while the live
+    object at the key (its ETag, None when nothing live is there) is the one the upload made.
+    Otherwise the upload is gone, as in S3: NoSuchUpload."""
+    return live_etag == answer.etag and last_modified == answer.last_modified
 
 
 def resolve_checksum_type(algorithm: str | None, requested_type: str | None) -> str:

@@ -272,7 +272,7 @@ class DiskEngine:
             objects, size = conn.execute(
                 "SELECT COALESCE(SUM(objects), 0), COALESCE(SUM(bytes), 0) FROM bucket_stats"
             ).fetchone()
-            # Multipart uploads in progress (completed ones keep a row for a day).
+            # Multipart uploads in progress (completed ones keep a row for an hour).
             uploads = conn.execute("SELECT COUNT(*) FROM uploads WHERE completed IS NULL").fetchone()[0]
             return StorageStats(buckets, objects, size, uploads, time.time())
 
@@ -343,10 +343,10 @@ class DiskEngine:
         last_orphans = 0.0
         while not self._stopping.wait(delay):
             try:
-                if self.upload_max_age_seconds > 0:
-                    aborted = self.uploads.sweep(self.upload_max_age_seconds)
-                    if aborted:
-                        log.info("aborted %d abandoned multipart uploads", aborted)
+                # Also with no age limit: completed uploads' answers are forgotten after an hour.
+                aborted = self.uploads.sweep(self.upload_max_age_seconds)
+                if aborted:
+                    log.info("aborted %d abandoned multipart uploads", aborted)
                 if time.monotonic() - last_orphans >= 3600 or not last_orphans:
                     last_orphans = time.monotonic()
                     removed = self.sweep_orphans(self.orphan_grace_seconds)
@@ -819,7 +819,7 @@ class DiskEngine:
         await self.uploads.abort(bucket, key, upload_id)
 
     def sweep_uploads(self, max_age_seconds: float, now: float | None = None) -> int:
-        """Abort uploads older than ``max_age_seconds`` and forget old completed ones; returns aborts."""
+        """Abort uploads older than ``max_age_seconds`` (0: never) and forget old completed ones; returns aborts."""
         return self.uploads.sweep(max_age_seconds, now)
 
     async def list_parts(

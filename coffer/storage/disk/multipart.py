@@ -42,12 +42,17 @@ from coffer.storage.disk.manifest import (
 from coffer.storage.disk.metadata import bucket_info
 from coffer.storage.disk.records import ObjectRecord, Pieces
 from coffer.storage.listing import list_uploads_page
-from coffer.storage.multipart import FULL_OBJECT, assemble, new_upload_id, resolve_checksum_type
+from coffer.storage.multipart import (
+    FULL_OBJECT,
+    answer_stands,
+    assemble,
+    completions_forgotten_before,
+    new_upload_id,
+    resolve_checksum_type,
+)
 from coffer.storage.objects import completed_object, copy_source_span
 from coffer.storage.ttl import expiry_of
 
-# A completed upload's row stays this long so a retried Complete gets the same answer.
-COMPLETED_RETENTION_SECONDS = 86400
 _UPLOAD_COLUMNS = "upload_id, bucket, key, initiated, storage_class, owner, extra, completed"
 _LIST_BATCH = 1000
 # (conn, bucket, key, now): raises QuotaExceeded when a new key does not fit.
@@ -228,8 +233,12 @@ class DiskUploads:
     ) -> ObjectInfo:
         def tx(conn: sqlite3.Connection) -> tuple[ObjectInfo, list[str]]:
             upload, completed = self._upload_row(conn, bucket, key, upload_id, open_only=False)
-            if completed:  # already completed: a retry gets the same answer
-                return _completed_result(upload, json.loads(completed)), []
+            if completed:  # already completed: a retry gets the same answer while its object stands
+                answer = _completed_result(upload, json.loads(completed))
+                current = records.slot(conn, bucket, key)
+                if current is None or not answer_stands(answer, current.live_etag(time.time()), current.last_modified):
+                    raise errors.NoSuchUpload(upload_id=upload_id)
+                return answer, []
             stored = {
                 r[0]: _part_from_row(r)
                 for r in conn.execute(
@@ -299,17 +308,17 @@ class DiskUploads:
         return released
 
     def sweep(self, max_age_seconds: float, now: float | None = None) -> int:
-        """Abort uploads older than ``max_age_seconds`` and forget old completed ones; returns aborts."""
+        """Abort uploads older than ``max_age_seconds`` (0: never) and forget old completed ones; returns aborts."""
         now = time.time() if now is None else now
-        abandoned_before = now - max_age_seconds
-        completed_before = now - min(max_age_seconds, COMPLETED_RETENTION_SECONDS)
+        abandoned_before = now - max_age_seconds if max_age_seconds > 0 else float("-inf")
+        completed_before = completions_forgotten_before(max_age_seconds, now)
 
         batch = 500
 
         def tx(conn: sqlite3.Connection) -> tuple[int, int, list[str]]:
             rows = conn.execute(
                 "SELECT upload_id, completed IS NULL FROM uploads WHERE (completed IS NULL AND initiated < ?)"
-                " OR (completed IS NOT NULL AND initiated < ?) LIMIT ?",
+                " OR json_extract(completed, '$.t') < ? LIMIT ?",
                 (abandoned_before, completed_before, batch),
             ).fetchall()
             released: list[str] = []

@@ -83,6 +83,7 @@ class Slot:
     etag: str
     blob: str | None  # the replaced body's blob (File bodies)
     expires: float | None
+    last_modified: float
 
     def live_etag(self, now: float) -> str | None:
         """The ETag conditional writes compare against (None: nothing live there)."""
@@ -146,7 +147,7 @@ def require(conn: sqlite3.Connection, bucket: str, key: str, now: float, *, with
 
 def slot(conn: sqlite3.Connection, bucket: str, key: str) -> Slot | None:
     row = conn.execute(
-        "SELECT id, etag, blob, expires FROM objects WHERE bucket=? AND key=? AND version='null'",
+        "SELECT id, etag, blob, expires, last_modified FROM objects WHERE bucket=? AND key=? AND version='null'",
         (bucket, key.encode("utf-8")),
     ).fetchone()
     return Slot(*row) if row is not None else None

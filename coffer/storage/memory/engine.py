@@ -73,7 +73,6 @@ from coffer.storage.hashing import PIPELINE_CHUNK, BodyHasher
 from coffer.storage.listing import list_page
 from coffer.storage.memory.index import KeyIndex, Marks
 from coffer.storage.memory.multipart import (
-    COMPLETED_RETENTION_SECONDS,
     HASH_INLINE_MAX,
     MemoryUploads,
     answer_meta,
@@ -100,7 +99,8 @@ from coffer.storage.memory.wal import (
     read_records,
     segments,
 )
-from coffer.storage.multipart import copy_plan
+from coffer.storage.multipart import COMPLETED_RETENTION_SECONDS, answer_stands, copy_plan
+from coffer.storage.objects import check_quota, clamp_count, clamp_part_number, part_of
 from coffer.storage.ttl import expiry_of, is_expired
 
 log = logging.getLogger("coffer.memory")
@@ -811,13 +811,7 @@ class MemoryEngine:
             and self._object_count(bucket) >= self.max_objects_per_bucket
         ):
             self._reap(now, len(self._expiries))  # expired objects do not count: reclaim them first
-            if self._object_count(bucket) >= self.max_objects_per_bucket:
-                raise errors.QuotaExceeded(
-                    f"The bucket holds the maximum number of objects allowed "
-                    f"(max_objects_per_bucket={self.max_objects_per_bucket}).",
-                    bucket=info.bucket,
-                    key=info.key,
-                )
+            check_quota(self._object_count(bucket), self.max_objects_per_bucket, info.bucket, info.key)
         self.check_writable()
         obj = MemObject(
             info=info,
@@ -863,11 +857,9 @@ class MemoryEngine:
     def is_current(self, info: ObjectInfo) -> bool:
         bucket = self._buckets.get(info.bucket)
         obj = bucket.index.get(info.key.encode("utf-8")) if bucket is not None else None
-        return (
-            obj is not None
-            and (obj.info.etag, obj.info.last_modified) == (info.etag, info.last_modified)
-            and not is_expired(obj.expires, self.clock())
-        )
+        if obj is None or is_expired(obj.expires, self.clock()):
+            return False
+        return answer_stands(info, obj.info.etag, obj.info.last_modified)
 
     async def head_object(self, bucket: str, key: str, *, part_number: int | None = None) -> ObjectInfo:
         obj = self._live(bucket, key)
@@ -976,6 +968,7 @@ class MemoryEngine:
     async def list_object_parts(
         self, bucket: str, key: str, *, marker: int = 0, max_parts: int = 1000
     ) -> ObjectPartsPage:
+        marker, max_parts = clamp_part_number(marker), clamp_count(max_parts)
         obj = self._live(bucket, key)
         if not obj.info.parts_count:
             return ObjectPartsPage(obj.info, [], False, 0)
@@ -1063,7 +1056,9 @@ class MemoryEngine:
     async def list_parts(
         self, bucket: str, key: str, upload_id: str, *, marker: int = 0, max_parts: int = 1000
     ) -> PartsPage:
-        return await self.multipart.list_parts(bucket, key, upload_id, marker=marker, max_parts=max_parts)
+        return await self.multipart.list_parts(
+            bucket, key, upload_id, marker=clamp_part_number(marker), max_parts=clamp_count(max_parts)
+        )
 
     async def list_multipart_uploads(
         self,
@@ -1289,14 +1284,8 @@ class MemoryEngine:
 
 
 def _part_of(obj: MemObject, part_number: int) -> ObjectInfo:
-    info = obj.info
-    if info.parts_count:
-        for part in obj.parts:
-            if part.part_number == part_number:
-                return dataclasses.replace(info, part=part)
-    elif part_number == 1:  # a single-part object is its own part 1
-        return dataclasses.replace(info, part=ObjectPart(1, 0, info.size, info.etag, dict(info.checksums)))
-    raise errors.InvalidPart(f"The requested part number {part_number} does not exist.", key=info.key)
+    stored = next((p for p in obj.parts if p.part_number == part_number), None)
+    return dataclasses.replace(obj.info, part=part_of(obj.info, part_number, stored))
 
 
 # A snapshot image: per bucket its info, configuration, objects and uploads with their parts;

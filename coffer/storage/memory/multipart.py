@@ -42,13 +42,17 @@ from coffer.storage.hashing import BodyHasher
 from coffer.storage.listing import list_uploads_page
 from coffer.storage.memory.index import KeyIndex, Marks
 from coffer.storage.memory.wal import COMPLETED, CREATE_UPLOAD, DELETE_UPLOAD, PUT_PART, Record
-from coffer.storage.multipart import assemble, new_upload_id, resolve_checksum_type
+from coffer.storage.multipart import (
+    assemble,
+    completions_forgotten_before,
+    new_upload_id,
+    resolve_checksum_type,
+)
+from coffer.storage.objects import completed_object, copy_source_span
 
 if TYPE_CHECKING:
     from coffer.storage.memory.engine import MemBucket, MemObject, MemoryStats
 
-# A completed upload's answer is kept this long so a retried Complete gets it again.
-COMPLETED_RETENTION_SECONDS = 3600
 PART_OVERHEAD = 200
 HASH_INLINE_MAX = 256 * 1024  # smaller bodies are hashed on the loop, larger ones on a thread
 
@@ -413,19 +417,7 @@ class MemoryUploads:
         source = host.live(src_bucket, src_key)
         if check_source is not None:
             check_source(source.info)
-        size = source.info.size
-        if src_range is None:
-            start, end = 0, size
-        else:
-            first, last = src_range
-            if first > last or last >= size:
-                raise errors.InvalidRange(
-                    "The x-amz-copy-source-range value must be of the form bytes=first-last where first "
-                    "and last are the zero-based offsets of the first and last bytes to copy"
-                )
-            start, end = first, last + 1
-        if end - start > MAX_PART_SIZE:
-            raise errors.EntityTooLarge()
+        start, end = copy_source_span(src_range, source.info.size)
         chunks = slice_chunks(source.chunks, start, end)
         digests = await hash_chunks(chunks, (upload.info.effective_algorithm,))
         host.reserve(digests.size)
@@ -496,19 +488,7 @@ class MemoryUploads:
             object_parts.append(ObjectPart(part.part_number, offset, part.size, part.etag, dict(part.checksums)))
             offset += part.size
         chunks = tuple(itertools.chain.from_iterable(stored[p.part_number].chunks for p in done.parts))
-        info = ObjectInfo(
-            bucket=upload.info.bucket,
-            key=upload.info.key,
-            size=done.size,
-            etag=done.etag,
-            last_modified=now,
-            storage_class=upload.info.storage_class,
-            headers=upload.info.headers,
-            checksums={done.algorithm: done.checksum},
-            checksum_type=done.checksum_type,
-            parts_count=len(done.parts),
-            tags=dict(upload.info.tags),
-        )
+        info = completed_object(upload.info, done, now)
         return info, chunks, tuple(object_parts)
 
     async def abort(self, bucket: str, key: str, upload_id: str) -> None:
@@ -537,8 +517,7 @@ class MemoryUploads:
                 # Nobody waits for it: a lost record only brings the upload back, to be swept again.
                 self._host.log_nowait(Record(DELETE_UPLOAD, {"u": upload_id}))
                 aborted += 1
-        retention = min(max_age_seconds, COMPLETED_RETENTION_SECONDS) if max_age_seconds > 0 else None
-        keep = now - (retention if retention is not None else COMPLETED_RETENTION_SECONDS)
+        keep = completions_forgotten_before(max_age_seconds, now)
         for upload_id in [u for u, (_info, at) in self._completed.items() if at < keep]:
             del self._completed[upload_id]
         return aborted
