@@ -252,7 +252,7 @@ class MemoryEngine:
         self._buckets: dict[str, MemBucket] = {}
         # What pending changes make of buckets (None: deleted), for later writes' checks.
         self._bucket_marks: Marks[str, MemBucket | None] = Marks()
-        self.multipart = MemoryUploads(self)
+        self.uploads = MemoryUploads(self)
         # Least recently used first; values are the objects themselves.
         self._lru: OrderedDict[tuple[str, bytes], MemObject] = OrderedDict()
         # (expires, tiebreak, bucket, key, object): stale entries are skipped when popped.
@@ -422,7 +422,7 @@ class MemoryEngine:
         if bucket is not None:
             for key, obj in bucket.index.scan(b"", True, None):
                 self._forget(name, key, obj)
-            self.multipart.drop_bucket(name)
+            self.uploads.drop_bucket(name)
             del self._buckets[name]
         self.stats.buckets = len(self._buckets)
 
@@ -604,7 +604,7 @@ class MemoryEngine:
 
     def sweep_uploads(self, max_age_seconds: float, now: float | None = None) -> int:
         """Abort uploads older than ``max_age_seconds`` (0: never) and forget old completions; returns aborts."""
-        return self.multipart.sweep(max_age_seconds, self.clock() if now is None else now)
+        return self.uploads.sweep(max_age_seconds, self.clock() if now is None else now)
 
     async def _reaper_loop(self) -> None:
         while True:
@@ -622,7 +622,7 @@ class MemoryEngine:
     # ------------------------------------------------------------------ health
     async def storage_stats(self) -> StorageStats:
         s = self.stats
-        return StorageStats(s.buckets, s.objects, s.data_bytes, len(self.multipart), self.clock())
+        return StorageStats(s.buckets, s.objects, s.data_bytes, len(self.uploads), self.clock())
 
     async def probe(self) -> ProbeResult:
         directory = self.persistence_dir
@@ -976,7 +976,7 @@ class MemoryEngine:
         chosen = after[:max_parts]
         return ObjectPartsPage(obj.info, chosen, len(after) > max_parts, chosen[-1].part_number if chosen else 0)
 
-    # ------------------------------------------------------------------ multipart uploads (self.multipart)
+    # ------------------------------------------------------------------ multipart uploads (self.uploads)
     async def create_multipart_upload(
         self,
         bucket: str,
@@ -988,7 +988,7 @@ class MemoryEngine:
         checksum_type: str | None = None,
         tags: dict[str, str] | None = None,
     ) -> UploadInfo:
-        return await self.multipart.create(
+        return await self.uploads.create(
             bucket,
             key,
             headers=headers,
@@ -999,7 +999,7 @@ class MemoryEngine:
         )
 
     async def get_upload(self, bucket: str, key: str, upload_id: str) -> UploadInfo:
-        return await self.multipart.get(bucket, key, upload_id)
+        return await self.uploads.get(bucket, key, upload_id)
 
     async def upload_part(
         self,
@@ -1013,7 +1013,7 @@ class MemoryEngine:
         want_sha256: bool = False,
         verify: Verifier | None = None,
     ) -> PartInfo:
-        return await self.multipart.upload_part(
+        return await self.uploads.upload_part(
             bucket,
             key,
             upload_id,
@@ -1036,7 +1036,7 @@ class MemoryEngine:
         src_range: tuple[int, int] | None = None,
         check_source: SourceCheck | None = None,
     ) -> PartInfo:
-        return await self.multipart.upload_part_copy(
+        return await self.uploads.upload_part_copy(
             bucket, key, upload_id, part_number, src_bucket, src_key, src_range=src_range, check_source=check_source
         )
 
@@ -1048,15 +1048,15 @@ class MemoryEngine:
         parts: list[CompletedPart],
         completion: Completion | None = None,
     ) -> ObjectInfo:
-        return await self.multipart.complete(bucket, key, upload_id, parts, completion or Completion())
+        return await self.uploads.complete(bucket, key, upload_id, parts, completion or Completion())
 
     async def abort_multipart_upload(self, bucket: str, key: str, upload_id: str) -> None:
-        await self.multipart.abort(bucket, key, upload_id)
+        await self.uploads.abort(bucket, key, upload_id)
 
     async def list_parts(
         self, bucket: str, key: str, upload_id: str, *, marker: int = 0, max_parts: int = 1000
     ) -> PartsPage:
-        return await self.multipart.list_parts(
+        return await self.uploads.list_parts(
             bucket, key, upload_id, marker=clamp_part_number(marker), max_parts=clamp_count(max_parts)
         )
 
@@ -1070,7 +1070,7 @@ class MemoryEngine:
         upload_id_marker: str = "",
         max_uploads: int = 1000,
     ) -> UploadsPage:
-        return await self.multipart.list_uploads(
+        return await self.uploads.list_uploads(
             bucket,
             prefix=prefix,
             delimiter=delimiter,
@@ -1195,15 +1195,15 @@ class MemoryEngine:
                 self._install(bucket, key, _retagged(current, meta["t"]))
         elif record.op == COMPLETE_UPLOAD:
             bucket = self._buckets.get(meta["o"][0])
-            chunks = self.multipart.completed_chunks(meta["u"], [p[0] for p in meta["o"][12]])
+            chunks = self.uploads.completed_chunks(meta["u"], [p[0] for p in meta["o"][12]])
             if chunks is None or bucket is None:
                 return
             obj = _object_from(meta["o"], chunks, encode_meta(meta["o"]))
-            self.multipart.replay_completed(meta["u"], obj.info, obj.info.last_modified)
+            self.uploads.replay_completed(meta["u"], obj.info, obj.info.last_modified)
             self._replay_object(bucket, obj)
         elif record.op == CREATE_UPLOAD and meta["b"] not in self._buckets:
             return
-        elif not self.multipart.replay(record):
+        elif not self.uploads.replay(record):
             log.warning("skipping a log record of unknown kind %d", record.op)
 
     def _replay_object(self, bucket: MemBucket, obj: MemObject) -> None:
@@ -1216,9 +1216,9 @@ class MemoryEngine:
     def _image(self) -> _Image:
         """References to the whole durable state (cheap: no object is copied)."""
         buckets = [
-            (b.info, b.config, b.index.values(), self.multipart.image(b.info.name)) for b in self._buckets.values()
+            (b.info, b.config, b.index.values(), self.uploads.image(b.info.name)) for b in self._buckets.values()
         ]
-        return buckets, self.multipart.completions()
+        return buckets, self.uploads.completions()
 
     async def snapshot(self) -> Path | None:
         """Write a snapshot now (no-op without persistence); the log before it is then deleted."""
