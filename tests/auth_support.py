@@ -12,7 +12,8 @@ from __future__ import annotations
 import http.client
 import itertools
 import socket
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -24,6 +25,7 @@ from botocore.auth import HmacV1Auth, S3SigV4Auth, S3SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 from botocore.credentials import Credentials
+from botocore.exceptions import ClientError
 
 from tests.server_process import ServerProcess
 
@@ -246,3 +248,20 @@ def tls_client(endpoint: str, ca_file: str, user: User = MAIN):  # type: ignore[
         verify=ca_file,
         config=Config(retries={"max_attempts": 1}),
     )
+
+
+def outcome(call: Callable[[], object]) -> str:
+    """The S3 error code a boto3 call answers, or "ok"."""
+    try:
+        call()
+    except ClientError as exc:
+        return str(exc.response["Error"]["Code"])
+    return "ok"
+
+
+def eventually(call: Callable[[], object], expected: str) -> None:
+    """Servers re-check the key file every 0.1 s: allow a moment for a change to apply."""
+    deadline = time.monotonic() + 10
+    while (got := outcome(call)) != expected and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert got == expected

@@ -13,25 +13,20 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.auth_support import ALT, MAIN, User, client, new_bucket_name, send, start_auth_server, tls_client
+from tests.auth_support import (
+    ALT,
+    MAIN,
+    User,
+    client,
+    eventually,
+    new_bucket_name,
+    outcome,
+    send,
+    start_auth_server,
+    tls_client,
+)
 from tests.server_process import ServerProcess
 from tests.wire import error_of
-
-
-def _error_code(call) -> str:  # type: ignore[no-untyped-def]
-    try:
-        call()
-    except ClientError as exc:
-        return str(exc.response["Error"]["Code"])
-    return "ok"
-
-
-def _eventually(call, expected: str) -> None:  # type: ignore[no-untyped-def]
-    """Servers re-check the key file every 0.1 s: allow a moment for a change to apply."""
-    deadline = time.monotonic() + 10
-    while (got := _error_code(call)) != expected and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert got == expected
 
 
 def _denied(call, **kwargs) -> None:  # type: ignore[no-untyped-def]
@@ -121,7 +116,7 @@ def test_keys_cli_changes_apply_to_a_running_server(auth_server: ServerProcess) 
     )  # fmt: skip
     assert added.returncode == 0, added.stderr
     assert carol.secret_key not in added.stdout + added.stderr
-    _eventually(carol_s3.list_buckets, "ok")
+    eventually(carol_s3.list_buckets, "ok")
     bucket = new_bucket_name()
     carol_s3.create_bucket(Bucket=bucket)
     assert carol_s3.list_buckets()["Owner"] == {"ID": carol.user_id, "DisplayName": carol.display_name}
@@ -143,7 +138,7 @@ def test_keys_cli_changes_apply_to_a_running_server(auth_server: ServerProcess) 
 
     removed = _coffer("remove", carol.access_key, data_dir=auth_server.data_dir)
     assert removed.returncode == 0, removed.stderr
-    _eventually(carol_s3.list_buckets, "InvalidAccessKeyId")
+    eventually(carol_s3.list_buckets, "InvalidAccessKeyId")
     assert _coffer("remove", carol.access_key, data_dir=auth_server.data_dir).returncode != 0
 
 
@@ -162,14 +157,14 @@ def test_open_mode_warns_and_switches_on_when_a_key_is_added(tmp_path: Path) -> 
             "add", "--access-key", MAIN.access_key, "--secret-key", MAIN.secret_key, data_dir=server.data_dir
         )
         assert added.returncode == 0, added.stderr
-        _eventually(anyone.list_buckets, "InvalidAccessKeyId")
+        eventually(anyone.list_buckets, "InvalidAccessKeyId")
         # Removing the last key does not reopen the server, nor does a restart.
         assert _coffer("remove", MAIN.access_key, data_dir=server.data_dir).returncode == 0
         time.sleep(0.3)
-        assert _error_code(anyone.list_buckets) == "InvalidAccessKeyId"
+        assert outcome(anyone.list_buckets) == "InvalidAccessKeyId"
         server.stop()
         server.start()
-        assert _error_code(server.client("anything", "at-all-secret").list_buckets) == "InvalidAccessKeyId"
+        assert outcome(server.client("anything", "at-all-secret").list_buckets) == "InvalidAccessKeyId"
     finally:
         server.stop()
 

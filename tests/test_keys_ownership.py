@@ -6,12 +6,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from botocore.exceptions import ClientError
 
+from tests.auth_support import eventually, outcome
 from tests.server_process import ServerProcess
 
 # Every test here starts `coffer serve` processes.
@@ -31,22 +30,6 @@ def _keys(*args: str, cwd: Path, stdin: str | None = None) -> subprocess.Complet
     )
 
 
-def _code(call) -> str:  # type: ignore[no-untyped-def]
-    try:
-        call()
-    except ClientError as exc:
-        return str(exc.response["Error"]["Code"])
-    return "ok"
-
-
-def _eventually(call, expected: str) -> None:  # type: ignore[no-untyped-def]
-    """Servers re-check the key file every 0.1 s: allow a moment for a change to apply."""
-    deadline = time.monotonic() + 10
-    while (got := _code(call)) != expected and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert got == expected
-
-
 def test_first_key_added_owns_the_buckets_created_while_open(tmp_path: Path) -> None:
     server = ServerProcess(tmp_path / "data", "--fsync", "never").start()
     try:
@@ -64,10 +47,10 @@ def test_first_key_added_owns_the_buckets_created_while_open(tmp_path: Path) -> 
         assert str(server.data_dir / "keys.json") in added.stdout
         assert "root user" in added.stdout and "first-secret-123" not in added.stdout
         first = server.client("AKIAFIRST", "first-secret-123")
-        _eventually(first.list_buckets, "ok")
+        eventually(first.list_buckets, "ok")
         assert [b["Name"] for b in first.list_buckets()["Buckets"]] == ["made-while-open"]
         assert first.get_object(Bucket="made-while-open", Key="k")["Body"].read() == b"open data"
-        assert _code(anyone.list_buckets) == "InvalidAccessKeyId"
+        assert outcome(anyone.list_buckets) == "InvalidAccessKeyId"
 
         # A second key is a user of its own: the root user's buckets stay the root user's.
         second = _keys(
@@ -75,9 +58,9 @@ def test_first_key_added_owns_the_buckets_created_while_open(tmp_path: Path) -> 
         )
         assert second.returncode == 0 and "root user" not in second.stdout, second
         other = server.client("AKIASECOND", "second-secret-123")
-        _eventually(other.list_buckets, "ok")
+        eventually(other.list_buckets, "ok")
         assert other.list_buckets()["Buckets"] == []
-        assert _code(lambda: other.get_object(Bucket="made-while-open", Key="k")) == "AccessDenied"
+        assert outcome(lambda: other.get_object(Bucket="made-while-open", Key="k")) == "AccessDenied"
     finally:
         server.stop()
 
@@ -100,7 +83,7 @@ def test_keys_list_tells_the_truth_after_the_last_key_is_removed(tmp_path: Path)
         assert "runs open" not in listed.stdout and "refuses every request" in listed.stdout, listed.stdout
         # ... which is what the server does.
         anyone = server.client("anything", "at-all-secret")
-        _eventually(anyone.list_buckets, "InvalidAccessKeyId")
+        eventually(anyone.list_buckets, "InvalidAccessKeyId")
     finally:
         server.stop()
 
