@@ -4,6 +4,7 @@ one server per data directory, and `coffer init` keeping its file private."""
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 import sys
 import time
@@ -117,6 +118,22 @@ def test_second_server_on_one_data_dir_is_refused(tmp_path: Path, extra: tuple[s
         assert again.client().get_object(Bucket="kept", Key="k")["Body"].read() == b"still here"
     finally:
         again.stop()
+
+
+@pytest.mark.parametrize("extra", [(), ("--storage", "memory", "--memory-persistence", "true")])
+def test_a_data_dir_the_server_creates_is_private(tmp_path: Path, extra: tuple[str, ...]) -> None:
+    """Whatever the engine, the data directory coffer creates is 0700 (the memory engine's
+    persistence directory inside it used to leave the data directory itself 0755)."""
+    old = os.umask(0o022)
+    try:
+        server = ServerProcess(tmp_path / "data", "--fsync", "never", *extra).start()
+    finally:
+        os.umask(old)
+    try:
+        server.client().create_bucket(Bucket="private")
+        assert stat.S_IMODE((tmp_path / "data").stat().st_mode) == 0o700
+    finally:
+        server.stop()
 
 
 def test_workers_left_behind_keep_the_data_dir_claimed(tmp_path: Path) -> None:

@@ -36,6 +36,7 @@ from coffer.config import Settings
 from coffer.keystore import KeyFile, KeyStoreError
 from coffer.logs import LogRotator, setup_logging
 from coffer.server.protocol import CofferHttpToolsProtocol
+from coffer.storage.api import DATA_MODES
 
 if TYPE_CHECKING:
     from coffer.server.app import CofferApp
@@ -170,6 +171,8 @@ def _check_data_dirs(settings: Settings) -> DirLock | None:
     if os.path.exists(store) and not os.path.isdir(store):
         raise StartupError(f"data directory {store} is not a directory")
     try:
+        if not os.path.exists(data_dir):  # one we create is as private as what the engine stores in it
+            os.makedirs(data_dir, mode=DATA_MODES[settings.data_mode][0])
         os.makedirs(store, exist_ok=True)
     except OSError as exc:
         raise StartupError(f"cannot create data directory {store}: {exc.strerror}") from None

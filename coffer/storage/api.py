@@ -14,6 +14,8 @@ DEFAULT_CHECKSUM_ALGORITHM = "CRC64NVME"  # what S3 keeps when a client sends no
 MIN_PART_SIZE = 5 * 1024 * 1024  # every part but the last (S3's limit)
 MAX_PART_NUMBER = 10000
 MAX_PART_SIZE = 5 * 1024**3
+# data_mode -> (directory mode, file mode) of everything under the data directory.
+DATA_MODES = {"private": (0o700, 0o600), "shared": (0o750, 0o640)}
 
 
 @dataclass(slots=True)

@@ -23,6 +23,7 @@ from typing import Any
 
 from coffer.storage import errors
 from coffer.storage.api import (
+    DATA_MODES,
     BucketInfo,
     CompletedPart,
     Completion,
@@ -59,8 +60,6 @@ _LIST_BATCH = 1000
 _REAP_BATCH = 1000
 BUCKET_SEEN_SECONDS = 1.0
 _CACHE_ENTRY_OVERHEAD = 1024  # rough bytes of an entry besides its inline body
-# data_mode -> (directory mode, file mode) of everything under the data directory.
-DATA_MODES = {"private": (0o700, 0o600), "shared": (0o750, 0o640)}
 
 
 def _cached_size(record: ObjectRecord) -> int:
