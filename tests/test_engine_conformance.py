@@ -405,6 +405,49 @@ async def test_reopen_persists(engine: Engine, engine_kind: EngineKind, engine_r
         # The fixture closes `engine` once more: closing twice must be harmless.
 
 
+# ---------------------------------------------------------------------- bucket tags
+
+# The server keeps a bucket's tags as its "tagging" configuration document (coffer/server/tagging.py).
+BUCKET_TAGS = {"cost-centre": "42", "empty": "", "team": "storage", "é": "ü"}
+
+
+async def test_bucket_tags_document(engine: Engine, engine_kind: EngineKind, engine_root: Path, bucket: str) -> None:
+    assert await engine.get_bucket_config(bucket, "tagging") is None
+    await engine.put_bucket_config(bucket, "tagging", {"old": "1"})
+    await engine.put_bucket_config(bucket, "tagging", BUCKET_TAGS)  # replaced whole
+    await engine.put_bucket_config(bucket, "cors", [{"origins": ["*"]}])
+    await engine.create_bucket("cleared", OWNER, REGION)
+    await engine.put_bucket_config("cleared", "tagging", {"a": "1"})
+    await engine.put_bucket_config("cleared", "tagging", None)
+    # Deleting a bucket drops its tags: a new bucket of the same name has none.
+    await engine.create_bucket("dropped", OWNER, REGION)
+    await engine.put_bucket_config("dropped", "tagging", {"a": "1"})
+    await engine.delete_bucket("dropped")
+    with pytest.raises(errors.NoSuchBucket):
+        await engine.put_bucket_config("dropped", "tagging", {"a": "1"})
+    await engine.create_bucket("dropped", OWNER, REGION)
+
+    async def check(eng: Engine) -> None:
+        got = await eng.get_bucket_config(bucket, "tagging")
+        assert got == BUCKET_TAGS and list(got) == list(BUCKET_TAGS)  # the order the server stored
+        assert await eng.get_bucket_config(bucket, "cors") == [{"origins": ["*"]}]
+        assert await eng.get_bucket_config("cleared", "tagging") is None
+        assert await eng.get_bucket_config("dropped", "tagging") is None
+        with pytest.raises(errors.NoSuchBucket):
+            await eng.get_bucket_config("nope", "tagging")
+
+    await check(engine)
+    if not engine_kind.persistent:
+        return
+    await engine.close()
+    again = engine_kind.make(engine_root)
+    await again.start()
+    try:
+        await check(again)
+    finally:
+        await again.close()
+
+
 # ---------------------------------------------------------------------- tagging
 
 

@@ -334,7 +334,7 @@ def test_form_reader_round_trip(fields: dict[str, str], file: bytes, cuts: list[
     assert got_fields == fields and got_file == file
 
 
-# ---------------------------------------------------------------------- object tagging
+# ---------------------------------------------------------------------- object and bucket tagging
 @fuzz
 @given(st.text(max_size=400))
 def test_tagging_header_parser_never_crashes(value: str) -> None:
@@ -343,7 +343,7 @@ def test_tagging_header_parser_never_crashes(value: str) -> None:
     except S3Error as exc:
         assert exc.code in ("InvalidTag", "InvalidArgument")  # InvalidArgument: a repeated tag name
         return
-    assert len(tags) <= tagging.MAX_TAGS and list(tags) == sorted(tags)
+    assert len(tags) <= tagging.OBJECT.max_tags and list(tags) == sorted(tags)
 
 
 @fuzz
@@ -367,3 +367,46 @@ def test_tagging_document_random_bytes(body: bytes) -> None:
         tagging.parse_document(b"<Tagging><TagSet>" + body + b"</TagSet></Tagging>")
     except S3Error as exc:
         assert exc.code in ("InvalidTag", "MalformedXML")
+
+
+def _tag_elements(pairs: list[tuple[str, str]]) -> str:
+    return "".join(f"<Tag>{xml.elem('Key', k)}{xml.elem('Value', v)}</Tag>" for k, v in pairs)
+
+
+@fuzz
+@given(
+    st.lists(
+        st.tuples(st.text(max_size=130), st.text(max_size=260))
+        | st.tuples(
+            st.sampled_from(["a", "aws:x", "AWS:y", "k" * 128, "k" * 129]), st.sampled_from(["", "v", "v" * 257])
+        ),
+        max_size=53,
+    )
+)
+def test_bucket_tagging_document(pairs: list[tuple[str, str]]) -> None:
+    """Bucket limits: up to 50 tags, else BadRequest; any other refusal is InvalidTag or MalformedXML."""
+    body = f"<Tagging><TagSet>{_tag_elements(pairs)}</TagSet></Tagging>".encode()
+    try:
+        parsed = tagging.parse_document(body, tagging.BUCKET)
+    except S3Error as exc:
+        if exc.code == "BadRequest":
+            assert len(pairs) > tagging.BUCKET.max_tags
+        else:
+            assert exc.code in ("InvalidTag", "MalformedXML")
+        return
+    assert len(pairs) <= tagging.BUCKET.max_tags
+    assert parsed == dict(sorted(pairs)) and len(parsed) == len(pairs)  # duplicates are refused
+    assert tagging.parse_document(tagging.document(parsed), tagging.BUCKET) == parsed
+
+
+@fuzz
+@given(st.binary(max_size=600), st.integers(min_value=0, max_value=60))
+def test_bucket_tagging_document_random_bytes(noise: bytes, valid: int) -> None:
+    tags = _tag_elements([(f"k{i}", "v") for i in range(valid)]).encode()
+    try:
+        tagging.parse_document(b"<Tagging><TagSet>" + tags + noise + b"</TagSet></Tagging>", tagging.BUCKET)
+    except S3Error as exc:
+        if exc.code == "BadRequest":
+            assert valid + noise.count(b"<Tag>") > tagging.BUCKET.max_tags
+        else:
+            assert exc.code in ("InvalidTag", "MalformedXML")

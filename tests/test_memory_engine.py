@@ -322,6 +322,39 @@ def test_recovery_from_wal_snapshot_and_shutdown(tmp_path: Path) -> None:
     assert again["keys"] == ["a", "b", "big"] and again["big"] == big
 
 
+def test_bucket_tags_survive_wal_replay_and_snapshot(tmp_path: Path) -> None:
+    """Bucket tags (the "tagging" configuration document) come back from the log alone and from a
+    snapshot; a deleted bucket's tags come back from neither."""
+
+    async def tag_and_crash(snapshot_first: bool) -> None:
+        e = persistent_memory(tmp_path)
+        await e.start()
+        if snapshot_first:
+            await e.create_bucket("bkt", OWNER, "us-east-1")
+            await e.create_bucket("gone", OWNER, "us-east-1")
+            await e.put_bucket_config("bkt", "tagging", {"a": "1", "b": ""})
+            await e.put_bucket_config("gone", "tagging", {"g": "1"})
+            await e.snapshot()  # the snapshot holds them; the log after it is empty
+        else:
+            await e.put_bucket_config("bkt", "tagging", {"c": "3", "é": "ü"})  # only in the log
+            await e.delete_bucket("gone")
+            await e.create_bucket("gone", OWNER, "us-east-1")
+        crash_memory(e)
+
+    async def tags() -> tuple[Any, Any]:
+        e = persistent_memory(tmp_path)
+        await e.start()
+        try:
+            return await e.get_bucket_config("bkt", "tagging"), await e.get_bucket_config("gone", "tagging")
+        finally:
+            crash_memory(e)
+
+    asyncio.run(tag_and_crash(snapshot_first=True))
+    assert asyncio.run(tags()) == ({"a": "1", "b": ""}, {"g": "1"})  # from the snapshot
+    asyncio.run(tag_and_crash(snapshot_first=False))
+    assert asyncio.run(tags()) == ({"c": "3", "é": "ü"}, None)  # the snapshot, then the log replayed
+
+
 def test_torn_tail_is_discarded(tmp_path: Path) -> None:
     async def first() -> None:
         e = persistent_memory(tmp_path)

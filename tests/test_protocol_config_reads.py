@@ -1,11 +1,11 @@
 """Reads of bucket/object configuration that clients make on their way to something else.
 
 Nothing can set versioning, policies, lifecycle rules, request payment, website,
-logging, tags, default encryption, replication, acceleration, notifications, public
-access blocks or ACLs yet, so the reads answer what S3 answers for a bucket that
-never had them: s3fs and rclone read the versioning state before deleting a bucket,
-s3cmd ``info`` reads ACLs, policy, lifecycle and request payment, and tools that
-describe a whole bucket read the rest.
+logging, default encryption, replication, acceleration, notifications, public
+access blocks or ACLs yet (bucket tags can: tests/test_tagging.py), so the reads
+answer what S3 answers for a bucket that never had them: s3fs and rclone read the
+versioning state before deleting a bucket, s3cmd ``info`` reads ACLs, policy,
+lifecycle and request payment, and tools that describe a whole bucket read the rest.
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ NOT_FOUND: dict[str, str] = {
     "get_bucket_policy_status": "NoSuchBucketPolicy",
     "get_bucket_lifecycle_configuration": "NoSuchLifecycleConfiguration",
     "get_bucket_website": "NoSuchWebsiteConfiguration",
-    "get_bucket_tagging": "NoSuchTagSet",
     "get_bucket_encryption": "ServerSideEncryptionConfigurationNotFoundError",
     "get_bucket_replication": "ReplicationConfigurationNotFoundError",
     "get_public_access_block": "NoSuchPublicAccessBlockConfiguration",
@@ -106,7 +105,6 @@ WRITES: dict[str, dict[str, Any]] = {
     "put_bucket_request_payment": {"RequestPaymentConfiguration": {"Payer": "Requester"}},
     "put_bucket_website": {"WebsiteConfiguration": {"IndexDocument": {"Suffix": "index.html"}}},
     "put_bucket_logging": {"BucketLoggingStatus": {}},
-    "put_bucket_tagging": {"Tagging": {"TagSet": [{"Key": "k", "Value": "v"}]}},
     "put_bucket_encryption": {
         "ServerSideEncryptionConfiguration": {
             "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]

@@ -1,7 +1,9 @@
-"""Object tagging over the wire: boto3, raw HTTP and the aws CLI against the real server."""
+"""Object and bucket tagging over the wire: boto3, raw HTTP and the aws CLI against the real server."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import http.client
 import json
 from urllib.parse import urlencode
@@ -10,7 +12,8 @@ from xml.etree import ElementTree
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.wire import error_of, expect, multipart, request
+from tests.s3errors import expect_error
+from tests.wire import b64, digest, error_of, expect, multipart, request
 
 
 def tagset(**tags: str) -> dict[str, list[dict[str, str]]]:
@@ -125,20 +128,20 @@ def test_duplicate_keys(s3, bucket: str) -> None:  # type: ignore[no-untyped-def
     assert error_of(exc) == (400, "InvalidArgument")
 
 
-@pytest.mark.parametrize(
-    "body",
-    [
-        b"",
-        b"not xml",
-        b"<Tagging><TagSet><Tag><Key>a</Key></Tag></TagSet></Tagging>",  # no Value
-        b"<Tagging><TagSet><Tag><Value>a</Value></Tag></TagSet></Tagging>",  # no Key
-        b"<Tagging></Tagging>",  # no TagSet
-        b"<Other><TagSet/></Other>",
-        b"<Tagging><TagSet><Tag><Key>a</Key><Value>1</Value><Extra/></Tag></TagSet></Tagging>",
-        b"<Tagging><TagSet><Item/></TagSet></Tagging>",
-        b'<!DOCTYPE x [<!ENTITY e "boom">]><Tagging><TagSet/></Tagging>',
-    ],
-)
+MALFORMED_DOCUMENTS = [
+    b"",
+    b"not xml",
+    b"<Tagging><TagSet><Tag><Key>a</Key></Tag></TagSet></Tagging>",  # no Value
+    b"<Tagging><TagSet><Tag><Value>a</Value></Tag></TagSet></Tagging>",  # no Key
+    b"<Tagging></Tagging>",  # no TagSet
+    b"<Other><TagSet/></Other>",
+    b"<Tagging><TagSet><Tag><Key>a</Key><Value>1</Value><Extra/></Tag></TagSet></Tagging>",
+    b"<Tagging><TagSet><Item/></TagSet></Tagging>",
+    b'<!DOCTYPE x [<!ENTITY e "boom">]><Tagging><TagSet/></Tagging>',
+]
+
+
+@pytest.mark.parametrize("body", MALFORMED_DOCUMENTS)
 def test_malformed_tagging_document(server, s3, bucket: str, body: bytes) -> None:  # type: ignore[no-untyped-def]
     s3.put_object(Bucket=bucket, Key="k", Body=b"x")
     expect(request(server, "PUT", f"/{bucket}/k?tagging", body=body), 400, "MalformedXML")
@@ -268,3 +271,144 @@ def test_aws_cli_object_tagging(aws, s3, bucket: str) -> None:  # type: ignore[n
         check=False,
     )
     assert failed.returncode != 0 and "InvalidTag" in failed.stderr
+
+
+# ---------------------------------------------------------------------- bucket tagging
+
+
+def bucket_tags(s3, bucket: str) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    return {t["Key"]: t["Value"] for t in s3.get_bucket_tagging(Bucket=bucket)["TagSet"]}
+
+
+def test_put_get_delete_bucket_tagging(s3_modes, bucket: str) -> None:  # type: ignore[no-untyped-def]
+    """Both checksum modes of boto3 (each sends x-amz-checksum-crc32: the operation requires a checksum)."""
+    s3 = s3_modes
+    error = expect_error(404, "NoSuchTagSet", s3.get_bucket_tagging, Bucket=bucket)
+    assert error["BucketName"] == bucket and error["Message"] == "The TagSet does not exist"
+
+    put = s3.put_bucket_tagging(Bucket=bucket, Tagging=tagset(team="storage", cost="42", empty=""))
+    assert put["ResponseMetadata"]["HTTPStatusCode"] == 204
+    # Answered in key order.
+    assert s3.get_bucket_tagging(Bucket=bucket)["TagSet"] == tagset(cost="42", empty="", team="storage")["TagSet"]
+    s3.put_bucket_tagging(Bucket=bucket, Tagging=tagset(only="one"))  # replaces the whole set
+    assert bucket_tags(s3, bucket) == {"only": "one"}
+    # Bucket tags are not object tags.
+    s3.put_object(Bucket=bucket, Key="k", Body=b"x")
+    assert s3.get_object_tagging(Bucket=bucket, Key="k")["TagSet"] == []
+
+    deleted = s3.delete_bucket_tagging(Bucket=bucket)
+    assert deleted["ResponseMetadata"]["HTTPStatusCode"] == 204
+    expect_error(404, "NoSuchTagSet", s3.get_bucket_tagging, Bucket=bucket)
+    assert s3.delete_bucket_tagging(Bucket=bucket)["ResponseMetadata"]["HTTPStatusCode"] == 204  # none: still 204
+
+    # An empty TagSet leaves the bucket without tags, as S3 does.
+    s3.put_bucket_tagging(Bucket=bucket, Tagging=tagset(a="1"))
+    s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": []})
+    expect_error(404, "NoSuchTagSet", s3.get_bucket_tagging, Bucket=bucket)
+
+
+def test_bucket_tagging_of_missing_bucket_and_deleted_bucket(s3, bucket: str) -> None:  # type: ignore[no-untyped-def]
+    for call, kwargs in (
+        (s3.get_bucket_tagging, {}),
+        (s3.put_bucket_tagging, {"Tagging": tagset(a="1")}),
+        (s3.delete_bucket_tagging, {}),
+    ):
+        error = expect_error(404, "NoSuchBucket", call, Bucket="no-such-bucket-tagging", **kwargs)
+        assert error["BucketName"] == "no-such-bucket-tagging"
+    # Deleting a bucket drops its tags: a new bucket of the same name has none.
+    s3.put_bucket_tagging(Bucket=bucket, Tagging=tagset(a="1"))
+    s3.delete_bucket(Bucket=bucket)
+    s3.create_bucket(Bucket=bucket)
+    expect_error(404, "NoSuchTagSet", s3.get_bucket_tagging, Bucket=bucket)
+
+
+@pytest.mark.parametrize(
+    ("tags", "status", "code", "message"),
+    [
+        # S3 answers BadRequest for too many bucket tags (InvalidTag for too many object tags).
+        ({f"k{i}": "v" for i in range(51)}, 400, "BadRequest", "Bucket tag count cannot be greater than 50"),
+        ({"k" * 129: "v"}, 400, "InvalidTag", "The TagKey you have provided is too long, max 128"),
+        ({"k": "v" * 257}, 400, "InvalidTag", "The TagValue you have provided is too long, max 256"),
+        ({"aws:system": "v"}, 400, "InvalidTag", "System tags cannot be added/updated by requester"),
+        ({"AWS:x": "v"}, 400, "InvalidTag", "System tags cannot be added/updated by requester"),
+        ({"k#": "v"}, 400, "InvalidTag", "The TagKey you have provided is invalid"),
+        ({"k": "v\u2603"}, 400, "InvalidTag", "The TagValue you have provided is invalid"),
+    ],
+)
+def test_bucket_tag_limits(s3, bucket: str, tags: dict[str, str], status: int, code: str, message: str) -> None:  # type: ignore[no-untyped-def]
+    s3.put_bucket_tagging(Bucket=bucket, Tagging=tagset(keep="me"))
+    error = expect_error(status, code, s3.put_bucket_tagging, Bucket=bucket, Tagging=tagset(**tags))
+    assert error["Message"] == message
+    assert bucket_tags(s3, bucket) == {"keep": "me"}  # nothing changed
+
+
+def test_bucket_tags_at_their_maximum(s3, bucket: str) -> None:  # type: ignore[no-untyped-def]
+    # 50 tags of 128 + 256 four-byte letters: a document larger than an object's may be.
+    tags = {f"{i:02}" + "\U00010400" * 126: "\U00010428" * 256 for i in range(50)}
+    s3.put_bucket_tagging(Bucket=bucket, Tagging=tagset(**tags))
+    assert bucket_tags(s3, bucket) == tags
+    tags[":aws:"] = "x"  # aws: only refused as a prefix
+    del tags[next(iter(tags))]
+    s3.put_bucket_tagging(Bucket=bucket, Tagging=tagset(**tags))
+    assert bucket_tags(s3, bucket) == tags
+
+
+def test_bucket_tags_duplicate_keys(s3, bucket: str) -> None:  # type: ignore[no-untyped-def]
+    doubled = {"TagSet": [{"Key": "a", "Value": "1"}, {"Key": "a", "Value": "2"}]}
+    error = expect_error(400, "InvalidTag", s3.put_bucket_tagging, Bucket=bucket, Tagging=doubled)
+    assert error["Message"] == "Cannot provide multiple Tags with the same key"
+    expect_error(404, "NoSuchTagSet", s3.get_bucket_tagging, Bucket=bucket)
+
+
+@pytest.mark.parametrize("body", MALFORMED_DOCUMENTS)
+def test_malformed_bucket_tagging_document(server, bucket: str, body: bytes) -> None:  # type: ignore[no-untyped-def]
+    expect(request(server, "PUT", f"/{bucket}?tagging", body=body), 400, "MalformedXML")
+
+
+def test_raw_bucket_tagging_document_and_digests(server, bucket: str) -> None:  # type: ignore[no-untyped-def]
+    body = (
+        b'<Tagging xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><TagSet>'
+        b"<Tag><Key>b</Key><Value>v=1/2</Value></Tag><Tag><Key>a:b</Key><Value></Value></Tag>"
+        b"</TagSet></Tagging>"
+    )
+    # Content-MD5 and x-amz-checksum-* are checked when sent (every AWS SDK sends one); none is needed.
+    assert request(server, "PUT", f"/{bucket}?tagging", body=body).status == 204
+    got = request(server, "GET", f"/{bucket}?tagging")
+    assert got.status == 200 and got.headers["content-type"] == "application/xml"
+    root = ElementTree.fromstring(got.body)
+    ns = "{http://s3.amazonaws.com/doc/2006-03-01/}"
+    assert root.tag == f"{ns}Tagging"
+    pairs = [(t.findtext(f"{ns}Key"), t.findtext(f"{ns}Value") or "") for t in root.iter(f"{ns}Tag")]
+    assert pairs == [("a:b", ""), ("b", "v=1/2")]
+    other = b"<Tagging><TagSet><Tag><Key>c</Key><Value>3</Value></Tag></TagSet></Tagging>"
+    wrong_md5 = base64.b64encode(hashlib.md5(b"something else").digest()).decode()
+    expect(
+        request(server, "PUT", f"/{bucket}?tagging", body=other, headers={"Content-MD5": wrong_md5}), 400, "BadDigest"
+    )
+    wrong_crc = {"x-amz-checksum-crc32": b64(digest("CRC32", b"something else"))}
+    expect(request(server, "PUT", f"/{bucket}?tagging", body=other, headers=wrong_crc), 400, "BadDigest")
+    good_md5 = base64.b64encode(hashlib.md5(other).digest()).decode()
+    assert request(server, "PUT", f"/{bucket}?tagging", body=other, headers={"Content-MD5": good_md5}).status == 204
+    assert [
+        t.findtext(f"{ns}Key")
+        for t in ElementTree.fromstring(request(server, "GET", f"/{bucket}?tagging").body).iter(f"{ns}Tag")
+    ] == ["c"]
+    empty = b"<Tagging><TagSet><Tag><Key></Key><Value>v</Value></Tag></TagSet></Tagging>"
+    expect(request(server, "PUT", f"/{bucket}?tagging", body=empty), 400, "InvalidTag")
+
+
+def test_bucket_tagging_is_the_owners(main_s3, alt_s3, main_bucket: str) -> None:  # type: ignore[no-untyped-def]
+    main_s3.put_bucket_tagging(Bucket=main_bucket, Tagging=tagset(owner="main"))
+    expect_error(403, "AccessDenied", alt_s3.get_bucket_tagging, Bucket=main_bucket)
+    expect_error(403, "AccessDenied", alt_s3.put_bucket_tagging, Bucket=main_bucket, Tagging=tagset(owner="alt"))
+    expect_error(403, "AccessDenied", alt_s3.delete_bucket_tagging, Bucket=main_bucket)
+    assert bucket_tags(main_s3, main_bucket) == {"owner": "main"}
+
+
+def test_aws_cli_bucket_tagging(aws, bucket: str) -> None:  # type: ignore[no-untyped-def]
+    aws("s3api", "put-bucket-tagging", "--bucket", bucket, "--tagging", json.dumps(tagset(project="coffer")))
+    out = json.loads(aws("s3api", "get-bucket-tagging", "--bucket", bucket).stdout)
+    assert out["TagSet"] == tagset(project="coffer")["TagSet"]
+    aws("s3api", "delete-bucket-tagging", "--bucket", bucket)
+    failed = aws("s3api", "get-bucket-tagging", "--bucket", bucket, check=False)
+    assert failed.returncode != 0 and "NoSuchTagSet" in failed.stderr

@@ -47,6 +47,7 @@ DOCUMENTS: dict[str, str] = {
     "PutBucketCors": "<CORSConfiguration><CORSRule><AllowedMethod>GET</AllowedMethod><AllowedOrigin>*</AllowedOrigin>"
     "</CORSRule></CORSConfiguration>",
     "PutObjectTagging": "<Tagging><TagSet><Tag><Key>a</Key><Value>b</Value></Tag></TagSet></Tagging>",
+    "PutBucketTagging": "<Tagging><TagSet><Tag><Key>a</Key><Value>b</Value></Tag></TagSet></Tagging>",
     "CompleteMultipartUpload": "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>x</ETag></Part>"
     "</CompleteMultipartUpload>",
     "PostObject": "<Tagging><TagSet><Tag><Key>a</Key><Value>b</Value></Tag></TagSet></Tagging>",
@@ -78,6 +79,7 @@ def test_declared_encoding_is_checked(server: ServerProcess, s3, operation: str)
         "DeleteObjects": lambda body: send(server, "POST", f"/{bucket}?delete", {}, body),
         "PutBucketCors": lambda body: send(server, "PUT", f"/{bucket}?cors", {}, body),
         "PutObjectTagging": lambda body: send(server, "PUT", f"/{bucket}/k?tagging", {}, body),
+        "PutBucketTagging": lambda body: send(server, "PUT", f"/{bucket}?tagging", {}, body),
         "CompleteMultipartUpload": lambda body: send(server, "POST", f"/{bucket}/mp?uploadId={upload}", {}, body),
         "PostObject": lambda body: _post_form(server, bucket, body),
     }

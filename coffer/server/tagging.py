@@ -1,36 +1,60 @@
-"""Object tags on the wire: the Tagging XML document, the x-amz-tagging header, S3's limits.
+"""Object and bucket tags on the wire: the Tagging XML document, the x-amz-tagging header, S3's limits.
 
 The engines store a validated ``dict[str, str]`` sorted by key (the order S3
 answers in); everything a client may get wrong is refused here as InvalidTag or
-MalformedXML before the engine is called.
+MalformedXML (BadRequest for too many bucket tags) before the engine is called.
+Objects and buckets share the rules for keys and values; the count, the answer
+to too many tags and to an ``aws:`` key differ (``Limits``).
 """
 
 from __future__ import annotations
 
 import unicodedata
+from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
 from coffer.server import xml
 from coffer.server.errors import S3Error
 
-MAX_TAGS = 10
 MAX_KEY_LENGTH = 128  # Unicode characters
 MAX_VALUE_LENGTH = 256
 RESERVED_PREFIX = "aws:"  # system tags: users may not set them
-MAX_DOCUMENT = 64 * 1024  # ten tags of 128 + 256 characters fit many times over
 # Besides letters, numbers and spaces (any script), S3 allows these in keys and values.
 _ALLOWED_PUNCTUATION = frozenset("_.:/=+-@")
 TAGGING_HEADER = "x-amz-tagging"
+BUCKET_CONFIG = "tagging"  # the bucket configuration document holding a bucket's tags
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_tags: int
+    too_many: tuple[str, str]  # S3's code and message for a set of more than max_tags
+    reserved: str  # S3's InvalidTag message for a key starting with aws:
+    max_document: int  # bytes of a Tagging document (escapes included, with room to spare)
+
+
+OBJECT = Limits(
+    10,
+    ("InvalidTag", "Object tags cannot be greater than 10"),
+    "Your TagKey cannot be prefixed with aws:",
+    64 * 1024,
+)
+BUCKET = Limits(
+    50,
+    ("BadRequest", "Bucket tag count cannot be greater than 50"),
+    "System tags cannot be added/updated by requester",
+    256 * 1024,
+)
 
 
 def _valid_chars(text: str) -> bool:
     return all(c in _ALLOWED_PUNCTUATION or unicodedata.category(c)[0] in "LNZ" for c in text)
 
 
-def validate(pairs: list[tuple[str, str]]) -> dict[str, str]:
+def validate(pairs: list[tuple[str, str]], limits: Limits = OBJECT) -> dict[str, str]:
     """S3's rules for a tag set, in the order S3 checks them; the tags sorted by key."""
-    if len(pairs) > MAX_TAGS:
-        raise S3Error("InvalidTag", f"Object tags cannot be greater than {MAX_TAGS}")
+    if len(pairs) > limits.max_tags:
+        raise S3Error(*limits.too_many)
     tags: dict[str, str] = {}
     for key, value in pairs:
         if len(key) > MAX_KEY_LENGTH:
@@ -42,14 +66,14 @@ def validate(pairs: list[tuple[str, str]]) -> dict[str, str]:
         if not _valid_chars(value):
             raise S3Error("InvalidTag", "The TagValue you have provided is invalid", TagKey=key)
         if key.lower().startswith(RESERVED_PREFIX):
-            raise S3Error("InvalidTag", "Your TagKey cannot be prefixed with aws:", TagKey=key)
+            raise S3Error("InvalidTag", limits.reserved, TagKey=key)
         if key in tags:
             raise S3Error("InvalidTag", "Cannot provide multiple Tags with the same key", TagKey=key)
         tags[key] = value
     return dict(sorted(tags.items()))
 
 
-def parse_document(body: bytes) -> dict[str, str]:
+def parse_document(body: bytes, limits: Limits = OBJECT) -> dict[str, str]:
     """``<Tagging><TagSet><Tag><Key>..</Key><Value>..</Value></Tag>...</TagSet></Tagging>``."""
     root = xml.parse(body)
     if root.tag != "Tagging" or len(root) != 1 or root[0].tag != "TagSet":
@@ -59,7 +83,7 @@ def parse_document(body: bytes) -> dict[str, str]:
         if tag.tag != "Tag" or sorted(child.tag for child in tag) != ["Key", "Value"]:
             raise S3Error("MalformedXML")
         pairs.append((xml.child_text(tag, "Key") or "", xml.child_text(tag, "Value") or ""))
-    return validate(pairs)
+    return validate(pairs, limits)
 
 
 def parse_header(value: str | None) -> dict[str, str]:

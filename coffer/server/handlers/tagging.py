@@ -1,4 +1,9 @@
-"""Object tagging: GetObjectTagging, PutObjectTagging, DeleteObjectTagging."""
+"""Object tagging (GetObjectTagging, PutObjectTagging, DeleteObjectTagging) and bucket
+tagging (GetBucketTagging, PutBucketTagging, DeleteBucketTagging).
+
+A bucket's tags are its ``tagging`` configuration document (kept like its CORS rules);
+a bucket without tags has no document, and GetBucketTagging answers NoSuchTagSet.
+"""
 
 from __future__ import annotations
 
@@ -29,7 +34,7 @@ async def PutObjectTagging(ctx: Context, req: Request) -> Response:
     assert req.bucket is not None and req.key is not None
     _check_version(req)
     plan = plan_upload(req, default_algorithm=None)  # Content-MD5 / x-amz-checksum-* are checked
-    tags = tagging.parse_document(await plan.read_all(tagging.MAX_DOCUMENT))
+    tags = tagging.parse_document(await plan.read_all(tagging.OBJECT.max_document))
     # One engine update: never a read of the tags followed by a separate write.
     await ctx.engine.put_object_tagging(req.bucket, req.key, tags)
     return Response(200)
@@ -39,4 +44,28 @@ async def DeleteObjectTagging(ctx: Context, req: Request) -> Response:
     assert req.bucket is not None and req.key is not None
     _check_version(req)
     await ctx.engine.put_object_tagging(req.bucket, req.key, {})
+    return Response(204)
+
+
+async def GetBucketTagging(ctx: Context, req: Request) -> Response:
+    assert req.bucket is not None
+    tags = await ctx.engine.get_bucket_config(req.bucket, tagging.BUCKET_CONFIG)
+    if not tags:
+        raise S3Error("NoSuchTagSet", BucketName=req.bucket)
+    return xml_response(tagging.document(tags))
+
+
+async def PutBucketTagging(ctx: Context, req: Request) -> Response:
+    assert req.bucket is not None
+    await ctx.engine.get_bucket(req.bucket)  # NoSuchBucket before reading a body
+    plan = plan_upload(req, default_algorithm=None)  # Content-MD5 / x-amz-checksum-* are checked
+    tags = tagging.parse_document(await plan.read_all(tagging.BUCKET.max_document), tagging.BUCKET)
+    # The new set replaces the old whole; an empty one leaves the bucket without tags, as S3 does.
+    await ctx.engine.put_bucket_config(req.bucket, tagging.BUCKET_CONFIG, tags or None)
+    return Response(204)
+
+
+async def DeleteBucketTagging(ctx: Context, req: Request) -> Response:
+    assert req.bucket is not None
+    await ctx.engine.put_bucket_config(req.bucket, tagging.BUCKET_CONFIG, None)
     return Response(204)
