@@ -6,6 +6,7 @@ import base64
 import hashlib
 import http.client
 import json
+from pathlib import Path
 from urllib.parse import urlencode
 from xml.etree import ElementTree
 
@@ -13,6 +14,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.s3errors import expect_error
+from tests.server_process import ServerProcess
 from tests.wire import b64, digest, error_of, expect, multipart, request
 
 
@@ -403,6 +405,37 @@ def test_bucket_tagging_is_the_owners(main_s3, alt_s3, main_bucket: str) -> None
     expect_error(403, "AccessDenied", alt_s3.put_bucket_tagging, Bucket=main_bucket, Tagging=tagset(owner="alt"))
     expect_error(403, "AccessDenied", alt_s3.delete_bucket_tagging, Bucket=main_bucket)
     assert bucket_tags(main_s3, main_bucket) == {"owner": "main"}
+
+
+@pytest.mark.server
+@pytest.mark.parametrize(
+    "storage",
+    [("--storage", "disk"), ("--storage", "memory", "--memory-persistence", "true", "--snapshot-interval", "0")],
+    ids=["disk", "memory"],
+)
+def test_bucket_tags_survive_restarts(tmp_path: Path, storage: tuple[str, ...]) -> None:
+    """kill -9 (the memory engine replays its log), then a clean stop (its shutdown snapshot)."""
+    server = ServerProcess(tmp_path / "data", "--fsync", "never", *storage).start()
+    try:
+        s3 = server.client()
+        for name in ("kept", "dropped"):
+            s3.create_bucket(Bucket=name)
+            s3.put_bucket_tagging(Bucket=name, Tagging=tagset(team="storage", é="ü"))
+        s3.delete_bucket(Bucket="dropped")
+        s3.create_bucket(Bucket="dropped")
+        server.kill9()
+        server.start()
+        s3 = server.client()
+        assert bucket_tags(s3, "kept") == {"team": "storage", "é": "ü"}
+        expect_error(404, "NoSuchTagSet", s3.get_bucket_tagging, Bucket="dropped")
+        s3.put_bucket_tagging(Bucket="kept", Tagging=tagset(after="restart"))
+        server.stop()
+        server.start()
+        s3 = server.client()
+        assert bucket_tags(s3, "kept") == {"after": "restart"}
+        expect_error(404, "NoSuchTagSet", s3.get_bucket_tagging, Bucket="dropped")
+    finally:
+        server.stop()
 
 
 def test_aws_cli_bucket_tagging(aws, bucket: str) -> None:  # type: ignore[no-untyped-def]
