@@ -6,12 +6,16 @@ import base64
 import hashlib
 import http.client
 import json
+import os
 from pathlib import Path
 from urllib.parse import urlencode
 from xml.etree import ElementTree
+from xml.sax.saxutils import escape
 
 import pytest
 from botocore.exceptions import ClientError
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.s3errors import expect_error
 from tests.server_process import ServerProcess
@@ -365,6 +369,33 @@ def test_bucket_tags_duplicate_keys(s3, bucket: str) -> None:  # type: ignore[no
 @pytest.mark.parametrize("body", MALFORMED_DOCUMENTS)
 def test_malformed_bucket_tagging_document(server, bucket: str, body: bytes) -> None:  # type: ignore[no-untyped-def]
     expect(request(server, "PUT", f"/{bucket}?tagging", body=body), 400, "MalformedXML")
+
+
+_tag_text = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=140)
+_tag_xml = st.one_of(
+    st.builds(lambda k, v: f"<Tag><Key>{escape(k)}</Key><Value>{escape(v)}</Value></Tag>", _tag_text, _tag_text),
+    st.sampled_from(["<Tag><Key>a</Key></Tag>", "<Tag/>", "<Key>x</Key>", "<Tag><Key>aws:x</Key><Value/></Tag>"]),
+    st.text(max_size=30).map(escape),
+)
+
+
+@settings(
+    max_examples=int(os.environ.get("COFFER_FUZZ_EXAMPLES", "40")),
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+)
+@given(
+    st.lists(_tag_xml, max_size=53),
+    st.sampled_from(["<Tagging><TagSet>{}</TagSet></Tagging>", "<Tagging>{}</Tagging>", "{}"]),
+)
+def test_bucket_tagging_documents_over_http(server, bucket: str, tags: list[str], frame: str) -> None:  # type: ignore[no-untyped-def]
+    """Whatever the document, the server stores it (204) or refuses it as S3 does; never a 5xx."""
+    answer = request(server, "PUT", f"/{bucket}?tagging", body=frame.format("".join(tags)).encode())
+    if answer.status != 204:
+        assert answer.status == 400, answer
+        assert answer.error["Code"] in ("MalformedXML", "InvalidTag") or (
+            answer.error["Code"] == "BadRequest" and len(tags) > 50
+        ), answer
 
 
 def test_raw_bucket_tagging_document_and_digests(server, bucket: str) -> None:  # type: ignore[no-untyped-def]
