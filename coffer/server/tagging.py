@@ -30,7 +30,9 @@ class Limits:
     max_tags: int
     too_many: tuple[str, str]  # S3's code and message for a set of more than max_tags
     reserved: str  # S3's InvalidTag message for a key starting with aws:
-    max_document: int  # bytes of a Tagging document (escapes included, with room to spare)
+    # Bytes of a Tagging document: max_tags full-length tags fit even with every character
+    # written as a character reference (``&#x10400;``, 9 bytes).
+    max_document: int
 
 
 OBJECT = Limits(
