@@ -1,5 +1,5 @@
 """Conditional reads (If-Match, If-None-Match, If-Modified-Since, If-Unmodified-Since), response
-overrides, ranges, and conditional writes under concurrent racers."""
+overrides, ranges, conditional writes and deletes under concurrent racers."""
 
 from __future__ import annotations
 
@@ -8,14 +8,16 @@ import http.client
 import os
 import threading
 from datetime import timedelta
+from xml.etree import ElementTree
 
 import pytest
 from botocore.exceptions import ClientError
 
 from tests.server_process import ServerProcess
-from tests.wire import error_of, raw
+from tests.wire import error_of, expect, raw, request
 
 RACERS = 24
+NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
 
 
 def status_of(call) -> int:  # type: ignore[no-untyped-def]
@@ -228,3 +230,125 @@ def test_concurrent_conditional_completes_have_one_winner(server: ServerProcess,
     assert body == b"part %d" % winners[0]
     expected = hashlib.md5(hashlib.md5(body).digest()).hexdigest() + "-1"
     assert s3.head_object(Bucket=bucket, Key="mp-race")["ETag"] == f'"{expected}"'
+
+
+def test_conditional_delete_object(s3, bucket: str) -> None:  # type: ignore[no-untyped-def]
+    def delete(key: str, **conditions: object) -> int:
+        return status_of(lambda: s3.delete_object(Bucket=bucket, Key=key, **conditions))
+
+    etag = s3.put_object(Bucket=bucket, Key="k", Body=b"12345")["ETag"]
+    modified = s3.head_object(Bucket=bucket, Key="k")["LastModified"]
+    for failing in (
+        {"IfMatch": '"0123"'},
+        {"IfMatchSize": 4},
+        {"IfMatchLastModifiedTime": modified - timedelta(seconds=1)},
+        {"IfMatch": etag, "IfMatchSize": 5, "IfMatchLastModifiedTime": modified + timedelta(seconds=1)},
+    ):
+        assert delete("k", **failing) == 412, failing
+        assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"12345"
+    assert delete("k", IfMatch=etag, IfMatchSize=5, IfMatchLastModifiedTime=modified) == 204
+    assert status_of(lambda: s3.head_object(Bucket=bucket, Key="k")) == 404
+    for holds in ({"IfMatch": "*"}, {"IfMatchSize": 5}, {"IfMatchLastModifiedTime": modified}):
+        s3.put_object(Bucket=bucket, Key="k", Body=b"12345")
+        assert delete("k", **holds) == 204, holds
+        assert status_of(lambda: s3.head_object(Bucket=bucket, Key="k")) == 404
+    # A missing key: If-Match is 404 NoSuchKey (as S3); size and time alone are a 204 no-op.
+    with pytest.raises(ClientError) as exc:
+        s3.delete_object(Bucket=bucket, Key="k", IfMatch="*")
+    assert error_of(exc) == (404, "NoSuchKey")
+    assert delete("k", IfMatchSize=9) == 204
+    assert delete("k", IfMatchLastModifiedTime=modified) == 204
+
+
+def test_conditional_delete_objects(s3, bucket: str) -> None:  # type: ignore[no-untyped-def]
+    etags = {key: s3.put_object(Bucket=bucket, Key=key, Body=b"123")["ETag"] for key in "abcdef"}
+    modified = s3.head_object(Bucket=bucket, Key="e")["LastModified"]
+    answer = s3.delete_objects(
+        Bucket=bucket,
+        Delete={
+            "Objects": [
+                {"Key": "a", "ETag": etags["a"]},
+                {"Key": "b", "ETag": '"0123"'},
+                {"Key": "c", "Size": 3},
+                {"Key": "d", "Size": 4},
+                {"Key": "e", "LastModifiedTime": modified},
+                {"Key": "f", "LastModifiedTime": modified - timedelta(days=1)},
+                {"Key": "missing", "ETag": "*"},
+                {"Key": "missing-too", "Size": 3},
+            ]
+        },
+    )
+    assert sorted(d["Key"] for d in answer["Deleted"]) == ["a", "c", "e", "missing-too"]
+    assert sorted((e["Key"], e["Code"]) for e in answer["Errors"]) == [
+        ("b", "PreconditionFailed"),
+        ("d", "PreconditionFailed"),
+        ("f", "PreconditionFailed"),
+        ("missing", "NoSuchKey"),
+    ]
+    assert sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]) == ["b", "d", "f"]
+
+
+def test_conditional_delete_objects_raw(server: ServerProcess, s3, bucket: str) -> None:  # type: ignore[no-untyped-def]
+    """Hand-written XML: an ISO 8601 time and an HTTP date both work; quiet mode still lists the failures."""
+    etag = s3.put_object(Bucket=bucket, Key="x", Body=b"data")["ETag"]
+    for key in ("y", "z"):
+        s3.put_object(Bucket=bucket, Key=key, Body=b"data")
+    head = s3.head_object(Bucket=bucket, Key="y")
+    iso = head["LastModified"].strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    http_date = head["ResponseMetadata"]["HTTPHeaders"]["last-modified"]
+    body = (
+        "<Delete><Quiet>true</Quiet>"
+        f"<Object><Key>x</Key><ETag>{etag}</ETag><Size>5</Size></Object>"
+        f"<Object><Key>y</Key><LastModifiedTime>{iso}</LastModifiedTime><Size>4</Size></Object>"
+        f"<Object><Key>z</Key><ETag>W/{etag}</ETag><LastModifiedTime>{http_date}</LastModifiedTime></Object>"
+        "</Delete>"
+    ).encode()
+    status, answer, _ = raw(server, "POST", f"/{bucket}?delete", body=body)
+    assert status == 200, answer
+    root = ElementTree.fromstring(answer)
+    assert [(e.findtext(f"{NS}Key"), e.findtext(f"{NS}Code")) for e in root] == [("x", "PreconditionFailed")]
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]] == ["x"]
+
+
+@pytest.mark.parametrize(
+    ("header", "value"),
+    [
+        ("x-amz-if-match-size", "abc"),
+        ("x-amz-if-match-size", "-1"),
+        ("x-amz-if-match-size", "1.5"),
+        ("x-amz-if-match-size", "99999999999999999999"),
+        ("x-amz-if-match-last-modified-time", "yesterday"),
+        ("x-amz-if-match-last-modified-time", "Wed, 32 Oct 2015 07:28:00 GMT"),
+        ("x-amz-if-match-last-modified-time", "1700000000"),
+    ],
+)
+def test_conditional_delete_bad_values(server: ServerProcess, s3, bucket: str, header: str, value: str) -> None:  # type: ignore[no-untyped-def]
+    s3.put_object(Bucket=bucket, Key="kept", Body=b"data")
+    answer = request(server, "DELETE", f"/{bucket}/kept", headers={header: value})
+    assert expect(answer, 400, "InvalidArgument")["ArgumentName"] == header
+    field, text = ("Size", value) if header.endswith("size") else ("LastModifiedTime", value)
+    body = f"<Delete><Object><Key>kept</Key><{field}>{text}</{field}></Object></Delete>".encode()
+    answer = request(server, "POST", f"/{bucket}?delete", body=body)
+    assert expect(answer, 400, "InvalidArgument")["ArgumentName"] == field
+    assert s3.get_object(Bucket=bucket, Key="kept")["Body"].read() == b"data"
+
+
+def test_concurrent_conditional_deletes_and_puts_have_one_winner(server: ServerProcess, s3, bucket: str) -> None:  # type: ignore[no-untyped-def]
+    """Half the racers delete, half overwrite, all If-Match the same ETag: exactly one succeeds."""
+    for round_ in range(3):
+        key = f"del-race-{round_}"
+        etag = s3.put_object(Bucket=bucket, Key=key, Body=b"v0")["ETag"]
+        bodies = [b"v%d" % i for i in range(1, RACERS + 1)]
+
+        def send(i: int, body: bytes, key: str = key, etag: str = etag) -> int:
+            if i % 2:
+                return raw(server, "DELETE", f"/{bucket}/{key}", headers={"If-Match": etag})[0]
+            return _put(server, f"/{bucket}/{key}", body, {"If-Match": etag})
+
+        statuses = _race(bodies, send)
+        winners = [i for i, s in enumerate(statuses) if s in (200, 204)]
+        assert len(winners) == 1 and all(s in (404, 409, 412) for s in statuses if s not in (200, 204)), statuses
+        if winners[0] % 2:
+            assert status_of(lambda key=key: s3.head_object(Bucket=bucket, Key=key)) == 404
+        else:
+            assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == bodies[winners[0]]

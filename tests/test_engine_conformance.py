@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from coffer.storage import errors
-from coffer.storage.api import CompletedPart, Engine, PutDigests
+from coffer.storage.api import CompletedPart, DeleteCondition, Engine, ObjectInfo, PutDigests
 from tests.checksum_reference import reference_checksums
 from tests.engines import EngineKind, keys_of, put, read
 from tests.helpers import chunks
@@ -269,6 +269,123 @@ async def test_delete_objects(engine: Engine, engine_kind: EngineKind, engine_ro
     if engine_kind.files is not None:
         assert len(leftover_files(engine_kind, engine_root)) == 1  # only b's body
     assert await engine.delete_objects(bucket, []) == []
+
+
+# ---------------------------------------------------------------------- conditional deletes
+
+
+def _conditions(info: ObjectInfo) -> dict[str, tuple[DeleteCondition, DeleteCondition]]:
+    """For an object: each kind of delete condition, as (one that holds, one that does not)."""
+    return {
+        "etag": (DeleteCondition(if_match=info.etag), DeleteCondition(if_match='"0123"')),
+        "quoted-etag-in-list": (
+            DeleteCondition(if_match=f'"0123", "{info.etag}"'),
+            DeleteCondition(if_match='"0123", W/"4567"'),
+        ),
+        "any": (DeleteCondition(if_match="*"), DeleteCondition(if_match="*", size=info.size + 1)),
+        # Last-Modified has whole seconds: a time within the same second holds.
+        "last-modified": (
+            DeleteCondition(last_modified=float(int(info.last_modified)) + 0.5),
+            DeleteCondition(last_modified=info.last_modified - 1),
+        ),
+        "size": (DeleteCondition(size=info.size), DeleteCondition(size=info.size + 1)),
+        "all": (
+            DeleteCondition(if_match=info.etag, last_modified=info.last_modified, size=info.size),
+            DeleteCondition(if_match=info.etag, last_modified=info.last_modified, size=0),
+        ),
+    }
+
+
+@pytest.mark.parametrize("body", [SMALL, LARGE], ids=["inline", "file"])
+async def test_conditional_delete_object(
+    engine: Engine, engine_kind: EngineKind, engine_root: Path, bucket: str, body: bytes
+) -> None:
+    for name in _conditions(await put(engine, bucket, "probe", body)):
+        info = await put(engine, bucket, name, body)
+        holds, fails = _conditions(info)[name]
+        with pytest.raises(errors.PreconditionFailed):
+            await engine.delete_object(bucket, name, fails)
+        assert await read(engine, bucket, name) == body, name  # still there, whole
+        await engine.delete_object(bucket, name, holds)
+        with pytest.raises(errors.NoSuchKey):
+            await engine.head_object(bucket, name)
+    await engine.delete_object(bucket, "probe")
+    assert await keys_of(engine, bucket) == []
+    assert leftover_files(engine_kind, engine_root) == []
+
+
+async def test_conditional_delete_of_a_missing_key(engine: Engine, bucket: str) -> None:
+    """As S3: If-Match needs an object (404 NoSuchKey); time and size alone hold for a missing key (a no-op)."""
+    for condition in (DeleteCondition(if_match="*"), DeleteCondition(if_match='"0123"', size=0)):
+        with pytest.raises(errors.NoSuchKey):
+            await engine.delete_object(bucket, "missing", condition)
+    await engine.delete_object(bucket, "missing", DeleteCondition(size=5))
+    await engine.delete_object(bucket, "missing", DeleteCondition(last_modified=0.0, size=0))
+    with pytest.raises(errors.NoSuchBucket):
+        await engine.delete_object("nope", "k", DeleteCondition(if_match="*"))
+
+
+async def test_conditional_delete_objects(
+    engine: Engine, engine_kind: EngineKind, engine_root: Path, bucket: str
+) -> None:
+    infos = {key: await put(engine, bucket, key, LARGE if key in "ab" else SMALL) for key in "abcdef"}
+    results = await engine.delete_objects(
+        bucket,
+        ["a", "b", "c", "d", "e", "f", "missing", "gone-anyway"],
+        [
+            DeleteCondition(if_match=infos["a"].etag),  # holds
+            DeleteCondition(if_match=infos["c"].etag),  # another object's ETag
+            DeleteCondition(size=len(SMALL)),  # holds
+            DeleteCondition(last_modified=infos["d"].last_modified - 5),
+            None,  # unconditional
+            DeleteCondition(last_modified=infos["f"].last_modified, size=len(SMALL)),  # holds
+            DeleteCondition(if_match="*"),  # If-Match on a missing key
+            DeleteCondition(size=1),  # size alone on a missing key holds
+        ],
+    )
+    kinds = [type(r).__name__ if r is not None else None for r in results]
+    assert kinds == [None, "PreconditionFailed", None, "PreconditionFailed", None, None, "NoSuchKey", None]
+    assert await keys_of(engine, bucket) == ["b", "d"]
+    assert await read(engine, bucket, "b") == LARGE
+    if engine_kind.files is not None:
+        assert len(leftover_files(engine_kind, engine_root)) == 1  # only b's body
+    with pytest.raises(ValueError):
+        await engine.delete_objects(bucket, ["b", "d"], [None])  # one condition per key, else nothing is deleted
+    assert await keys_of(engine, bucket) == ["b", "d"]
+
+
+async def test_conditional_deletes_racing_conditional_puts(engine: Engine, bucket: str) -> None:
+    """Deletes and PUTs all conditional on the same ETag: exactly one of them wins, whatever the interleaving."""
+
+    async def deleter(key: str, etag: str, delay: int) -> str:
+        for _ in range(delay):
+            await asyncio.sleep(0)
+        try:
+            await engine.delete_object(bucket, key, DeleteCondition(if_match=etag))
+            return "deleted"
+        except (errors.PreconditionFailed, errors.NoSuchKey):
+            return "refused"
+
+    async def writer(key: str, etag: str, data: bytes) -> str:
+        try:
+            await engine.put_object(bucket, key, chunks(data, 1024, pause=True), headers={}, if_match=etag)
+            return "put"
+        except (errors.PreconditionFailed, errors.NoSuchKey, errors.ConditionalRequestConflict):
+            return "refused"
+
+    for round_ in range(3):
+        key = f"race-{round_}"
+        etag = (await put(engine, bucket, key, b"original %d" % round_)).etag
+        bodies = [bytes([i]) * (3000 + i) for i in range(8)]
+        outcomes = await asyncio.gather(
+            *(deleter(key, etag, round_ * 4 + i) for i in range(8)), *(writer(key, etag, b) for b in bodies)
+        )
+        winners = [o for o in outcomes if o != "refused"]
+        assert len(winners) == 1, outcomes
+        if winners == ["deleted"]:
+            assert key not in await keys_of(engine, bucket)
+        else:
+            assert await read(engine, bucket, key) in bodies
 
 
 async def test_open_survives_concurrent_delete(engine: Engine, bucket: str) -> None:

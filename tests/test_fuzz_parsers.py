@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import json
 import os
+from datetime import UTC
 from urllib.parse import quote
 
 from botocore.auth import S3SigV4Auth
@@ -28,6 +29,7 @@ from coffer.server.auth.streaming import ChunkChain
 from coffer.server.chunked import ChunkedDecoder
 from coffer.server.errors import S3Error
 from coffer.server.formdata import FormReader
+from coffer.server.http import parse_timestamp
 from coffer.server.ranges import parse_range
 from tests.helpers import pieces, run
 
@@ -410,3 +412,15 @@ def test_bucket_tagging_document_random_bytes(noise: bytes, valid: int) -> None:
             assert valid + noise.count(b"<Tag>") > tagging.BUCKET.max_tags
         else:
             assert exc.code in ("InvalidTag", "MalformedXML")
+
+
+# ---------------------------------------------------------------------- timestamps
+@fuzz
+@given(st.one_of(st.text(max_size=60), st.datetimes(timezones=st.just(UTC)).map(lambda d: d.isoformat())))
+def test_timestamp_parser_never_crashes(value: str) -> None:
+    try:
+        when = parse_timestamp(value, "x-amz-if-match-last-modified-time")
+    except S3Error as exc:
+        assert (exc.code, exc.status) == ("InvalidArgument", 400)
+        return
+    assert isinstance(when, float)

@@ -85,6 +85,14 @@ CASES = [
         "<MaxAgeSeconds>{v}</MaxAgeSeconds></CORSRule></CORSConfiguration>",
         "MalformedXML",
     ),
+    Case("DeleteObject x-amz-if-match-size", "DELETE", "/{b}/k", (("x-amz-if-match-size", "{v}"),)),
+    Case(
+        "DeleteObjects Size",
+        "POST",
+        "/{b}?delete",
+        (),
+        "<Delete><Object><Key>k</Key><Size>{v}</Size></Object></Delete>",
+    ),
     Case(
         "PutObject x-amz-decoded-content-length",
         "PUT",
@@ -127,7 +135,8 @@ def test_out_of_range_integers_answer_400(
     assert reply.status == 400, (reply.status, reply.body)
     if case.method != "HEAD":
         assert reply.code == case.code, reply.body
-    # Nothing was written: the upload still has no parts, no chunked object exists.
+    # Nothing was written or deleted: the upload still has no parts, no chunked object exists, k is there.
+    assert send(server, "GET", f"/{bucket}/k", {}).status == 200
     assert send(server, "GET", f"/{bucket}/chunked", {}).status == 404
     listing = send(server, "GET", f"/{bucket}/mp?uploadId={upload}", {})
     assert listing.status == 200 and b"<Part>" not in listing.body

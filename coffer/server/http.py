@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from functools import lru_cache
 
@@ -49,6 +50,24 @@ def parse_http_date(value: str) -> float | None:
         return parsedate_to_datetime(value).timestamp()
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
+
+
+def parse_timestamp(raw: str, name: str) -> float:
+    """The one parse of a timestamp a request carries as an argument (header or XML field):
+    an HTTP date (``Wed, 21 Oct 2015 07:28:00 GMT``, what SDKs send) or ISO 8601
+    (``2015-10-21T07:28:00Z``, S3's XML timestamps; no zone means UTC), else 400
+    InvalidArgument naming the argument."""
+    text = raw.strip()
+    when = parse_http_date(text) if text else None
+    if when is None and text[:4].isdigit():
+        try:
+            parsed = datetime.fromisoformat(text)
+            when = (parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)).timestamp()
+        except (ValueError, OverflowError, OSError):
+            when = None
+    if when is None:
+        raise S3Error("InvalidArgument", f"Invalid value for {name}", ArgumentName=name, ArgumentValue=raw[:64])
+    return when
 
 
 def quote_etag(etag: str) -> str:

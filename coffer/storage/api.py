@@ -143,6 +143,18 @@ class Completion:
     if_match: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class DeleteCondition:
+    """What a conditional delete asks of the key's current object; None: not asked.
+
+    Checked by the engine atomically with the delete (coffer/storage/conditions.py).
+    """
+
+    if_match: str | None = None  # raw If-Match / <ETag>: ETags or '*'
+    last_modified: float | None = None  # epoch seconds, compared at whole seconds (Last-Modified's resolution)
+    size: int | None = None
+
+
 @dataclass(slots=True)
 class PutDigests:
     """What the engine computed while streaming a body in, handed to ``verify``."""
@@ -303,8 +315,15 @@ class Engine(Protocol):
         ...
 
     async def open_object(self, bucket: str, key: str, *, part_number: int | None = None) -> ObjectBody: ...
-    async def delete_object(self, bucket: str, key: str) -> None: ...
-    async def delete_objects(self, bucket: str, keys: list[str]) -> list[Exception | None]: ...
+    async def delete_object(self, bucket: str, key: str, condition: DeleteCondition | None = None) -> None:
+        """Remove the key's object (none: nothing to do); ``condition`` is checked atomically with it."""
+        ...
+
+    async def delete_objects(
+        self, bucket: str, keys: list[str], conditions: list[DeleteCondition | None] | None = None
+    ) -> list[Exception | None]:
+        """Delete each key, ``conditions[i]`` applying to ``keys[i]``; one outcome per key (None: deleted)."""
+        ...
 
     async def list_objects(
         self,

@@ -8,12 +8,20 @@ from coffer import checksums
 from coffer.server import xml
 from coffer.server.context import Context
 from coffer.server.errors import S3Error, from_storage
-from coffer.server.http import Response, etag_matches, http_date, parse_http_date, parse_int, quote_etag
+from coffer.server.http import (
+    Response,
+    etag_matches,
+    http_date,
+    parse_http_date,
+    parse_int,
+    parse_timestamp,
+    quote_etag,
+)
 from coffer.server.object_write import object_write
 from coffer.server.ranges import parse_range
 from coffer.server.request import Request, validate_new_key
 from coffer.server.upload import plan_upload
-from coffer.storage.api import MAX_PART_NUMBER, ObjectInfo
+from coffer.storage.api import MAX_PART_NUMBER, DeleteCondition, ObjectInfo
 from coffer.storage.errors import StorageError
 from coffer.storage.multipart import display_checksum
 
@@ -235,9 +243,30 @@ async def HeadObject(ctx: Context, req: Request) -> Response:
     return response
 
 
+# Where a conditional delete's last-modified time and size come from: DeleteObject's headers, DeleteObjects' fields.
+_DELETE_HEADERS = ("x-amz-if-match-last-modified-time", "x-amz-if-match-size")
+_DELETE_FIELDS = ("LastModifiedTime", "Size")
+
+
+def delete_condition(
+    if_match: str | None, last_modified: str | None, size: str | None, names: tuple[str, str]
+) -> DeleteCondition | None:
+    """A conditional delete's If-Match, last-modified time and size; None when none is given."""
+    if if_match is None and last_modified is None and size is None:
+        return None
+    return DeleteCondition(
+        if_match=if_match,
+        last_modified=parse_timestamp(last_modified, names[0]) if last_modified is not None else None,
+        size=parse_int(size, names[1]) if size is not None else None,
+    )
+
+
 async def DeleteObject(ctx: Context, req: Request) -> Response:
     assert req.bucket is not None and req.key is not None
-    await ctx.engine.delete_object(req.bucket, req.key)
+    condition = delete_condition(
+        req.header("if-match"), req.header(_DELETE_HEADERS[0]), req.header(_DELETE_HEADERS[1]), _DELETE_HEADERS
+    )
+    await ctx.engine.delete_object(req.bucket, req.key, condition)
     return Response(204)
 
 
@@ -248,23 +277,31 @@ async def DeleteObjects(ctx: Context, req: Request) -> Response:
     if doc.tag != "Delete":
         raise S3Error("MalformedXML")
     quiet = (xml.child_text(doc, "Quiet", "false") or "").strip().lower() == "true"
-    keys: list[str] = []
+    objects: list[tuple[str, DeleteCondition | None]] = []
     for obj in doc.findall("Object"):
         key = xml.child_text(obj, "Key")
         if key is None:
             raise S3Error("MalformedXML")
-        keys.append(key)
-    if not keys or len(keys) > MAX_DELETE_KEYS:
+        condition = delete_condition(
+            xml.child_text(obj, "ETag"),
+            xml.child_text(obj, _DELETE_FIELDS[0]),
+            xml.child_text(obj, _DELETE_FIELDS[1]),
+            _DELETE_FIELDS,
+        )
+        objects.append((key, condition))
+    if not objects or len(objects) > MAX_DELETE_KEYS:
         raise S3Error("MalformedXML")
     await ctx.engine.get_bucket(req.bucket)
     valid: list[str] = []
+    conditions: list[DeleteCondition | None] = []
     parts: list[str] = []
-    for key in keys:
+    for key, condition in objects:
         if not key or len(key.encode("utf-8")) > 1024:
             parts.append(_delete_error(key, "InvalidArgument", "Invalid key"))
         else:
             valid.append(key)
-    results = await ctx.engine.delete_objects(req.bucket, valid)
+            conditions.append(condition)
+    results = await ctx.engine.delete_objects(req.bucket, valid, conditions)
     for key, outcome in zip(valid, results, strict=True):
         if outcome is None:
             if not quiet:

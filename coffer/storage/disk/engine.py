@@ -27,6 +27,7 @@ from coffer.storage.api import (
     BucketInfo,
     CompletedPart,
     Completion,
+    DeleteCondition,
     EngineObserver,
     ListEntry,
     ListPage,
@@ -41,7 +42,7 @@ from coffer.storage.api import (
     UploadsPage,
     Verifier,
 )
-from coffer.storage.conditions import check_write
+from coffer.storage.conditions import check_delete, check_write, per_key
 from coffer.storage.contracts import BlobStore, MetadataStore, OpenBlob, Segment
 from coffer.storage.disk import records
 from coffer.storage.disk.blobs import FileBlobStore, commit_published, fsync_dir, hash_stream, make_dir
@@ -593,23 +594,41 @@ class DiskEngine:
         # The commit bumps the store's generation: the read cache drops the old record.
         return await self.meta.write(tx)
 
-    async def delete_object(self, bucket: str, key: str) -> None:
+    @staticmethod
+    def _delete(conn: sqlite3.Connection, bucket: str, key: str, condition: DeleteCondition | None) -> list[str]:
+        """Delete a key's record once its condition holds, in the caller's write transaction."""
+        if condition is not None:
+            current = records.slot(conn, bucket, key)
+            check_delete(key, condition, current.live(time.time()) if current is not None else None)
+        return records.delete(conn, bucket, key)
+
+    async def delete_object(self, bucket: str, key: str, condition: DeleteCondition | None = None) -> None:
         def tx(conn: sqlite3.Connection) -> list[str]:
             bucket_info(conn, bucket)
-            return records.delete(conn, bucket, key)
+            return self._delete(conn, bucket, key, condition)
 
         await self.blobs.reclaim(await self.meta.write(tx))
 
-    async def delete_objects(self, bucket: str, keys: list[str]) -> list[Exception | None]:
-        def tx(conn: sqlite3.Connection) -> list[str]:
+    async def delete_objects(
+        self, bucket: str, keys: list[str], conditions: list[DeleteCondition | None] | None = None
+    ) -> list[Exception | None]:
+        wanted = per_key(keys, conditions)
+
+        def tx(conn: sqlite3.Connection) -> tuple[list[str], list[Exception | None]]:
             bucket_info(conn, bucket)
             released: list[str] = []
-            for key in keys:
-                released += records.delete(conn, bucket, key)
-            return released
+            outcomes: list[Exception | None] = []
+            for key, condition in zip(keys, wanted, strict=True):
+                try:
+                    released += self._delete(conn, bucket, key, condition)
+                    outcomes.append(None)
+                except errors.StorageError as exc:  # a condition that does not hold fails this key only
+                    outcomes.append(exc)
+            return released, outcomes
 
-        await self.blobs.reclaim(await self.meta.write(tx))
-        return [None] * len(keys)
+        released, outcomes = await self.meta.write(tx)
+        await self.blobs.reclaim(released)
+        return outcomes
 
     # ------------------------------------------------------------------ copies
     async def copy_object(

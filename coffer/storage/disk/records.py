@@ -84,10 +84,15 @@ class Slot:
     blob: str | None  # the replaced body's blob (File bodies)
     expires: float | None
     last_modified: float
+    size: int
+
+    def live(self, now: float) -> Slot | None:
+        """This slot when it holds a live (unexpired) object: what conditional deletes compare."""
+        return self if self.expires is None or self.expires > now else None
 
     def live_etag(self, now: float) -> str | None:
         """The ETag conditional writes compare against (None: nothing live there)."""
-        return self.etag if self.expires is None or self.expires > now else None
+        return self.etag if self.live(now) is not None else None
 
 
 # ---------------------------------------------------------------------- codec
@@ -147,7 +152,7 @@ def require(conn: sqlite3.Connection, bucket: str, key: str, now: float, *, with
 
 def slot(conn: sqlite3.Connection, bucket: str, key: str) -> Slot | None:
     row = conn.execute(
-        "SELECT id, etag, blob, expires, last_modified FROM objects WHERE bucket=? AND key=? AND version='null'",
+        "SELECT id, etag, blob, expires, last_modified, size FROM objects WHERE bucket=? AND key=? AND version='null'",
         (bucket, key.encode("utf-8")),
     ).fetchone()
     return Slot(*row) if row is not None else None

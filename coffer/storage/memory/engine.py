@@ -51,6 +51,7 @@ from coffer.storage.api import (
     BucketInfo,
     CompletedPart,
     Completion,
+    DeleteCondition,
     EngineObserver,
     ListEntry,
     ListPage,
@@ -68,7 +69,7 @@ from coffer.storage.api import (
     UploadsPage,
     Verifier,
 )
-from coffer.storage.conditions import check_write
+from coffer.storage.conditions import check_delete, check_write, per_key
 from coffer.storage.hashing import PIPELINE_CHUNK, BodyHasher
 from coffer.storage.listing import list_page
 from coffer.storage.memory.index import KeyIndex, Marks
@@ -892,9 +893,14 @@ class MemoryEngine:
         await self.durable(self.submit(Record(SET_TAGS, {"b": bucket, "k": key, "t": new.info.tags}), finish))
         return new.info
 
-    def _delete(self, bucket: MemBucket, key: str) -> asyncio.Future[None] | None:
+    def _delete(self, bucket: MemBucket, key: str, condition: DeleteCondition | None) -> asyncio.Future[None] | None:
+        """Check the delete's condition and stage it (atomically: no await in between)."""
         kb = key.encode("utf-8")
-        if self._latest(bucket, kb) is None:
+        current = self._latest(bucket, kb)
+        if condition is not None:
+            live = current if current is not None and not is_expired(current.expires, self.clock()) else None
+            check_delete(key, condition, live.info if live is not None else None)
+        if current is None:
             return None
         self.check_writable()
         unmark = bucket.pending.mark(kb, None)
@@ -906,16 +912,19 @@ class MemoryEngine:
 
         return self.submit(Record(DELETE_OBJECT, {"b": bucket.info.name, "k": key}), finish)
 
-    async def delete_object(self, bucket: str, key: str) -> None:
-        await self.durable(self._delete(self.write_bucket(bucket), key))
+    async def delete_object(self, bucket: str, key: str, condition: DeleteCondition | None = None) -> None:
+        await self.durable(self._delete(self.write_bucket(bucket), key, condition))
 
-    async def delete_objects(self, bucket: str, keys: list[str]) -> list[Exception | None]:
+    async def delete_objects(
+        self, bucket: str, keys: list[str], conditions: list[DeleteCondition | None] | None = None
+    ) -> list[Exception | None]:
         b = self.write_bucket(bucket)
+        wanted = per_key(keys, conditions)
         results: list[Exception | None] = [None] * len(keys)
         waiting: list[tuple[int, asyncio.Future[None]]] = []
-        for i, key in enumerate(keys):
+        for i, (key, condition) in enumerate(zip(keys, wanted, strict=True)):
             try:
-                fut = self._delete(b, key)
+                fut = self._delete(b, key, condition)
             except errors.StorageError as exc:
                 results[i] = exc
                 continue
