@@ -1,4 +1,4 @@
-"""The ``coffer`` command: serve, init, bench."""
+"""The ``coffer`` command: serve, status, init, keys, bench."""
 
 from __future__ import annotations
 
@@ -284,6 +284,47 @@ def keys_remove(access_key: str, config_file: str | None, data_dir: str | None) 
             f"{access_key} is defined in the settings (config file or environment): remove it there"
         )
     raise click.ClickException(f"no key pair {access_key} in {key_file.path}")
+
+
+@main.command()
+@click.option(
+    "--endpoint",
+    default=None,
+    help="The server's URL, e.g. http://127.0.0.1:9000; default: host and port from the settings, as for `serve`.",
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="YAML config file, as for `serve` (for the default endpoint). [env COFFER_CONFIG]",
+)
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.1),
+    default=1.0,
+    show_default=True,
+    help="Seconds between the two metrics samples the request rate is measured over.",
+)
+def status(endpoint: str | None, config_file: str | None, interval: float) -> None:
+    """Show a running server's version, uptime, objects, bytes and requests per second.
+
+    Reads /_coffer/health and /_coffer/metrics (no signature needed); requests/s is the
+    growth of the S3 request counter, all workers, between two metrics samples.
+    """
+    from coffer.server.runner import client_url
+    from coffer.status import StatusError, fetch_status, render
+
+    if endpoint is None:
+        try:
+            settings = load_settings(config_file, {})
+        except ConfigError as exc:
+            raise click.UsageError(str(exc)) from None
+        endpoint = client_url("https" if settings.tls_cert else "http", settings.host, settings.port)
+    try:
+        click.echo(render(fetch_status(endpoint, interval)))
+    except StatusError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @main.command()

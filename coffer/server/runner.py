@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 import uvicorn
 from uvicorn.supervisors import Multiprocess
 
+from coffer import __version__
 from coffer.config import Settings
 from coffer.keystore import KeyFile, KeyStoreError
 from coffer.logs import LogRotator, setup_logging
@@ -256,7 +257,7 @@ def _serve(settings: Settings) -> int:
     settings.max_connections = _connection_cap(settings)
     # Worker processes rebuild the app from this (uvicorn spawns them by import string).
     os.environ["COFFER_SETTINGS_JSON"] = settings.to_json()
-    level, message = startup_message(settings)
+    auth = startup_message(settings)
     sockets = [_bind(settings.host, settings.port)]
     try:
         if settings.admin_port:
@@ -270,22 +271,10 @@ def _serve(settings: Settings) -> int:
         for sock in sockets:
             sock.close()
         raise StartupError(f"cannot prepare the metrics directory {exc.filename}: {exc.strerror}") from None
-    log.log(level, message)
     rotator = None
     if settings.log_file:
         rotator = LogRotator(settings.log_file, settings.log_file_max_bytes, settings.log_file_count).start()
-    log.info(
-        "coffer serving %s storage at %s on %s://%s:%d (%d worker%s, fsync %s)%s",
-        settings.storage,
-        os.path.abspath(settings.data_dir),
-        "https" if settings.tls_cert else "http",
-        settings.host,
-        sockets[0].getsockname()[1],
-        settings.workers,
-        "" if settings.workers == 1 else "s",
-        settings.fsync,
-        f", admin on http://{settings.admin_host}:{settings.admin_port}" if settings.admin_port else "",
-    )
+    log.log(auth[0], banner(settings, sockets[0].getsockname()[1], auth[1], auth[2]))
     config = uvicorn.Config(
         "coffer.server.runner:worker_app",
         factory=True,
@@ -324,6 +313,42 @@ def _serve(settings: Settings) -> int:
         if own_metrics_dir is not None:
             shutil.rmtree(own_metrics_dir, ignore_errors=True)
         log.info("coffer stopped")
+
+
+def client_url(scheme: str, host: str, port: int) -> str:
+    """The URL a client on this machine reaches a server listening on host:port at."""
+    if host in ("0.0.0.0", ""):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
+
+
+def banner(settings: Settings, port: int, auth_mode: str, auth_detail: str) -> str:
+    """The one start-up message: where it listens, what it stores, who may use it, what to try."""
+    scheme = "https" if settings.tls_cert else "http"
+    listen = f"[{settings.host}]" if ":" in settings.host else settings.host
+    url = client_url(scheme, settings.host, port)
+    admin = f" (admin: http://{settings.admin_host}:{settings.admin_port})" if settings.admin_port else ""
+    workers = f"{settings.workers} worker{'' if settings.workers == 1 else 's'}"
+    if auth_mode == "closed":
+        data = os.path.abspath(settings.data_dir)
+        try_next = f"coffer keys add --data-dir {data} --access-key <key id>"
+    else:
+        keys = "" if auth_mode == "keys" else "any "
+        try_next = (
+            f"AWS_ACCESS_KEY_ID=<{keys}key id> AWS_SECRET_ACCESS_KEY=<{keys}secret> "
+            f"AWS_DEFAULT_REGION={settings.region} aws --endpoint-url {url} s3 mb s3://my-bucket"
+        )
+    lines = [
+        f"coffer {__version__} serving on {scheme}://{listen}:{port}{admin}",
+        f"  data directory: {os.path.abspath(settings.data_dir)}",
+        f"  engine:         {settings.storage} (fsync {settings.fsync}, {workers})",
+        f"  auth:           {auth_mode}: {auth_detail}",
+        f"  try:            {try_next}",
+        f"  status:         coffer status --endpoint {url}",
+    ]
+    return "\n".join(lines)
 
 
 def _bind(host: str, port: int) -> socket.socket:

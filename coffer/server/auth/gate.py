@@ -280,24 +280,38 @@ class AuthGate:
         return principal
 
 
-def startup_message(settings: Settings) -> tuple[int, str]:
-    """(log level, message) describing the authentication mode, for the server's start."""
+def startup_message(settings: Settings) -> tuple[int, str, str]:
+    """(log level, mode, detail) of the authentication mode, for the server's start-up banner.
+
+    mode: 'off' (auth: off), 'open' (no key pairs: development mode), 'closed' (auth on, no key
+    pairs: every request refused) or 'keys' (signed requests required).
+    """
     if settings.auth == "off":
-        return logging.WARNING, (
-            "AUTHENTICATION IS OFF (--auth off): anyone who can reach this port can read, write and delete "
-            "everything. Development use only."
+        return (
+            logging.WARNING,
+            "off",
+            (
+                "AUTHENTICATION IS OFF (--auth off): anyone who can reach this port can read, write and delete "
+                "everything. Development use only."
+            ),
         )
     store = CredentialStore(settings)
     count = store.count()
     if not signatures_required(settings.auth, store):
-        return logging.WARNING, (
-            "NO CREDENTIALS CONFIGURED: the server runs OPEN (development mode); anyone who can reach this port "
-            "can read, write and delete everything. Set COFFER_ACCESS_KEY/COFFER_SECRET_KEY or run "
-            "`coffer keys add` to require signed requests (a running server switches on its own); "
-            "either key pair becomes the root user, who owns the buckets created while open."
+        return (
+            logging.WARNING,
+            "open",
+            (
+                "NO CREDENTIALS CONFIGURED: the server runs OPEN (development mode); anyone who can reach this port "
+                "can read, write and delete everything. Set COFFER_ACCESS_KEY/COFFER_SECRET_KEY or run "
+                "`coffer keys add` to require signed requests (a running server switches on its own); "
+                "either key pair becomes the root user, who owns the buckets created while open."
+            ),
         )
     if count == 0:
-        return logging.WARNING, (
-            "authentication on with NO key pairs: every request is refused until `coffer keys add` adds one"
+        return (
+            logging.WARNING,
+            "closed",
+            ("authentication on with NO key pairs: every request is refused until `coffer keys add` adds one"),
         )
-    return logging.INFO, f"authentication on: {count} key pair(s) configured"
+    return logging.INFO, "keys", f"signed requests required, {count} key pair(s) configured"
