@@ -155,13 +155,31 @@ def _migrate(conn: sqlite3.Connection, version: int) -> None:
 
 def _connect(path: Path, fsync: bool) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
-    conn.execute("PRAGMA journal_mode=WAL")
+    _enter_wal_mode(conn)
     # FULL: the WAL is fsynced at every commit; one commit covers a whole batch.
     conn.execute(f"PRAGMA synchronous={'FULL' if fsync else 'OFF'}")
     conn.execute("PRAGMA busy_timeout=30000")
     conn.execute("PRAGMA cache_size=-65536")  # 64 MiB page cache per connection
     conn.execute("PRAGMA temp_store=MEMORY")
     return conn
+
+
+def _enter_wal_mode(conn: sqlite3.Connection, patience: float = 30.0) -> None:
+    """Switch a connection to WAL mode, waiting out other processes doing the same.
+
+    Workers open a new database at the same moment; switching its journal mode needs an
+    exclusive lock and SQLite answers "database is locked" at once, without its busy
+    handler, to the connection that loses the race (seen: 22 of 400 concurrent opens).
+    """
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 class _Stop:
