@@ -16,6 +16,14 @@ MAX_PART_NUMBER = 10000
 MAX_PART_SIZE = 5 * 1024**3
 # data_mode -> (directory mode, file mode) of everything under the data directory.
 DATA_MODES = {"private": (0o700, 0o600), "shared": (0o750, 0o640)}
+# The version id of objects written while versioning is off or suspended.
+NULL_VERSION = "null"
+# Bucket versioning states (BucketInfo.versioning; None: never configured).
+VERSIONING_ENABLED = "Enabled"
+VERSIONING_SUSPENDED = "Suspended"
+# Object Lock retention modes.
+GOVERNANCE = "GOVERNANCE"
+COMPLIANCE = "COMPLIANCE"
 
 
 @dataclass(slots=True)
@@ -24,6 +32,25 @@ class BucketInfo:
     created: float  # epoch seconds
     owner: str
     region: str
+    # None (never configured), VERSIONING_ENABLED or VERSIONING_SUSPENDED.
+    versioning: str | None = None
+    # Object Lock is on (set at creation or enabled later; never turned off).
+    object_lock: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectLock:
+    """The Object Lock state of one object version (all unset: not locked)."""
+
+    mode: str | None = None  # GOVERNANCE or COMPLIANCE (with retain_until)
+    retain_until: float | None = None  # epoch seconds
+    legal_hold: bool = False
+
+    def __bool__(self) -> bool:
+        return self.mode is not None or self.legal_hold
+
+
+NO_LOCK = ObjectLock()
 
 
 @dataclass(slots=True)
@@ -47,6 +74,9 @@ class ObjectInfo:
     part: ObjectPart | None = None
     # Object tags (key -> value, sorted by key); the server validates them, the engine stores them.
     tags: dict[str, str] = field(default_factory=dict)
+    # A delete marker: a version with no body (size 0, etag "") that hides the versions before it.
+    delete_marker: bool = False
+    lock: ObjectLock = NO_LOCK
 
 
 @dataclass(slots=True)
@@ -85,6 +115,7 @@ class UploadInfo:
     checksum_algorithm: str | None = None
     checksum_type: str = "FULL_OBJECT"  # COMPOSITE or FULL_OBJECT
     tags: dict[str, str] = field(default_factory=dict)  # given to the object at completion
+    lock: ObjectLock = NO_LOCK  # given to the object at completion
 
     @property
     def effective_algorithm(self) -> str:
@@ -155,6 +186,26 @@ class DeleteCondition:
     size: int | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class DeleteRequest:
+    """One key of DeleteObjects: its version (None: the key, which may create a delete marker)
+    and its condition."""
+
+    key: str
+    version_id: str | None = None
+    condition: DeleteCondition | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteResult:
+    """What a delete did. ``version_id``: the delete marker created, or the version removed
+    (None when the bucket was never versioned and no version was named); ``delete_marker``:
+    a marker was created, or the version removed was one."""
+
+    version_id: str | None = None
+    delete_marker: bool = False
+
+
 @dataclass(slots=True)
 class PutDigests:
     """What the engine computed while streaming a body in, handed to ``verify``."""
@@ -191,6 +242,32 @@ class ListPage:
     is_truncated: bool
     # The last key or common prefix returned: where the next page starts.
     next_marker: str | None
+
+
+@dataclass(slots=True)
+class VersionEntry:
+    """One row of ListObjectVersions: an object version or a delete marker."""
+
+    key: str
+    version_id: str
+    is_latest: bool
+    delete_marker: bool
+    size: int
+    etag: str
+    last_modified: float
+    storage_class: str
+    owner: str
+
+
+@dataclass(slots=True)
+class VersionsPage:
+    entries: list[VersionEntry]
+    common_prefixes: list[str]
+    is_truncated: bool
+    # Where the next page starts (set when truncated): after this key, and after this
+    # version of it (None: the page ended with a CommonPrefix, so after the whole key).
+    next_key_marker: str | None
+    next_version_id_marker: str | None
 
 
 @dataclass(slots=True)
@@ -274,7 +351,21 @@ class Engine(Protocol):
         ...
 
     # buckets
-    async def create_bucket(self, name: str, owner: str, region: str) -> BucketInfo: ...
+    async def create_bucket(self, name: str, owner: str, region: str, *, object_lock: bool = False) -> BucketInfo:
+        """``object_lock``: the bucket is created with Object Lock on and versioning Enabled."""
+        ...
+
+    async def put_bucket_versioning(self, name: str, status: str) -> BucketInfo:
+        """Set versioning to VERSIONING_ENABLED or VERSIONING_SUSPENDED (never back to None).
+
+        InvalidBucketState when suspending a bucket with Object Lock on.
+        """
+        ...
+
+    async def enable_object_lock(self, name: str) -> BucketInfo:
+        """Turn Object Lock on for an existing bucket; InvalidBucketState unless versioning is Enabled."""
+        ...
+
     async def get_bucket(self, name: str) -> BucketInfo: ...
     async def list_buckets(self, owner: str | None = None) -> list[BucketInfo]: ...
     async def delete_bucket(self, name: str) -> None: ...
@@ -299,30 +390,100 @@ class Engine(Protocol):
         if_none_match: bool | str = False,
         if_match: str | None = None,
         tags: dict[str, str] | None = None,
+        lock: ObjectLock = NO_LOCK,
     ) -> ObjectInfo:
-        """``if_none_match``/``if_match``: conditional write (True means '*'), checked atomically."""
-        ...
+        """Store a new version of the key; the answer carries its version id (NULL_VERSION unless
+        the bucket's versioning is Enabled; a null version replaces the key's previous null one).
 
-    async def put_object_tagging(self, bucket: str, key: str, tags: dict[str, str]) -> ObjectInfo:
-        """Replace the tags of the current object ({} removes them) in one atomic update.
-
-        The body, ETag and Last-Modified stay as they are; NoSuchKey when there is no object.
+        ``if_none_match``/``if_match``: conditional write (True means '*') against the latest
+        version (a delete marker counts as absent), checked atomically.
         """
         ...
 
-    async def head_object(self, bucket: str, key: str, *, part_number: int | None = None) -> ObjectInfo:
-        """Metadata; with ``part_number`` also ``info.part`` (InvalidPart when there is no such part)."""
+    async def put_object_tagging(
+        self, bucket: str, key: str, tags: dict[str, str], *, version_id: str | None = None
+    ) -> ObjectInfo:
+        """Replace the tags of a version (None: the latest; {} removes them) in one atomic update.
+
+        The body, ETag and Last-Modified stay as they are; errors as for ``head_object``.
+        """
         ...
 
-    async def open_object(self, bucket: str, key: str, *, part_number: int | None = None) -> ObjectBody: ...
-    async def delete_object(self, bucket: str, key: str, condition: DeleteCondition | None = None) -> None:
-        """Remove the key's object (none: nothing to do); ``condition`` is checked atomically with it."""
+    async def head_object(
+        self, bucket: str, key: str, *, part_number: int | None = None, version_id: str | None = None
+    ) -> ObjectInfo:
+        """Metadata of a version (None: the latest); with ``part_number`` also ``info.part``
+        (InvalidPart when there is no such part).
+
+        No version_id and the latest version is a delete marker: NoSuchKey with ``marker`` set.
+        A version_id that does not exist: NoSuchVersion; one that is a delete marker:
+        MethodNotAllowed with ``marker`` set.
+        """
+        ...
+
+    async def open_object(
+        self, bucket: str, key: str, *, part_number: int | None = None, version_id: str | None = None
+    ) -> ObjectBody:
+        """``head_object`` plus the body."""
+        ...
+
+    async def delete_object(
+        self,
+        bucket: str,
+        key: str,
+        condition: DeleteCondition | None = None,
+        *,
+        version_id: str | None = None,
+        bypass_governance: bool = False,
+    ) -> DeleteResult:
+        """Without ``version_id``: delete the key: remove its null version when versioning was never
+        configured, else add a delete marker (a new version id when Enabled, the null version when
+        Suspended, replacing the old null version). With ``version_id``: remove that version for good
+        (the next newest becomes latest); refused with ObjectLocked while Object Lock protects it
+        (a GOVERNANCE retention only unless ``bypass_governance``). Deleting what does not exist
+        succeeds. ``condition`` is checked atomically against the latest version (or the one named).
+        """
         ...
 
     async def delete_objects(
-        self, bucket: str, keys: list[str], conditions: list[DeleteCondition | None] | None = None
-    ) -> list[Exception | None]:
-        """Delete each key, ``conditions[i]`` applying to ``keys[i]``; one outcome per key (None: deleted)."""
+        self, bucket: str, requests: list[DeleteRequest], *, bypass_governance: bool = False
+    ) -> list[DeleteResult | Exception]:
+        """``delete_object`` for each request, one outcome per request, in order."""
+        ...
+
+    async def list_object_versions(
+        self,
+        bucket: str,
+        *,
+        prefix: str = "",
+        delimiter: str = "",
+        key_marker: str = "",
+        version_id_marker: str = "",
+        max_keys: int = 1000,
+    ) -> VersionsPage:
+        """Versions and delete markers ordered by key, then newest first, after the markers:
+        with a version-id marker, the versions of ``key_marker`` older than it come first."""
+        ...
+
+    async def put_object_retention(
+        self,
+        bucket: str,
+        key: str,
+        mode: str | None,
+        retain_until: float | None,
+        *,
+        version_id: str | None = None,
+        bypass_governance: bool = False,
+    ) -> ObjectInfo:
+        """Set (mode and date) or remove (both None) a version's retention, atomically checked by
+        ``coffer.storage.locks.check_retention_change``. InvalidRequest when the bucket has no
+        Object Lock; errors as for ``head_object`` otherwise."""
+        ...
+
+    async def put_object_legal_hold(
+        self, bucket: str, key: str, on: bool, *, version_id: str | None = None
+    ) -> ObjectInfo:
+        """Place or remove a version's legal hold; InvalidRequest when the bucket has no Object Lock."""
         ...
 
     async def list_objects(
@@ -348,12 +509,16 @@ class Engine(Protocol):
         checksum_algorithm: str | None = None,
         check_source: SourceCheck | None = None,
         tags: dict[str, str] | None = None,
+        src_version_id: str | None = None,
+        lock: ObjectLock = NO_LOCK,
     ) -> ObjectInfo:
-        """Copy an object; ``headers``/``storage_class``/``tags`` None keep the source's. Never whole in memory."""
+        """Copy a version (None: the latest) to a new version of the destination, as ``put_object``
+        stores one; ``headers``/``storage_class``/``tags`` None keep the source's; the lock is never
+        copied. ``check_source`` sees the source version (its version id included). Never whole in memory."""
         ...
 
     async def list_object_parts(
-        self, bucket: str, key: str, *, marker: int = 0, max_parts: int = 1000
+        self, bucket: str, key: str, *, marker: int = 0, max_parts: int = 1000, version_id: str | None = None
     ) -> ObjectPartsPage: ...
 
     # multipart uploads
@@ -367,8 +532,9 @@ class Engine(Protocol):
         checksum_algorithm: str | None = None,
         checksum_type: str | None = None,
         tags: dict[str, str] | None = None,
+        lock: ObjectLock = NO_LOCK,
     ) -> UploadInfo:
-        """InvalidRequest for an algorithm/type combination S3 refuses."""
+        """InvalidRequest for an algorithm/type combination S3 refuses. ``lock`` goes to the object."""
         ...
 
     async def get_upload(self, bucket: str, key: str, upload_id: str) -> UploadInfo: ...
@@ -397,6 +563,7 @@ class Engine(Protocol):
         *,
         src_range: tuple[int, int] | None = None,
         check_source: SourceCheck | None = None,
+        src_version_id: str | None = None,
     ) -> PartInfo:
         """``src_range`` is (first, last) inclusive; InvalidRange when it lies beyond the source."""
         ...
@@ -408,7 +575,9 @@ class Engine(Protocol):
         upload_id: str,
         parts: list[CompletedPart],
         completion: Completion | None = None,
-    ) -> ObjectInfo: ...
+    ) -> ObjectInfo:
+        """The object is a new version of the key, as ``put_object`` stores one."""
+        ...
 
     async def abort_multipart_upload(self, bucket: str, key: str, upload_id: str) -> None: ...
 

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from coffer.storage.api import ObjectInfo
+
 
 class StorageError(Exception):
     """Base class; ``code`` names the S3 error the server should answer with."""
@@ -37,10 +42,43 @@ class BucketNotEmpty(StorageError):
     code = "BucketNotEmpty"
 
 
-class NoSuchKey(StorageError):
+class _AboutMarker(StorageError):
+    """An error about a delete marker: the server answers with its headers
+    (x-amz-delete-marker, x-amz-version-id, Last-Modified)."""
+
+    def __init__(self, message: str = "", *, marker: ObjectInfo | None = None, **context: str) -> None:
+        super().__init__(message, **context)
+        self.marker = marker
+
+
+class NoSuchKey(_AboutMarker):
     """The specified key does not exist."""
 
     code = "NoSuchKey"
+
+
+class NoSuchVersion(StorageError):
+    """The specified version does not exist."""
+
+    code = "NoSuchVersion"
+
+
+class MethodNotAllowed(_AboutMarker):
+    """The specified method is not allowed against this resource."""
+
+    code = "MethodNotAllowed"
+
+
+class ObjectLocked(StorageError):
+    """Access Denied because object protected by object lock."""
+
+    code = "AccessDenied"
+
+
+class InvalidBucketState(StorageError):
+    """The request is not valid with the current state of the bucket."""
+
+    code = "InvalidBucketState"
 
 
 class PreconditionFailed(StorageError):

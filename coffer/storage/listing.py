@@ -13,13 +13,19 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import TypeVar
 
-from coffer.storage.api import ListEntry, ListPage, UploadInfo, UploadsPage
+from coffer.storage.api import ListEntry, ListPage, UploadInfo, UploadsPage, VersionEntry, VersionsPage
 
 Row = TypeVar("Row")
 Scan = Callable[[bytes, bool, bytes | None], Iterable[tuple[bytes, Row]]]
 # Multipart uploads in (key, upload id) order strictly after (after_key, after_id), keys below upper.
 UploadScan = Callable[[bytes, str, bytes | None], Iterable[tuple[bytes, UploadInfo]]]
 AFTER_ALL_IDS = "~"  # sorts after every upload id (hex digits)
+# Object versions in (key, newest first) order from ``from_key``, below ``upper``; the second
+# argument says where in from_key's versions to start: None: at its newest (from_key included);
+# AFTER_ALL_VERSIONS: past all of them; a version id: at the versions older than that one
+# (past all of them when from_key has no such version).
+VersionScan = Callable[[bytes, str | None, bytes | None], Iterable[tuple[bytes, VersionEntry]]]
+AFTER_ALL_VERSIONS = "~"
 
 
 def prefix_upper_bound(prefix: bytes) -> bytes | None:
@@ -133,3 +139,60 @@ def list_uploads_page(
         if seek is None or (upper is not None and seek >= upper):
             return page(False)
         after_key, after_id = seek, ""
+
+
+def list_versions_page(
+    scan: VersionScan,
+    *,
+    prefix: bytes,
+    delimiter: bytes,
+    key_marker: bytes,
+    version_id_marker: str,
+    max_keys: int,
+) -> VersionsPage:
+    """One page of ListObjectVersions: versions in (key, newest first) order, keys folded into
+    CommonPrefixes (one entry each), resuming after (key-marker, version-id-marker)."""
+    if max_keys <= 0:
+        return VersionsPage([], [], False, None, None)
+    entries: list[VersionEntry] = []
+    prefixes: list[str] = []
+    upper = prefix_upper_bound(prefix)
+    from_key: bytes
+    after: str | None
+    if key_marker and key_marker >= prefix:
+        # Without a version-id marker every version of key-marker was listed already.
+        from_key, after = key_marker, (version_id_marker or AFTER_ALL_VERSIONS)
+    else:
+        from_key, after = prefix, None
+    last: tuple[str, str | None] | None = None
+
+    def page(truncated: bool) -> VersionsPage:
+        if not truncated or last is None:
+            return VersionsPage(entries, prefixes, truncated, None, None)
+        return VersionsPage(entries, prefixes, True, last[0], last[1])
+
+    while True:
+        seek: bytes | None = None
+        for key, entry in scan(from_key, after, upper):
+            if delimiter:
+                idx = key.find(delimiter, len(prefix))
+                if idx >= 0:
+                    common = key[: idx + len(delimiter)]
+                    if common == key_marker or (key_marker.startswith(common) and key_marker > common):
+                        seek = prefix_upper_bound(common)  # listed on an earlier page
+                        break
+                    if len(entries) + len(prefixes) >= max_keys:
+                        return page(True)
+                    prefixes.append(common.decode("utf-8"))
+                    last = (prefixes[-1], None)
+                    seek = prefix_upper_bound(common)
+                    break
+            if len(entries) + len(prefixes) >= max_keys:
+                return page(True)
+            entries.append(entry)
+            last = (entry.key, entry.version_id)
+        else:
+            return page(False)
+        if seek is None or (upper is not None and seek >= upper):
+            return page(False)
+        from_key, after = seek, None
