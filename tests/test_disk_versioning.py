@@ -367,3 +367,22 @@ async def test_two_engines_writing_versions_of_one_key(tmp_path: Path) -> None:
     finally:
         await first.close()
         await second.close()
+
+
+async def test_quota_counts_keys_whose_latest_is_an_object(tmp_path: Path) -> None:
+    engine = DiskEngine(tmp_path, fsync=False, max_objects_per_bucket=2)
+    await engine.start()
+    try:
+        await engine.create_bucket("v", OWNER, "us-east-1")
+        await engine.put_bucket_versioning("v", VERSIONING_ENABLED)
+        for _ in range(3):
+            await put(engine, "v", "a", b"x")  # versions of one key count once
+        await put(engine, "v", "b", b"x")
+        with pytest.raises(errors.QuotaExceeded):
+            await put(engine, "v", "c", b"x")
+        await engine.delete_object("v", "b")  # its latest is a delete marker now: not counted
+        await put(engine, "v", "c", b"x")
+        with pytest.raises(errors.QuotaExceeded):
+            await put(engine, "v", "b", b"x")
+    finally:
+        await engine.close()
