@@ -469,3 +469,21 @@ def test_delete_bucket_drops_every_version_from_the_accounting() -> None:
             await e.close()
 
     asyncio.run(scenario())
+
+
+def test_a_lock_needs_a_bucket_with_object_lock() -> None:
+    async def scenario() -> None:
+        e = MemoryEngine(max_memory=1 << 30)
+        await e.start()
+        try:
+            await e.create_bucket("bkt", OWNER, REGION)
+            with pytest.raises(errors.InvalidRequest):
+                await put(e, "bkt", "k", b"x", lock=ObjectLock(legal_hold=True))
+            with pytest.raises(errors.InvalidRequest):
+                await e.put_object_legal_hold("bkt", "k", True)
+            assert (await e.list_object_versions("bkt")).entries == []
+            assert e.stats.reserved_bytes == 0
+        finally:
+            await e.close()
+
+    asyncio.run(scenario())

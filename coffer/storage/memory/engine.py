@@ -894,6 +894,9 @@ class MemoryEngine:
         ):
             self._reap(now, len(self._expiries))  # expired objects do not count: reclaim them first
             check_quota(self._object_count(bucket), self.max_objects_per_bucket, info.bucket, info.key)
+        if info.lock and not bucket.write_info().object_lock:
+            # Unprotected otherwise: a later null write or delete would replace a locked null version.
+            raise errors.InvalidRequest("Bucket is missing Object Lock Configuration", bucket=info.bucket)
         self.check_writable()
         info.version_id = version_for_write(bucket.write_info().versioning, now)
         obj = ver.mem_object(info, bucket.info.owner, chunks, expiry_of(info.headers, now, self.default_ttl), parts)
