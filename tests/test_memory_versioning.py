@@ -34,6 +34,7 @@ from coffer.storage.memory import MemoryEngine
 from coffer.storage.memory.engine import OBJECT_OVERHEAD
 from coffer.storage.memory.multipart import part_meta, upload_meta
 from coffer.storage.memory.snapshot import write_snapshot
+from coffer.storage.memory.versions import walk
 from coffer.storage.memory.wal import (
     COMPLETE_UPLOAD,
     COMPLETED,
@@ -69,7 +70,7 @@ def check_accounting(e: MemoryEngine) -> None:
     for bucket in e._buckets.values():
         live = 0
         for key in bucket.index.key_list():
-            versions = bucket.versions(key)
+            versions = list(walk(bucket.chain(key)))
             assert versions, key
             live += not versions[0].info.delete_marker
             for v in versions:

@@ -91,7 +91,7 @@ from coffer.storage.memory.multipart import (
     hash_chunks,
 )
 from coffer.storage.memory.snapshot import read_snapshot, remove_temp_files, snapshots, write_snapshot
-from coffer.storage.memory.versions import OBJECT_OVERHEAD, MemObject, Versions
+from coffer.storage.memory.versions import OBJECT_OVERHEAD, Chain, MemObject, Node
 from coffer.storage.memory.wal import (
     BUCKET_CONFIG,
     BUCKET_STATE,
@@ -157,33 +157,30 @@ class MemBucket:
     """A bucket's durable state, plus the marks of its pending changes.
 
     ``index`` maps each key to its latest version (object or delete marker): ListObjects
-    scans it, one entry per key. ``older`` holds the noncurrent versions, newest first,
-    of the keys that have any.
+    scans it, one entry per key. ``older`` holds the chain of noncurrent versions, newest
+    first, of the keys that have any.
     """
 
     info: BucketInfo  # replaced, never mutated (snapshots read it from a thread)
     index: KeyIndex[MemObject] = field(default_factory=KeyIndex)
-    older: dict[bytes, Versions] = field(default_factory=dict)
+    older: dict[bytes, Node] = field(default_factory=dict)
     live_keys: int = 0  # keys whose latest version is an object (the quota counts these)
     config: dict[str, Any] = field(default_factory=dict)  # configuration documents (cors, ...)
     # Each key's versions as pending changes leave them, for later writes' checks.
-    pending: Marks[bytes, Versions] = field(default_factory=Marks)
+    pending: Marks[bytes, Chain] = field(default_factory=Marks)
     # The bucket's info as pending changes leave it (versioning, Object Lock); key 0.
     pending_info: Marks[int, BucketInfo] = field(default_factory=Marks)
 
-    def versions(self, key: bytes) -> Versions:
+    def chain(self, key: bytes) -> Chain:
         """The key's durable versions, newest first."""
         latest = self.index.get(key)
-        if latest is None:
-            return ver.NO_VERSIONS
-        older = self.older.get(key)
-        return (latest, *older) if older else (latest,)
+        return Node(latest, self.older.get(key)) if latest is not None else None
 
-    def write_versions(self, key: bytes) -> Versions:
+    def write_chain(self, key: bytes) -> Chain:
         """The key's versions as pending changes leave them."""
         if key in self.pending:
-            return self.pending.get(key, ver.NO_VERSIONS)
-        return self.versions(key)
+            return self.pending.get(key, None)
+        return self.chain(key)
 
     def write_info(self) -> BucketInfo:
         return self.pending_info.get(0, self.info)
@@ -406,50 +403,47 @@ class MemoryEngine:
 
     # ------------------------------------------------------------------ state changes
     # Applied live once durable, and by recovery; synchronous, on the loop thread (or before it serves).
-    def _set_versions(self, bucket: MemBucket, key: bytes, new: Versions, *, touch: bool = True) -> None:
-        """Make ``new`` the key's versions, charging what is new and releasing what is gone;
+    def _change(self, bucket: MemBucket, key: bytes, change: ver.Change, *, touch: bool = True) -> None:
+        """Apply a logged change to the key's durable versions (live once durable, and in replay);
         ``touch``: the key becomes the most recently used."""
+        old = bucket.chain(key)
+        self._set_chain(bucket, key, old, change(old), touch=touch)
+
+    def _set_chain(self, bucket: MemBucket, key: bytes, old: Chain, edit: ver.Edit, *, touch: bool) -> None:
+        """Make the edit's chain the key's versions, charging what it added and releasing what it removed."""
+        new, added, removed = edit
         name = bucket.info.name
-        old = bucket.versions(key)
-        kept = {id(v) for v in new}
-        for obj in old:
-            if id(obj) not in kept:
-                self._uncharge(obj)
-        had = {id(v) for v in old}
-        for obj in new:
-            if id(obj) not in had:
-                self.stats.used_bytes += obj.charge
-                if not obj.info.delete_marker:
-                    self.stats.data_bytes += obj.info.size
-                    self.stats.objects += 1
-                if obj.expires is not None:
-                    heapq.heappush(self._expiries, (obj.expires, next(self._tiebreak), name, key, obj))
+        for obj in removed:
+            self._uncharge(obj)
+        for obj in added:
+            self.stats.used_bytes += obj.charge
+            if not obj.info.delete_marker:
+                self.stats.data_bytes += obj.info.size
+                self.stats.objects += 1
+            if obj.expires is not None:
+                heapq.heappush(self._expiries, (obj.expires, next(self._tiebreak), name, key, obj))
         bucket.live_keys += ver.is_live(new) - ver.is_live(old)
-        if new:
-            bucket.index.set(key, new[0])
-            if len(new) > 1:
-                bucket.older[key] = new[1:]
-            else:
-                bucket.older.pop(key, None)
-            if touch:
-                self._lru.pop((name, key), None)
-                self._lru[(name, key)] = None
-            elif (name, key) not in self._lru:
-                self._lru[(name, key)] = None
-        else:
+        if new is None:
             bucket.index.pop(key)
             bucket.older.pop(key, None)
             self._lru.pop((name, key), None)
+            return
+        bucket.index.set(key, new.obj)
+        if new.next is not None:
+            bucket.older[key] = new.next
+        else:
+            bucket.older.pop(key, None)
+        if touch:
+            self._lru.pop((name, key), None)
+            self._lru[(name, key)] = None
+        elif (name, key) not in self._lru:
+            self._lru[(name, key)] = None
 
     def _uncharge(self, obj: MemObject) -> None:
         self.stats.used_bytes -= obj.charge
         if not obj.info.delete_marker:
             self.stats.data_bytes -= obj.info.size
             self.stats.objects -= 1
-
-    def _change(self, bucket: MemBucket, key: bytes, change: ver.Change, *, touch: bool = True) -> None:
-        """Apply a logged change to the key's durable versions (live once durable, and in replay)."""
-        self._set_versions(bucket, key, change(bucket.versions(key)), touch=touch)
 
     def _attach_bucket(self, bucket: MemBucket) -> None:
         self._buckets[bucket.info.name] = bucket
@@ -459,7 +453,7 @@ class MemoryEngine:
         bucket = self._buckets.get(name)
         if bucket is not None:
             for key, _latest in bucket.index.scan(b"", True, None):
-                for obj in bucket.versions(key):
+                for obj in ver.walk(bucket.chain(key)):
                     self._uncharge(obj)
                 self._lru.pop((name, key), None)
             self.uploads.drop_bucket(name)
@@ -492,8 +486,8 @@ class MemoryEngine:
     def _object_count(bucket: MemBucket) -> int:
         """Keys whose latest version is an object, as pending changes leave them."""
         count = bucket.live_keys
-        for key, versions in bucket.pending.items():
-            count += ver.is_live(versions) - ver.is_live(bucket.versions(key))
+        for key, chain in bucket.pending.items():
+            count += ver.is_live(chain) - ver.is_live(bucket.chain(key))
         return count
 
     # ------------------------------------------------------------------ memory
@@ -508,19 +502,19 @@ class MemoryEngine:
         # Expired objects go first: they are already invisible.
         self._reap(self.clock(), _REAP_BATCH * 10)
         over = self.stats.used_bytes + self.stats.reserved_bytes - self.max_memory
-        victims: list[tuple[MemBucket, bytes, Versions]] = []
+        victims: list[tuple[MemBucket, bytes, list[MemObject]]] = []
         for name, key in self._lru:
             if over <= 0:
                 break
             bucket = self._buckets[name]
             if (name, key) == keep or key in bucket.pending:
                 continue
-            versions = bucket.versions(key)
+            versions = list(ver.walk(bucket.chain(key)))
             victims.append((bucket, key, versions))
             over -= sum(v.charge for v in versions)
         freed = count = 0
         for bucket, key, versions in victims:
-            self._set_versions(bucket, key, ver.NO_VERSIONS)
+            self._change(bucket, key, ver.remove(None))
             objects = [v for v in versions if not v.info.delete_marker]
             freed += sum(v.info.size for v in objects)
             count += len(objects)
@@ -627,10 +621,13 @@ class MemoryEngine:
             _expires, _tie, name, key, obj = heapq.heappop(heap)
             looked += 1
             bucket = self._buckets.get(name)
-            versions = bucket.versions(key) if bucket is not None else ver.NO_VERSIONS
-            if bucket is not None and any(v is obj for v in versions):
+            if bucket is None:
+                continue
+            old = bucket.chain(key)
+            edit = ver.without(old, lambda v: v is obj)  # noqa: B023 - used at once
+            if edit[2]:
                 # Removing the latest version promotes the next newest.
-                self._set_versions(bucket, key, tuple(v for v in versions if v is not obj), touch=False)
+                self._set_chain(bucket, key, old, edit, touch=False)
                 removed += 1
         if removed:
             self.stats.expired += removed
@@ -783,7 +780,7 @@ class MemoryEngine:
         )
         for key in keys:
             # Any version or delete marker left keeps the bucket (expired versions are gone already).
-            if ver.visible(bucket.write_versions(key), now):
+            if ver.latest(bucket.write_chain(key), now) is not None:
                 raise errors.BucketNotEmpty(bucket=name)
         self.check_writable()
         unmark = self._bucket_marks.mark(name, None)
@@ -884,11 +881,11 @@ class MemoryEngine:
         """
         bucket = self.write_bucket(info.bucket)
         key = info.key.encode("utf-8")
-        versions = bucket.write_versions(key)
-        current = _latest_object(ver.visible(versions, now))
+        chain = bucket.write_chain(key)
+        current = _latest_object(chain, now)
         check_write(info.key, current.info.etag if current is not None else None, if_match, if_none_match)
         if (
-            not ver.is_live(versions)
+            not ver.is_live(chain)
             and self.max_objects_per_bucket
             and self._object_count(bucket) >= self.max_objects_per_bucket
         ):
@@ -914,22 +911,22 @@ class MemoryEngine:
             if ok:
                 self.evict_to_limit(keep=(info.bucket, key))
 
-        return self._stage(bucket, key, versions, ver.put(obj), record, finish)
+        return self._stage(bucket, key, chain, ver.put(obj), record, finish)
 
     def _stage(
         self,
         bucket: MemBucket,
         key: bytes,
-        versions: Versions,
+        chain: Chain,
         change: ver.Change,
         record: Record,
         then: Callable[[bool], None] | None = None,
     ) -> asyncio.Future[None] | None:
-        """Mark what ``change`` makes of the key's pending ``versions`` and log it; applied once durable.
+        """Mark what ``change`` makes of the key's pending ``chain`` and log it; applied once durable.
 
         Call right after the checks, with no await in between: that is what makes them atomic.
         """
-        unmark = bucket.pending.mark(key, change(versions))
+        unmark = bucket.pending.mark(key, change(chain)[0])
 
         def finish(ok: bool) -> None:
             unmark()
@@ -944,7 +941,7 @@ class MemoryEngine:
         """A durable, visible version (None: the latest), counted as a use of the key."""
         b = self.bucket(bucket)
         kb = key.encode("utf-8")
-        obj = _pick(ver.visible(b.versions(kb), self.clock()), key, version_id)
+        obj = _pick(b.chain(kb), key, version_id, self.clock())
         self._lru.move_to_end((bucket, kb))
         return obj
 
@@ -962,7 +959,7 @@ class MemoryEngine:
         bucket = self._buckets.get(info.bucket)
         if bucket is None:
             return False
-        obj = _latest_object(ver.visible(bucket.versions(info.key.encode("utf-8")), self.clock()))
+        obj = _latest_object(bucket.chain(info.key.encode("utf-8")), self.clock())
         if obj is None or obj.info.version_id != info.version_id:
             return False
         return answer_stands(info, obj.info.etag, obj.info.last_modified)
@@ -985,8 +982,8 @@ class MemoryEngine:
     ) -> ObjectInfo:
         b = self.write_bucket(bucket)
         kb = key.encode("utf-8")
-        versions = b.write_versions(kb)
-        target = _pick(ver.visible(versions, self.clock()), key, version_id)
+        chain = b.write_chain(kb)
+        target = _pick(chain, key, version_id, self.clock())
         self.check_writable()
         new = ver.retagged(target, tags)
         vid = target.info.version_id
@@ -997,7 +994,7 @@ class MemoryEngine:
                 self.evict_to_limit(keep=(bucket, kb))  # the tags are charged against max_memory too
 
         change = ver.replace(vid, lambda v: ver.retagged(v, new.info.tags))
-        await self.durable(self._stage(b, kb, versions, change, record, then))
+        await self.durable(self._stage(b, kb, chain, change, record, then))
         return new.info
 
     async def put_object_retention(
@@ -1013,20 +1010,20 @@ class MemoryEngine:
         b = self._lock_bucket(bucket)
         kb = key.encode("utf-8")
         now = self.clock()
-        versions = b.write_versions(kb)
-        target = _pick(ver.visible(versions, now), key, version_id)
+        chain = b.write_chain(kb)
+        target = _pick(chain, key, version_id, now)
         # Checked against the version as pending changes leave it, in the same step as the change.
         check_retention_change(key, target.info.lock, mode, retain_until, bypass_governance, now)
-        return await self._relock(b, kb, versions, target, with_retention(target.info.lock, mode, retain_until))
+        return await self._relock(b, kb, chain, target, with_retention(target.info.lock, mode, retain_until))
 
     async def put_object_legal_hold(
         self, bucket: str, key: str, on: bool, *, version_id: str | None = None
     ) -> ObjectInfo:
         b = self._lock_bucket(bucket)
         kb = key.encode("utf-8")
-        versions = b.write_versions(kb)
-        target = _pick(ver.visible(versions, self.clock()), key, version_id)
-        return await self._relock(b, kb, versions, target, with_legal_hold(target.info.lock, on))
+        chain = b.write_chain(kb)
+        target = _pick(chain, key, version_id, self.clock())
+        return await self._relock(b, kb, chain, target, with_legal_hold(target.info.lock, on))
 
     def _lock_bucket(self, name: str) -> MemBucket:
         bucket = self.write_bucket(name)
@@ -1035,13 +1032,13 @@ class MemoryEngine:
         return bucket
 
     async def _relock(
-        self, bucket: MemBucket, key: bytes, versions: Versions, target: MemObject, lock: ObjectLock
+        self, bucket: MemBucket, key: bytes, chain: Chain, target: MemObject, lock: ObjectLock
     ) -> ObjectInfo:
         self.check_writable()
         vid = target.info.version_id
         record = Record(SET_LOCK, {"b": bucket.info.name, "k": target.info.key, "v": vid, "l": lock_meta(lock)})
         change = ver.replace(vid, lambda v: ver.relocked(v, lock))
-        await self.durable(self._stage(bucket, key, versions, change, record))
+        await self.durable(self._stage(bucket, key, chain, change, record))
         return ver.relocked(target, lock).info
 
     def _delete(
@@ -1055,11 +1052,10 @@ class MemoryEngine:
         """Check the delete's condition and lock, and stage it (atomically: no await in between)."""
         kb = key.encode("utf-8")
         now = self.clock()
-        versions = bucket.write_versions(kb)
-        seen = ver.visible(versions, now)
+        chain = bucket.write_chain(kb)
         name = bucket.info.name
         if version_id is not None:
-            target = ver.find(seen, version_id)
+            target = ver.find(chain, version_id, now)
             check_delete(key, condition, target.info if target is not None and not target.info.delete_marker else None)
             if target is None:
                 return DeleteResult(version_id, False), None  # deleting what does not exist succeeds
@@ -1067,24 +1063,24 @@ class MemoryEngine:
             self.check_writable()
             record = Record(DELETE_OBJECT, {"b": name, "k": key, "v": version_id})
             result = DeleteResult(version_id, target.info.delete_marker)
-            return result, self._stage(bucket, kb, versions, ver.remove(version_id), record)
-        current = _latest_object(seen)
+            return result, self._stage(bucket, kb, chain, ver.remove(version_id), record)
+        current = _latest_object(chain, now)
         check_delete(key, condition, current.info if current is not None else None)
         versioning = bucket.write_info().versioning
         if versioning is None:
             # Never versioned: the key's only version is the null one; remove it.
-            if not versions:
+            if chain is None:
                 return DeleteResult(None, False), None
             self.check_writable()
             record = Record(DELETE_OBJECT, {"b": name, "k": key, "v": NULL_VERSION})
-            return DeleteResult(None, False), self._stage(bucket, kb, versions, ver.remove(NULL_VERSION), record)
+            return DeleteResult(None, False), self._stage(bucket, kb, chain, ver.remove(NULL_VERSION), record)
         self.check_writable()
         info = ObjectInfo(name, key, 0, "", now, version_for_write(versioning, now), delete_marker=True)
         marker = ver.mem_object(info, bucket.info.owner, (), None)
         if self._wal is not None:
             marker.raw = encode_meta(_object_meta(marker))
         record = Record(PUT_OBJECT, None, (), marker.raw)
-        return DeleteResult(info.version_id, True), self._stage(bucket, kb, versions, ver.put(marker), record)
+        return DeleteResult(info.version_id, True), self._stage(bucket, kb, chain, ver.put(marker), record)
 
     async def delete_object(
         self,
@@ -1138,7 +1134,7 @@ class MemoryEngine:
 
         def scan(from_key: bytes, after: str | None, upper: bytes | None) -> Iterator[tuple[bytes, VersionEntry]]:
             for key, _latest in b.index.scan(from_key, True, upper):
-                versions = ver.visible(b.versions(key), now)
+                versions = ver.visible(b.chain(key), now)
                 start = 0
                 if key == from_key and after is not None:
                     ids = [v.info.version_id for v in versions]
@@ -1350,7 +1346,7 @@ class MemoryEngine:
             for key, latest in b.index.scan(lower, inclusive, upper):
                 # One entry per key: its latest visible version, unless that is a delete marker.
                 if is_expired(latest.expires, now):
-                    obj = _latest_object(ver.visible(b.versions(key), now))
+                    obj = _latest_object(b.chain(key), now)
                 else:
                     obj = latest
                 if obj is not None and not obj.info.delete_marker:
@@ -1481,15 +1477,14 @@ class MemoryEngine:
 
     def _replay_object(self, bucket: MemBucket, obj: MemObject) -> None:
         key = obj.info.key.encode("utf-8")
-        versions = ver.put(obj)(bucket.versions(key))
+        self._change(bucket, key, ver.put(obj))
         if is_expired(obj.expires, self.clock()):
-            versions = tuple(v for v in versions if v is not obj)  # written, then reaped
-        self._set_versions(bucket, key, versions)
+            self._change(bucket, key, lambda chain: ver.without(chain, lambda v: v is obj))  # written, then reaped
 
     def _image(self) -> _Image:
         """References to the whole durable state (cheap: no object is copied)."""
         buckets = [
-            (b.info, b.config, [b.versions(k) for k in b.index.key_list()], self.uploads.image(b.info.name))
+            (b.info, b.config, [b.chain(k) for k in b.index.key_list()], self.uploads.image(b.info.name))
             for b in self._buckets.values()
         ]
         return buckets, self.uploads.completions()
@@ -1564,7 +1559,7 @@ def _part_of(obj: MemObject, part_number: int) -> ObjectInfo:
 
 # A snapshot image: per bucket its info, configuration, each key's versions and uploads with their
 # parts; then the remembered answers of completed uploads (upload id, answer, completed at).
-_BucketImage = tuple[BucketInfo, dict[str, Any], list[Versions], list[tuple[UploadInfo, list[Any]]]]
+_BucketImage = tuple[BucketInfo, dict[str, Any], list[Chain], list[tuple[UploadInfo, list[Any]]]]
 _Image = tuple[list[_BucketImage], list[tuple[str, ObjectInfo, float]]]
 
 
@@ -1586,21 +1581,22 @@ def _changed_info(info: BucketInfo, change: dict[str, Any]) -> BucketInfo:
     )
 
 
-def _latest_object(versions: Versions) -> MemObject | None:
-    """The latest version if it is an object (a delete marker counts as no object)."""
-    return versions[0] if ver.is_live(versions) else None
+def _latest_object(chain: Chain, now: float) -> MemObject | None:
+    """The latest visible version if it is an object (a delete marker counts as no object)."""
+    obj = ver.latest(chain, now)
+    return obj if obj is not None and not obj.info.delete_marker else None
 
 
-def _pick(versions: Versions, key: str, version_id: str | None) -> MemObject:
-    """A read's version (None: the latest) among visible ``versions``, with S3's errors."""
+def _pick(chain: Chain, key: str, version_id: str | None, now: float) -> MemObject:
+    """A read's visible version (None: the latest), with S3's errors."""
     if version_id is None:
-        if not versions:
+        obj = ver.latest(chain, now)
+        if obj is None:
             raise errors.NoSuchKey(key=key)
-        obj = versions[0]
         if obj.info.delete_marker:
             raise errors.NoSuchKey(key=key, marker=obj.info)
         return obj
-    found = ver.find(versions, version_id)
+    found = ver.find(chain, version_id, now)
     if found is None:
         raise errors.NoSuchVersion(key=key, version_id=version_id)
     if found.info.delete_marker:
@@ -1634,8 +1630,8 @@ def _image_records(image: _Image, now: float) -> Iterator[Record]:
     for info, config, keys, uploads in buckets:
         yield Record(CREATE_BUCKET, {**_bucket_meta(info), "config": config})
         yield from MemoryUploads.image_records(uploads)
-        for versions in keys:
-            for obj in reversed(versions):  # oldest first: replay puts each newer one in front
+        for chain in keys:
+            for obj in reversed(list(ver.walk(chain))):  # oldest first: replay puts each newer one in front
                 if not is_expired(obj.expires, now):
                     raw = obj.raw if obj.raw is not None else encode_meta(_object_meta(obj))
                     yield Record(PUT_OBJECT, None, obj.chunks, raw)
