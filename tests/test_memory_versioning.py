@@ -488,3 +488,51 @@ def test_a_lock_needs_a_bucket_with_object_lock() -> None:
             await e.close()
 
     asyncio.run(scenario())
+
+
+def test_a_new_version_shares_the_older_chain() -> None:
+    """Writes must not copy a key's versions (that made each put O(versions))."""
+
+    async def scenario() -> None:
+        e = MemoryEngine(max_memory=1 << 30)
+        await e.start()
+        try:
+            await e.create_bucket("bkt", OWNER, REGION)
+            await e.put_bucket_versioning("bkt", VERSIONING_ENABLED)
+            for i in range(3):
+                await put(e, "bkt", "k", bytes([i]))
+            bucket = e._buckets["bkt"]
+            before = bucket.older[b"k"]
+            await put(e, "bkt", "k", b"new")
+            assert bucket.older[b"k"].next is before
+            await e.delete_object("bkt", "k")  # a marker is put in front the same way
+            assert bucket.older[b"k"].next.next is before  # type: ignore[union-attr]
+        finally:
+            await e.close()
+
+    asyncio.run(scenario())
+
+
+def test_an_upload_lock_survives_restart_and_goes_to_the_object(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        e = persistent_memory(tmp_path)
+        await e.start()
+        await e.create_bucket("bkt", OWNER, REGION, object_lock=True)
+        upload = await e.create_multipart_upload("bkt", "mp", headers={}, lock=ObjectLock(GOVERNANCE, FAR))
+        part = await e.upload_part("bkt", "mp", upload.upload_id, 1, _body(b"data"))
+        crash_memory(e)
+        e = persistent_memory(tmp_path)
+        await e.start()
+        try:
+            assert (await e.get_upload("bkt", "mp", upload.upload_id)).lock == ObjectLock(GOVERNANCE, FAR)
+            done = await e.complete_multipart_upload("bkt", "mp", upload.upload_id, [CompletedPart(1, part.etag)])
+            assert done.lock == ObjectLock(GOVERNANCE, FAR)
+            with pytest.raises(errors.ObjectLocked):
+                await e.delete_object("bkt", "mp", version_id=done.version_id)
+            # A retried Complete gets the same answer (its version is still the latest).
+            again = await e.complete_multipart_upload("bkt", "mp", upload.upload_id, [CompletedPart(1, part.etag)])
+            assert again.version_id == done.version_id
+        finally:
+            await e.close()
+
+    asyncio.run(scenario())
