@@ -48,15 +48,22 @@ from typing import Any
 
 from coffer.storage import errors
 from coffer.storage.api import (
+    NO_LOCK,
+    NULL_VERSION,
+    VERSIONING_ENABLED,
+    VERSIONING_SUSPENDED,
     BucketInfo,
     CompletedPart,
     Completion,
     DeleteCondition,
+    DeleteRequest,
+    DeleteResult,
     EngineObserver,
     ListEntry,
     ListPage,
     ObjectBody,
     ObjectInfo,
+    ObjectLock,
     ObjectPart,
     ObjectPartsPage,
     PartInfo,
@@ -68,20 +75,26 @@ from coffer.storage.api import (
     UploadInfo,
     UploadsPage,
     Verifier,
+    VersionEntry,
+    VersionsPage,
 )
-from coffer.storage.conditions import check_delete, check_write, per_key
+from coffer.storage.conditions import check_delete, check_write
 from coffer.storage.hashing import PIPELINE_CHUNK, BodyHasher
-from coffer.storage.listing import list_page
+from coffer.storage.listing import AFTER_ALL_VERSIONS, list_page, list_versions_page
+from coffer.storage.memory import versions as ver
+from coffer.storage.memory.codec import lock_from, lock_meta, object_from, object_meta
 from coffer.storage.memory.index import KeyIndex, Marks
 from coffer.storage.memory.multipart import (
     HASH_INLINE_MAX,
     MemoryUploads,
-    answer_meta,
+    completed_meta,
     hash_chunks,
 )
 from coffer.storage.memory.snapshot import read_snapshot, remove_temp_files, snapshots, write_snapshot
+from coffer.storage.memory.versions import OBJECT_OVERHEAD, Chain, MemObject, Node
 from coffer.storage.memory.wal import (
     BUCKET_CONFIG,
+    BUCKET_STATE,
     COMPLETE_UPLOAD,
     COMPLETED,
     CREATE_BUCKET,
@@ -90,6 +103,7 @@ from coffer.storage.memory.wal import (
     DELETE_OBJECT,
     FILE_MODE,
     PUT_OBJECT,
+    SET_LOCK,
     SET_TAGS,
     Record,
     WalStats,
@@ -103,12 +117,18 @@ from coffer.storage.memory.wal import (
 from coffer.storage.multipart import COMPLETED_RETENTION_SECONDS, answer_stands, copy_plan
 from coffer.storage.objects import check_quota, clamp_count, clamp_part_number, part_of
 from coffer.storage.ttl import expiry_of, is_expired
+from coffer.storage.versioning import (
+    check_retention_change,
+    check_version_delete,
+    version_for_write,
+    with_legal_hold,
+    with_retention,
+)
 
 log = logging.getLogger("coffer.memory")
 
-# Estimated bytes an object costs besides its body (Python objects, index
-# entries, LRU entry); charged against max_memory with the key and metadata.
-OBJECT_OVERHEAD = 400
+__all__ = ["OBJECT_OVERHEAD", "MemObject", "MemoryEngine", "MemoryStats"]
+
 _REAP_BATCH = 1000
 
 _hash_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="coffer-mem-hash")
@@ -123,7 +143,7 @@ class MemoryStats:
     part_bytes: int = 0  # the part of used_bytes multipart parts hold (not evictable)
     data_bytes: int = 0  # bytes of object data stored
     reserved_bytes: int = 0  # bodies being received or waiting for their log record
-    objects: int = 0
+    objects: int = 0  # object versions (delete markers not counted)
     buckets: int = 0
     evictions: int = 0  # objects evicted to stay under max_memory
     evicted_bytes: int = 0
@@ -133,27 +153,37 @@ class MemoryStats:
 
 
 @dataclass(slots=True, eq=False)
-class MemObject:
-    """A stored object; never mutated once built (snapshots read it from a thread)."""
-
-    info: ObjectInfo
-    owner: str
-    chunks: tuple[bytes, ...]
-    expires: float | None
-    charge: int
-    # Its log record's encoded metadata, kept so snapshots do not encode it again.
-    raw: bytes | None = None
-    # Where each part lies, for an object completed from a multipart upload.
-    parts: tuple[ObjectPart, ...] = ()
-
-
-@dataclass(slots=True, eq=False)
 class MemBucket:
-    info: BucketInfo
+    """A bucket's durable state, plus the marks of its pending changes.
+
+    ``index`` maps each key to its latest version (object or delete marker): ListObjects
+    scans it, one entry per key. ``older`` holds the chain of noncurrent versions, newest
+    first, of the keys that have any.
+    """
+
+    info: BucketInfo  # replaced, never mutated (snapshots read it from a thread)
     index: KeyIndex[MemObject] = field(default_factory=KeyIndex)
+    older: dict[bytes, Node] = field(default_factory=dict)
+    live_keys: int = 0  # keys whose latest version is an object (the quota counts these)
     config: dict[str, Any] = field(default_factory=dict)  # configuration documents (cors, ...)
-    # What pending changes make of keys (None: deleted), for later writes' checks.
-    pending: Marks[bytes, MemObject | None] = field(default_factory=Marks)
+    # Each key's versions as pending changes leave them, for later writes' checks.
+    pending: Marks[bytes, Chain] = field(default_factory=Marks)
+    # The bucket's info as pending changes leave it (versioning, Object Lock); key 0.
+    pending_info: Marks[int, BucketInfo] = field(default_factory=Marks)
+
+    def chain(self, key: bytes) -> Chain:
+        """The key's durable versions, newest first."""
+        latest = self.index.get(key)
+        return Node(latest, self.older.get(key)) if latest is not None else None
+
+    def write_chain(self, key: bytes) -> Chain:
+        """The key's versions as pending changes leave them."""
+        if key in self.pending:
+            return self.pending.get(key, None)
+        return self.chain(key)
+
+    def write_info(self) -> BucketInfo:
+        return self.pending_info.get(0, self.info)
 
 
 @dataclass(slots=True, eq=False)
@@ -162,23 +192,6 @@ class _Change:
 
     finish: Callable[[bool], None]
     future: asyncio.Future[None]
-
-
-def _charge(
-    key: bytes, size: int, headers: dict[str, str], checksums: dict[str, bytes], tags: dict[str, str] | None = None
-) -> int:
-    meta = sum(len(k) + len(v) for k, v in headers.items()) + sum(len(v) + 8 for v in checksums.values())
-    if tags:
-        meta += sum(len(k) + len(v) for k, v in tags.items())
-    return size + 2 * len(key) + meta + OBJECT_OVERHEAD
-
-
-def _retagged(obj: MemObject, tags: dict[str, str]) -> MemObject:
-    """A new object sharing ``obj``'s body with other tags (objects are never mutated)."""
-    info = dataclasses.replace(obj.info, tags=dict(tags))
-    key = info.key.encode("utf-8")
-    charge = _charge(key, info.size, info.headers, info.checksums, info.tags)
-    return MemObject(info, obj.owner, obj.chunks, obj.expires, charge, None, obj.parts)
 
 
 class MemoryObjectBody:
@@ -254,8 +267,8 @@ class MemoryEngine:
         # What pending changes make of buckets (None: deleted), for later writes' checks.
         self._bucket_marks: Marks[str, MemBucket | None] = Marks()
         self.uploads = MemoryUploads(self)
-        # Least recently used first; values are the objects themselves.
-        self._lru: OrderedDict[tuple[str, bytes], MemObject] = OrderedDict()
+        # Keys, least recently used first: a key is evicted with all its versions, as one unit.
+        self._lru: OrderedDict[tuple[str, bytes], None] = OrderedDict()
         # (expires, tiebreak, bucket, key, object): stale entries are skipped when popped.
         self._expiries: list[tuple[float, int, str, bytes, MemObject]] = []
         self._tiebreak = itertools.count()
@@ -390,29 +403,47 @@ class MemoryEngine:
 
     # ------------------------------------------------------------------ state changes
     # Applied live once durable, and by recovery; synchronous, on the loop thread (or before it serves).
-    def _install(self, bucket: MemBucket, key: bytes, obj: MemObject) -> None:
-        old = bucket.index.get(key)
-        if old is not None:
-            self._forget(bucket.info.name, key, old)
-        bucket.index.set(key, obj)
-        self._lru[(bucket.info.name, key)] = obj
-        self.stats.used_bytes += obj.charge
-        self.stats.data_bytes += obj.info.size
-        self.stats.objects += 1
-        if obj.expires is not None:
-            heapq.heappush(self._expiries, (obj.expires, next(self._tiebreak), bucket.info.name, key, obj))
+    def _change(self, bucket: MemBucket, key: bytes, change: ver.Change, *, touch: bool = True) -> None:
+        """Apply a logged change to the key's durable versions (live once durable, and in replay);
+        ``touch``: the key becomes the most recently used."""
+        old = bucket.chain(key)
+        self._set_chain(bucket, key, old, change(old), touch=touch)
 
-    def _forget(self, name: str, key: bytes, obj: MemObject) -> None:
-        self._lru.pop((name, key), None)
+    def _set_chain(self, bucket: MemBucket, key: bytes, old: Chain, edit: ver.Edit, *, touch: bool) -> None:
+        """Make the edit's chain the key's versions, charging what it added and releasing what it removed."""
+        new, added, removed = edit
+        name = bucket.info.name
+        for obj in removed:
+            self._uncharge(obj)
+        for obj in added:
+            self.stats.used_bytes += obj.charge
+            if not obj.info.delete_marker:
+                self.stats.data_bytes += obj.info.size
+                self.stats.objects += 1
+            if obj.expires is not None:
+                heapq.heappush(self._expiries, (obj.expires, next(self._tiebreak), name, key, obj))
+        bucket.live_keys += ver.is_live(new) - ver.is_live(old)
+        if new is None:
+            bucket.index.pop(key)
+            bucket.older.pop(key, None)
+            self._lru.pop((name, key), None)
+            return
+        bucket.index.set(key, new.obj)
+        if new.next is not None:
+            bucket.older[key] = new.next
+        else:
+            bucket.older.pop(key, None)
+        if touch:
+            self._lru.pop((name, key), None)
+            self._lru[(name, key)] = None
+        elif (name, key) not in self._lru:
+            self._lru[(name, key)] = None
+
+    def _uncharge(self, obj: MemObject) -> None:
         self.stats.used_bytes -= obj.charge
-        self.stats.data_bytes -= obj.info.size
-        self.stats.objects -= 1
-
-    def _remove(self, bucket: MemBucket, key: bytes) -> MemObject | None:
-        obj = bucket.index.pop(key)
-        if obj is not None:
-            self._forget(bucket.info.name, key, obj)
-        return obj
+        if not obj.info.delete_marker:
+            self.stats.data_bytes -= obj.info.size
+            self.stats.objects -= 1
 
     def _attach_bucket(self, bucket: MemBucket) -> None:
         self._buckets[bucket.info.name] = bucket
@@ -421,8 +452,10 @@ class MemoryEngine:
     def _drop_bucket(self, name: str) -> None:
         bucket = self._buckets.get(name)
         if bucket is not None:
-            for key, obj in bucket.index.scan(b"", True, None):
-                self._forget(name, key, obj)
+            for key, _latest in bucket.index.scan(b"", True, None):
+                for obj in ver.walk(bucket.chain(key)):
+                    self._uncharge(obj)
+                self._lru.pop((name, key), None)
             self.uploads.drop_bucket(name)
             del self._buckets[name]
         self.stats.buckets = len(self._buckets)
@@ -450,48 +483,51 @@ class MemoryEngine:
         return count
 
     @staticmethod
-    def _latest(bucket: MemBucket, key: bytes) -> MemObject | None:
-        return bucket.pending.get(key, bucket.index.get(key))
-
-    @staticmethod
     def _object_count(bucket: MemBucket) -> int:
-        count = len(bucket.index)
-        for key, obj in bucket.pending.items():
-            count += (obj is not None) - (bucket.index.get(key) is not None)
+        """Keys whose latest version is an object, as pending changes leave them."""
+        count = bucket.live_keys
+        for key, chain in bucket.pending.items():
+            count += ver.is_live(chain) - ver.is_live(bucket.chain(key))
         return count
 
     # ------------------------------------------------------------------ memory
-    def evict_to_limit(self, keep: MemObject | None = None) -> None:
-        """Evict least recently used objects until stored + reserved bytes fit max_memory.
+    def evict_to_limit(self, keep: tuple[str, bytes] | None = None) -> None:
+        """Evict least recently used keys (each with all its versions and delete markers: evicting
+        only the latest would resurrect an older version) until stored + reserved bytes fit max_memory.
 
-        Objects with changes pending are skipped: their eviction record would come after them in the log.
+        Keys with changes pending are skipped: their eviction record would come after them in the log.
         """
         if self.stats.used_bytes + self.stats.reserved_bytes <= self.max_memory:
             return
         # Expired objects go first: they are already invisible.
         self._reap(self.clock(), _REAP_BATCH * 10)
         over = self.stats.used_bytes + self.stats.reserved_bytes - self.max_memory
-        victims: list[tuple[MemBucket, bytes, MemObject]] = []
-        for (name, key), obj in self._lru.items():
+        victims: list[tuple[MemBucket, bytes, list[MemObject]]] = []
+        for name, key in self._lru:
             if over <= 0:
                 break
             bucket = self._buckets[name]
-            if obj is keep or key in bucket.pending:
+            if (name, key) == keep or key in bucket.pending:
                 continue
-            victims.append((bucket, key, obj))
-            over -= obj.charge
-        freed = 0
-        for bucket, key, obj in victims:
-            self._remove(bucket, key)
-            freed += obj.info.size
+            versions = list(ver.walk(bucket.chain(key)))
+            victims.append((bucket, key, versions))
+            over -= sum(v.charge for v in versions)
+        freed = count = 0
+        for bucket, key, versions in victims:
+            self._change(bucket, key, ver.remove(None))
+            objects = [v for v in versions if not v.info.delete_marker]
+            freed += sum(v.info.size for v in objects)
+            count += len(objects)
+            # No version id: the whole key, every version and delete marker with it.
             self.log_nowait(Record(DELETE_OBJECT, {"b": bucket.info.name, "k": key.decode("utf-8")}))
         if victims:
-            count = len(victims)
             self.stats.evictions += count
             self.stats.evicted_bytes += freed
             self.observer.evicted(count, freed)
             log.info(
-                "evicted %d least recently used object%s (%d bytes) to stay under max_memory=%d",
+                "evicted %d least recently used key%s (%d object version%s, %d bytes) to stay under max_memory=%d",
+                len(victims),
+                "" if len(victims) == 1 else "s",
                 count,
                 "" if count == 1 else "s",
                 freed,
@@ -585,8 +621,13 @@ class MemoryEngine:
             _expires, _tie, name, key, obj = heapq.heappop(heap)
             looked += 1
             bucket = self._buckets.get(name)
-            if bucket is not None and bucket.index.get(key) is obj:
-                self._remove(bucket, key)
+            if bucket is None:
+                continue
+            old = bucket.chain(key)
+            edit = ver.without(old, lambda v: v is obj)  # noqa: B023 - used at once
+            if edit[2]:
+                # Removing the latest version promotes the next newest.
+                self._set_chain(bucket, key, old, edit, touch=False)
                 removed += 1
         if removed:
             self.stats.expired += removed
@@ -653,7 +694,7 @@ class MemoryEngine:
         return ProbeResult(True, not problems, free, total, "; ".join(problems))
 
     # ------------------------------------------------------------------ buckets
-    async def create_bucket(self, name: str, owner: str, region: str) -> BucketInfo:
+    async def create_bucket(self, name: str, owner: str, region: str, *, object_lock: bool = False) -> BucketInfo:
         existing = self._bucket_marks.get(name, self._buckets.get(name))
         if existing is not None:
             if existing.info.owner == owner:
@@ -665,7 +706,8 @@ class MemoryEngine:
                 bucket=name,
             )
         self.check_writable()
-        bucket = MemBucket(BucketInfo(name, self.clock(), owner, region))
+        versioning = VERSIONING_ENABLED if object_lock else None
+        bucket = MemBucket(BucketInfo(name, self.clock(), owner, region, versioning, object_lock))
         unmark = self._bucket_marks.mark(name, bucket)
 
         def finish(ok: bool) -> None:
@@ -675,6 +717,39 @@ class MemoryEngine:
 
         await self.durable(self.submit(Record(CREATE_BUCKET, _bucket_meta(bucket.info)), finish))
         return bucket.info
+
+    async def put_bucket_versioning(self, name: str, status: str) -> BucketInfo:
+        if status not in (VERSIONING_ENABLED, VERSIONING_SUSPENDED):
+            raise ValueError(f"versioning status {status!r}")
+        bucket = self.write_bucket(name)
+        if status == VERSIONING_SUSPENDED and bucket.write_info().object_lock:
+            raise errors.InvalidBucketState(
+                "An Object Lock configuration is present on this bucket, so the versioning state cannot be changed.",
+                bucket=name,
+            )
+        return await self._change_bucket(bucket, {"v": status})
+
+    async def enable_object_lock(self, name: str) -> BucketInfo:
+        bucket = self.write_bucket(name)
+        if bucket.write_info().versioning != VERSIONING_ENABLED:
+            raise errors.InvalidBucketState(
+                "Versioning must be 'Enabled' on the bucket to apply a Object Lock configuration", bucket=name
+            )
+        return await self._change_bucket(bucket, {"l": True})
+
+    async def _change_bucket(self, bucket: MemBucket, change: dict[str, Any]) -> BucketInfo:
+        """Set the bucket's versioning ("v") and/or Object Lock ("l") state, logged as BUCKET_STATE."""
+        self.check_writable()
+        info = _changed_info(bucket.write_info(), change)
+        unmark = bucket.pending_info.mark(0, info)
+
+        def finish(ok: bool) -> None:
+            unmark()
+            if ok and self.holds_bucket(bucket):
+                bucket.info = _changed_info(bucket.info, change)
+
+        await self.durable(self.submit(Record(BUCKET_STATE, {"b": bucket.info.name, **change}), finish))
+        return info
 
     async def get_bucket(self, name: str) -> BucketInfo:
         return self.bucket(name).info
@@ -704,8 +779,8 @@ class MemoryEngine:
             (k for k, _obj in bucket.index.scan(b"", True, None)), (k for k, _obj in bucket.pending.items())
         )
         for key in keys:
-            latest = self._latest(bucket, key)
-            if latest is not None and not is_expired(latest.expires, now):
+            # Any version or delete marker left keeps the bucket (expired versions are gone already).
+            if ver.latest(bucket.write_chain(key), now) is not None:
                 raise errors.BucketNotEmpty(bucket=name)
         self.check_writable()
         unmark = self._bucket_marks.mark(name, None)
@@ -732,6 +807,7 @@ class MemoryEngine:
         if_none_match: bool | str = False,
         if_match: str | None = None,
         tags: dict[str, str] | None = None,
+        lock: ObjectLock = NO_LOCK,
     ) -> ObjectInfo:
         self.write_bucket(bucket)  # fail fast before reading a body
         digests, chunks, reserved = await self.receive(body, checksum_algorithms, want_sha256)
@@ -750,6 +826,7 @@ class MemoryEngine:
                 checksums=digests.checksums,
                 checksum_type="FULL_OBJECT",
                 tags=dict(tags or {}),
+                lock=lock,
             )
             fut = self._commit(info, chunks, now, reserved, if_none_match=if_none_match, if_match=if_match)
         except BaseException:
@@ -797,137 +874,240 @@ class MemoryEngine:
         upload_id: str | None = None,
         done: Callable[[bool], None] | None = None,
     ) -> asyncio.Future[None] | None:
-        """Check the write's conditions and limits, then log it and mark the key (atomically).
+        """Check the write's conditions and limits, then log it and mark the key (atomically);
+        sets ``info.version_id`` to the new version's id.
 
         Once it returns, the change owns ``reserved`` (the body's reservation): released when it settles.
         """
         bucket = self.write_bucket(info.bucket)
         key = info.key.encode("utf-8")
-        current = self._latest(bucket, key)
-        live = current if current is not None and not is_expired(current.expires, now) else None
-        check_write(info.key, live.info.etag if live is not None else None, if_match, if_none_match)
+        chain = bucket.write_chain(key)
+        current = _latest_object(chain, now)
+        check_write(info.key, current.info.etag if current is not None else None, if_match, if_none_match)
         if (
-            current is None
+            not ver.is_live(chain)
             and self.max_objects_per_bucket
             and self._object_count(bucket) >= self.max_objects_per_bucket
         ):
             self._reap(now, len(self._expiries))  # expired objects do not count: reclaim them first
             check_quota(self._object_count(bucket), self.max_objects_per_bucket, info.bucket, info.key)
+        if info.lock and not bucket.write_info().object_lock:
+            # Unprotected otherwise: a later null write or delete would replace a locked null version.
+            raise errors.InvalidRequest("Bucket is missing Object Lock Configuration", bucket=info.bucket)
         self.check_writable()
-        obj = MemObject(
-            info=info,
-            owner=bucket.info.owner,
-            chunks=chunks,
-            expires=expiry_of(info.headers, now, self.default_ttl),
-            charge=_charge(key, info.size, info.headers, info.checksums, info.tags),
-            parts=parts,
-        )
-        unmark = bucket.pending.mark(key, obj)
+        info.version_id = version_for_write(bucket.write_info().versioning, now)
+        obj = ver.mem_object(info, bucket.info.owner, chunks, expiry_of(info.headers, now, self.default_ttl), parts)
+        if self._wal is not None:
+            obj.raw = encode_meta(_object_meta(obj))
+        if upload_id is not None:
+            record = Record(COMPLETE_UPLOAD, {"u": upload_id, "o": _object_meta(obj)})
+        else:
+            record = Record(PUT_OBJECT, None, chunks, obj.raw)
 
         def finish(ok: bool) -> None:
-            unmark()
             self.release(reserved)
-            if ok and self.holds_bucket(bucket):
-                self._install(bucket, key, obj)
             if done is not None:
                 done(ok)
             if ok:
-                self.evict_to_limit(keep=obj)
+                self.evict_to_limit(keep=(info.bucket, key))
 
-        if self._wal is None:
-            finish(True)
-            return None
-        meta = _object_meta(obj)
-        obj.raw = encode_meta(meta)
-        if upload_id is not None:
-            return self.submit(Record(COMPLETE_UPLOAD, {"u": upload_id, "o": meta}), finish)
-        return self.submit(Record(PUT_OBJECT, None, chunks, obj.raw), finish)
+        return self._stage(bucket, key, chain, ver.put(obj), record, finish)
 
-    def _live(self, bucket: str, key: str) -> MemObject:
-        b = self.bucket(bucket)
-        kb = key.encode("utf-8")
-        obj = b.index.get(kb)
-        if obj is None or is_expired(obj.expires, self.clock()):
-            raise errors.NoSuchKey(key=key)
-        self._lru.move_to_end((bucket, kb))
-        return obj
+    def _stage(
+        self,
+        bucket: MemBucket,
+        key: bytes,
+        chain: Chain,
+        change: ver.Change,
+        record: Record,
+        then: Callable[[bool], None] | None = None,
+    ) -> asyncio.Future[None] | None:
+        """Mark what ``change`` makes of the key's pending ``chain`` and log it; applied once durable.
 
-    def live(self, bucket: str, key: str) -> MemObject:
-        return self._live(bucket, key)
-
-    def is_current(self, info: ObjectInfo) -> bool:
-        bucket = self._buckets.get(info.bucket)
-        obj = bucket.index.get(info.key.encode("utf-8")) if bucket is not None else None
-        if obj is None or is_expired(obj.expires, self.clock()):
-            return False
-        return answer_stands(info, obj.info.etag, obj.info.last_modified)
-
-    async def head_object(self, bucket: str, key: str, *, part_number: int | None = None) -> ObjectInfo:
-        obj = self._live(bucket, key)
-        return obj.info if part_number is None else _part_of(obj, part_number)
-
-    async def open_object(self, bucket: str, key: str, *, part_number: int | None = None) -> ObjectBody:
-        obj = self._live(bucket, key)
-        info = obj.info if part_number is None else _part_of(obj, part_number)
-        return MemoryObjectBody(info, obj.chunks)
-
-    async def put_object_tagging(self, bucket: str, key: str, tags: dict[str, str]) -> ObjectInfo:
-        b = self.write_bucket(bucket)
-        kb = key.encode("utf-8")
-        current = self._latest(b, kb)
-        if current is None or is_expired(current.expires, self.clock()):
-            raise errors.NoSuchKey(key=key)
-        self.check_writable()
-        new = _retagged(current, tags)
-        unmark = b.pending.mark(kb, new)
-
-        def finish(ok: bool) -> None:
-            unmark()
-            # Like replay: the tags go to the object current when the record applies.
-            stored = b.index.get(kb) if ok and self.holds_bucket(b) else None
-            if stored is not None:
-                retagged = _retagged(stored, new.info.tags)
-                self._install(b, kb, retagged)
-                self.evict_to_limit(keep=retagged)  # the tags are charged against max_memory too
-
-        await self.durable(self.submit(Record(SET_TAGS, {"b": bucket, "k": key, "t": new.info.tags}), finish))
-        return new.info
-
-    def _delete(self, bucket: MemBucket, key: str, condition: DeleteCondition | None) -> asyncio.Future[None] | None:
-        """Check the delete's condition and stage it (atomically: no await in between)."""
-        kb = key.encode("utf-8")
-        current = self._latest(bucket, kb)
-        if condition is not None:
-            live = current if current is not None and not is_expired(current.expires, self.clock()) else None
-            check_delete(key, condition, live.info if live is not None else None)
-        if current is None:
-            return None
-        self.check_writable()
-        unmark = bucket.pending.mark(kb, None)
+        Call right after the checks, with no await in between: that is what makes them atomic.
+        """
+        unmark = bucket.pending.mark(key, change(chain)[0])
 
         def finish(ok: bool) -> None:
             unmark()
             if ok and self.holds_bucket(bucket):
-                self._remove(bucket, kb)
+                self._change(bucket, key, change)
+            if then is not None:
+                then(ok)
 
-        return self.submit(Record(DELETE_OBJECT, {"b": bucket.info.name, "k": key}), finish)
+        return self.submit(record, finish)
 
-    async def delete_object(self, bucket: str, key: str, condition: DeleteCondition | None = None) -> None:
-        await self.durable(self._delete(self.write_bucket(bucket), key, condition))
+    def _read(self, bucket: str, key: str, version_id: str | None) -> MemObject:
+        """A durable, visible version (None: the latest), counted as a use of the key."""
+        b = self.bucket(bucket)
+        kb = key.encode("utf-8")
+        obj = _pick(b.chain(kb), key, version_id, self.clock())
+        self._lru.move_to_end((bucket, kb))
+        return obj
+
+    def copy_source(self, bucket: str, key: str, version_id: str | None) -> MemObject:
+        """The source version of a copy: a delete marker named by its id is an invalid request."""
+        try:
+            return self._read(bucket, key, version_id)
+        except errors.MethodNotAllowed as exc:
+            raise errors.InvalidRequest(
+                "The source of a copy request may not specifically refer to a delete marker by version id.",
+                key=key,
+            ) from exc
+
+    def is_current(self, info: ObjectInfo) -> bool:
+        bucket = self._buckets.get(info.bucket)
+        if bucket is None:
+            return False
+        obj = _latest_object(bucket.chain(info.key.encode("utf-8")), self.clock())
+        if obj is None or obj.info.version_id != info.version_id:
+            return False
+        return answer_stands(info, obj.info.etag, obj.info.last_modified)
+
+    async def head_object(
+        self, bucket: str, key: str, *, part_number: int | None = None, version_id: str | None = None
+    ) -> ObjectInfo:
+        obj = self._read(bucket, key, version_id)
+        return obj.info if part_number is None else _part_of(obj, part_number)
+
+    async def open_object(
+        self, bucket: str, key: str, *, part_number: int | None = None, version_id: str | None = None
+    ) -> ObjectBody:
+        obj = self._read(bucket, key, version_id)
+        info = obj.info if part_number is None else _part_of(obj, part_number)
+        return MemoryObjectBody(info, obj.chunks)
+
+    async def put_object_tagging(
+        self, bucket: str, key: str, tags: dict[str, str], *, version_id: str | None = None
+    ) -> ObjectInfo:
+        b = self.write_bucket(bucket)
+        kb = key.encode("utf-8")
+        chain = b.write_chain(kb)
+        target = _pick(chain, key, version_id, self.clock())
+        self.check_writable()
+        new = ver.retagged(target, tags)
+        vid = target.info.version_id
+        record = Record(SET_TAGS, {"b": bucket, "k": key, "t": new.info.tags, "v": vid})
+
+        def then(ok: bool) -> None:
+            if ok:
+                self.evict_to_limit(keep=(bucket, kb))  # the tags are charged against max_memory too
+
+        change = ver.replace(vid, lambda v: ver.retagged(v, new.info.tags))
+        await self.durable(self._stage(b, kb, chain, change, record, then))
+        return new.info
+
+    async def put_object_retention(
+        self,
+        bucket: str,
+        key: str,
+        mode: str | None,
+        retain_until: float | None,
+        *,
+        version_id: str | None = None,
+        bypass_governance: bool = False,
+    ) -> ObjectInfo:
+        b = self._lock_bucket(bucket)
+        kb = key.encode("utf-8")
+        now = self.clock()
+        chain = b.write_chain(kb)
+        target = _pick(chain, key, version_id, now)
+        # Checked against the version as pending changes leave it, in the same step as the change.
+        check_retention_change(key, target.info.lock, mode, retain_until, bypass_governance, now)
+        return await self._relock(b, kb, chain, target, with_retention(target.info.lock, mode, retain_until))
+
+    async def put_object_legal_hold(
+        self, bucket: str, key: str, on: bool, *, version_id: str | None = None
+    ) -> ObjectInfo:
+        b = self._lock_bucket(bucket)
+        kb = key.encode("utf-8")
+        chain = b.write_chain(kb)
+        target = _pick(chain, key, version_id, self.clock())
+        return await self._relock(b, kb, chain, target, with_legal_hold(target.info.lock, on))
+
+    def _lock_bucket(self, name: str) -> MemBucket:
+        bucket = self.write_bucket(name)
+        if not bucket.write_info().object_lock:
+            raise errors.InvalidRequest("Bucket is missing Object Lock Configuration", bucket=name)
+        return bucket
+
+    async def _relock(
+        self, bucket: MemBucket, key: bytes, chain: Chain, target: MemObject, lock: ObjectLock
+    ) -> ObjectInfo:
+        self.check_writable()
+        vid = target.info.version_id
+        record = Record(SET_LOCK, {"b": bucket.info.name, "k": target.info.key, "v": vid, "l": lock_meta(lock)})
+        change = ver.replace(vid, lambda v: ver.relocked(v, lock))
+        await self.durable(self._stage(bucket, key, chain, change, record))
+        return ver.relocked(target, lock).info
+
+    def _delete(
+        self,
+        bucket: MemBucket,
+        key: str,
+        condition: DeleteCondition | None,
+        version_id: str | None,
+        bypass_governance: bool,
+    ) -> tuple[DeleteResult, asyncio.Future[None] | None]:
+        """Check the delete's condition and lock, and stage it (atomically: no await in between)."""
+        kb = key.encode("utf-8")
+        now = self.clock()
+        chain = bucket.write_chain(kb)
+        name = bucket.info.name
+        if version_id is not None:
+            target = ver.find(chain, version_id, now)
+            check_delete(key, condition, target.info if target is not None and not target.info.delete_marker else None)
+            if target is None:
+                return DeleteResult(version_id, False), None  # deleting what does not exist succeeds
+            check_version_delete(key, version_id, target.info.lock, bypass_governance, now)
+            self.check_writable()
+            record = Record(DELETE_OBJECT, {"b": name, "k": key, "v": version_id})
+            result = DeleteResult(version_id, target.info.delete_marker)
+            return result, self._stage(bucket, kb, chain, ver.remove(version_id), record)
+        current = _latest_object(chain, now)
+        check_delete(key, condition, current.info if current is not None else None)
+        versioning = bucket.write_info().versioning
+        if versioning is None:
+            # Never versioned: the key's only version is the null one; remove it.
+            if chain is None:
+                return DeleteResult(None, False), None
+            self.check_writable()
+            record = Record(DELETE_OBJECT, {"b": name, "k": key, "v": NULL_VERSION})
+            return DeleteResult(None, False), self._stage(bucket, kb, chain, ver.remove(NULL_VERSION), record)
+        self.check_writable()
+        info = ObjectInfo(name, key, 0, "", now, version_for_write(versioning, now), delete_marker=True)
+        marker = ver.mem_object(info, bucket.info.owner, (), None)
+        if self._wal is not None:
+            marker.raw = encode_meta(_object_meta(marker))
+        record = Record(PUT_OBJECT, None, (), marker.raw)
+        return DeleteResult(info.version_id, True), self._stage(bucket, kb, chain, ver.put(marker), record)
+
+    async def delete_object(
+        self,
+        bucket: str,
+        key: str,
+        condition: DeleteCondition | None = None,
+        *,
+        version_id: str | None = None,
+        bypass_governance: bool = False,
+    ) -> DeleteResult:
+        result, fut = self._delete(self.write_bucket(bucket), key, condition, version_id, bypass_governance)
+        await self.durable(fut)
+        return result
 
     async def delete_objects(
-        self, bucket: str, keys: list[str], conditions: list[DeleteCondition | None] | None = None
-    ) -> list[Exception | None]:
+        self, bucket: str, requests: list[DeleteRequest], *, bypass_governance: bool = False
+    ) -> list[DeleteResult | Exception]:
         b = self.write_bucket(bucket)
-        wanted = per_key(keys, conditions)
-        results: list[Exception | None] = [None] * len(keys)
+        results: list[DeleteResult | Exception] = []
         waiting: list[tuple[int, asyncio.Future[None]]] = []
-        for i, (key, condition) in enumerate(zip(keys, wanted, strict=True)):
+        for i, request in enumerate(requests):
             try:
-                fut = self._delete(b, key, condition)
+                result, fut = self._delete(b, request.key, request.condition, request.version_id, bypass_governance)
             except errors.StorageError as exc:
-                results[i] = exc
+                results.append(exc)
                 continue
+            results.append(result)
             if fut is not None:
                 waiting.append((i, fut))
         outcomes = await asyncio.gather(*(fut for _i, fut in waiting), return_exceptions=True)
@@ -937,6 +1117,53 @@ class MemoryEngine:
                     raise outcome
                 results[i] = outcome
         return results
+
+    async def list_object_versions(
+        self,
+        bucket: str,
+        *,
+        prefix: str = "",
+        delimiter: str = "",
+        key_marker: str = "",
+        version_id_marker: str = "",
+        max_keys: int = 1000,
+    ) -> VersionsPage:
+        b = self.bucket(bucket)
+        now = self.clock()
+        owner = b.info.owner
+
+        def scan(from_key: bytes, after: str | None, upper: bytes | None) -> Iterator[tuple[bytes, VersionEntry]]:
+            for key, _latest in b.index.scan(from_key, True, upper):
+                versions = ver.visible(b.chain(key), now)
+                start = 0
+                if key == from_key and after is not None:
+                    ids = [v.info.version_id for v in versions]
+                    start = ids.index(after) + 1 if after != AFTER_ALL_VERSIONS and after in ids else len(ids)
+                for n in range(start, len(versions)):
+                    i = versions[n].info
+                    yield (
+                        key,
+                        VersionEntry(
+                            i.key,
+                            i.version_id,
+                            n == 0,
+                            i.delete_marker,
+                            i.size,
+                            i.etag,
+                            i.last_modified,
+                            i.storage_class,
+                            versions[n].owner or owner,
+                        ),
+                    )
+
+        return list_versions_page(
+            scan,
+            prefix=prefix.encode("utf-8"),
+            delimiter=delimiter.encode("utf-8"),
+            key_marker=key_marker.encode("utf-8"),
+            version_id_marker=version_id_marker,
+            max_keys=max_keys,
+        )
 
     # ------------------------------------------------------------------ copies and object parts
     async def copy_object(
@@ -951,13 +1178,16 @@ class MemoryEngine:
         checksum_algorithm: str | None = None,
         check_source: SourceCheck | None = None,
         tags: dict[str, str] | None = None,
+        src_version_id: str | None = None,
+        lock: ObjectLock = NO_LOCK,
     ) -> ObjectInfo:
         self.write_bucket(bucket)
-        source = self._live(src_bucket, src_key)
+        source = self.copy_source(src_bucket, src_key, src_version_id)
         if check_source is not None:
             check_source(source.info)
         info, read_algorithms = copy_plan(source.info, bucket, key, headers, storage_class, checksum_algorithm, tags)
         info.last_modified = self.clock()
+        info.lock = lock  # never the source's
         if read_algorithms is not None:
             # Written as one object: a multipart source gets the MD5 of its content as ETag.
             digests = await hash_chunks(source.chunks, read_algorithms)
@@ -975,10 +1205,10 @@ class MemoryEngine:
         return info
 
     async def list_object_parts(
-        self, bucket: str, key: str, *, marker: int = 0, max_parts: int = 1000
+        self, bucket: str, key: str, *, marker: int = 0, max_parts: int = 1000, version_id: str | None = None
     ) -> ObjectPartsPage:
         marker, max_parts = clamp_part_number(marker), clamp_count(max_parts)
-        obj = self._live(bucket, key)
+        obj = self._read(bucket, key, version_id)
         if not obj.info.parts_count:
             return ObjectPartsPage(obj.info, [], False, 0)
         after = [p for p in obj.parts if p.part_number > marker]
@@ -996,6 +1226,7 @@ class MemoryEngine:
         checksum_algorithm: str | None = None,
         checksum_type: str | None = None,
         tags: dict[str, str] | None = None,
+        lock: ObjectLock = NO_LOCK,
     ) -> UploadInfo:
         return await self.uploads.create(
             bucket,
@@ -1005,6 +1236,7 @@ class MemoryEngine:
             checksum_algorithm=checksum_algorithm,
             checksum_type=checksum_type,
             tags=tags,
+            lock=lock,
         )
 
     async def get_upload(self, bucket: str, key: str, upload_id: str) -> UploadInfo:
@@ -1044,9 +1276,18 @@ class MemoryEngine:
         *,
         src_range: tuple[int, int] | None = None,
         check_source: SourceCheck | None = None,
+        src_version_id: str | None = None,
     ) -> PartInfo:
         return await self.uploads.upload_part_copy(
-            bucket, key, upload_id, part_number, src_bucket, src_key, src_range=src_range, check_source=check_source
+            bucket,
+            key,
+            upload_id,
+            part_number,
+            src_bucket,
+            src_key,
+            src_range=src_range,
+            check_source=check_source,
+            src_version_id=src_version_id,
         )
 
     async def complete_multipart_upload(
@@ -1098,12 +1339,17 @@ class MemoryEngine:
         after: str = "",
         max_keys: int = 1000,
     ) -> ListPage:
-        index = self.bucket(bucket).index
+        b = self.bucket(bucket)
         now = self.clock()
 
         def scan(lower: bytes, inclusive: bool, upper: bytes | None) -> Iterator[tuple[bytes, MemObject]]:
-            for key, obj in index.scan(lower, inclusive, upper):
-                if not is_expired(obj.expires, now):
+            for key, latest in b.index.scan(lower, inclusive, upper):
+                # One entry per key: its latest visible version, unless that is a delete marker.
+                if is_expired(latest.expires, now):
+                    obj = _latest_object(b.chain(key), now)
+                else:
+                    obj = latest
+                if obj is not None and not obj.info.delete_marker:
                     yield key, obj
 
         def entry(key: bytes, obj: MemObject) -> ListEntry:
@@ -1177,31 +1423,45 @@ class MemoryEngine:
         meta = record.meta
         bucket: MemBucket | None
         if record.op == CREATE_BUCKET:
-            created = MemBucket(BucketInfo(meta["name"], meta["created"], meta["owner"], meta["region"]))
+            info = BucketInfo(
+                meta["name"], meta["created"], meta["owner"], meta["region"], meta.get("v"), bool(meta.get("l"))
+            )
+            created = MemBucket(info)
             created.config = meta.get("config", {})
             self._attach_bucket(created)
+        elif record.op == BUCKET_STATE:
+            bucket = self._buckets.get(meta["b"])
+            if bucket is not None:
+                bucket.info = _changed_info(bucket.info, meta)
         elif record.op == DELETE_BUCKET:
             self._drop_bucket(meta["name"])
         elif record.op == PUT_OBJECT:
             bucket = self._buckets.get(meta[0])
             if bucket is None:
                 return
-            obj = _object_from(meta, record.data, record.raw)
-            self._replay_object(bucket, obj)
+            self._replay_object(bucket, _object_from(meta, record.data, record.raw))
         elif record.op == BUCKET_CONFIG:
             bucket = self._buckets.get(meta["b"])
             if bucket is not None:
                 _set_config(bucket, meta["n"], meta["d"])
         elif record.op == DELETE_OBJECT:
+            # No "v" (evictions, and deletes of logs before versioning): the whole key.
             bucket = self._buckets.get(meta["b"])
             if bucket is not None:
-                self._remove(bucket, meta["k"].encode("utf-8"))
+                self._change(bucket, meta["k"].encode("utf-8"), ver.remove(meta.get("v")))
         elif record.op == SET_TAGS:
+            # No "v" (logs before versioning): the object current at that point of the log.
             bucket = self._buckets.get(meta["b"])
-            key = meta["k"].encode("utf-8")
-            current = bucket.index.get(key) if bucket is not None else None
-            if bucket is not None and current is not None:
-                self._install(bucket, key, _retagged(current, meta["t"]))
+            tags = meta["t"]
+            if bucket is not None:
+                change = ver.replace(meta.get("v"), lambda v: ver.retagged(v, tags))
+                self._change(bucket, meta["k"].encode("utf-8"), change)
+        elif record.op == SET_LOCK:
+            bucket = self._buckets.get(meta["b"])
+            lock = lock_from(meta["l"])
+            if bucket is not None:
+                change = ver.replace(meta["v"], lambda v: ver.relocked(v, lock))
+                self._change(bucket, meta["k"].encode("utf-8"), change)
         elif record.op == COMPLETE_UPLOAD:
             bucket = self._buckets.get(meta["o"][0])
             chunks = self.uploads.completed_chunks(meta["u"], [p[0] for p in meta["o"][12]])
@@ -1217,15 +1477,15 @@ class MemoryEngine:
 
     def _replay_object(self, bucket: MemBucket, obj: MemObject) -> None:
         key = obj.info.key.encode("utf-8")
+        self._change(bucket, key, ver.put(obj))
         if is_expired(obj.expires, self.clock()):
-            self._remove(bucket, key)
-        else:
-            self._install(bucket, key, obj)
+            self._change(bucket, key, lambda chain: ver.without(chain, lambda v: v is obj))  # written, then reaped
 
     def _image(self) -> _Image:
         """References to the whole durable state (cheap: no object is copied)."""
         buckets = [
-            (b.info, b.config, b.index.values(), self.uploads.image(b.info.name)) for b in self._buckets.values()
+            (b.info, b.config, [b.chain(k) for k in b.index.key_list()], self.uploads.image(b.info.name))
+            for b in self._buckets.values()
         ]
         return buckets, self.uploads.completions()
 
@@ -1297,53 +1557,62 @@ def _part_of(obj: MemObject, part_number: int) -> ObjectInfo:
     return dataclasses.replace(obj.info, part=part_of(obj.info, part_number, stored))
 
 
-# A snapshot image: per bucket its info, configuration, objects and uploads with their parts;
-# then the remembered answers of completed uploads (upload id, answer, completed at).
-_BucketImage = tuple[BucketInfo, dict[str, Any], list[MemObject], list[tuple[UploadInfo, list[Any]]]]
+# A snapshot image: per bucket its info, configuration, each key's versions and uploads with their
+# parts; then the remembered answers of completed uploads (upload id, answer, completed at).
+_BucketImage = tuple[BucketInfo, dict[str, Any], list[Chain], list[tuple[UploadInfo, list[Any]]]]
 _Image = tuple[list[_BucketImage], list[tuple[str, ObjectInfo, float]]]
 
 
 def _bucket_meta(info: BucketInfo) -> dict[str, Any]:
-    return {"name": info.name, "created": info.created, "owner": info.owner, "region": info.region}
-
-
-def _object_meta(obj: MemObject) -> list[Any]:
-    """An object's log metadata: a list (positional), the cheapest JSON to decode at recovery."""
-    i = obj.info
-    meta = [
-        i.bucket,
-        i.key,
-        i.size,
-        i.etag,
-        i.last_modified,
-        i.version_id,
-        i.storage_class,
-        obj.owner,
-        i.headers,
-        {a: v.hex() for a, v in i.checksums.items()},
-        i.checksum_type,
-        obj.expires,
-        [[p.part_number, p.offset, p.size, p.etag, {a: v.hex() for a, v in p.checksums.items()}] for p in obj.parts],
-    ]
-    if i.tags:
-        meta.append(i.tags)  # position 13; absent in records of untagged objects (and older logs)
+    meta: dict[str, Any] = {"name": info.name, "created": info.created, "owner": info.owner, "region": info.region}
+    if info.versioning is not None:
+        meta["v"] = info.versioning
+    if info.object_lock:
+        meta["l"] = True
     return meta
 
 
+def _changed_info(info: BucketInfo, change: dict[str, Any]) -> BucketInfo:
+    """``info`` with a BUCKET_STATE record's fields: "v" versioning, "l" Object Lock on."""
+    return dataclasses.replace(
+        info,
+        versioning=change.get("v", info.versioning),
+        object_lock=info.object_lock or bool(change.get("l")),
+    )
+
+
+def _latest_object(chain: Chain, now: float) -> MemObject | None:
+    """The latest visible version if it is an object (a delete marker counts as no object)."""
+    obj = ver.latest(chain, now)
+    return obj if obj is not None and not obj.info.delete_marker else None
+
+
+def _pick(chain: Chain, key: str, version_id: str | None, now: float) -> MemObject:
+    """A read's visible version (None: the latest), with S3's errors."""
+    if version_id is None:
+        obj = ver.latest(chain, now)
+        if obj is None:
+            raise errors.NoSuchKey(key=key)
+        if obj.info.delete_marker:
+            raise errors.NoSuchKey(key=key, marker=obj.info)
+        return obj
+    found = ver.find(chain, version_id, now)
+    if found is None:
+        raise errors.NoSuchVersion(key=key, version_id=version_id)
+    if found.info.delete_marker:
+        raise errors.MethodNotAllowed(key=key, marker=found.info)
+    return found
+
+
+def _object_meta(obj: MemObject) -> list[Any]:
+    return object_meta(obj.info, obj.owner, obj.expires, obj.parts)
+
+
 def _object_from(meta: list[Any], chunks: tuple[bytes, ...], raw: bytes | None) -> MemObject:
-    bucket, key, size, etag, modified, version, storage_class, owner, headers, sums, checksum_type, expires = meta[:12]
-    checksums = {a: bytes.fromhex(v) for a, v in sums.items()}
-    parts = tuple(
-        ObjectPart(n, offset, psize, petag, {a: bytes.fromhex(v) for a, v in psums.items()})
-        for n, offset, psize, petag, psums in (meta[12] if len(meta) > 12 else ())
-    )
-    tags = meta[13] if len(meta) > 13 else {}
-    info = ObjectInfo(
-        bucket, key, size, etag, modified, version, storage_class, headers, checksums, checksum_type, len(parts)
-    )
-    info.tags = tags
-    charge = _charge(key.encode("utf-8"), size, headers, checksums, tags)
-    return MemObject(info, owner, chunks, expires, charge, raw, parts)
+    info, owner, expires, parts = object_from(meta)
+    obj = ver.mem_object(info, owner, chunks, expires, parts)
+    obj.raw = raw
+    return obj
 
 
 def _set_config(bucket: MemBucket, name: str, document: Any) -> None:
@@ -1358,16 +1627,17 @@ def _set_config(bucket: MemBucket, name: str, document: Any) -> None:
 
 def _image_records(image: _Image, now: float) -> Iterator[Record]:
     buckets, completions = image
-    for info, config, objects, uploads in buckets:
+    for info, config, keys, uploads in buckets:
         yield Record(CREATE_BUCKET, {**_bucket_meta(info), "config": config})
         yield from MemoryUploads.image_records(uploads)
-        for obj in objects:
-            if not is_expired(obj.expires, now):
-                raw = obj.raw if obj.raw is not None else encode_meta(_object_meta(obj))
-                yield Record(PUT_OBJECT, None, obj.chunks, raw)
+        for chain in keys:
+            for obj in reversed(list(ver.walk(chain))):  # oldest first: replay puts each newer one in front
+                if not is_expired(obj.expires, now):
+                    raw = obj.raw if obj.raw is not None else encode_meta(_object_meta(obj))
+                    yield Record(PUT_OBJECT, None, obj.chunks, raw)
     for upload_id, answer, at in completions:
         if at >= now - COMPLETED_RETENTION_SECONDS:
-            yield Record(COMPLETED, answer_meta(upload_id, answer, at))
+            yield Record(COMPLETED, completed_meta(upload_id, answer, at))
 
 
 def _remove_obsolete(directory: Path, base: int) -> None:

@@ -43,6 +43,10 @@ class KeyIndex(Generic[T]):
         value: T | None = self._items.pop(key, None)
         return value
 
+    def key_list(self) -> list[Any]:
+        """A copy of the keys in order (safe to iterate while the index changes)."""
+        return list(self._items.keys())
+
     def values(self) -> list[T]:
         """A copy of the values in key order (safe to iterate while the index changes)."""
         return list(self._items.values())

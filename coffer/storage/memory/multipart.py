@@ -26,9 +26,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 from coffer.storage import errors
 from coffer.storage.api import (
     MAX_PART_SIZE,
+    NO_LOCK,
     CompletedPart,
     Completion,
     ObjectInfo,
+    ObjectLock,
     ObjectPart,
     PartInfo,
     PartsPage,
@@ -40,6 +42,7 @@ from coffer.storage.api import (
 )
 from coffer.storage.hashing import BodyHasher
 from coffer.storage.listing import list_uploads_page
+from coffer.storage.memory.codec import lock_from, lock_meta, object_from, object_meta
 from coffer.storage.memory.index import KeyIndex, Marks
 from coffer.storage.memory.wal import COMPLETED, CREATE_UPLOAD, DELETE_UPLOAD, PUT_PART, Record
 from coffer.storage.multipart import (
@@ -99,8 +102,8 @@ class UploadHost(Protocol):
         """Whether ``bucket`` is (still) a durable bucket of the engine."""
         ...
 
-    def live(self, bucket: str, key: str) -> MemObject:
-        """A durable, unexpired object (NoSuchBucket, NoSuchKey)."""
+    def copy_source(self, bucket: str, key: str, version_id: str | None) -> MemObject:
+        """A durable, visible version to copy from (NoSuchBucket, NoSuchKey, NoSuchVersion, InvalidRequest)."""
         ...
 
     def is_current(self, info: ObjectInfo) -> bool:
@@ -193,6 +196,7 @@ def upload_meta(info: UploadInfo) -> dict[str, Any]:
         "a": info.checksum_algorithm,
         "ct": info.checksum_type,
         **({"t": info.tags} if info.tags else {}),
+        **({"l": lock_meta(info.lock)} if info.lock else {}),
     }
 
 
@@ -208,29 +212,19 @@ def upload_from(meta: dict[str, Any]) -> UploadInfo:
         checksum_algorithm=meta["a"],
         checksum_type=meta["ct"],
         tags=meta.get("t", {}),
+        lock=lock_from(meta.get("l")),
     )
 
 
-def answer_meta(upload_id: str, info: ObjectInfo, at: float) -> dict[str, Any]:
+def completed_meta(upload_id: str, info: ObjectInfo, at: float) -> dict[str, Any]:
     """A completed upload's answer, for snapshots (the log has it in the completion's record)."""
-    return {
-        "u": upload_id,
-        "at": at,
-        "b": info.bucket,
-        "k": info.key,
-        "s": info.size,
-        "e": info.etag,
-        "m": info.last_modified,
-        "sc": info.storage_class,
-        "h": info.headers,
-        "c": {a: v.hex() for a, v in info.checksums.items()},
-        "ct": info.checksum_type,
-        "n": info.parts_count,
-        "t": info.tags,
-    }
+    return {"u": upload_id, "at": at, "o": object_meta(info, "", None, None)}
 
 
-def answer_from(meta: dict[str, Any]) -> ObjectInfo:
+def completed_from(meta: dict[str, Any]) -> ObjectInfo:
+    if "o" in meta:
+        return object_from(meta["o"])[0]
+    # Snapshots before versioning: a dict of the answer's fields.
     return ObjectInfo(
         bucket=meta["b"],
         key=meta["k"],
@@ -324,6 +318,7 @@ class MemoryUploads:
         checksum_algorithm: str | None,
         checksum_type: str | None,
         tags: dict[str, str] | None,
+        lock: ObjectLock = NO_LOCK,
     ) -> UploadInfo:
         resolved = resolve_checksum_type(checksum_algorithm, checksum_type)
         host = self._host
@@ -340,6 +335,7 @@ class MemoryUploads:
             checksum_algorithm=checksum_algorithm,
             checksum_type=resolved,
             tags=dict(tags or {}),
+            lock=lock,
         )
 
         # Nobody knows the upload id before the answer: nothing to mark meanwhile.
@@ -411,10 +407,11 @@ class MemoryUploads:
         *,
         src_range: tuple[int, int] | None,
         check_source: SourceCheck | None,
+        src_version_id: str | None = None,
     ) -> PartInfo:
         host = self._host
         upload = self._open(bucket, key, upload_id, write=True)
-        source = host.live(src_bucket, src_key)
+        source = host.copy_source(src_bucket, src_key, src_version_id)
         if check_source is not None:
             check_source(source.info)
         start, end = copy_source_span(src_range, source.info.size)
@@ -489,6 +486,7 @@ class MemoryUploads:
             offset += part.size
         chunks = tuple(itertools.chain.from_iterable(stored[p.part_number].chunks for p in done.parts))
         info = completed_object(upload.info, done, now)
+        info.lock = upload.info.lock  # the upload's lock goes to the object
         return info, chunks, tuple(object_parts)
 
     async def abort(self, bucket: str, key: str, upload_id: str) -> None:
@@ -602,7 +600,7 @@ class MemoryUploads:
             if upload is not None:
                 self._drop(upload)
         elif record.op == COMPLETED:
-            self._completed[meta["u"]] = (answer_from(meta), meta["at"])
+            self._completed[meta["u"]] = (completed_from(meta), meta["at"])
         else:
             return False
         return True

@@ -59,15 +59,17 @@ DIR_MODE = 0o700
 # Operations.
 CREATE_BUCKET = 1
 DELETE_BUCKET = 2
-PUT_OBJECT = 3
-DELETE_OBJECT = 4
+PUT_OBJECT = 3  # an object version or a delete marker (positional meta: coffer.storage.memory.codec)
+DELETE_OBJECT = 4  # {"b", "k", "v"}: remove version "v" for good; no "v": the whole key (evictions, older logs)
 BUCKET_CONFIG = 5
 CREATE_UPLOAD = 6
 PUT_PART = 7  # a part's data (replaces an earlier part with its number)
 COMPLETE_UPLOAD = 8  # the object's metadata; its data is the upload's parts, logged before
 DELETE_UPLOAD = 9  # aborted, or swept as abandoned
-SET_TAGS = 10  # an object's tags replaced ({"b", "k", "t"}); its body and other metadata stay
+SET_TAGS = 10  # a version's tags replaced ({"b", "k", "t", "v"}; no "v": the latest); body and metadata stay
 COMPLETED = 11  # a completed upload's answer, kept for retried Completes (snapshots only)
+BUCKET_STATE = 12  # {"b", "v": versioning status, "l": Object Lock turned on}, either or both
+SET_LOCK = 13  # a version's Object Lock state replaced ({"b", "k", "v", "l": [mode, retain_until, legal_hold]})
 
 T = TypeVar("T")
 

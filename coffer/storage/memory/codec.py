@@ -1,0 +1,97 @@
+"""The one positional codec of an object version's metadata in log records and snapshots.
+
+Used by PUT_OBJECT records (objects and delete markers), the object of a
+COMPLETE_UPLOAD record and the remembered answers of completed uploads
+(COMPLETED). A list, not a dict: the cheapest JSON to decode at recovery.
+
+Positions 0-12 are what the first logs held; later fields are appended and
+trailing fields at their default are left out, so records of untagged,
+unlocked objects stay as short as before and older records decode unchanged::
+
+    0 bucket  1 key  2 size  3 etag  4 last_modified  5 version_id  6 storage_class
+    7 owner  8 headers  9 checksums (hex)  10 checksum_type  11 expires (None: never)
+    12 parts [[number, offset, size, etag, checksums], ...]
+    13 tags {}   14 lock [mode, retain_until, legal_hold] or None   15 delete marker 0/1
+    16 parts_count (None: len(parts); answers carry no parts)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from coffer.storage.api import NO_LOCK, ObjectInfo, ObjectLock, ObjectPart
+
+_FIXED = 13
+# Defaults of the appended positions 13.., dropped from the end of a record.
+_DEFAULTS: tuple[Any, ...] = ({}, None, 0, None)
+
+
+def lock_meta(lock: ObjectLock) -> list[Any] | None:
+    return [lock.mode, lock.retain_until, lock.legal_hold] if lock else None
+
+
+def lock_from(meta: list[Any] | None) -> ObjectLock:
+    if not meta:
+        return NO_LOCK
+    mode, until, hold = meta
+    return ObjectLock(mode, until, bool(hold))
+
+
+def object_meta(
+    info: ObjectInfo,
+    owner: str,
+    expires: float | None,
+    parts: tuple[ObjectPart, ...] | None,
+) -> list[Any]:
+    """``parts`` None: an answer without its parts (only ``info.parts_count`` is kept)."""
+    meta: list[Any] = [
+        info.bucket,
+        info.key,
+        info.size,
+        info.etag,
+        info.last_modified,
+        info.version_id,
+        info.storage_class,
+        owner,
+        info.headers,
+        {a: v.hex() for a, v in info.checksums.items()},
+        info.checksum_type,
+        expires,
+        [[p.part_number, p.offset, p.size, p.etag, {a: v.hex() for a, v in p.checksums.items()}] for p in parts or ()],
+        info.tags,
+        lock_meta(info.lock),
+        1 if info.delete_marker else 0,
+        None if parts is not None and len(parts) == info.parts_count else info.parts_count,
+    ]
+    while len(meta) > _FIXED and meta[-1] == _DEFAULTS[len(meta) - 1 - _FIXED]:
+        meta.pop()
+    return meta
+
+
+def object_from(meta: list[Any]) -> tuple[ObjectInfo, str, float | None, tuple[ObjectPart, ...]]:
+    """(info, owner, expires, parts) of a record's metadata, of any format written so far."""
+    bucket, key, size, etag, modified, version, storage_class, owner, headers, sums, checksum_type, expires = meta[
+        : _FIXED - 1
+    ]
+    tags, lock, marker, parts_count = [*meta[_FIXED:], *_DEFAULTS[max(len(meta) - _FIXED, 0) :]]
+    parts = tuple(
+        ObjectPart(n, offset, psize, petag, {a: bytes.fromhex(v) for a, v in psums.items()})
+        for n, offset, psize, petag, psums in (meta[12] if len(meta) > 12 else ())
+    )
+    info = ObjectInfo(
+        bucket,
+        key,
+        size,
+        etag,
+        modified,
+        version,
+        storage_class,
+        headers,
+        {a: bytes.fromhex(v) for a, v in sums.items()},
+        checksum_type,
+        len(parts) if parts_count is None else parts_count,
+        tags=tags,
+        delete_marker=bool(marker),
+        lock=lock_from(lock),
+    )
+    return info, owner, expires, parts
