@@ -441,7 +441,7 @@ def test_versioning_configuration(status: str | None, mfa: str | None, root: str
             assert exc.code == "AccessDenied"
         else:
             assert exc.code == "MalformedXML"
-            assert not well_formed or mfa is not None and mfa.strip() not in versioning.MFA_STATES
+            assert not well_formed or (mfa is not None and mfa.strip() not in versioning.MFA_STATES)
         return
     assert root == "VersioningConfiguration" and status is not None and got == status.strip()
     assert mfa is None or mfa.strip() == "Disabled"

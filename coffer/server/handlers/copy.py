@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from urllib.parse import unquote
 
@@ -14,6 +16,7 @@ from coffer.server.object_write import object_write
 from coffer.server.request import Request, validate_key, validate_new_key
 from coffer.server.versioning import add_written_version, check_version_id, shows_versions
 from coffer.storage.api import ObjectInfo, SourceCheck
+from coffer.storage.errors import MethodNotAllowed, NoSuchKey
 from coffer.storage.multipart import display_checksum
 
 _DIRECTIVES = ("COPY", "REPLACE")
@@ -79,6 +82,23 @@ def copy_source_check(req: Request) -> SourceCheck:
     return check
 
 
+@contextmanager
+def source_errors() -> Iterator[None]:
+    """Errors about the copy source as S3 words them: naming a delete marker's version is an
+    invalid request, and a source hidden by a marker is just absent (the marker headers
+    describe the object a request addresses, which the source is not)."""
+    try:
+        yield
+    except MethodNotAllowed:
+        raise S3Error(
+            "InvalidRequest",
+            "The source of a copy request may not specifically refer to a delete marker by version id.",
+        ) from None
+    except NoSuchKey as exc:
+        exc.marker = None
+        raise
+
+
 class SourceSeen:
     """A SourceCheck that remembers the source version the engine copied (its version id
     goes back as x-amz-copy-source-version-id)."""
@@ -126,18 +146,19 @@ async def CopyObject(ctx: Context, req: Request) -> Response:
             "object's metadata, storage class, website redirect location or encryption attributes.",
         )
     seen = SourceSeen(copy_source_check(req))
-    info = await ctx.engine.copy_object(
-        src_bucket,
-        src_key,
-        req.bucket,
-        req.key,
-        headers=headers,
-        storage_class=storage_class or "STANDARD",
-        checksum_algorithm=algorithm,
-        check_source=seen,
-        tags=tags,
-        src_version_id=source.version_id,
-    )
+    with source_errors():
+        info = await ctx.engine.copy_object(
+            src_bucket,
+            src_key,
+            req.bucket,
+            req.key,
+            headers=headers,
+            storage_class=storage_class or "STANDARD",
+            checksum_algorithm=algorithm,
+            check_source=seen,
+            tags=tags,
+            src_version_id=source.version_id,
+        )
     inner = [xml.elem("LastModified", xml.iso8601(info.last_modified)), xml.elem("ETag", f'"{info.etag}"')]
     for name, digest in info.checksums.items():
         inner.append(xml.elem(f"Checksum{name}", display_checksum(digest, info.checksum_type, info.parts_count)))

@@ -11,7 +11,7 @@ from coffer.server import xml
 from coffer.server.context import Context
 from coffer.server.errors import S3Error
 from coffer.server.handlers.common import display_name, key_encoder, owner_xml, parse_max, xml_response
-from coffer.server.handlers.copy import SourceSeen, copy_source_check, parse_copy_source
+from coffer.server.handlers.copy import SourceSeen, copy_source_check, parse_copy_source, source_errors
 from coffer.server.handlers.object import checksum_algorithm_header, part_number_param
 from coffer.server.http import INT32_MAX, Response, parse_int, quote_etag
 from coffer.server.object_write import check_no_encryption, object_write
@@ -149,17 +149,18 @@ async def UploadPartCopy(ctx: Context, req: Request) -> Response:
     check_no_encryption(req.headers)
     source = parse_copy_source(req)
     seen = SourceSeen(copy_source_check(req))
-    part = await ctx.engine.upload_part_copy(
-        req.bucket,
-        req.key,
-        upload_id,
-        part_number,
-        source.bucket,
-        source.key,
-        src_range=_copy_range(req),
-        check_source=seen,
-        src_version_id=source.version_id,
-    )
+    with source_errors():
+        part = await ctx.engine.upload_part_copy(
+            req.bucket,
+            req.key,
+            upload_id,
+            part_number,
+            source.bucket,
+            source.key,
+            src_range=_copy_range(req),
+            check_source=seen,
+            src_version_id=source.version_id,
+        )
     upload = await ctx.engine.get_upload(req.bucket, req.key, upload_id)
     inner = xml.elem("LastModified", xml.iso8601(part.last_modified)) + xml.elem("ETag", quote_etag(part.etag))
     if upload.checksum_algorithm is not None:
