@@ -331,10 +331,14 @@ def _pages(server: ServerProcess, bucket: str, max_keys: int, extra: str) -> lis
 
 @pytest.mark.parametrize("extra", ["", "&delimiter=/", "&prefix=b/", "&prefix=d&delimiter=/x"])
 def test_list_versions_pages_match_full_listing(server: ServerProcess, many_versions: str, extra: str) -> None:
+    def split(rows: list[tuple[str, ...]]) -> tuple[list[tuple[str, ...]], list[tuple[str, ...]]]:
+        # A page lists its CommonPrefixes after its versions: compare each in order.
+        return [r for r in rows if r[0] != "Prefix"], [r for r in rows if r[0] == "Prefix"]
+
     full = _rows(_raw_listing(server, many_versions, extra.lstrip("&")))
     assert full
     for max_keys in (1, 2, 3, 5, 7):
-        assert _pages(server, many_versions, max_keys, extra) == full, max_keys
+        assert split(_pages(server, many_versions, max_keys, extra)) == split(full), max_keys
 
 
 def test_list_versions_order_and_fields(server: ServerProcess, s3, many_versions: str) -> None:  # type: ignore[no-untyped-def]
