@@ -14,7 +14,7 @@ import pytest
 
 from tests.s3errors import expect_error
 from tests.server_process import ServerProcess
-from tests.wire import request
+from tests.wire import multipart, request
 
 pytestmark = pytest.mark.server
 
@@ -582,3 +582,18 @@ def test_object_attributes_by_version(s3, versioned: str) -> None:  # type: igno
         VersionId=ABSENT_VERSION,
         ObjectAttributes=["ETag"],
     )
+
+
+def test_post_object_reports_the_version(server: ServerProcess, s3, bucket: str) -> None:  # type: ignore[no-untyped-def]
+    def post(body: bytes) -> dict[str, str]:
+        content_type, form = multipart([("key", "posted")], body)
+        answer = request(server, "POST", f"/{bucket}", form, {"Content-Type": content_type})
+        assert answer.status == 204, answer
+        return answer.headers
+
+    assert "x-amz-version-id" not in post(b"plain")
+    set_versioning(s3, bucket, "Enabled")
+    version = post(b"versioned")["x-amz-version-id"]
+    assert VERSION_ID.match(version) and read(s3, bucket, "posted", version) == b"versioned"
+    set_versioning(s3, bucket, "Suspended")
+    assert "x-amz-version-id" not in post(b"suspended")
