@@ -113,3 +113,27 @@ def test_s3api_calls(aws, s3, bucket: str, tmp_path: Path) -> None:  # type: ign
     )
     assert sorted(d["Key"] for d in deleted["Deleted"]) == ["docs/one.json", "docs/two.json", "nope"]
     assert keys_in(s3, bucket) == []
+
+
+def test_s3api_versioning(aws, s3, bucket: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    aws("s3api", "put-bucket-versioning", "--bucket", bucket, "--versioning-configuration", "Status=Enabled")
+    assert json.loads(aws("s3api", "get-bucket-versioning", "--bucket", bucket).stdout)["Status"] == "Enabled"
+    body = tmp_path / "body.txt"
+    ids = []
+    for i in range(3):
+        body.write_text(f"version {i}")
+        put = json.loads(aws("s3api", "put-object", "--bucket", bucket, "--key", "dir/k", "--body", str(body)).stdout)
+        ids.append(put["VersionId"])
+    marker = json.loads(aws("s3api", "delete-object", "--bucket", bucket, "--key", "dir/k").stdout)
+    assert marker["DeleteMarker"] is True
+    # --page-size 1: the CLI follows NextKeyMarker/NextVersionIdMarker through every page.
+    listed = json.loads(
+        aws("s3api", "list-object-versions", "--bucket", bucket, "--prefix", "dir/", "--page-size", "1").stdout
+    )
+    assert [v["VersionId"] for v in listed["Versions"]] == ids[::-1]
+    assert [m["VersionId"] for m in listed["DeleteMarkers"]] == [marker["VersionId"]]
+    out = tmp_path / "out.txt"
+    aws("s3api", "get-object", "--bucket", bucket, "--key", "dir/k", "--version-id", ids[0], str(out))
+    assert out.read_text() == "version 0"
+    aws("s3api", "put-bucket-versioning", "--bucket", bucket, "--versioning-configuration", "Status=Suspended")
+    assert json.loads(aws("s3api", "get-bucket-versioning", "--bucket", bucket).stdout)["Status"] == "Suspended"

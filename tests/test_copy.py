@@ -88,6 +88,9 @@ def test_copy_source_version_and_errors(server: ServerProcess, s3, bucket: str) 
     s3.copy_object(Bucket=bucket, Key="dst", CopySource={"Bucket": bucket, "Key": "src", "VersionId": "null"})
     with pytest.raises(ClientError) as exc:
         s3.copy_object(Bucket=bucket, Key="dst", CopySource={"Bucket": bucket, "Key": "src", "VersionId": "v123"})
+    assert error_of(exc) == (400, "InvalidArgument")  # not a version id at all
+    with pytest.raises(ClientError) as exc:
+        s3.copy_object(Bucket=bucket, Key="dst", CopySource={"Bucket": bucket, "Key": "src", "VersionId": "0" * 32})
     assert error_of(exc) == (404, "NoSuchVersion")
     with pytest.raises(ClientError) as exc:
         s3.copy_object(Bucket=bucket, Key="dst", CopySource={"Bucket": bucket, "Key": "missing"})

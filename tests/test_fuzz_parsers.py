@@ -23,7 +23,7 @@ from botocore.credentials import Credentials
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from coffer.server import tagging, xml
+from coffer.server import tagging, versioning, xml
 from coffer.server.auth import post_policy, sigv2, sigv4
 from coffer.server.auth.streaming import ChunkChain
 from coffer.server.chunked import ChunkedDecoder
@@ -412,6 +412,72 @@ def test_bucket_tagging_document_random_bytes(noise: bytes, valid: int) -> None:
             assert valid + noise.count(b"<Tag>") > tagging.BUCKET.max_tags
         else:
             assert exc.code in ("InvalidTag", "MalformedXML")
+
+
+# ---------------------------------------------------------------------- bucket versioning
+_STATUS_VALUES = ["Enabled", "Suspended", " Enabled ", "enabled", "Disabled", "", "Enabled2"]
+_MFA_VALUES = ["Enabled", "Disabled", "disabled", ""]
+
+
+@fuzz
+@given(
+    st.one_of(st.none(), st.sampled_from(_STATUS_VALUES), st.text(max_size=20)),
+    st.one_of(st.none(), st.sampled_from(_MFA_VALUES), st.text(max_size=20)),
+    st.sampled_from(["VersioningConfiguration", "VersioningConfig", "Status"]),
+    st.booleans(),
+)
+def test_versioning_configuration(status: str | None, mfa: str | None, root: str, namespaced: bool) -> None:
+    """Enabled/Suspended (surrounding blanks allowed) and MfaDelete absent or Disabled are accepted;
+    MfaDelete Enabled is AccessDenied (no MFA devices); anything else is MalformedXML."""
+    inner = (xml.elem("Status", status) if status is not None else "") + (
+        xml.elem("MfaDelete", mfa) if mfa is not None else ""
+    )
+    body = xml.document(root, inner, namespace=namespaced)
+    try:
+        got = versioning.parse_configuration(body)
+    except S3Error as exc:
+        well_formed = root == "VersioningConfiguration" and status is not None and status.strip() in versioning.STATUSES
+        if well_formed and mfa is not None and mfa.strip() == "Enabled":
+            assert exc.code == "AccessDenied"
+        else:
+            assert exc.code == "MalformedXML"
+            assert not well_formed or (mfa is not None and mfa.strip() not in versioning.MFA_STATES)
+        return
+    assert root == "VersioningConfiguration" and status is not None and got == status.strip()
+    assert mfa is None or mfa.strip() == "Disabled"
+
+
+@fuzz
+@given(st.binary(max_size=400))
+def test_versioning_configuration_random_bytes(noise: bytes) -> None:
+    try:
+        versioning.parse_configuration(b"<VersioningConfiguration>" + noise + b"</VersioningConfiguration>")
+    except S3Error as exc:
+        assert exc.code in ("MalformedXML", "AccessDenied")
+
+
+@fuzz
+@given(st.one_of(st.text(max_size=40), st.binary(min_size=16, max_size=16).map(bytes.hex)))
+def test_version_id_parameter(value: str) -> None:
+    """'null' and 32 lowercase hex digits are version ids; anything else is 400 InvalidArgument."""
+    try:
+        assert versioning.version_param({"versionId": value}) == value
+    except S3Error as exc:
+        assert (exc.status, exc.code, exc.fields["ArgumentName"]) == (400, "InvalidArgument", "versionId")
+        assert value != "null" and not (len(value) == 32 and all(c in "0123456789abcdef" for c in value))
+        return
+    assert value == "null" or len(value) == 32
+
+
+@fuzz
+@given(st.one_of(st.none(), st.text(max_size=60), st.from_regex(r"\A\S{1,20} \d{6}\Z")))
+def test_mfa_header_is_refused(value: str | None) -> None:
+    try:
+        versioning.check_mfa_header(value)
+    except S3Error as exc:
+        assert value is not None and exc.code in ("InvalidArgument", "AccessDenied")
+        return
+    assert value is None
 
 
 # ---------------------------------------------------------------------- timestamps

@@ -1,10 +1,10 @@
 """Reads of bucket/object configuration that clients make on their way to something else.
 
-Nothing can set versioning, policies, lifecycle rules, request payment, website,
+Nothing can set policies, lifecycle rules, request payment, website,
 logging, default encryption, replication, acceleration, notifications, public
-access blocks or ACLs yet (bucket tags can: tests/test_tagging.py), so the reads
-answer what S3 answers for a bucket that never had them: s3fs and rclone read the
-versioning state before deleting a bucket, s3cmd ``info`` reads ACLs, policy,
+access blocks or ACLs yet (bucket tags can: tests/test_tagging.py; versioning too:
+tests/test_versioning.py), so the reads answer what S3 answers for a bucket that never
+had them: s3fs and rclone read the versioning state before deleting a bucket, s3cmd ``info`` reads ACLs, policy,
 lifecycle and request payment, and tools that describe a whole bucket read the rest.
 """
 
@@ -97,7 +97,6 @@ def test_get_object_acl_is_private(s3, bucket: str) -> None:  # type: ignore[no-
 
 # The write that would make each read above wrong, with a minimal valid argument.
 WRITES: dict[str, dict[str, Any]] = {
-    "put_bucket_versioning": {"VersioningConfiguration": {"Status": "Enabled"}},
     "put_bucket_policy": {"Policy": '{"Version": "2012-10-17", "Statement": []}'},
     "put_bucket_lifecycle_configuration": {
         "LifecycleConfiguration": {"Rules": [{"ID": "r", "Status": "Enabled", "Filter": {}, "Expiration": {"Days": 1}}]}

@@ -177,7 +177,8 @@ def test_raw_tagging_document_and_headers(server, s3, bucket: str) -> None:  # t
     empty = b"<Tagging><TagSet><Tag><Key></Key><Value>v</Value></Tag></TagSet></Tagging>"
     expect(request(server, "PUT", f"/{bucket}/k?tagging", body=empty), 400, "InvalidTag")
     expect(request(server, "PUT", f"/{bucket}/e", body=b"x", headers={"x-amz-tagging": "=v"}), 400, "InvalidTag")
-    expect(request(server, "GET", f"/{bucket}/k?tagging&versionId=abc"), 404, "NoSuchVersion")
+    expect(request(server, "GET", f"/{bucket}/k?tagging&versionId=abc"), 400, "InvalidArgument")
+    expect(request(server, "GET", f"/{bucket}/k?tagging&versionId={'0' * 32}"), 404, "NoSuchVersion")
     assert request(server, "GET", f"/{bucket}/k?tagging&versionId=null").status == 200
 
 

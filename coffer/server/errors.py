@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from coffer.storage.errors import StorageError
+from coffer.storage.errors import MethodNotAllowed, NoSuchKey, StorageError
 
 # code -> (status, default message)
 ERRORS: dict[str, tuple[int, str]] = {
@@ -147,4 +147,15 @@ _CONTEXT_FIELDS = {
 def from_storage(exc: StorageError) -> S3Error:
     message = str(exc) if str(exc) != (type(exc).__doc__ or "") else None
     fields = {_CONTEXT_FIELDS[k]: v for k, v in exc.context.items() if k in _CONTEXT_FIELDS}
-    return S3Error(exc.code, message, extra=fields)
+    err = S3Error(exc.code, message, extra=fields)
+    if isinstance(exc, NoSuchKey | MethodNotAllowed) and exc.marker is not None:
+        # The key's latest version (NoSuchKey) or the version named (MethodNotAllowed) is a
+        # delete marker: S3 says so in headers, with the marker's version id and, when the
+        # marker was named, its Last-Modified.
+        from coffer.server.http import http_date  # http imports this module
+
+        marker = exc.marker
+        err.headers += [(b"x-amz-delete-marker", b"true"), (b"x-amz-version-id", marker.version_id.encode("latin-1"))]
+        if isinstance(exc, MethodNotAllowed):
+            err.headers.append((b"last-modified", http_date(marker.last_modified).encode("latin-1")))
+    return err

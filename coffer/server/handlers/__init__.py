@@ -23,6 +23,7 @@ from coffer.server.handlers import (
     object,
     post_object,
     tagging,
+    versioning,
 )
 
 _MODULES: tuple[ModuleType, ...] = (
@@ -37,6 +38,7 @@ _MODULES: tuple[ModuleType, ...] = (
     acl,
     post_object,
     tagging,
+    versioning,
 )
 
 

@@ -9,6 +9,7 @@ from coffer.server.errors import S3Error
 from coffer.server.handlers.common import parse_max
 from coffer.server.http import INT32_MAX, Response, http_date, parse_int
 from coffer.server.request import Request
+from coffer.server.versioning import add_read_version, version_param
 
 ATTRIBUTES = ("ETag", "Checksum", "ObjectParts", "StorageClass", "ObjectSize")
 MAX_PARTS = 1000
@@ -36,12 +37,12 @@ def _requested(raw: str | None) -> set[str]:
 async def GetObjectAttributes(ctx: Context, req: Request) -> Response:
     assert req.bucket is not None and req.key is not None
     wanted = _requested(req.header("x-amz-object-attributes"))
-    version = req.query.get("versionId")
-    if version is not None and version != "null":
-        raise S3Error("NoSuchVersion", Key=req.key, VersionId=version)
+    version_id = version_param(req.query)
     marker = parse_int(req.header("x-amz-part-number-marker") or "0", "x-amz-part-number-marker", 0, INT32_MAX)
     max_parts = parse_max(req.header("x-amz-max-parts"), "x-amz-max-parts", MAX_PARTS, MAX_PARTS)
-    page = await ctx.engine.list_object_parts(req.bucket, req.key, marker=marker, max_parts=max_parts)
+    page = await ctx.engine.list_object_parts(
+        req.bucket, req.key, marker=marker, max_parts=max_parts, version_id=version_id
+    )
     info = page.info
     inner: list[str] = []
     if "ETag" in wanted:
@@ -71,4 +72,5 @@ async def GetObjectAttributes(ctx: Context, req: Request) -> Response:
     response = Response(200, body=xml.document("GetObjectAttributesOutput", "".join(inner)))
     response.header("content-type", "application/xml")
     response.header("last-modified", http_date(info.last_modified))
+    await add_read_version(ctx, req.bucket, response, info.version_id)
     return response

@@ -3,8 +3,7 @@
 Until its Put operation exists (each answers NotImplemented), every bucket is in
 S3's default state for these, and the read answers exactly what S3 answers for a
 bucket that never had the configuration: an empty document, or the specific 404.
-Clients read them on their way to something else: s3fs and rclone check versioning
-before deleting a bucket, s3cmd ``info``/``ws-info``/``accesslog`` and tools that
+Clients read them on their way to something else: s3cmd ``info``/``ws-info``/``accesslog`` and tools that
 describe a whole bucket (the Terraform AWS provider, MinIO's ``mc stat``) read the
 rest, and a 501 fails the whole command.
 
@@ -37,11 +36,6 @@ async def _empty(ctx: Context, req: Request, root: str, inner: str = "") -> Resp
 async def _absent(ctx: Context, req: Request, code: str) -> Response:
     bucket = await _existing(ctx, req)
     raise S3Error(code, BucketName=bucket)
-
-
-async def GetBucketVersioning(ctx: Context, req: Request) -> Response:
-    # Never configured: no Status element (neither Enabled nor Suspended).
-    return await _empty(ctx, req, "VersioningConfiguration")
 
 
 async def GetBucketPolicy(ctx: Context, req: Request) -> Response:

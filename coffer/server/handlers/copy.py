@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from urllib.parse import unquote
 
 from coffer.server import xml
@@ -11,14 +14,23 @@ from coffer.server.handlers.object import checksum_algorithm_header
 from coffer.server.http import Response, etag_matches, parse_http_date
 from coffer.server.object_write import object_write
 from coffer.server.request import Request, validate_key, validate_new_key
+from coffer.server.versioning import add_written_version, check_version_id, shows_versions
 from coffer.storage.api import ObjectInfo, SourceCheck
+from coffer.storage.errors import MethodNotAllowed, NoSuchKey
 from coffer.storage.multipart import display_checksum
 
 _DIRECTIVES = ("COPY", "REPLACE")
 
 
-def parse_copy_source(req: Request) -> tuple[str, str]:
-    """x-amz-copy-source: '[/]bucket/key[?versionId=id]', URL-encoded -> (bucket, key)."""
+@dataclass(frozen=True, slots=True)
+class CopySource:
+    bucket: str
+    key: str
+    version_id: str | None  # None: the latest version
+
+
+def parse_copy_source(req: Request) -> CopySource:
+    """x-amz-copy-source: '[/]bucket/key[?versionId=id]', URL-encoded."""
     raw = req.header("x-amz-copy-source", "") or ""
     path, _, query = raw.partition("?")
     version_id: str | None = None
@@ -26,7 +38,7 @@ def parse_copy_source(req: Request) -> tuple[str, str]:
         name, _, value = query.partition("=")
         if name != "versionId":
             raise S3Error("InvalidArgument", "Unsupported copy source parameter.", ArgumentName="x-amz-copy-source")
-        version_id = unquote(value)
+        version_id = check_version_id(unquote(value), "x-amz-copy-source")
     try:
         decoded = unquote(path, errors="strict")
     except UnicodeDecodeError:
@@ -39,11 +51,8 @@ def parse_copy_source(req: Request) -> tuple[str, str]:
             ArgumentName="x-amz-copy-source",
             ArgumentValue=raw,
         )
-    if version_id is not None and version_id != "null":
-        # Only unversioned objects exist so far: their one version is "null".
-        raise S3Error("NoSuchVersion", Key=key, VersionId=version_id)
     validate_key(key)
-    return bucket, key
+    return CopySource(bucket, key, version_id)
 
 
 def copy_source_check(req: Request) -> SourceCheck:
@@ -73,6 +82,41 @@ def copy_source_check(req: Request) -> SourceCheck:
     return check
 
 
+@contextmanager
+def source_errors() -> Iterator[None]:
+    """Errors about the copy source as S3 words them: naming a delete marker's version is an
+    invalid request, and a source hidden by a marker is just absent (the marker headers
+    describe the object a request addresses, which the source is not)."""
+    try:
+        yield
+    except MethodNotAllowed:
+        raise S3Error(
+            "InvalidRequest",
+            "The source of a copy request may not specifically refer to a delete marker by version id.",
+        ) from None
+    except NoSuchKey as exc:
+        exc.marker = None
+        raise
+
+
+class SourceSeen:
+    """A SourceCheck that remembers the source version the engine copied (its version id
+    goes back as x-amz-copy-source-version-id)."""
+
+    def __init__(self, check: SourceCheck) -> None:
+        self._check = check
+        self.version_id: str | None = None
+
+    def __call__(self, info: ObjectInfo) -> None:
+        self._check(info)
+        self.version_id = info.version_id
+
+    async def add_header(self, ctx: Context, bucket: str, response: Response) -> None:
+        # Reported as a read of the source reports its version: never for a never-versioned bucket.
+        if self.version_id is not None and await shows_versions(ctx, bucket, self.version_id):
+            response.header("x-amz-copy-source-version-id", self.version_id)
+
+
 def _directive(req: Request, header: str) -> str:
     value = (req.header(header) or "COPY").upper()
     if value not in _DIRECTIVES:
@@ -83,7 +127,8 @@ def _directive(req: Request, header: str) -> str:
 async def CopyObject(ctx: Context, req: Request) -> Response:
     assert req.bucket is not None and req.key is not None
     validate_new_key(req.key, ctx.settings.dot_segment_keys)
-    src_bucket, src_key = parse_copy_source(req)
+    source = parse_copy_source(req)
+    src_bucket, src_key = source.bucket, source.key
     metadata_directive = _directive(req, "x-amz-metadata-directive")
     tagging_directive = _directive(req, "x-amz-tagging-directive")
     write = object_write(req.headers)
@@ -92,23 +137,28 @@ async def CopyObject(ctx: Context, req: Request) -> Response:
     storage_class = write.storage_class
     algorithm = checksum_algorithm_header(req)
     headers = write.headers if metadata_directive == "REPLACE" else None
-    if (src_bucket, src_key) == (req.bucket, req.key) and headers is None and storage_class is None and not algorithm:
+    # Copying a named version onto its own key is how S3 restores an older version.
+    to_itself = (src_bucket, src_key) == (req.bucket, req.key) and source.version_id is None
+    if to_itself and headers is None and storage_class is None and not algorithm:
         raise S3Error(
             "InvalidRequest",
             "This copy request is illegal because it is trying to copy an object to itself without changing the "
             "object's metadata, storage class, website redirect location or encryption attributes.",
         )
-    info = await ctx.engine.copy_object(
-        src_bucket,
-        src_key,
-        req.bucket,
-        req.key,
-        headers=headers,
-        storage_class=storage_class or "STANDARD",
-        checksum_algorithm=algorithm,
-        check_source=copy_source_check(req),
-        tags=tags,
-    )
+    seen = SourceSeen(copy_source_check(req))
+    with source_errors():
+        info = await ctx.engine.copy_object(
+            src_bucket,
+            src_key,
+            req.bucket,
+            req.key,
+            headers=headers,
+            storage_class=storage_class or "STANDARD",
+            checksum_algorithm=algorithm,
+            check_source=seen,
+            tags=tags,
+            src_version_id=source.version_id,
+        )
     inner = [xml.elem("LastModified", xml.iso8601(info.last_modified)), xml.elem("ETag", f'"{info.etag}"')]
     for name, digest in info.checksums.items():
         inner.append(xml.elem(f"Checksum{name}", display_checksum(digest, info.checksum_type, info.parts_count)))
@@ -116,4 +166,6 @@ async def CopyObject(ctx: Context, req: Request) -> Response:
         inner.append(xml.elem("ChecksumType", info.checksum_type))
     response = Response(200, body=xml.document("CopyObjectResult", "".join(inner)))
     response.header("content-type", "application/xml")
+    add_written_version(response, info.version_id)
+    await seen.add_header(ctx, src_bucket, response)
     return response

@@ -1,4 +1,4 @@
-"""ListObjects (v1) and ListObjectsV2."""
+"""ListObjects (v1), ListObjectsV2 and ListObjectVersions."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from coffer.server.errors import S3Error
 from coffer.server.handlers.common import key_encoder, parse_max, stored_owner_xml, xml_response
 from coffer.server.http import Response
 from coffer.server.request import Request
+from coffer.server.versioning import check_version_id
 from coffer.storage.api import ListPage
 
 MAX_KEYS = 1000
@@ -116,7 +117,7 @@ async def ListObjectsV2(ctx: Context, req: Request) -> Response:
 
 
 async def ListObjectVersions(ctx: Context, req: Request) -> Response:
-    """Versions of the objects; until versioning is enabled each object has one, 'null'."""
+    """Versions and delete markers in the engine's order (by key, newest first within a key)."""
     assert req.bucket is not None
     q = req.query
     enc = key_encoder(req)
@@ -131,9 +132,16 @@ async def ListObjectVersions(ctx: Context, req: Request) -> Response:
             ArgumentName="version-id-marker",
             ArgumentValue=version_marker,
         )
+    if version_marker:
+        check_version_id(version_marker, "version-id-marker")
     max_keys = parse_max(q.get("max-keys"), "max-keys", MAX_KEYS, MAX_KEYS)
-    page = await ctx.engine.list_objects(
-        req.bucket, prefix=prefix, delimiter=delimiter, after=key_marker, max_keys=max_keys
+    page = await ctx.engine.list_object_versions(
+        req.bucket,
+        prefix=prefix,
+        delimiter=delimiter,
+        key_marker=key_marker,
+        version_id_marker=version_marker,
+        max_keys=max_keys,
     )
     inner = [
         f"<Name>{xml.esc(req.bucket)}</Name><Prefix>{enc(prefix)}</Prefix>",
@@ -143,18 +151,30 @@ async def ListObjectVersions(ctx: Context, req: Request) -> Response:
     if delimiter:
         inner.append(f"<Delimiter>{enc(delimiter)}</Delimiter>")
     inner.append(f"<IsTruncated>{'true' if page.is_truncated else 'false'}</IsTruncated>")
-    if page.is_truncated and page.next_marker is not None:
-        inner.append(f"<NextKeyMarker>{enc(page.next_marker)}</NextKeyMarker>")
-        inner.append("<NextVersionIdMarker>null</NextVersionIdMarker>")
+    if page.is_truncated and page.next_key_marker is not None:
+        inner.append(f"<NextKeyMarker>{enc(page.next_key_marker)}</NextKeyMarker>")
+        if page.next_version_id_marker is not None:
+            inner.append(f"<NextVersionIdMarker>{xml.esc(page.next_version_id_marker)}</NextVersionIdMarker>")
     if "encoding-type" in q:
         inner.append("<EncodingType>url</EncodingType>")
+    iso8601 = xml.iso8601
+    owners: dict[str, str] = {}  # owner id -> its XML, built once per page
     for e in page.entries:
-        owner = stored_owner_xml(ctx, req, e.owner)
-        inner.append(
-            f"<Version><Key>{enc(e.key)}</Key><VersionId>null</VersionId><IsLatest>true</IsLatest>"
-            f"<LastModified>{xml.iso8601(e.last_modified)}</LastModified><ETag>&quot;{e.etag}&quot;</ETag>"
-            f"<Size>{e.size}</Size>{owner}<StorageClass>{e.storage_class}</StorageClass></Version>"
+        owner = owners.get(e.owner, "")
+        if not owner:
+            owner = owners[e.owner] = stored_owner_xml(ctx, req, e.owner)
+        common = (
+            f"<Key>{enc(e.key)}</Key><VersionId>{xml.esc(e.version_id)}</VersionId>"
+            f"<IsLatest>{'true' if e.is_latest else 'false'}</IsLatest>"
+            f"<LastModified>{iso8601(e.last_modified)}</LastModified>"
         )
+        if e.delete_marker:
+            inner.append(f"<DeleteMarker>{common}{owner}</DeleteMarker>")
+        else:
+            inner.append(
+                f"<Version>{common}<ETag>&quot;{e.etag}&quot;</ETag><Size>{e.size}</Size>"
+                f"{owner}<StorageClass>{e.storage_class}</StorageClass></Version>"
+            )
     for p in page.common_prefixes:
         inner.append(f"<CommonPrefixes><Prefix>{enc(p)}</Prefix></CommonPrefixes>")
     return xml_response(xml.document("ListVersionsResult", "".join(inner)))

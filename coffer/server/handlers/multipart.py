@@ -11,12 +11,13 @@ from coffer.server import xml
 from coffer.server.context import Context
 from coffer.server.errors import S3Error
 from coffer.server.handlers.common import display_name, key_encoder, owner_xml, parse_max, xml_response
-from coffer.server.handlers.copy import copy_source_check, parse_copy_source
+from coffer.server.handlers.copy import SourceSeen, copy_source_check, parse_copy_source, source_errors
 from coffer.server.handlers.object import checksum_algorithm_header, part_number_param
 from coffer.server.http import INT32_MAX, Response, parse_int, quote_etag
 from coffer.server.object_write import check_no_encryption, object_write
 from coffer.server.request import Request, validate_new_key
 from coffer.server.upload import plan_upload
+from coffer.server.versioning import add_written_version
 from coffer.storage.api import MAX_PART_SIZE, CompletedPart, Completion, PartInfo, UploadInfo
 from coffer.storage.multipart import display_checksum
 
@@ -146,22 +147,27 @@ async def UploadPartCopy(ctx: Context, req: Request) -> Response:
     upload_id = _upload_id(req)
     part_number = _part_number(req)
     check_no_encryption(req.headers)
-    src_bucket, src_key = parse_copy_source(req)
-    part = await ctx.engine.upload_part_copy(
-        req.bucket,
-        req.key,
-        upload_id,
-        part_number,
-        src_bucket,
-        src_key,
-        src_range=_copy_range(req),
-        check_source=copy_source_check(req),
-    )
+    source = parse_copy_source(req)
+    seen = SourceSeen(copy_source_check(req))
+    with source_errors():
+        part = await ctx.engine.upload_part_copy(
+            req.bucket,
+            req.key,
+            upload_id,
+            part_number,
+            source.bucket,
+            source.key,
+            src_range=_copy_range(req),
+            check_source=seen,
+            src_version_id=source.version_id,
+        )
     upload = await ctx.engine.get_upload(req.bucket, req.key, upload_id)
     inner = xml.elem("LastModified", xml.iso8601(part.last_modified)) + xml.elem("ETag", quote_etag(part.etag))
     if upload.checksum_algorithm is not None:
         inner += _part_checksums_xml(part, upload)
-    return xml_response(xml.document("CopyPartResult", inner))
+    response = xml_response(xml.document("CopyPartResult", inner))
+    await seen.add_header(ctx, source.bucket, response)
+    return response
 
 
 # ---------------------------------------------------------------------- complete / abort
@@ -225,7 +231,9 @@ async def CompleteMultipartUpload(ctx: Context, req: Request) -> Response:
         inner.append(xml.elem(f"Checksum{algorithm}", display_checksum(digest, info.checksum_type, info.parts_count)))
     if info.checksums:
         inner.append(xml.elem("ChecksumType", info.checksum_type))
-    return xml_response(xml.document("CompleteMultipartUploadResult", "".join(inner)))
+    response = xml_response(xml.document("CompleteMultipartUploadResult", "".join(inner)))
+    add_written_version(response, info.version_id)
+    return response
 
 
 async def AbortMultipartUpload(ctx: Context, req: Request) -> Response:

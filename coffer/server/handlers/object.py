@@ -21,9 +21,11 @@ from coffer.server.object_write import object_write
 from coffer.server.ranges import parse_range
 from coffer.server.request import Request, validate_new_key
 from coffer.server.upload import plan_upload
+from coffer.server.versioning import add_read_version, add_written_version, version_param
 from coffer.storage.api import MAX_PART_NUMBER, DeleteCondition, DeleteRequest, DeleteResult, ObjectInfo
 from coffer.storage.errors import StorageError
 from coffer.storage.multipart import display_checksum
+from coffer.storage.versioning import is_valid_version_id
 
 # Query parameters of GetObject that override response headers.
 RESPONSE_OVERRIDES = {
@@ -87,6 +89,7 @@ async def PutObject(ctx: Context, req: Request) -> Response:
     )
     response = Response(200)
     response.header("etag", quote_etag(info.etag))
+    add_written_version(response, info.version_id)
     if plan.client_checksum:
         response.header(checksums.header_name(plan.algorithm), checksums.encode(info.checksums[plan.algorithm]))
         response.header("x-amz-checksum-type", info.checksum_type)
@@ -214,7 +217,8 @@ async def GetObject(ctx: Context, req: Request) -> Response:
     part_number = part_number_param(req.query.get("partNumber"))
     if part_number is not None and "range" in req.headers:
         raise S3Error("InvalidRequest", "Cannot specify both Range header and partNumber query parameter")
-    opened = await ctx.engine.open_object(req.bucket, req.key, part_number=part_number)
+    version_id = version_param(req.query)
+    opened = await ctx.engine.open_object(req.bucket, req.key, part_number=part_number, version_id=version_id)
     info = opened.info
     try:
         status, byte_range = _read_plan(req, info)
@@ -224,6 +228,7 @@ async def GetObject(ctx: Context, req: Request) -> Response:
             close()
         raise
     response = _read_response(req, info, status, byte_range)
+    await add_read_version(ctx, req.bucket, response, info.version_id)
     start, end = byte_range if byte_range is not None else (0, info.size)
     # Small objects the engine already holds in memory go out as one bytes body.
     data = opened.data
@@ -235,9 +240,11 @@ async def GetObject(ctx: Context, req: Request) -> Response:
 async def HeadObject(ctx: Context, req: Request) -> Response:
     assert req.bucket is not None and req.key is not None
     part_number = part_number_param(req.query.get("partNumber"))
-    info = await ctx.engine.head_object(req.bucket, req.key, part_number=part_number)
+    version_id = version_param(req.query)
+    info = await ctx.engine.head_object(req.bucket, req.key, part_number=part_number, version_id=version_id)
     status, byte_range = _read_plan(req, info)
     response = _read_response(req, info, status, byte_range)
+    await add_read_version(ctx, req.bucket, response, info.version_id)
     start, end = byte_range if byte_range is not None else (0, info.size)
     response.header("content-length", str(end - start))
     return response
@@ -266,8 +273,14 @@ async def DeleteObject(ctx: Context, req: Request) -> Response:
     condition = delete_condition(
         req.header("if-match"), req.header(_DELETE_HEADERS[0]), req.header(_DELETE_HEADERS[1]), _DELETE_HEADERS
     )
-    await ctx.engine.delete_object(req.bucket, req.key, condition)
-    return Response(204)
+    version_id = version_param(req.query)
+    result = await ctx.engine.delete_object(req.bucket, req.key, condition, version_id=version_id)
+    response = Response(204)
+    if result.version_id is not None:
+        response.header("x-amz-version-id", result.version_id)
+    if result.delete_marker:
+        response.header("x-amz-delete-marker", "true")
+    return response
 
 
 async def DeleteObjects(ctx: Context, req: Request) -> Response:
@@ -277,7 +290,8 @@ async def DeleteObjects(ctx: Context, req: Request) -> Response:
     if doc.tag != "Delete":
         raise S3Error("MalformedXML")
     quiet = (xml.child_text(doc, "Quiet", "false") or "").strip().lower() == "true"
-    objects: list[tuple[str, DeleteCondition | None]] = []
+    bypass = _bypass_governance(req)
+    objects: list[tuple[str, str | None, DeleteCondition | None]] = []
     for obj in doc.findall("Object"):
         key = xml.child_text(obj, "Key")
         if key is None:
@@ -288,29 +302,56 @@ async def DeleteObjects(ctx: Context, req: Request) -> Response:
             xml.child_text(obj, _DELETE_FIELDS[1]),
             _DELETE_FIELDS,
         )
-        objects.append((key, condition))
+        objects.append((key, xml.child_text(obj, "VersionId"), condition))
     if not objects or len(objects) > MAX_DELETE_KEYS:
         raise S3Error("MalformedXML")
     await ctx.engine.get_bucket(req.bucket)
-    requests: list[DeleteRequest] = []
-    parts: list[str] = []
-    for key, condition in objects:
+    # Each key's answer in request order: its request to the engine, or the error it already has.
+    slots: list[DeleteRequest | str] = []
+    for key, version_id, condition in objects:
         if not key or len(key.encode("utf-8")) > 1024:
-            parts.append(_delete_error(key, "InvalidArgument", "Invalid key"))
+            slots.append(_delete_error(key, version_id, "InvalidArgument", "Invalid key"))
+        elif version_id is not None and not is_valid_version_id(version_id):
+            slots.append(_delete_error(key, version_id, "NoSuchVersion", "The specified version does not exist."))
         else:
-            requests.append(DeleteRequest(key, condition=condition))
-    results = await ctx.engine.delete_objects(req.bucket, requests)
-    for request, outcome in zip(requests, results, strict=True):
+            slots.append(DeleteRequest(key, version_id, condition))
+    requests = [slot for slot in slots if isinstance(slot, DeleteRequest)]
+    outcomes = iter(await ctx.engine.delete_objects(req.bucket, requests, bypass_governance=bypass))
+    parts: list[str] = []
+    for slot in slots:
+        if isinstance(slot, str):
+            parts.append(slot)
+            continue
+        outcome = next(outcomes)
         if isinstance(outcome, DeleteResult):
             if not quiet:
-                parts.append(f"<Deleted>{xml.elem('Key', request.key)}</Deleted>")
+                parts.append(_deleted(slot, outcome))
         else:
             err = from_storage(outcome) if isinstance(outcome, StorageError) else S3Error("InternalError")
-            parts.append(_delete_error(request.key, err.code, err.message))
+            parts.append(_delete_error(slot.key, slot.version_id, err.code, err.message))
     response = Response(200, body=xml.document("DeleteResult", "".join(parts)))
     response.header("content-type", "application/xml")
     return response
 
 
-def _delete_error(key: str, code: str, message: str) -> str:
-    return f"<Error>{xml.elem('Key', key)}{xml.elem('Code', code)}{xml.elem('Message', message)}</Error>"
+def _bypass_governance(req: Request) -> bool:
+    """x-amz-bypass-governance-retention: true or false (S3 reads anything else as false)."""
+    return (req.header("x-amz-bypass-governance-retention") or "").strip().lower() == "true"
+
+
+def _deleted(request: DeleteRequest, result: DeleteResult) -> str:
+    """One <Deleted>: the version named (VersionId); DeleteMarker when a marker was created or the
+    version removed was one, with DeleteMarkerVersionId naming it."""
+    inner = xml.elem("Key", request.key)
+    if request.version_id is not None:
+        inner += xml.elem("VersionId", request.version_id)
+    if result.delete_marker:
+        inner += xml.elem("DeleteMarker", "true")
+        if result.version_id is not None:
+            inner += xml.elem("DeleteMarkerVersionId", result.version_id)
+    return f"<Deleted>{inner}</Deleted>"
+
+
+def _delete_error(key: str, version_id: str | None, code: str, message: str) -> str:
+    version = xml.elem("VersionId", version_id) if version_id is not None else ""
+    return f"<Error>{xml.elem('Key', key)}{version}{xml.elem('Code', code)}{xml.elem('Message', message)}</Error>"

@@ -16,6 +16,7 @@ from coffer.server.formdata import FormReader, boundary_of
 from coffer.server.http import Response, quote_etag
 from coffer.server.object_write import declared_checksum, object_write
 from coffer.server.request import Request, validate_new_key
+from coffer.server.versioning import add_written_version
 from coffer.storage.api import PutDigests
 
 _CANNED_ACLS = {
@@ -88,7 +89,9 @@ async def PostObject(ctx: Context, req: Request) -> Response:
         storage_class=write.storage_class or "STANDARD",
         tags=write.tags or {},
     )
-    return _success(req, fields, key, info.etag)
+    response = _success(req, fields, key, info.etag)
+    add_written_version(response, info.version_id)  # as PutObject: only a real version
+    return response
 
 
 def _authenticate(ctx: Context, req: Request, fields: dict[str, str]) -> Principal:

@@ -14,37 +14,36 @@ from coffer.server.handlers.common import xml_response
 from coffer.server.http import Response
 from coffer.server.request import Request
 from coffer.server.upload import plan_upload
-
-
-def _check_version(req: Request) -> None:
-    # Buckets are unversioned: every object is version "null".
-    version = req.query.get("versionId")
-    if version is not None and version != "null":
-        raise S3Error("NoSuchVersion", Key=req.key or "", VersionId=version)
+from coffer.server.versioning import add_read_version, version_param
 
 
 async def GetObjectTagging(ctx: Context, req: Request) -> Response:
     assert req.bucket is not None and req.key is not None
-    _check_version(req)
-    info = await ctx.engine.head_object(req.bucket, req.key)
-    return xml_response(tagging.document(info.tags))
+    info = await ctx.engine.head_object(req.bucket, req.key, version_id=version_param(req.query))
+    response = xml_response(tagging.document(info.tags))
+    await add_read_version(ctx, req.bucket, response, info.version_id)
+    return response
 
 
 async def PutObjectTagging(ctx: Context, req: Request) -> Response:
     assert req.bucket is not None and req.key is not None
-    _check_version(req)
+    version_id = version_param(req.query)
     plan = plan_upload(req, default_algorithm=None)  # Content-MD5 / x-amz-checksum-* are checked
     tags = tagging.parse_document(await plan.read_all(tagging.OBJECT.max_document))
     # One engine update: never a read of the tags followed by a separate write.
-    await ctx.engine.put_object_tagging(req.bucket, req.key, tags)
-    return Response(200)
+    info = await ctx.engine.put_object_tagging(req.bucket, req.key, tags, version_id=version_id)
+    response = Response(200)
+    await add_read_version(ctx, req.bucket, response, info.version_id)
+    return response
 
 
 async def DeleteObjectTagging(ctx: Context, req: Request) -> Response:
     assert req.bucket is not None and req.key is not None
-    _check_version(req)
-    await ctx.engine.put_object_tagging(req.bucket, req.key, {})
-    return Response(204)
+    version_id = version_param(req.query)
+    info = await ctx.engine.put_object_tagging(req.bucket, req.key, {}, version_id=version_id)
+    response = Response(204)
+    await add_read_version(ctx, req.bucket, response, info.version_id)
+    return response
 
 
 async def GetBucketTagging(ctx: Context, req: Request) -> Response:
