@@ -21,6 +21,7 @@ from coffer.server.handlers import (
     listing,
     multipart,
     object,
+    object_lock,
     post_object,
     tagging,
 )
@@ -37,6 +38,7 @@ _MODULES: tuple[ModuleType, ...] = (
     acl,
     post_object,
     tagging,
+    object_lock,
 )
 
 

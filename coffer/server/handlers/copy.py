@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import unquote
 
-from coffer.server import xml
+from coffer.server import object_lock, xml
 from coffer.server.context import Context
 from coffer.server.errors import S3Error
 from coffer.server.handlers.object import checksum_algorithm_header
@@ -98,6 +98,7 @@ async def CopyObject(ctx: Context, req: Request) -> Response:
             "This copy request is illegal because it is trying to copy an object to itself without changing the "
             "object's metadata, storage class, website redirect location or encryption attributes.",
         )
+    lock = await object_lock.lock_for_write(ctx.engine, req.bucket, req.headers)
     info = await ctx.engine.copy_object(
         src_bucket,
         src_key,
@@ -108,6 +109,7 @@ async def CopyObject(ctx: Context, req: Request) -> Response:
         checksum_algorithm=algorithm,
         check_source=copy_source_check(req),
         tags=tags,
+        lock=lock.lock,
     )
     inner = [xml.elem("LastModified", xml.iso8601(info.last_modified)), xml.elem("ETag", f'"{info.etag}"')]
     for name, digest in info.checksums.items():

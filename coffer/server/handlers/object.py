@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from coffer import checksums
-from coffer.server import xml
+from coffer.server import object_lock, xml
 from coffer.server.context import Context
 from coffer.server.errors import S3Error, from_storage
 from coffer.server.http import (
@@ -72,6 +72,9 @@ async def PutObject(ctx: Context, req: Request) -> Response:
     if_none_match = req.header("if-none-match")
     if_match = req.header("if-match")
     plan = plan_upload(req)
+    lock = await object_lock.lock_for_write(ctx.engine, req.bucket, req.headers)
+    if lock.needs_checksum:
+        object_lock.require_checksum("content-md5" in req.headers, plan.client_checksum)
     info = await ctx.engine.put_object(
         req.bucket,
         req.key,
@@ -84,6 +87,7 @@ async def PutObject(ctx: Context, req: Request) -> Response:
         if_none_match=if_none_match or False,
         if_match=if_match,
         tags=write.tags or {},
+        lock=lock.lock,
     )
     response = Response(200)
     response.header("etag", quote_etag(info.etag))
@@ -203,6 +207,8 @@ def _read_response(req: Request, info: ObjectInfo, status: int, byte_range: tupl
         response.header("x-amz-mp-parts-count", str(info.parts_count))
     if byte_range is None or info.part is not None:
         _add_checksum_headers(req, response, info)
+    if info.lock:
+        object_lock.add_headers(response, info.lock)
     if byte_range is not None:
         start, end = byte_range
         response.header("content-range", f"bytes {start}-{end - 1}/{info.size}")
@@ -266,7 +272,9 @@ async def DeleteObject(ctx: Context, req: Request) -> Response:
     condition = delete_condition(
         req.header("if-match"), req.header(_DELETE_HEADERS[0]), req.header(_DELETE_HEADERS[1]), _DELETE_HEADERS
     )
-    await ctx.engine.delete_object(req.bucket, req.key, condition)
+    # Where the s3:BypassGovernanceRetention permission will be checked once policies exist.
+    bypass = object_lock.bypass_governance(req.headers)
+    await ctx.engine.delete_object(req.bucket, req.key, condition, bypass_governance=bypass)
     return Response(204)
 
 
