@@ -15,7 +15,15 @@ from pathlib import Path
 import pytest
 
 from coffer.storage import errors
-from coffer.storage.api import CompletedPart, DeleteCondition, Engine, ObjectInfo, PutDigests
+from coffer.storage.api import (
+    CompletedPart,
+    DeleteCondition,
+    DeleteRequest,
+    DeleteResult,
+    Engine,
+    ObjectInfo,
+    PutDigests,
+)
 from tests.checksum_reference import reference_checksums
 from tests.engines import EngineKind, keys_of, put, read
 from tests.helpers import chunks
@@ -94,7 +102,7 @@ async def test_missing_bucket_everywhere(engine: Engine) -> None:
     with pytest.raises(errors.NoSuchBucket):
         await engine.delete_object("nope", "k")
     with pytest.raises(errors.NoSuchBucket):
-        await engine.delete_objects("nope", ["k"])
+        await engine.delete_objects("nope", [DeleteRequest("k")])
     with pytest.raises(errors.NoSuchBucket):
         await engine.list_objects("nope")
 
@@ -263,8 +271,8 @@ async def test_delete_object(engine: Engine, engine_kind: EngineKind, engine_roo
 async def test_delete_objects(engine: Engine, engine_kind: EngineKind, engine_root: Path, bucket: str) -> None:
     for key in ("a", "b", "c", "d"):
         await put(engine, bucket, key, LARGE if key in "ab" else SMALL)
-    results = await engine.delete_objects(bucket, ["a", "c", "missing", "a"])
-    assert results == [None, None, None, None]
+    results = await engine.delete_objects(bucket, [DeleteRequest(k) for k in ("a", "c", "missing", "a")])
+    assert results == [DeleteResult(None, False)] * 4
     assert await keys_of(engine, bucket) == ["b", "d"]
     if engine_kind.files is not None:
         assert len(leftover_files(engine_kind, engine_root)) == 1  # only b's body
@@ -329,29 +337,26 @@ async def test_conditional_delete_objects(
     engine: Engine, engine_kind: EngineKind, engine_root: Path, bucket: str
 ) -> None:
     infos = {key: await put(engine, bucket, key, LARGE if key in "ab" else SMALL) for key in "abcdef"}
+    keys = ["a", "b", "c", "d", "e", "f", "missing", "gone-anyway"]
+    conditions = [
+        DeleteCondition(if_match=infos["a"].etag),  # holds
+        DeleteCondition(if_match=infos["c"].etag),  # another object's ETag
+        DeleteCondition(size=len(SMALL)),  # holds
+        DeleteCondition(last_modified=infos["d"].last_modified - 5),
+        None,  # unconditional
+        DeleteCondition(last_modified=infos["f"].last_modified, size=len(SMALL)),  # holds
+        DeleteCondition(if_match="*"),  # If-Match on a missing key
+        DeleteCondition(size=1),  # size alone on a missing key holds
+    ]
     results = await engine.delete_objects(
-        bucket,
-        ["a", "b", "c", "d", "e", "f", "missing", "gone-anyway"],
-        [
-            DeleteCondition(if_match=infos["a"].etag),  # holds
-            DeleteCondition(if_match=infos["c"].etag),  # another object's ETag
-            DeleteCondition(size=len(SMALL)),  # holds
-            DeleteCondition(last_modified=infos["d"].last_modified - 5),
-            None,  # unconditional
-            DeleteCondition(last_modified=infos["f"].last_modified, size=len(SMALL)),  # holds
-            DeleteCondition(if_match="*"),  # If-Match on a missing key
-            DeleteCondition(size=1),  # size alone on a missing key holds
-        ],
+        bucket, [DeleteRequest(k, condition=c) for k, c in zip(keys, conditions, strict=True)]
     )
-    kinds = [type(r).__name__ if r is not None else None for r in results]
+    kinds = [type(r).__name__ if not isinstance(r, DeleteResult) else None for r in results]
     assert kinds == [None, "PreconditionFailed", None, "PreconditionFailed", None, None, "NoSuchKey", None]
     assert await keys_of(engine, bucket) == ["b", "d"]
     assert await read(engine, bucket, "b") == LARGE
     if engine_kind.files is not None:
         assert len(leftover_files(engine_kind, engine_root)) == 1  # only b's body
-    with pytest.raises(ValueError):
-        await engine.delete_objects(bucket, ["b", "d"], [None])  # one condition per key, else nothing is deleted
-    assert await keys_of(engine, bucket) == ["b", "d"]
 
 
 async def test_conditional_deletes_racing_conditional_puts(engine: Engine, bucket: str) -> None:

@@ -19,7 +19,7 @@ import pytest
 
 from coffer import checksums
 from coffer.storage import errors
-from coffer.storage.api import MIN_PART_SIZE, CompletedPart, Completion, Engine, ObjectInfo
+from coffer.storage.api import MIN_PART_SIZE, CompletedPart, Completion, DeleteRequest, Engine, ObjectInfo
 from coffer.storage.disk.metadata import SCHEMA_VERSION
 from tests.engines import ENGINES, EngineKind, blob_files, put, read
 from tests.helpers import chunks, run
@@ -212,7 +212,7 @@ def test_overwrite_and_delete_reclaim_manifest_files(engine_kind: EngineKind, di
             if disk:
                 assert len(blob_files(tmp_path)) == 1
             assert await read(engine, BUCKET, "k") == PART[::-1]
-            await engine.delete_objects(BUCKET, ["k"])
+            await engine.delete_objects(BUCKET, [DeleteRequest("k")])
             if disk:
                 assert blob_files(tmp_path) == set()
 

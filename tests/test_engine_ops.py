@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from coffer.storage import errors
-from coffer.storage.api import EngineObserver
+from coffer.storage.api import DeleteRequest, EngineObserver
 from coffer.storage.disk import DiskEngine
 from tests.helpers import chunks, run
 
@@ -47,7 +47,7 @@ def test_storage_stats_follow_every_write(tmp_path: Path) -> None:
             await engine.delete_object("a", "small")
             await engine.delete_object("a", "small")  # idempotent, no double count
             assert ((s := await engine.storage_stats()).objects, s.bytes) == (2, 307)
-            await engine.delete_objects("b", ["k", "missing"])
+            await engine.delete_objects("b", [DeleteRequest("k"), DeleteRequest("missing")])
             await engine.delete_bucket("b")
             stats = await engine.storage_stats()
             assert (stats.buckets, stats.objects, stats.bytes) == (1, 1, 300)

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import pytest
 
 from coffer.storage import errors
-from coffer.storage.api import EngineObserver
+from coffer.storage.api import DeleteRequest, DeleteResult, EngineObserver
 from coffer.storage.memory import MemoryEngine
 from coffer.storage.memory.engine import OBJECT_OVERHEAD
 from coffer.storage.memory.snapshot import snapshots
@@ -67,7 +67,8 @@ def test_buckets_objects_and_errors() -> None:
         assert await e.list_buckets("someone-else") == []
         await e.delete_object("bkt", "dir/a")
         await e.delete_object("bkt", "dir/a")  # idempotent
-        assert await e.delete_objects("bkt", ["x", "y"]) == [None, None]
+        deleted = await e.delete_objects("bkt", [DeleteRequest("x"), DeleteRequest("y")])
+        assert deleted == [DeleteResult(None, False)] * 2
         await e.delete_bucket("bkt")
         with pytest.raises(errors.NoSuchBucket):
             await e.get_bucket("bkt")

@@ -21,7 +21,7 @@ from coffer.server.object_write import object_write
 from coffer.server.ranges import parse_range
 from coffer.server.request import Request, validate_new_key
 from coffer.server.upload import plan_upload
-from coffer.storage.api import MAX_PART_NUMBER, DeleteCondition, ObjectInfo
+from coffer.storage.api import MAX_PART_NUMBER, DeleteCondition, DeleteRequest, DeleteResult, ObjectInfo
 from coffer.storage.errors import StorageError
 from coffer.storage.multipart import display_checksum
 
@@ -300,23 +300,21 @@ async def DeleteObjects(ctx: Context, req: Request) -> Response:
     if not objects or len(objects) > MAX_DELETE_KEYS:
         raise S3Error("MalformedXML")
     await ctx.engine.get_bucket(req.bucket)
-    valid: list[str] = []
-    conditions: list[DeleteCondition | None] = []
+    requests: list[DeleteRequest] = []
     parts: list[str] = []
     for key, condition in objects:
         if not key or len(key.encode("utf-8")) > 1024:
             parts.append(_delete_error(key, "InvalidArgument", "Invalid key"))
         else:
-            valid.append(key)
-            conditions.append(condition)
-    results = await ctx.engine.delete_objects(req.bucket, valid, conditions)
-    for key, outcome in zip(valid, results, strict=True):
-        if outcome is None:
+            requests.append(DeleteRequest(key, condition=condition))
+    results = await ctx.engine.delete_objects(req.bucket, requests)
+    for request, outcome in zip(requests, results, strict=True):
+        if isinstance(outcome, DeleteResult):
             if not quiet:
-                parts.append(f"<Deleted>{xml.elem('Key', key)}</Deleted>")
+                parts.append(f"<Deleted>{xml.elem('Key', request.key)}</Deleted>")
         else:
             err = from_storage(outcome) if isinstance(outcome, StorageError) else S3Error("InternalError")
-            parts.append(_delete_error(key, err.code, err.message))
+            parts.append(_delete_error(request.key, err.code, err.message))
     response = Response(200, body=xml.document("DeleteResult", "".join(parts)))
     response.header("content-type", "application/xml")
     return response

@@ -17,21 +17,27 @@ import sqlite3
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from coffer.storage import errors
 from coffer.storage.api import (
     DATA_MODES,
+    NO_LOCK,
+    VERSIONING_ENABLED,
+    VERSIONING_SUSPENDED,
     BucketInfo,
     CompletedPart,
     Completion,
     DeleteCondition,
+    DeleteRequest,
+    DeleteResult,
     EngineObserver,
     ListEntry,
     ListPage,
     ObjectInfo,
+    ObjectLock,
     ObjectPartsPage,
     PartInfo,
     PartsPage,
@@ -41,19 +47,28 @@ from coffer.storage.api import (
     UploadInfo,
     UploadsPage,
     Verifier,
+    VersionEntry,
+    VersionsPage,
 )
-from coffer.storage.conditions import check_delete, check_write, per_key
+from coffer.storage.conditions import check_delete, check_write
 from coffer.storage.contracts import BlobStore, MetadataStore, OpenBlob, Segment
 from coffer.storage.disk import records
 from coffer.storage.disk.blobs import FileBlobStore, commit_published, fsync_dir, hash_stream, make_dir
 from coffer.storage.disk.manifest import blob_in_use, load_segments, object_part, object_parts_page, unreferenced
-from coffer.storage.disk.metadata import SQLiteMetadataStore, bucket_info
+from coffer.storage.disk.metadata import BUCKET_COLUMNS, SQLiteMetadataStore, bucket_from_row, bucket_info
 from coffer.storage.disk.multipart import DiskUploads
 from coffer.storage.disk.records import File, Inline, ObjectRecord, Pieces
-from coffer.storage.listing import list_page
+from coffer.storage.listing import AFTER_ALL_VERSIONS, list_page, list_versions_page
 from coffer.storage.multipart import copy_plan
 from coffer.storage.objects import check_quota, clamp_count, clamp_part_number, part_of
 from coffer.storage.ttl import expiry_of, is_expired
+from coffer.storage.versioning import (
+    check_retention_change,
+    check_version_delete,
+    version_for_write,
+    with_legal_hold,
+    with_retention,
+)
 
 log = logging.getLogger("coffer.engine")
 
@@ -362,8 +377,10 @@ class DiskEngine:
         return self.blobs.sweep_orphans(lambda name: self.meta.read(lambda c: blob_in_use(c, name)), grace_seconds)
 
     # ------------------------------------------------------------------ buckets
-    async def create_bucket(self, name: str, owner: str, region: str) -> BucketInfo:
+    async def create_bucket(self, name: str, owner: str, region: str, *, object_lock: bool = False) -> BucketInfo:
         created = time.time()
+        # Object Lock needs versioning: a lock bucket is born Enabled.
+        versioning = VERSIONING_ENABLED if object_lock else None
 
         def tx(conn: sqlite3.Connection) -> BucketInfo:
             row = conn.execute("SELECT owner FROM buckets WHERE name=?", (name,)).fetchone()
@@ -377,9 +394,41 @@ class DiskEngine:
                     bucket=name,
                 )
             conn.execute(
-                "INSERT INTO buckets(name, created, owner, region) VALUES (?,?,?,?)", (name, created, owner, region)
+                "INSERT INTO buckets(name, created, owner, region, versioning, object_lock) VALUES (?,?,?,?,?,?)",
+                (name, created, owner, region, versioning, int(object_lock)),
             )
-            return BucketInfo(name, created, owner, region)
+            return BucketInfo(name, created, owner, region, versioning, object_lock)
+
+        return await self.meta.write(tx)
+
+    async def put_bucket_versioning(self, name: str, status: str) -> BucketInfo:
+        if status not in (VERSIONING_ENABLED, VERSIONING_SUSPENDED):
+            raise ValueError(f"versioning status must be Enabled or Suspended, not {status!r}")
+
+        def tx(conn: sqlite3.Connection) -> BucketInfo:
+            info = bucket_info(conn, name)
+            if status == VERSIONING_SUSPENDED and info.object_lock:
+                raise errors.InvalidBucketState(
+                    "An Object Lock configuration is present on this bucket, "
+                    "so the versioning state cannot be changed.",
+                    bucket=name,
+                )
+            conn.execute("UPDATE buckets SET versioning=? WHERE name=?", (status, name))
+            info.versioning = status
+            return info
+
+        return await self.meta.write(tx)
+
+    async def enable_object_lock(self, name: str) -> BucketInfo:
+        def tx(conn: sqlite3.Connection) -> BucketInfo:
+            info = bucket_info(conn, name)
+            if info.versioning != VERSIONING_ENABLED:
+                raise errors.InvalidBucketState(
+                    "Versioning must be 'Enabled' on the bucket to apply a Object Lock configuration", bucket=name
+                )
+            conn.execute("UPDATE buckets SET object_lock=1 WHERE name=?", (name,))
+            info.object_lock = True
+            return info
 
         return await self.meta.write(tx)
 
@@ -387,13 +436,13 @@ class DiskEngine:
         return self.meta.read(lambda c: bucket_info(c, name))
 
     async def list_buckets(self, owner: str | None = None) -> list[BucketInfo]:
-        sql = "SELECT name, created, owner, region FROM buckets"
+        sql = f"SELECT {BUCKET_COLUMNS} FROM buckets"
         args: tuple[Any, ...] = ()
         if owner is not None:
             sql += " WHERE owner=?"
             args = (owner,)
         rows = self.meta.read(lambda c: c.execute(sql + " ORDER BY name", args).fetchall())
-        return [BucketInfo(*r) for r in rows]
+        return [bucket_from_row(r) for r in rows]
 
     async def get_bucket_config(self, bucket: str, name: str) -> Any:
         def read(conn: sqlite3.Connection) -> Any:
@@ -465,6 +514,7 @@ class DiskEngine:
         if_none_match: bool | str = False,
         if_match: str | None = None,
         tags: dict[str, str] | None = None,
+        lock: ObjectLock = NO_LOCK,
     ) -> ObjectInfo:
         await self._bucket_exists(bucket)  # fail fast before reading a body
         received = await self.blobs.receive(
@@ -490,6 +540,7 @@ class DiskEngine:
             checksums=digests.checksums,
             checksum_type="FULL_OBJECT",
             tags=dict(tags or {}),
+            lock=lock,
         )
         record = ObjectRecord(
             info,
@@ -499,12 +550,15 @@ class DiskEngine:
         )
 
         def tx(conn: sqlite3.Connection) -> list[str]:
-            record.owner = bucket_info(conn, bucket).owner  # the check that counts: inside the write
-            current = records.slot(conn, bucket, key)
-            check_write(key, current.live_etag(now) if current else None, if_match, if_none_match)
-            if current is None:
+            found = bucket_info(conn, bucket)  # the check that counts: inside the write
+            record.owner = found.owner
+            info.version_id = version_for_write(found.versioning, time.time())
+            target = records.target(conn, bucket, key, info.version_id, found.versioning, now)
+            live = target.live_object
+            check_write(key, live.etag if live is not None else None, if_match, if_none_match)
+            if live is None:
                 self._check_quota(conn, bucket, key, now)
-            return records.upsert(conn, record, current)
+            return records.write(conn, record, target)
 
         await self.blobs.reclaim(await commit_published(self.meta, self.blobs, tx, received, blob))
         return info
@@ -515,16 +569,23 @@ class DiskEngine:
             check_quota(records.count_live(conn, bucket, now), self.max_objects_per_bucket, bucket, key)
 
     def _lookup(
-        self, conn: sqlite3.Connection, bucket: str, key: str, *, body: bool, part_number: int | None
+        self,
+        conn: sqlite3.Connection,
+        bucket: str,
+        key: str,
+        *,
+        body: bool,
+        part_number: int | None,
+        version_id: str | None = None,
     ) -> tuple[ObjectRecord, ObjectInfo, list[Segment] | None]:
         """An object's record, what to answer (with the part asked for) and its pieces (when ``body``)."""
-        record = records.require(conn, bucket, key, time.time(), with_data=body)
+        record = records.require(conn, bucket, key, time.time(), with_data=body, version_id=version_id)
         if part_number is None and not (body and isinstance(record.body, Pieces)):
             return record, record.info, None  # the common case: one statement
         # Record and pieces must come from one snapshot: a read transaction.
         conn.execute("BEGIN")
         try:
-            record = records.require(conn, bucket, key, time.time(), with_data=body)
+            record = records.require(conn, bucket, key, time.time(), with_data=body, version_id=version_id)
             info = record.info
             segments = load_segments(conn, record.id) if body and isinstance(record.body, Pieces) else None
             if part_number is not None:
@@ -535,10 +596,15 @@ class DiskEngine:
             conn.execute("COMMIT")
 
     def _read(
-        self, bucket: str, key: str, *, body: bool, part_number: int | None
+        self, bucket: str, key: str, *, body: bool, part_number: int | None, version_id: str | None = None
     ) -> tuple[ObjectRecord, ObjectInfo, list[Segment] | None]:
-        """``_lookup`` through the read cache: a whole-object read of a hot object skips SQLite."""
+        """``_lookup`` through the read cache: a whole-object read of a hot object skips SQLite.
+        The cache holds latest versions only: reads by version id go to SQLite."""
         cache = self.cache
+        if version_id is not None:
+            return self.meta.read(
+                lambda c: self._lookup(c, bucket, key, body=body, part_number=part_number, version_id=version_id)
+            )
         if cache is not None and part_number is None:
             hit = cache.get(bucket, key)
             self.meta.observer.cache("read", hit is not None)
@@ -552,12 +618,16 @@ class DiskEngine:
             cache.put(generation, bucket, key, record)
         return record, info, segments
 
-    async def head_object(self, bucket: str, key: str, *, part_number: int | None = None) -> ObjectInfo:
-        return self._read(bucket, key, body=False, part_number=part_number)[1]
+    async def head_object(
+        self, bucket: str, key: str, *, part_number: int | None = None, version_id: str | None = None
+    ) -> ObjectInfo:
+        return self._read(bucket, key, body=False, part_number=part_number, version_id=version_id)[1]
 
-    async def open_object(self, bucket: str, key: str, *, part_number: int | None = None) -> DiskObjectBody:
+    async def open_object(
+        self, bucket: str, key: str, *, part_number: int | None = None, version_id: str | None = None
+    ) -> DiskObjectBody:
         for _attempt in range(5):
-            record, info, segments = self._read(bucket, key, body=True, part_number=part_number)
+            record, info, segments = self._read(bucket, key, body=True, part_number=part_number, version_id=version_id)
             try:
                 if segments is not None:
                     # Open the first blobs now (the rest stay open ahead of the reader).
@@ -581,11 +651,22 @@ class DiskEngine:
                 await asyncio.sleep(0)
         raise errors.StorageError("object body missing", key=key)
 
-    async def put_object_tagging(self, bucket: str, key: str, tags: dict[str, str]) -> ObjectInfo:
+    async def _open_source(self, bucket: str, key: str, version_id: str | None) -> DiskObjectBody:
+        """A copy source: as S3, naming a delete marker by version id is an InvalidRequest."""
+        try:
+            return await self.open_object(bucket, key, version_id=version_id)
+        except errors.MethodNotAllowed as exc:
+            raise errors.InvalidRequest(
+                "The source of a copy request may not specifically refer to a delete marker by version id.", key=key
+            ) from exc
+
+    async def put_object_tagging(
+        self, bucket: str, key: str, tags: dict[str, str], *, version_id: str | None = None
+    ) -> ObjectInfo:
         def tx(conn: sqlite3.Connection) -> ObjectInfo:
             # Read and rewrite the record in one transaction of the writer: a concurrent
             # PUT of the key lands wholly before or after, never in between.
-            record = records.require(conn, bucket, key, time.time(), with_data=False)
+            record = records.require(conn, bucket, key, time.time(), with_data=False, version_id=version_id)
             record.info.tags = dict(tags)
             # Only the metadata changes: body, ETag and Last-Modified stay.
             records.update_metadata(conn, record)
@@ -594,36 +675,116 @@ class DiskEngine:
         # The commit bumps the store's generation: the read cache drops the old record.
         return await self.meta.write(tx)
 
+    async def put_object_retention(
+        self,
+        bucket: str,
+        key: str,
+        mode: str | None,
+        retain_until: float | None,
+        *,
+        version_id: str | None = None,
+        bypass_governance: bool = False,
+    ) -> ObjectInfo:
+        def change(current: ObjectLock, now: float) -> ObjectLock:
+            check_retention_change(key, current, mode, retain_until, bypass_governance, now)
+            return with_retention(current, mode, retain_until)
+
+        return await self.meta.write(lambda c: self._change_lock(c, bucket, key, version_id, change))
+
+    async def put_object_legal_hold(
+        self, bucket: str, key: str, on: bool, *, version_id: str | None = None
+    ) -> ObjectInfo:
+        return await self.meta.write(
+            lambda c: self._change_lock(c, bucket, key, version_id, lambda lock, _now: with_legal_hold(lock, on))
+        )
+
     @staticmethod
-    def _delete(conn: sqlite3.Connection, bucket: str, key: str, condition: DeleteCondition | None) -> list[str]:
-        """Delete a key's record once its condition holds, in the caller's write transaction."""
-        if condition is not None:
-            current = records.slot(conn, bucket, key)
-            check_delete(key, condition, current.live(time.time()) if current is not None else None)
-        return records.delete(conn, bucket, key)
+    def _change_lock(
+        conn: sqlite3.Connection,
+        bucket: str,
+        key: str,
+        version_id: str | None,
+        change: Callable[[ObjectLock, float], ObjectLock],
+    ) -> ObjectInfo:
+        """Read a version's lock, check and apply ``change``, write it: one write transaction,
+        so a concurrent delete of the version lands wholly before or after."""
+        now = time.time()
+        if not bucket_info(conn, bucket).object_lock:
+            raise errors.InvalidRequest("Bucket is missing Object Lock Configuration", bucket=bucket)
+        record = records.require(conn, bucket, key, now, with_data=False, version_id=version_id)
+        record.info.lock = change(record.info.lock, now)
+        records.update_metadata(conn, record)
+        return record.info
 
-    async def delete_object(self, bucket: str, key: str, condition: DeleteCondition | None = None) -> None:
-        def tx(conn: sqlite3.Connection) -> list[str]:
-            bucket_info(conn, bucket)
-            return self._delete(conn, bucket, key, condition)
+    @staticmethod
+    def _delete(
+        conn: sqlite3.Connection,
+        bucket: BucketInfo,
+        key: str,
+        condition: DeleteCondition | None,
+        version_id: str | None,
+        bypass_governance: bool,
+        now: float,
+    ) -> tuple[DeleteResult, list[str]]:
+        """One delete in the caller's write transaction: what it did, and the blobs it released."""
+        name = bucket.name
+        if version_id is not None:
+            # One version for good, once its condition holds and Object Lock allows.
+            slot = records.version_slot(conn, name, key, version_id)
+            check_delete(key, condition, slot.live(now) if slot is not None and not slot.marker else None)
+            if slot is None:
+                return DeleteResult(version_id, False), []
+            if not slot.marker:
+                check_version_delete(key, version_id, slot.lock, bypass_governance, now)
+            return DeleteResult(version_id, slot.marker), records.remove(conn, name, key, slot)
+        version = version_for_write(bucket.versioning, now)
+        target = records.target(conn, name, key, version, bucket.versioning, now)
+        check_delete(key, condition, target.live_object)
+        if bucket.versioning is None:
+            # Never versioned: the key's (null) version goes.
+            released = records.remove(conn, name, key, target.replaces) if target.replaces is not None else []
+            return DeleteResult(None, False), released
+        # A delete marker becomes the latest version (in place of the null version when Suspended).
+        marker = ObjectInfo(bucket=name, key=key, size=0, etag="", last_modified=now, version_id=version)
+        marker.delete_marker = True
+        released = records.write(conn, ObjectRecord(marker, bucket.owner, Inline(None)), target)
+        return DeleteResult(version, True), released
 
-        await self.blobs.reclaim(await self.meta.write(tx))
+    async def delete_object(
+        self,
+        bucket: str,
+        key: str,
+        condition: DeleteCondition | None = None,
+        *,
+        version_id: str | None = None,
+        bypass_governance: bool = False,
+    ) -> DeleteResult:
+        def tx(conn: sqlite3.Connection) -> tuple[DeleteResult, list[str]]:
+            found = bucket_info(conn, bucket)
+            return self._delete(conn, found, key, condition, version_id, bypass_governance, time.time())
+
+        result, released = await self.meta.write(tx)
+        await self.blobs.reclaim(released)
+        return result
 
     async def delete_objects(
-        self, bucket: str, keys: list[str], conditions: list[DeleteCondition | None] | None = None
-    ) -> list[Exception | None]:
-        wanted = per_key(keys, conditions)
-
-        def tx(conn: sqlite3.Connection) -> tuple[list[str], list[Exception | None]]:
-            bucket_info(conn, bucket)
+        self, bucket: str, requests: list[DeleteRequest], *, bypass_governance: bool = False
+    ) -> list[DeleteResult | Exception]:
+        def tx(conn: sqlite3.Connection) -> tuple[list[str], list[DeleteResult | Exception]]:
+            found = bucket_info(conn, bucket)
+            now = time.time()
             released: list[str] = []
-            outcomes: list[Exception | None] = []
-            for key, condition in zip(keys, wanted, strict=True):
+            outcomes: list[DeleteResult | Exception] = []
+            for request in requests:
                 try:
-                    released += self._delete(conn, bucket, key, condition)
-                    outcomes.append(None)
-                except errors.StorageError as exc:  # a condition that does not hold fails this key only
+                    result, freed = self._delete(
+                        conn, found, request.key, request.condition, request.version_id, bypass_governance, now
+                    )
+                except errors.StorageError as exc:  # a condition or a lock fails this key only
                     outcomes.append(exc)
+                else:
+                    released += freed
+                    outcomes.append(result)
             return released, outcomes
 
         released, outcomes = await self.meta.write(tx)
@@ -643,16 +804,19 @@ class DiskEngine:
         checksum_algorithm: str | None = None,
         check_source: SourceCheck | None = None,
         tags: dict[str, str] | None = None,
+        src_version_id: str | None = None,
+        lock: ObjectLock = NO_LOCK,
     ) -> ObjectInfo:
         owner = (await self.get_bucket(bucket)).owner
         for _attempt in range(5):
-            source = await self.open_object(src_bucket, src_key)
+            source = await self._open_source(src_bucket, src_key, src_version_id)
             try:
                 if check_source is not None:
                     check_source(source.info)
                 info, read_algorithms = copy_plan(
                     source.info, bucket, key, headers, storage_class, checksum_algorithm, tags
                 )
+                info.lock = lock  # never the source's
                 if read_algorithms is not None:
                     # S3 writes a copy as one object: a multipart source gets the MD5 of its
                     # content as ETag, and a checksum the source does not carry is computed.
@@ -677,7 +841,9 @@ class DiskEngine:
         record = ObjectRecord(info, owner, body, expiry_of(info.headers, info.last_modified, self.default_ttl))
 
         def tx(conn: sqlite3.Connection) -> list[str]:
-            current = records.get(conn, src.bucket, src.key, time.time(), with_data=False)
+            now = time.time()
+            # The version read is still there as it was (a null version may have been rewritten).
+            current = records.get(conn, src.bucket, src.key, now, with_data=False, version_id=src.version_id)
             if current is None or (current.id, current.info.etag, current.info.last_modified) != (
                 source.id,
                 src.etag,
@@ -686,29 +852,31 @@ class DiskEngine:
                 raise _SourceChanged()
             if current.info.tags != src.tags:
                 raise _SourceChanged()  # retagged meanwhile: a COPY directive must carry the new tags
-            bucket_info(conn, info.bucket)
-            target = records.slot(conn, info.bucket, info.key)
-            if target is None:
+            found = bucket_info(conn, info.bucket)
+            info.version_id = version_for_write(found.versioning, now)
+            target = records.target(conn, info.bucket, info.key, info.version_id, found.versioning, now)
+            if target.live_object is None:
                 self._check_quota(conn, info.bucket, info.key, info.last_modified)
-            elif target.id == source.id:
-                # Copy onto itself: the body stays, only the metadata changes.
-                record.id = target.id
+            if target.replaces is not None and target.replaces.id == source.id:
+                # A null version copied onto itself: the body stays, only the metadata changes.
+                record.id = source.id
                 records.update_metadata(conn, record)
+                records.make_latest(conn, target.replaces, target)
                 return []
-            return records.upsert(conn, record, target)
+            return records.write(conn, record, target)
 
         await self.blobs.reclaim(await self.meta.write(tx))
         return info
 
     async def list_object_parts(
-        self, bucket: str, key: str, *, marker: int = 0, max_parts: int = 1000
+        self, bucket: str, key: str, *, marker: int = 0, max_parts: int = 1000, version_id: str | None = None
     ) -> ObjectPartsPage:
         marker, max_parts = clamp_part_number(marker), clamp_count(max_parts)
 
         def read(conn: sqlite3.Connection) -> ObjectPartsPage:
             conn.execute("BEGIN")
             try:
-                record = records.require(conn, bucket, key, time.time(), with_data=False)
+                record = records.require(conn, bucket, key, time.time(), with_data=False, version_id=version_id)
                 info = record.info
                 if not info.parts_count:
                     return ObjectPartsPage(info, [], False, 0)
@@ -757,6 +925,74 @@ class DiskEngine:
 
         return list_page(scan, entry, prefix=prefix, delimiter=delimiter, after=after, max_keys=max_keys)
 
+    async def list_object_versions(
+        self,
+        bucket: str,
+        *,
+        prefix: str = "",
+        delimiter: str = "",
+        key_marker: str = "",
+        version_id_marker: str = "",
+        max_keys: int = 1000,
+    ) -> VersionsPage:
+        return await self.meta.read_in_thread(
+            lambda c: self._list_versions(
+                c, bucket, prefix.encode(), delimiter.encode(), key_marker.encode(), version_id_marker, max_keys
+            )
+        )
+
+    def _list_versions(
+        self,
+        conn: sqlite3.Connection,
+        bucket: str,
+        prefix: bytes,
+        delimiter: bytes,
+        key_marker: bytes,
+        version_id_marker: str,
+        max_keys: int,
+    ) -> VersionsPage:
+        bucket_info(conn, bucket)
+        now = time.time()
+
+        def scan(from_key: bytes, after: str | None, upper: bytes | None) -> Iterator[tuple[bytes, VersionEntry]]:
+            # Walks objects_versions (bucket, key, seq DESC) in order, a batch at a time: first
+            # from_key's versions older than `below` (when `include`), then the keys after it.
+            below: int | None = None
+            include = after is None
+            if after is not None and after != AFTER_ALL_VERSIONS:
+                below = records.seq_of(conn, bucket, from_key, after)
+                include = below is not None  # an unknown version: past all of from_key's
+            key = from_key
+            while True:
+                if include and (upper is None or key < upper):
+                    while True:
+                        count = 0
+                        for raw, seq, entry in records.key_versions(conn, bucket, key, below, now, _LIST_BATCH):
+                            count += 1
+                            below = seq
+                            yield raw, entry
+                        if count < _LIST_BATCH:
+                            break
+                count = 0
+                last: tuple[bytes, int] | None = None
+                for raw, seq, entry in records.versions_after(conn, bucket, key, upper, now, _LIST_BATCH):
+                    count += 1
+                    last = (raw, seq)
+                    yield raw, entry
+                if count < _LIST_BATCH or last is None:
+                    return
+                # The batch may end inside a key: resume with its older versions.
+                (key, below), include = last, True
+
+        return list_versions_page(
+            scan,
+            prefix=prefix,
+            delimiter=delimiter,
+            key_marker=key_marker,
+            version_id_marker=version_id_marker,
+            max_keys=max_keys,
+        )
+
     # ------------------------------------------------------------------ multipart (DiskUploads)
     async def create_multipart_upload(
         self,
@@ -768,6 +1004,7 @@ class DiskEngine:
         checksum_algorithm: str | None = None,
         checksum_type: str | None = None,
         tags: dict[str, str] | None = None,
+        lock: ObjectLock = NO_LOCK,
     ) -> UploadInfo:
         return await self.uploads.create(
             bucket,
@@ -777,6 +1014,7 @@ class DiskEngine:
             checksum_algorithm=checksum_algorithm,
             checksum_type=checksum_type,
             tags=tags,
+            lock=lock,
         )
 
     async def get_upload(self, bucket: str, key: str, upload_id: str) -> UploadInfo:
@@ -816,9 +1054,10 @@ class DiskEngine:
         *,
         src_range: tuple[int, int] | None = None,
         check_source: SourceCheck | None = None,
+        src_version_id: str | None = None,
     ) -> PartInfo:
         upload = self.uploads.get(bucket, key, upload_id)
-        source = await self.open_object(src_bucket, src_key)
+        source = await self._open_source(src_bucket, src_key, src_version_id)
         return await self.uploads.upload_part_copy(
             upload, part_number, source.info, source.stream, source.close, src_range, check_source
         )

@@ -35,7 +35,9 @@ T = TypeVar("T")
 log = logging.getLogger("coffer.metadata")
 
 MAX_BATCH = 512
-SCHEMA_VERSION = 4  # 2: bucket_stats; 3: multipart uploads, parts, object manifests; 4: object TTL
+# 2: bucket_stats; 3: multipart uploads, parts, object manifests; 4: object TTL;
+# 5: versioning and Object Lock (bucket state, per-key version order, latest/versions indexes)
+SCHEMA_VERSION = 5
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS buckets(
@@ -43,9 +45,12 @@ CREATE TABLE IF NOT EXISTS buckets(
     created REAL NOT NULL,
     owner TEXT NOT NULL,
     region TEXT NOT NULL,
-    config TEXT NOT NULL DEFAULT '{}'          -- JSON documents: cors, policy, versioning, ...
+    config TEXT NOT NULL DEFAULT '{}',         -- JSON documents: cors, tagging, ...
+    versioning TEXT,                           -- NULL (never configured), 'Enabled' or 'Suspended'
+    object_lock INTEGER NOT NULL DEFAULT 0     -- Object Lock on (never turned off)
 );
--- One row per (bucket, key, version); unversioned buckets use version 'null'.
+-- One row per (bucket, key, version); unversioned buckets use version 'null'. A key's
+-- versions are ordered by seq (the newest highest); the newest has is_latest=1.
 CREATE TABLE IF NOT EXISTS objects(
     id INTEGER PRIMARY KEY,
     bucket TEXT NOT NULL,
@@ -58,10 +63,11 @@ CREATE TABLE IF NOT EXISTS objects(
     last_modified REAL NOT NULL,
     storage_class TEXT NOT NULL,
     owner TEXT NOT NULL,
-    extra TEXT NOT NULL,                       -- JSON: headers, checksums, checksum type
+    extra TEXT NOT NULL,                       -- JSON: headers, checksums, checksum type, tags, lock
     expires REAL,                              -- epoch seconds after which the object is gone (TTL)
     blob TEXT,                                 -- file under blobs/ (NULL when inline)
-    data BLOB                                  -- inline body; last so listings skip its pages
+    data BLOB,                                 -- inline body; after the metadata so listings skip its pages
+    seq INTEGER NOT NULL DEFAULT 1             -- order of the key's versions (schema 5)
 );
 CREATE UNIQUE INDEX IF NOT EXISTS objects_key ON objects(bucket, key, version);
 CREATE INDEX IF NOT EXISTS objects_blob ON objects(blob) WHERE blob IS NOT NULL;
@@ -133,6 +139,16 @@ CREATE INDEX IF NOT EXISTS object_parts_blob ON object_parts(blob) WHERE blob IS
 """
 
 
+# Schema 5's indexes (made by _migrate: older databases lack the seq column until then).
+VERSION_INDEXES = (
+    # A key's latest version (at most one: writes demote before they promote), and
+    # ListObjects' walk: only latest rows are in this index, never noncurrent versions.
+    "CREATE UNIQUE INDEX IF NOT EXISTS objects_latest ON objects(bucket, key) WHERE is_latest=1",
+    # ListObjectVersions' order, and a key's newest live version in one probe.
+    "CREATE UNIQUE INDEX IF NOT EXISTS objects_versions ON objects(bucket, key, seq DESC)",
+)
+
+
 def _migrate(conn: sqlite3.Connection, version: int) -> None:
     """Bring a database written by an older Coffer up to SCHEMA_VERSION (inside a transaction)."""
     if version < 2:
@@ -151,6 +167,18 @@ def _migrate(conn: sqlite3.Connection, version: int) -> None:
             conn.execute("ALTER TABLE objects ADD COLUMN expires REAL")
         # The reaper finds expired rows through this; only rows with a TTL are indexed.
         conn.execute("CREATE INDEX IF NOT EXISTS objects_expires ON objects(expires) WHERE expires IS NOT NULL")
+    if version < 5:
+        # Versioning. Every existing row is its key's only ('null', latest) version: seq 1.
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(objects)")}
+        if "seq" not in columns:
+            conn.execute("ALTER TABLE objects ADD COLUMN seq INTEGER NOT NULL DEFAULT 1")
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(buckets)")}
+        if "versioning" not in columns:
+            conn.execute("ALTER TABLE buckets ADD COLUMN versioning TEXT")
+        if "object_lock" not in columns:
+            conn.execute("ALTER TABLE buckets ADD COLUMN object_lock INTEGER NOT NULL DEFAULT 0")
+        for statement in VERSION_INDEXES:
+            conn.execute(statement)
 
 
 def _connect(path: Path, fsync: bool) -> sqlite3.Connection:
@@ -399,9 +427,17 @@ def _resolve(fut: asyncio.Future[Any], result: Any, exc: BaseException | None) -
         fut.set_result(result)
 
 
+BUCKET_COLUMNS = "name, created, owner, region, versioning, object_lock"
+
+
+def bucket_from_row(row: tuple[Any, ...]) -> BucketInfo:
+    name, created, owner, region, versioning, object_lock = row
+    return BucketInfo(name, created, owner, region, versioning, bool(object_lock))
+
+
 def bucket_info(conn: sqlite3.Connection, name: str) -> BucketInfo:
     """A bucket's row, or NoSuchBucket."""
-    row = conn.execute("SELECT name, created, owner, region FROM buckets WHERE name=?", (name,)).fetchone()
+    row = conn.execute(f"SELECT {BUCKET_COLUMNS} FROM buckets WHERE name=?", (name,)).fetchone()
     if row is None:
         raise errors.NoSuchBucket(bucket=name)
-    return BucketInfo(*row)
+    return bucket_from_row(row)

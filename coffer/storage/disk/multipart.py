@@ -18,9 +18,12 @@ from typing import Any
 from coffer.storage import errors
 from coffer.storage.api import (
     MAX_PART_SIZE,
+    NO_LOCK,
+    NULL_VERSION,
     CompletedPart,
     Completion,
     ObjectInfo,
+    ObjectLock,
     PartInfo,
     PartsPage,
     SourceCheck,
@@ -52,6 +55,7 @@ from coffer.storage.multipart import (
 )
 from coffer.storage.objects import completed_object, copy_source_span
 from coffer.storage.ttl import expiry_of
+from coffer.storage.versioning import version_for_write
 
 _UPLOAD_COLUMNS = "upload_id, bucket, key, initiated, storage_class, owner, extra, completed"
 _LIST_BATCH = 1000
@@ -74,6 +78,7 @@ def _upload_from_row(row: tuple[Any, ...]) -> tuple[UploadInfo, str | None]:
         checksum_algorithm=doc.get("a"),
         checksum_type=doc.get("ct", FULL_OBJECT),
         tags=doc.get("t", {}),
+        lock=records.decode_lock(doc.get("l")),
     )
     return info, completed
 
@@ -104,6 +109,7 @@ class DiskUploads:
         checksum_algorithm: str | None,
         checksum_type: str | None,
         tags: dict[str, str] | None,
+        lock: ObjectLock = NO_LOCK,
     ) -> UploadInfo:
         resolved = resolve_checksum_type(checksum_algorithm, checksum_type)
         upload = UploadInfo(
@@ -117,10 +123,14 @@ class DiskUploads:
             checksum_algorithm=checksum_algorithm,
             checksum_type=resolved,
             tags=dict(tags or {}),
+            lock=lock,
         )
         doc: dict[str, Any] = {"h": headers, "a": checksum_algorithm, "ct": resolved}
         if tags:
             doc["t"] = tags  # the completed object's tags
+        lock_doc = records.encode_lock(lock)
+        if lock_doc is not None:
+            doc["l"] = lock_doc  # the completed object's Object Lock
         extra = json.dumps(doc, separators=(",", ":"))
 
         def tx(conn: sqlite3.Connection) -> UploadInfo:
@@ -235,10 +245,11 @@ class DiskUploads:
             upload, completed = self._upload_row(conn, bucket, key, upload_id, open_only=False)
             if completed:  # already completed: a retry gets the same answer while its object stands
                 answer = _completed_result(upload, json.loads(completed))
-                current = records.slot(conn, bucket, key)
-                if current is None or not answer_stands(answer, current.live_etag(time.time()), current.last_modified):
+                made = records.version_slot(conn, bucket, key, answer.version_id)
+                if made is None or not answer_stands(answer, made.live_etag(time.time()), made.last_modified):
                     raise errors.NoSuchUpload(upload_id=upload_id)
                 return answer, []
+            found = bucket_info(conn, bucket)
             stored = {
                 r[0]: _part_from_row(r)
                 for r in conn.execute(
@@ -248,14 +259,18 @@ class DiskUploads:
             }
             done = assemble(upload, parts, stored, completion)
             now = time.time()
-            current = records.slot(conn, bucket, key)
-            check_write(key, current.live_etag(now) if current else None, completion.if_match, completion.if_none_match)
-            if current is None:
+            version = version_for_write(found.versioning, now)
+            target = records.target(conn, bucket, key, version, found.versioning, now)
+            live = target.live_object
+            check_write(key, live.etag if live is not None else None, completion.if_match, completion.if_none_match)
+            if live is None:
                 self._check_quota(conn, bucket, key, now)
             info = completed_object(upload, done, now)
+            info.version_id = version
+            info.lock = upload.lock
             body = Pieces(upload_id=upload_id, part_numbers=tuple(p.part_number for p in done.parts))
             record = ObjectRecord(info, upload.owner, body, expiry_of(info.headers, now, self.default_ttl))
-            released: list[str | None] = list(records.upsert(conn, record, current))
+            released: list[str | None] = list(records.write(conn, record, target))
             # The chosen parts are the object's pieces now; the others go.
             released += [
                 r[0]
@@ -268,6 +283,7 @@ class DiskUploads:
                 "c": checksums_doc(info.checksums),
                 "ct": info.checksum_type,
                 "n": info.parts_count,
+                "v": info.version_id,
             }
             conn.execute(
                 "UPDATE uploads SET completed=? WHERE upload_id=?",
@@ -427,4 +443,6 @@ def _completed_result(upload: UploadInfo, done: dict[str, Any]) -> ObjectInfo:
         checksum_type=done["ct"],
         parts_count=done["n"],
         tags=dict(upload.tags),
+        version_id=done.get("v", NULL_VERSION),
+        lock=upload.lock,
     )

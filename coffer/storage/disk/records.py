@@ -1,15 +1,21 @@
 """The objects table: one typed record per (bucket, key, version) and its few operations.
 
 Every write of an object row (PutObject, CompleteMultipartUpload, CopyObject,
-tagging, deletes, expiry) goes through this module, inside a transaction of the
-metadata store's writer; nothing else reads an objects row by column position or
-knows the ``extra`` column's JSON. The record of a key's current version is
-"latest": ``upsert`` maintains that flag (today one 'null' version per key;
-versioning adds rows and moves the flag here).
+tagging, retention, deletes, expiry) goes through this module, inside a
+transaction of the metadata store's writer; nothing else reads an objects row
+by column position or knows the ``extra`` column's JSON.
+
+Versions of a key are ordered by ``seq`` (per key, the newest highest); the row
+with the highest ``seq`` has ``is_latest=1`` (a unique partial index holds at
+most one per key). A write either adds a row (a new version id) or rewrites the
+key's 'null' version in place, which then gets the highest ``seq``; removing the
+latest row promotes the next newest. Delete markers are rows with
+``is_delete_marker=1``, size 0, ETag "" and no body.
 
 ``extra`` (JSON, compatible with every earlier Coffer): ``h`` headers, ``c``
 checksums (algorithm -> base64), ``ct`` checksum type, ``n`` parts count, ``t``
-tags, ``sg`` 1 when the body is pieces (rows of ``object_parts``).
+tags, ``sg`` 1 when the body is pieces (rows of ``object_parts``), ``l`` the
+Object Lock state (``m`` mode, ``u`` retain-until, ``h`` 1 for a legal hold).
 """
 
 from __future__ import annotations
@@ -21,21 +27,34 @@ from dataclasses import dataclass
 from typing import Any
 
 from coffer.storage import errors
-from coffer.storage.api import ListEntry, ObjectInfo
+from coffer.storage.api import NO_LOCK, NULL_VERSION, ListEntry, ObjectInfo, ObjectLock, VersionEntry
 from coffer.storage.disk.manifest import checksums_doc, checksums_from_doc, drop_manifest, unreferenced
 from coffer.storage.disk.metadata import bucket_info
 
 # Rows visible at time `?`: expired ones are gone for readers before the reaper deletes them.
 _LIVE = "(expires IS NULL OR expires > ?)"
-_COLUMNS = "id, key, size, etag, last_modified, storage_class, owner, extra, blob, expires, version"
-_WHERE = f"FROM objects WHERE bucket=? AND key=? AND version='null' AND is_delete_marker=0 AND {_LIVE}"
-_GET = f"SELECT {_COLUMNS}, NULL {_WHERE}"
-_GET_WITH_DATA = f"SELECT {_COLUMNS}, data {_WHERE}"
+_COLUMNS = "id, key, size, etag, last_modified, storage_class, owner, extra, blob, expires, version, is_delete_marker"
+# The key's newest live version: one probe of objects_versions (bucket, key, seq DESC);
+# an expired newest row is skipped, as readers must not see it.
+_LATEST = f"FROM objects INDEXED BY objects_versions WHERE bucket=? AND key=? AND {_LIVE} ORDER BY seq DESC LIMIT 1"
+_GET = f"SELECT {_COLUMNS}, NULL {_LATEST}"
+_GET_WITH_DATA = f"SELECT {_COLUMNS}, data {_LATEST}"
+_VERSION = f"FROM objects WHERE bucket=? AND key=? AND version=? AND {_LIVE}"
+_GET_VERSION = f"SELECT {_COLUMNS}, NULL {_VERSION}"
+_GET_VERSION_WITH_DATA = f"SELECT {_COLUMNS}, data {_VERSION}"
+_SLOT_COLUMNS = "id, etag, blob, expires, last_modified, size, version, seq, is_latest, is_delete_marker, extra"
+_VERSION_COLUMNS = "key, seq, version, is_latest, is_delete_marker, size, etag, last_modified, storage_class, owner"
+# Promote the key's newest remaining row (if any) once its latest row is gone.
+_PROMOTE = (
+    "UPDATE objects SET is_latest=1 WHERE id=(SELECT id FROM objects INDEXED BY objects_versions"
+    " WHERE bucket=? AND key=? ORDER BY seq DESC LIMIT 1)"
+)
 
 
 @dataclass(slots=True)
 class Inline:
-    """The body lives in the row. ``data`` is None when the read did not ask for it (HEAD)."""
+    """The body lives in the row. ``data`` is None when the read did not ask for it (HEAD),
+    and for delete markers."""
 
     data: bytes | None
 
@@ -72,30 +91,72 @@ class ObjectRecord:
     owner: str
     body: Body
     expires: float | None = None  # epoch seconds (TTL); None: never
-    id: int = 0  # the row; set by upsert
+    id: int = 0  # the row; set by write
 
 
 @dataclass(slots=True)
 class Slot:
-    """The row a write to (bucket, key, version) replaces, expired or not."""
+    """A version's row as writes see it, expired or not."""
 
     id: int
     etag: str
-    blob: str | None  # the replaced body's blob (File bodies)
+    blob: str | None  # the body's blob (File bodies)
     expires: float | None
     last_modified: float
     size: int
+    version: str
+    seq: int
+    latest: bool
+    marker: bool
+    extra: str
 
     def live(self, now: float) -> Slot | None:
-        """This slot when it holds a live (unexpired) object: what conditional deletes compare."""
+        """This slot when it is unexpired."""
         return self if self.expires is None or self.expires > now else None
 
     def live_etag(self, now: float) -> str | None:
-        """The ETag conditional writes compare against (None: nothing live there)."""
-        return self.etag if self.live(now) is not None else None
+        """The ETag conditional writes compare against (None: no live object here)."""
+        return self.etag if not self.marker and self.live(now) is not None else None
+
+    @property
+    def lock(self) -> ObjectLock:
+        return decode_lock(json.loads(self.extra).get("l"))
+
+
+@dataclass(slots=True)
+class Target:
+    """The rows a new version of a key affects (``target``)."""
+
+    latest: Slot | None  # the key's latest row: no longer latest after the write
+    replaces: Slot | None  # the null version a null write rewrites (None: the write adds a row)
+    current: Slot | None  # the newest live version (maybe a delete marker): what conditions compare
+
+    @property
+    def live_object(self) -> Slot | None:
+        """The key's current object; a delete marker counts as none."""
+        return self.current if self.current is not None and not self.current.marker else None
 
 
 # ---------------------------------------------------------------------- codec
+def encode_lock(lock: ObjectLock) -> dict[str, Any] | None:
+    if lock.mode is None and lock.retain_until is None and not lock.legal_hold:
+        return None
+    doc: dict[str, Any] = {}
+    if lock.mode is not None:
+        doc["m"] = lock.mode
+    if lock.retain_until is not None:
+        doc["u"] = lock.retain_until
+    if lock.legal_hold:
+        doc["h"] = 1
+    return doc
+
+
+def decode_lock(doc: dict[str, Any] | None) -> ObjectLock:
+    if not doc:
+        return NO_LOCK
+    return ObjectLock(doc.get("m"), doc.get("u"), bool(doc.get("h")))
+
+
 def encode_extra(info: ObjectInfo, pieces: bool) -> str:
     doc: dict[str, Any] = {"h": info.headers, "c": checksums_doc(info.checksums), "ct": info.checksum_type}
     if info.tags:
@@ -104,11 +165,14 @@ def encode_extra(info: ObjectInfo, pieces: bool) -> str:
         doc["n"] = info.parts_count
     if pieces:
         doc["sg"] = 1
+    lock = encode_lock(info.lock)
+    if lock is not None:
+        doc["l"] = lock
     return json.dumps(doc, separators=(",", ":"))
 
 
 def _decode(bucket: str, row: tuple[Any, ...]) -> ObjectRecord:
-    object_id, key, size, etag, last_modified, storage_class, owner, extra, blob, expires, version, data = row
+    object_id, key, size, etag, last_modified, storage_class, owner, extra, blob, expires, version, marker, data = row
     doc = json.loads(extra)
     info = ObjectInfo(
         bucket=bucket,
@@ -123,6 +187,8 @@ def _decode(bucket: str, row: tuple[Any, ...]) -> ObjectRecord:
         checksum_type=doc.get("ct", "FULL_OBJECT"),
         parts_count=doc.get("n", 0),
         tags=doc.get("t", {}),
+        delete_marker=bool(marker),
+        lock=decode_lock(doc.get("l")),
     )
     body: Body
     if doc.get("sg"):
@@ -135,60 +201,171 @@ def _decode(bucket: str, row: tuple[Any, ...]) -> ObjectRecord:
 
 
 # ---------------------------------------------------------------------- reads
-def get(conn: sqlite3.Connection, bucket: str, key: str, now: float, *, with_data: bool) -> ObjectRecord | None:
-    """The latest live version of a key (its inline body only ``with_data``)."""
-    row = conn.execute(_GET_WITH_DATA if with_data else _GET, (bucket, key.encode("utf-8"), now)).fetchone()
+def get(
+    conn: sqlite3.Connection, bucket: str, key: str, now: float, *, with_data: bool, version_id: str | None = None
+) -> ObjectRecord | None:
+    """The newest live version of a key, or the live version ``version_id`` (its inline body
+    only ``with_data``); may be a delete marker."""
+    if version_id is None:
+        row = conn.execute(_GET_WITH_DATA if with_data else _GET, (bucket, key.encode("utf-8"), now)).fetchone()
+    else:
+        sql = _GET_VERSION_WITH_DATA if with_data else _GET_VERSION
+        row = conn.execute(sql, (bucket, key.encode("utf-8"), version_id, now)).fetchone()
     return _decode(bucket, row) if row is not None else None
 
 
-def require(conn: sqlite3.Connection, bucket: str, key: str, now: float, *, with_data: bool) -> ObjectRecord:
-    """``get``, or NoSuchKey / NoSuchBucket."""
-    row = conn.execute(_GET_WITH_DATA if with_data else _GET, (bucket, key.encode("utf-8"), now)).fetchone()
-    if row is None:
+def require(
+    conn: sqlite3.Connection, bucket: str, key: str, now: float, *, with_data: bool, version_id: str | None = None
+) -> ObjectRecord:
+    """``get`` of an object, else S3's error: NoSuchBucket; NoSuchKey (``marker`` set when the
+    latest version is a delete marker); NoSuchVersion; MethodNotAllowed for a marker by version."""
+    record = get(conn, bucket, key, now, with_data=with_data, version_id=version_id)
+    if record is None:
         bucket_info(conn, bucket)
-        raise errors.NoSuchKey(key=key)
-    return _decode(bucket, row)
+        if version_id is None:
+            raise errors.NoSuchKey(key=key)
+        raise errors.NoSuchVersion(key=key, version_id=version_id)
+    if record.info.delete_marker:
+        if version_id is None:
+            raise errors.NoSuchKey(key=key, marker=record.info)
+        raise errors.MethodNotAllowed(key=key, marker=record.info)
+    return record
 
 
-def slot(conn: sqlite3.Connection, bucket: str, key: str) -> Slot | None:
-    row = conn.execute(
-        "SELECT id, etag, blob, expires, last_modified, size FROM objects WHERE bucket=? AND key=? AND version='null'",
-        (bucket, key.encode("utf-8")),
-    ).fetchone()
+def _slot(conn: sqlite3.Connection, where: str, args: tuple[Any, ...]) -> Slot | None:
+    row = conn.execute(f"SELECT {_SLOT_COLUMNS} FROM objects WHERE {where}", args).fetchone()
     return Slot(*row) if row is not None else None
 
 
+def version_slot(conn: sqlite3.Connection, bucket: str, key: str, version_id: str) -> Slot | None:
+    """The row of one version, expired or not."""
+    return _slot(conn, "bucket=? AND key=? AND version=?", (bucket, key.encode("utf-8"), version_id))
+
+
+def latest_slot(conn: sqlite3.Connection, bucket: str, key: str) -> Slot | None:
+    return _slot(conn, "bucket=? AND key=? AND is_latest=1", (bucket, key.encode("utf-8")))
+
+
+def current_slot(conn: sqlite3.Connection, bucket: str, key: str, now: float) -> Slot | None:
+    """The newest live version (what readers see), maybe a delete marker."""
+    return _slot(
+        conn,
+        f"bucket=? AND key=? AND {_LIVE} ORDER BY seq DESC LIMIT 1",
+        (bucket, key.encode("utf-8"), now),
+    )
+
+
+def target(
+    conn: sqlite3.Connection, bucket: str, key: str, version_id: str, versioning: str | None, now: float
+) -> Target:
+    """What writing version ``version_id`` of a key in a bucket with this versioning state affects."""
+    if versioning is None:
+        # Never versioned: a key has at most its null version (one probe, as before versioning).
+        null = version_slot(conn, bucket, key, NULL_VERSION)
+        return Target(null, null, null.live(now) if null is not None else None)
+    latest = latest_slot(conn, bucket, key)
+    replaces = None
+    if version_id == NULL_VERSION:
+        replaces = latest if latest is not None and latest.version == NULL_VERSION else None
+        if replaces is None and latest is not None:
+            replaces = version_slot(conn, bucket, key, NULL_VERSION)
+    current = latest.live(now) if latest is not None else None
+    if latest is not None and current is None:
+        current = current_slot(conn, bucket, key, now)  # the latest expired: an older one may show
+    return Target(latest, replaces, current)
+
+
 def count_live(conn: sqlite3.Connection, bucket: str, now: float) -> int:
-    return int(conn.execute(f"SELECT COUNT(*) FROM objects WHERE bucket=? AND {_LIVE}", (bucket, now)).fetchone()[0])
+    """Keys whose latest version is a live object (the quota's count)."""
+    return int(
+        conn.execute(
+            f"SELECT COUNT(*) FROM objects INDEXED BY objects_latest WHERE bucket=? AND is_latest=1"
+            f" AND is_delete_marker=0 AND {_LIVE}",
+            (bucket, now),
+        ).fetchone()[0]
+    )
 
 
 def any_live(conn: sqlite3.Connection, bucket: str, now: float) -> bool:
+    """Whether any version or delete marker remains (expired versions do not count)."""
     return (
         conn.execute(f"SELECT 1 FROM objects WHERE bucket=? AND {_LIVE} LIMIT 1", (bucket, now)).fetchone() is not None
     )
 
 
+# ListObjects: only latest rows are visited (the partial index objects_latest holds nothing else).
+_SCAN = (
+    "SELECT key, size, etag, last_modified, storage_class, owner FROM objects INDEXED BY objects_latest"
+    " WHERE bucket=? AND key {op} ? {bound} AND is_latest=1 AND is_delete_marker=0 AND {live} ORDER BY key LIMIT ?"
+)
+_SCANS = {
+    (inclusive, bounded): _SCAN.format(
+        op=">=" if inclusive else ">", bound="AND key < ?" if bounded else "", live=_LIVE
+    )
+    for inclusive in (False, True)
+    for bounded in (False, True)
+}
+
+
 def scan(
     conn: sqlite3.Connection, bucket: str, lower: bytes, inclusive: bool, upper: bytes | None, now: float, limit: int
 ) -> Iterator[tuple[bytes, ListEntry]]:
-    """Latest live versions with lower <(=) key < upper in key order, at most ``limit``.
+    """Latest live versions (not delete markers) with lower <(=) key < upper in key order, at most ``limit``.
 
     A lazy cursor (no fetchall): a caller that stops early never reads the rest.
     """
     bound = (upper,) if upper is not None else ()
-    sql = (
-        "SELECT key, size, etag, last_modified, storage_class, owner FROM objects WHERE bucket=? "
-        f"AND key {'>=' if inclusive else '>'} ? {'AND key < ?' if bound else ''} "
-        f"AND is_latest=1 AND is_delete_marker=0 AND {_LIVE} ORDER BY key LIMIT ?"
-    )
+    sql = _SCANS[(inclusive, upper is not None)]
     for key, size, etag, last_modified, storage_class, owner in conn.execute(sql, (bucket, lower, *bound, now, limit)):
         raw = bytes(key)
         yield raw, ListEntry(raw.decode("utf-8"), size, etag, last_modified, storage_class, owner)
 
 
+def _version_entries(rows: Iterator[tuple[Any, ...]]) -> Iterator[tuple[bytes, int, VersionEntry]]:
+    for key, seq, version, latest, marker, size, etag, last_modified, storage_class, owner in rows:
+        raw = bytes(key)
+        entry = VersionEntry(
+            raw.decode("utf-8"), version, bool(latest), bool(marker), size, etag, last_modified, storage_class, owner
+        )
+        yield raw, seq, entry
+
+
+def key_versions(
+    conn: sqlite3.Connection, bucket: str, key: bytes, below_seq: int | None, now: float, limit: int
+) -> Iterator[tuple[bytes, int, VersionEntry]]:
+    """A key's live versions older than ``below_seq`` (None: all), newest first; at most ``limit``."""
+    rows = conn.execute(
+        f"SELECT {_VERSION_COLUMNS} FROM objects INDEXED BY objects_versions WHERE bucket=? AND key=?"
+        f" AND seq < ? AND {_LIVE} ORDER BY seq DESC LIMIT ?",
+        (bucket, key, below_seq if below_seq is not None else 1 << 62, now, limit),
+    )
+    return _version_entries(rows)
+
+
+def versions_after(
+    conn: sqlite3.Connection, bucket: str, after: bytes, upper: bytes | None, now: float, limit: int
+) -> Iterator[tuple[bytes, int, VersionEntry]]:
+    """Live versions of the keys after ``after`` (below ``upper``), by key then newest first; at most ``limit``."""
+    bound = (upper,) if upper is not None else ()
+    rows = conn.execute(
+        f"SELECT {_VERSION_COLUMNS} FROM objects INDEXED BY objects_versions WHERE bucket=? AND key > ?"
+        f" {'AND key < ?' if bound else ''} AND {_LIVE} ORDER BY key, seq DESC LIMIT ?",
+        (bucket, after, *bound, now, limit),
+    )
+    return _version_entries(rows)
+
+
+def seq_of(conn: sqlite3.Connection, bucket: str, key: bytes, version_id: str) -> int | None:
+    row = conn.execute(
+        "SELECT seq FROM objects WHERE bucket=? AND key=? AND version=?", (bucket, key, version_id)
+    ).fetchone()
+    return int(row[0]) if row is not None else None
+
+
 # ---------------------------------------------------------------------- writes
-def upsert(conn: sqlite3.Connection, record: ObjectRecord, replaces: Slot | None) -> list[str]:
-    """Write ``record`` as the latest version of its key, in place of ``replaces`` (from ``slot``).
+def write(conn: sqlite3.Connection, record: ObjectRecord, target: Target) -> list[str]:
+    """Write ``record`` (an object or a delete marker) as the latest version of its key:
+    in place of ``target.replaces`` (the null version) or as a new row.
 
     Sets ``record.id``; returns the blobs the replaced body held that nothing
     references any more (the caller deletes them after the commit).
@@ -205,25 +382,44 @@ def upsert(conn: sqlite3.Connection, record: ObjectRecord, replaces: Slot | None
         record.expires,
         body.blob if isinstance(body, File) else None,
         body.data if isinstance(body, Inline) else None,
+        int(info.delete_marker),
     )
     released: list[str | None] = []
-    if replaces is None:
-        record.id = conn.execute(
-            "INSERT INTO objects(bucket, key, version, size, etag, last_modified, storage_class, owner,"
-            " extra, expires, blob, data) VALUES (?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id",
-            (info.bucket, info.key.encode("utf-8"), info.version_id, *values),
-        ).fetchone()[0]
-    else:
+    replaces, latest = target.replaces, target.latest
+    if replaces is not None:
         record.id = replaces.id
+        seq = replaces.seq if replaces.latest else _demote(conn, latest)
         conn.execute(
             "UPDATE objects SET size=?, etag=?, last_modified=?, storage_class=?, owner=?, extra=?, expires=?,"
-            " blob=?, data=?, is_delete_marker=0, is_latest=1 WHERE id=?",
-            (*values, replaces.id),
+            " blob=?, data=?, is_delete_marker=?, is_latest=1, seq=? WHERE id=?",
+            (*values, seq, replaces.id),
         )
         released += [replaces.blob, *drop_manifest(conn, replaces.id)]
+    else:
+        seq = _demote(conn, latest)
+        record.id = conn.execute(
+            "INSERT INTO objects(bucket, key, version, size, etag, last_modified, storage_class, owner,"
+            " extra, expires, blob, data, is_delete_marker, is_latest, seq) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,1,?)"
+            " RETURNING id",
+            (info.bucket, info.key.encode("utf-8"), info.version_id, *values, seq),
+        ).fetchone()[0]
     if isinstance(body, Pieces):
         _add_pieces(conn, record.id, body)
     return unreferenced(conn, released)
+
+
+def _demote(conn: sqlite3.Connection, latest: Slot | None) -> int:
+    """The key's latest row is latest no more; returns the seq a newer row gets."""
+    if latest is None:
+        return 1
+    conn.execute("UPDATE objects SET is_latest=0 WHERE id=?", (latest.id,))
+    return latest.seq + 1
+
+
+def make_latest(conn: sqlite3.Connection, slot: Slot, target: Target) -> None:
+    """Move a row (rewritten in place, its body kept) to the top of its key's versions."""
+    if not slot.latest:
+        conn.execute("UPDATE objects SET is_latest=1, seq=? WHERE id=?", (_demote(conn, target.latest), slot.id))
 
 
 def _add_pieces(conn: sqlite3.Connection, object_id: int, body: Pieces) -> None:
@@ -265,15 +461,14 @@ def update_metadata(conn: sqlite3.Connection, record: ObjectRecord) -> None:
     )
 
 
-def delete(conn: sqlite3.Connection, bucket: str, key: str) -> list[str]:
-    """Remove a key's record; returns the blobs nothing references any more."""
-    row = conn.execute(
-        "DELETE FROM objects WHERE bucket=? AND key=? AND version='null' RETURNING id, blob",
-        (bucket, key.encode("utf-8")),
-    ).fetchone()
-    if row is None:
-        return []
-    return unreferenced(conn, [row[1], *drop_manifest(conn, row[0])])
+def remove(conn: sqlite3.Connection, bucket: str, key: str, slot: Slot) -> list[str]:
+    """Remove one version for good (the next newest becomes latest); returns the blobs
+    nothing references any more."""
+    conn.execute("DELETE FROM objects WHERE id=?", (slot.id,))
+    released = [slot.blob, *drop_manifest(conn, slot.id)]
+    if slot.latest:
+        conn.execute(_PROMOTE, (bucket, key.encode("utf-8")))
+    return unreferenced(conn, released)
 
 
 def delete_bucket_records(conn: sqlite3.Connection, bucket: str) -> list[str | None]:
@@ -285,14 +480,17 @@ def delete_bucket_records(conn: sqlite3.Connection, bucket: str) -> list[str | N
 
 
 def delete_expired(conn: sqlite3.Connection, now: float, limit: int) -> tuple[int, list[str]]:
-    """Remove up to ``limit`` expired records: (how many, blobs nothing references any more)."""
+    """Remove up to ``limit`` expired records (promoting the next newest version of a key whose
+    latest went): (how many, blobs nothing references any more)."""
     rows = conn.execute(
         "DELETE FROM objects WHERE id IN (SELECT id FROM objects WHERE expires IS NOT NULL"
-        " AND expires <= ? LIMIT ?) RETURNING id, blob",
+        " AND expires <= ? LIMIT ?) RETURNING id, blob, bucket, key, is_latest",
         (now, limit),
     ).fetchall()
     released: list[str | None] = []
-    for object_id, blob in rows:
+    for object_id, blob, bucket, key, latest in rows:
         released += [blob, *drop_manifest(conn, object_id)]
+        if latest:
+            conn.execute(_PROMOTE, (bucket, key))
     # A copy may share an expired object's blobs: only unreferenced ones go.
     return len(rows), unreferenced(conn, released)
