@@ -245,7 +245,7 @@ def test_bucket_without_lock(s3, bucket: str) -> None:  # type: ignore[no-untype
     expect_error(
         400, "InvalidRequest", s3.put_object, Bucket=bucket, Key="k2", Body=b"x", ObjectLockLegalHoldStatus="ON"
     )
-    expect_error(404, "NoSuchKey", s3.head_object, Bucket=bucket, Key="k2")
+    expect_error(404, "NoSuchKey", s3.get_object, Bucket=bucket, Key="k2")
 
 
 def test_enable_lock_on_a_versioned_bucket(s3, bucket: str) -> None:  # type: ignore[no-untyped-def]
@@ -375,7 +375,7 @@ def test_governance_version_delete_needs_bypass(s3, locked: str) -> None:  # typ
     version = _version(put)
     expect_error(403, "AccessDenied", s3.delete_object, Bucket=locked, Key="k", VersionId=version)
     s3.delete_object(Bucket=locked, Key="k", VersionId=version, BypassGovernanceRetention=True)
-    expect_error(404, "NoSuchKey", s3.head_object, Bucket=locked, Key="k")
+    expect_error(404, "NoSuchKey", s3.get_object, Bucket=locked, Key="k")
 
 
 def test_legal_hold(s3, locked: str) -> None:  # type: ignore[no-untyped-def]
@@ -402,7 +402,7 @@ def test_legal_hold(s3, locked: str) -> None:  # type: ignore[no-untyped-def]
     assert s3.get_object_legal_hold(Bucket=locked, Key="k", VersionId=version)["LegalHold"] == {"Status": "OFF"}
     assert "ObjectLockLegalHoldStatus" not in s3.head_object(Bucket=locked, Key="k")
     s3.delete_object(Bucket=locked, Key="k", VersionId=version)
-    expect_error(404, "NoSuchKey", s3.head_object, Bucket=locked, Key="k")
+    expect_error(404, "NoSuchKey", s3.get_object, Bucket=locked, Key="k")
 
 
 def test_delete_marker_over_held_version(s3, locked: str) -> None:  # type: ignore[no-untyped-def]
@@ -456,7 +456,7 @@ def test_lock_headers_on_put(s3, locked: str) -> None:  # type: ignore[no-untype
     expect_error(
         400, "InvalidArgument", s3.put_object, Bucket=locked, Key="k2", Body=b"x", ObjectLockLegalHoldStatus="on"
     )
-    expect_error(404, "NoSuchKey", s3.head_object, Bucket=locked, Key="k2")
+    expect_error(404, "NoSuchKey", s3.get_object, Bucket=locked, Key="k2")
 
 
 def _raw_put(server: ServerProcess, bucket: str, key: str, body: bytes, headers: dict[str, str]) -> Any:

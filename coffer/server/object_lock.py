@@ -67,8 +67,10 @@ def parse_iso8601(raw: str) -> float | None:
 
 
 def format_date(epoch: float) -> str:
-    """2030-01-01T00:00:00.000Z: how S3 writes a retain-until date (headers and XML)."""
-    return xml.iso8601(epoch)
+    """2030-01-01T00:00:00.000Z: how S3 writes a retain-until date (headers and XML), rounded
+    to the millisecond (a date sent as .123 is kept as 0.12299... and must read back .123)."""
+    seconds, millis = divmod(round(epoch * 1000), 1000)
+    return f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(seconds))}.{millis:03d}Z"
 
 
 # ---------------------------------------------------------------------- default retention
