@@ -23,7 +23,7 @@ from coffer.server.object_lock import DefaultRetention, parse_configuration, par
 from coffer.storage.api import ObjectLock
 from tests.s3errors import expect_error
 from tests.server_process import ServerProcess
-from tests.wire import b64, digest, request
+from tests.wire import b64, digest, multipart, request
 
 FAR = datetime(2099, 1, 1, tzinfo=UTC)
 NEAR = datetime(2098, 1, 1, tzinfo=UTC)
@@ -632,3 +632,24 @@ def test_retention_dates_keep_milliseconds(s3, locked: str) -> None:  # type: ig
         "x-amz-object-lock-retain-until-date"
     ]
     assert header.endswith(".123Z") and object_lock.parse_iso8601(header) == pytest.approx(when.timestamp())
+
+
+def test_post_object_lock_fields(server: ServerProcess, s3, locked: str) -> None:  # type: ignore[no-untyped-def]
+    fields = [
+        ("key", "form"),
+        ("x-amz-object-lock-mode", "GOVERNANCE"),
+        ("x-amz-object-lock-retain-until-date", "2099-01-01T00:00:00Z"),
+        ("x-amz-object-lock-legal-hold", "ON"),
+    ]
+    content_type, body = multipart(fields, b"form body")
+    answer = request(server, "POST", f"/{locked}", body, {"content-type": content_type})
+    assert answer.status == 204, answer
+    head = s3.head_object(Bucket=locked, Key="form")
+    assert (head["ObjectLockMode"], head["ObjectLockRetainUntilDate"], head["ObjectLockLegalHoldStatus"]) == (
+        "GOVERNANCE",
+        FAR,
+        "ON",
+    )
+    content_type, body = multipart([("key", "bad"), ("x-amz-object-lock-mode", "GOVERNANCE")], b"x")
+    answer = request(server, "POST", f"/{locked}", body, {"content-type": content_type})
+    assert (answer.status, answer.error["Code"]) == (400, "InvalidArgument")
