@@ -16,6 +16,11 @@ variant's PYTHONPATH at it (it then imports that tree's coffer package):
     git worktree add --detach /tmp/base <commit>
     .venv/bin/python scripts/ab_compare.py smallput '{"base": {"PYTHONPATH": "/tmp/base"}, "new": {}}' 5
 
+A variant with {"AB_VERSIONING": "Enabled"} runs against a bucket with versioning enabled
+(every PUT adds a version):
+
+    .venv/bin/python scripts/ab_compare.py smallput '{"plain": {}, "versioned": {"AB_VERSIONING": "Enabled"}}' 5
+
 Phases: small (GET), smallput, large (GET), largeput; "bare" takes part in GET phases only.
 """
 
@@ -59,6 +64,10 @@ def start(name: str, extra_env: dict[str, str]) -> tuple[subprocess.Popen[bytes]
     else:
         raise RuntimeError(f"{name} did not start")
     if name != "bare":
+        status = extra_env.get("AB_VERSIONING")
+        if status:
+            config = f"<VersioningConfiguration><Status>{status}</Status></VersioningConfiguration>"
+            conn.request("PUT", "/bench?versioning", body=config.encode())
         body = os.urandom(4096)
         for i in range(KEYS):
             conn.request("PUT", f"/bench/g/{i}", body=body)

@@ -908,17 +908,9 @@ class DiskEngine:
         now = time.time()
 
         def scan(lower: bytes, inclusive: bool, upper: bytes | None) -> Iterator[tuple[bytes, ListEntry]]:
-            while True:
-                # When the page ends, or a CommonPrefix folds and the page builder seeks
-                # past it, after a few entries, the rest of the batch is never read.
-                count = 0
-                key = b""
-                for key, entry in records.scan(conn, bucket, lower, inclusive, upper, now, _LIST_BATCH):
-                    count += 1
-                    yield key, entry
-                if count < _LIST_BATCH:
-                    return
-                lower, inclusive = key, False
+            # When the page ends, or a CommonPrefix folds and the page builder seeks
+            # past it, after a few entries, the rest of the batch is never read.
+            return records.scan(conn, bucket, lower, inclusive, upper, now, _LIST_BATCH)
 
         def entry(_key: bytes, listed: ListEntry) -> ListEntry:
             return listed

@@ -295,30 +295,46 @@ def any_live(conn: sqlite3.Connection, bucket: str, now: float) -> bool:
 
 # ListObjects: only latest rows are visited (the partial index objects_latest holds nothing else).
 _SCAN = (
-    "SELECT key, size, etag, last_modified, storage_class, owner FROM objects INDEXED BY objects_latest"
-    " WHERE bucket=? AND key {op} ? {bound} AND is_latest=1 AND is_delete_marker=0 AND {live} ORDER BY key LIMIT ?"
+    "SELECT key, size, etag, last_modified, storage_class, owner, expires FROM objects INDEXED BY objects_latest"
+    " WHERE bucket=? AND key {op} ? {bound} AND is_latest=1 AND is_delete_marker=0 ORDER BY key LIMIT ?"
 )
 _SCANS = {
-    (inclusive, bounded): _SCAN.format(
-        op=">=" if inclusive else ">", bound="AND key < ?" if bounded else "", live=_LIVE
-    )
+    (inclusive, bounded): _SCAN.format(op=">=" if inclusive else ">", bound="AND key < ?" if bounded else "")
     for inclusive in (False, True)
     for bounded in (False, True)
 }
+_NEWEST_LIVE = (
+    "SELECT size, etag, last_modified, storage_class, owner, is_delete_marker FROM objects"
+    f" INDEXED BY objects_versions WHERE bucket=? AND key=? AND {_LIVE} ORDER BY seq DESC LIMIT 1"
+)
 
 
 def scan(
-    conn: sqlite3.Connection, bucket: str, lower: bytes, inclusive: bool, upper: bytes | None, now: float, limit: int
+    conn: sqlite3.Connection, bucket: str, lower: bytes, inclusive: bool, upper: bytes | None, now: float, batch: int
 ) -> Iterator[tuple[bytes, ListEntry]]:
-    """Latest live versions (not delete markers) with lower <(=) key < upper in key order, at most ``limit``.
+    """Latest live versions (not delete markers) with lower <(=) key < upper in key order.
 
-    A lazy cursor (no fetchall): a caller that stops early never reads the rest.
+    Lazy, ``batch`` rows per statement: a caller that stops early never reads the rest.
+    A latest version that expired (not reaped yet) shows the key's newest live version
+    instead, as reads do.
     """
-    bound = (upper,) if upper is not None else ()
-    sql = _SCANS[(inclusive, upper is not None)]
-    for key, size, etag, last_modified, storage_class, owner in conn.execute(sql, (bucket, lower, *bound, now, limit)):
-        raw = bytes(key)
-        yield raw, ListEntry(raw.decode("utf-8"), size, etag, last_modified, storage_class, owner)
+    while True:
+        bound = (upper,) if upper is not None else ()
+        rows = conn.execute(_SCANS[(inclusive, upper is not None)], (bucket, lower, *bound, batch))
+        count = 0
+        raw = lower
+        for key, size, etag, last_modified, storage_class, owner, expires in rows:
+            count += 1
+            raw = bytes(key)
+            if expires is not None and expires <= now:
+                older = conn.execute(_NEWEST_LIVE, (bucket, raw, now)).fetchone()
+                if older is None or older[5]:
+                    continue
+                size, etag, last_modified, storage_class, owner, _marker = older
+            yield raw, ListEntry(raw.decode("utf-8"), size, etag, last_modified, storage_class, owner)
+        if count < batch:
+            return
+        lower, inclusive = raw, False
 
 
 def _version_entries(rows: Iterator[tuple[Any, ...]]) -> Iterator[tuple[bytes, int, VersionEntry]]:
