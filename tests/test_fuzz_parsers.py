@@ -1,6 +1,6 @@
 """Property and fuzz tests (hypothesis) of the parsers that read untrusted input: the SigV4/SigV2
 parsers and canonicalisation, the aws-chunked decoder, the Range parser, XML bodies, POST policies
-and multipart forms. Each either answers or raises S3Error, nothing else.
+multipart forms and the Object Lock documents and headers. Each either answers or raises S3Error, nothing else.
 
 Bounded for the suite; a long run (docs/security.md)::
 
@@ -23,7 +23,7 @@ from botocore.credentials import Credentials
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from coffer.server import tagging, versioning, xml
+from coffer.server import object_lock, tagging, versioning, xml
 from coffer.server.auth import post_policy, sigv2, sigv4
 from coffer.server.auth.streaming import ChunkChain
 from coffer.server.chunked import ChunkedDecoder
@@ -490,3 +490,80 @@ def test_timestamp_parser_never_crashes(value: str) -> None:
         assert (exc.code, exc.status) == ("InvalidArgument", 400)
         return
     assert isinstance(when, float)
+
+
+# ---------------------------------------------------------------------- Object Lock documents and headers
+_lock_text = st.one_of(
+    st.sampled_from(
+        ["GOVERNANCE", "COMPLIANCE", "governance", "Enabled", "ON", "OFF", "1", "0", "-1", "2030-01-01T00:00:00Z"]
+    ),
+    st.text(max_size=25),
+)
+
+
+def _maybe(name: str, value: str | None) -> str:
+    return "" if value is None else f"<{name}>{xml.esc(value)}</{name}>"
+
+
+@fuzz
+@given(
+    st.sampled_from(["ObjectLockConfiguration", "Retention", "LegalHold", "Other"]),
+    st.lists(
+        st.tuples(
+            st.sampled_from(["ObjectLockEnabled", "Mode", "Days", "Years", "RetainUntilDate", "Status", "Rule"]),
+            _lock_text,
+        ),
+        max_size=5,
+    ),
+    st.booleans(),
+    st.binary(max_size=40),
+)
+def test_object_lock_documents(root: str, fields: list[tuple[str, str]], nest: bool, noise: bytes) -> None:
+    inner = "".join(_maybe(name, value) for name, value in fields)
+    if nest and root == "ObjectLockConfiguration":
+        enabled = "".join(_maybe(n, v) for n, v in fields if n == "ObjectLockEnabled")
+        inner = f"{enabled}<Rule><DefaultRetention>{inner}</DefaultRetention></Rule>"
+    body = f"<{root}>{inner}</{root}>".encode() + (noise if nest else b"")
+    try:
+        rule = object_lock.parse_configuration(body)
+    except S3Error as exc:
+        assert exc.code in ("MalformedXML", "InvalidRetentionPeriod") and exc.status == 400
+    else:
+        # What was accepted is written back and read again unchanged.
+        assert object_lock.parse_configuration(object_lock.configuration_document(rule)) == rule
+        if rule is not None:
+            assert rule.until(0.0) > 0
+    try:
+        mode, until = object_lock.parse_retention(body, 1_700_000_000.0)
+    except S3Error as exc:
+        assert exc.code in ("MalformedXML", "InvalidArgument") and exc.status == 400
+    else:
+        assert (mode is None) == (until is None)
+        assert mode is None or (until is not None and until > 1_700_000_000.0)
+    try:
+        on = object_lock.parse_legal_hold(body)
+    except S3Error as exc:
+        assert exc.code == "MalformedXML"
+    else:
+        assert object_lock.parse_legal_hold(object_lock.legal_hold_document(on)) == on
+
+
+@fuzz
+@given(
+    st.dictionaries(
+        st.sampled_from([object_lock.MODE_HEADER, object_lock.UNTIL_HEADER, object_lock.HOLD_HEADER]),
+        st.one_of(_lock_text, st.datetimes(timezones=st.just(UTC)).map(lambda d: d.isoformat())),
+    )
+)
+def test_object_lock_headers(headers: dict[str, str]) -> None:
+    try:
+        lock = object_lock.requested_lock(headers, 1_700_000_000.0)
+    except S3Error as exc:
+        assert (exc.code, exc.status) == ("InvalidArgument", 400)
+        return
+    if not headers:
+        assert lock is None
+        return
+    assert lock is not None
+    assert (lock.mode is None) == (lock.retain_until is None)
+    assert lock.legal_hold == (headers.get(object_lock.HOLD_HEADER) == "ON")

@@ -70,7 +70,10 @@ class MethodNotAllowed(_AboutMarker):
 
 
 class ObjectLocked(StorageError):
-    """Access Denied because object protected by object lock."""
+    """Object Lock (a retention or a legal hold) protects the version.
+
+    Raised with versioning.LOCKED_MESSAGE, S3's text, which the server then sends (a message
+    equal to the docstring would be replaced by the code's generic one)."""
 
     code = "AccessDenied"
 

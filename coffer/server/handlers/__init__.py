@@ -21,6 +21,7 @@ from coffer.server.handlers import (
     listing,
     multipart,
     object,
+    object_lock,
     post_object,
     tagging,
     versioning,
@@ -39,6 +40,7 @@ _MODULES: tuple[ModuleType, ...] = (
     post_object,
     tagging,
     versioning,
+    object_lock,
 )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 
-from coffer.server import xml
+from coffer.server import object_lock, xml
 from coffer.server.context import Context
 from coffer.server.errors import S3Error
 from coffer.server.handlers.common import check_bucket_name, owner_of, parse_max, xml_response
@@ -66,8 +66,9 @@ async def CreateBucket(ctx: Context, req: Request) -> Response:
         constraint = xml.child_text(doc, "LocationConstraint")
         if constraint:
             region = constraint
+    lock = (req.header(object_lock.BUCKET_LOCK_HEADER) or "").strip().lower() == "true"
     try:
-        await ctx.engine.create_bucket(req.bucket, req.principal.id, region)
+        await ctx.engine.create_bucket(req.bucket, req.principal.id, region, object_lock=lock)
     except BucketAlreadyOwnedByYou:
         # us-east-1 keeps S3's legacy behaviour: re-creating your own bucket succeeds
         # (and changes nothing); every other region answers 409.

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from urllib.parse import unquote
 
-from coffer.server import xml
+from coffer.server import object_lock, xml
 from coffer.server.context import Context
 from coffer.server.errors import S3Error
 from coffer.server.handlers.object import checksum_algorithm_header
@@ -145,6 +145,7 @@ async def CopyObject(ctx: Context, req: Request) -> Response:
             "This copy request is illegal because it is trying to copy an object to itself without changing the "
             "object's metadata, storage class, website redirect location or encryption attributes.",
         )
+    lock = await object_lock.lock_for_write(ctx.engine, req.bucket, req.headers)
     seen = SourceSeen(copy_source_check(req))
     with source_errors():
         info = await ctx.engine.copy_object(
@@ -158,6 +159,7 @@ async def CopyObject(ctx: Context, req: Request) -> Response:
             check_source=seen,
             tags=tags,
             src_version_id=source.version_id,
+            lock=lock.lock,
         )
     inner = [xml.elem("LastModified", xml.iso8601(info.last_modified)), xml.elem("ETag", f'"{info.etag}"')]
     for name, digest in info.checksums.items():

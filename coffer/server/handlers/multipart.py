@@ -7,7 +7,7 @@ import re
 from urllib.parse import quote
 
 from coffer import checksums
-from coffer.server import xml
+from coffer.server import object_lock, xml
 from coffer.server.context import Context
 from coffer.server.errors import S3Error
 from coffer.server.handlers.common import display_name, key_encoder, owner_xml, parse_max, xml_response
@@ -68,6 +68,7 @@ async def CreateMultipartUpload(ctx: Context, req: Request) -> Response:
     validate_new_key(req.key, ctx.settings.dot_segment_keys)
     algorithm = checksum_algorithm_header(req)
     write = object_write(req.headers)
+    lock = await object_lock.lock_for_write(ctx.engine, req.bucket, req.headers)
     upload = await ctx.engine.create_multipart_upload(
         req.bucket,
         req.key,
@@ -76,6 +77,7 @@ async def CreateMultipartUpload(ctx: Context, req: Request) -> Response:
         checksum_algorithm=algorithm,
         checksum_type=_checksum_type_header(req),
         tags=write.tags or {},  # given to the object at completion
+        lock=lock.lock,
     )
     inner = xml.elem("Bucket", req.bucket) + xml.elem("Key", req.key) + xml.elem("UploadId", upload.upload_id)
     response = xml_response(xml.document("InitiateMultipartUploadResult", inner))
@@ -96,6 +98,8 @@ async def UploadPart(ctx: Context, req: Request) -> Response:
         raise S3Error("EntityTooLarge", ProposedSize=str(length), MaxSizeAllowed=str(MAX_PART_SIZE))
     plan = plan_upload(req, default_algorithm=None)
     upload = await ctx.engine.get_upload(req.bucket, req.key, upload_id)
+    if upload.lock:
+        object_lock.require_checksum("content-md5" in req.headers, plan.client_checksum, "Put Part")
     if upload.checksum_algorithm is not None and plan.algorithm != upload.checksum_algorithm:
         # An upload created with an algorithm takes parts checksummed with it only.
         raise S3Error(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from coffer import checksums
-from coffer.server import xml
+from coffer.server import object_lock, xml
 from coffer.server.context import Context
 from coffer.server.errors import S3Error, from_storage
 from coffer.server.http import (
@@ -74,6 +74,9 @@ async def PutObject(ctx: Context, req: Request) -> Response:
     if_none_match = req.header("if-none-match")
     if_match = req.header("if-match")
     plan = plan_upload(req)
+    lock = await object_lock.lock_for_write(ctx.engine, req.bucket, req.headers)
+    if lock.needs_checksum:
+        object_lock.require_checksum("content-md5" in req.headers, plan.client_checksum)
     info = await ctx.engine.put_object(
         req.bucket,
         req.key,
@@ -86,6 +89,7 @@ async def PutObject(ctx: Context, req: Request) -> Response:
         if_none_match=if_none_match or False,
         if_match=if_match,
         tags=write.tags or {},
+        lock=lock.lock,
     )
     response = Response(200)
     response.header("etag", quote_etag(info.etag))
@@ -206,6 +210,8 @@ def _read_response(req: Request, info: ObjectInfo, status: int, byte_range: tupl
         response.header("x-amz-mp-parts-count", str(info.parts_count))
     if byte_range is None or info.part is not None:
         _add_checksum_headers(req, response, info)
+    if info.lock:
+        object_lock.add_headers(response, info.lock)
     if byte_range is not None:
         start, end = byte_range
         response.header("content-range", f"bytes {start}-{end - 1}/{info.size}")
@@ -274,7 +280,11 @@ async def DeleteObject(ctx: Context, req: Request) -> Response:
         req.header("if-match"), req.header(_DELETE_HEADERS[0]), req.header(_DELETE_HEADERS[1]), _DELETE_HEADERS
     )
     version_id = version_param(req.query)
-    result = await ctx.engine.delete_object(req.bucket, req.key, condition, version_id=version_id)
+    # Where the s3:BypassGovernanceRetention permission will be checked once policies exist.
+    bypass = object_lock.bypass_governance(req.headers)
+    result = await ctx.engine.delete_object(
+        req.bucket, req.key, condition, version_id=version_id, bypass_governance=bypass
+    )
     response = Response(204)
     if result.version_id is not None:
         response.header("x-amz-version-id", result.version_id)
@@ -290,7 +300,7 @@ async def DeleteObjects(ctx: Context, req: Request) -> Response:
     if doc.tag != "Delete":
         raise S3Error("MalformedXML")
     quiet = (xml.child_text(doc, "Quiet", "false") or "").strip().lower() == "true"
-    bypass = _bypass_governance(req)
+    bypass = object_lock.bypass_governance(req.headers)
     objects: list[tuple[str, str | None, DeleteCondition | None]] = []
     for obj in doc.findall("Object"):
         key = xml.child_text(obj, "Key")
@@ -332,11 +342,6 @@ async def DeleteObjects(ctx: Context, req: Request) -> Response:
     response = Response(200, body=xml.document("DeleteResult", "".join(parts)))
     response.header("content-type", "application/xml")
     return response
-
-
-def _bypass_governance(req: Request) -> bool:
-    """x-amz-bypass-governance-retention: true or false (S3 reads anything else as false)."""
-    return (req.header("x-amz-bypass-governance-retention") or "").strip().lower() == "true"
 
 
 def _deleted(request: DeleteRequest, result: DeleteResult) -> str:

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from urllib.parse import quote
 
 from coffer import checksums
-from coffer.server import xml
+from coffer.server import object_lock, xml
 from coffer.server.auth import post_policy
 from coffer.server.auth.principal import Principal
 from coffer.server.context import Context
@@ -69,6 +69,7 @@ async def PostObject(ctx: Context, req: Request) -> Response:
     if acl is not None and acl not in _CANNED_ACLS:
         raise S3Error("InvalidArgument", ArgumentName="acl", ArgumentValue=acl)
     declared = declared_checksum(fields)
+    lock = await object_lock.lock_for_write(ctx.engine, req.bucket, fields)  # x-amz-object-lock-* fields
     algorithm, expected = (declared[1], declared[2]) if declared is not None else (checksums.DEFAULT_ALGORITHM, None)
     low, high = policy.length_range if policy is not None and policy.length_range else (0, None)
     limit = ctx.settings.max_object_size if high is None else min(high, ctx.settings.max_object_size)
@@ -88,6 +89,7 @@ async def PostObject(ctx: Context, req: Request) -> Response:
         verify=verify,
         storage_class=write.storage_class or "STANDARD",
         tags=write.tags or {},
+        lock=lock.lock,
     )
     response = _success(req, fields, key, info.etag)
     add_written_version(response, info.version_id)  # as PutObject: only a real version
