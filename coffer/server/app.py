@@ -14,6 +14,7 @@ from coffer.config import Settings
 from coffer.server import compression, xml
 from coffer.server.auth import DEFAULT_OWNER
 from coffer.server.auth.gate import AuthGate
+from coffer.server.bucket_state import BucketStates
 from coffer.server.context import Context, Handler
 from coffer.server.cors import Cors
 from coffer.server.errors import S3Error, from_storage
@@ -103,7 +104,7 @@ class CofferApp:
         self.probes = Probes(settings, self.engine, self.traffic, self.metrics)
         self.cors = Cors(self.engine, settings.cors_allow_all)
         self.auth = AuthGate(settings, self.engine)
-        self.context = Context(self.engine, settings, DEFAULT_OWNER, self.auth)
+        self.context = Context(self.engine, settings, DEFAULT_OWNER, self.auth, BucketStates(self.engine))
         self.handlers: dict[str, Handler] = HANDLERS
         self.base_domains = tuple(d.lower().strip(".") for d in settings.base_domains if d)
         self._started = False

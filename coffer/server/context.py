@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from coffer.config import Settings
 from coffer.server.auth.principal import Principal
+from coffer.server.bucket_state import BucketStates
 from coffer.server.http import Response
 from coffer.server.request import Request
 from coffer.storage.api import Engine
@@ -33,6 +34,13 @@ class Context:
     owner: Owner
     # Authentication state (credential lookups for handlers that authenticate themselves, e.g. PostObject).
     auth: AuthGate | None = None
+    # Bucket versioning and Object Lock state, cached briefly (bucket_state.py).
+    buckets: BucketStates | None = None
+
+    def bucket_states(self) -> BucketStates:
+        if self.buckets is None:
+            self.buckets = BucketStates(self.engine)
+        return self.buckets
 
 
 Handler = Callable[[Context, Request], Awaitable[Response]]

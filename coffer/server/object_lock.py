@@ -20,12 +20,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from coffer.server import xml
+from coffer.server.bucket_state import CONFIG_NAME, BucketStates
 from coffer.server.errors import S3Error
 from coffer.server.http import Response
 from coffer.storage.api import NO_LOCK, Engine, ObjectLock
 from coffer.storage.versioning import RETENTION_MODES
 
-CONFIG_NAME = "object_lock"
 MODE_HEADER = "x-amz-object-lock-mode"
 UNTIL_HEADER = "x-amz-object-lock-retain-until-date"
 HOLD_HEADER = "x-amz-object-lock-legal-hold"
@@ -245,16 +245,17 @@ class WriteLock:
         return self.requested or bool(self.lock)
 
 
-async def lock_for_write(engine: Engine, bucket: str, source: Mapping[str, str]) -> WriteLock:
+async def lock_for_write(buckets: BucketStates, bucket: str, source: Mapping[str, str]) -> WriteLock:
     """The lock of a version a write creates: the request's headers, else the bucket's
     default retention (the legal hold header combines with it)."""
     now = time.time()
     requested = requested_lock(source, now)
-    if requested is not None and not (await engine.get_bucket(bucket)).object_lock:
+    state = await buckets.get(bucket)  # NoSuchBucket first; no metadata read for most writes
+    if requested is not None and not state.info.object_lock:
         raise S3Error("InvalidRequest", NOT_ENABLED)
     if requested is not None and requested.mode is not None:
         return WriteLock(requested, True)
-    rule = await default_retention(engine, bucket)
+    rule = DefaultRetention.from_document(state.lock_config)
     hold = requested.legal_hold if requested is not None else False
     if rule is not None:
         return WriteLock(ObjectLock(rule.mode, rule.until(now), hold), requested is not None)

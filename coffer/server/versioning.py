@@ -88,7 +88,7 @@ async def shows_versions(ctx: Context, bucket: str, version_id: str) -> bool:
     """Whether a read reports ``version_id``: always a real one; 'null' once versioning was configured."""
     if version_id != NULL_VERSION:
         return True
-    return (await ctx.engine.get_bucket(bucket)).versioning is not None
+    return (await ctx.bucket_states().get(bucket)).info.versioning is not None
 
 
 async def add_read_version(ctx: Context, bucket: str, response: Response, version_id: str) -> None:

@@ -91,6 +91,7 @@ async def HeadBucket(ctx: Context, req: Request) -> Response:
 async def DeleteBucket(ctx: Context, req: Request) -> Response:
     assert req.bucket is not None
     await ctx.engine.delete_bucket(req.bucket)
+    ctx.bucket_states().forget(req.bucket)
     return Response(204)
 
 

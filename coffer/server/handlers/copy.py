@@ -145,7 +145,7 @@ async def CopyObject(ctx: Context, req: Request) -> Response:
             "This copy request is illegal because it is trying to copy an object to itself without changing the "
             "object's metadata, storage class, website redirect location or encryption attributes.",
         )
-    lock = await object_lock.lock_for_write(ctx.engine, req.bucket, req.headers)
+    lock = await object_lock.lock_for_write(ctx.bucket_states(), req.bucket, req.headers)
     seen = SourceSeen(copy_source_check(req))
     with source_errors():
         info = await ctx.engine.copy_object(

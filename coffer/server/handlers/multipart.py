@@ -68,7 +68,7 @@ async def CreateMultipartUpload(ctx: Context, req: Request) -> Response:
     validate_new_key(req.key, ctx.settings.dot_segment_keys)
     algorithm = checksum_algorithm_header(req)
     write = object_write(req.headers)
-    lock = await object_lock.lock_for_write(ctx.engine, req.bucket, req.headers)
+    lock = await object_lock.lock_for_write(ctx.bucket_states(), req.bucket, req.headers)
     upload = await ctx.engine.create_multipart_upload(
         req.bucket,
         req.key,

@@ -74,7 +74,7 @@ async def PutObject(ctx: Context, req: Request) -> Response:
     if_none_match = req.header("if-none-match")
     if_match = req.header("if-match")
     plan = plan_upload(req)
-    lock = await object_lock.lock_for_write(ctx.engine, req.bucket, req.headers)
+    lock = await object_lock.lock_for_write(ctx.bucket_states(), req.bucket, req.headers)
     if lock.needs_checksum:
         object_lock.require_checksum("content-md5" in req.headers, plan.client_checksum)
     info = await ctx.engine.put_object(

@@ -6,11 +6,12 @@ from __future__ import annotations
 import time
 
 from coffer.server import object_lock
+from coffer.server.bucket_state import CONFIG_NAME
 from coffer.server.context import Context
 from coffer.server.errors import S3Error
 from coffer.server.handlers.common import xml_response
 from coffer.server.http import Response
-from coffer.server.object_lock import CONFIG_NAME, MAX_DOCUMENT, NOT_ENABLED, VERSIONING_REQUIRED
+from coffer.server.object_lock import MAX_DOCUMENT, NOT_ENABLED, VERSIONING_REQUIRED
 from coffer.server.request import Request
 from coffer.server.upload import plan_upload
 from coffer.server.versioning import version_param
@@ -43,6 +44,7 @@ async def PutObjectLockConfiguration(ctx: Context, req: Request) -> Response:
         await ctx.engine.enable_object_lock(req.bucket)
     # The rule replaces the old one; no Rule leaves the bucket without a default retention.
     await ctx.engine.put_bucket_config(req.bucket, CONFIG_NAME, rule.document() if rule is not None else {})
+    ctx.bucket_states().forget(req.bucket)
     return Response(200)
 
 

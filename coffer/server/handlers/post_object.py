@@ -69,7 +69,7 @@ async def PostObject(ctx: Context, req: Request) -> Response:
     if acl is not None and acl not in _CANNED_ACLS:
         raise S3Error("InvalidArgument", ArgumentName="acl", ArgumentValue=acl)
     declared = declared_checksum(fields)
-    lock = await object_lock.lock_for_write(ctx.engine, req.bucket, fields)  # x-amz-object-lock-* fields
+    lock = await object_lock.lock_for_write(ctx.bucket_states(), req.bucket, fields)  # x-amz-object-lock-* fields
     algorithm, expected = (declared[1], declared[2]) if declared is not None else (checksums.DEFAULT_ALGORITHM, None)
     low, high = policy.length_range if policy is not None and policy.length_range else (0, None)
     limit = ctx.settings.max_object_size if high is None else min(high, ctx.settings.max_object_size)

@@ -26,4 +26,5 @@ async def PutBucketVersioning(ctx: Context, req: Request) -> Response:
     plan = plan_upload(req, default_algorithm=None)  # Content-MD5 / x-amz-checksum-* are checked
     status = parse_configuration(await plan.read_all(xml.MAX_XML_BODY))
     await ctx.engine.put_bucket_versioning(req.bucket, status)
+    ctx.bucket_states().forget(req.bucket)
     return Response(200)
