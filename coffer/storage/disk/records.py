@@ -43,7 +43,8 @@ _VERSION = f"FROM objects WHERE bucket=? AND key=? AND version=? AND {_LIVE}"
 _GET_VERSION = f"SELECT {_COLUMNS}, NULL {_VERSION}"
 _GET_VERSION_WITH_DATA = f"SELECT {_COLUMNS}, data {_VERSION}"
 _SLOT_COLUMNS = "id, etag, blob, expires, last_modified, size, version, seq, is_latest, is_delete_marker, extra"
-_VERSION_COLUMNS = "key, seq, version, is_latest, is_delete_marker, size, etag, last_modified, storage_class, owner"
+# All in objects_versions: a version listing never reads the table.
+_VERSION_COLUMNS = "key, seq, version, is_delete_marker, size, etag, last_modified, storage_class, owner"
 # Promote the key's newest remaining row (if any) once its latest row is gone.
 _PROMOTE = (
     "UPDATE objects SET is_latest=1 WHERE id=(SELECT id FROM objects INDEXED BY objects_versions"
@@ -337,12 +338,18 @@ def scan(
         lower, inclusive = raw, False
 
 
-def _version_entries(rows: Iterator[tuple[Any, ...]]) -> Iterator[tuple[bytes, int, VersionEntry]]:
-    for key, seq, version, latest, marker, size, etag, last_modified, storage_class, owner in rows:
+def _version_entries(
+    rows: Iterator[tuple[Any, ...]], continuing: bytes | None
+) -> Iterator[tuple[bytes, int, VersionEntry]]:
+    """Rows in (key, newest first) order: the first live row of a key is its latest version,
+    the newest one readers see (``continuing``: a key whose newer versions came before)."""
+    previous = continuing
+    for key, seq, version, marker, size, etag, last_modified, storage_class, owner in rows:
         raw = bytes(key)
         entry = VersionEntry(
-            raw.decode("utf-8"), version, bool(latest), bool(marker), size, etag, last_modified, storage_class, owner
+            raw.decode("utf-8"), version, raw != previous, bool(marker), size, etag, last_modified, storage_class, owner
         )
+        previous = raw
         yield raw, seq, entry
 
 
@@ -355,7 +362,7 @@ def key_versions(
         f" AND seq < ? AND {_LIVE} ORDER BY seq DESC LIMIT ?",
         (bucket, key, below_seq if below_seq is not None else 1 << 62, now, limit),
     )
-    return _version_entries(rows)
+    return _version_entries(rows, key if below_seq is not None else None)
 
 
 def versions_after(
@@ -368,7 +375,7 @@ def versions_after(
         f" {'AND key < ?' if bound else ''} AND {_LIVE} ORDER BY key, seq DESC LIMIT ?",
         (bucket, after, *bound, now, limit),
     )
-    return _version_entries(rows)
+    return _version_entries(rows, None)
 
 
 def seq_of(conn: sqlite3.Connection, bucket: str, key: bytes, version_id: str) -> int | None:
