@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from coffer.storage.api import Engine
 from tests import server_process
 from tests.engines import ENGINES, EngineKind
 from tests.server_process import ServerProcess
@@ -67,6 +68,20 @@ def data_dir(tmp_path: Path) -> Path:
 def engine_kind(request: pytest.FixtureRequest) -> EngineKind:
     """Each storage engine kind in turn (tests/engines.py): a test using it runs once per engine."""
     return ENGINES[request.param]
+
+
+@pytest.fixture
+def engine_root(tmp_path: Path) -> Path:
+    return tmp_path / "engine"
+
+
+@pytest.fixture
+def engine(engine_kind: EngineKind, engine_root: Path, aio: asyncio.Runner) -> Iterator[Engine]:
+    """A started engine of each kind in turn (``engine_kind``) on ``engine_root``, closed after the test."""
+    eng = engine_kind.make(engine_root)
+    aio.run(eng.start())
+    yield eng
+    aio.run(eng.close())
 
 
 @pytest.fixture

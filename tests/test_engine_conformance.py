@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -34,19 +34,6 @@ ALL_ALGORITHMS = ("CRC32", "CRC32C", "CRC64NVME", "SHA1", "SHA256")
 SMALL = b"small body " * 10  # stored inline by the disk engine under test
 LARGE = os.urandom(300_000)  # several chunks, stored as a file
 MEDIUM = os.urandom(5000)  # stored as a file, small enough for the bitwise reference CRCs
-
-
-@pytest.fixture
-def engine_root(tmp_path: Path) -> Path:
-    return tmp_path / "engine"
-
-
-@pytest.fixture
-def engine(engine_kind: EngineKind, engine_root: Path, aio: asyncio.Runner) -> Iterator[Engine]:
-    eng = engine_kind.make(engine_root)
-    aio.run(eng.start())
-    yield eng
-    aio.run(eng.close())
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -37,19 +36,6 @@ OWNER = "owner-1"
 REGION = "us-east-1"
 FUTURE = time.time() + 30 * 86400  # a retention date no test outlives
 PAST = time.time() - 86400
-
-
-@pytest.fixture
-def engine_root(tmp_path: Path) -> Path:
-    return tmp_path / "engine"
-
-
-@pytest.fixture
-def engine(engine_kind: EngineKind, engine_root: Path, aio: asyncio.Runner) -> Iterator[Engine]:
-    eng = engine_kind.make(engine_root)
-    aio.run(eng.start())
-    yield eng
-    aio.run(eng.close())
 
 
 @pytest.fixture

@@ -11,7 +11,8 @@ prefixes) seeks, never O(keys under the prefixes).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import TypeVar
+from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from coffer.storage.api import ListEntry, ListPage, UploadInfo, UploadsPage, VersionEntry, VersionsPage
 
@@ -87,6 +88,67 @@ def list_page(
         lower, inclusive = seek, True
 
 
+Item = TypeVar("Item")
+Position = TypeVar("Position")
+
+
+@dataclass(slots=True)
+class _Walk(Generic[Item]):
+    items: list[Item]
+    prefixes: list[str]
+    truncated: bool
+    # Where the next page starts when truncated: (key, sub-position) of the last item, or
+    # (common prefix, None) when the page ended with one.
+    next: tuple[str, str | None] | None
+
+
+def _walk(
+    scan: Callable[[bytes, Position, bytes | None], Iterable[tuple[bytes, Item]]],
+    start: tuple[bytes, Position],
+    restart: Position,
+    position_of: Callable[[Item], tuple[str, str]],
+    *,
+    prefix: bytes,
+    delimiter: bytes,
+    key_marker: bytes,
+    limit: int,
+) -> _Walk[Item]:
+    """A page of items ordered by (key, position within the key), from ``start``, keys folded
+    into CommonPrefixes (one entry each); ``restart``: the position that starts at a key's
+    first item, for the seek past a CommonPrefix. Shared by ListMultipartUploads (upload ids)
+    and ListObjectVersions (versions)."""
+    items: list[Item] = []
+    prefixes: list[str] = []
+    upper = prefix_upper_bound(prefix)
+    last: tuple[str, str | None] | None = None
+    from_key, position = start
+    while True:
+        seek: bytes | None = None
+        for key, item in scan(from_key, position, upper):
+            if delimiter:
+                idx = key.find(delimiter, len(prefix))
+                if idx >= 0:
+                    common = key[: idx + len(delimiter)]
+                    if common == key_marker or (key_marker.startswith(common) and key_marker > common):
+                        seek = prefix_upper_bound(common)  # listed on an earlier page
+                        break
+                    if len(items) + len(prefixes) >= limit:
+                        return _Walk(items, prefixes, True, last)
+                    prefixes.append(common.decode("utf-8"))
+                    last = (prefixes[-1], None)
+                    seek = prefix_upper_bound(common)
+                    break
+            if len(items) + len(prefixes) >= limit:
+                return _Walk(items, prefixes, True, last)
+            items.append(item)
+            last = position_of(item)
+        else:
+            return _Walk(items, prefixes, False, None)
+        if seek is None or (upper is not None and seek >= upper):
+            return _Walk(items, prefixes, False, None)
+        from_key, position = seek, restart
+
+
 def list_uploads_page(
     scan: UploadScan,
     *,
@@ -97,48 +159,22 @@ def list_uploads_page(
     max_uploads: int,
 ) -> UploadsPage:
     """One page of ListMultipartUploads: (key, upload id) order, keys folded into CommonPrefixes."""
-    uploads: list[UploadInfo] = []
-    prefixes: list[str] = []
-    upper = prefix_upper_bound(prefix)
     # Resume strictly after (after_key, after_id); upload ids are never empty, so
     # after_id "" includes after_key itself. Without an upload-id-marker every
     # upload of key-marker was listed already: skip past all of them.
-    if key_marker and key_marker >= prefix:
-        after_key, after_id = key_marker, (upload_id_marker or AFTER_ALL_IDS)
-    else:
-        after_key, after_id = prefix, ""
-    last: tuple[str, str | None] | None = None
-
-    def page(truncated: bool) -> UploadsPage:
-        if not truncated or last is None:
-            return UploadsPage(uploads, prefixes, truncated, None, None)
-        return UploadsPage(uploads, prefixes, True, last[0], last[1])
-
-    while True:
-        seek: bytes | None = None
-        for key, upload in scan(after_key, after_id, upper):
-            if delimiter:
-                idx = key.find(delimiter, len(prefix))
-                if idx >= 0:
-                    common = key[: idx + len(delimiter)]
-                    if common == key_marker or (key_marker.startswith(common) and key_marker > common):
-                        seek = prefix_upper_bound(common)  # listed on an earlier page
-                        break
-                    if len(uploads) + len(prefixes) >= max_uploads:
-                        return page(True)
-                    prefixes.append(common.decode("utf-8"))
-                    last = (prefixes[-1], None)
-                    seek = prefix_upper_bound(common)
-                    break
-            if len(uploads) + len(prefixes) >= max_uploads:
-                return page(True)
-            uploads.append(upload)
-            last = (upload.key, upload.upload_id)
-        else:
-            return page(False)
-        if seek is None or (upper is not None and seek >= upper):
-            return page(False)
-        after_key, after_id = seek, ""
+    start = (key_marker, upload_id_marker or AFTER_ALL_IDS) if key_marker and key_marker >= prefix else (prefix, "")
+    walk = _walk(
+        scan,
+        start,
+        "",
+        lambda upload: (upload.key, upload.upload_id),
+        prefix=prefix,
+        delimiter=delimiter,
+        key_marker=key_marker,
+        limit=max_uploads,
+    )
+    next_key, next_id = walk.next if walk.truncated and walk.next is not None else (None, None)
+    return UploadsPage(walk.items, walk.prefixes, walk.truncated, next_key, next_id)
 
 
 def list_versions_page(
@@ -154,45 +190,21 @@ def list_versions_page(
     CommonPrefixes (one entry each), resuming after (key-marker, version-id-marker)."""
     if max_keys <= 0:
         return VersionsPage([], [], False, None, None)
-    entries: list[VersionEntry] = []
-    prefixes: list[str] = []
-    upper = prefix_upper_bound(prefix)
-    from_key: bytes
-    after: str | None
+    start: tuple[bytes, str | None]
     if key_marker and key_marker >= prefix:
         # Without a version-id marker every version of key-marker was listed already.
-        from_key, after = key_marker, (version_id_marker or AFTER_ALL_VERSIONS)
+        start = (key_marker, version_id_marker or AFTER_ALL_VERSIONS)
     else:
-        from_key, after = prefix, None
-    last: tuple[str, str | None] | None = None
-
-    def page(truncated: bool) -> VersionsPage:
-        if not truncated or last is None:
-            return VersionsPage(entries, prefixes, truncated, None, None)
-        return VersionsPage(entries, prefixes, True, last[0], last[1])
-
-    while True:
-        seek: bytes | None = None
-        for key, entry in scan(from_key, after, upper):
-            if delimiter:
-                idx = key.find(delimiter, len(prefix))
-                if idx >= 0:
-                    common = key[: idx + len(delimiter)]
-                    if common == key_marker or (key_marker.startswith(common) and key_marker > common):
-                        seek = prefix_upper_bound(common)  # listed on an earlier page
-                        break
-                    if len(entries) + len(prefixes) >= max_keys:
-                        return page(True)
-                    prefixes.append(common.decode("utf-8"))
-                    last = (prefixes[-1], None)
-                    seek = prefix_upper_bound(common)
-                    break
-            if len(entries) + len(prefixes) >= max_keys:
-                return page(True)
-            entries.append(entry)
-            last = (entry.key, entry.version_id)
-        else:
-            return page(False)
-        if seek is None or (upper is not None and seek >= upper):
-            return page(False)
-        from_key, after = seek, None
+        start = (prefix, None)
+    walk = _walk(
+        scan,
+        start,
+        None,
+        lambda entry: (entry.key, entry.version_id),
+        prefix=prefix,
+        delimiter=delimiter,
+        key_marker=key_marker,
+        limit=max_keys,
+    )
+    next_key, next_version = walk.next if walk.truncated and walk.next is not None else (None, None)
+    return VersionsPage(walk.items, walk.prefixes, walk.truncated, next_key, next_version)
