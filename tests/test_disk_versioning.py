@@ -159,7 +159,8 @@ async def test_schema_4_database_opens_and_versions(tmp_path: Path) -> None:
     conn = sqlite3.connect(tmp_path / "metadata.sqlite3")
     assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
     indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
-    assert {"objects_latest", "objects_versions", "objects_key", "objects_expires"} <= indexes
+    assert {"objects_latest", "objects_noncurrent", "objects_version_ids", "objects_expires"} <= indexes
+    assert "objects_key" not in indexes  # replaced by objects_version_ids
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     conn.close()
 
@@ -210,8 +211,13 @@ async def test_list_queries_use_their_indexes(tmp_path: Path) -> None:
         assert len(scans) >= 2
         for statement in scans:
             plan = _plan(conn, statement)
-            # (bucket, key, seq DESC) walked in order, never the table: a page costs what it returns.
-            assert "USING COVERING INDEX objects_versions" in plan and "TEMP B-TREE" not in plan, plan
+            # Latest rows and noncurrent ones (bucket, key, seq DESC), each walked in order (the
+            # noncurrent ones never in the table): a page costs what it returns.
+            assert "TEMP B-TREE" not in plan, plan
+            if "is_latest=0" in statement:
+                assert "USING COVERING INDEX objects_noncurrent" in plan, plan
+            else:
+                assert "USING INDEX objects_latest" in plan, plan
     finally:
         await engine.close()
 
@@ -225,7 +231,7 @@ async def test_unversioned_hot_paths_stay_one_statement(tmp_path: Path) -> None:
         conn = engine.meta.read(lambda c: c)  # this thread's read connection
         reads = _traced(conn, lambda: engine._read("plain", "k", body=True, part_number=None))
         assert len(reads) == 1
-        assert "USING INDEX objects_versions" in _plan(conn, reads[0])
+        assert "USING INDEX objects_latest" in _plan(conn, reads[0])
         # The write transaction: the bucket, the key's null version, one write (as before versioning).
         writer: sqlite3.Connection = engine.meta._writer  # type: ignore[attr-defined]
         seen: list[str] = []

@@ -947,7 +947,7 @@ class DiskEngine:
         now = time.time()
 
         def scan(from_key: bytes, after: str | None, upper: bytes | None) -> Iterator[tuple[bytes, VersionEntry]]:
-            # Walks objects_versions (bucket, key, seq DESC) in order, a batch at a time: first
+            # Walks the versions in (key, seq DESC) order, a batch at a time: first
             # from_key's versions older than `below` (when `include`), then the keys after it.
             below: int | None = None
             include = after is None

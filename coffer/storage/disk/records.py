@@ -6,10 +6,11 @@ transaction of the metadata store's writer; nothing else reads an objects row
 by column position or knows the ``extra`` column's JSON.
 
 Versions of a key are ordered by ``seq`` (per key, the newest highest); the row
-with the highest ``seq`` has ``is_latest=1`` (a unique partial index holds at
-most one per key). A write either adds a row (a new version id) or rewrites the
-key's 'null' version in place, which then gets the highest ``seq``; removing the
-latest row promotes the next newest. Delete markers are rows with
+with the highest ``seq`` has ``is_latest=1`` (the unique partial index
+objects_latest holds at most one per key); the others are in objects_noncurrent,
+newest first. A write either adds a row (a new version id) or rewrites the key's
+'null' version in place, which then gets the highest ``seq``; removing the latest
+row promotes the next newest. Delete markers are rows with
 ``is_delete_marker=1``, size 0, ETag "" and no body.
 
 ``extra`` (JSON, compatible with every earlier Coffer): ``h`` headers, ``c``
@@ -20,9 +21,11 @@ Object Lock state (``m`` mode, ``u`` retain-until, ``h`` 1 for a legal hold).
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,21 +37,24 @@ from coffer.storage.disk.metadata import bucket_info
 # Rows visible at time `?`: expired ones are gone for readers before the reaper deletes them.
 _LIVE = "(expires IS NULL OR expires > ?)"
 _COLUMNS = "id, key, size, etag, last_modified, storage_class, owner, extra, blob, expires, version, is_delete_marker"
-# The key's newest live version: one probe of objects_versions (bucket, key, seq DESC);
-# an expired newest row is skipped, as readers must not see it.
-_LATEST = f"FROM objects INDEXED BY objects_versions WHERE bucket=? AND key=? AND {_LIVE} ORDER BY seq DESC LIMIT 1"
+# The key's latest version when live: one probe of objects_latest. When it expired (the
+# reaper has not removed it yet), readers see the newest live noncurrent one instead.
+_LATEST = f"FROM objects INDEXED BY objects_latest WHERE bucket=? AND key=? AND is_latest=1 AND {_LIVE}"
 _GET = f"SELECT {_COLUMNS}, NULL {_LATEST}"
 _GET_WITH_DATA = f"SELECT {_COLUMNS}, data {_LATEST}"
-_VERSION = f"FROM objects WHERE bucket=? AND key=? AND version=? AND {_LIVE}"
-_GET_VERSION = f"SELECT {_COLUMNS}, NULL {_VERSION}"
-_GET_VERSION_WITH_DATA = f"SELECT {_COLUMNS}, data {_VERSION}"
+_OLDER = (
+    f"FROM objects INDEXED BY objects_noncurrent WHERE bucket=? AND key=? AND is_latest=0 AND {_LIVE}"
+    " ORDER BY seq DESC LIMIT 1"
+)
+_GET_OLDER = f"SELECT {_COLUMNS}, NULL {_OLDER}"
+_GET_OLDER_WITH_DATA = f"SELECT {_COLUMNS}, data {_OLDER}"
 _SLOT_COLUMNS = "id, etag, blob, expires, last_modified, size, version, seq, is_latest, is_delete_marker, extra"
-# All in objects_versions: a version listing never reads the table.
+# All in objects_noncurrent: listing noncurrent versions never reads the table.
 _VERSION_COLUMNS = "key, seq, version, is_delete_marker, size, etag, last_modified, storage_class, owner"
 # Promote the key's newest remaining row (if any) once its latest row is gone.
 _PROMOTE = (
-    "UPDATE objects SET is_latest=1 WHERE id=(SELECT id FROM objects INDEXED BY objects_versions"
-    " WHERE bucket=? AND key=? ORDER BY seq DESC LIMIT 1)"
+    "UPDATE objects SET is_latest=1 WHERE id=(SELECT id FROM objects INDEXED BY objects_noncurrent"
+    " WHERE bucket=? AND key=? AND is_latest=0 ORDER BY seq DESC LIMIT 1)"
 )
 
 
@@ -208,10 +214,13 @@ def get(
     """The newest live version of a key, or the live version ``version_id`` (its inline body
     only ``with_data``); may be a delete marker."""
     if version_id is None:
-        row = conn.execute(_GET_WITH_DATA if with_data else _GET, (bucket, key.encode("utf-8"), now)).fetchone()
+        args = (bucket, key.encode("utf-8"), now)
+        row = conn.execute(_GET_WITH_DATA if with_data else _GET, args).fetchone()
+        if row is None:  # no key, or its latest version expired: an older one may show
+            row = conn.execute(_GET_OLDER_WITH_DATA if with_data else _GET_OLDER, args).fetchone()
     else:
-        sql = _GET_VERSION_WITH_DATA if with_data else _GET_VERSION
-        row = conn.execute(sql, (bucket, key.encode("utf-8"), version_id, now)).fetchone()
+        columns = f"{_COLUMNS}, {'data' if with_data else 'NULL'}"
+        row = _version_row(conn, columns, bucket, key.encode("utf-8"), version_id, now)
     return _decode(bucket, row) if row is not None else None
 
 
@@ -238,9 +247,35 @@ def _slot(conn: sqlite3.Connection, where: str, args: tuple[Any, ...]) -> Slot |
     return Slot(*row) if row is not None else None
 
 
+def _version_row(
+    conn: sqlite3.Connection, columns: str, bucket: str, key: bytes, version_id: str, live_at: float | None = None
+) -> tuple[Any, ...] | None:
+    """``columns`` of one version (live at ``live_at`` when given): the key's latest row when it
+    is that version (one probe of objects_latest: every lookup in a never-versioned bucket),
+    else a noncurrent one, by id (objects_version_ids) or the null one (objects_noncurrent)."""
+    live = f" AND {_LIVE}" if live_at is not None else ""
+    tail = (live_at,) if live_at is not None else ()
+    row = conn.execute(
+        f"SELECT {columns} FROM objects INDEXED BY objects_latest WHERE bucket=? AND key=? AND is_latest=1"
+        f" AND version=?{live}",
+        (bucket, key, version_id, *tail),
+    ).fetchone()
+    if row is not None:
+        return row  # type: ignore[no-any-return]
+    if version_id != NULL_VERSION:
+        index, where = "objects_version_ids", "version=? AND version != 'null'"
+    else:
+        index, where = "objects_noncurrent", "version=?"
+    return conn.execute(  # type: ignore[no-any-return]
+        f"SELECT {columns} FROM objects INDEXED BY {index} WHERE bucket=? AND key=? AND is_latest=0 AND {where}{live}",
+        (bucket, key, version_id, *tail),
+    ).fetchone()
+
+
 def version_slot(conn: sqlite3.Connection, bucket: str, key: str, version_id: str) -> Slot | None:
     """The row of one version, expired or not."""
-    return _slot(conn, "bucket=? AND key=? AND version=?", (bucket, key.encode("utf-8"), version_id))
+    row = _version_row(conn, _SLOT_COLUMNS, bucket, key.encode("utf-8"), version_id)
+    return Slot(*row) if row is not None else None
 
 
 def latest_slot(conn: sqlite3.Connection, bucket: str, key: str) -> Slot | None:
@@ -248,10 +283,10 @@ def latest_slot(conn: sqlite3.Connection, bucket: str, key: str) -> Slot | None:
 
 
 def current_slot(conn: sqlite3.Connection, bucket: str, key: str, now: float) -> Slot | None:
-    """The newest live version (what readers see), maybe a delete marker."""
+    """The newest live noncurrent version, for a key whose latest expired (what readers see then)."""
     return _slot(
         conn,
-        f"bucket=? AND key=? AND {_LIVE} ORDER BY seq DESC LIMIT 1",
+        f"bucket=? AND key=? AND is_latest=0 AND {_LIVE} ORDER BY seq DESC LIMIT 1",
         (bucket, key.encode("utf-8"), now),
     )
 
@@ -261,8 +296,8 @@ def target(
 ) -> Target:
     """What writing version ``version_id`` of a key in a bucket with this versioning state affects."""
     if versioning is None:
-        # Never versioned: a key has at most its null version (one probe, as before versioning).
-        null = version_slot(conn, bucket, key, NULL_VERSION)
+        # Never versioned: a key has at most its null version, latest (one probe, as before versioning).
+        null = latest_slot(conn, bucket, key)
         return Target(null, null, null.live(now) if null is not None else None)
     latest = latest_slot(conn, bucket, key)
     replaces = None
@@ -306,7 +341,7 @@ _SCANS = {
 }
 _NEWEST_LIVE = (
     "SELECT size, etag, last_modified, storage_class, owner, is_delete_marker FROM objects"
-    f" INDEXED BY objects_versions WHERE bucket=? AND key=? AND {_LIVE} ORDER BY seq DESC LIMIT 1"
+    f" INDEXED BY objects_noncurrent WHERE bucket=? AND key=? AND is_latest=0 AND {_LIVE} ORDER BY seq DESC LIMIT 1"
 )
 
 
@@ -339,7 +374,7 @@ def scan(
 
 
 def _version_entries(
-    rows: Iterator[tuple[Any, ...]], continuing: bytes | None
+    rows: Iterable[tuple[Any, ...]], continuing: bytes | None
 ) -> Iterator[tuple[bytes, int, VersionEntry]]:
     """Rows in (key, newest first) order: the first live row of a key is its latest version,
     the newest one readers see (``continuing``: a key whose newer versions came before)."""
@@ -353,35 +388,49 @@ def _version_entries(
         yield raw, seq, entry
 
 
+_LATEST_ROWS = (
+    f"SELECT {_VERSION_COLUMNS} FROM objects INDEXED BY objects_latest WHERE bucket=? AND key {{op}} ?"
+    f" {{bound}} AND is_latest=1 AND {_LIVE} ORDER BY key LIMIT ?"
+)
+_NONCURRENT_ROWS = (
+    f"SELECT {_VERSION_COLUMNS} FROM objects INDEXED BY objects_noncurrent WHERE bucket=? AND key {{op}} ?"
+    f" {{bound}} AND is_latest=0 AND {_LIVE} ORDER BY key, seq DESC LIMIT ?"
+)
+
+
 def key_versions(
     conn: sqlite3.Connection, bucket: str, key: bytes, below_seq: int | None, now: float, limit: int
 ) -> Iterator[tuple[bytes, int, VersionEntry]]:
     """A key's live versions older than ``below_seq`` (None: all), newest first; at most ``limit``."""
-    rows = conn.execute(
-        f"SELECT {_VERSION_COLUMNS} FROM objects INDEXED BY objects_versions WHERE bucket=? AND key=?"
-        f" AND seq < ? AND {_LIVE} ORDER BY seq DESC LIMIT ?",
+    rows: list[tuple[Any, ...]] = []
+    if below_seq is None:
+        rows += conn.execute(_LATEST_ROWS.format(op="=", bound=""), (bucket, key, now, 1)).fetchall()
+    rows += conn.execute(
+        f"SELECT {_VERSION_COLUMNS} FROM objects INDEXED BY objects_noncurrent WHERE bucket=? AND key=?"
+        f" AND is_latest=0 AND seq < ? AND {_LIVE} ORDER BY seq DESC LIMIT ?",
         (bucket, key, below_seq if below_seq is not None else 1 << 62, now, limit),
-    )
-    return _version_entries(rows, key if below_seq is not None else None)
+    ).fetchall()
+    return _version_entries(rows[:limit], key if below_seq is not None else None)
 
 
 def versions_after(
     conn: sqlite3.Connection, bucket: str, after: bytes, upper: bytes | None, now: float, limit: int
 ) -> Iterator[tuple[bytes, int, VersionEntry]]:
-    """Live versions of the keys after ``after`` (below ``upper``), by key then newest first; at most ``limit``."""
-    bound = (upper,) if upper is not None else ()
-    rows = conn.execute(
-        f"SELECT {_VERSION_COLUMNS} FROM objects INDEXED BY objects_versions WHERE bucket=? AND key > ?"
-        f" {'AND key < ?' if bound else ''} AND {_LIVE} ORDER BY key, seq DESC LIMIT ?",
-        (bucket, after, *bound, now, limit),
-    )
-    return _version_entries(rows, None)
+    """Live versions of the keys after ``after`` (below ``upper``), by key then newest first; at most ``limit``.
+
+    Two ordered walks merged: latest rows (objects_latest) and noncurrent ones
+    (objects_noncurrent); within a key the latest row has the highest seq.
+    """
+    bound = "AND key < ?" if upper is not None else ""
+    args = (bucket, after, *((upper,) if upper is not None else ()), now, limit)
+    latest = conn.execute(_LATEST_ROWS.format(op=">", bound=bound), args)
+    older = conn.execute(_NONCURRENT_ROWS.format(op=">", bound=bound), args)
+    merged = heapq.merge(latest, older, key=lambda row: (bytes(row[0]), -row[1]))
+    return _version_entries(itertools.islice(merged, limit), None)
 
 
 def seq_of(conn: sqlite3.Connection, bucket: str, key: bytes, version_id: str) -> int | None:
-    row = conn.execute(
-        "SELECT seq FROM objects WHERE bucket=? AND key=? AND version=?", (bucket, key, version_id)
-    ).fetchone()
+    row = _version_row(conn, "seq", bucket, key, version_id)
     return int(row[0]) if row is not None else None
 
 
