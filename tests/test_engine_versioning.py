@@ -744,3 +744,17 @@ async def test_versions_survive_reopen(
             await third.close()
     finally:
         await again.close()
+
+
+async def test_a_lock_needs_a_lock_bucket(engine: Engine, versioned: str) -> None:
+    """A version locked in a bucket without Object Lock would protect nothing (a later null
+    write replaces a null version): every write that asks for a lock is refused there."""
+    await put(engine, versioned, "src", b"x")
+    held = ObjectLock(legal_hold=True)
+    with pytest.raises(errors.InvalidRequest):
+        await put(engine, versioned, "k", b"x", lock=held)
+    with pytest.raises(errors.InvalidRequest):
+        await engine.copy_object(versioned, "src", versioned, "k", headers=None, lock=ObjectLock(GOVERNANCE, FUTURE))
+    with pytest.raises(errors.InvalidRequest):
+        await engine.create_multipart_upload(versioned, "k", headers={}, lock=held)
+    assert [v[0] for v in await versions(engine, versioned)] == ["src"]

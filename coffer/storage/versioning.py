@@ -18,11 +18,12 @@ import secrets
 import time
 
 from coffer.storage import errors
-from coffer.storage.api import COMPLIANCE, GOVERNANCE, NULL_VERSION, VERSIONING_ENABLED, ObjectLock
+from coffer.storage.api import COMPLIANCE, GOVERNANCE, NULL_VERSION, VERSIONING_ENABLED, BucketInfo, ObjectLock
 
 _VERSION_ID = re.compile(r"[0-9a-f]{32}")
 RETENTION_MODES = (GOVERNANCE, COMPLIANCE)
 LOCKED_MESSAGE = "Access Denied because object protected by object lock."
+NO_LOCK_CONFIGURATION = "Bucket is missing Object Lock Configuration"
 
 
 def new_version_id(now: float | None = None) -> str:
@@ -63,6 +64,14 @@ def check_retention_change(
     if current.mode == GOVERNANCE and bypass_governance:
         return
     raise errors.ObjectLocked(LOCKED_MESSAGE, key=key)
+
+
+def check_lock_bucket(bucket: BucketInfo, lock: ObjectLock | None = None) -> None:
+    """InvalidRequest when a bucket without Object Lock is asked for a lock: by a retention or
+    legal-hold change (``lock`` None), or a write carrying one (a lock set there would protect
+    nothing: a later null write replaces the null version)."""
+    if not bucket.object_lock and (lock is None or lock):
+        raise errors.InvalidRequest(NO_LOCK_CONFIGURATION, bucket=bucket.name)
 
 
 def with_retention(lock: ObjectLock, mode: str | None, retain_until: float | None) -> ObjectLock:

@@ -63,6 +63,7 @@ from coffer.storage.multipart import copy_plan
 from coffer.storage.objects import check_quota, clamp_count, clamp_part_number, part_of
 from coffer.storage.ttl import expiry_of, is_expired
 from coffer.storage.versioning import (
+    check_lock_bucket,
     check_retention_change,
     check_version_delete,
     version_for_write,
@@ -551,6 +552,7 @@ class DiskEngine:
 
         def tx(conn: sqlite3.Connection) -> list[str]:
             found = bucket_info(conn, bucket)  # the check that counts: inside the write
+            check_lock_bucket(found, lock)
             record.owner = found.owner
             info.version_id = version_for_write(found.versioning, time.time())
             target = records.target(conn, bucket, key, info.version_id, found.versioning, now)
@@ -709,8 +711,7 @@ class DiskEngine:
         """Read a version's lock, check and apply ``change``, write it: one write transaction,
         so a concurrent delete of the version lands wholly before or after."""
         now = time.time()
-        if not bucket_info(conn, bucket).object_lock:
-            raise errors.InvalidRequest("Bucket is missing Object Lock Configuration", bucket=bucket)
+        check_lock_bucket(bucket_info(conn, bucket))
         record = records.require(conn, bucket, key, now, with_data=False, version_id=version_id)
         record.info.lock = change(record.info.lock, now)
         records.update_metadata(conn, record)
@@ -853,6 +854,7 @@ class DiskEngine:
             if current.info.tags != src.tags:
                 raise _SourceChanged()  # retagged meanwhile: a COPY directive must carry the new tags
             found = bucket_info(conn, info.bucket)
+            check_lock_bucket(found, info.lock)
             info.version_id = version_for_write(found.versioning, now)
             target = records.target(conn, info.bucket, info.key, info.version_id, found.versioning, now)
             if target.live_object is None:

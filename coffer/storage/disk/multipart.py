@@ -55,7 +55,7 @@ from coffer.storage.multipart import (
 )
 from coffer.storage.objects import completed_object, copy_source_span
 from coffer.storage.ttl import expiry_of
-from coffer.storage.versioning import version_for_write
+from coffer.storage.versioning import check_lock_bucket, version_for_write
 
 _UPLOAD_COLUMNS = "upload_id, bucket, key, initiated, storage_class, owner, extra, completed"
 _LIST_BATCH = 1000
@@ -134,7 +134,9 @@ class DiskUploads:
         extra = json.dumps(doc, separators=(",", ":"))
 
         def tx(conn: sqlite3.Connection) -> UploadInfo:
-            upload.owner = bucket_info(conn, bucket).owner
+            found = bucket_info(conn, bucket)
+            check_lock_bucket(found, lock)
+            upload.owner = found.owner
             conn.execute(
                 "INSERT INTO uploads(upload_id, bucket, key, initiated, storage_class, owner, extra)"
                 " VALUES (?,?,?,?,?,?,?)",

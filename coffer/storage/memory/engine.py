@@ -118,6 +118,7 @@ from coffer.storage.multipart import COMPLETED_RETENTION_SECONDS, answer_stands,
 from coffer.storage.objects import check_quota, clamp_count, clamp_part_number, part_of
 from coffer.storage.ttl import expiry_of, is_expired
 from coffer.storage.versioning import (
+    check_lock_bucket,
     check_retention_change,
     check_version_delete,
     version_for_write,
@@ -891,9 +892,7 @@ class MemoryEngine:
         ):
             self._reap(now, len(self._expiries))  # expired objects do not count: reclaim them first
             check_quota(self._object_count(bucket), self.max_objects_per_bucket, info.bucket, info.key)
-        if info.lock and not bucket.write_info().object_lock:
-            # Unprotected otherwise: a later null write or delete would replace a locked null version.
-            raise errors.InvalidRequest("Bucket is missing Object Lock Configuration", bucket=info.bucket)
+        check_lock_bucket(bucket.write_info(), info.lock)
         self.check_writable()
         info.version_id = version_for_write(bucket.write_info().versioning, now)
         obj = ver.mem_object(info, bucket.info.owner, chunks, expiry_of(info.headers, now, self.default_ttl), parts)
@@ -1027,8 +1026,7 @@ class MemoryEngine:
 
     def _lock_bucket(self, name: str) -> MemBucket:
         bucket = self.write_bucket(name)
-        if not bucket.write_info().object_lock:
-            raise errors.InvalidRequest("Bucket is missing Object Lock Configuration", bucket=name)
+        check_lock_bucket(bucket.write_info())
         return bucket
 
     async def _relock(

@@ -52,6 +52,7 @@ from coffer.storage.multipart import (
     resolve_checksum_type,
 )
 from coffer.storage.objects import completed_object, copy_source_span
+from coffer.storage.versioning import check_lock_bucket
 
 if TYPE_CHECKING:
     from coffer.storage.memory.engine import MemBucket, MemObject, MemoryStats
@@ -323,6 +324,7 @@ class MemoryUploads:
         resolved = resolve_checksum_type(checksum_algorithm, checksum_type)
         host = self._host
         b = host.write_bucket(bucket)
+        check_lock_bucket(b.write_info(), lock)
         host.check_writable()
         info = UploadInfo(
             bucket=bucket,
