@@ -135,7 +135,7 @@ def test_iso8601_dates() -> None:
 def test_requested_lock_headers() -> None:
     mode, until, hold = object_lock.MODE_HEADER, object_lock.UNTIL_HEADER, object_lock.HOLD_HEADER
     assert requested_lock({}, NOW) is None
-    assert requested_lock({hold: "OFF"}, NOW) == ObjectLock()
+    assert requested_lock({hold: "OFF"}, NOW) == ObjectLock(legal_hold=False)
     assert requested_lock({mode: "COMPLIANCE", until: "2030-01-01T00:00:00Z", hold: "ON"}, NOW) == ObjectLock(
         "COMPLIANCE", datetime(2030, 1, 1, tzinfo=UTC).timestamp(), True
     )
@@ -380,8 +380,9 @@ def test_governance_version_delete_needs_bypass(s3, locked: str) -> None:  # typ
 
 def test_legal_hold(s3, locked: str) -> None:  # type: ignore[no-untyped-def]
     put = s3.put_object(Bucket=locked, Key="k", Body=b"abc")
-    # The engine keeps the hold as on/off: a version never given one reads OFF (docs/object-lock.md).
-    assert s3.get_object_legal_hold(Bucket=locked, Key="k")["LegalHold"] == {"Status": "OFF"}
+    # A version never given a hold has none to read, as S3 answers; none shows on HEAD.
+    expect_error(404, "NoSuchObjectLockConfiguration", s3.get_object_legal_hold, Bucket=locked, Key="k")
+    assert "ObjectLockLegalHoldStatus" not in s3.head_object(Bucket=locked, Key="k")
     s3.put_object_legal_hold(Bucket=locked, Key="k", LegalHold={"Status": "ON"})
     assert s3.get_object_legal_hold(Bucket=locked, Key="k")["LegalHold"] == {"Status": "ON"}
     assert s3.head_object(Bucket=locked, Key="k")["ObjectLockLegalHoldStatus"] == "ON"
@@ -400,7 +401,7 @@ def test_legal_hold(s3, locked: str) -> None:  # type: ignore[no-untyped-def]
         )
     s3.put_object_legal_hold(Bucket=locked, Key="k", VersionId=version, LegalHold={"Status": "OFF"})
     assert s3.get_object_legal_hold(Bucket=locked, Key="k", VersionId=version)["LegalHold"] == {"Status": "OFF"}
-    assert "ObjectLockLegalHoldStatus" not in s3.head_object(Bucket=locked, Key="k")
+    assert s3.head_object(Bucket=locked, Key="k")["ObjectLockLegalHoldStatus"] == "OFF"  # removed, as S3 shows
     s3.delete_object(Bucket=locked, Key="k", VersionId=version)
     expect_error(404, "NoSuchKey", s3.get_object, Bucket=locked, Key="k")
 

@@ -228,7 +228,7 @@ def requested_lock(source: Mapping[str, str], now: float) -> ObjectLock | None:
             ArgumentName=HOLD_HEADER,
             ArgumentValue=hold[:64],
         )
-    return ObjectLock(mode, until, hold == "ON")
+    return ObjectLock(mode, until, None if hold is None else hold == "ON")
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,7 +256,7 @@ async def lock_for_write(buckets: BucketStates, bucket: str, source: Mapping[str
     if requested is not None and requested.mode is not None:
         return WriteLock(requested, True)
     rule = DefaultRetention.from_document(state.lock_config)
-    hold = requested.legal_hold if requested is not None else False
+    hold = requested.legal_hold if requested is not None else None
     if rule is not None:
         return WriteLock(ObjectLock(rule.mode, rule.until(now), hold), requested is not None)
     return WriteLock(requested or NO_LOCK, requested is not None)
@@ -269,13 +269,13 @@ def require_checksum(has_md5: bool, has_checksum: bool, operation: str = "Put Ob
 
 # ---------------------------------------------------------------------- reads and deletes
 def add_headers(response: Response, lock: ObjectLock) -> None:
-    """x-amz-object-lock-* of GetObject/HeadObject. The legal hold is kept as on/off only, so
-    OFF is never sent (S3 sends it for a version whose hold was removed)."""
+    """x-amz-object-lock-* of GetObject/HeadObject: the retention, and the legal hold once one
+    was placed (OFF after it was removed, as S3 sends it)."""
     if lock.mode is not None and lock.retain_until is not None:
         response.header(MODE_HEADER, lock.mode)
         response.header(UNTIL_HEADER, format_date(lock.retain_until))
-    if lock.legal_hold:
-        response.header(HOLD_HEADER, "ON")
+    if lock.legal_hold is not None:
+        response.header(HOLD_HEADER, "ON" if lock.legal_hold else "OFF")
 
 
 def bypass_governance(headers: Mapping[str, str]) -> bool:

@@ -44,10 +44,16 @@ class ObjectLock:
 
     mode: str | None = None  # GOVERNANCE or COMPLIANCE (with retain_until)
     retain_until: float | None = None  # epoch seconds
-    legal_hold: bool = False
+    # None: never placed (GetObjectLegalHold answers 404 then, as S3); False: removed.
+    legal_hold: bool | None = None
 
     def __bool__(self) -> bool:
-        return self.mode is not None or self.legal_hold
+        """Whether the version is protected (a retention, or a legal hold that is on)."""
+        return self.mode is not None or bool(self.legal_hold)
+
+    def recorded(self) -> bool:
+        """Whether there is anything to store (a removed hold is remembered as OFF)."""
+        return self.mode is not None or self.retain_until is not None or self.legal_hold is not None
 
 
 NO_LOCK = ObjectLock()

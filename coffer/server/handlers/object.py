@@ -210,8 +210,7 @@ def _read_response(req: Request, info: ObjectInfo, status: int, byte_range: tupl
         response.header("x-amz-mp-parts-count", str(info.parts_count))
     if byte_range is None or info.part is not None:
         _add_checksum_headers(req, response, info)
-    if info.lock:
-        object_lock.add_headers(response, info.lock)
+    object_lock.add_headers(response, info.lock)
     if byte_range is not None:
         start, end = byte_range
         response.header("content-range", f"bytes {start}-{end - 1}/{info.size}")

@@ -96,6 +96,6 @@ async def GetObjectLegalHold(ctx: Context, req: Request) -> Response:
     version_id = version_param(req.query)
     await _locked_bucket(ctx, req)
     info = await ctx.engine.head_object(req.bucket, req.key, version_id=version_id)
-    # The engine keeps the hold as on/off: a version never given one answers OFF (S3 answers
-    # 404 NoSuchObjectLockConfiguration there); see docs/object-lock.md.
+    if info.lock.legal_hold is None:  # never placed (a removed one answers OFF)
+        raise S3Error("NoSuchObjectLockConfiguration", Key=req.key)
     return xml_response(object_lock.legal_hold_document(info.lock.legal_hold))

@@ -146,22 +146,23 @@ class Target:
 
 # ---------------------------------------------------------------------- codec
 def encode_lock(lock: ObjectLock) -> dict[str, Any] | None:
-    if lock.mode is None and lock.retain_until is None and not lock.legal_hold:
+    if not lock.recorded():
         return None
     doc: dict[str, Any] = {}
     if lock.mode is not None:
         doc["m"] = lock.mode
     if lock.retain_until is not None:
         doc["u"] = lock.retain_until
-    if lock.legal_hold:
-        doc["h"] = 1
+    if lock.legal_hold is not None:
+        doc["h"] = int(lock.legal_hold)
     return doc
 
 
 def decode_lock(doc: dict[str, Any] | None) -> ObjectLock:
     if not doc:
         return NO_LOCK
-    return ObjectLock(doc.get("m"), doc.get("u"), bool(doc.get("h")))
+    hold = doc.get("h")
+    return ObjectLock(doc.get("m"), doc.get("u"), None if hold is None else bool(hold))
 
 
 def encode_extra(info: ObjectInfo, pieces: bool) -> str:

@@ -27,14 +27,14 @@ _DEFAULTS: tuple[Any, ...] = ({}, None, 0, None)
 
 
 def lock_meta(lock: ObjectLock) -> list[Any] | None:
-    return [lock.mode, lock.retain_until, lock.legal_hold] if lock else None
+    return [lock.mode, lock.retain_until, lock.legal_hold] if lock.recorded() else None
 
 
 def lock_from(meta: list[Any] | None) -> ObjectLock:
     if not meta:
         return NO_LOCK
     mode, until, hold = meta
-    return ObjectLock(mode, until, bool(hold))
+    return ObjectLock(mode, until, None if hold is None else bool(hold))
 
 
 def object_meta(

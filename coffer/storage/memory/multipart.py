@@ -197,7 +197,7 @@ def upload_meta(info: UploadInfo) -> dict[str, Any]:
         "a": info.checksum_algorithm,
         "ct": info.checksum_type,
         **({"t": info.tags} if info.tags else {}),
-        **({"l": lock_meta(info.lock)} if info.lock else {}),
+        **({"l": lock_meta(info.lock)} if info.lock.recorded() else {}),
     }
 
 
