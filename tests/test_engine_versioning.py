@@ -634,14 +634,26 @@ async def test_retention_removed_with_bypass(engine: Engine, locked: str) -> Non
     await engine.delete_object(locked, "k", version_id=info.version_id)
 
 
-async def test_legal_hold(engine: Engine, locked: str) -> None:
+async def test_legal_hold(engine: Engine, engine_kind: EngineKind, engine_root: Path, locked: str) -> None:
     info = await put(engine, locked, "k", b"x")
+    assert info.lock.legal_hold is None  # never placed
     held = await engine.put_object_legal_hold(locked, "k", True)
     assert held.lock.legal_hold and held.version_id == info.version_id
     with pytest.raises(errors.ObjectLocked):
         await engine.delete_object(locked, "k", version_id=info.version_id, bypass_governance=True)
     await engine.put_object_legal_hold(locked, "k", False, version_id=info.version_id)
-    assert not (await engine.head_object(locked, "k")).lock.legal_hold
+    assert (await engine.head_object(locked, "k")).lock.legal_hold is False  # removed, remembered as OFF
+    if engine_kind.persistent:
+        await engine.close()
+        again = engine_kind.make(engine_root)
+        await again.start()
+        try:
+            assert (await again.head_object(locked, "k")).lock.legal_hold is False
+            assert (await put(again, locked, "other", b"y")).lock.legal_hold is None
+            assert (await again.head_object(locked, "other")).lock.legal_hold is None
+        finally:
+            await again.close()
+        return
     await engine.delete_object(locked, "k", version_id=info.version_id)
 
 
