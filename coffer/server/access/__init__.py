@@ -1,0 +1,1 @@
+"""Access control: the IAM policy language (policy.py), and later ACLs and ownership."""
