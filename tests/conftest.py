@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import itertools
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,8 +22,14 @@ _names = itertools.count()
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """One real server for the protocol tests (fsync never: test data is throwaway)."""
-    proc = ServerProcess(tmp_path_factory.mktemp("server") / "data", "--fsync", "never").start()
+    """One real server for the protocol tests (fsync never: test data is throwaway).
+
+    COFFER_TEST_STORAGE=memory runs them against the memory engine (with its write-ahead log)
+    instead of the disk engine: ``COFFER_TEST_STORAGE=memory pytest tests/test_versioning.py``.
+    """
+    storage = os.environ.get("COFFER_TEST_STORAGE", "disk")
+    args = ("--storage", "memory", "--memory-persistence", "true") if storage == "memory" else ()
+    proc = ServerProcess(tmp_path_factory.mktemp("server") / "data", "--fsync", "never", *args).start()
     yield proc
     proc.stop()
 
