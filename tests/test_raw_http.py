@@ -352,11 +352,12 @@ def test_content_length_shorter_than_body(server, bucket: str) -> None:  # type:
 def test_content_length_longer_than_body(server, bucket: str) -> None:  # type: ignore[no-untyped-def]
     head = f"PUT /{bucket}/long HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 200000\r\n\r\n".encode()
     raw_exchange(server, head + os.urandom(100_000))  # then the client stops sending
+    tmp = server.data_dir / "tmp"  # the disk engine's bodies in flight (the memory engine has none)
     for _ in range(50):  # the server notices the disconnect asynchronously
-        if not os.listdir(server.data_dir / "tmp"):
+        if not tmp.exists() or not os.listdir(tmp):
             break
         time.sleep(0.1)
-    assert os.listdir(server.data_dir / "tmp") == []
+    assert not tmp.exists() or os.listdir(tmp) == []
     assert get_body(server, bucket, "long") is None
 
 
