@@ -47,11 +47,22 @@ def allows(policy: Policy, facts: dict[str, list[str]], caller: Caller = ANON) -
 
 
 # ------------------------------------------------------------------ validation
+JSON_ERR = "This policy contains invalid Json"
+NOT_APPLY = "Action does not apply to any resource(s) in statement"
+OP_ERR = "Invalid Condition type : "
+KEY_ERR = "Policy has an invalid condition key"
+VALUE_ERR = "Invalid value in Conditions for operator "
+
+
+def with_condition(operator: str, key: str, values: Any) -> str:
+    return doc(stmt(Condition={operator: {key: values}}))
+
+
 INVALID: list[tuple[str, str | bytes, str]] = [
     ("not json", "hello", "Policies must be valid JSON and the first byte must be '{'"),
     ("leading space", ' {"Statement": []}', "Policies must be valid JSON and the first byte must be '{'"),
-    ("broken json", '{"Statement": [}', "This policy contains invalid Json"),
-    ("NaN", '{"Statement": NaN}', "This policy contains invalid Json"),
+    ("broken json", '{"Statement": [}', JSON_ERR),
+    ("NaN", '{"Statement": NaN}', JSON_ERR),
     (
         "Infinity",
         '{"Statement": [{"Condition": {"NumericEquals": {"s3:max-keys": Infinity}}}]}',
@@ -62,9 +73,9 @@ INVALID: list[tuple[str, str | bytes, str]] = [
         '{"Statement": [{"Condition": {"NumericEquals": {"s3:max-keys": 1e999}}}]}',
         "This policy contains invalid Json",
     ),
-    ("duplicate key", '{"Statement": [], "Statement": []}', "This policy contains invalid Json"),
-    ("bad utf-8", b'{"Id": "\xff"}', "This policy contains invalid Json"),
-    ("deep", "{" + '"a":' * 1 + "[" * 40 + "]" * 40 + "}", "This policy contains invalid Json"),
+    ("duplicate key", '{"Statement": [], "Statement": []}', JSON_ERR),
+    ("bad utf-8", b'{"Id": "\xff"}', JSON_ERR),
+    ("deep", "{" + '"a":' * 1 + "[" * 40 + "]" * 40 + "}", JSON_ERR),
     ("unknown field", '{"version": "2012-10-17", "Statement": []}', "Unknown field version"),
     ("bad version", doc(stmt(), version="2020-01-01"), "The policy must contain a valid version string"),
     ("no statement", '{"Version": "2012-10-17"}', "Missing required field Statement"),
@@ -102,47 +113,47 @@ INVALID: list[tuple[str, str | bytes, str]] = [
     ),
     (
         "unknown operator",
-        doc(stmt(Condition={"StringEqualz": {"s3:prefix": "a"}})),
-        "Invalid Condition type : StringEqualz",
+        with_condition("StringEqualz", "s3:prefix", "a"),
+        OP_ERR + "StringEqualz",
     ),
     (
         "lower-case operator",
-        doc(stmt(Condition={"stringequals": {"s3:prefix": "a"}})),
-        "Invalid Condition type : stringequals",
+        with_condition("stringequals", "s3:prefix", "a"),
+        OP_ERR + "stringequals",
     ),
     (
         "NullIfExists",
-        doc(stmt(Condition={"NullIfExists": {"s3:prefix": "true"}})),
-        "Invalid Condition type : NullIfExists",
+        with_condition("NullIfExists", "s3:prefix", "true"),
+        OP_ERR + "NullIfExists",
     ),
     (
         "unknown s3 key",
-        doc(stmt(Condition={"StringEquals": {"s3:x-acl": "private"}})),
+        with_condition("StringEquals", "s3:x-acl", "private"),
         "Policy has an invalid condition key",
     ),
     (
         "other service key",
-        doc(stmt(Condition={"StringEquals": {"ec2:Region": "x"}})),
+        with_condition("StringEquals", "ec2:Region", "x"),
         "Policy has an invalid condition key",
     ),
     (
         "bad cidr",
-        doc(stmt(Condition={"IpAddress": {"aws:SourceIp": "300.1.2.3/8"}})),
+        with_condition("IpAddress", "aws:SourceIp", "300.1.2.3/8"),
         "Invalid IP address in Conditions",
     ),
     (
         "bad number",
-        doc(stmt(Condition={"NumericLessThan": {"s3:max-keys": "ten"}})),
-        "Invalid value in Conditions for operator NumericLessThan",
+        with_condition("NumericLessThan", "s3:max-keys", "ten"),
+        VALUE_ERR + "NumericLessThan",
     ),
     (
         "bad date",
-        doc(stmt(Condition={"DateLessThan": {"aws:CurrentTime": "yesterday"}})),
-        "Invalid value in Conditions for operator DateLessThan",
+        with_condition("DateLessThan", "aws:CurrentTime", "yesterday"),
+        VALUE_ERR + "DateLessThan",
     ),
     (
         "condition value object",
-        doc(stmt(Condition={"StringEquals": {"s3:prefix": {"a": 1}}})),
+        with_condition("StringEquals", "s3:prefix", {"a": 1}),
         "Invalid policy syntax.",
     ),
     ("duplicate sid", doc(stmt(Sid="x"), stmt(Sid="x")), "Statement IDs (SID) in a single policy must be unique."),
