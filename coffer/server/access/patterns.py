@@ -8,7 +8,7 @@ so a steady stream of requests by the same user compiles nothing.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -19,7 +19,30 @@ _ESCAPES = {"*": "*", "?": "?", "$": "$"}
 
 def wildcard_regex(text: str) -> str:
     """The regular expression (source) of a wildcard pattern."""
-    return "".join(".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in text)
+    return glob_regex([(text, True)])
+
+
+def glob_regex(pieces: Iterable[tuple[str, bool]], *, run: str = ".*", one: str = ".") -> str:
+    """The expression of a pattern given as (text, wildcards active) pieces.
+
+    Between two ``*`` the text is found at its leftmost place inside an atomic group, never
+    revisited: for glob patterns the leftmost place is always a right one, and without it
+    ``*a*a*a...`` backtracks polynomially (a hostile 20 KB policy would stall a worker).
+    """
+    segments: list[list[str]] = [[]]
+    for text, wild in pieces:
+        for ch in text:
+            if wild and ch == "*":
+                segments.append([])
+            elif wild and ch == "?":
+                segments[-1].append(one)
+            else:
+                segments[-1].append(re.escape(ch))
+    joined = ["".join(s) for s in segments]
+    if len(joined) == 1:
+        return joined[0]
+    first, *middle, last = joined
+    return first + "".join(f"(?>{run}?{m})" for m in middle if m) + run + last
 
 
 def compile_wildcards(patterns: list[str], *, ignore_case: bool = False) -> re.Pattern[str]:
@@ -80,7 +103,7 @@ class Template:
         parts = self.resolve(facts)
         if parts is None:
             return None
-        source = "".join(wildcard_regex(t) if k == PATTERN else re.escape(t) for k, t in parts)
+        source = glob_regex((t, k == PATTERN) for k, t in parts)
         return _cached_compile(source, re.IGNORECASE if ignore_case else 0)
 
 
