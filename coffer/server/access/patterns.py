@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 _VARIABLE = re.compile(r"\$\{([^}]*)\}")
@@ -77,6 +77,7 @@ class Template:
     """A string or pattern holding policy variables (Version 2012-10-17 only)."""
 
     parts: tuple[Part, ...]
+    compiled: dict[tuple[str, ...], re.Pattern[str]] = field(default_factory=dict, compare=False, repr=False)
 
     def resolve(self, facts: Mapping[str, list[str]]) -> list[tuple[int, str]] | None:
         """The parts with variables replaced; None when a variable has no single value (the
@@ -99,12 +100,28 @@ class Template:
         parts = self.resolve(facts)
         return None if parts is None else "".join(text for _, text in parts)
 
-    def regex(self, facts: Mapping[str, list[str]], *, ignore_case: bool = False) -> re.Pattern[str] | None:
-        parts = self.resolve(facts)
-        if parts is None:
-            return None
-        source = glob_regex((t, k == PATTERN) for k, t in parts)
-        return _cached_compile(source, re.IGNORECASE if ignore_case else 0)
+    def regex(self, facts: Mapping[str, list[str]]) -> re.Pattern[str] | None:
+        """The pattern for these facts; compiled once per distinct set of variable values."""
+        values: list[str] = []
+        for kind, text, default in self.parts:
+            if kind == VARIABLE:
+                got = facts.get(text)
+                if got is not None and len(got) == 1:
+                    values.append(got[0])
+                elif default is not None:
+                    values.append(default)
+                else:
+                    return None
+        key = tuple(values)
+        rx = self.compiled.get(key)
+        if rx is None:
+            substitutes = iter(key)
+            pieces = [(next(substitutes), False) if k == VARIABLE else (t, k == PATTERN) for k, t, _ in self.parts]
+            rx = _cached_compile(glob_regex(pieces), 0)
+            if len(self.compiled) >= 1024:  # bounded: one entry per user name seen, say
+                self.compiled.clear()
+            self.compiled[key] = rx
+        return rx
 
 
 def template(text: str, *, variables: bool) -> str | Template:
