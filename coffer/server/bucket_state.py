@@ -13,6 +13,7 @@ configuration as eventually consistent too.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -37,7 +38,7 @@ class BucketState:
     lock_config: Any
     seen: float  # time.monotonic() when read
     # The bucket policy, compiled once per read (every request of the bucket evaluates it).
-    policy: Policy | None = None
+    policy: BucketPolicy | None = None
 
 
 class BucketStates:
@@ -67,14 +68,40 @@ class BucketStates:
         self._states.pop(bucket, None)
 
 
-def compile_stored(bucket: str, text: Any) -> Policy | None:
+@dataclass(frozen=True, slots=True)
+class BucketPolicy:
+    """A bucket policy compiled twice: whole, and its Deny statements alone (None: it has none).
+
+    The bucket owner without an identity policy is allowed unless a Deny applies, so its
+    requests evaluate only the Deny statements (often none at all): a policy of grants to
+    others costs the owner nothing.
+    """
+
+    policy: Policy
+    denies: Policy | None
+
+
+def compile_stored(bucket: str, text: Any) -> BucketPolicy | None:
     """The stored policy of ``bucket``, compiled; None without one."""
     if not text:
         return None
     try:
-        return parse_policy(str(text), bucket=bucket)
+        policy = parse_policy(str(text), bucket=bucket)
+        return BucketPolicy(policy, _denies(bucket, str(text)))
     except MalformedPolicy as exc:
         # Validated when stored; only a newer Coffer that accepts less could get here. Denying
         # everything would lock out the owner, who can still replace or delete the policy.
         log.error("bucket %s: stored policy no longer valid (%s): ignored", bucket, exc.reason)
         return None
+
+
+def _denies(bucket: str, text: str) -> Policy | None:
+    """The policy of only the Deny statements of the (valid) policy ``text``."""
+    doc = json.loads(text)
+    statements = doc.get("Statement")
+    if isinstance(statements, dict):
+        statements = [statements]
+    denies = [s for s in statements if s.get("Effect") == "Deny"]
+    if not denies:
+        return None
+    return parse_policy(json.dumps({**doc, "Statement": denies}), bucket=bucket)

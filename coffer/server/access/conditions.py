@@ -353,8 +353,7 @@ def confines(condition: Condition) -> bool:
         for v in condition.values:
             net = ipaddress.ip_network(v.strip(), strict=False)
             if net.prefixlen < (8 if net.version == 4 else 32) and not any(
-                net.version == 4 and net.subnet_of(private)
-                for private in _RFC1918
+                net.version == 4 and net.subnet_of(private) for private in _RFC1918
             ):
                 return False
         return True

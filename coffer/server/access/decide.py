@@ -15,8 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from coffer.server.access.facts import Facts
-from coffer.server.access.policy import Policy
 from coffer.server.auth.principal import Principal
+from coffer.server.bucket_state import BucketPolicy
 
 # The owner may always manage the bucket policy, whatever the bucket policy says.
 POLICY_MANAGEMENT = frozenset({"s3:GetBucketPolicy", "s3:PutBucketPolicy", "s3:DeleteBucketPolicy"})
@@ -35,18 +35,24 @@ def object_arn(bucket: str, key: str) -> str:
 def allowed(
     principal: Principal,
     owner: str | None,
-    bucket_policy: Policy | None,
+    compiled: BucketPolicy | None,
     action: str,
     resource: str,
     facts: Callable[[], Facts],
 ) -> bool:
     """Whether ``principal`` may do ``action`` on ``resource`` of a bucket owned by ``owner``
-    (None: not a bucket's resource, e.g. ListBuckets). ``facts`` builds the condition-key
-    values, called only when a policy is evaluated and at most once per request by the caller."""
+    (None: not a bucket's resource, e.g. ListBuckets). ``facts`` gives the condition-key
+    values, called only when a policy is evaluated."""
     identity = principal.policy
     is_owner = owner is not None and not principal.anonymous and principal.id == owner
-    if identity is None and bucket_policy is None:
-        return is_owner or owner is None  # the fast path: ownership alone (owner None: own scope)
+    if identity is None and (is_owner or owner is None):
+        # Like an account root in its own account: only an explicit Deny refuses.
+        if compiled is None or compiled.denies is None or action in POLICY_MANAGEMENT:
+            return True
+        return compiled.denies.evaluate(principal.caller(), action, resource, facts()) != "deny"
+    if identity is None and compiled is None:
+        return False  # a stranger, and no policy could allow it
+    bucket_policy = compiled.policy if compiled is not None else None
     values = facts()
     from_identity = identity.evaluate(None, action, resource, values) if identity is not None else None
     if from_identity == "deny":

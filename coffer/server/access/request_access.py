@@ -8,15 +8,15 @@ from collections.abc import Callable
 
 from coffer.server.access.decide import allowed
 from coffer.server.access.facts import Facts
-from coffer.server.access.policy import Policy
 from coffer.server.auth.principal import Principal
+from coffer.server.bucket_state import BucketPolicy
 
 
 class RequestAccess:
     __slots__ = ("_build", "_facts", "owner", "policy", "principal")
 
     def __init__(
-        self, principal: Principal, owner: str | None, policy: Policy | None, build: Callable[[], Facts]
+        self, principal: Principal, owner: str | None, policy: BucketPolicy | None, build: Callable[[], Facts]
     ) -> None:
         self.principal = principal
         self.owner = owner  # the owner of the request's bucket (None: no bucket)

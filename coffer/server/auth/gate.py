@@ -20,14 +20,13 @@ from coffer.config import Settings
 from coffer.server import router
 from coffer.server.access.decide import SERVICE_ARN, allowed, bucket_arn, object_arn
 from coffer.server.access.facts import Facts, request_facts
-from coffer.server.access.policy import Policy
 from coffer.server.access.request_access import RequestAccess
 from coffer.server.auth import sigv2, sigv4
 from coffer.server.auth.credentials import Credential, CredentialStore, signatures_required
 from coffer.server.auth.principal import ANONYMOUS, DEFAULT_OWNER, Principal
 from coffer.server.auth.ratelimit import TokenBuckets
 from coffer.server.auth.streaming import ChunkChain
-from coffer.server.bucket_state import BucketState, BucketStates
+from coffer.server.bucket_state import BucketPolicy, BucketState, BucketStates
 from coffer.server.errors import S3Error
 from coffer.server.http import parse_http_date
 from coffer.server.request import Request
@@ -186,7 +185,9 @@ class AuthGate:
         if not ok:
             raise S3Error("AccessDenied")
 
-    def authorize_post(self, req: Request, principal: Principal, owner: str, policy: Policy | None, key: str) -> None:
+    def authorize_post(
+        self, req: Request, principal: Principal, owner: str, policy: BucketPolicy | None, key: str
+    ) -> None:
         """A browser POST upload, once its form signature was checked: s3:PutObject on the key."""
         if not self.enabled:
             return

@@ -23,20 +23,28 @@ class Principal:
         return not self.id
 
     def caller(self) -> Caller:
-        """The caller as bucket policy Principal elements name it."""
+        """The caller as bucket policy Principal elements name it (made once per user)."""
         if not self.id:
             return _ANONYMOUS_CALLER
-        ids = frozenset(
-            (
-                self.id,
-                f"arn:aws:iam::{self.id}:root",
-                f"arn:aws:iam::{self.id}:user/{self.display_name}",
+        key = (self.id, self.display_name)
+        caller = _callers.get(key)
+        if caller is None:
+            ids = frozenset(
+                (
+                    self.id,
+                    f"arn:aws:iam::{self.id}:root",
+                    f"arn:aws:iam::{self.id}:user/{self.display_name}",
+                )
             )
-        )
-        return Caller(ids, anonymous=False)
+            caller = Caller(ids, anonymous=False)
+            if len(_callers) >= 4096:
+                _callers.clear()
+            _callers[key] = caller
+        return caller
 
 
 _ANONYMOUS_CALLER = Caller(frozenset(), anonymous=True)
+_callers: dict[tuple[str, str], Caller] = {}
 
 # The identity that owns everything while the server runs open (no credentials);
 # also the default identity of the root key pair, so buckets created in open
