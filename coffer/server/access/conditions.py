@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-from coffer.server.access.patterns import Template, compile_wildcards, fact_key, template, wildcard_regex
+from coffer.server.access.patterns import Template, compile_wildcards, fact_key, glob_regex, template, wildcard_regex
 
 Facts = Mapping[str, list[str]]
 # (request value, facts) -> whether it matches any of the condition's policy values
@@ -298,7 +298,7 @@ def _arn_regex(pattern: str) -> str:
 
 
 def _segment_regex(text: str) -> str:
-    return "".join("[^:]*" if ch == "*" else "[^:]" if ch == "?" else re.escape(ch) for ch in text)
+    return glob_regex([(text, True)], run="[^:]*", one="[^:]")
 
 
 def _like_matcher(values: list[str], variables: bool, *, arn: bool = False) -> Matcher:

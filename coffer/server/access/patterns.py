@@ -8,8 +8,8 @@ so a steady stream of requests by the same user compiles nothing.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 _VARIABLE = re.compile(r"\$\{([^}]*)\}")
@@ -19,7 +19,30 @@ _ESCAPES = {"*": "*", "?": "?", "$": "$"}
 
 def wildcard_regex(text: str) -> str:
     """The regular expression (source) of a wildcard pattern."""
-    return "".join(".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in text)
+    return glob_regex([(text, True)])
+
+
+def glob_regex(pieces: Iterable[tuple[str, bool]], *, run: str = ".*", one: str = ".") -> str:
+    """The expression of a pattern given as (text, wildcards active) pieces.
+
+    Between two ``*`` the text is found at its leftmost place inside an atomic group, never
+    revisited: for glob patterns the leftmost place is always a right one, and without it
+    ``*a*a*a...`` backtracks polynomially (a hostile 20 KB policy would stall a worker).
+    """
+    segments: list[list[str]] = [[]]
+    for text, wild in pieces:
+        for ch in text:
+            if wild and ch == "*":
+                segments.append([])
+            elif wild and ch == "?":
+                segments[-1].append(one)
+            else:
+                segments[-1].append(re.escape(ch))
+    joined = ["".join(s) for s in segments]
+    if len(joined) == 1:
+        return joined[0]
+    first, *middle, last = joined
+    return first + "".join(f"(?>{run}?{m})" for m in middle if m) + run + last
 
 
 def compile_wildcards(patterns: list[str], *, ignore_case: bool = False) -> re.Pattern[str]:
@@ -54,6 +77,7 @@ class Template:
     """A string or pattern holding policy variables (Version 2012-10-17 only)."""
 
     parts: tuple[Part, ...]
+    compiled: dict[tuple[str, ...], re.Pattern[str]] = field(default_factory=dict, compare=False, repr=False)
 
     def resolve(self, facts: Mapping[str, list[str]]) -> list[tuple[int, str]] | None:
         """The parts with variables replaced; None when a variable has no single value (the
@@ -76,12 +100,28 @@ class Template:
         parts = self.resolve(facts)
         return None if parts is None else "".join(text for _, text in parts)
 
-    def regex(self, facts: Mapping[str, list[str]], *, ignore_case: bool = False) -> re.Pattern[str] | None:
-        parts = self.resolve(facts)
-        if parts is None:
-            return None
-        source = "".join(wildcard_regex(t) if k == PATTERN else re.escape(t) for k, t in parts)
-        return _cached_compile(source, re.IGNORECASE if ignore_case else 0)
+    def regex(self, facts: Mapping[str, list[str]]) -> re.Pattern[str] | None:
+        """The pattern for these facts; compiled once per distinct set of variable values."""
+        values: list[str] = []
+        for kind, text, default in self.parts:
+            if kind == VARIABLE:
+                got = facts.get(text)
+                if got is not None and len(got) == 1:
+                    values.append(got[0])
+                elif default is not None:
+                    values.append(default)
+                else:
+                    return None
+        key = tuple(values)
+        rx = self.compiled.get(key)
+        if rx is None:
+            substitutes = iter(key)
+            pieces = [(next(substitutes), False) if k == VARIABLE else (t, k == PATTERN) for k, t, _ in self.parts]
+            rx = _cached_compile(glob_regex(pieces), 0)
+            if len(self.compiled) >= 1024:  # bounded: one entry per user name seen, say
+                self.compiled.clear()
+            self.compiled[key] = rx
+        return rx
 
 
 def template(text: str, *, variables: bool) -> str | Template:
