@@ -203,6 +203,12 @@ def test_prefix_condition_on_list_bucket(main_s3, alt_s3, main_bucket: str) -> N
     assert outcome(lambda: alt_s3.list_objects_v2(Bucket=main_bucket, Prefix="private/")) == "AccessDenied"
     assert outcome(lambda: alt_s3.list_objects_v2(Bucket=main_bucket)) == "AccessDenied"
     assert outcome(lambda: alt_s3.list_objects(Bucket=main_bucket, Prefix="public/x")) == "ok"
+    # A read of a missing key the caller may list answers 404, as S3; an existing one stays
+    # refused (no s3:GetObject), and so does a missing key outside the listable prefix.
+    assert outcome(lambda: alt_s3.head_object(Bucket=main_bucket, Key="public/missing")) == "404"
+    assert outcome(lambda: alt_s3.get_object(Bucket=main_bucket, Key="public/missing")) == "NoSuchKey"
+    assert outcome(lambda: alt_s3.get_object(Bucket=main_bucket, Key="public/a")) == "AccessDenied"
+    assert outcome(lambda: alt_s3.head_object(Bucket=main_bucket, Key="private/missing")) == "403"
 
 
 def test_policy_applies_at_once(  # type: ignore[no-untyped-def]

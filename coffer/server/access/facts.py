@@ -75,12 +75,21 @@ class RequestFacts(Mapping[str, list[str]]):
 
     __slots__ = ("_known", "post_form", "principal", "req", "secure")
 
-    def __init__(self, req: Request, principal: Principal, secure: bool, *, post_form: bool = False) -> None:
+    def __init__(
+        self,
+        req: Request,
+        principal: Principal,
+        secure: bool,
+        *,
+        post_form: bool = False,
+        overrides: dict[str, list[str]] | None = None,
+    ) -> None:
         self.req = req
         self.principal = principal
         self.secure = secure  # the connection is TLS
         self.post_form = post_form  # a browser POST upload (s3:authType POST)
-        self._known: dict[str, list[str]] = {}
+        # Keys given instead of computed (s3:prefix of the listing a missing-key read implies).
+        self._known: dict[str, list[str]] = dict(overrides) if overrides else {}
 
     def __getitem__(self, key: str) -> list[str]:
         value = self._known.get(key)
@@ -165,6 +174,13 @@ _COMPUTED: dict[str, Callable[[RequestFacts], str | None]] = {
 }
 
 
-def request_facts(req: Request, principal: Principal, secure: bool, *, post_form: bool = False) -> RequestFacts:
+def request_facts(
+    req: Request,
+    principal: Principal,
+    secure: bool,
+    *,
+    post_form: bool = False,
+    overrides: dict[str, list[str]] | None = None,
+) -> RequestFacts:
     """The condition keys of ``req`` (computed when a policy reads them). ``secure``: TLS."""
-    return RequestFacts(req, principal, secure, post_form=post_form)
+    return RequestFacts(req, principal, secure, post_form=post_form, overrides=overrides)

@@ -31,7 +31,7 @@ from coffer.server.errors import S3Error
 from coffer.server.http import parse_http_date
 from coffer.server.request import Request
 from coffer.storage.api import Engine
-from coffer.storage.errors import NoSuchBucket
+from coffer.storage.errors import NoSuchBucket, NoSuchKey
 
 log = logging.getLogger("coffer.auth")
 
@@ -58,6 +58,10 @@ _VERSION_ACTIONS = {
     "s3:PutObjectAcl": "s3:PutObjectVersionAcl",
     "s3:GetObjectAttributes": "s3:GetObjectVersionAttributes",
 }
+
+
+# Reads whose refusal becomes 404 when the key is missing and the caller may list it.
+_MISSING_IS_404 = frozenset({"GetObject", "HeadObject"})
 
 
 def action_of(route: router.Route, query: Mapping[str, str]) -> str:
@@ -166,9 +170,29 @@ class AuthGate:
             else:
                 resource = bucket_arn(req.bucket)
             if not access.allows(action_of(route, req.query), resource):
-                raise S3Error("AccessDenied")
+                await self._refuse(req, state)
         if route.reads_copy_source:
             await self._authorize_copy_source(req, access)
+
+    async def _refuse(self, req: Request, state: BucketState) -> None:
+        """AccessDenied, except as S3 answers a read of a missing object: 404 NoSuchKey for a
+        caller who may list the bucket under that name (s3:ListBucket, s3:prefix the key), who
+        learns nothing new from it; everyone else cannot tell a missing key from a denied one."""
+        route = req.route
+        if route is not None and route.name in _MISSING_IS_404 and req.key is not None and req.bucket is not None:
+            principal, key = req.principal, req.key
+            lister = RequestAccess(
+                principal,
+                state.info.owner,
+                state.policy,
+                lambda: request_facts(req, principal, self._secure, overrides={"s3:prefix": [key]}),
+            )
+            if lister.allows("s3:ListBucket", bucket_arn(req.bucket)):
+                try:
+                    await self.engine.head_object(req.bucket, req.key)
+                except NoSuchKey:
+                    raise S3Error("NoSuchKey", Key=req.key) from None
+        raise S3Error("AccessDenied")
 
     async def _authorize_copy_source(self, req: Request, access: RequestAccess) -> None:
         """Reading the copy source needs s3:GetObject (s3:GetObjectVersion) on it, by the same rules."""
