@@ -9,6 +9,10 @@ each a list of strings (multi-valued keys such as s3:RequestObjectTagKeys have s
 A key absent from the facts is absent for the Null operator and the ...IfExists forms.
 Policy variables (``${aws:username}``, any single-valued fact, ``${*}``, ``${?}``, ``${$}``,
 ``${key, 'default'}``) are read from the same facts, in Version 2012-10-17 policies only.
+
+Condition semantics are in conditions.py (a key absent from the facts makes a negated operator
+true, as AWS documents). The size limit applies to the document without whitespace, as AWS
+counts it; raw input over four times the limit is refused unread.
 """
 
 from __future__ import annotations
