@@ -188,6 +188,13 @@ def keys() -> None:
 )
 @click.option("--display-name", default="", help="User display name; default the access key (root user: 'coffer').")
 @click.option("--token", default="", help="Also accept this bearer token for the user (stored hashed).")
+@click.option(
+    "--policy",
+    "policy_source",
+    default="none",
+    help="Identity policy bounding what the key may do: a JSON policy file or a preset "
+    "(readonly, readwrite, writeonly); default none (full access to the user's own buckets). See docs/security.md.",
+)
 @click.option("--create", is_flag=True, help="Create the data directory if it does not exist yet.")
 @_config_option
 @_data_dir_option
@@ -197,11 +204,13 @@ def keys_add(
     user_id: str,
     display_name: str,
     token: str,
+    policy_source: str,
     create: bool,
     config_file: str | None,
     data_dir: str | None,
 ) -> None:
     """Add a key pair."""
+    policy = _policy_text(policy_source)
     from coffer.keystore import KeyFile, KeyStoreError
     from coffer.server.auth.credentials import settings_credentials
     from coffer.server.auth.principal import DEFAULT_OWNER
@@ -220,15 +229,56 @@ def keys_add(
             user_id=user_id,
             display_name=display_name,
             token=token,
+            policy=policy,
             taken={cred.access_key for cred in defined},
             root=None if root_held else (DEFAULT_OWNER.id, DEFAULT_OWNER.display_name),
         )
     except KeyStoreError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"added {entry.access_key} to {key_file.path} (user {entry.user_id}, {entry.display_name})")
+    if policy:
+        click.echo(f"{entry.access_key} is limited by its identity policy ({policy_source})")
     if entry.user_id == DEFAULT_OWNER.id:
         click.echo(f"{entry.access_key} is the root user: it owns the buckets created while the server ran open")
     click.echo(_auth_state(settings))
+
+
+def _policy_text(source: str) -> str:
+    """The identity policy of a --policy argument (preset, file or none), validated; a usage error otherwise."""
+    from coffer.server.access.identity import PolicySourceError, resolve_policy
+
+    try:
+        return resolve_policy(source)
+    except PolicySourceError as exc:
+        raise click.BadParameter(str(exc), param_hint="--policy") from None
+
+
+@keys.command("set-policy")
+@click.argument("access_key")
+@click.argument("policy_source", metavar="FILE|PRESET|none")
+@_config_option
+@_data_dir_option
+def keys_set_policy(access_key: str, policy_source: str, config_file: str | None, data_dir: str | None) -> None:
+    """Set the identity policy of ACCESS_KEY: a JSON policy file, a preset (readonly, readwrite,
+    writeonly) or none (full access to the user's own buckets). A running server applies it at once."""
+    from coffer.keystore import KeyFile, KeyStoreError
+    from coffer.server.auth.credentials import settings_credentials
+
+    policy = _policy_text(policy_source)
+    settings = _keys_settings(config_file, data_dir)
+    key_file = KeyFile(_data_dir(settings))
+    try:
+        changed = key_file.set_policy(access_key, policy)
+    except KeyStoreError as exc:
+        raise click.ClickException(str(exc)) from None
+    if changed:
+        click.echo(f"{access_key}: identity policy {'removed' if not policy else 'set (' + policy_source + ')'}")
+        return
+    if any(cred.access_key == access_key for cred, _ in settings_credentials(settings)):
+        raise click.ClickException(
+            f"{access_key} is defined in the settings (config file or environment): set its policy there"
+        )
+    raise click.ClickException(f"no key pair {access_key} in {key_file.path}")
 
 
 @keys.command("list")
@@ -242,19 +292,36 @@ def keys_list(config_file: str | None, data_dir: str | None) -> None:
     settings = _keys_settings(config_file, data_dir)
     key_file = KeyFile(_data_dir(settings))
     rows = [
-        (cred.access_key, cred.principal.id, cred.principal.display_name, "settings", "yes" if token else "")
+        (
+            cred.access_key,
+            cred.principal.id,
+            cred.principal.display_name,
+            "settings",
+            "yes" if token else "",
+            "yes" if cred.principal.policy is not None else "",
+        )
         for cred, token in settings_credentials(settings)
     ]
     try:
         stored = key_file.read()
     except KeyStoreError as exc:
         raise click.ClickException(str(exc)) from None
-    rows += [(k.access_key, k.user_id, k.display_name, "keys.json", "yes" if k.token_sha256 else "") for k in stored]
+    rows += [
+        (
+            k.access_key,
+            k.user_id,
+            k.display_name,
+            "keys.json",
+            "yes" if k.token_sha256 else "",
+            "yes" if k.policy else "",
+        )
+        for k in stored
+    ]
     click.echo(f"key file {key_file.path}")
     click.echo(_auth_state(settings))
     if not rows:
         return
-    header = ("ACCESS KEY", "USER ID", "DISPLAY NAME", "SOURCE", "TOKEN")
+    header = ("ACCESS KEY", "USER ID", "DISPLAY NAME", "SOURCE", "TOKEN", "POLICY")
     widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
     for row in (header, *rows):
         click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())

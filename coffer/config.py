@@ -25,7 +25,7 @@ def _meta(help: str, choices: tuple[str, ...] | None = None) -> dict[str, Any]:
 
 
 # Keys a `credentials:` entry may carry (see Settings.credentials).
-CREDENTIAL_FIELDS = ("access_key", "secret_key", "user_id", "display_name", "token")
+CREDENTIAL_FIELDS = ("access_key", "secret_key", "user_id", "display_name", "token", "policy")
 
 
 @dataclass
@@ -274,9 +274,10 @@ class Settings:
         default_factory=list,
         repr=False,
         metadata=_meta(
-            "More key pairs: a list of {access_key, secret_key, user_id, display_name, token} mappings "
+            "More key pairs: a list of {access_key, secret_key, user_id, display_name, token, policy} mappings "
             "(user_id and display_name default to values derived from the access key; token is an optional "
-            "bearer token). As an environment variable or flag: the same list in JSON."
+            "bearer token; policy an optional identity policy: a JSON document or a preset name, "
+            "see docs/security.md). As an environment variable or flag: the same list in JSON."
         ),
     )
     bearer_auth: bool = field(
@@ -445,11 +446,34 @@ def _check_credential(index: int, entry: Any) -> dict[str, str]:
     unknown = set(entry) - set(CREDENTIAL_FIELDS)
     if unknown:
         raise ConfigError(f"{where}: unknown field(s) {', '.join(sorted(map(str, unknown)))}")
-    checked = {str(k): str(v) for k, v in entry.items() if v is not None}
+    policy = entry.get("policy")
+    checked = {str(k): str(v) for k, v in entry.items() if v is not None and k != "policy"}
     for required in ("access_key", "secret_key"):
         if not checked.get(required):
             raise ConfigError(f"{where}: {required} is required")
+    if policy is not None:
+        checked["policy"] = _check_policy(where, policy)
     return checked
+
+
+def _check_policy(where: str, policy: Any) -> str:
+    """A credential's identity policy: a JSON string, or the document as a YAML mapping; "" for none."""
+    from coffer.server.access.identity import PRESETS, compile_identity_policy
+    from coffer.server.access.policy import MalformedPolicy
+
+    if isinstance(policy, dict):
+        text = json.dumps(policy)
+    elif isinstance(policy, str):
+        text = PRESETS.get(policy.strip(), policy)
+    else:
+        raise ConfigError(f"{where}.policy: expected a policy document (mapping or JSON string) or a preset name")
+    if policy in ("", "none"):
+        return ""
+    try:
+        compile_identity_policy(text)
+    except MalformedPolicy as exc:
+        raise ConfigError(f"{where}.policy: not a valid identity policy: {exc.reason}") from None
+    return text
 
 
 def env_name(name: str) -> str:

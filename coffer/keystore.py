@@ -37,6 +37,8 @@ class StoredKey:
     display_name: str
     token_sha256: str = field(default="", repr=False)
     created: float = 0.0
+    # The key pair's identity policy (JSON text, validated before it is stored); "" for none.
+    policy: str = ""
 
 
 def default_user_id(access_key: str) -> str:
@@ -132,6 +134,7 @@ class KeyFile:
         user_id: str = "",
         display_name: str = "",
         token: str = "",
+        policy: str = "",
         taken: set[str] | None = None,
         root: tuple[str, str] | None = None,
     ) -> StoredKey:
@@ -157,9 +160,21 @@ class KeyFile:
                 display_name=display_name or access_key,
                 token_sha256=token_digest(token) if token else "",
                 created=time.time(),
+                policy=policy,
             )
             self._write([*keys, entry])
         return entry
+
+    def set_policy(self, access_key: str, policy: str) -> bool:
+        """Replace the identity policy of ``access_key`` ("" removes it); False if there is no such key."""
+        with self._locked():
+            keys = self.read()
+            found = [k for k in keys if k.access_key == access_key]
+            if not found:
+                return False
+            found[0].policy = policy
+            self._write(keys)
+        return True
 
     def remove(self, access_key: str) -> bool:
         with self._locked():

@@ -21,6 +21,15 @@ A variant with {"AB_VERSIONING": "Enabled"} runs against a bucket with versionin
 
     .venv/bin/python scripts/ab_compare.py smallput '{"plain": {}, "versioned": {"AB_VERSIONING": "Enabled"}}' 5
 
+A variant with {"AB_AUTH": "1"} runs with authentication on: every request is a SigV4
+presigned URL of the bucket owner (made once, so the client costs nothing per request and the
+server verifies a signature each time); adding {"AB_POLICY": "20"} gives the bucket a policy
+of that many statements with conditions (none denies the owner, all are evaluated), to
+measure what bucket policy evaluation costs a GET (docs/benchmarks.md):
+
+    .venv/bin/python scripts/ab_compare.py small \
+        '{"owner": {"AB_AUTH": "1"}, "policy20": {"AB_AUTH": "1", "AB_POLICY": "20"}}' 7
+
 Phases: small (GET), smallput, large (GET), largeput; "bare" takes part in GET phases only.
 """
 
@@ -40,12 +49,91 @@ from coffer.bench.servers import free_port
 
 LARGE = 256 << 20
 KEYS = int(os.environ.get("AB_KEYS", "128"))
+ACCESS_KEY, SECRET_KEY = "AKIABENCH0000000", "bench-secret-0123456789"
+_signed: dict[int, bool] = {}  # port -> the server requires signatures
+
+
+def auth_env(extra_env: dict[str, str]) -> dict[str, str]:
+    if not extra_env.get("AB_AUTH"):
+        return {}
+    return {"COFFER_AUTH": "on", "COFFER_ACCESS_KEY": ACCESS_KEY, "COFFER_SECRET_KEY": SECRET_KEY}
+
+
+def url(endpoint: Endpoint, method: str, path: str) -> str:
+    """``path`` as sent: presigned by the bucket owner (for an hour) when the server requires signatures."""
+    if not _signed.get(endpoint.port):
+        return path
+    from botocore.auth import S3SigV4QueryAuth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    request = AWSRequest(method=method, url=f"http://{endpoint.host}:{endpoint.port}{path}")
+    S3SigV4QueryAuth(Credentials(ACCESS_KEY, SECRET_KEY), "s3", "us-east-1", expires=3600).add_auth(request)
+    signed = str(request.url)
+    return signed[signed.index("/", len("http://")) :]
+
+
+def bench_policy(statements: int) -> str:
+    """A bucket policy of ``statements`` statements with conditions, none of which refuses the owner's
+    GETs from 127.0.0.1: grants to other users and to anyone from far-away networks, and Denies
+    whose conditions do not hold (the Deny statements are evaluated for every request)."""
+    items: list[dict[str, object]] = []
+    for i in range(statements):
+        if i % 4 == 0:
+            items.append(
+                {
+                    "Sid": f"deny{i}",
+                    "Effect": "Deny",
+                    "Principal": "*",
+                    "Action": "s3:*",
+                    "Resource": ["arn:aws:s3:::bench", "arn:aws:s3:::bench/*"],
+                    "Condition": {"NotIpAddress": {"aws:SourceIp": ["127.0.0.0/8", "::1/128"]}},
+                }
+            )
+        elif i % 4 == 1:
+            items.append(
+                {
+                    "Sid": f"partner{i}",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": f"arn:aws:iam::partner-{i}:root"},
+                    "Action": ["s3:GetObject", "s3:ListBucket"],
+                    "Resource": [f"arn:aws:s3:::bench/partner{i}/*", "arn:aws:s3:::bench"],
+                    "Condition": {"StringLike": {"aws:UserAgent": [f"partner-{i}-*"]}},
+                }
+            )
+        elif i % 4 == 2:
+            items.append(
+                {
+                    "Sid": f"office{i}",
+                    "Effect": "Allow",
+                    "Principal": "*",
+                    "Action": "s3:GetObject",
+                    "Resource": f"arn:aws:s3:::bench/public{i}/*",
+                    "Condition": {
+                        "IpAddress": {"aws:SourceIp": f"10.{i}.0.0/16"},
+                        "Bool": {"aws:SecureTransport": "true"},
+                    },
+                }
+            )
+        else:
+            items.append(
+                {
+                    "Sid": f"until{i}",
+                    "Effect": "Deny",
+                    "Principal": "*",
+                    "Action": ["s3:PutObject", "s3:DeleteObject"],
+                    "Resource": "arn:aws:s3:::bench/*",
+                    "Condition": {"DateGreaterThan": {"aws:CurrentTime": "2999-01-01T00:00:00Z"}},
+                }
+            )
+    return json.dumps({"Version": "2012-10-17", "Statement": items})
 
 
 def start(name: str, extra_env: dict[str, str]) -> tuple[subprocess.Popen[bytes], Endpoint]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("COFFER_")}
     env.update(extra_env)
+    env.update(auth_env(extra_env))
     if name == "bare":
         cmd = [sys.executable, "-m", "uvicorn", "coffer.bench.bare:app", "--port", str(port)]
         cmd += ["--loop", "uvloop", "--http", "httptools", "--log-level", "warning"]
@@ -64,20 +152,34 @@ def start(name: str, extra_env: dict[str, str]) -> tuple[subprocess.Popen[bytes]
     else:
         raise RuntimeError(f"{name} did not start")
     if name != "bare":
+        if extra_env.get("AB_AUTH"):
+            _signed[port] = True
+            conn.request("PUT", url(endpoint, "PUT", "/bench"))
         status = extra_env.get("AB_VERSIONING")
         if status:
             config = f"<VersioningConfiguration><Status>{status}</Status></VersioningConfiguration>"
-            conn.request("PUT", "/bench?versioning", body=config.encode())
+            conn.request("PUT", url(endpoint, "PUT", "/bench?versioning"), body=config.encode())
+        statements = int(extra_env.get("AB_POLICY", "0"))
+        if statements:
+            code, answer, _ = conn.request(
+                "PUT", url(endpoint, "PUT", "/bench?policy"), body=bench_policy(statements).encode()
+            )
+            if code != 204:
+                raise RuntimeError(f"{name}: PutBucketPolicy answered {code}: {answer[:300]!r}")
         body = os.urandom(4096)
         for i in range(KEYS):
-            conn.request("PUT", f"/bench/g/{i}", body=body)
-        conn.request("PUT", "/bench/big", body_source=_large_body(LARGE), length=LARGE)
+            conn.request("PUT", url(endpoint, "PUT", f"/bench/g/{i}"), body=body)
+        conn.request("PUT", url(endpoint, "PUT", "/bench/big"), body_source=_large_body(LARGE), length=LARGE)
+        code, answer, _ = conn.request("GET", url(endpoint, "GET", "/bench/g/0"))
+        if code != 200:
+            raise RuntimeError(f"{name}: GET answered {code}: {answer[:300]!r}")
     conn.close()
     return proc, endpoint
 
 
 def small(name: str, endpoint: Endpoint) -> float:
-    requests = [b"GET /bench/g/%d HTTP/1.1\r\n%s\r\n" % (i, endpoint.headers) for i in range(KEYS)]
+    paths = [url(endpoint, "GET", f"/bench/g/{i}").encode() for i in range(KEYS)]
+    requests = [b"GET %s HTTP/1.1\r\n%s\r\n" % (paths[i], endpoint.headers) for i in range(KEYS)]
     result = run_load(endpoint, lambda _c, seq: requests[seq % KEYS], connections=32, warmup=0.3, duration=2)
     return result.rate
 

@@ -82,3 +82,41 @@ def test_credential_settings(tmp_path: Path) -> None:
         with pytest.raises(ConfigError) as exc:
             load_settings(environ=bad)
         assert "secret-b-123" not in str(exc.value)
+
+
+def test_identity_policies_are_stored_compiled_and_validated(tmp_path: Path) -> None:
+    from coffer.server.access.identity import PRESETS
+
+    key_file = KeyFile(tmp_path)
+    key_file.add("AKIAREAD", "secret-key-1", policy=PRESETS["readonly"])
+    key_file.add("AKIAFULL", "secret-key-2")
+    store = CredentialStore(Settings(data_dir=str(tmp_path)).validate())
+    reader, full = store.lookup("AKIAREAD"), store.lookup("AKIAFULL")
+    assert reader is not None and reader.principal.policy is not None
+    assert reader.principal.policy.text == PRESETS["readonly"]
+    assert full is not None and full.principal.policy is None
+    assert key_file.set_policy("AKIAREAD", "")
+    assert not key_file.set_policy("AKIANONE", "")
+    store.refresh(force=True)
+    reader = store.lookup("AKIAREAD")
+    assert reader is not None and reader.principal.policy is None
+    # A policy edited into the file by hand that does not parse disables the key (never less restricted).
+    key_file.set_policy("AKIAREAD", '{"Statement": "nope"}')
+    store.refresh(force=True)
+    assert store.lookup("AKIAREAD") is None and store.lookup("AKIAFULL") is not None
+
+
+def test_credential_policies_in_settings(tmp_path: Path) -> None:
+    base = {"access_key": "AKIAX", "secret_key": "secret-key-x"}
+    settings = Settings(data_dir=str(tmp_path), credentials=[{**base, "policy": "writeonly"}]).validate()
+    cred = CredentialStore(settings).lookup("AKIAX")
+    assert cred is not None and cred.principal.policy is not None
+    as_mapping = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
+    settings = Settings(data_dir=str(tmp_path), credentials=[{**base, "policy": as_mapping}]).validate()
+    assert '"s3:*"' in settings.credentials[0]["policy"]
+    with pytest.raises(ConfigError, match=r"credentials\[0\]\.policy: not a valid identity policy"):
+        Settings(
+            data_dir=str(tmp_path), credentials=[{**base, "policy": {"Statement": [{"Effect": "Maybe"}]}}]
+        ).validate()
+    with pytest.raises(ConfigError, match=r"credentials\[0\]\.policy"):
+        Settings(data_dir=str(tmp_path), credentials=[{**base, "policy": 7}]).validate()

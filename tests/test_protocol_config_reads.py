@@ -97,7 +97,6 @@ def test_get_object_acl_is_private(s3, bucket: str) -> None:  # type: ignore[no-
 
 # The write that would make each read above wrong, with a minimal valid argument.
 WRITES: dict[str, dict[str, Any]] = {
-    "put_bucket_policy": {"Policy": '{"Version": "2012-10-17", "Statement": []}'},
     "put_bucket_lifecycle_configuration": {
         "LifecycleConfiguration": {"Rules": [{"ID": "r", "Status": "Enabled", "Filter": {}, "Expiration": {"Days": 1}}]}
     },

@@ -103,8 +103,9 @@ class CofferApp:
         self.traffic = logs.Traffic()
         self.probes = Probes(settings, self.engine, self.traffic, self.metrics)
         self.cors = Cors(self.engine, settings.cors_allow_all)
-        self.auth = AuthGate(settings, self.engine)
-        self.context = Context(self.engine, settings, DEFAULT_OWNER, self.auth, BucketStates(self.engine))
+        buckets = BucketStates(self.engine)
+        self.auth = AuthGate(settings, self.engine, buckets)
+        self.context = Context(self.engine, settings, DEFAULT_OWNER, self.auth, buckets)
         self.handlers: dict[str, Handler] = HANDLERS
         self.base_domains = tuple(d.lower().strip(".") for d in settings.base_domains if d)
         self._started = False

@@ -14,15 +14,17 @@ from __future__ import annotations
 import calendar
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from coffer.server import xml
+from coffer.server.access.decide import object_arn
 from coffer.server.bucket_state import CONFIG_NAME, BucketStates
 from coffer.server.errors import S3Error
 from coffer.server.http import Response
+from coffer.server.request import Request
 from coffer.storage.api import NO_LOCK, Engine, ObjectLock
 from coffer.storage.versioning import RETENTION_MODES
 
@@ -30,6 +32,7 @@ MODE_HEADER = "x-amz-object-lock-mode"
 UNTIL_HEADER = "x-amz-object-lock-retain-until-date"
 HOLD_HEADER = "x-amz-object-lock-legal-hold"
 BYPASS_HEADER = "x-amz-bypass-governance-retention"
+BYPASS_ACTION = "s3:BypassGovernanceRetention"
 BUCKET_LOCK_HEADER = "x-amz-bucket-object-lock-enabled"
 HOLD_STATUSES = ("ON", "OFF")
 # S3's ceilings for a default retention period.
@@ -278,8 +281,16 @@ def add_headers(response: Response, lock: ObjectLock) -> None:
         response.header(HOLD_HEADER, "ON" if lock.legal_hold else "OFF")
 
 
-def bypass_governance(headers: Mapping[str, str]) -> bool:
-    """x-amz-bypass-governance-retention: true. Every authenticated writer owns its buckets
-    today; once bucket policies exist, the s3:BypassGovernanceRetention permission is checked
-    where this is called (DeleteObject, DeleteObjects, PutObjectRetention)."""
-    return headers.get(BYPASS_HEADER, "").strip().lower() == "true"
+def bypass_governance(req: Request, keys: Iterable[str] = ()) -> bool:
+    """x-amz-bypass-governance-retention: true, honoured only for a caller with the
+    s3:BypassGovernanceRetention permission on the object (each of ``keys``, default the
+    request's key); without it the request goes on as if the header were absent, so a
+    GOVERNANCE retention still refuses it (as S3)."""
+    if req.headers.get(BYPASS_HEADER, "").strip().lower() != "true":
+        return False
+    access = req.access
+    if access is None:
+        return True  # authorization is off
+    assert req.bucket is not None
+    names = list(keys) or [req.key or ""]
+    return all(access.allows(BYPASS_ACTION, object_arn(req.bucket, name)) for name in names)

@@ -17,6 +17,7 @@ from coffer.server.errors import S3Error
 from coffer.server.http import parse_int
 
 if TYPE_CHECKING:
+    from coffer.server.access.request_access import RequestAccess
     from coffer.server.chunked import ChunkVerifier
     from coffer.server.router import Route
 
@@ -43,6 +44,7 @@ class Request:
         "_body_done",
         "_body_started",
         "_receive",
+        "access",
         "body_limit",
         "body_timeout",
         "bucket",
@@ -74,6 +76,9 @@ class Request:
         # Set by the auth gate: who the request acts as, the chunk-signature chain of a signed
         # streaming upload, and the most body bytes accepted.
         self.principal: Principal = ANONYMOUS
+        # Set by the auth gate when it authorizes: what handlers ask for decisions of their own
+        # (None: authorization is off, everything is allowed).
+        self.access: RequestAccess | None = None
         self.chunk_chain: ChunkVerifier | None = None
         self.body_limit: int | None = None
         self.body_timeout: float | None = None  # seconds a body may stall before RequestTimeout

@@ -8,8 +8,8 @@ turns PutObject into CopyObject and UploadPart into UploadPartCopy.
 
 A route's name keys everything downstream: the handler of that name in
 ``coffer/server/handlers/``, the metrics label, the access-log field. Its IAM action
-(``s3:GetObject``), resource kind and access kind are what the auth gate (and bucket
-policies, when they exist) decide on. Operations without a handler answer 501.
+(``s3:GetObject``) and resource kind are what the auth gate and the bucket and identity
+policies decide on (coffer/server/access/decide.py). Operations without a handler answer 501.
 """
 
 from __future__ import annotations

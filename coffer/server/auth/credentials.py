@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 
 from coffer.config import Settings
 from coffer.keystore import KeyFile, KeyStoreError, default_user_id, token_digest
+from coffer.server.access.identity import compile_identity_policy
+from coffer.server.access.policy import MalformedPolicy, Policy
 from coffer.server.auth.principal import DEFAULT_OWNER, Principal
 
 log = logging.getLogger("coffer.auth")
@@ -43,7 +45,9 @@ def settings_credentials(settings: Settings) -> list[tuple[Credential, str]]:
         found.append((Credential(settings.access_key, settings.secret_key, principal, "settings"), ""))
     for entry in settings.credentials:
         ak = entry["access_key"]
-        principal = Principal(entry.get("user_id") or default_user_id(ak), entry.get("display_name") or ak, ak)
+        # Validated when the settings were loaded: a bad policy never gets this far.
+        policy = compile_identity_policy(entry["policy"]) if entry.get("policy") else None
+        principal = Principal(entry.get("user_id") or default_user_id(ak), entry.get("display_name") or ak, ak, policy)
         found.append((Credential(ak, entry["secret_key"], principal, "settings"), entry.get("token", "")))
     return found
 
@@ -97,7 +101,20 @@ class CredentialStore:
         for key in stored:
             if key.access_key in self._static:
                 continue  # the settings win; `coffer keys add` refuses such duplicates anyway
-            principal = Principal(key.user_id, key.display_name, key.access_key)
+            policy: Policy | None = None
+            if key.policy:
+                try:
+                    policy = compile_identity_policy(key.policy)
+                except MalformedPolicy as exc:
+                    # Never load the key with less restriction than its owner meant: leave it out.
+                    log.error(
+                        "key %s in %s has an invalid policy (%s): key disabled",
+                        key.access_key,
+                        self._file.path,
+                        exc.reason,
+                    )
+                    continue
+            principal = Principal(key.user_id, key.display_name, key.access_key, policy)
             dynamic[key.access_key] = Credential(key.access_key, key.secret_key, principal, "keys.json")
             if key.token_sha256:
                 tokens[key.token_sha256] = principal

@@ -4,28 +4,34 @@ authentication (who is this?) and authorization (may they touch this bucket?).
 Authentication: SigV4 (header or presigned query), SigV2 (header or query), an
 optional bearer token, or nothing (anonymous, denied while auth is on except
 for operations that authenticate themselves, such as a browser POST upload).
-Authorization, until bucket policies and ACLs exist: a bucket belongs to the
-user who created it and only that user may use it.
+Authorization: bucket policies and per-key identity policies, evaluated as AWS does
+(coffer/server/access/decide.py); without either, a bucket belongs to the user who created it
+and only that user may use it.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Mapping
 from urllib.parse import unquote
 
 from coffer.config import Settings
 from coffer.server import router
+from coffer.server.access.decide import SERVICE_ARN, allowed, bucket_arn, object_arn
+from coffer.server.access.facts import Facts, request_facts
+from coffer.server.access.request_access import RequestAccess
 from coffer.server.auth import sigv2, sigv4
 from coffer.server.auth.credentials import Credential, CredentialStore, signatures_required
 from coffer.server.auth.principal import ANONYMOUS, DEFAULT_OWNER, Principal
 from coffer.server.auth.ratelimit import TokenBuckets
 from coffer.server.auth.streaming import ChunkChain
+from coffer.server.bucket_state import BucketPolicy, BucketState, BucketStates
 from coffer.server.errors import S3Error
 from coffer.server.http import parse_http_date
 from coffer.server.request import Request
 from coffer.storage.api import Engine
-from coffer.storage.errors import NoSuchBucket
+from coffer.storage.errors import NoSuchBucket, NoSuchKey
 
 log = logging.getLogger("coffer.auth")
 
@@ -35,11 +41,34 @@ _ONE_MECHANISM = (
 )
 
 
-def copy_source_bucket(header: str) -> str | None:
-    """The bucket of ``x-amz-copy-source: [/]bucket/key[?versionId=...]`` (URL-encoded)."""
-    path = unquote(header.split("?", 1)[0]).lstrip("/")
-    bucket, sep, _ = path.partition("/")
-    return bucket if sep and bucket else None
+def parse_copy_source(header: str) -> tuple[str, str, bool] | None:
+    """(bucket, key, names a version) of ``x-amz-copy-source: [/]bucket/key[?versionId=...]`` (URL-encoded)."""
+    path, _, query = header.partition("?")
+    bucket, sep, key = unquote(path).lstrip("/").partition("/")
+    return (bucket, key, "versionId=" in query) if sep and bucket and key else None
+
+
+_VERSION_ACTIONS = {
+    "s3:GetObject": "s3:GetObjectVersion",
+    "s3:DeleteObject": "s3:DeleteObjectVersion",
+    "s3:GetObjectTagging": "s3:GetObjectVersionTagging",
+    "s3:PutObjectTagging": "s3:PutObjectVersionTagging",
+    "s3:DeleteObjectTagging": "s3:DeleteObjectVersionTagging",
+    "s3:GetObjectAcl": "s3:GetObjectVersionAcl",
+    "s3:PutObjectAcl": "s3:PutObjectVersionAcl",
+    "s3:GetObjectAttributes": "s3:GetObjectVersionAttributes",
+}
+
+
+# Reads whose refusal becomes 404 when the key is missing and the caller may list it.
+_MISSING_IS_404 = frozenset({"GetObject", "HeadObject"})
+
+
+def action_of(route: router.Route, query: Mapping[str, str]) -> str:
+    """The IAM action of a request: the route's, or its version-specific form when a versionId is given."""
+    if route.resource == "object" and "versionId" in query:
+        return _VERSION_ACTIONS.get(route.action, route.action)
+    return route.action
 
 
 def _unsupported(value: str) -> S3Error:
@@ -52,9 +81,13 @@ def _unsupported(value: str) -> S3Error:
 
 
 class AuthGate:
-    def __init__(self, settings: Settings, engine: Engine) -> None:
+    def __init__(self, settings: Settings, engine: Engine, buckets: BucketStates | None = None) -> None:
         self.settings = settings
         self.engine = engine
+        # Ownership and bucket policies, cached briefly: the common request costs no metadata read.
+        self.buckets = buckets if buckets is not None else BucketStates(engine)
+        # aws:SecureTransport: whether this server speaks TLS itself.
+        self._secure = bool(settings.tls_cert)
         self.store = CredentialStore(settings)
         self._mode = settings.auth
         # 'auto' latches on: once any credential exists the server never falls back to open mode,
@@ -106,32 +139,99 @@ class AuthGate:
 
     async def _authorize(self, req: Request) -> None:
         route = req.route
-        # A POST upload carries its signature in the form (the handler checks it and the bucket
-        # owner); a CORS preflight never carries credentials.
+        # A POST upload carries its signature in the form (the handler checks it and calls
+        # authorize_post); a CORS preflight never carries credentials.
         if not self.enabled or route is None or route.authorizer != "gate":
             return
+        principal = req.principal
         if req.bucket is None or route is router.CREATE_BUCKET:
-            if req.principal.anonymous:
+            if principal.anonymous:
                 raise S3Error("AccessDenied")
-            return  # ListBuckets lists the caller's own; CreateBucket: the engine refuses others' names
-        await self.require_owner(req, req.bucket)
+            # ListBuckets lists the caller's own; CreateBucket: the engine refuses others' names.
+            access = RequestAccess(principal, None, None, self._facts_of(req))
+            req.access = access
+            if principal.policy is not None:
+                resource = SERVICE_ARN if req.bucket is None else bucket_arn(req.bucket)
+                if not access.allows(route.action, resource):
+                    raise S3Error("AccessDenied")
+            return
+        state = await self._bucket_state(req.bucket)
+        access = RequestAccess(principal, state.info.owner, state.policy, self._facts_of(req))
+        req.access = access
+        if route.name == "DeleteObjects":
+            # Decided per key by its handler (s3:DeleteObject on each object), as S3 does; without
+            # any policy that could allow a stranger, refused whole as before.
+            if state.policy is None and principal.policy is None and principal.id != state.info.owner:
+                raise S3Error("AccessDenied")
+        else:
+            if route.resource == "object":
+                assert req.key is not None
+                resource = object_arn(req.bucket, req.key)
+            else:
+                resource = bucket_arn(req.bucket)
+            if not access.allows(action_of(route, req.query), resource):
+                await self._refuse(req, state)
         if route.reads_copy_source:
-            # Reading the copy source needs access to its bucket too.
-            source = copy_source_bucket(req.headers.get("x-amz-copy-source", ""))
-            if source and source != req.bucket:
-                await self.require_owner(req, source)
+            await self._authorize_copy_source(req, access)
 
-    async def require_owner(self, req: Request, bucket_name: str) -> None:
-        """AccessDenied unless the request's user owns ``bucket_name``; NoSuchBucket if there is none
-        (for anyone, anonymous included, as S3 answers)."""
+    async def _refuse(self, req: Request, state: BucketState) -> None:
+        """AccessDenied, except as S3 answers a read of a missing object: 404 NoSuchKey for a
+        caller who may list the bucket under that name (s3:ListBucket, s3:prefix the key), who
+        learns nothing new from it; everyone else cannot tell a missing key from a denied one."""
+        route = req.route
+        if route is not None and route.name in _MISSING_IS_404 and req.key is not None and req.bucket is not None:
+            principal, key = req.principal, req.key
+            lister = RequestAccess(
+                principal,
+                state.info.owner,
+                state.policy,
+                lambda: request_facts(req, principal, self._secure, overrides={"s3:prefix": [key]}),
+            )
+            if lister.allows("s3:ListBucket", bucket_arn(req.bucket)):
+                try:
+                    await self.engine.head_object(req.bucket, req.key)
+                except NoSuchKey:
+                    raise S3Error("NoSuchKey", Key=req.key) from None
+        raise S3Error("AccessDenied")
+
+    async def _authorize_copy_source(self, req: Request, access: RequestAccess) -> None:
+        """Reading the copy source needs s3:GetObject (s3:GetObjectVersion) on it, by the same rules."""
+        source = parse_copy_source(req.headers.get("x-amz-copy-source", ""))
+        if source is None:
+            return  # malformed: the handler answers the right error
+        bucket, key, versioned = source
+        action = "s3:GetObjectVersion" if versioned else "s3:GetObject"
+        if bucket == req.bucket:
+            ok = access.allows(action, object_arn(bucket, key))
+        else:
+            state = await self._bucket_state(bucket)
+            ok = allowed(req.principal, state.info.owner, state.policy, action, object_arn(bucket, key), access.facts)
+        if not ok:
+            raise S3Error("AccessDenied")
+
+    def authorize_post(
+        self, req: Request, principal: Principal, owner: str, policy: BucketPolicy | None, key: str
+    ) -> None:
+        """A browser POST upload, once its form signature was checked: s3:PutObject on the key."""
         if not self.enabled:
             return
+        assert req.bucket is not None
+        secure = self._secure
+        access = RequestAccess(principal, owner, policy, lambda: request_facts(req, principal, secure, post_form=True))
+        req.access = access
+        if not access.allows("s3:PutObject", object_arn(req.bucket, key)):
+            raise S3Error("AccessDenied")
+
+    def _facts_of(self, req: Request) -> Callable[[], Facts]:
+        secure = self._secure
+        return lambda: request_facts(req, req.principal, secure)
+
+    async def _bucket_state(self, bucket_name: str) -> BucketState:
+        """The bucket's cached state; NoSuchBucket if there is none (for anyone, anonymous included, as S3)."""
         try:
-            bucket = await self.engine.get_bucket(bucket_name)
+            return await self.buckets.get(bucket_name)
         except NoSuchBucket:
             raise S3Error("NoSuchBucket", BucketName=bucket_name) from None
-        if req.principal.anonymous or bucket.owner != req.principal.id:
-            raise S3Error("AccessDenied")
 
     # ------------------------------------------------------------------ authentication
     def authenticate(self, req: Request) -> Principal:

@@ -16,6 +16,7 @@ from coffer.server.handlers import (
     attributes,
     bucket,
     bucket_config,
+    bucket_policy,
     copy,
     cors,
     listing,
@@ -30,6 +31,7 @@ from coffer.server.handlers import (
 _MODULES: tuple[ModuleType, ...] = (
     bucket,
     bucket_config,
+    bucket_policy,
     object,
     listing,
     cors,

@@ -38,14 +38,6 @@ async def _absent(ctx: Context, req: Request, code: str) -> Response:
     raise S3Error(code, BucketName=bucket)
 
 
-async def GetBucketPolicy(ctx: Context, req: Request) -> Response:
-    return await _absent(ctx, req, "NoSuchBucketPolicy")
-
-
-async def GetBucketPolicyStatus(ctx: Context, req: Request) -> Response:
-    return await _absent(ctx, req, "NoSuchBucketPolicy")
-
-
 async def GetBucketLifecycleConfiguration(ctx: Context, req: Request) -> Response:
     return await _absent(ctx, req, "NoSuchLifecycleConfiguration")
 

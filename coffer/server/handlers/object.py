@@ -6,6 +6,7 @@ import re
 
 from coffer import checksums
 from coffer.server import object_lock, xml
+from coffer.server.access.decide import object_arn
 from coffer.server.context import Context
 from coffer.server.errors import S3Error, from_storage
 from coffer.server.http import (
@@ -279,8 +280,7 @@ async def DeleteObject(ctx: Context, req: Request) -> Response:
         req.header("if-match"), req.header(_DELETE_HEADERS[0]), req.header(_DELETE_HEADERS[1]), _DELETE_HEADERS
     )
     version_id = version_param(req.query)
-    # Where the s3:BypassGovernanceRetention permission will be checked once policies exist.
-    bypass = object_lock.bypass_governance(req.headers)
+    bypass = object_lock.bypass_governance(req)  # needs s3:BypassGovernanceRetention
     result = await ctx.engine.delete_object(
         req.bucket, req.key, condition, version_id=version_id, bypass_governance=bypass
     )
@@ -299,7 +299,6 @@ async def DeleteObjects(ctx: Context, req: Request) -> Response:
     if doc.tag != "Delete":
         raise S3Error("MalformedXML")
     quiet = (xml.child_text(doc, "Quiet", "false") or "").strip().lower() == "true"
-    bypass = object_lock.bypass_governance(req.headers)
     objects: list[tuple[str, str | None, DeleteCondition | None]] = []
     for obj in doc.findall("Object"):
         key = xml.child_text(obj, "Key")
@@ -315,6 +314,7 @@ async def DeleteObjects(ctx: Context, req: Request) -> Response:
     if not objects or len(objects) > MAX_DELETE_KEYS:
         raise S3Error("MalformedXML")
     await ctx.engine.get_bucket(req.bucket)
+    access = req.access  # None: authorization off
     # Each key's answer in request order: its request to the engine, or the error it already has.
     slots: list[DeleteRequest | str] = []
     for key, version_id, condition in objects:
@@ -322,9 +322,15 @@ async def DeleteObjects(ctx: Context, req: Request) -> Response:
             slots.append(_delete_error(key, version_id, "InvalidArgument", "Invalid key"))
         elif version_id is not None and not is_valid_version_id(version_id):
             slots.append(_delete_error(key, version_id, "NoSuchVersion", "The specified version does not exist."))
+        elif access is not None and not access.allows(
+            "s3:DeleteObjectVersion" if version_id is not None else "s3:DeleteObject", object_arn(req.bucket, key)
+        ):
+            # Authorized per key, as S3 does: a policy may allow deleting under one prefix only.
+            slots.append(_delete_error(key, version_id, "AccessDenied", "Access Denied"))
         else:
             slots.append(DeleteRequest(key, version_id, condition))
     requests = [slot for slot in slots if isinstance(slot, DeleteRequest)]
+    bypass = object_lock.bypass_governance(req, [r.key for r in requests])  # needs s3:BypassGovernanceRetention
     outcomes = iter(await ctx.engine.delete_objects(req.bucket, requests, bypass_governance=bypass))
     parts: list[str] = []
     for slot in slots:

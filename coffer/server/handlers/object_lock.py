@@ -63,8 +63,7 @@ async def PutObjectRetention(ctx: Context, req: Request) -> Response:
     version_id = version_param(req.query)
     await _locked_bucket(ctx, req)
     mode, until = object_lock.parse_retention(await _read_document(req), time.time())
-    # Where the s3:BypassGovernanceRetention permission will be checked once policies exist.
-    bypass = object_lock.bypass_governance(req.headers)
+    bypass = object_lock.bypass_governance(req)  # needs s3:BypassGovernanceRetention
     await ctx.engine.put_object_retention(
         req.bucket, req.key, mode, until, version_id=version_id, bypass_governance=bypass
     )

@@ -58,9 +58,10 @@ async def PostObject(ctx: Context, req: Request) -> Response:
     policy = post_policy.parse_policy(fields["policy"]) if fields.get("policy") else None
     if policy is not None:
         post_policy.check_policy(policy, fields, time.time())
-    bucket = await ctx.engine.get_bucket(req.bucket)
-    if ctx.auth is not None and ctx.auth.enabled and bucket.owner != principal.id:
-        raise S3Error("AccessDenied")
+    state = await ctx.bucket_states().get(req.bucket)  # NoSuchBucket first
+    if ctx.auth is not None:
+        # s3:PutObject on the key by the bucket policy and the user's identity policy.
+        ctx.auth.authorize_post(req, principal, state.info.owner, state.policy, key)
 
     write = object_write(fields, form=True)
     if "content-type" not in write.headers and file_info.content_type:
