@@ -165,12 +165,11 @@ def canned_acl(
         grants.append(Grant(Grantee.user(EC2_ID, EC2_DISPLAY_NAME), "READ"))
     elif name == "log-delivery-write":
         grants += [Grant(Grantee.group(LOG_DELIVERY), "WRITE"), Grant(Grantee.group(LOG_DELIVERY), "READ_ACP")]
-    elif name in ("bucket-owner-read", "bucket-owner-full-control"):
+    elif name.startswith("bucket-owner-") and bucket_owner_id is not None and bucket_owner_id != owner_id:
         # Only objects in another user's bucket get a second grant: the bucket owner's FULL_CONTROL
         # or READ adds nothing when it already owns the object.
-        if bucket_owner_id is not None and bucket_owner_id != owner_id:
-            permission: Permission = "READ" if name == "bucket-owner-read" else "FULL_CONTROL"
-            grants.append(Grant(Grantee.user(bucket_owner_id, bucket_owner_display_name), permission))
+        permission: Permission = "READ" if name == "bucket-owner-read" else "FULL_CONTROL"
+        grants.append(Grant(Grantee.user(bucket_owner_id, bucket_owner_display_name), permission))
     return Acl(owner_id, owner_display_name, tuple(grants))
 
 
