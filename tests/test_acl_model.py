@@ -270,11 +270,12 @@ def test_xml_round_trip(acl: Acl) -> None:
 
 
 def test_render_shape() -> None:
-    acl = Acl(
-        OWNER,
-        "Owner",
-        (Grant(Grantee.user(OTHER), "READ"), Grant(Grantee.group(ALL_USERS), "WRITE"), Grant(Grantee.by_email("e@x"), "READ_ACP")),
-    )  # fmt: skip
+    grants = (
+        Grant(Grantee.user(OTHER), "READ"),
+        Grant(Grantee.group(ALL_USERS), "WRITE"),
+        Grant(Grantee.by_email("e@x"), "READ_ACP"),
+    )
+    acl = Acl(OWNER, "Owner", grants)
     body = render_policy(acl, {OTHER: "Other"}.get)
     assert body.startswith(b'<?xml version="1.0" encoding="UTF-8"?>\n<AccessControlPolicy xmlns="')
     root = ET.fromstring(body)
