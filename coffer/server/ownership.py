@@ -73,10 +73,18 @@ def _sets_acl(headers: Mapping[str, str], allowed_canned: tuple[str, ...]) -> bo
     return any(name in headers for name in GRANT_HEADERS)
 
 
-def check_bucket_acl(ownership: str, headers: Mapping[str, str]) -> None:
-    """CreateBucket under BucketOwnerEnforced: only the owner-only canned ACLs (as S3 answers)."""
-    if ownership == ENFORCED and _sets_acl(headers, ("private", "bucket-owner-full-control")):
+def for_new_bucket(headers: Mapping[str, str]) -> str:
+    """The ObjectOwnership of a bucket CreateBucket makes: ``x-amz-object-ownership``, else
+    BucketOwnerEnforced, except that a request carrying ``x-amz-acl: private`` (rclone sends it
+    on every mkdir) gets BucketOwnerPreferred, as S3 answers. Under BucketOwnerEnforced only the
+    ``private`` canned ACL is accepted (InvalidBucketAclWithObjectOwnership otherwise)."""
+    value = header_value(headers)
+    acl = headers.get("x-amz-acl")
+    if value is None:
+        value = "BucketOwnerPreferred" if acl is not None and acl.strip() == "private" else DEFAULT
+    if value == ENFORCED and _sets_acl(headers, ("private",)):
         raise S3Error("InvalidBucketAclWithObjectOwnership", _BUCKET_ACL)
+    return value
 
 
 def check_object_acl(ownership: str | None, headers: Mapping[str, str]) -> None:

@@ -67,8 +67,7 @@ async def CreateBucket(ctx: Context, req: Request) -> Response:
         if constraint:
             region = constraint
     lock = (req.header(object_lock.BUCKET_LOCK_HEADER) or "").strip().lower() == "true"
-    owned = ownership.header_value(req.headers) or ownership.DEFAULT
-    ownership.check_bucket_acl(owned, req.headers)
+    owned = ownership.for_new_bucket(req.headers)
     try:
         await ctx.engine.create_bucket(req.bucket, req.principal.id, region, object_lock=lock)
     except BucketAlreadyOwnedByYou:
