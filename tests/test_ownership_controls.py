@@ -9,6 +9,7 @@ import pytest
 
 from tests.auth_support import new_bucket_name, outcome, send, signed
 from tests.server_process import ServerProcess
+from tests.wire import multipart
 
 pytestmark = pytest.mark.server
 
@@ -121,3 +122,11 @@ def test_error_shape(server: ServerProcess, bucket: str) -> None:
 def test_owner_enforced_on_auth_server(auth_server: ServerProcess, main_bucket: str) -> None:
     reply = signed(auth_server, "PUT", f"/{main_bucket}/k", b"x", {"x-amz-acl": "public-read"})
     assert (reply.status, reply.code) == (400, "AccessControlListNotSupported")
+
+
+def test_post_object_acl_field(server: ServerProcess, s3, bucket: str) -> None:  # type: ignore[no-untyped-def]
+    content_type, body = multipart([("key", "p"), ("acl", "public-read")], b"x")
+    reply = send(server, "POST", f"/{bucket}", {"Content-Type": content_type}, body)
+    assert (reply.status, reply.code) == (400, "AccessControlListNotSupported")
+    content_type, body = multipart([("key", "p"), ("acl", "bucket-owner-full-control")], b"x")
+    assert send(server, "POST", f"/{bucket}", {"Content-Type": content_type}, body).status == 204

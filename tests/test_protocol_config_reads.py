@@ -2,8 +2,9 @@
 
 Nothing can set policies, lifecycle rules, request payment, website,
 logging, default encryption, replication, acceleration, notifications or ACLs
-yet (public access blocks can: tests/test_public_access_block.py) (bucket tags can: tests/test_tagging.py; versioning too:
-tests/test_versioning.py), so the reads answer what S3 answers for a bucket that never
+yet (public access blocks can: tests/test_public_access_block.py; bucket tags:
+tests/test_tagging.py; versioning: tests/test_versioning.py), so the reads answer what S3
+answers for a bucket that never
 had them: s3fs and rclone read the versioning state before deleting a bucket, s3cmd ``info`` reads ACLs, policy,
 lifecycle and request payment, and tools that describe a whole bucket read the rest.
 """
