@@ -7,8 +7,9 @@ request (measured: about 4 % of a small GET on the disk engine); the answers cha
 rarely. So each process keeps them for ``TTL_SECONDS`` and forgets a bucket at once
 when this process changes its versioning, its Object Lock configuration or deletes it.
 The bucket policy is kept the same way, compiled once per read: the auth gate evaluates it
-on every request of the bucket. Another worker's change reaches this one within the TTL: S3 documents bucket
-configuration as eventually consistent too.
+on every request of the bucket; so are its Block Public Access configuration (RestrictPublicBuckets
+changes what the policy grants) and its Object Ownership (writes with ACL headers check it).
+Another worker's change reaches this one within the TTL: S3 documents bucket configuration as eventually consistent too.
 """
 
 from __future__ import annotations
