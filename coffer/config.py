@@ -236,6 +236,16 @@ class Settings:
             "configuration of their own (and for requests outside buckets)."
         ),
     )
+    public_access_block: str = field(
+        default="none",
+        metadata=_meta(
+            "Block Public Access for buckets without a PublicAccessBlock configuration of their own. 'none': "
+            "nothing blocked (bucket policies may make a bucket public). 'all': all four settings on "
+            "(BlockPublicAcls, IgnorePublicAcls, BlockPublicPolicy, RestrictPublicBuckets), as S3 sets on new "
+            "buckets; a bucket owner may still loosen its own bucket with PutPublicAccessBlock.",
+            ("none", "all"),
+        ),
+    )
     compression: bool = field(
         default=True,
         metadata=_meta(

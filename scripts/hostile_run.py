@@ -149,6 +149,8 @@ HEADERS = {
     "x-amz-tagging-directive": ["KEEP"],
     "x-amz-storage-class": ["DIAMOND", ""],
     "x-amz-acl": ["sort-of-private", ""],
+    "x-amz-object-ownership": ["", "Nobody", "bucketownerenforced"],
+    "x-amz-grant-read": ["", "id=", 'uri="nowhere"'],
     "x-amz-server-side-encryption": ["AES256", "aws:kms", "rot13"],
     "x-amz-server-side-encryption-customer-algorithm": ["AES256"],
     "x-amz-object-lock-mode": ["FOREVER"],

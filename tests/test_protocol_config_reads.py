@@ -1,9 +1,10 @@
 """Reads of bucket/object configuration that clients make on their way to something else.
 
 Nothing can set policies, lifecycle rules, request payment, website,
-logging, default encryption, replication, acceleration, notifications, public
-access blocks or ACLs yet (bucket tags can: tests/test_tagging.py; versioning too:
-tests/test_versioning.py), so the reads answer what S3 answers for a bucket that never
+logging, default encryption, replication, acceleration, notifications or ACLs
+yet (public access blocks can: tests/test_public_access_block.py; bucket tags:
+tests/test_tagging.py; versioning: tests/test_versioning.py), so the reads answer what S3
+answers for a bucket that never
 had them: s3fs and rclone read the versioning state before deleting a bucket, s3cmd ``info`` reads ACLs, policy,
 lifecycle and request payment, and tools that describe a whole bucket read the rest.
 """
@@ -116,7 +117,6 @@ WRITES: dict[str, dict[str, Any]] = {
     },
     "put_bucket_accelerate_configuration": {"AccelerateConfiguration": {"Status": "Enabled"}},
     "put_bucket_notification_configuration": {"NotificationConfiguration": {}},
-    "put_public_access_block": {"PublicAccessBlockConfiguration": {"BlockPublicAcls": True}},
     "put_bucket_acl": {"ACL": "public-read"},
 }
 

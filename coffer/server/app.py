@@ -11,7 +11,7 @@ from typing import Any
 
 from coffer import __version__, logs
 from coffer.config import Settings
-from coffer.server import compression, xml
+from coffer.server import compression, public_access, xml
 from coffer.server.auth import DEFAULT_OWNER
 from coffer.server.auth.gate import AuthGate
 from coffer.server.bucket_state import BucketStates
@@ -103,7 +103,7 @@ class CofferApp:
         self.traffic = logs.Traffic()
         self.probes = Probes(settings, self.engine, self.traffic, self.metrics)
         self.cors = Cors(self.engine, settings.cors_allow_all)
-        buckets = BucketStates(self.engine)
+        buckets = BucketStates(self.engine, default_block=public_access.DEFAULTS[settings.public_access_block])
         self.auth = AuthGate(settings, self.engine, buckets)
         self.context = Context(self.engine, settings, DEFAULT_OWNER, self.auth, buckets)
         self.handlers: dict[str, Handler] = HANDLERS

@@ -7,8 +7,9 @@ request (measured: about 4 % of a small GET on the disk engine); the answers cha
 rarely. So each process keeps them for ``TTL_SECONDS`` and forgets a bucket at once
 when this process changes its versioning, its Object Lock configuration or deletes it.
 The bucket policy is kept the same way, compiled once per read: the auth gate evaluates it
-on every request of the bucket. Another worker's change reaches this one within the TTL: S3 documents bucket
-configuration as eventually consistent too.
+on every request of the bucket; so are its Block Public Access configuration (RestrictPublicBuckets
+changes what the policy grants) and its Object Ownership (writes with ACL headers check it).
+Another worker's change reaches this one within the TTL: S3 documents bucket configuration as eventually consistent too.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from coffer.server import ownership, public_access
 from coffer.server.access.policy import MalformedPolicy, Policy, parse_policy
+from coffer.server.public_access import PublicAccessBlock
 from coffer.storage.api import BucketInfo, Engine
 
 log = logging.getLogger("coffer.server")
@@ -39,12 +42,19 @@ class BucketState:
     seen: float  # time.monotonic() when read
     # The bucket policy, compiled once per read (every request of the bucket evaluates it).
     policy: BucketPolicy | None = None
+    # Block Public Access in effect: the bucket's own configuration, else the server default.
+    public_access_block: PublicAccessBlock | None = None
+    # The ObjectOwnership of its ownership controls (None: never set).
+    ownership: str | None = None
 
 
 class BucketStates:
-    def __init__(self, engine: Engine, ttl: float = TTL_SECONDS) -> None:
+    def __init__(
+        self, engine: Engine, ttl: float = TTL_SECONDS, default_block: PublicAccessBlock | None = None
+    ) -> None:
         self.engine = engine
         self.ttl = ttl
+        self.default_block = default_block  # Settings.public_access_block, for buckets without their own
         self._states: dict[str, BucketState] = {}
 
     async def get(self, bucket: str) -> BucketState:
@@ -55,9 +65,15 @@ class BucketStates:
             return state
         info = await self.engine.get_bucket(bucket)
         lock_config = await self.engine.get_bucket_config(bucket, CONFIG_NAME) if info.object_lock else None
-        state = BucketState(
-            info, lock_config, now, compile_stored(bucket, await self.engine.get_bucket_config(bucket, POLICY_CONFIG))
+        block = public_access.PublicAccessBlock.from_doc(
+            await self.engine.get_bucket_config(bucket, public_access.CONFIG_NAME)
         )
+        if block is None:
+            block = self.default_block
+        restrict = block is not None and block.restrict_public_buckets
+        policy = compile_stored(bucket, await self.engine.get_bucket_config(bucket, POLICY_CONFIG), restrict)
+        owned = await self.engine.get_bucket_config(bucket, ownership.CONFIG_NAME)
+        state = BucketState(info, lock_config, now, policy, block, owned if isinstance(owned, str) else None)
         if len(self._states) >= _MAX_ENTRIES:
             self._states.clear()
         self._states[bucket] = state
@@ -79,15 +95,18 @@ class BucketPolicy:
 
     policy: Policy
     denies: Policy | None
+    # RestrictPublicBuckets and the policy is public: its Allows reach only the bucket owner.
+    restricted: bool = False
 
 
-def compile_stored(bucket: str, text: Any) -> BucketPolicy | None:
-    """The stored policy of ``bucket``, compiled; None without one."""
+def compile_stored(bucket: str, text: Any, restrict: bool = False) -> BucketPolicy | None:
+    """The stored policy of ``bucket``, compiled; None without one. ``restrict``: the bucket
+    has RestrictPublicBuckets (which matters only when the policy is public)."""
     if not text:
         return None
     try:
         policy = parse_policy(str(text), bucket=bucket)
-        return BucketPolicy(policy, _denies(bucket, str(text)))
+        return BucketPolicy(policy, _denies(bucket, str(text)), restrict and policy.is_public())
     except MalformedPolicy as exc:
         # Validated when stored; only a newer Coffer that accepts less could get here. Denying
         # everything would lock out the owner, who can still replace or delete the policy.

@@ -8,6 +8,7 @@ from coffer.storage.errors import MethodNotAllowed, NoSuchKey, StorageError
 
 # code -> (status, default message)
 ERRORS: dict[str, tuple[int, str]] = {
+    "AccessControlListNotSupported": (400, "The bucket does not allow ACLs"),
     "AccessDenied": (403, "Access Denied"),
     "AccessForbidden": (403, "CORSResponse: This CORS request is not allowed."),
     "BadRequest": (400, "Bad Request"),
@@ -36,6 +37,10 @@ ERRORS: dict[str, tuple[int, str]] = {
     "InvalidAccessKeyId": (403, "The AWS Access Key Id you provided does not exist in our records."),
     "InvalidArgument": (400, "Invalid Argument"),
     "InvalidBucketName": (400, "The specified bucket is not valid."),
+    "InvalidBucketAclWithObjectOwnership": (
+        400,
+        "Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting",
+    ),
     "InvalidBucketState": (409, "The request is not valid with the current state of the bucket."),
     "InvalidDigest": (400, "The Content-MD5 you specified is not valid."),
     "InvalidLocationConstraint": (400, "The specified location-constraint is not valid"),
@@ -87,6 +92,7 @@ ERRORS: dict[str, tuple[int, str]] = {
         "The specified upload does not exist. The upload ID may be invalid, or the upload may have been "
         "aborted or completed.",
     ),
+    "OwnershipControlsNotFoundError": (404, "The bucket ownership controls were not found"),
     "NoSuchWebsiteConfiguration": (404, "The specified bucket does not have a website configuration"),
     "ObjectLockConfigurationNotFoundError": (404, "Object Lock configuration does not exist for this bucket"),
     "NotImplemented": (501, "A header you provided implies functionality that is not implemented"),

@@ -8,6 +8,8 @@ with each key pair's user as its own account (docs/security.md, "How authorizati
    an account root user), or when its identity policy or the bucket policy allows.
 3. Anyone else (another user, anonymous) needs the bucket policy to allow; a user with an
    identity policy needs that to allow too (as across AWS accounts: both sides must agree).
+   With RestrictPublicBuckets and a public bucket policy, that policy's Allows reach nobody
+   but the owner (its Denies still apply to everyone).
 """
 
 from __future__ import annotations
@@ -62,6 +64,8 @@ def allowed(
         from_bucket = bucket_policy.evaluate(principal.caller(), action, resource, values)
         if from_bucket == "deny":
             return False
+        if compiled is not None and compiled.restricted and not is_owner:
+            from_bucket = None  # RestrictPublicBuckets: a public policy grants strangers nothing
     if is_owner or owner is None:
         return identity is None or from_identity == "allow" or from_bucket == "allow"
     return from_bucket == "allow" and (identity is None or from_identity == "allow")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 
-from coffer.server import object_lock, xml
+from coffer.server import object_lock, ownership, xml
 from coffer.server.context import Context
 from coffer.server.errors import S3Error
 from coffer.server.handlers.common import check_bucket_name, owner_of, parse_max, xml_response
@@ -67,6 +67,7 @@ async def CreateBucket(ctx: Context, req: Request) -> Response:
         if constraint:
             region = constraint
     lock = (req.header(object_lock.BUCKET_LOCK_HEADER) or "").strip().lower() == "true"
+    owned = ownership.for_new_bucket(req.headers)
     try:
         await ctx.engine.create_bucket(req.bucket, req.principal.id, region, object_lock=lock)
     except BucketAlreadyOwnedByYou:
@@ -74,6 +75,10 @@ async def CreateBucket(ctx: Context, req: Request) -> Response:
         # (and changes nothing); every other region answers 409.
         if region != "us-east-1":
             raise
+    else:
+        # New buckets get ownership controls, BucketOwnerEnforced unless the request says otherwise (as S3).
+        await ctx.engine.put_bucket_config(req.bucket, ownership.CONFIG_NAME, owned)
+        ctx.bucket_states().forget(req.bucket)
     response = Response(200)
     response.header("location", f"/{req.bucket}")
     return response

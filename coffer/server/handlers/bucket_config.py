@@ -71,7 +71,3 @@ async def GetBucketAccelerateConfiguration(ctx: Context, req: Request) -> Respon
 
 async def GetBucketNotificationConfiguration(ctx: Context, req: Request) -> Response:
     return await _empty(ctx, req, "NotificationConfiguration")
-
-
-async def GetPublicAccessBlock(ctx: Context, req: Request) -> Response:
-    return await _absent(ctx, req, "NoSuchPublicAccessBlockConfiguration")

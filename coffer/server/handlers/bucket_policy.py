@@ -39,6 +39,9 @@ async def PutBucketPolicy(ctx: Context, req: Request) -> Response:
         raise S3Error("MalformedPolicy", "Policies must be valid JSON and the first byte must be '{'") from None
     except MalformedPolicy as exc:
         raise S3Error("MalformedPolicy", exc.reason) from None
+    block = (await ctx.bucket_states().get(req.bucket)).public_access_block
+    if block is not None and block.block_public_policy and parse_policy(text, bucket=req.bucket).is_public():
+        raise S3Error("AccessDenied")  # as S3: BlockPublicPolicy refuses a public policy
     await ctx.engine.put_bucket_config(req.bucket, POLICY_CONFIG, text)
     ctx.bucket_states().forget(req.bucket)
     return Response(204)

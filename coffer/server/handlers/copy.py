@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from urllib.parse import unquote
 
-from coffer.server import object_lock, xml
+from coffer.server import object_lock, ownership, xml
 from coffer.server.context import Context
 from coffer.server.errors import S3Error
 from coffer.server.handlers.object import checksum_algorithm_header
@@ -145,6 +145,7 @@ async def CopyObject(ctx: Context, req: Request) -> Response:
             "This copy request is illegal because it is trying to copy an object to itself without changing the "
             "object's metadata, storage class, website redirect location or encryption attributes.",
         )
+    await ownership.check_write_acl(ctx.bucket_states(), req.bucket, req.headers)
     lock = await object_lock.lock_for_write(ctx.bucket_states(), req.bucket, req.headers)
     seen = SourceSeen(copy_source_check(req))
     with source_errors():

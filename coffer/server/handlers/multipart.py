@@ -7,7 +7,7 @@ import re
 from urllib.parse import quote
 
 from coffer import checksums
-from coffer.server import object_lock, xml
+from coffer.server import object_lock, ownership, xml
 from coffer.server.context import Context
 from coffer.server.errors import S3Error
 from coffer.server.handlers.common import display_name, key_encoder, owner_xml, parse_max, xml_response
@@ -68,6 +68,7 @@ async def CreateMultipartUpload(ctx: Context, req: Request) -> Response:
     validate_new_key(req.key, ctx.settings.dot_segment_keys)
     algorithm = checksum_algorithm_header(req)
     write = object_write(req.headers)
+    await ownership.check_write_acl(ctx.bucket_states(), req.bucket, req.headers)
     lock = await object_lock.lock_for_write(ctx.bucket_states(), req.bucket, req.headers)
     upload = await ctx.engine.create_multipart_upload(
         req.bucket,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from coffer import checksums
-from coffer.server import object_lock, xml
+from coffer.server import object_lock, ownership, xml
 from coffer.server.access.decide import object_arn
 from coffer.server.context import Context
 from coffer.server.errors import S3Error, from_storage
@@ -75,6 +75,7 @@ async def PutObject(ctx: Context, req: Request) -> Response:
     if_none_match = req.header("if-none-match")
     if_match = req.header("if-match")
     plan = plan_upload(req)
+    await ownership.check_write_acl(ctx.bucket_states(), req.bucket, req.headers)
     lock = await object_lock.lock_for_write(ctx.bucket_states(), req.bucket, req.headers)
     if lock.needs_checksum:
         object_lock.require_checksum("content-md5" in req.headers, plan.client_checksum)

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from urllib.parse import quote
 
 from coffer import checksums
-from coffer.server import object_lock, xml
+from coffer.server import object_lock, ownership, xml
 from coffer.server.auth import post_policy
 from coffer.server.auth.principal import Principal
 from coffer.server.context import Context
@@ -69,6 +69,8 @@ async def PostObject(ctx: Context, req: Request) -> Response:
     acl = fields.get("acl")
     if acl is not None and acl not in _CANNED_ACLS:
         raise S3Error("InvalidArgument", ArgumentName="acl", ArgumentValue=acl)
+    if acl is not None:  # as the x-amz-acl header of PutObject: refused when ACLs are disabled
+        ownership.check_object_acl(state.ownership, {"x-amz-acl": acl})
     declared = declared_checksum(fields)
     lock = await object_lock.lock_for_write(ctx.bucket_states(), req.bucket, fields)  # x-amz-object-lock-* fields
     algorithm, expected = (declared[1], declared[2]) if declared is not None else (checksums.DEFAULT_ALGORITHM, None)
