@@ -24,8 +24,21 @@ def controls(value: str) -> dict[str, Any]:
     return {"Rules": [{"ObjectOwnership": value}]}
 
 
-def test_new_buckets_are_owner_enforced(s3, bucket: str) -> None:  # type: ignore[no-untyped-def]
-    assert ownership_of(s3, bucket) == "BucketOwnerEnforced"
+ENFORCED_XML = (
+    b"<OwnershipControls><Rule><ObjectOwnership>BucketOwnerEnforced</ObjectOwnership></Rule></OwnershipControls>"
+)
+
+
+@pytest.fixture
+def enforced(s3, bucket: str) -> str:  # type: ignore[no-untyped-def]
+    s3.put_bucket_ownership_controls(Bucket=bucket, OwnershipControls=controls("BucketOwnerEnforced"))
+    return bucket
+
+
+def test_new_buckets_have_no_controls(s3, bucket: str) -> None:  # type: ignore[no-untyped-def]
+    # Until ACLs are enforced, a bucket gets ownership controls only when asked (coffer/server/ownership.py).
+    assert outcome(lambda: s3.get_bucket_ownership_controls(Bucket=bucket)) == "OwnershipControlsNotFoundError"
+    s3.put_object(Bucket=bucket, Key="k", Body=b"x", ACL="public-read")
 
 
 def test_crud(s3, bucket: str) -> None:  # type: ignore[no-untyped-def]
@@ -59,7 +72,8 @@ def test_errors(server: ServerProcess, s3, bucket: str) -> None:  # type: ignore
     ):
         reply = send(server, "PUT", f"/{bucket}?ownershipControls", {}, body)
         assert (reply.status, reply.code) == (400, "MalformedXML"), body
-    assert ownership_of(s3, bucket) == "BucketOwnerEnforced"  # unchanged
+    # Unchanged: still none.
+    assert outcome(lambda: s3.get_bucket_ownership_controls(Bucket=bucket)) == "OwnershipControlsNotFoundError"
 
 
 def test_create_bucket_header(s3) -> None:  # type: ignore[no-untyped-def]
@@ -73,24 +87,26 @@ def test_create_bucket_header(s3) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_create_bucket_acls(s3) -> None:  # type: ignore[no-untyped-def]
-    # x-amz-acl: private (rclone's mkdir) is allowed and gives BucketOwnerPreferred, as S3.
+    # x-amz-acl: private (rclone's mkdir) is allowed.
     name = new_bucket_name()
     s3.create_bucket(Bucket=name, ACL="private")
-    assert ownership_of(s3, name) == "BucketOwnerPreferred"
+    assert outcome(lambda: s3.get_bucket_ownership_controls(Bucket=name)) == "OwnershipControlsNotFoundError"
     enforced = new_bucket_name()
     s3.create_bucket(Bucket=enforced, ACL="private", ObjectOwnership="BucketOwnerEnforced")
     assert ownership_of(s3, enforced) == "BucketOwnerEnforced"
     for extra in ({"ACL": "public-read"}, {"GrantRead": 'uri="http://acs.amazonaws.com/groups/global/AllUsers"'}):
         refused = new_bucket_name()
         assert (
-            outcome(lambda r=refused, e=extra: s3.create_bucket(Bucket=r, **e)) == "InvalidBucketAclWithObjectOwnership"  # type: ignore[misc]
+            outcome(lambda r=refused, e=extra: s3.create_bucket(Bucket=r, ObjectOwnership="BucketOwnerEnforced", **e))  # type: ignore[misc]
+            == "InvalidBucketAclWithObjectOwnership"
         )
         assert outcome(lambda r=refused: s3.head_bucket(Bucket=r)) != "ok"  # type: ignore[misc]
     preferred = new_bucket_name()
     s3.create_bucket(Bucket=preferred, ACL="public-read", ObjectOwnership="BucketOwnerPreferred")
 
 
-def test_owner_enforced_refuses_acl_headers(s3, bucket: str) -> None:  # type: ignore[no-untyped-def]
+def test_owner_enforced_refuses_acl_headers(s3, enforced: str) -> None:  # type: ignore[no-untyped-def]
+    bucket = enforced
     s3.put_object(Bucket=bucket, Key="src", Body=b"x")
     refused = [
         lambda: s3.put_object(Bucket=bucket, Key="k", Body=b"x", ACL="public-read"),
@@ -112,7 +128,8 @@ def test_owner_enforced_refuses_acl_headers(s3, bucket: str) -> None:  # type: i
     s3.put_object(Bucket=bucket, Key="plain", Body=b"x")
 
 
-def test_error_shape(server: ServerProcess, bucket: str) -> None:
+def test_error_shape(server: ServerProcess, enforced: str) -> None:
+    bucket = enforced
     reply = send(server, "PUT", f"/{bucket}/k", {"x-amz-acl": "public-read"}, b"x")
     assert reply.status == 400
     assert b"<Code>AccessControlListNotSupported</Code>" in reply.body
@@ -120,11 +137,13 @@ def test_error_shape(server: ServerProcess, bucket: str) -> None:
 
 
 def test_owner_enforced_on_auth_server(auth_server: ServerProcess, main_bucket: str) -> None:
+    assert signed(auth_server, "PUT", f"/{main_bucket}?ownershipControls", ENFORCED_XML).status == 200
     reply = signed(auth_server, "PUT", f"/{main_bucket}/k", b"x", {"x-amz-acl": "public-read"})
     assert (reply.status, reply.code) == (400, "AccessControlListNotSupported")
 
 
-def test_post_object_acl_field(server: ServerProcess, s3, bucket: str) -> None:  # type: ignore[no-untyped-def]
+def test_post_object_acl_field(server: ServerProcess, s3, enforced: str) -> None:  # type: ignore[no-untyped-def]
+    bucket = enforced
     content_type, body = multipart([("key", "p"), ("acl", "public-read")], b"x")
     reply = send(server, "POST", f"/{bucket}", {"Content-Type": content_type}, body)
     assert (reply.status, reply.code) == (400, "AccessControlListNotSupported")

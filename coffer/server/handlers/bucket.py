@@ -76,9 +76,9 @@ async def CreateBucket(ctx: Context, req: Request) -> Response:
         if region != "us-east-1":
             raise
     else:
-        # New buckets get ownership controls, BucketOwnerEnforced unless the request says otherwise (as S3).
-        await ctx.engine.put_bucket_config(req.bucket, ownership.CONFIG_NAME, owned)
-        ctx.bucket_states().forget(req.bucket)
+        if owned is not None:  # ownership controls only when asked for (coffer/server/ownership.py)
+            await ctx.engine.put_bucket_config(req.bucket, ownership.CONFIG_NAME, owned)
+            ctx.bucket_states().forget(req.bucket)
     response = Response(200)
     response.header("location", f"/{req.bucket}")
     return response
