@@ -53,15 +53,6 @@ def check_write(key: str, current_etag: str | None, if_match: str | None, if_non
             raise errors.PreconditionFailed(key=key)
 
 
-def per_key(keys: list[str], conditions: list[DeleteCondition | None] | None) -> list[DeleteCondition | None]:
-    """DeleteObjects' condition of each key (None: unconditional), checked to be one per key before any delete."""
-    if conditions is None:
-        return [None] * len(keys)
-    if len(conditions) != len(keys):
-        raise ValueError(f"{len(conditions)} delete conditions for {len(keys)} keys")
-    return conditions
-
-
 def check_delete(key: str, condition: DeleteCondition | None, current: Current | None) -> None:
     """Raise when a delete must not go ahead on the key's live object (None: there is none).
 

@@ -50,10 +50,6 @@ class Grantee:
     def by_email(email: str) -> Grantee:
         return Grantee("AmazonCustomerByEmail", email=email)
 
-    def same_as(self, other: Grantee) -> bool:
-        """Whether both name the same principal (display names do not matter)."""
-        return (self.kind, self.id, self.uri, self.email) == (other.kind, other.id, other.uri, other.email)
-
 
 @dataclass(frozen=True, slots=True)
 class Grant:
