@@ -83,6 +83,9 @@ class ObjectInfo:
     # A delete marker: a version with no body (size 0, etag "") that hides the versions before it.
     delete_marker: bool = False
     lock: ObjectLock = NO_LOCK
+    # The version's access control list as the server's JSON-able document (the engine stores it
+    # opaquely); None: the default, owned by the bucket owner with no grants to anyone else.
+    acl: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)
@@ -122,6 +125,7 @@ class UploadInfo:
     checksum_type: str = "FULL_OBJECT"  # COMPOSITE or FULL_OBJECT
     tags: dict[str, str] = field(default_factory=dict)  # given to the object at completion
     lock: ObjectLock = NO_LOCK  # given to the object at completion
+    acl: dict[str, Any] | None = None  # given to the object at completion (ObjectInfo.acl)
 
     @property
     def effective_algorithm(self) -> str:
@@ -397,6 +401,7 @@ class Engine(Protocol):
         if_match: str | None = None,
         tags: dict[str, str] | None = None,
         lock: ObjectLock = NO_LOCK,
+        acl: dict[str, Any] | None = None,
     ) -> ObjectInfo:
         """Store a new version of the key; the answer carries its version id (NULL_VERSION unless
         the bucket's versioning is Enabled; a null version replaces the key's previous null one).
@@ -413,6 +418,13 @@ class Engine(Protocol):
 
         The body, ETag and Last-Modified stay as they are; errors as for ``head_object``.
         """
+        ...
+
+    async def put_object_acl(
+        self, bucket: str, key: str, acl: dict[str, Any] | None, *, version_id: str | None = None
+    ) -> ObjectInfo:
+        """Replace the ACL document of a version (None: the latest) in one atomic update (``acl``
+        None: back to the default). Body, ETag and Last-Modified stay; errors as for ``head_object``."""
         ...
 
     async def head_object(
@@ -517,10 +529,11 @@ class Engine(Protocol):
         tags: dict[str, str] | None = None,
         src_version_id: str | None = None,
         lock: ObjectLock = NO_LOCK,
+        acl: dict[str, Any] | None = None,
     ) -> ObjectInfo:
         """Copy a version (None: the latest) to a new version of the destination, as ``put_object``
-        stores one; ``headers``/``storage_class``/``tags`` None keep the source's; the lock is never
-        copied. ``check_source`` sees the source version (its version id included). Never whole in memory."""
+        stores one; ``headers``/``storage_class``/``tags`` None keep the source's; the lock and the
+        ACL are never copied (the copy gets ``acl``). ``check_source`` sees the source version (its version id included). Never whole in memory."""
         ...
 
     async def list_object_parts(
@@ -539,8 +552,11 @@ class Engine(Protocol):
         checksum_type: str | None = None,
         tags: dict[str, str] | None = None,
         lock: ObjectLock = NO_LOCK,
+        owner: str | None = None,
+        acl: dict[str, Any] | None = None,
     ) -> UploadInfo:
-        """InvalidRequest for an algorithm/type combination S3 refuses. ``lock`` goes to the object."""
+        """InvalidRequest for an algorithm/type combination S3 refuses. ``lock`` and ``acl`` go to
+        the object. ``owner``: the upload's owner (ListParts, ListMultipartUploads); None: the bucket owner."""
         ...
 
     async def get_upload(self, bucket: str, key: str, upload_id: str) -> UploadInfo: ...
