@@ -127,3 +127,50 @@ def test_conditions_read_the_request() -> None:
     assert decide(ANONYMOUS, policy, "s3:ListBucket", bucket_arn("b"), make_request("/b", b"prefix=pub/x"))
     assert not decide(ANONYMOUS, policy, "s3:ListBucket", bucket_arn("b"), make_request("/b", b"prefix=priv/"))
     assert not decide(ANONYMOUS, policy, "s3:ListBucket", bucket_arn("b"), make_request("/b"))
+
+
+# ---------------------------------------------------------------------- ACLs with policies
+def _access(principal: Principal, policy: Any, acl: Any, block: Any = None) -> Any:
+    from coffer.server.access.request_access import RequestAccess
+
+    return RequestAccess(
+        principal, "owner-id", policy, lambda: request_facts(make_request("/b/k"), principal, False), acl, block
+    )
+
+
+def test_verdict_leaves_strangers_to_the_acl() -> None:
+    from coffer.server.access.decide import verdict
+
+    none = lambda: {}  # noqa: E731
+    assert verdict(OWNER, "owner-id", None, "s3:GetObject", object_arn("b", "k"), none) == "allow"
+    assert verdict(OTHER, "owner-id", None, "s3:GetObject", object_arn("b", "k"), none) == "acl"
+    assert verdict(ANONYMOUS, "owner-id", None, "s3:ListBucket", bucket_arn("b"), none) == "acl"
+    deny = bucket_policy({"Effect": "Deny", "Principal": "*", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::b/*"})
+    facts = lambda: request_facts(make_request("/b/k"), OTHER, False)  # noqa: E731
+    assert verdict(OTHER, "owner-id", deny, "s3:GetObject", object_arn("b", "k"), facts) == "refuse"
+    # A user whose identity policy does not allow the action gets nothing from an ACL.
+    readonly = Principal("other-id", "Other", "AKOTHER", compile_identity_policy(PRESETS["writeonly"]))
+    assert verdict(readonly, "owner-id", None, "s3:GetObject", object_arn("b", "k"), facts) == "refuse"
+
+
+def test_acl_grants_through_request_access() -> None:
+    from coffer.server.access.acl import canned_acl
+    from coffer.server.public_access import PublicAccessBlock
+
+    public = canned_acl("public-read", "owner-id")
+    access = _access(ANONYMOUS, None, public)
+    assert access.allows("s3:ListBucket", bucket_arn("b"))
+    assert not access.allows("s3:PutObject", object_arn("b", "k"))
+    assert not access.allows("s3:GetObject", object_arn("b", "k"))  # an object's own ACL grants reads
+    assert access.needs_object_acl("s3:GetObject") and access.acl_allows("s3:GetObject", public)
+    ignored = _access(ANONYMOUS, None, public, PublicAccessBlock(ignore_public_acls=True))
+    assert not ignored.allows("s3:ListBucket", bucket_arn("b"))
+    assert not ignored.acl_allows("s3:GetObject", public)
+    writable = _access(OTHER, None, canned_acl("public-read-write", "owner-id"))
+    assert writable.allows("s3:PutObject", object_arn("b", "k")) and writable.allows(
+        "s3:DeleteObject", object_arn("b", "k")
+    )
+    # The owner of an object may always read and change its ACL.
+    mine = canned_acl("private", "other-id")
+    assert _access(OTHER, None, None).acl_allows("s3:PutObjectAcl", mine)
+    assert not _access(OTHER, None, None).acl_allows("s3:GetObject", canned_acl("private", "owner-id"))

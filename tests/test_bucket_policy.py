@@ -44,7 +44,7 @@ def error_code(call: Any, **kwargs: Any) -> tuple[int, str]:
 # ---------------------------------------------------------------------- the operations
 def test_policy_crud_and_status(main_s3, main_bucket: str) -> None:  # type: ignore[no-untyped-def]
     assert error_code(main_s3.get_bucket_policy, Bucket=main_bucket) == (404, "NoSuchBucketPolicy")
-    assert error_code(main_s3.get_bucket_policy_status, Bucket=main_bucket) == (404, "NoSuchBucketPolicy")
+    assert main_s3.get_bucket_policy_status(Bucket=main_bucket)["PolicyStatus"]["IsPublic"] is False
     private = policy(main_bucket, allow({"AWS": ALT_ARN}, ["s3:GetObject"], [f"arn:aws:s3:::{main_bucket}/*"]))
     main_s3.put_bucket_policy(Bucket=main_bucket, Policy=private)
     assert main_s3.get_bucket_policy(Bucket=main_bucket)["Policy"] == private  # as given, byte for byte

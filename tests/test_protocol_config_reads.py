@@ -26,10 +26,11 @@ EMPTY_ANSWERS: dict[str, dict[str, Any]] = {
     "get_bucket_logging": {},
     "get_bucket_accelerate_configuration": {},
     "get_bucket_notification_configuration": {},
+    # Whether the bucket is public by its policy or ACL (S3 itself answers NoSuchBucketPolicy).
+    "get_bucket_policy_status": {"PolicyStatus": {"IsPublic": False}},
 }
 NOT_FOUND: dict[str, str] = {
     "get_bucket_policy": "NoSuchBucketPolicy",
-    "get_bucket_policy_status": "NoSuchBucketPolicy",
     "get_bucket_lifecycle_configuration": "NoSuchLifecycleConfiguration",
     "get_bucket_website": "NoSuchWebsiteConfiguration",
     "get_bucket_encryption": "ServerSideEncryptionConfigurationNotFoundError",

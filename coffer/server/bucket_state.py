@@ -8,7 +8,8 @@ rarely. So each process keeps them for ``TTL_SECONDS`` and forgets a bucket at o
 when this process changes its versioning, its Object Lock configuration or deletes it.
 The bucket policy is kept the same way, compiled once per read: the auth gate evaluates it
 on every request of the bucket; so are its Block Public Access configuration (RestrictPublicBuckets
-changes what the policy grants) and its Object Ownership (writes with ACL headers check it).
+changes what the policy grants), its Object Ownership (writes with ACL headers check it) and
+its ACL (what it grants other users and anonymous callers).
 Another worker's change reaches this one within the TTL: S3 documents bucket configuration as eventually consistent too.
 """
 
@@ -20,7 +21,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from coffer.server import ownership, public_access
+from coffer.server import acls, ownership, public_access
+from coffer.server.access.acl import Acl
 from coffer.server.access.policy import MalformedPolicy, Policy, parse_policy
 from coffer.server.public_access import PublicAccessBlock
 from coffer.storage.api import BucketInfo, Engine
@@ -46,6 +48,8 @@ class BucketState:
     public_access_block: PublicAccessBlock | None = None
     # The ObjectOwnership of its ownership controls (None: never set).
     ownership: str | None = None
+    # Its ACL (the default, private to the owner, when none was set).
+    acl: Acl | None = None
 
 
 class BucketStates:
@@ -73,7 +77,8 @@ class BucketStates:
         restrict = block is not None and block.restrict_public_buckets
         policy = compile_stored(bucket, await self.engine.get_bucket_config(bucket, POLICY_CONFIG), restrict)
         owned = await self.engine.get_bucket_config(bucket, ownership.CONFIG_NAME)
-        state = BucketState(info, lock_config, now, policy, block, owned if isinstance(owned, str) else None)
+        acl = acls.stored_bucket_acl(await self.engine.get_bucket_config(bucket, acls.CONFIG_NAME), info.owner)
+        state = BucketState(info, lock_config, now, policy, block, owned if isinstance(owned, str) else None, acl)
         if len(self._states) >= _MAX_ENTRIES:
             self._states.clear()
         self._states[bucket] = state

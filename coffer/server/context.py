@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from coffer.config import Settings
+from coffer.server.acls import Users
 from coffer.server.auth.principal import Principal
 from coffer.server.bucket_state import BucketStates
 from coffer.server.http import Response
@@ -36,6 +37,12 @@ class Context:
     auth: AuthGate | None = None
     # Bucket versioning and Object Lock state, cached briefly (bucket_state.py).
     buckets: BucketStates | None = None
+
+    def users(self) -> Users:
+        """The users ACLs may name, with their display names."""
+        if self.auth is not None and self.auth.enabled:
+            return Users(self.auth.store.names())
+        return Users({self.owner.id: self.owner.display_name})
 
     def bucket_states(self) -> BucketStates:
         if self.buckets is None:

@@ -10,6 +10,7 @@ from coffer.storage.errors import MethodNotAllowed, NoSuchKey, StorageError
 ERRORS: dict[str, tuple[int, str]] = {
     "AccessControlListNotSupported": (400, "The bucket does not allow ACLs"),
     "AccessDenied": (403, "Access Denied"),
+    "UnexpectedContent": (400, "This request does not support content"),
     "AccessForbidden": (403, "CORSResponse: This CORS request is not allowed."),
     "BadRequest": (400, "Bad Request"),
     "AuthorizationHeaderMalformed": (400, "The authorization header is malformed."),
@@ -78,6 +79,7 @@ ERRORS: dict[str, tuple[int, str]] = {
     "MethodNotAllowed": (405, "The specified method is not allowed against this resource."),
     "MissingContentLength": (411, "You must provide the Content-Length HTTP header."),
     "MissingRequestBodyError": (400, "Request Body is empty"),
+    "MissingSecurityHeader": (400, "Your request was missing a required header"),
     "NoSuchBucket": (404, "The specified bucket does not exist"),
     "NoSuchBucketPolicy": (404, "The bucket policy does not exist"),
     "NoSuchCORSConfiguration": (404, "The CORS configuration does not exist"),

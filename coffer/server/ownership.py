@@ -2,23 +2,19 @@
 CreateBucket, and the refusal of ACLs when the bucket owner is enforced.
 
 A bucket gets ownership controls when CreateBucket asks for them (``x-amz-object-ownership``)
-or PutBucketOwnershipControls sets them. Without, ACL headers are accepted and, as Coffer
-has no ACLs yet, ignored. (S3 gives new buckets BucketOwnerEnforced since April 2023;
-Coffer will too once ACLs are enforced: refusing ACL headers that would change nothing only
-breaks the many clients that send them, e.g. ``public-read`` uploads. Measured: defaulting
-to BucketOwnerEnforced cost 37 s3-tests, presigned and POST uploads among them.)
+or PutBucketOwnershipControls sets them. Without, a bucket behaves as ObjectWriter: ACLs are
+accepted and enforced, and an object belongs to the user who wrote it (coffer/server/acls.py).
+(S3 gives new buckets BucketOwnerEnforced since April 2023; Coffer keeps the earlier default
+because the many clients and tests that send ACL headers, e.g. ``public-read`` uploads,
+would be refused. Measured: defaulting to BucketOwnerEnforced cost 37 s3-tests.)
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
 
 from coffer.server import xml
 from coffer.server.errors import S3Error
-
-if TYPE_CHECKING:  # bucket_state imports this module
-    from coffer.server.bucket_state import BucketStates
 
 CONFIG_NAME = "ownership"  # the bucket configuration document: the ObjectOwnership value
 HEADER = "x-amz-object-ownership"
@@ -34,7 +30,7 @@ GRANT_HEADERS = (
     "x-amz-grant-write-acp",
 )
 _NO_ACLS = "The bucket does not allow ACLs"
-_BUCKET_ACL = "Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting"
+BUCKET_ACL_MESSAGE = "Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting"
 
 
 def parse_configuration(body: bytes) -> str:
@@ -82,7 +78,7 @@ def for_new_bucket(headers: Mapping[str, str]) -> str | None:
     if value is None:
         return None
     if value == ENFORCED and _sets_acl(headers, ("private",)):
-        raise S3Error("InvalidBucketAclWithObjectOwnership", _BUCKET_ACL)
+        raise S3Error("InvalidBucketAclWithObjectOwnership", BUCKET_ACL_MESSAGE)
     return value
 
 
@@ -91,9 +87,3 @@ def check_object_acl(ownership: str | None, headers: Mapping[str, str]) -> None:
     ``bucket-owner-full-control`` (or no ACL) is accepted."""
     if ownership == ENFORCED and _sets_acl(headers, ("bucket-owner-full-control",)):
         raise S3Error("AccessControlListNotSupported", _NO_ACLS)
-
-
-async def check_write_acl(buckets: BucketStates, bucket: str, headers: Mapping[str, str]) -> None:
-    """check_object_acl with the bucket's cached ownership (NoSuchBucket first)."""
-    if "x-amz-acl" in headers or any(name in headers for name in GRANT_HEADERS):
-        check_object_acl((await buckets.get(bucket)).ownership, headers)

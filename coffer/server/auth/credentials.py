@@ -155,6 +155,11 @@ class CredentialStore:
     def display_name(self, user_id: str) -> str:
         return self._names.get(user_id, user_id)
 
+    def names(self) -> dict[str, str]:
+        """Every known user id -> its display name (ACL grants may name only these)."""
+        self.refresh()
+        return self._names
+
     def all(self) -> list[Credential]:
         self.refresh()
         return [*self._static.values(), *self._dynamic.values()]

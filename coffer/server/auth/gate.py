@@ -14,11 +14,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from urllib.parse import unquote
+from urllib.parse import parse_qs, unquote
 
 from coffer.config import Settings
-from coffer.server import router
-from coffer.server.access.decide import SERVICE_ARN, allowed, bucket_arn, object_arn
+from coffer.server import acls, ownership, router
+from coffer.server.access.acl import Acl
+from coffer.server.access.decide import SERVICE_ARN, bucket_arn, object_arn
 from coffer.server.access.facts import Facts, request_facts
 from coffer.server.access.request_access import RequestAccess
 from coffer.server.auth import sigv2, sigv4
@@ -26,12 +27,12 @@ from coffer.server.auth.credentials import Credential, CredentialStore, signatur
 from coffer.server.auth.principal import ANONYMOUS, DEFAULT_OWNER, Principal
 from coffer.server.auth.ratelimit import TokenBuckets
 from coffer.server.auth.streaming import ChunkChain
-from coffer.server.bucket_state import BucketPolicy, BucketState, BucketStates
+from coffer.server.bucket_state import BucketState, BucketStates
 from coffer.server.errors import S3Error
 from coffer.server.http import parse_http_date
 from coffer.server.request import Request
 from coffer.storage.api import Engine
-from coffer.storage.errors import NoSuchBucket, NoSuchKey
+from coffer.storage.errors import NoSuchBucket, NoSuchKey, StorageError
 
 log = logging.getLogger("coffer.auth")
 
@@ -156,12 +157,20 @@ class AuthGate:
                     raise S3Error("AccessDenied")
             return
         state = await self._bucket_state(req.bucket)
-        access = RequestAccess(principal, state.info.owner, state.policy, self._facts_of(req))
+        expected = req.headers.get("x-amz-expected-bucket-owner")
+        if expected is not None and expected.strip() != state.info.owner:
+            raise S3Error("AccessDenied")
+        access = self._access(req, state)
         req.access = access
         if route.name == "DeleteObjects":
             # Decided per key by its handler (s3:DeleteObject on each object), as S3 does; without
-            # any policy that could allow a stranger, refused whole as before.
-            if state.policy is None and principal.policy is None and principal.id != state.info.owner:
+            # any policy or ACL grant that could allow a stranger, refused whole as before.
+            if (
+                state.policy is None
+                and principal.policy is None
+                and principal.id != state.info.owner
+                and not access.acl_allows("s3:DeleteObject", _acl(state))
+            ):
                 raise S3Error("AccessDenied")
         else:
             if route.resource == "object":
@@ -169,10 +178,40 @@ class AuthGate:
                 resource = object_arn(req.bucket, req.key)
             else:
                 resource = bucket_arn(req.bucket)
-            if not access.allows(action_of(route, req.query), resource):
+            action = action_of(route, req.query)
+            if not access.allows(action, resource) and not await self._object_grants(
+                access, state, action, resource, req.bucket, req.key, req.query.get("versionId")
+            ):
                 await self._refuse(req, state)
         if route.reads_copy_source:
             await self._authorize_copy_source(req, access)
+
+    def _access(self, req: Request, state: BucketState) -> RequestAccess:
+        return RequestAccess(
+            req.principal, state.info.owner, state.policy, self._facts_of(req), _acl(state), state.public_access_block
+        )
+
+    async def _object_grants(
+        self,
+        access: RequestAccess,
+        state: BucketState,
+        action: str,
+        resource: str,
+        bucket: str,
+        key: str | None,
+        version_id: str | None,
+    ) -> bool:
+        """Whether the object's own ACL grants ``action`` where only an ACL could (reads and ACL
+        access by other users and anonymous callers): the one case that costs a metadata read."""
+        if key is None or _acl(state) is None:
+            return False
+        if not access.needs_object_acl(action) or access.verdict(action, resource) != "acl":
+            return False
+        try:
+            info = await self.engine.head_object(bucket, key, version_id=version_id)
+        except (StorageError, ValueError):
+            return False  # missing, a delete marker, a bad version id: refused as any denial
+        return access.acl_allows(action, acls.object_acl(info, state.info.owner))
 
     async def _refuse(self, req: Request, state: BucketState) -> None:
         """AccessDenied, except as S3 answers a read of a missing object: 404 NoSuchKey for a
@@ -186,6 +225,8 @@ class AuthGate:
                 state.info.owner,
                 state.policy,
                 lambda: request_facts(req, principal, self._secure, overrides={"s3:prefix": [key]}),
+                _acl(state),
+                state.public_access_block,
             )
             if lister.allows("s3:ListBucket", bucket_arn(req.bucket)):
                 try:
@@ -201,23 +242,34 @@ class AuthGate:
             return  # malformed: the handler answers the right error
         bucket, key, versioned = source
         action = "s3:GetObjectVersion" if versioned else "s3:GetObject"
-        if bucket == req.bucket:
-            ok = access.allows(action, object_arn(bucket, key))
-        else:
-            state = await self._bucket_state(bucket)
-            ok = allowed(req.principal, state.info.owner, state.policy, action, object_arn(bucket, key), access.facts)
-        if not ok:
+        expected = req.headers.get("x-amz-source-expected-bucket-owner")
+        state = await self._bucket_state(bucket)
+        if expected is not None and expected.strip() != state.info.owner:
+            raise S3Error("AccessDenied")
+        if bucket != req.bucket:
+            access = self._access(req, state)
+        resource = object_arn(bucket, key)
+        if access.allows(action, resource):
+            return
+        version = parse_qs(req.headers.get("x-amz-copy-source", "").partition("?")[2]).get("versionId", [None])[0]
+        if not await self._object_grants(access, state, action, resource, bucket, key, version):
             raise S3Error("AccessDenied")
 
-    def authorize_post(
-        self, req: Request, principal: Principal, owner: str, policy: BucketPolicy | None, key: str
-    ) -> None:
-        """A browser POST upload, once its form signature was checked: s3:PutObject on the key."""
+    def authorize_post(self, req: Request, principal: Principal, state: BucketState, key: str) -> None:
+        """A browser POST upload, once its form signature was checked (or none: anonymous):
+        s3:PutObject on the key."""
         if not self.enabled:
             return
         assert req.bucket is not None
         secure = self._secure
-        access = RequestAccess(principal, owner, policy, lambda: request_facts(req, principal, secure, post_form=True))
+        access = RequestAccess(
+            principal,
+            state.info.owner,
+            state.policy,
+            lambda: request_facts(req, principal, secure, post_form=True),
+            _acl(state),
+            state.public_access_block,
+        )
         req.access = access
         if not access.allows("s3:PutObject", object_arn(req.bucket, key)):
             raise S3Error("AccessDenied")
@@ -378,6 +430,11 @@ class AuthGate:
         if principal is None:
             raise S3Error("AccessDenied", "The bearer token is not valid.")
         return principal
+
+
+def _acl(state: BucketState) -> Acl | None:
+    """The bucket's ACL as it grants; None when its ownership controls disable ACLs."""
+    return None if state.ownership == ownership.ENFORCED else state.acl
 
 
 def startup_message(settings: Settings) -> tuple[int, str, str]:

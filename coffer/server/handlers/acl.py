@@ -1,42 +1,91 @@
-"""Reading ACLs: GetBucketAcl, GetObjectAcl.
+"""ACLs: GetBucketAcl, PutBucketAcl, GetObjectAcl, PutObjectAcl (with versionId).
 
-Coffer has no ACLs yet (PutBucketAcl and PutObjectAcl answer NotImplemented), so
-every bucket and object carries S3's default, the ``private`` canned ACL: the
-bucket owner with FULL_CONTROL. Objects belong to the bucket owner, as with S3's
-default BucketOwnerEnforced object ownership. s3cmd ``info`` and other tools
-read these to show them.
+A request sets an ACL by a canned ACL (x-amz-acl), by grant headers (x-amz-grant-*) or by an
+AccessControlPolicy document, one of the three. Under BucketOwnerEnforced ownership ACLs are
+disabled: they read as the owner's FULL_CONTROL and only bucket-owner-full-control may be set.
+Stored, enforced and kept as coffer/server/acls.py describes.
 """
 
 from __future__ import annotations
 
-from coffer.server import xml
+from coffer.server import acls, ownership
+from coffer.server.access import acl_wire
+from coffer.server.access.acl import Acl, private_acl
 from coffer.server.context import Context
-from coffer.server.handlers.common import display_name, owner_xml
+from coffer.server.errors import S3Error
 from coffer.server.http import Response
 from coffer.server.request import Request
+from coffer.server.versioning import add_read_version, version_param
 
-_XSI = 'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:type="CanonicalUser"'
+MAX_DOCUMENT = 64 * 1024
 
 
-def _private_acl(owner_id: str, display_name: str) -> Response:
-    grantee = f"<Grantee {_XSI}>{xml.elem('ID', owner_id)}{xml.elem('DisplayName', display_name)}</Grantee>"
-    inner = (
-        f"{owner_xml(owner_id, display_name)}"
-        f"<AccessControlList><Grant>{grantee}<Permission>FULL_CONTROL</Permission></Grant></AccessControlList>"
-    )
-    response = Response(200, body=xml.document("AccessControlPolicy", inner))
+def _response(ctx: Context, acl: Acl) -> Response:
+    response = Response(200, body=acl_wire.render_policy(acl, ctx.users().display_name))
     response.header("content-type", "application/xml")
     return response
 
 
+def _check_enabled(owned: str | None, req: Request) -> None:
+    """BucketOwnerEnforced: ACLs are disabled, only the bucket-owner-full-control canned ACL passes."""
+    if owned == ownership.ENFORCED and (req.header("x-amz-acl") or "").strip() != "bucket-owner-full-control":
+        raise S3Error("AccessControlListNotSupported")
+
+
+async def _requested(ctx: Context, req: Request, owner: str, bucket_owner: str | None) -> Acl:
+    """The ACL a Put*Acl request sets for a resource ``owner`` owns: from its headers or its body."""
+    users = ctx.users()
+    body = await req.read_body(MAX_DOCUMENT)
+    from_headers = acls.from_headers(req.headers, owner, users, bucket_owner=bucket_owner)
+    if from_headers is not None:
+        if body.strip():
+            raise S3Error("UnexpectedContent")
+        return from_headers
+    if not body.strip():
+        raise S3Error("MissingSecurityHeader", MissingHeaderName="x-amz-acl")
+    return acl_wire.parse_policy(body, owner, users.display_name(owner), known_user=users.known, resolve_email=None)
+
+
 async def GetBucketAcl(ctx: Context, req: Request) -> Response:
     assert req.bucket is not None
-    bucket = await ctx.engine.get_bucket(req.bucket)
-    return _private_acl(bucket.owner, display_name(ctx, req, bucket.owner))
+    state = await ctx.bucket_states().get(req.bucket)
+    return _response(ctx, state.acl or private_acl(state.info.owner))
+
+
+async def PutBucketAcl(ctx: Context, req: Request) -> Response:
+    assert req.bucket is not None
+    state = await ctx.bucket_states().get(req.bucket)
+    _check_enabled(state.ownership, req)
+    owner = state.info.owner
+    acl = await _requested(ctx, req, owner, None)
+    acls.check_block(state.public_access_block, acl)
+    await ctx.engine.put_bucket_config(req.bucket, acls.CONFIG_NAME, acls.document(acl, owner))
+    ctx.bucket_states().forget(req.bucket)
+    return Response(200)
 
 
 async def GetObjectAcl(ctx: Context, req: Request) -> Response:
     assert req.bucket is not None and req.key is not None
-    bucket = await ctx.engine.get_bucket(req.bucket)
-    await ctx.engine.head_object(req.bucket, req.key)  # NoSuchKey for a missing object
-    return _private_acl(bucket.owner, display_name(ctx, req, bucket.owner))
+    state = await ctx.bucket_states().get(req.bucket)
+    info = await ctx.engine.head_object(req.bucket, req.key, version_id=version_param(req.query))
+    response = _response(ctx, acls.object_acl(info, state.info.owner))
+    await add_read_version(ctx, req.bucket, response, info.version_id)
+    return response
+
+
+async def PutObjectAcl(ctx: Context, req: Request) -> Response:
+    assert req.bucket is not None and req.key is not None
+    state = await ctx.bucket_states().get(req.bucket)
+    _check_enabled(state.ownership, req)
+    version_id = version_param(req.query)
+    bucket_owner = state.info.owner
+    current = await ctx.engine.head_object(req.bucket, req.key, version_id=version_id)
+    # An ACL never gives an object away: its owner stays (a document naming another is refused).
+    acl = await _requested(ctx, req, acls.object_acl(current, bucket_owner).owner_id, bucket_owner)
+    acls.check_block(state.public_access_block, acl)
+    info = await ctx.engine.put_object_acl(
+        req.bucket, req.key, acls.document(acl, bucket_owner), version_id=current.version_id
+    )
+    response = Response(200)
+    await add_read_version(ctx, req.bucket, response, info.version_id)
+    return response

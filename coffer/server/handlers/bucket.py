@@ -5,23 +5,13 @@ from __future__ import annotations
 import base64
 import binascii
 
-from coffer.server import object_lock, ownership, xml
+from coffer.server import acls, object_lock, ownership, xml
 from coffer.server.context import Context
 from coffer.server.errors import S3Error
 from coffer.server.handlers.common import check_bucket_name, owner_of, parse_max, xml_response
 from coffer.server.http import Response
 from coffer.server.request import Request
 from coffer.storage.errors import BucketAlreadyOwnedByYou
-
-_CANNED_ACLS = {
-    "private",
-    "public-read",
-    "public-read-write",
-    "authenticated-read",
-    "bucket-owner-read",
-    "bucket-owner-full-control",
-    "log-delivery-write",
-}
 
 
 async def ListBuckets(ctx: Context, req: Request) -> Response:
@@ -54,9 +44,10 @@ async def ListBuckets(ctx: Context, req: Request) -> Response:
 async def CreateBucket(ctx: Context, req: Request) -> Response:
     assert req.bucket is not None
     check_bucket_name(req.bucket)
-    acl = req.header("x-amz-acl")
-    if acl is not None and acl not in _CANNED_ACLS:
-        raise S3Error("InvalidArgument", ArgumentName="x-amz-acl", ArgumentValue=acl)
+    owned = ownership.for_new_bucket(req.headers)
+    acl = acls.from_headers(req.headers, req.principal.id, ctx.users())  # validated before anything exists
+    if acl is not None:
+        acls.check_block(ctx.bucket_states().default_block, acl)
     region = ctx.settings.region
     body = await req.read_body(64 * 1024)
     if body.strip():
@@ -67,7 +58,6 @@ async def CreateBucket(ctx: Context, req: Request) -> Response:
         if constraint:
             region = constraint
     lock = (req.header(object_lock.BUCKET_LOCK_HEADER) or "").strip().lower() == "true"
-    owned = ownership.for_new_bucket(req.headers)
     try:
         await ctx.engine.create_bucket(req.bucket, req.principal.id, region, object_lock=lock)
     except BucketAlreadyOwnedByYou:
@@ -78,7 +68,10 @@ async def CreateBucket(ctx: Context, req: Request) -> Response:
     else:
         if owned is not None:  # ownership controls only when asked for (coffer/server/ownership.py)
             await ctx.engine.put_bucket_config(req.bucket, ownership.CONFIG_NAME, owned)
-            ctx.bucket_states().forget(req.bucket)
+        document = acls.document(acl, req.principal.id) if acl is not None else None
+        if document is not None:
+            await ctx.engine.put_bucket_config(req.bucket, acls.CONFIG_NAME, document)
+        ctx.bucket_states().forget(req.bucket)
     response = Response(200)
     response.header("location", f"/{req.bucket}")
     return response

@@ -59,7 +59,14 @@ async def DeletePublicAccessBlock(ctx: Context, req: Request) -> Response:
 
 
 async def PutBucketOwnershipControls(ctx: Context, req: Request) -> Response:
+    assert req.bucket is not None
     value = ownership.parse_configuration(await _body(ctx, req, ownership.MAX_DOCUMENT))
+    if value == ownership.ENFORCED:
+        # Disabling ACLs while the bucket's ACL grants others something would silently revoke it.
+        state = await ctx.bucket_states().get(req.bucket)
+        owner = state.info.owner
+        if state.acl is not None and any(g.grantee.id != owner for g in state.acl.grants):
+            raise S3Error("InvalidBucketAclWithObjectOwnership", ownership.BUCKET_ACL_MESSAGE)
     await _set(ctx, req, ownership.CONFIG_NAME, value)
     return Response(200)
 

@@ -7,7 +7,8 @@ this process forgets its cached state at once so the next request sees the chang
 
 from __future__ import annotations
 
-from coffer.server import xml
+from coffer.server import acls, ownership, xml
+from coffer.server.access.acl import is_public
 from coffer.server.access.policy import MAX_POLICY_BYTES, MalformedPolicy, parse_policy
 from coffer.server.bucket_state import POLICY_CONFIG
 from coffer.server.context import Context
@@ -71,8 +72,15 @@ async def DeleteBucketPolicy(ctx: Context, req: Request) -> Response:
 
 async def GetBucketPolicyStatus(ctx: Context, req: Request) -> Response:
     assert req.bucket is not None
-    policy = parse_policy(await _stored(ctx, req), bucket=req.bucket)
-    inner = xml.elem("IsPublic", "true" if policy.is_public() else "false")
+    # Whether the bucket is public by its policy or by its ACL (as Ceph answers, and what the
+    # caller wants to know; S3 answers NoSuchBucketPolicy for a bucket without a policy).
+    state = await ctx.bucket_states().get(req.bucket)
+    text = await ctx.engine.get_bucket_config(req.bucket, POLICY_CONFIG)
+    public = bool(text) and parse_policy(str(text), bucket=req.bucket).is_public()
+    acl = acls.effective(state.acl, state.public_access_block) if state.acl is not None else None
+    if acl is not None and state.ownership != ownership.ENFORCED and is_public(acl):
+        public = True
+    inner = xml.elem("IsPublic", "true" if public else "false")
     response = Response(200, body=xml.document("PolicyStatus", inner))
     response.header("content-type", "application/xml")
     return response

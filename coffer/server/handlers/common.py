@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 from urllib.parse import quote
 
-from coffer.server import xml
+from coffer.server import acls, xml
 from coffer.server.context import Context, Owner
 from coffer.server.errors import S3Error
 from coffer.server.http import INT32_MAX, Response, parse_int
@@ -84,3 +85,18 @@ def key_encoder(req: Request) -> Callable[[str], str]:
             ArgumentValue=encoding,
         )
     return lambda value: xml.esc(quote(value, safe="/"))
+
+
+async def acl_for_write(ctx: Context, req: Request, fields: Mapping[str, str] | None = None) -> tuple[str, Any]:
+    """(owner, ACL document) of the object a write creates, from its ACL headers (``fields``: a
+    POST form's, as header names) and the bucket's ownership controls (coffer/server/acls.py)."""
+    assert req.bucket is not None
+    state = await ctx.bucket_states().get(req.bucket)  # NoSuchBucket first
+    return acls.for_new_object(
+        req.headers if fields is None else fields,
+        req.principal.id,
+        state.info.owner,
+        state.ownership,
+        state.public_access_block,
+        ctx.users(),
+    )

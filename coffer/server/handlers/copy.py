@@ -7,9 +7,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from urllib.parse import unquote
 
-from coffer.server import object_lock, ownership, xml
+from coffer.server import object_lock, xml
 from coffer.server.context import Context
 from coffer.server.errors import S3Error
+from coffer.server.handlers.common import acl_for_write
 from coffer.server.handlers.object import checksum_algorithm_header
 from coffer.server.http import Response, etag_matches, parse_http_date
 from coffer.server.object_write import object_write
@@ -145,7 +146,7 @@ async def CopyObject(ctx: Context, req: Request) -> Response:
             "This copy request is illegal because it is trying to copy an object to itself without changing the "
             "object's metadata, storage class, website redirect location or encryption attributes.",
         )
-    await ownership.check_write_acl(ctx.bucket_states(), req.bucket, req.headers)
+    _, acl = await acl_for_write(ctx, req)
     lock = await object_lock.lock_for_write(ctx.bucket_states(), req.bucket, req.headers)
     seen = SourceSeen(copy_source_check(req))
     with source_errors():
@@ -161,6 +162,7 @@ async def CopyObject(ctx: Context, req: Request) -> Response:
             tags=tags,
             src_version_id=source.version_id,
             lock=lock.lock,
+            acl=acl,
         )
     inner = [xml.elem("LastModified", xml.iso8601(info.last_modified)), xml.elem("ETag", f'"{info.etag}"')]
     for name, digest in info.checksums.items():

@@ -7,10 +7,10 @@ import re
 from urllib.parse import quote
 
 from coffer import checksums
-from coffer.server import object_lock, ownership, xml
+from coffer.server import object_lock, xml
 from coffer.server.context import Context
 from coffer.server.errors import S3Error
-from coffer.server.handlers.common import display_name, key_encoder, owner_xml, parse_max, xml_response
+from coffer.server.handlers.common import acl_for_write, display_name, key_encoder, owner_xml, parse_max, xml_response
 from coffer.server.handlers.copy import SourceSeen, copy_source_check, parse_copy_source, source_errors
 from coffer.server.handlers.object import checksum_algorithm_header, part_number_param
 from coffer.server.http import INT32_MAX, Response, parse_int, quote_etag
@@ -68,7 +68,7 @@ async def CreateMultipartUpload(ctx: Context, req: Request) -> Response:
     validate_new_key(req.key, ctx.settings.dot_segment_keys)
     algorithm = checksum_algorithm_header(req)
     write = object_write(req.headers)
-    await ownership.check_write_acl(ctx.bucket_states(), req.bucket, req.headers)
+    owner, acl = await acl_for_write(ctx, req)
     lock = await object_lock.lock_for_write(ctx.bucket_states(), req.bucket, req.headers)
     upload = await ctx.engine.create_multipart_upload(
         req.bucket,
@@ -79,6 +79,8 @@ async def CreateMultipartUpload(ctx: Context, req: Request) -> Response:
         checksum_type=_checksum_type_header(req),
         tags=write.tags or {},  # given to the object at completion
         lock=lock.lock,
+        owner=owner,
+        acl=acl,
     )
     inner = xml.elem("Bucket", req.bucket) + xml.elem("Key", req.key) + xml.elem("UploadId", upload.upload_id)
     response = xml_response(xml.document("InitiateMultipartUploadResult", inner))

@@ -5,10 +5,11 @@ from __future__ import annotations
 import re
 
 from coffer import checksums
-from coffer.server import object_lock, ownership, xml
+from coffer.server import object_lock, xml
 from coffer.server.access.decide import object_arn
 from coffer.server.context import Context
 from coffer.server.errors import S3Error, from_storage
+from coffer.server.handlers.common import acl_for_write
 from coffer.server.http import (
     Response,
     etag_matches,
@@ -75,7 +76,7 @@ async def PutObject(ctx: Context, req: Request) -> Response:
     if_none_match = req.header("if-none-match")
     if_match = req.header("if-match")
     plan = plan_upload(req)
-    await ownership.check_write_acl(ctx.bucket_states(), req.bucket, req.headers)
+    _, acl = await acl_for_write(ctx, req)
     lock = await object_lock.lock_for_write(ctx.bucket_states(), req.bucket, req.headers)
     if lock.needs_checksum:
         object_lock.require_checksum("content-md5" in req.headers, plan.client_checksum)
@@ -92,6 +93,7 @@ async def PutObject(ctx: Context, req: Request) -> Response:
         if_match=if_match,
         tags=write.tags or {},
         lock=lock.lock,
+        acl=acl,
     )
     response = Response(200)
     response.header("etag", quote_etag(info.etag))

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from urllib.parse import quote
 
 from coffer import checksums
-from coffer.server import object_lock, ownership, xml
+from coffer.server import acls, object_lock, xml
 from coffer.server.auth import post_policy
 from coffer.server.auth.principal import Principal
 from coffer.server.context import Context
@@ -19,15 +19,6 @@ from coffer.server.request import Request, validate_new_key
 from coffer.server.versioning import add_written_version
 from coffer.storage.api import PutDigests
 
-_CANNED_ACLS = {
-    "private",
-    "public-read",
-    "public-read-write",
-    "authenticated-read",
-    "bucket-owner-read",
-    "bucket-owner-full-control",
-    "aws-exec-read",
-}
 _NOT_MULTIPART = "Bucket POST must be of the enclosure-type multipart/form-data"
 
 
@@ -61,16 +52,19 @@ async def PostObject(ctx: Context, req: Request) -> Response:
     state = await ctx.bucket_states().get(req.bucket)  # NoSuchBucket first
     if ctx.auth is not None:
         # s3:PutObject on the key by the bucket policy and the user's identity policy.
-        ctx.auth.authorize_post(req, principal, state.info.owner, state.policy, key)
+        ctx.auth.authorize_post(req, principal, state, key)
 
     write = object_write(fields, form=True)
     if "content-type" not in write.headers and file_info.content_type:
         write.headers["content-type"] = file_info.content_type
-    acl = fields.get("acl")
-    if acl is not None and acl not in _CANNED_ACLS:
-        raise S3Error("InvalidArgument", ArgumentName="acl", ArgumentValue=acl)
-    if acl is not None:  # as the x-amz-acl header of PutObject: refused when ACLs are disabled
-        ownership.check_object_acl(state.ownership, {"x-amz-acl": acl})
+    # The form's acl field is PutObject's x-amz-acl; grant fields are named as the headers.
+    acl_fields = {name: value for name, value in fields.items() if name in acls.ACL_HEADERS}
+    if "acl" in fields:
+        acl_fields["x-amz-acl"] = fields["acl"]
+    owner_id = principal.id
+    _, acl = acls.for_new_object(
+        acl_fields, owner_id, state.info.owner, state.ownership, state.public_access_block, ctx.users()
+    )
     declared = declared_checksum(fields)
     lock = await object_lock.lock_for_write(ctx.bucket_states(), req.bucket, fields)  # x-amz-object-lock-* fields
     algorithm, expected = (declared[1], declared[2]) if declared is not None else (checksums.DEFAULT_ALGORITHM, None)
@@ -93,6 +87,7 @@ async def PostObject(ctx: Context, req: Request) -> Response:
         storage_class=write.storage_class or "STANDARD",
         tags=write.tags or {},
         lock=lock.lock,
+        acl=acl,
     )
     response = _success(req, fields, key, info.etag)
     add_written_version(response, info.version_id)  # as PutObject: only a real version
@@ -106,8 +101,7 @@ def _authenticate(ctx: Context, req: Request, fields: dict[str, str]) -> Princip
         return req.principal
     signature = post_policy.form_signature(fields)
     if signature is None:
-        # Anonymous uploads need a bucket ACL or policy granting them; there are none yet.
-        raise S3Error("AccessDenied")
+        return req.principal  # anonymous: a bucket policy or ACL must grant it (authorize_post)
     policy = fields.get("policy")
     if not policy:
         raise S3Error("InvalidArgument", "Bucket POST must contain a field named 'policy'.", ArgumentName="policy")
