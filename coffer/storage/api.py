@@ -533,7 +533,8 @@ class Engine(Protocol):
     ) -> ObjectInfo:
         """Copy a version (None: the latest) to a new version of the destination, as ``put_object``
         stores one; ``headers``/``storage_class``/``tags`` None keep the source's; the lock and the
-        ACL are never copied (the copy gets ``acl``). ``check_source`` sees the source version (its version id included). Never whole in memory."""
+        ACL are never copied (the copy gets ``acl``). ``check_source`` sees the source version (its
+        version id included). Never whole in memory."""
         ...
 
     async def list_object_parts(
