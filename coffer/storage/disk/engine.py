@@ -516,6 +516,7 @@ class DiskEngine:
         if_match: str | None = None,
         tags: dict[str, str] | None = None,
         lock: ObjectLock = NO_LOCK,
+        acl: dict[str, Any] | None = None,
     ) -> ObjectInfo:
         await self._bucket_exists(bucket)  # fail fast before reading a body
         received = await self.blobs.receive(
@@ -542,6 +543,7 @@ class DiskEngine:
             checksum_type="FULL_OBJECT",
             tags=dict(tags or {}),
             lock=lock,
+            acl=acl,
         )
         record = ObjectRecord(
             info,
@@ -677,6 +679,19 @@ class DiskEngine:
         # The commit bumps the store's generation: the read cache drops the old record.
         return await self.meta.write(tx)
 
+    async def put_object_acl(
+        self, bucket: str, key: str, acl: dict[str, Any] | None, *, version_id: str | None = None
+    ) -> ObjectInfo:
+        def tx(conn: sqlite3.Connection) -> ObjectInfo:
+            # As tagging: read and rewrite the version's row in one write transaction.
+            record = records.require(conn, bucket, key, time.time(), with_data=False, version_id=version_id)
+            record.info.acl = acl
+            records.update_metadata(conn, record)  # body, ETag, Last-Modified, tags and lock stay
+            return record.info
+
+        # The commit bumps the store's generation: the read cache drops the old record.
+        return await self.meta.write(tx)
+
     async def put_object_retention(
         self,
         bucket: str,
@@ -807,6 +822,7 @@ class DiskEngine:
         tags: dict[str, str] | None = None,
         src_version_id: str | None = None,
         lock: ObjectLock = NO_LOCK,
+        acl: dict[str, Any] | None = None,
     ) -> ObjectInfo:
         owner = (await self.get_bucket(bucket)).owner
         for _attempt in range(5):
@@ -818,6 +834,7 @@ class DiskEngine:
                     source.info, bucket, key, headers, storage_class, checksum_algorithm, tags
                 )
                 info.lock = lock  # never the source's
+                info.acl = acl  # nor its ACL
                 if read_algorithms is not None:
                     # S3 writes a copy as one object: a multipart source gets the MD5 of its
                     # content as ETag, and a checksum the source does not carry is computed.
@@ -999,6 +1016,8 @@ class DiskEngine:
         checksum_type: str | None = None,
         tags: dict[str, str] | None = None,
         lock: ObjectLock = NO_LOCK,
+        owner: str | None = None,
+        acl: dict[str, Any] | None = None,
     ) -> UploadInfo:
         return await self.uploads.create(
             bucket,
@@ -1009,6 +1028,8 @@ class DiskEngine:
             checksum_type=checksum_type,
             tags=tags,
             lock=lock,
+            owner=owner,
+            acl=acl,
         )
 
     async def get_upload(self, bucket: str, key: str, upload_id: str) -> UploadInfo:

@@ -79,6 +79,7 @@ def _upload_from_row(row: tuple[Any, ...]) -> tuple[UploadInfo, str | None]:
         checksum_type=doc.get("ct", FULL_OBJECT),
         tags=doc.get("t", {}),
         lock=records.decode_lock(doc.get("l")),
+        acl=doc.get("acl"),
     )
     return info, completed
 
@@ -110,6 +111,8 @@ class DiskUploads:
         checksum_type: str | None,
         tags: dict[str, str] | None,
         lock: ObjectLock = NO_LOCK,
+        owner: str | None = None,
+        acl: dict[str, Any] | None = None,
     ) -> UploadInfo:
         resolved = resolve_checksum_type(checksum_algorithm, checksum_type)
         upload = UploadInfo(
@@ -124,6 +127,7 @@ class DiskUploads:
             checksum_type=resolved,
             tags=dict(tags or {}),
             lock=lock,
+            acl=acl,
         )
         doc: dict[str, Any] = {"h": headers, "a": checksum_algorithm, "ct": resolved}
         if tags:
@@ -131,12 +135,14 @@ class DiskUploads:
         lock_doc = records.encode_lock(lock)
         if lock_doc is not None:
             doc["l"] = lock_doc  # the completed object's Object Lock
+        if acl is not None:
+            doc["acl"] = acl  # the completed object's ACL ("a" is the checksum algorithm here)
         extra = json.dumps(doc, separators=(",", ":"))
 
         def tx(conn: sqlite3.Connection) -> UploadInfo:
             found = bucket_info(conn, bucket)
             check_lock_bucket(found, lock)
-            upload.owner = found.owner
+            upload.owner = owner if owner is not None else found.owner
             conn.execute(
                 "INSERT INTO uploads(upload_id, bucket, key, initiated, storage_class, owner, extra)"
                 " VALUES (?,?,?,?,?,?,?)",
@@ -270,8 +276,10 @@ class DiskUploads:
             info = completed_object(upload, done, now)
             info.version_id = version
             info.lock = upload.lock
+            info.acl = upload.acl
             body = Pieces(upload_id=upload_id, part_numbers=tuple(p.part_number for p in done.parts))
-            record = ObjectRecord(info, upload.owner, body, expiry_of(info.headers, now, self.default_ttl))
+            # The row's owner column stays the bucket owner (as for PUT), whoever started the upload.
+            record = ObjectRecord(info, found.owner, body, expiry_of(info.headers, now, self.default_ttl))
             released: list[str | None] = list(records.write(conn, record, target))
             # The chosen parts are the object's pieces now; the others go.
             released += [
@@ -447,4 +455,5 @@ def _completed_result(upload: UploadInfo, done: dict[str, Any]) -> ObjectInfo:
         tags=dict(upload.tags),
         version_id=done.get("v", NULL_VERSION),
         lock=upload.lock,
+        acl=upload.acl,
     )

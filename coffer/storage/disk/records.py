@@ -16,7 +16,8 @@ row promotes the next newest. Delete markers are rows with
 ``extra`` (JSON, compatible with every earlier Coffer): ``h`` headers, ``c``
 checksums (algorithm -> base64), ``ct`` checksum type, ``n`` parts count, ``t``
 tags, ``sg`` 1 when the body is pieces (rows of ``object_parts``), ``l`` the
-Object Lock state (``m`` mode, ``u`` retain-until, ``h`` 1 for a legal hold).
+Object Lock state (``m`` mode, ``u`` retain-until, ``h`` 1 for a legal hold), ``a`` the
+version's ACL document (the server's, stored opaquely; absent: the default ACL).
 """
 
 from __future__ import annotations
@@ -176,6 +177,8 @@ def encode_extra(info: ObjectInfo, pieces: bool) -> str:
     lock = encode_lock(info.lock)
     if lock is not None:
         doc["l"] = lock
+    if info.acl is not None:
+        doc["a"] = info.acl  # absent when default: rows without an ACL stay byte-identical
     return json.dumps(doc, separators=(",", ":"))
 
 
@@ -197,6 +200,7 @@ def _decode(bucket: str, row: tuple[Any, ...]) -> ObjectRecord:
         tags=doc.get("t", {}),
         delete_marker=bool(marker),
         lock=decode_lock(doc.get("l")),
+        acl=doc.get("a"),
     )
     body: Body
     if doc.get("sg"):

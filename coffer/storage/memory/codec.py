@@ -6,13 +6,15 @@ COMPLETE_UPLOAD record and the remembered answers of completed uploads
 
 Positions 0-12 are what the first logs held; later fields are appended and
 trailing fields at their default are left out, so records of untagged,
-unlocked objects stay as short as before and older records decode unchanged::
+unlocked objects without an ACL stay as short as before and older records
+decode unchanged::
 
     0 bucket  1 key  2 size  3 etag  4 last_modified  5 version_id  6 storage_class
     7 owner  8 headers  9 checksums (hex)  10 checksum_type  11 expires (None: never)
     12 parts [[number, offset, size, etag, checksums], ...]
     13 tags {}   14 lock [mode, retain_until, legal_hold] or None   15 delete marker 0/1
     16 parts_count (None: len(parts); answers carry no parts)
+    17 acl: the version's ACL document, opaque to the engine (None: the default ACL)
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from coffer.storage.api import NO_LOCK, ObjectInfo, ObjectLock, ObjectPart
 
 _FIXED = 13
 # Defaults of the appended positions 13.., dropped from the end of a record.
-_DEFAULTS: tuple[Any, ...] = ({}, None, 0, None)
+_DEFAULTS: tuple[Any, ...] = ({}, None, 0, None, None)
 
 
 def lock_meta(lock: ObjectLock) -> list[Any] | None:
@@ -62,6 +64,7 @@ def object_meta(
         lock_meta(info.lock),
         1 if info.delete_marker else 0,
         None if parts is not None and len(parts) == info.parts_count else info.parts_count,
+        info.acl,
     ]
     while len(meta) > _FIXED and meta[-1] == _DEFAULTS[len(meta) - 1 - _FIXED]:
         meta.pop()
@@ -73,7 +76,7 @@ def object_from(meta: list[Any]) -> tuple[ObjectInfo, str, float | None, tuple[O
     bucket, key, size, etag, modified, version, storage_class, owner, headers, sums, checksum_type, expires = meta[
         : _FIXED - 1
     ]
-    tags, lock, marker, parts_count = [*meta[_FIXED:], *_DEFAULTS[max(len(meta) - _FIXED, 0) :]]
+    tags, lock, marker, parts_count, acl = [*meta[_FIXED:], *_DEFAULTS[max(len(meta) - _FIXED, 0) :]]
     parts = tuple(
         ObjectPart(n, offset, psize, petag, {a: bytes.fromhex(v) for a, v in psums.items()})
         for n, offset, psize, petag, psums in (meta[12] if len(meta) > 12 else ())
@@ -93,5 +96,6 @@ def object_from(meta: list[Any]) -> tuple[ObjectInfo, str, float | None, tuple[O
         tags=tags,
         delete_marker=bool(marker),
         lock=lock_from(lock),
+        acl=acl,
     )
     return info, owner, expires, parts

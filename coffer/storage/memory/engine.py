@@ -103,6 +103,7 @@ from coffer.storage.memory.wal import (
     DELETE_OBJECT,
     FILE_MODE,
     PUT_OBJECT,
+    SET_ACL,
     SET_LOCK,
     SET_TAGS,
     Record,
@@ -809,6 +810,7 @@ class MemoryEngine:
         if_match: str | None = None,
         tags: dict[str, str] | None = None,
         lock: ObjectLock = NO_LOCK,
+        acl: dict[str, Any] | None = None,
     ) -> ObjectInfo:
         self.write_bucket(bucket)  # fail fast before reading a body
         digests, chunks, reserved = await self.receive(body, checksum_algorithms, want_sha256)
@@ -828,6 +830,7 @@ class MemoryEngine:
                 checksum_type="FULL_OBJECT",
                 tags=dict(tags or {}),
                 lock=lock,
+                acl=acl,
             )
             fut = self._commit(info, chunks, now, reserved, if_none_match=if_none_match, if_match=if_match)
         except BaseException:
@@ -993,6 +996,27 @@ class MemoryEngine:
                 self.evict_to_limit(keep=(bucket, kb))  # the tags are charged against max_memory too
 
         change = ver.replace(vid, lambda v: ver.retagged(v, new.info.tags))
+        await self.durable(self._stage(b, kb, chain, change, record, then))
+        return new.info
+
+    async def put_object_acl(
+        self, bucket: str, key: str, acl: dict[str, Any] | None, *, version_id: str | None = None
+    ) -> ObjectInfo:
+        # As tagging: checked against the version as pending changes leave it, then staged (no await between).
+        b = self.write_bucket(bucket)
+        kb = key.encode("utf-8")
+        chain = b.write_chain(kb)
+        target = _pick(chain, key, version_id, self.clock())
+        self.check_writable()
+        new = ver.with_acl(target, acl)
+        vid = target.info.version_id
+        record = Record(SET_ACL, {"b": bucket, "k": key, "v": vid, "a": acl})
+
+        def then(ok: bool) -> None:
+            if ok:
+                self.evict_to_limit(keep=(bucket, kb))  # the document is charged against max_memory too
+
+        change = ver.replace(vid, lambda v: ver.with_acl(v, acl))
         await self.durable(self._stage(b, kb, chain, change, record, then))
         return new.info
 
@@ -1178,6 +1202,7 @@ class MemoryEngine:
         tags: dict[str, str] | None = None,
         src_version_id: str | None = None,
         lock: ObjectLock = NO_LOCK,
+        acl: dict[str, Any] | None = None,
     ) -> ObjectInfo:
         self.write_bucket(bucket)
         source = self.copy_source(src_bucket, src_key, src_version_id)
@@ -1186,6 +1211,7 @@ class MemoryEngine:
         info, read_algorithms = copy_plan(source.info, bucket, key, headers, storage_class, checksum_algorithm, tags)
         info.last_modified = self.clock()
         info.lock = lock  # never the source's
+        info.acl = acl  # nor its ACL
         if read_algorithms is not None:
             # Written as one object: a multipart source gets the MD5 of its content as ETag.
             digests = await hash_chunks(source.chunks, read_algorithms)
@@ -1225,6 +1251,8 @@ class MemoryEngine:
         checksum_type: str | None = None,
         tags: dict[str, str] | None = None,
         lock: ObjectLock = NO_LOCK,
+        owner: str | None = None,
+        acl: dict[str, Any] | None = None,
     ) -> UploadInfo:
         return await self.uploads.create(
             bucket,
@@ -1235,6 +1263,8 @@ class MemoryEngine:
             checksum_type=checksum_type,
             tags=tags,
             lock=lock,
+            owner=owner,
+            acl=acl,
         )
 
     async def get_upload(self, bucket: str, key: str, upload_id: str) -> UploadInfo:
@@ -1459,6 +1489,12 @@ class MemoryEngine:
             lock = lock_from(meta["l"])
             if bucket is not None:
                 change = ver.replace(meta["v"], lambda v: ver.relocked(v, lock))
+                self._change(bucket, meta["k"].encode("utf-8"), change)
+        elif record.op == SET_ACL:
+            bucket = self._buckets.get(meta["b"])
+            acl = meta["a"]
+            if bucket is not None:
+                change = ver.replace(meta["v"], lambda v: ver.with_acl(v, acl))
                 self._change(bucket, meta["k"].encode("utf-8"), change)
         elif record.op == COMPLETE_UPLOAD:
             bucket = self._buckets.get(meta["o"][0])

@@ -198,6 +198,7 @@ def upload_meta(info: UploadInfo) -> dict[str, Any]:
         "ct": info.checksum_type,
         **({"t": info.tags} if info.tags else {}),
         **({"l": lock_meta(info.lock)} if info.lock.recorded() else {}),
+        **({"acl": info.acl} if info.acl is not None else {}),
     }
 
 
@@ -214,6 +215,7 @@ def upload_from(meta: dict[str, Any]) -> UploadInfo:
         checksum_type=meta["ct"],
         tags=meta.get("t", {}),
         lock=lock_from(meta.get("l")),
+        acl=meta.get("acl"),
     )
 
 
@@ -320,6 +322,8 @@ class MemoryUploads:
         checksum_type: str | None,
         tags: dict[str, str] | None,
         lock: ObjectLock = NO_LOCK,
+        owner: str | None = None,
+        acl: dict[str, Any] | None = None,
     ) -> UploadInfo:
         resolved = resolve_checksum_type(checksum_algorithm, checksum_type)
         host = self._host
@@ -331,13 +335,14 @@ class MemoryUploads:
             key=key,
             upload_id=new_upload_id(),
             initiated=host.clock(),
-            owner=b.info.owner,
+            owner=owner if owner is not None else b.info.owner,
             storage_class=storage_class,
             headers=headers,
             checksum_algorithm=checksum_algorithm,
             checksum_type=resolved,
             tags=dict(tags or {}),
             lock=lock,
+            acl=acl,
         )
 
         # Nobody knows the upload id before the answer: nothing to mark meanwhile.
@@ -489,6 +494,7 @@ class MemoryUploads:
         chunks = tuple(itertools.chain.from_iterable(stored[p.part_number].chunks for p in done.parts))
         info = completed_object(upload.info, done, now)
         info.lock = upload.info.lock  # the upload's lock goes to the object
+        info.acl = upload.info.acl  # and so does its ACL
         return info, chunks, tuple(object_parts)
 
     async def abort(self, bucket: str, key: str, upload_id: str) -> None:

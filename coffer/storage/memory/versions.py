@@ -14,8 +14,10 @@ replaced by the next null write wherever it sits in the order.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from coffer.storage.api import NULL_VERSION, ObjectInfo, ObjectLock, ObjectPart
 from coffer.storage.ttl import is_expired
@@ -57,18 +59,25 @@ Change = Callable[[Chain], Edit]
 
 
 def charge_of(
-    key: bytes, size: int, headers: dict[str, str], checksums: dict[str, bytes], tags: dict[str, str] | None = None
+    key: bytes,
+    size: int,
+    headers: dict[str, str],
+    checksums: dict[str, bytes],
+    tags: dict[str, str] | None = None,
+    acl: dict[str, Any] | None = None,
 ) -> int:
     meta = sum(len(k) + len(v) for k, v in headers.items()) + sum(len(v) + 8 for v in checksums.values())
     if tags:
         meta += sum(len(k) + len(v) for k, v in tags.items())
+    if acl is not None:
+        meta += 2 * len(json.dumps(acl))  # a rough estimate of the document's Python objects
     return size + 2 * len(key) + meta + OBJECT_OVERHEAD
 
 
 def mem_object(
     info: ObjectInfo, owner: str, chunks: tuple[bytes, ...], expires: float | None, parts: tuple[ObjectPart, ...] = ()
 ) -> MemObject:
-    charge = charge_of(info.key.encode("utf-8"), info.size, info.headers, info.checksums, info.tags)
+    charge = charge_of(info.key.encode("utf-8"), info.size, info.headers, info.checksums, info.tags, info.acl)
     return MemObject(info, owner, chunks, expires, charge, None, parts)
 
 
@@ -79,6 +88,11 @@ def retagged(obj: MemObject, tags: dict[str, str]) -> MemObject:
 
 def relocked(obj: MemObject, lock: ObjectLock) -> MemObject:
     return mem_object(dataclasses.replace(obj.info, lock=lock), obj.owner, obj.chunks, obj.expires, obj.parts)
+
+
+def with_acl(obj: MemObject, acl: dict[str, Any] | None) -> MemObject:
+    """A new version sharing ``obj``'s body with another ACL document (None: the default)."""
+    return mem_object(dataclasses.replace(obj.info, acl=acl), obj.owner, obj.chunks, obj.expires, obj.parts)
 
 
 # ---------------------------------------------------------------- reading a chain

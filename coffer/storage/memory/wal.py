@@ -70,6 +70,7 @@ SET_TAGS = 10  # a version's tags replaced ({"b", "k", "t", "v"}; no "v": the la
 COMPLETED = 11  # a completed upload's answer, kept for retried Completes (snapshots only)
 BUCKET_STATE = 12  # {"b", "v": versioning status, "l": Object Lock turned on}, either or both
 SET_LOCK = 13  # a version's Object Lock state replaced ({"b", "k", "v", "l": [mode, retain_until, legal_hold]})
+SET_ACL = 14  # a version's ACL document replaced ({"b", "k", "v", "a": the document or None}); body and metadata stay
 
 T = TypeVar("T")
 
