@@ -172,7 +172,10 @@ def test_object_acl_document_and_versions(main, alt, bucket: str) -> None:  # ty
     v1 = main.put_object(Bucket=bucket, Key="k", Body=b"one")["VersionId"]
     v2 = main.put_object(Bucket=bucket, Key="k", Body=b"two")["VersionId"]
     before = main.head_object(Bucket=bucket, Key="k", VersionId=v1)
-    main.put_object_acl(Bucket=bucket, Key="k", VersionId=v1, GrantRead=f"id={ALT.user_id}")
+    # Grant headers set exactly the grants they list (the owner's FULL_CONTROL goes unless listed).
+    main.put_object_acl(
+        Bucket=bucket, Key="k", VersionId=v1, GrantRead=f"id={ALT.user_id}", GrantFullControl=f"id={MAIN.user_id}"
+    )
     assert grants(main.get_object_acl(Bucket=bucket, Key="k", VersionId=v1)) == {
         (MAIN.user_id, "FULL_CONTROL"),
         (ALT.user_id, "READ"),

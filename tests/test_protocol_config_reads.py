@@ -118,7 +118,6 @@ WRITES: dict[str, dict[str, Any]] = {
     },
     "put_bucket_accelerate_configuration": {"AccelerateConfiguration": {"Status": "Enabled"}},
     "put_bucket_notification_configuration": {"NotificationConfiguration": {}},
-    "put_bucket_acl": {"ACL": "public-read"},
 }
 
 
@@ -126,10 +125,5 @@ WRITES: dict[str, dict[str, Any]] = {
 def test_configuration_writes_stay_not_implemented(s3, bucket: str, method: str) -> None:  # type: ignore[no-untyped-def]
     """The reads above report defaults only because nothing can change them: the writes are
     refused, never silently dropped. Whoever implements one of them replaces its read too
-    (coffer/server/handlers/bucket_config.py, acl.py) and moves its case out of here."""
+    (coffer/server/handlers/bucket_config.py) and moves its case out of here."""
     expect_error(501, "NotImplemented", getattr(s3, method), Bucket=bucket, **WRITES[method])
-
-
-def test_object_acl_write_stays_not_implemented(s3, bucket: str) -> None:  # type: ignore[no-untyped-def]
-    s3.put_object(Bucket=bucket, Key="k", Body=b"x")
-    expect_error(501, "NotImplemented", s3.put_object_acl, Bucket=bucket, Key="k", ACL="public-read")

@@ -165,7 +165,10 @@ def test_cross_user_needs_both_policies(server: ServerProcess, main, data: str) 
     writers = {"Effect": "Allow", "Principal": "*", "Action": "s3:PutObject", "Resource": f"arn:aws:s3:::{data}/*"}
     main.put_bucket_policy(Bucket=data, Policy=json.dumps(doc(writers)))
     denier.put_object(Bucket=data, Key="from-denier", Body=b"d")
-    assert outcome(lambda: denier.get_object(Bucket=data, Key="from-denier")) == "AccessDenied"
+    # What it wrote it owns (no ownership controls: ObjectWriter), so its object's ACL lets it read
+    # that one; MAIN's objects stay out of reach.
+    assert denier.get_object(Bucket=data, Key="from-denier")["Body"].read() == b"d"
+    assert outcome(lambda: denier.get_object(Bucket=data, Key="a")) == "AccessDenied"
     reader = client(server, OUTSIDE_READER)
     assert outcome(lambda: reader.put_object(Bucket=data, Key="from-reader", Body=b"r")) == "AccessDenied"
 
