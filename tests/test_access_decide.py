@@ -174,3 +174,28 @@ def test_acl_grants_through_request_access() -> None:
     mine = canned_acl("private", "other-id")
     assert _access(OTHER, None, None).acl_allows("s3:PutObjectAcl", mine)
     assert not _access(OTHER, None, None).acl_allows("s3:GetObject", canned_acl("private", "owner-id"))
+
+
+def test_existing_object_tags_are_condition_keys() -> None:
+    facts = request_facts(make_request("/b/k"), OTHER, secure=False, existing_tags={"Security": "public"})
+    assert facts.get("s3:existingobjecttag/Security") == ["public"]
+    assert facts.get("s3:existingobjecttag/other") is None
+    assert "s3:existingobjecttag/Security" in facts.as_dict()
+    policy = bucket_policy(
+        {
+            "Effect": "Allow",
+            "Principal": "*",
+            "Action": "s3:GetObject",
+            "Resource": "arn:aws:s3:::b/*",
+            "Condition": {"StringEquals": {"s3:ExistingObjectTag/Security": "public"}},
+        }
+    )
+    assert (
+        policy.policy.reads_existing_tags
+        and not bucket_policy(
+            {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::b/*"}
+        ).policy.reads_existing_tags
+    )
+    assert allowed(OTHER, "owner-id", policy, "s3:GetObject", object_arn("b", "k"), lambda: facts)
+    untagged = request_facts(make_request("/b/k"), OTHER, secure=False)
+    assert not allowed(OTHER, "owner-id", policy, "s3:GetObject", object_arn("b", "k"), lambda: untagged)

@@ -224,3 +224,40 @@ def test_policy_applies_at_once(  # type: ignore[no-untyped-def]
     main_s3.delete_bucket_policy(Bucket=main_bucket)
     assert outcome(lambda: alt.get_object(Bucket=main_bucket, Key="k")) == "AccessDenied"
     assert main_s3.get_object(Bucket=main_bucket, Key="k")["Body"].read() == b"v"
+
+
+def test_existing_object_tag_condition(main_s3, alt_s3, main_bucket: str) -> None:  # type: ignore[no-untyped-def]
+    """s3:ExistingObjectTag/<key> conditions on the tags the object has (read before deciding)."""
+    condition = {"StringEquals": {"s3:ExistingObjectTag/security": "public"}}
+    main_s3.put_bucket_policy(
+        Bucket=main_bucket,
+        Policy=policy(
+            main_bucket,
+            allow("*", ["s3:GetObject", "s3:GetObjectTagging"], [f"arn:aws:s3:::{main_bucket}/*"], Condition=condition),
+        ),
+    )
+    for key, tags in (("public", "security=public&foo=bar"), ("private", "security=private"), ("other", "sec=public")):
+        main_s3.put_object(Bucket=main_bucket, Key=key, Body=key.encode(), Tagging=tags)
+    assert alt_s3.get_object(Bucket=main_bucket, Key="public")["Body"].read() == b"public"
+    assert alt_s3.get_object_tagging(Bucket=main_bucket, Key="public")["TagSet"]
+    assert outcome(lambda: alt_s3.get_object(Bucket=main_bucket, Key="private")) == "AccessDenied"
+    assert outcome(lambda: alt_s3.get_object(Bucket=main_bucket, Key="other")) == "AccessDenied"
+    assert outcome(lambda: alt_s3.get_object(Bucket=main_bucket, Key="missing")) == "AccessDenied"
+    # Retagging the object changes the decision at once.
+    main_s3.put_object_tagging(
+        Bucket=main_bucket, Key="private", Tagging={"TagSet": [{"Key": "security", "Value": "public"}]}
+    )
+    assert alt_s3.get_object(Bucket=main_bucket, Key="private")["Body"].read() == b"private"
+
+
+def test_not_principal_allow_is_refused(main_s3, main_bucket: str) -> None:  # type: ignore[no-untyped-def]
+    statement = {
+        "Effect": "Allow",
+        "NotPrincipal": {"AWS": f"arn:aws:iam::{ALT.user_id}:root"},
+        "Action": "s3:ListBucket",
+        "Resource": f"arn:aws:s3:::{main_bucket}",
+    }
+    assert error_code(main_s3.put_bucket_policy, Bucket=main_bucket, Policy=policy(main_bucket, statement)) == (
+        400,
+        "MalformedPolicy",
+    )

@@ -86,6 +86,11 @@ INVALID: list[tuple[str, str | bytes, str]] = [
     ("bad effect", doc(stmt(Effect="allow")), "Invalid effect: allow"),
     ("no principal", doc(stmt(Principal=None)), "Missing required field Principal"),
     ("principal and not", doc(stmt(NotPrincipal="*")), "Invalid policy syntax."),
+    (
+        "not principal allow",
+        doc(stmt(Principal=None, NotPrincipal={"AWS": "111"})),
+        "NotPrincipal is supported only with Effect Deny",
+    ),
     ("bad principal", doc(stmt(Principal="alice")), "Invalid principal in policy"),
     ("principal type", doc(stmt(Principal={"Group": "x"})), "Invalid principal in policy"),
     ("principal wildcard", doc(stmt(Principal={"AWS": "arn:aws:iam::*:root"})), "Invalid principal in policy"),
@@ -462,7 +467,7 @@ PUBLIC: list[tuple[str, dict[str, Any], bool]] = [
     ("variable", stmt(Condition={"StringEquals": {"aws:SourceAccount": "${aws:username}"}}), True),
     ("unrelated key", stmt(Condition={"StringEquals": {"s3:x-amz-acl": "private"}}), True),
     ("for all values", stmt(Condition={"ForAllValues:StringEquals": {"aws:SourceVpc": "vpc-1"}}), True),
-    ("not principal allow", stmt(Principal=None, NotPrincipal={"AWS": "111"}), True),
+    ("not principal deny", stmt(Effect="Deny", Principal=None, NotPrincipal={"AWS": "111"}), False),
 ]
 
 

@@ -7,8 +7,8 @@ x-amz-tagging. Keys are lower-cased; every value is a list of strings, as policy
 A key the request does not carry is absent (the Null operator and the ...IfExists forms see
 it missing).
 
-Not supported yet: s3:ExistingObjectTag/<key> (it would need the object's tags before the
-request runs); a condition on it finds the key absent.
+s3:ExistingObjectTag/<key> is the tags of the object the request is on: the gate reads them
+first, only when a policy in play has such a condition (``existing_tags``).
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ _LOCK_HEADERS = {
 # ListObjects / ListObjectsV2 / ListObjectVersions query parameters.
 _LIST_PARAMS = {"s3:prefix": "prefix", "s3:delimiter": "delimiter", "s3:max-keys": "max-keys"}
 _TAG_PREFIX = "s3:requestobjecttag/"
+_EXISTING_PREFIX = "s3:existingobjecttag/"
 _ABSENT: list[str] = []  # cached "not carried" marker (compared by identity)
 
 
@@ -73,7 +74,7 @@ def auth_facts(req: Request) -> tuple[str, str]:
 class RequestFacts(Mapping[str, list[str]]):
     """The condition keys of one request, each computed on first use."""
 
-    __slots__ = ("_known", "post_form", "principal", "req", "secure")
+    __slots__ = ("_known", "existing_tags", "post_form", "principal", "req", "secure")
 
     def __init__(
         self,
@@ -83,8 +84,10 @@ class RequestFacts(Mapping[str, list[str]]):
         *,
         post_form: bool = False,
         overrides: dict[str, list[str]] | None = None,
+        existing_tags: dict[str, str] | None = None,
     ) -> None:
         self.req = req
+        self.existing_tags = existing_tags or {}  # the tags of the object the request is on
         self.principal = principal
         self.secure = secure  # the connection is TLS
         self.post_form = post_form  # a browser POST upload (s3:authType POST)
@@ -116,6 +119,7 @@ class RequestFacts(Mapping[str, list[str]]):
         """Every key the request gives a value to (for logs and tests)."""
         names = [*_COMPUTED, *("s3:" + h for h in _HEADER_KEYS), *_LOCK_HEADERS, *_LIST_PARAMS]
         names += ["s3:requestobjecttagkeys", *(_TAG_PREFIX + k for k in self._tags())]
+        names += [_EXISTING_PREFIX + k for k in self.existing_tags]
         return {name: value for name in names if (value := self.get(name)) is not None}
 
     def _tags(self) -> dict[str, str]:
@@ -138,6 +142,8 @@ class RequestFacts(Mapping[str, list[str]]):
             return list(self._tags()) if "x-amz-tagging" in headers else _ABSENT
         elif key.startswith(_TAG_PREFIX):
             value = self._tags().get(key[len(_TAG_PREFIX) :])
+        elif key.startswith(_EXISTING_PREFIX):
+            value = self.existing_tags.get(key[len(_EXISTING_PREFIX) :])
         else:
             value = None
         return _ABSENT if value is None else [value]
@@ -181,6 +187,8 @@ def request_facts(
     *,
     post_form: bool = False,
     overrides: dict[str, list[str]] | None = None,
+    existing_tags: dict[str, str] | None = None,
 ) -> RequestFacts:
-    """The condition keys of ``req`` (computed when a policy reads them). ``secure``: TLS."""
-    return RequestFacts(req, principal, secure, post_form=post_form, overrides=overrides)
+    """The condition keys of ``req`` (computed when a policy reads them). ``secure``: TLS;
+    ``existing_tags``: the tags of the object the request is on (s3:ExistingObjectTag/<key>)."""
+    return RequestFacts(req, principal, secure, post_form=post_form, overrides=overrides, existing_tags=existing_tags)

@@ -140,6 +140,9 @@ class Policy:
     version: str = "2008-10-17"
     id: str | None = None
     public: bool = False
+    # Some condition reads s3:ExistingObjectTag/<key>: evaluating it needs the object's tags,
+    # which the gate reads first (one metadata read) only for such policies.
+    reads_existing_tags: bool = False
     # action (lower case) -> the statements whose Action/NotAction names it; filled on demand
     _by_action: dict[str, tuple[Statement, ...]] = field(default_factory=dict, repr=False, compare=False)
 
@@ -199,7 +202,8 @@ def parse_policy(text: str | bytes, *, bucket: str | None = None) -> Policy:
         raise MalformedPolicy("Statement IDs (SID) in a single policy must be unique.")
     ordered = tuple(s for s in statements if not s.allow) + tuple(s for s in statements if s.allow)
     public = any(s.grants_public() for s in statements)
-    return Policy(source, ordered, version, policy_id, public)
+    reads_tags = "s3:existingobjecttag/" in source.lower()  # conservative: at worst one needless read
+    return Policy(source, ordered, version, policy_id, public, reads_tags)
 
 
 class _Refused(ValueError):
@@ -292,6 +296,9 @@ def _statement(item: Any, bucket: str | None, variables: bool) -> Statement:
         if principal_field is None:
             raise MalformedPolicy("Missing required field Principal")
         principals = _principals(item[principal_field])
+        if principal_field == "NotPrincipal" and effect == "Allow":
+            # An Allow to everyone but a few names: refused, as RGW does (AWS warns against it).
+            raise MalformedPolicy("NotPrincipal is supported only with Effect Deny")
 
     action_field = _one_of(item, "Action")
     if action_field is None:

@@ -160,7 +160,10 @@ class AuthGate:
         expected = req.headers.get("x-amz-expected-bucket-owner")
         if expected is not None and expected.strip() != state.info.owner:
             raise S3Error("AccessDenied")
-        access = self._access(req, state)
+        tags = None
+        if route.resource == "object" and _reads_existing_tags(state, principal):
+            tags = await self._existing_tags(req.bucket, req.key, req.query.get("versionId"))
+        access = self._access(req, state, tags)
         req.access = access
         if route.name == "DeleteObjects":
             # Decided per key by its handler (s3:DeleteObject on each object), as S3 does; without
@@ -186,10 +189,24 @@ class AuthGate:
         if route.reads_copy_source:
             await self._authorize_copy_source(req, access)
 
-    def _access(self, req: Request, state: BucketState) -> RequestAccess:
+    def _access(self, req: Request, state: BucketState, tags: dict[str, str] | None = None) -> RequestAccess:
         return RequestAccess(
-            req.principal, state.info.owner, state.policy, self._facts_of(req), _acl(state), state.public_access_block
+            req.principal,
+            state.info.owner,
+            state.policy,
+            self._facts_of(req, tags),
+            _acl(state),
+            state.public_access_block,
         )
+
+    async def _existing_tags(self, bucket: str, key: str | None, version_id: str | None) -> dict[str, str] | None:
+        """The tags of the object a request is on (s3:ExistingObjectTag/<key>); None when there is none."""
+        if key is None:
+            return None
+        try:
+            return (await self.engine.head_object(bucket, key, version_id=version_id)).tags
+        except (StorageError, ValueError):
+            return None
 
     async def _object_grants(
         self,
@@ -274,9 +291,9 @@ class AuthGate:
         if not access.allows("s3:PutObject", object_arn(req.bucket, key)):
             raise S3Error("AccessDenied")
 
-    def _facts_of(self, req: Request) -> Callable[[], Facts]:
+    def _facts_of(self, req: Request, existing_tags: dict[str, str] | None = None) -> Callable[[], Facts]:
         secure = self._secure
-        return lambda: request_facts(req, req.principal, secure)
+        return lambda: request_facts(req, req.principal, secure, existing_tags=existing_tags)
 
     async def _bucket_state(self, bucket_name: str) -> BucketState:
         """The bucket's cached state; NoSuchBucket if there is none (for anyone, anonymous included, as S3)."""
@@ -430,6 +447,13 @@ class AuthGate:
         if principal is None:
             raise S3Error("AccessDenied", "The bearer token is not valid.")
         return principal
+
+
+def _reads_existing_tags(state: BucketState, principal: Principal) -> bool:
+    """Whether a policy that decides this request conditions on the object's existing tags."""
+    if state.policy is not None and state.policy.policy.reads_existing_tags:
+        return True
+    return principal.policy is not None and principal.policy.reads_existing_tags
 
 
 def _acl(state: BucketState) -> Acl | None:
