@@ -30,6 +30,13 @@ measure what bucket policy evaluation costs a GET (docs/benchmarks.md):
     .venv/bin/python scripts/ab_compare.py small \
         '{"owner": {"AB_AUTH": "1"}, "policy20": {"AB_AUTH": "1", "AB_POLICY": "20"}}' 7
 
+Adding {"AB_PUBLIC": "1"} to an AB_AUTH variant makes every GET object public-read by its ACL
+(PutObjectAcl) and sends the GETs unsigned: what an anonymous download through an object ACL
+costs (the policies leave it to the ACL, so the gate reads the object's ACL first):
+
+    .venv/bin/python scripts/ab_compare.py small \
+        '{"owner": {"AB_AUTH": "1"}, "anon": {"AB_AUTH": "1", "AB_PUBLIC": "1"}}' 7
+
 Phases: small (GET), smallput, large (GET), largeput; "bare" takes part in GET phases only.
 """
 
@@ -51,6 +58,13 @@ LARGE = 256 << 20
 KEYS = int(os.environ.get("AB_KEYS", "128"))
 ACCESS_KEY, SECRET_KEY = "AKIABENCH0000000", "bench-secret-0123456789"
 _signed: dict[int, bool] = {}  # port -> the server requires signatures
+_anonymous: set[int] = set()  # ports whose GETs go unsigned (AB_PUBLIC)
+_PUBLIC_READ = (
+    b"<AccessControlPolicy><AccessControlList>"
+    b'<Grant><Grantee xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:type="Group">'
+    b"<URI>http://acs.amazonaws.com/groups/global/AllUsers</URI></Grantee><Permission>READ</Permission></Grant>"
+    b"</AccessControlList></AccessControlPolicy>"
+)
 
 
 def auth_env(extra_env: dict[str, str]) -> dict[str, str]:
@@ -169,6 +183,12 @@ def start(name: str, extra_env: dict[str, str]) -> tuple[subprocess.Popen[bytes]
         body = os.urandom(4096)
         for i in range(KEYS):
             conn.request("PUT", url(endpoint, "PUT", f"/bench/g/{i}"), body=body)
+        if extra_env.get("AB_PUBLIC"):
+            for i in range(KEYS):
+                code, answer, _ = conn.request("PUT", url(endpoint, "PUT", f"/bench/g/{i}?acl"), body=_PUBLIC_READ)
+                if code != 200:
+                    raise RuntimeError(f"{name}: PutObjectAcl answered {code}: {answer[:300]!r}")
+            _anonymous.add(port)
         conn.request("PUT", url(endpoint, "PUT", "/bench/big"), body_source=_large_body(LARGE), length=LARGE)
         code, answer, _ = conn.request("GET", url(endpoint, "GET", "/bench/g/0"))
         if code != 200:
@@ -178,7 +198,8 @@ def start(name: str, extra_env: dict[str, str]) -> tuple[subprocess.Popen[bytes]
 
 
 def small(name: str, endpoint: Endpoint) -> float:
-    paths = [url(endpoint, "GET", f"/bench/g/{i}").encode() for i in range(KEYS)]
+    anonymous = endpoint.port in _anonymous
+    paths = [(f"/bench/g/{i}" if anonymous else url(endpoint, "GET", f"/bench/g/{i}")).encode() for i in range(KEYS)]
     requests = [b"GET %s HTTP/1.1\r\n%s\r\n" % (paths[i], endpoint.headers) for i in range(KEYS)]
     result = run_load(endpoint, lambda _c, seq: requests[seq % KEYS], connections=32, warmup=0.3, duration=2)
     return result.rate
