@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import http.client
 import itertools
+import os
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -85,8 +86,13 @@ def new_bucket_name() -> str:
 
 @pytest.fixture(scope="session")
 def auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    # COFFER_TEST_STORAGE=memory runs the authorization tests (policies, Block Public Access,
+    # ownership) on the memory engine, as conftest.py's ``server`` does for the protocol tests.
+    storage = os.environ.get("COFFER_TEST_STORAGE", "disk")
+    args = ("--storage", "memory", "--memory-persistence", "true") if storage == "memory" else ()
     proc = start_auth_server(
         tmp_path_factory.mktemp("auth-server"),
+        *args,
         bearer_auth=True,
         public_hostname=PUBLIC_HOST,
         body_idle_timeout=IDLE_TIMEOUT,
