@@ -25,7 +25,7 @@ def _meta(help: str, choices: tuple[str, ...] | None = None) -> dict[str, Any]:
 
 
 # Keys a `credentials:` entry may carry (see Settings.credentials).
-CREDENTIAL_FIELDS = ("access_key", "secret_key", "user_id", "display_name", "token", "policy")
+CREDENTIAL_FIELDS = ("access_key", "secret_key", "user_id", "display_name", "email", "token", "policy")
 
 
 @dataclass
@@ -284,8 +284,9 @@ class Settings:
         default_factory=list,
         repr=False,
         metadata=_meta(
-            "More key pairs: a list of {access_key, secret_key, user_id, display_name, token, policy} mappings "
-            "(user_id and display_name default to values derived from the access key; token is an optional "
+            "More key pairs: a list of {access_key, secret_key, user_id, display_name, email, token, policy} "
+            "mappings (user_id and display_name default to values derived from the access key; email lets ACL "
+            "grants name the user by e-mail address (emailAddress=...); token is an optional "
             "bearer token; policy an optional identity policy: a JSON document or a preset name, "
             "see docs/security.md). As an environment variable or flag: the same list in JSON."
         ),

@@ -43,6 +43,7 @@ class User:
 MAIN = User("AKIAMAINUSER0000", "main/secret+key=0123456789abcdef", "main-user-id", "Main User")
 ALT = User("AKIAALTUSER00000", "alt-secret-key-0123456789abcdef", "alt-user-id", "Alt User")
 ALT_TOKEN = "alt-bearer-token-0123456789"
+ALT_EMAIL = "alt@example.com"
 PUBLIC_HOST = "s3.public.example:8443"
 IDLE_TIMEOUT = 2
 
@@ -64,6 +65,7 @@ def start_auth_server(root: Path, *args: str, **settings: object) -> ServerProce
                 "secret_key": ALT.secret_key,
                 "user_id": ALT.user_id,
                 "display_name": ALT.display_name,
+                "email": ALT_EMAIL,
                 "token": ALT_TOKEN,
             }
         ],

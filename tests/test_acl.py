@@ -15,7 +15,7 @@ from botocore import UNSIGNED
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from tests.auth_support import ALT, MAIN, client, new_bucket_name, send, signed, start_auth_server
+from tests.auth_support import ALT, ALT_EMAIL, MAIN, client, new_bucket_name, send, signed, start_auth_server
 from tests.server_process import ServerProcess
 
 pytestmark = pytest.mark.server
@@ -121,6 +121,16 @@ def test_grant_headers_and_policy_document(main, alt, bucket: str) -> None:  # t
     assert main.get_bucket_acl(Bucket=bucket)["Grants"] == []
     assert error(alt.list_objects_v2, Bucket=bucket) == (403, "AccessDenied")
     main.put_bucket_acl(Bucket=bucket, ACL="private")
+
+
+def test_grant_by_email_names_the_user(main, alt, bucket: str) -> None:  # type: ignore[no-untyped-def]
+    main.put_bucket_acl(Bucket=bucket, GrantRead=f"emailAddress={ALT_EMAIL.upper()}")
+    assert grants(main.get_bucket_acl(Bucket=bucket)) == {(ALT.user_id, "READ")}  # shown as the user
+    alt.list_objects_v2(Bucket=bucket)
+    owner = main.get_bucket_acl(Bucket=bucket)["Owner"]
+    grant = {"Grantee": {"EmailAddress": ALT_EMAIL, "Type": "AmazonCustomerByEmail"}, "Permission": "WRITE"}
+    main.put_bucket_acl(Bucket=bucket, AccessControlPolicy={"Owner": owner, "Grants": [grant]})
+    assert grants(main.get_bucket_acl(Bucket=bucket)) == {(ALT.user_id, "WRITE")}
 
 
 def test_invalid_acls_get_s3_errors(main, acl_server: ServerProcess, bucket: str) -> None:  # type: ignore[no-untyped-def]

@@ -27,14 +27,19 @@ class Users:
     """What ACLs need to know of the users: who exists (a grant to an unknown id is refused) and
     their display names (reported in Owner and grantees)."""
 
-    def __init__(self, names: Mapping[str, str]) -> None:
+    def __init__(self, names: Mapping[str, str], emails: Mapping[str, str] | None = None) -> None:
         self._names = names
+        self._emails = emails or {}
 
     def known(self, user_id: str) -> bool:
         return user_id in self._names
 
     def display_name(self, user_id: str) -> str | None:
         return self._names.get(user_id)
+
+    def by_email(self, email: str) -> str | None:
+        """The user id an e-mail address names (credentials' ``email``); None: nobody."""
+        return self._emails.get(email.strip().lower())
 
 
 def stored_bucket_acl(doc: Any, owner: str) -> Acl:
@@ -97,7 +102,7 @@ def from_headers(
         bucket_owner_id=bucket_owner,
         bucket_owner_display_name=users.display_name(bucket_owner) if bucket_owner else None,
         known_user=users.known,
-        resolve_email=None,
+        resolve_email=users.by_email,
     )
 
 

@@ -41,7 +41,7 @@ class Context:
     def users(self) -> Users:
         """The users ACLs may name, with their display names."""
         if self.auth is not None and self.auth.enabled:
-            return Users(self.auth.store.names())
+            return Users(self.auth.store.names(), self.auth.store.emails())
         return Users({self.owner.id: self.owner.display_name})
 
     def bucket_states(self) -> BucketStates:

@@ -68,6 +68,11 @@ class CredentialStore:
     def __init__(self, settings: Settings) -> None:
         self._static: dict[str, Credential] = {}
         self._static_tokens: dict[str, Principal] = {}
+        self._emails = {
+            str(entry["email"]).strip().lower(): entry.get("user_id") or default_user_id(entry["access_key"])
+            for entry in settings.credentials
+            if entry.get("email")
+        }
         for cred, token in settings_credentials(settings):
             if cred.access_key in self._static:
                 log.warning("access key %s is defined twice in the settings; the first one is used", cred.access_key)
@@ -154,6 +159,10 @@ class CredentialStore:
 
     def display_name(self, user_id: str) -> str:
         return self._names.get(user_id, user_id)
+
+    def emails(self) -> dict[str, str]:
+        """E-mail address (lower case) -> user id, of the settings' credentials that give one."""
+        return self._emails
 
     def names(self) -> dict[str, str]:
         """Every known user id -> its display name (ACL grants may name only these)."""

@@ -43,7 +43,9 @@ async def _requested(ctx: Context, req: Request, owner: str, bucket_owner: str |
         return from_headers
     if not body.strip():
         raise S3Error("MissingSecurityHeader", MissingHeaderName="x-amz-acl")
-    return acl_wire.parse_policy(body, owner, users.display_name(owner), known_user=users.known, resolve_email=None)
+    return acl_wire.parse_policy(
+        body, owner, users.display_name(owner), known_user=users.known, resolve_email=users.by_email
+    )
 
 
 async def GetBucketAcl(ctx: Context, req: Request) -> Response:
