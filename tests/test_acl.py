@@ -252,6 +252,27 @@ def test_public_read_write_bucket_and_ownership(main, alt, anon, acl_server: Ser
     assert main.get_object(Bucket=name, Key="posted")["Body"].read() == b"form"
 
 
+def test_bucket_owner_reads_what_others_own_only_when_granted(main, alt) -> None:  # type: ignore[no-untyped-def]
+    name = new_bucket_name()
+    main.create_bucket(Bucket=name, ACL="public-read-write")
+    main.put_object(Bucket=name, Key="mine", Body=b"m")
+    alt.put_object(Bucket=name, Key="private", Body=b"p")
+    alt.put_object(Bucket=name, Key="shared", Body=b"s", ACL="bucket-owner-full-control")
+    alt.put_object(Bucket=name, Key="readable", Body=b"r", ACL="bucket-owner-read")
+    assert main.get_object(Bucket=name, Key="mine")["Body"].read() == b"m"
+    # As in S3: owning the bucket gives no access to an object another user owns...
+    assert error(main.get_object, Bucket=name, Key="private") == (403, "AccessDenied")
+    assert error(main.get_object_acl, Bucket=name, Key="private") == (403, "AccessDenied")
+    assert error(main.copy_object, Bucket=name, Key="copy", CopySource={"Bucket": name, "Key": "private"})[0] == 403
+    # ...unless that object's ACL grants it; deleting is the bucket's WRITE, the owner's always.
+    assert main.get_object(Bucket=name, Key="shared")["Body"].read() == b"s"
+    assert main.get_object_acl(Bucket=name, Key="shared")["Owner"]["ID"] == ALT.user_id
+    assert main.get_object(Bucket=name, Key="readable")["Body"].read() == b"r"
+    assert error(main.get_object_acl, Bucket=name, Key="readable")[0] == 403
+    main.delete_object(Bucket=name, Key="private")
+    assert error(main.get_object, Bucket=name, Key="private") == (404, "NoSuchKey")
+
+
 @pytest.mark.parametrize("ownership", ["BucketOwnerEnforced", "BucketOwnerPreferred", "ObjectWriter"])
 def test_object_ownership_decides_the_owner(main, alt, ownership: str) -> None:  # type: ignore[no-untyped-def]
     name = new_bucket_name()

@@ -53,22 +53,22 @@ def summary(acl: Acl) -> list[tuple[str, str]]:
 
 CANNED = [
     ("private", None, [(OWNER, "FULL_CONTROL")]),
-    ("public-read", None, [(OWNER, "FULL_CONTROL"), (ALL_USERS, "READ")]),
-    ("public-read-write", None, [(OWNER, "FULL_CONTROL"), (ALL_USERS, "READ"), (ALL_USERS, "WRITE")]),
-    ("authenticated-read", None, [(OWNER, "FULL_CONTROL"), (AUTHENTICATED_USERS, "READ")]),
-    ("aws-exec-read", None, [(OWNER, "FULL_CONTROL"), (EC2_ID, "READ")]),
-    ("log-delivery-write", None, [(OWNER, "FULL_CONTROL"), (LOG_DELIVERY, "WRITE"), (LOG_DELIVERY, "READ_ACP")]),
+    ("public-read", None, [(ALL_USERS, "READ"), (OWNER, "FULL_CONTROL")]),
+    ("public-read-write", None, [(ALL_USERS, "READ"), (ALL_USERS, "WRITE"), (OWNER, "FULL_CONTROL")]),
+    ("authenticated-read", None, [(AUTHENTICATED_USERS, "READ"), (OWNER, "FULL_CONTROL")]),
+    ("aws-exec-read", None, [(EC2_ID, "READ"), (OWNER, "FULL_CONTROL")]),
+    ("log-delivery-write", None, [(LOG_DELIVERY, "WRITE"), (LOG_DELIVERY, "READ_ACP"), (OWNER, "FULL_CONTROL")]),
     # On a bucket S3 ignores the bucket-owner-* ACLs.
     ("bucket-owner-read", None, [(OWNER, "FULL_CONTROL")]),
     ("bucket-owner-full-control", None, [(OWNER, "FULL_CONTROL")]),
     # On an object in another user's bucket they grant to the bucket owner...
-    ("bucket-owner-read", OTHER, [(OWNER, "FULL_CONTROL"), (OTHER, "READ")]),
-    ("bucket-owner-full-control", OTHER, [(OWNER, "FULL_CONTROL"), (OTHER, "FULL_CONTROL")]),
+    ("bucket-owner-read", OTHER, [(OTHER, "READ"), (OWNER, "FULL_CONTROL")]),
+    ("bucket-owner-full-control", OTHER, [(OTHER, "FULL_CONTROL"), (OWNER, "FULL_CONTROL")]),
     # ... and add nothing when the object's owner owns the bucket.
     ("bucket-owner-read", OWNER, [(OWNER, "FULL_CONTROL")]),
     ("bucket-owner-full-control", OWNER, [(OWNER, "FULL_CONTROL")]),
     # The others do not depend on the bucket owner.
-    ("public-read", OTHER, [(OWNER, "FULL_CONTROL"), (ALL_USERS, "READ")]),
+    ("public-read", OTHER, [(ALL_USERS, "READ"), (OWNER, "FULL_CONTROL")]),
 ]
 
 
@@ -217,7 +217,7 @@ def test_acl_from_grant_headers() -> None:
 
 def test_acl_from_canned_header() -> None:
     acl = acl_from_headers({"x-amz-acl": "bucket-owner-read"}, OWNER, bucket_owner_id=OTHER)
-    assert acl is not None and summary(acl) == [(OWNER, "FULL_CONTROL"), (OTHER, "READ")]
+    assert acl is not None and summary(acl) == [(OTHER, "READ"), (OWNER, "FULL_CONTROL")]
 
 
 def test_no_acl_headers() -> None:
@@ -285,12 +285,12 @@ def test_render_shape() -> None:
     assert root.findtext(f"{n}Owner/{n}DisplayName") == "Owner"
     grants = root.findall(f"{n}AccessControlList/{n}Grant")
     kinds = [g.find(f"{n}Grantee").attrib[f"{{{XSI}}}type"] for g in grants]  # type: ignore[union-attr]
-    assert kinds == ["CanonicalUser", "Group", "AmazonCustomerByEmail"]
-    assert grants[0].findtext(f"{n}Grantee/{n}ID") == OTHER
-    assert grants[0].findtext(f"{n}Grantee/{n}DisplayName") == "Other"
-    assert grants[1].findtext(f"{n}Grantee/{n}URI") == ALL_USERS
+    assert kinds == ["Group", "CanonicalUser", "AmazonCustomerByEmail"]  # group grants first (RGW's order)
+    assert grants[1].findtext(f"{n}Grantee/{n}ID") == OTHER
+    assert grants[1].findtext(f"{n}Grantee/{n}DisplayName") == "Other"
+    assert grants[0].findtext(f"{n}Grantee/{n}URI") == ALL_USERS
     assert grants[2].findtext(f"{n}Grantee/{n}EmailAddress") == "e@x"
-    assert [g.findtext(f"{n}Permission") for g in grants] == ["READ", "WRITE", "READ_ACP"]
+    assert [g.findtext(f"{n}Permission") for g in grants] == ["WRITE", "READ", "READ_ACP"]
 
 
 def test_render_matches_current_private_handler_shape() -> None:

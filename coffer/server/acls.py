@@ -21,6 +21,9 @@ from coffer.storage.api import ObjectInfo, UploadInfo
 
 CONFIG_NAME = "acl"  # the bucket configuration document: Acl.to_document()
 ACL_HEADERS = ("x-amz-acl", *acl_wire.GRANT_HEADERS)
+# A bucket configuration document (true) set once an object in the bucket is owned by another
+# user than the bucket owner: only then do the owner's object reads need the object's ACL.
+FOREIGN_CONFIG = "foreign_owners"
 
 
 class Users:

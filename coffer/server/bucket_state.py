@@ -50,6 +50,8 @@ class BucketState:
     ownership: str | None = None
     # Its ACL (the default, private to the owner, when none was set).
     acl: Acl | None = None
+    # Some object in it is owned by another user (acls.FOREIGN_CONFIG).
+    foreign_objects: bool = False
 
 
 class BucketStates:
@@ -78,7 +80,9 @@ class BucketStates:
         policy = compile_stored(bucket, await self.engine.get_bucket_config(bucket, POLICY_CONFIG), restrict)
         owned = await self.engine.get_bucket_config(bucket, ownership.CONFIG_NAME)
         acl = acls.stored_bucket_acl(await self.engine.get_bucket_config(bucket, acls.CONFIG_NAME), info.owner)
-        state = BucketState(info, lock_config, now, policy, block, owned if isinstance(owned, str) else None, acl)
+        foreign = bool(await self.engine.get_bucket_config(bucket, acls.FOREIGN_CONFIG))
+        owned = owned if isinstance(owned, str) else None
+        state = BucketState(info, lock_config, now, policy, block, owned, acl, foreign)
         if len(self._states) >= _MAX_ENTRIES:
             self._states.clear()
         self._states[bucket] = state

@@ -254,8 +254,11 @@ def render_policy(acl: Acl, display_names: DisplayNames | None = None) -> bytes:
     if display_names is not None:
         owner_name = display_names(acl.owner_id) or owner_name
     owner = xml.elem("ID", acl.owner_id) + xml.elem("DisplayName", owner_name if owner_name is not None else "")
+    # Group grants first, as RGW lists them (clients and s3-tests index into the list); the
+    # order of grants means nothing to what an ACL permits.
+    ordered = sorted(acl.grants, key=lambda g: g.grantee.kind != "Group")
     grants = "".join(
         f"<Grant>{_grantee_xml(g.grantee, display_names)}{xml.elem('Permission', g.permission)}</Grant>"
-        for g in acl.grants
+        for g in ordered
     )
     return xml.document("AccessControlPolicy", f"<Owner>{owner}</Owner><AccessControlList>{grants}</AccessControlList>")

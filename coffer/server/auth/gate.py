@@ -182,10 +182,13 @@ class AuthGate:
             else:
                 resource = bucket_arn(req.bucket)
             action = action_of(route, req.query)
+            version_id = req.query.get("versionId")
             if not access.allows(action, resource) and not await self._object_grants(
-                access, state, action, resource, req.bucket, req.key, req.query.get("versionId")
+                access, state, action, resource, req.bucket, req.key, version_id
             ):
                 await self._refuse(req, state)
+            if await self._foreign_object_refused(access, state, action, req.bucket, req.key, version_id):
+                raise S3Error("AccessDenied")
         if route.reads_copy_source:
             await self._authorize_copy_source(req, access)
 
@@ -198,6 +201,31 @@ class AuthGate:
             _acl(state),
             state.public_access_block,
         )
+
+    async def _foreign_object_refused(
+        self,
+        access: RequestAccess,
+        state: BucketState,
+        action: str,
+        bucket: str,
+        key: str | None,
+        version_id: str | None,
+    ) -> bool:
+        """Whether the bucket owner asks to read (or read/write the ACL of) an object another user
+        owns, which that object's ACL does not grant it: as in S3, owning the bucket does not give
+        access to what others own in it (``bucket-owner-full-control`` is how they share it). Checked
+        only in buckets that have such objects (acls.FOREIGN_CONFIG), so other requests pay nothing."""
+        if not state.foreign_objects or state.ownership == ownership.ENFORCED or key is None:
+            return False
+        principal = access.principal
+        if principal.anonymous or principal.id != state.info.owner or not access.needs_object_acl(action):
+            return False
+        try:
+            info = await self.engine.head_object(bucket, key, version_id=version_id)
+        except (StorageError, ValueError):
+            return False  # the handler answers (NoSuchKey, ...)
+        acl = acls.object_acl(info, state.info.owner)
+        return acl.owner_id != state.info.owner and not access.acl_allows(action, acl)
 
     async def _existing_tags(self, bucket: str, key: str | None, version_id: str | None) -> dict[str, str] | None:
         """The tags of the object a request is on (s3:ExistingObjectTag/<key>); None when there is none."""
@@ -266,10 +294,12 @@ class AuthGate:
         if bucket != req.bucket:
             access = self._access(req, state)
         resource = object_arn(bucket, key)
-        if access.allows(action, resource):
-            return
         version = parse_qs(req.headers.get("x-amz-copy-source", "").partition("?")[2]).get("versionId", [None])[0]
-        if not await self._object_grants(access, state, action, resource, bucket, key, version):
+        if not access.allows(action, resource) and not await self._object_grants(
+            access, state, action, resource, bucket, key, version
+        ):
+            raise S3Error("AccessDenied")
+        if await self._foreign_object_refused(access, state, action, bucket, key, version):
             raise S3Error("AccessDenied")
 
     def authorize_post(self, req: Request, principal: Principal, state: BucketState, key: str) -> None:

@@ -87,16 +87,25 @@ def key_encoder(req: Request) -> Callable[[str], str]:
     return lambda value: xml.esc(quote(value, safe="/"))
 
 
-async def acl_for_write(ctx: Context, req: Request, fields: Mapping[str, str] | None = None) -> tuple[str, Any]:
+async def acl_for_write(
+    ctx: Context, req: Request, fields: Mapping[str, str] | None = None, writer: str | None = None
+) -> tuple[str, Any]:
     """(owner, ACL document) of the object a write creates, from its ACL headers (``fields``: a
-    POST form's, as header names) and the bucket's ownership controls (coffer/server/acls.py)."""
+    POST form's, as header names; ``writer``: who signed the form) and the bucket's ownership
+    controls (coffer/server/acls.py). The first object another user owns marks the bucket
+    (``acls.FOREIGN_CONFIG``), before the object exists, so the owner's reads check ownership."""
     assert req.bucket is not None
-    state = await ctx.bucket_states().get(req.bucket)  # NoSuchBucket first
-    return acls.for_new_object(
+    states = ctx.bucket_states()
+    state = await states.get(req.bucket)  # NoSuchBucket first
+    owner, acl = acls.for_new_object(
         req.headers if fields is None else fields,
-        req.principal.id,
+        req.principal.id if writer is None else writer,
         state.info.owner,
         state.ownership,
         state.public_access_block,
         ctx.users(),
     )
+    if owner != state.info.owner and not state.foreign_objects:
+        await ctx.engine.put_bucket_config(req.bucket, acls.FOREIGN_CONFIG, True)
+        states.forget(req.bucket)
+    return owner, acl

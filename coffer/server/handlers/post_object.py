@@ -13,6 +13,7 @@ from coffer.server.auth.principal import Principal
 from coffer.server.context import Context
 from coffer.server.errors import S3Error
 from coffer.server.formdata import FormReader, boundary_of
+from coffer.server.handlers.common import acl_for_write
 from coffer.server.http import Response, quote_etag
 from coffer.server.object_write import declared_checksum, object_write
 from coffer.server.request import Request, validate_new_key
@@ -61,10 +62,7 @@ async def PostObject(ctx: Context, req: Request) -> Response:
     acl_fields = {name: value for name, value in fields.items() if name in acls.ACL_HEADERS}
     if "acl" in fields:
         acl_fields["x-amz-acl"] = fields["acl"]
-    owner_id = principal.id
-    _, acl = acls.for_new_object(
-        acl_fields, owner_id, state.info.owner, state.ownership, state.public_access_block, ctx.users()
-    )
+    _, acl = await acl_for_write(ctx, req, acl_fields, principal.id)
     declared = declared_checksum(fields)
     lock = await object_lock.lock_for_write(ctx.bucket_states(), req.bucket, fields)  # x-amz-object-lock-* fields
     algorithm, expected = (declared[1], declared[2]) if declared is not None else (checksums.DEFAULT_ALGORITHM, None)
