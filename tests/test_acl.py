@@ -381,3 +381,15 @@ def test_acls_survive_a_restart(main, alt, acl_server: ServerProcess) -> None:  
         Bucket=name, Key="m", UploadId=upload["UploadId"], MultipartUpload={"Parts": [{"ETag": etag, "PartNumber": 1}]}
     )
     assert (AUTHENTICATED, "READ") in grants(main.get_object_acl(Bucket=name, Key="m"))
+
+
+def test_recreating_a_bucket_never_changes_its_acl(main) -> None:  # type: ignore[no-untyped-def]
+    name = new_bucket_name()
+    main.create_bucket(Bucket=name, ACL="public-read")
+    main.create_bucket(Bucket=name, ACL="public-read")  # us-east-1: the same request succeeds
+    assert error(main.create_bucket, Bucket=name) == (409, "BucketAlreadyExists")  # would make it private
+    plain = new_bucket_name()
+    main.create_bucket(Bucket=plain)
+    main.create_bucket(Bucket=plain)
+    assert error(main.create_bucket, Bucket=plain, ACL="public-read") == (409, "BucketAlreadyExists")
+    assert grants(main.get_bucket_acl(Bucket=name)) == {(MAIN.user_id, "FULL_CONTROL"), (ALL_USERS, "READ")}

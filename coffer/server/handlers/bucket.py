@@ -6,6 +6,7 @@ import base64
 import binascii
 
 from coffer.server import acls, object_lock, ownership, xml
+from coffer.server.access.acl import Acl, Grant, Grantee, private_acl
 from coffer.server.context import Context
 from coffer.server.errors import S3Error
 from coffer.server.handlers.common import check_bucket_name, owner_of, parse_max, xml_response
@@ -62,9 +63,14 @@ async def CreateBucket(ctx: Context, req: Request) -> Response:
         await ctx.engine.create_bucket(req.bucket, req.principal.id, region, object_lock=lock)
     except BucketAlreadyOwnedByYou:
         # us-east-1 keeps S3's legacy behaviour: re-creating your own bucket succeeds
-        # (and changes nothing); every other region answers 409.
+        # (and changes nothing); every other region answers 409. A re-create asking for another
+        # ACL than the bucket has is refused as RGW does (S3 would silently reset the ACL).
         if region != "us-east-1":
             raise
+        existing = (await ctx.bucket_states().get(req.bucket)).acl
+        wanted = acl if acl is not None else private_acl(req.principal.id)
+        if existing is not None and set(_plain(existing)) != set(_plain(wanted)):
+            raise S3Error("BucketAlreadyExists", BucketName=req.bucket) from None
     else:
         if owned is not None:  # ownership controls only when asked for (coffer/server/ownership.py)
             await ctx.engine.put_bucket_config(req.bucket, ownership.CONFIG_NAME, owned)
@@ -99,3 +105,11 @@ async def GetBucketLocation(ctx: Context, req: Request) -> Response:
     # S3 reports us-east-1 as an empty constraint.
     region = "" if bucket.region == "us-east-1" else bucket.region
     return xml_response(xml.document("LocationConstraint", xml.esc(region)))
+
+
+def _plain(acl: Acl) -> tuple[Grant, ...]:
+    """The grants without display names (which a stored ACL may or may not carry)."""
+    return tuple(
+        Grant(Grantee(g.grantee.kind, g.grantee.id, None, g.grantee.uri, g.grantee.email), g.permission)
+        for g in acl.grants
+    )
