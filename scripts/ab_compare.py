@@ -32,7 +32,8 @@ measure what bucket policy evaluation costs a GET (docs/benchmarks.md):
 
 Adding {"AB_PUBLIC": "1"} to an AB_AUTH variant makes every GET object public-read by its ACL
 (PutObjectAcl) and sends the GETs unsigned: what an anonymous download through an object ACL
-costs (the policies leave it to the ACL, so the gate reads the object's ACL first):
+costs (the policies leave it to the ACL, so the gate reads the object's ACL first);
+{"AB_PUBLIC": "policy"} makes them public by a bucket policy instead (no extra read):
 
     .venv/bin/python scripts/ab_compare.py small \
         '{"owner": {"AB_AUTH": "1"}, "anon": {"AB_AUTH": "1", "AB_PUBLIC": "1"}}' 7
@@ -183,7 +184,14 @@ def start(name: str, extra_env: dict[str, str]) -> tuple[subprocess.Popen[bytes]
         body = os.urandom(4096)
         for i in range(KEYS):
             conn.request("PUT", url(endpoint, "PUT", f"/bench/g/{i}"), body=body)
-        if extra_env.get("AB_PUBLIC"):
+        if extra_env.get("AB_PUBLIC") == "policy":
+            grant = {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::bench/*"}
+            document = json.dumps({"Version": "2012-10-17", "Statement": [grant]}).encode()
+            code, answer, _ = conn.request("PUT", url(endpoint, "PUT", "/bench?policy"), body=document)
+            if code != 204:
+                raise RuntimeError(f"{name}: PutBucketPolicy answered {code}: {answer[:300]!r}")
+            _anonymous.add(port)
+        elif extra_env.get("AB_PUBLIC"):
             for i in range(KEYS):
                 code, answer, _ = conn.request("PUT", url(endpoint, "PUT", f"/bench/g/{i}?acl"), body=_PUBLIC_READ)
                 if code != 200:
