@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from coffer.storage.api import Engine
+from coffer.storage.api import VERSIONING_ENABLED, Engine
 from tests import server_process
-from tests.engines import ENGINES, EngineKind
+from tests.engines import ENGINE_OWNER, ENGINES, EngineKind
 from tests.server_process import ServerProcess
 
 # Fixtures for an authenticated server (auth_server, main_s3, alt_s3, main_bucket).
@@ -89,6 +89,21 @@ def engine(engine_kind: EngineKind, engine_root: Path, aio: asyncio.Runner) -> I
     aio.run(eng.start())
     yield eng
     aio.run(eng.close())
+
+
+@pytest.fixture
+def plain(engine: Engine, aio: asyncio.Runner) -> str:
+    """A bucket of ``engine`` whose versioning was never configured."""
+    aio.run(engine.create_bucket("plain", ENGINE_OWNER, "us-east-1"))
+    return "plain"
+
+
+@pytest.fixture
+def versioned(engine: Engine, aio: asyncio.Runner) -> str:
+    """A bucket of ``engine`` with versioning enabled."""
+    aio.run(engine.create_bucket("versioned", ENGINE_OWNER, "us-east-1"))
+    aio.run(engine.put_bucket_versioning("versioned", VERSIONING_ENABLED))
+    return "versioned"
 
 
 @pytest.fixture

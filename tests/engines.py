@@ -17,6 +17,9 @@ from coffer.storage.disk import DiskEngine
 from coffer.storage.memory import MemoryEngine
 from tests.helpers import chunks
 
+# The owner of the buckets the ``plain`` and ``versioned`` fixtures (conftest.py) create.
+ENGINE_OWNER = "owner-1"
+
 
 @dataclass(frozen=True)
 class EngineKind:
@@ -95,3 +98,14 @@ def crash_memory(engine: MemoryEngine) -> None:
     engine._wal = None
     for task in engine._tasks:
         task.cancel()
+
+
+def write_old_log(directory: Path, records: list[Any]) -> None:
+    """Write ``records`` (wal.Record) as the first log segment of ``directory``, as an older
+    Coffer would have: how replay of earlier record formats is tested."""
+    from coffer.storage.memory.wal import encode_meta, segment_path, write_record
+
+    with open(segment_path(directory, 1), "wb") as out:
+        for record in records:
+            record.raw = encode_meta(record.meta)
+            write_record(out, record)

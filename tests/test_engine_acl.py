@@ -20,28 +20,15 @@ from coffer.storage.disk import records
 from coffer.storage.memory.codec import object_from, object_meta
 from coffer.storage.memory.wal import PUT_OBJECT, SET_ACL, read_records, segments
 from coffer.storage.versioning import new_version_id
-from tests.engines import EngineKind, crash_memory, persistent_memory, put, read
+from tests.engines import ENGINE_OWNER, EngineKind, crash_memory, persistent_memory, put, read, write_old_log
 from tests.helpers import chunks
 
-OWNER = "owner-1"
+OWNER = ENGINE_OWNER  # owns the plain and versioned buckets (conftest.py)
 OTHER = "someone-else"
 REGION = "us-east-1"
 PUBLIC: dict[str, Any] = {"owner": OWNER, "grants": [{"grantee": {"uri": "AllUsers"}, "permission": "READ"}]}
 PRIVATE: dict[str, Any] = {"owner": OWNER, "grants": [{"grantee": {"id": OWNER}, "permission": "FULL_CONTROL"}]}
 WRITER: dict[str, Any] = {"owner": OTHER, "grants": [{"grantee": {"id": OTHER}, "permission": "FULL_CONTROL"}]}
-
-
-@pytest.fixture
-def plain(engine: Engine, aio: asyncio.Runner) -> str:
-    aio.run(engine.create_bucket("plain", OWNER, REGION))
-    return "plain"
-
-
-@pytest.fixture
-def versioned(engine: Engine, aio: asyncio.Runner) -> str:
-    aio.run(engine.create_bucket("versioned", OWNER, REGION))
-    aio.run(engine.put_bucket_versioning("versioned", VERSIONING_ENABLED))
-    return "versioned"
 
 
 async def _open_info(engine: Engine, bucket: str, key: str, version_id: str | None = None) -> ObjectInfo:
@@ -348,7 +335,7 @@ def test_memory_codec_keeps_older_records_valid() -> None:
 
 def test_memory_replays_an_old_put_record_without_an_acl(tmp_path: Path) -> None:
     """A PUT_OBJECT record of the format before ACLs (17 positions) replays with the default ACL."""
-    from coffer.storage.memory.wal import CREATE_BUCKET, Record, encode_meta, segment_path, write_record
+    from coffer.storage.memory.wal import CREATE_BUCKET, Record
 
     meta: list[Any] = ["old", "k", 3, "e" * 32, 2.0, "null", "STANDARD", OWNER, {}, {}, "FULL_OBJECT", None, []]
     meta += [{"t": "1"}, None, 0, None]
@@ -356,10 +343,7 @@ def test_memory_replays_an_old_put_record_without_an_acl(tmp_path: Path) -> None
         Record(CREATE_BUCKET, {"name": "old", "created": 1.0, "owner": OWNER, "region": REGION}),
         Record(PUT_OBJECT, meta, (b"abc",)),
     ]
-    with open(segment_path(tmp_path, 1), "wb") as out:
-        for record in log:
-            record.raw = encode_meta(record.meta)
-            write_record(out, record)
+    write_old_log(tmp_path, log)
 
     async def scenario() -> None:
         e = persistent_memory(tmp_path)

@@ -29,27 +29,13 @@ from coffer.storage.api import (
     VersionEntry,
 )
 from coffer.storage.versioning import is_valid_version_id, new_version_id
-from tests.engines import EngineKind, keys_of, put, read
+from tests.engines import ENGINE_OWNER, EngineKind, keys_of, put, read
 from tests.helpers import chunks
 
-OWNER = "owner-1"
+OWNER = ENGINE_OWNER  # owns the plain and versioned buckets (conftest.py)
 REGION = "us-east-1"
 FUTURE = time.time() + 30 * 86400  # a retention date no test outlives
 PAST = time.time() - 86400
-
-
-@pytest.fixture
-def plain(engine: Engine, aio: asyncio.Runner) -> str:
-    """A bucket whose versioning was never configured."""
-    aio.run(engine.create_bucket("plain", OWNER, REGION))
-    return "plain"
-
-
-@pytest.fixture
-def versioned(engine: Engine, aio: asyncio.Runner) -> str:
-    aio.run(engine.create_bucket("versioned", OWNER, REGION))
-    aio.run(engine.put_bucket_versioning("versioned", VERSIONING_ENABLED))
-    return "versioned"
 
 
 @pytest.fixture

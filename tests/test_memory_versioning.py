@@ -45,11 +45,8 @@ from coffer.storage.memory.wal import (
     PUT_PART,
     SET_TAGS,
     Record,
-    encode_meta,
-    segment_path,
-    write_record,
 )
-from tests.engines import crash_memory, persistent_memory, put, read
+from tests.engines import crash_memory, persistent_memory, put, read, write_old_log
 
 OWNER = "owner-id"
 REGION = "us-east-1"
@@ -245,10 +242,7 @@ def test_logs_and_snapshots_written_before_versioning_still_replay(tmp_path: Pat
         Record(PUT_PART, part_meta("up1", part), (b"pppp",)),
         Record(COMPLETE_UPLOAD, {"u": "up1", "o": [*obj("mp", b"pppp")[:12], [[1, 0, 4, "d" * 32, {}]]]}),
     ]
-    with open(segment_path(tmp_path, 1), "wb") as out:
-        for record in log:
-            record.raw = encode_meta(record.meta)
-            write_record(out, record)
+    write_old_log(tmp_path, log)
 
     async def scenario() -> None:
         e = persistent_memory(tmp_path)

@@ -982,42 +982,50 @@ class MemoryEngine:
     async def put_object_tagging(
         self, bucket: str, key: str, tags: dict[str, str], *, version_id: str | None = None
     ) -> ObjectInfo:
-        b = self.write_bucket(bucket)
-        kb = key.encode("utf-8")
-        chain = b.write_chain(kb)
-        target = _pick(chain, key, version_id, self.clock())
-        self.check_writable()
-        new = ver.retagged(target, tags)
-        vid = target.info.version_id
-        record = Record(SET_TAGS, {"b": bucket, "k": key, "t": new.info.tags, "v": vid})
-
-        def then(ok: bool) -> None:
-            if ok:
-                self.evict_to_limit(keep=(bucket, kb))  # the tags are charged against max_memory too
-
-        change = ver.replace(vid, lambda v: ver.retagged(v, new.info.tags))
-        await self.durable(self._stage(b, kb, chain, change, record, then))
-        return new.info
+        tags = dict(tags)
+        return await self._rewrite_version(
+            bucket,
+            key,
+            version_id,
+            lambda v: ver.retagged(v, tags),
+            lambda vid: Record(SET_TAGS, {"b": bucket, "k": key, "t": tags, "v": vid}),
+        )
 
     async def put_object_acl(
         self, bucket: str, key: str, acl: dict[str, Any] | None, *, version_id: str | None = None
     ) -> ObjectInfo:
-        # As tagging: checked against the version as pending changes leave it, then staged (no await between).
+        return await self._rewrite_version(
+            bucket,
+            key,
+            version_id,
+            lambda v: ver.with_acl(v, acl),
+            lambda vid: Record(SET_ACL, {"b": bucket, "k": key, "v": vid, "a": acl}),
+        )
+
+    async def _rewrite_version(
+        self,
+        bucket: str,
+        key: str,
+        version_id: str | None,
+        rebuild: Callable[[MemObject], MemObject],
+        record_of: Callable[[str], Record],
+    ) -> ObjectInfo:
+        """Replace one version by ``rebuild(version)`` (same body: tags, ACL), logged as ``record_of(id)``.
+        Checked against the version as pending changes leave it, then staged (no await between)."""
         b = self.write_bucket(bucket)
         kb = key.encode("utf-8")
         chain = b.write_chain(kb)
         target = _pick(chain, key, version_id, self.clock())
         self.check_writable()
-        new = ver.with_acl(target, acl)
+        new = rebuild(target)
         vid = target.info.version_id
-        record = Record(SET_ACL, {"b": bucket, "k": key, "v": vid, "a": acl})
 
         def then(ok: bool) -> None:
             if ok:
-                self.evict_to_limit(keep=(bucket, kb))  # the document is charged against max_memory too
+                self.evict_to_limit(keep=(bucket, kb))  # tags and ACLs are charged against max_memory too
 
-        change = ver.replace(vid, lambda v: ver.with_acl(v, acl))
-        await self.durable(self._stage(b, kb, chain, change, record, then))
+        change = ver.replace(vid, rebuild)
+        await self.durable(self._stage(b, kb, chain, change, record_of(vid), then))
         return new.info
 
     async def put_object_retention(
