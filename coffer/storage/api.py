@@ -86,6 +86,11 @@ class ObjectInfo:
     # The version's access control list as the server's JSON-able document (the engine stores it
     # opaquely); None: the default, owned by the bucket owner with no grants to anyone else.
     acl: dict[str, Any] | None = None
+    # A body stored transformed (encrypted, coffer/encryption): the document the server gave
+    # (``Encoding.document``, kept opaquely) and the length of the bytes as stored; ``size``,
+    # ``etag`` and ``checksums`` describe the body as the client sent it. None: stored as sent.
+    encoding: dict[str, Any] | None = None
+    stored_size: int | None = None
 
 
 @dataclass(slots=True)
@@ -229,6 +234,30 @@ class PutDigests:
 # Called once the whole body is on disk but before it becomes visible; raising
 # aborts the write with nothing stored (BadDigest, checksum trailers, ...).
 Verifier = Callable[[PutDigests], None]
+
+
+@dataclass(frozen=True, slots=True)
+class LogicalBody:
+    """What a version stored transformed reports: the size, ETag (hex, no quotes) and checksums
+    of the body as the client sent it, computed by the caller while it transformed the body."""
+
+    size: int
+    etag: str
+    checksums: dict[str, bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class Encoding:
+    """A body the caller transformed (encrypted) before handing it to the engine.
+
+    The engine stores the bytes it receives (``ObjectInfo.stored_size`` is their length), keeps
+    ``document`` opaquely (``ObjectInfo.encoding``) and reports ``logical(digests)``: called with
+    the digests of the stored bytes once they have all arrived, before the version becomes
+    visible; raising aborts the write with nothing stored (as ``Verifier``)."""
+
+    document: dict[str, Any]
+    logical: Callable[[PutDigests], LogicalBody]
+
 
 # Called with the source object of a copy before anything is written; raising
 # (e.g. PreconditionFailed for x-amz-copy-source-if-*) aborts the copy.
@@ -402,6 +431,7 @@ class Engine(Protocol):
         tags: dict[str, str] | None = None,
         lock: ObjectLock = NO_LOCK,
         acl: dict[str, Any] | None = None,
+        encoding: Encoding | None = None,
     ) -> ObjectInfo:
         """Store a new version of the key; the answer carries its version id (NULL_VERSION unless
         the bucket's versioning is Enabled; a null version replaces the key's previous null one).
@@ -442,7 +472,8 @@ class Engine(Protocol):
     async def open_object(
         self, bucket: str, key: str, *, part_number: int | None = None, version_id: str | None = None
     ) -> ObjectBody:
-        """``head_object`` plus the body."""
+        """``head_object`` plus the body. For a version stored transformed (``info.encoding``) the
+        body's ``stream(start, end)`` is in stored bytes, ``end`` at most ``info.stored_size``."""
         ...
 
     async def delete_object(
@@ -534,7 +565,8 @@ class Engine(Protocol):
         """Copy a version (None: the latest) to a new version of the destination, as ``put_object``
         stores one; ``headers``/``storage_class``/``tags`` None keep the source's; the lock and the
         ACL are never copied (the copy gets ``acl``). ``check_source`` sees the source version (its
-        version id included). Never whole in memory."""
+        version id included). Never whole in memory. A source stored transformed (``encoding``) is
+        refused with InvalidRequest: its stored bytes are bound to it, the caller re-encodes."""
         ...
 
     async def list_object_parts(
