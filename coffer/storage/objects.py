@@ -1,10 +1,20 @@
 """Object rules every engine shares, with no I/O: the copy-source range, an
-object's part N, the per-bucket object quota and a completed upload's object."""
+object's part N, the per-bucket object quota, a completed upload's object and
+what a PUT's body (maybe stored transformed) makes a version report."""
 
 from __future__ import annotations
 
 from coffer.storage import errors
-from coffer.storage.api import MAX_PART_NUMBER, MAX_PART_SIZE, ObjectInfo, ObjectPart, UploadInfo
+from coffer.storage.api import (
+    MAX_PART_NUMBER,
+    MAX_PART_SIZE,
+    Encoding,
+    ObjectInfo,
+    ObjectPart,
+    PutDigests,
+    UploadInfo,
+    Verifier,
+)
 from coffer.storage.multipart import Assembly
 
 
@@ -34,6 +44,37 @@ def part_of(info: ObjectInfo, part_number: int, stored: ObjectPart | None) -> Ob
     elif part_number == 1:  # a single-part object is its own part 1
         return ObjectPart(1, 0, info.size, info.etag, dict(info.checksums))
     raise errors.InvalidPart(f"The requested part number {part_number} does not exist.", key=info.key)
+
+
+def stored_length(info: ObjectInfo) -> int:
+    """The length of a version's bytes as the engine holds them: what bounds a read of its body
+    (``stored_size`` for a body stored transformed, else ``size``)."""
+    return info.size if info.stored_size is None else info.stored_size
+
+
+def accept_body(info: ObjectInfo, digests: PutDigests, verify: Verifier | None, encoding: Encoding | None) -> None:
+    """Once a PUT's body has all arrived: check it (``verify``), then set what the version
+    reports: the received bytes' size, ETag and checksums, or for a body stored transformed
+    the caller's logical ones (``encoding.logical``) with the stored length and the document.
+    Raising (either callback) aborts the write: the caller discards the body."""
+    if verify is not None:
+        verify(digests)
+    info.checksum_type = "FULL_OBJECT"
+    if encoding is None:
+        info.size, info.etag, info.checksums = digests.size, digests.md5.hex(), digests.checksums
+        return
+    logical = encoding.logical(digests)
+    info.size, info.etag, info.checksums = logical.size, logical.etag, dict(logical.checksums)
+    info.encoding, info.stored_size = encoding.document, digests.size
+
+
+def refuse_encoded_source(info: ObjectInfo) -> None:
+    """A copy source stored transformed: its bytes are bound to it (the caller decodes and
+    re-encodes), so the engine never copies them."""
+    if info.encoding is not None:
+        raise errors.InvalidRequest(
+            "The source object is stored encrypted by the server: it cannot be copied as stored.", key=info.key
+        )
 
 
 def check_quota(live_objects: int, limit: int, bucket: str, key: str) -> None:

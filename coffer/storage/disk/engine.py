@@ -33,6 +33,7 @@ from coffer.storage.api import (
     DeleteCondition,
     DeleteRequest,
     DeleteResult,
+    Encoding,
     EngineObserver,
     ListEntry,
     ListPage,
@@ -60,7 +61,15 @@ from coffer.storage.disk.multipart import DiskUploads
 from coffer.storage.disk.records import File, Inline, ObjectRecord, Pieces
 from coffer.storage.listing import AFTER_ALL_VERSIONS, list_page, list_versions_page
 from coffer.storage.multipart import copy_plan
-from coffer.storage.objects import check_quota, clamp_count, clamp_part_number, part_of
+from coffer.storage.objects import (
+    accept_body,
+    check_quota,
+    clamp_count,
+    clamp_part_number,
+    part_of,
+    refuse_encoded_source,
+    stored_length,
+)
 from coffer.storage.ttl import expiry_of, is_expired
 from coffer.storage.versioning import (
     check_lock_bucket,
@@ -166,7 +175,7 @@ class DiskObjectBody:
         self.data = body.data if isinstance(body, Inline) else None
 
     def stream(self, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
-        end = self.info.size if end is None else end
+        end = stored_length(self.info) if end is None else end
         if self.segments is not None:
             assert self._blobs is not None
             opened, self._opened = self._opened, {}
@@ -517,34 +526,33 @@ class DiskEngine:
         tags: dict[str, str] | None = None,
         lock: ObjectLock = NO_LOCK,
         acl: dict[str, Any] | None = None,
+        encoding: Encoding | None = None,
     ) -> ObjectInfo:
         await self._bucket_exists(bucket)  # fail fast before reading a body
         received = await self.blobs.receive(
             body, algorithms=checksum_algorithms, want_sha256=want_sha256, max_size=self.max_object_size
         )
+        info = ObjectInfo(
+            bucket=bucket,
+            key=key,
+            size=0,
+            etag="",
+            last_modified=0.0,
+            storage_class=storage_class,
+            headers=headers,
+            tags=dict(tags or {}),
+            lock=lock,
+            acl=acl,
+        )
         try:
-            digests = received.digests
-            if verify is not None:
-                verify(digests)
+            # Inline or a blob file as the stored length decides (receive did).
+            accept_body(info, received.digests, verify, encoding)
             blob = await self.blobs.publish(received) if received.data is None else None
         except BaseException:
             received.discard()
             raise
         now = time.time()
-        info = ObjectInfo(
-            bucket=bucket,
-            key=key,
-            size=digests.size,
-            etag=digests.md5.hex(),
-            last_modified=now,
-            storage_class=storage_class,
-            headers=headers,
-            checksums=digests.checksums,
-            checksum_type="FULL_OBJECT",
-            tags=dict(tags or {}),
-            lock=lock,
-            acl=acl,
-        )
+        info.last_modified = now
         record = ObjectRecord(
             info,
             "",
@@ -656,13 +664,20 @@ class DiskEngine:
         raise errors.StorageError("object body missing", key=key)
 
     async def _open_source(self, bucket: str, key: str, version_id: str | None) -> DiskObjectBody:
-        """A copy source: as S3, naming a delete marker by version id is an InvalidRequest."""
+        """A copy source: as S3, naming a delete marker by version id is an InvalidRequest; so is
+        a version stored transformed (its bytes are bound to it)."""
         try:
-            return await self.open_object(bucket, key, version_id=version_id)
+            source = await self.open_object(bucket, key, version_id=version_id)
         except errors.MethodNotAllowed as exc:
             raise errors.InvalidRequest(
                 "The source of a copy request may not specifically refer to a delete marker by version id.", key=key
             ) from exc
+        try:
+            refuse_encoded_source(source.info)
+        except BaseException:
+            source.close()
+            raise
+        return source
 
     async def put_object_tagging(
         self, bucket: str, key: str, tags: dict[str, str], *, version_id: str | None = None

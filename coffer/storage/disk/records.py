@@ -17,7 +17,9 @@ row promotes the next newest. Delete markers are rows with
 checksums (algorithm -> base64), ``ct`` checksum type, ``n`` parts count, ``t``
 tags, ``sg`` 1 when the body is pieces (rows of ``object_parts``), ``l`` the
 Object Lock state (``m`` mode, ``u`` retain-until, ``h`` 1 for a legal hold), ``a`` the
-version's ACL document (the server's, stored opaquely; absent: the default ACL).
+version's ACL document (the server's, stored opaquely; absent: the default ACL), ``e`` and
+``z`` for a body stored transformed (encrypted): the server's encoding document (opaque) and
+the stored length (the ``size`` column holds the size the version reports; absent: stored as sent).
 """
 
 from __future__ import annotations
@@ -179,6 +181,9 @@ def encode_extra(info: ObjectInfo, pieces: bool) -> str:
         doc["l"] = lock
     if info.acl is not None:
         doc["a"] = info.acl  # absent when default: rows without an ACL stay byte-identical
+    if info.encoding is not None:
+        doc["e"] = info.encoding  # absent when stored as sent: such rows stay byte-identical
+        doc["z"] = info.stored_size
     return json.dumps(doc, separators=(",", ":"))
 
 
@@ -201,6 +206,8 @@ def _decode(bucket: str, row: tuple[Any, ...]) -> ObjectRecord:
         delete_marker=bool(marker),
         lock=decode_lock(doc.get("l")),
         acl=doc.get("a"),
+        encoding=doc.get("e"),
+        stored_size=doc.get("z"),
     )
     body: Body
     if doc.get("sg"):

@@ -15,6 +15,8 @@ decode unchanged::
     13 tags {}   14 lock [mode, retain_until, legal_hold] or None   15 delete marker 0/1
     16 parts_count (None: len(parts); answers carry no parts)
     17 acl: the version's ACL document, opaque to the engine (None: the default ACL)
+    18 encoding: the document of a body stored transformed, opaque (None: stored as sent)
+    19 stored_size: the length of the bytes as stored (None: stored as sent, ``size``)
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from coffer.storage.api import NO_LOCK, ObjectInfo, ObjectLock, ObjectPart
 
 _FIXED = 13
 # Defaults of the appended positions 13.., dropped from the end of a record.
-_DEFAULTS: tuple[Any, ...] = ({}, None, 0, None, None)
+_DEFAULTS: tuple[Any, ...] = ({}, None, 0, None, None, None, None)
 
 
 def lock_meta(lock: ObjectLock) -> list[Any] | None:
@@ -65,6 +67,8 @@ def object_meta(
         1 if info.delete_marker else 0,
         None if parts is not None and len(parts) == info.parts_count else info.parts_count,
         info.acl,
+        info.encoding,
+        info.stored_size,
     ]
     while len(meta) > _FIXED and meta[-1] == _DEFAULTS[len(meta) - 1 - _FIXED]:
         meta.pop()
@@ -76,7 +80,10 @@ def object_from(meta: list[Any]) -> tuple[ObjectInfo, str, float | None, tuple[O
     bucket, key, size, etag, modified, version, storage_class, owner, headers, sums, checksum_type, expires = meta[
         : _FIXED - 1
     ]
-    tags, lock, marker, parts_count, acl = [*meta[_FIXED:], *_DEFAULTS[max(len(meta) - _FIXED, 0) :]]
+    tags, lock, marker, parts_count, acl, encoding, stored_size = [
+        *meta[_FIXED:],
+        *_DEFAULTS[max(len(meta) - _FIXED, 0) :],
+    ]
     parts = tuple(
         ObjectPart(n, offset, psize, petag, {a: bytes.fromhex(v) for a, v in psums.items()})
         for n, offset, psize, petag, psums in (meta[12] if len(meta) > 12 else ())
@@ -97,5 +104,7 @@ def object_from(meta: list[Any]) -> tuple[ObjectInfo, str, float | None, tuple[O
         delete_marker=bool(marker),
         lock=lock_from(lock),
         acl=acl,
+        encoding=encoding,
+        stored_size=stored_size,
     )
     return info, owner, expires, parts

@@ -58,6 +58,7 @@ from coffer.storage.api import (
     DeleteCondition,
     DeleteRequest,
     DeleteResult,
+    Encoding,
     EngineObserver,
     ListEntry,
     ListPage,
@@ -116,7 +117,15 @@ from coffer.storage.memory.wal import (
     segments,
 )
 from coffer.storage.multipart import COMPLETED_RETENTION_SECONDS, answer_stands, copy_plan
-from coffer.storage.objects import check_quota, clamp_count, clamp_part_number, part_of
+from coffer.storage.objects import (
+    accept_body,
+    check_quota,
+    clamp_count,
+    clamp_part_number,
+    part_of,
+    refuse_encoded_source,
+    stored_length,
+)
 from coffer.storage.ttl import expiry_of, is_expired
 from coffer.storage.versioning import (
     check_lock_bucket,
@@ -206,7 +215,7 @@ class MemoryObjectBody:
         self._chunks = chunks
 
     def stream(self, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
-        return _stream_chunks(self._chunks, start, self.info.size if end is None else end)
+        return _stream_chunks(self._chunks, start, stored_length(self.info) if end is None else end)
 
     def close(self) -> None:
         self._chunks = ()
@@ -518,7 +527,7 @@ class MemoryEngine:
         for bucket, key, versions in victims:
             self._change(bucket, key, ver.remove(None))
             objects = [v for v in versions if not v.info.delete_marker]
-            freed += sum(v.info.size for v in objects)
+            freed += sum(stored_length(v.info) for v in objects)
             count += len(objects)
             # No version id: the whole key, every version and delete marker with it.
             self.log_nowait(Record(DELETE_OBJECT, {"b": bucket.info.name, "k": key.decode("utf-8")}))
@@ -811,27 +820,25 @@ class MemoryEngine:
         tags: dict[str, str] | None = None,
         lock: ObjectLock = NO_LOCK,
         acl: dict[str, Any] | None = None,
+        encoding: Encoding | None = None,
     ) -> ObjectInfo:
         self.write_bucket(bucket)  # fail fast before reading a body
         digests, chunks, reserved = await self.receive(body, checksum_algorithms, want_sha256)
         try:
-            if verify is not None:
-                verify(digests)
             now = self.clock()
             info = ObjectInfo(
                 bucket=bucket,
                 key=key,
-                size=digests.size,
-                etag=digests.md5.hex(),
+                size=0,
+                etag="",
                 last_modified=now,
                 storage_class=storage_class,
                 headers=headers,
-                checksums=digests.checksums,
-                checksum_type="FULL_OBJECT",
                 tags=dict(tags or {}),
                 lock=lock,
                 acl=acl,
             )
+            accept_body(info, digests, verify, encoding)
             fut = self._commit(info, chunks, now, reserved, if_none_match=if_none_match, if_match=if_match)
         except BaseException:
             self.release(reserved)
@@ -948,14 +955,17 @@ class MemoryEngine:
         return obj
 
     def copy_source(self, bucket: str, key: str, version_id: str | None) -> MemObject:
-        """The source version of a copy: a delete marker named by its id is an invalid request."""
+        """The source version of a copy: a delete marker named by its id is an invalid request, so
+        is a version stored transformed (its bytes are bound to it)."""
         try:
-            return self._read(bucket, key, version_id)
+            source = self._read(bucket, key, version_id)
         except errors.MethodNotAllowed as exc:
             raise errors.InvalidRequest(
                 "The source of a copy request may not specifically refer to a delete marker by version id.",
                 key=key,
             ) from exc
+        refuse_encoded_source(source.info)
+        return source
 
     def is_current(self, info: ObjectInfo) -> bool:
         bucket = self._buckets.get(info.bucket)

@@ -77,7 +77,9 @@ def charge_of(
 def mem_object(
     info: ObjectInfo, owner: str, chunks: tuple[bytes, ...], expires: float | None, parts: tuple[ObjectPart, ...] = ()
 ) -> MemObject:
-    charge = charge_of(info.key.encode("utf-8"), info.size, info.headers, info.checksums, info.tags, info.acl)
+    # The bytes held: the stored length of a body stored transformed (plus its document).
+    size = info.size if info.stored_size is None else info.stored_size + 2 * len(json.dumps(info.encoding))
+    charge = charge_of(info.key.encode("utf-8"), size, info.headers, info.checksums, info.tags, info.acl)
     return MemObject(info, owner, chunks, expires, charge, None, parts)
 
 
