@@ -1,4 +1,4 @@
-"""The ``coffer`` command: serve, status, init, keys, bench."""
+"""The ``coffer`` command: serve, status, init, keys, kms, bench."""
 
 from __future__ import annotations
 
@@ -351,6 +351,136 @@ def keys_remove(access_key: str, config_file: str | None, data_dir: str | None) 
             f"{access_key} is defined in the settings (config file or environment): remove it there"
         )
     raise click.ClickException(f"no key pair {access_key} in {key_file.path}")
+
+
+_kms_data_dir_option = click.option(
+    "--data-dir", default=None, help="Data directory holding kms/keyring.json, as for `serve`. [env COFFER_DATA_DIR]"
+)
+_kms_config_option = click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="YAML config file, as for `serve` (for the data directory and the master key). [env COFFER_CONFIG]",
+)
+
+
+@main.group()
+def kms() -> None:
+    """Manage the built-in key service of server-side encryption (data_dir/kms/).
+
+    Keys are named by id (a UUID), alias/NAME, or their ARN. The master key comes from
+    kms_master_key (COFFER_KMS_MASTER_KEY), kms_master_key_file, else data_dir/kms/master.key
+    (generated on first use). A running server picks up changes at once. See docs/encryption-keys.md.
+    """
+
+
+def _key_service(config_file: str | None, data_dir: str | None) -> Any:
+    from coffer.encryption.keyring import KeyringError
+    from coffer.encryption.kms import LocalKeyService
+
+    settings = _keys_settings(config_file, data_dir)
+    _data_dir(settings)
+    try:
+        service = LocalKeyService.from_settings(settings)
+        service.check()
+    except KeyringError as exc:
+        raise click.ClickException(str(exc)) from None
+    warning = service.master_key_warning()
+    if warning:
+        click.echo(f"warning: {warning}", err=True)
+    return service
+
+
+def _kms_call(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    from coffer.encryption.keyring import KeyringError
+    from coffer.encryption.kms import KeyServiceError
+
+    try:
+        return fn(*args, **kwargs)
+    except KeyServiceError as exc:
+        raise click.ClickException(f"{exc.code}: {exc.message}") from None
+    except KeyringError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _echo_key(info: Any, what: str) -> None:
+    alias = f" ({info.alias})" if info.alias else ""
+    click.echo(f"{what} {info.key_id}{alias}: {info.arn}, {'enabled' if info.enabled else 'disabled'}, "
+               f"version {info.versions}")  # fmt: skip
+
+
+@kms.command("create-key")
+@click.option("--alias", default="", help="Alias, 'alias/NAME' or NAME (letters, digits, '/', '_', '-').")
+@click.option("--description", default="", help="Free text shown by list-keys.")
+@_kms_config_option
+@_kms_data_dir_option
+def kms_create_key(alias: str, description: str, config_file: str | None, data_dir: str | None) -> None:
+    """Create a key for SSE-KMS (x-amz-server-side-encryption-aws-kms-key-id)."""
+    service = _key_service(config_file, data_dir)
+    _echo_key(_kms_call(service.create_key, alias=alias, description=description), "created")
+
+
+@kms.command("list-keys")
+@_kms_config_option
+@_kms_data_dir_option
+def kms_list_keys(config_file: str | None, data_dir: str | None) -> None:
+    """List keys (never their material), including the ones Coffer manages."""
+    service = _key_service(config_file, data_dir)
+    infos = _kms_call(service.list_keys)
+    click.echo(f"keyring {service.dir / 'keyring.json'}")
+    if not infos:
+        click.echo("no keys yet")
+        return
+    rows = [
+        (
+            i.key_id,
+            i.alias,
+            "enabled" if i.enabled else "disabled",
+            str(i.versions),
+            "coffer" if i.managed else "",
+            i.description,
+        )
+        for i in infos
+    ]
+    header = ("KEY ID", "ALIAS", "STATE", "VERSIONS", "MANAGED", "DESCRIPTION")
+    widths = [max(len(r[n]) for r in (header, *rows)) for n in range(len(header))]
+    for row in (header, *rows):
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
+@kms.command("disable-key")
+@click.argument("key_id")
+@_kms_config_option
+@_kms_data_dir_option
+def kms_disable_key(key_id: str, config_file: str | None, data_dir: str | None) -> None:
+    """Disable KEY_ID: no new objects with it, and its objects cannot be read until enabled again."""
+    service = _key_service(config_file, data_dir)
+    _echo_key(_kms_call(service.disable_key, key_id), "disabled")
+
+
+@kms.command("enable-key")
+@click.argument("key_id")
+@_kms_config_option
+@_kms_data_dir_option
+def kms_enable_key(key_id: str, config_file: str | None, data_dir: str | None) -> None:
+    """Enable KEY_ID again."""
+    service = _key_service(config_file, data_dir)
+    _echo_key(_kms_call(service.enable_key, key_id), "enabled")
+
+
+@kms.command("rotate")
+@click.argument("key_id", required=False)
+@_kms_config_option
+@_kms_data_dir_option
+def kms_rotate(key_id: str | None, config_file: str | None, data_dir: str | None) -> None:
+    """Give a key new key material (default: the SSE-S3 key).
+
+    New objects' data keys are wrapped with the new version; older versions are kept, so
+    existing objects stay readable. The master key is not changed by this.
+    """
+    service = _key_service(config_file, data_dir)
+    _echo_key(_kms_call(service.rotate, key_id), "rotated")
 
 
 @main.command()

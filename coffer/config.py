@@ -363,6 +363,23 @@ class Settings:
         default="", metadata=_meta("PEM certificate (chain) file: serve HTTPS instead of HTTP. Needs tls_key.")
     )
     tls_key: str = field(default="", metadata=_meta("PEM private key file of tls_cert."))
+    kms_master_key: str = field(
+        default="",
+        repr=False,
+        metadata=_meta(
+            "Master key of the built-in key service (server-side encryption, docs/encryption-keys.md): "
+            "base64 of 32 random bytes (`openssl rand -base64 32`). It encrypts the keys in "
+            "<data_dir>/kms/keyring.json. Empty: kms_master_key_file, else <data_dir>/kms/master.key, "
+            "generated on first start (warned about: beside the data it protects less). Never printed."
+        ),
+    )
+    kms_master_key_file: str = field(
+        default="",
+        metadata=_meta(
+            "File holding the key service's master key (base64 of 32 bytes, or the 32 raw bytes), "
+            "used when kms_master_key is empty; keep it outside the data directory, mode 0600."
+        ),
+    )
 
     # ------------------------------------------------------------------ helpers
     def validate(self) -> Settings:
@@ -410,6 +427,13 @@ class Settings:
             raise ConfigError("access_key and secret_key must be given together")
         if bool(self.tls_cert) != bool(self.tls_key):
             raise ConfigError("tls_cert and tls_key must be given together")
+        if self.kms_master_key:
+            from coffer.encryption.keyring import KeyringError, decode_master_key
+
+            try:
+                decode_master_key(self.kms_master_key, "kms_master_key")
+            except KeyringError as exc:
+                raise ConfigError(str(exc)) from None
         for name in (
             "max_request_size",
             "max_header_size",
