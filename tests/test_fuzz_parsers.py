@@ -566,4 +566,6 @@ def test_object_lock_headers(headers: dict[str, str]) -> None:
         return
     assert lock is not None
     assert (lock.mode is None) == (lock.retain_until is None)
-    assert lock.legal_hold == (headers.get(object_lock.HOLD_HEADER) == "ON")
+    hold = headers.get(object_lock.HOLD_HEADER)
+    # Tri-state: no header leaves the hold unset (None), which is not the same as OFF.
+    assert lock.legal_hold == (None if hold is None else hold == "ON")
