@@ -380,6 +380,14 @@ class Settings:
             "used when kms_master_key is empty; keep it outside the data directory, mode 0600."
         ),
     )
+    sse_c_over_http: bool = field(
+        default=False,
+        metadata=_meta(
+            "Accept SSE-C keys (x-amz-server-side-encryption-customer-key) over plain HTTP from any "
+            "client. S3 refuses them without TLS, and so does Coffer except from the loopback "
+            "interface; turn this on only for development behind a trusted network."
+        ),
+    )
 
     # ------------------------------------------------------------------ helpers
     def validate(self) -> Settings:

@@ -25,12 +25,14 @@ from coffer.server import acls, ownership, public_access
 from coffer.server.access.acl import Acl
 from coffer.server.access.policy import MalformedPolicy, Policy, parse_policy
 from coffer.server.public_access import PublicAccessBlock
+from coffer.server.sse import BucketEncryption
 from coffer.storage.api import BucketInfo, Engine
 
 log = logging.getLogger("coffer.server")
 
 CONFIG_NAME = "object_lock"  # the bucket configuration document of the default retention (object_lock.py)
 POLICY_CONFIG = "policy"  # the bucket policy document (its text), handlers/bucket_policy.py
+ENCRYPTION_CONFIG = "encryption"  # the default encryption document (sse.BucketEncryption.to_doc)
 
 TTL_SECONDS = 1.0
 _MAX_ENTRIES = 4096
@@ -52,6 +54,8 @@ class BucketState:
     acl: Acl | None = None
     # Some object in it is owned by another user (acls.FOREIGN_CONFIG).
     foreign_objects: bool = False
+    # Its default encryption (Put/GetBucketEncryption); None: none.
+    encryption: BucketEncryption | None = None
 
 
 class BucketStates:
@@ -82,7 +86,8 @@ class BucketStates:
         acl = acls.stored_bucket_acl(await self.engine.get_bucket_config(bucket, acls.CONFIG_NAME), info.owner)
         foreign = bool(await self.engine.get_bucket_config(bucket, acls.FOREIGN_CONFIG))
         owned = owned if isinstance(owned, str) else None
-        state = BucketState(info, lock_config, now, policy, block, owned, acl, foreign)
+        encryption = BucketEncryption.from_doc(await self.engine.get_bucket_config(bucket, ENCRYPTION_CONFIG))
+        state = BucketState(info, lock_config, now, policy, block, owned, acl, foreign, encryption)
         if len(self._states) >= _MAX_ENTRIES:
             self._states.clear()
         self._states[bucket] = state

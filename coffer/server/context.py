@@ -6,6 +6,7 @@ application (which imports the handler table).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -19,6 +20,7 @@ from coffer.server.request import Request
 from coffer.storage.api import Engine
 
 if TYPE_CHECKING:
+    from coffer.encryption.kms import KeyService
     from coffer.server.auth.gate import AuthGate
 
 # Who a request acts as is ``req.principal`` (set by the auth gate); DEFAULT_OWNER
@@ -37,6 +39,21 @@ class Context:
     auth: AuthGate | None = None
     # Bucket versioning and Object Lock state, cached briefly (bucket_state.py).
     buckets: BucketStates | None = None
+    # The key service of server-side encryption, made on first use (``keys``).
+    kms: KeyService | None = None
+
+    def keys(self) -> KeyService:
+        """The key service, opened on first use: a server that never encrypts makes no key files."""
+        if self.kms is None:
+            from coffer.encryption.kms import LocalKeyService
+
+            service = LocalKeyService.from_settings(self.settings)
+            service.check()  # a wrong master key fails here, not as garbage later
+            warning = service.master_key_warning()
+            if warning:
+                logging.getLogger("coffer.server").warning("%s", warning)
+            self.kms = service
+        return self.kms
 
     def users(self) -> Users:
         """The users ACLs may name, with their display names."""

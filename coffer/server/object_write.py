@@ -55,10 +55,11 @@ class ObjectWrite:
 
 
 def refuse_encryption(name: str) -> S3Error:
-    """Encryption is not built: storing plaintext while the client asked for SSE would be a lie."""
+    """Encrypted multipart uploads are not built yet: storing plaintext while the client asked for
+    SSE (or the bucket's default asks for it) would be a lie."""
     return S3Error(
         "NotImplemented",
-        f"Server-side encryption ({name}) is not implemented by Coffer; nothing was stored.",
+        f"Server-side encryption ({name}) of multipart uploads is not implemented by Coffer yet; nothing was stored.",
         Header=name,
     )
 
@@ -80,8 +81,7 @@ def object_write(source: Mapping[str, str], *, form: bool = False) -> ObjectWrit
             meta_size += len(name) - len("x-amz-meta-") + len(value)
         elif name in STORED_HEADERS:
             stored[name] = value
-        elif name.startswith(_ENCRYPTION_PREFIXES):
-            raise refuse_encryption(name)
+        # x-amz-server-side-encryption* are read by coffer/server/sse.py, never stored as metadata.
     ttl = stored.get(TTL_METADATA)
     if ttl is not None and parse_ttl(ttl) is None:
         raise S3Error(

@@ -55,11 +55,6 @@ async def GetBucketLogging(ctx: Context, req: Request) -> Response:
     return await _empty(ctx, req, "BucketLoggingStatus")
 
 
-async def GetBucketEncryption(ctx: Context, req: Request) -> Response:
-    # Coffer does not encrypt at rest, so it reports no default encryption (legacy S3's answer).
-    return await _absent(ctx, req, "ServerSideEncryptionConfigurationNotFoundError")
-
-
 async def GetBucketReplication(ctx: Context, req: Request) -> Response:
     return await _absent(ctx, req, "ReplicationConfigurationNotFoundError")
 

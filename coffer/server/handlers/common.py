@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote
 
-from coffer.server import acls, xml
+from coffer.server import acls, sse, xml
 from coffer.server.context import Context, Owner
 from coffer.server.errors import S3Error
 from coffer.server.http import INT32_MAX, Response, parse_int
@@ -109,3 +110,28 @@ async def acl_for_write(
         await ctx.engine.put_bucket_config(req.bucket, acls.FOREIGN_CONFIG, True)
         states.forget(req.bucket)
     return owner, acl
+
+
+def _loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def customer_key(ctx: Context, req: Request, prefix: str = sse.CUSTOMER_PREFIX) -> sse.CustomerKey | None:
+    """The request's SSE-C key (``prefix``: a copy source's), refused over plain HTTP as S3 does
+    (except from loopback, or with the ``sse_c_over_http`` setting)."""
+    customer = sse.parse_customer(req.headers, prefix)
+    sse.check_transport(customer, bool(ctx.settings.tls_cert), _loopback(req.client_ip), ctx.settings.sse_c_over_http)
+    return customer
+
+
+async def encryption_for_write(ctx: Context, req: Request, fields: Mapping[str, str] | None = None) -> sse.SseRequest:
+    """The encryption a write asks for (headers, or a POST form's ``fields``), else its bucket's default."""
+    assert req.bucket is not None
+    request = sse.parse_write(req.headers if fields is None else fields)
+    sse.check_transport(
+        request.customer, bool(ctx.settings.tls_cert), _loopback(req.client_ip), ctx.settings.sse_c_over_http
+    )
+    return sse.with_default(request, (await ctx.bucket_states().get(req.bucket)).encryption)

@@ -5,18 +5,19 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import unquote
 
-from coffer.server import object_lock, xml
+from coffer.server import encryption, object_lock, sse, xml
 from coffer.server.context import Context
 from coffer.server.errors import S3Error
-from coffer.server.handlers.common import acl_for_write
+from coffer.server.handlers.common import acl_for_write, customer_key, encryption_for_write
 from coffer.server.handlers.object import checksum_algorithm_header
 from coffer.server.http import Response, etag_matches, parse_http_date
 from coffer.server.object_write import object_write
 from coffer.server.request import Request, validate_key, validate_new_key
 from coffer.server.versioning import add_written_version, check_version_id, shows_versions
-from coffer.storage.api import ObjectInfo, SourceCheck
+from coffer.storage.api import DEFAULT_CHECKSUM_ALGORITHM, ObjectInfo, ObjectLock, SourceCheck
 from coffer.storage.errors import MethodNotAllowed, NoSuchKey
 from coffer.storage.multipart import display_checksum
 
@@ -112,6 +113,12 @@ class SourceSeen:
         self._check(info)
         self.version_id = info.version_id
 
+    def refusing_encoded(self, info: ObjectInfo) -> None:
+        """As a check for the engine's byte copy: an encrypted source goes another way (CopyObject)."""
+        self(info)
+        if info.encoding is not None:
+            raise _EncodedSource()
+
     async def add_header(self, ctx: Context, bucket: str, response: Response) -> None:
         # Reported as a read of the source reports its version: never for a never-versioned bucket.
         if self.version_id is not None and await shows_versions(ctx, bucket, self.version_id):
@@ -140,7 +147,9 @@ async def CopyObject(ctx: Context, req: Request) -> Response:
     headers = write.headers if metadata_directive == "REPLACE" else None
     # Copying a named version onto its own key is how S3 restores an older version.
     to_itself = (src_bucket, src_key) == (req.bucket, req.key) and source.version_id is None
-    if to_itself and headers is None and storage_class is None and not algorithm:
+    encrypt = await encryption_for_write(ctx, req)
+    source_customer = customer_key(ctx, req, sse.COPY_SOURCE_CUSTOMER_PREFIX)
+    if to_itself and headers is None and storage_class is None and not algorithm and not encrypt.asked:
         raise S3Error(
             "InvalidRequest",
             "This copy request is illegal because it is trying to copy an object to itself without changing the "
@@ -149,21 +158,29 @@ async def CopyObject(ctx: Context, req: Request) -> Response:
     _, acl = await acl_for_write(ctx, req)
     lock = await object_lock.lock_for_write(ctx.bucket_states(), req.bucket, req.headers)
     seen = SourceSeen(copy_source_check(req))
-    with source_errors():
-        info = await ctx.engine.copy_object(
-            src_bucket,
-            src_key,
-            req.bucket,
-            req.key,
-            headers=headers,
-            storage_class=storage_class or "STANDARD",
-            checksum_algorithm=algorithm,
-            check_source=seen,
-            tags=tags,
-            src_version_id=source.version_id,
-            lock=lock.lock,
-            acl=acl,
-        )
+    copy = _Copy(source, headers, storage_class, algorithm, tags, lock.lock, acl, encrypt, source_customer)
+    if encrypt.asked or source_customer is not None:
+        info = await _copy_through(ctx, req, copy, seen)
+    else:
+        try:
+            with source_errors():
+                info = await ctx.engine.copy_object(
+                    src_bucket,
+                    src_key,
+                    req.bucket,
+                    req.key,
+                    headers=headers,
+                    storage_class=storage_class or "STANDARD",
+                    checksum_algorithm=algorithm,
+                    check_source=seen.refusing_encoded,
+                    tags=tags,
+                    src_version_id=source.version_id,
+                    lock=lock.lock,
+                    acl=acl,
+                )
+        except _EncodedSource:
+            # An encrypted source: decrypted here and stored as the request asks (plaintext).
+            info = await _copy_through(ctx, req, copy, seen)
     inner = [xml.elem("LastModified", xml.iso8601(info.last_modified)), xml.elem("ETag", f'"{info.etag}"')]
     for name, digest in info.checksums.items():
         inner.append(xml.elem(f"Checksum{name}", display_checksum(digest, info.checksum_type, info.parts_count)))
@@ -172,5 +189,70 @@ async def CopyObject(ctx: Context, req: Request) -> Response:
     response = Response(200, body=xml.document("CopyObjectResult", "".join(inner)))
     response.header("content-type", "application/xml")
     add_written_version(response, info.version_id)
+    for name, value in encryption.response_headers(info):
+        response.header(name, value)
     await seen.add_header(ctx, src_bucket, response)
     return response
+
+
+class _EncodedSource(Exception):
+    """The copy source is stored encrypted: the engine cannot copy its bytes as they are."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Copy:
+    """What a CopyObject asks for, beyond the source."""
+
+    source: CopySource
+    headers: dict[str, str] | None  # None: the source's (COPY directive)
+    storage_class: str | None
+    algorithm: str | None
+    tags: dict[str, str] | None  # None: the source's
+    lock: ObjectLock
+    acl: dict[str, Any] | None
+    encrypt: sse.SseRequest
+    source_customer: sse.CustomerKey | None
+
+
+async def _copy_through(ctx: Context, req: Request, copy: _Copy, seen: SourceSeen) -> ObjectInfo:
+    """A copy that changes how the body is stored (encrypted source or destination): the source
+    is read (decrypted) and written again as ``put_object`` stores it (encrypted as asked),
+    streamed, never whole in memory."""
+    assert req.bucket is not None and req.key is not None
+    source = copy.source
+    with source_errors():
+        opened = await ctx.engine.open_object(source.bucket, source.key, version_id=source.version_id)
+    info = opened.info
+    try:
+        seen(info)
+        if info.encoding is not None:
+            data_key = encryption.data_key_of(ctx.keys, info, copy.source_customer)
+            body = encryption.decrypting(opened.stream, info, data_key, 0, info.size)
+        else:
+            if copy.source_customer is not None:
+                raise S3Error("InvalidRequest", "The encryption parameters are not applicable to this object.")
+            body = opened.stream(0, info.size)
+    except BaseException:
+        close = getattr(opened, "close", None)
+        if close is not None:
+            close()
+        raise
+    algorithms = (copy.algorithm or next(iter(info.checksums), DEFAULT_CHECKSUM_ALGORITHM),)
+    encoding = None
+    if copy.encrypt.asked:
+        doc, data_key = encryption.new_document(ctx.keys, copy.encrypt, req.bucket, req.key)
+        body, encoding = encryption.encrypting(
+            body, doc, data_key, algorithms=algorithms, want_sha256=False, verify=None
+        )
+    return await ctx.engine.put_object(
+        req.bucket,
+        req.key,
+        body,
+        headers=copy.headers if copy.headers is not None else dict(info.headers),
+        checksum_algorithms=() if encoding is not None else algorithms,
+        storage_class=copy.storage_class or info.storage_class,
+        tags=copy.tags if copy.tags is not None else dict(info.tags),
+        lock=copy.lock,
+        acl=copy.acl,
+        encoding=encoding,
+    )

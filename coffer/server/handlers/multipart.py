@@ -10,11 +10,19 @@ from coffer import checksums
 from coffer.server import object_lock, xml
 from coffer.server.context import Context
 from coffer.server.errors import S3Error
-from coffer.server.handlers.common import acl_for_write, display_name, key_encoder, owner_xml, parse_max, xml_response
+from coffer.server.handlers.common import (
+    acl_for_write,
+    display_name,
+    encryption_for_write,
+    key_encoder,
+    owner_xml,
+    parse_max,
+    xml_response,
+)
 from coffer.server.handlers.copy import SourceSeen, copy_source_check, parse_copy_source, source_errors
 from coffer.server.handlers.object import checksum_algorithm_header, part_number_param
 from coffer.server.http import INT32_MAX, Response, parse_int, quote_etag
-from coffer.server.object_write import check_no_encryption, object_write
+from coffer.server.object_write import check_no_encryption, object_write, refuse_encryption
 from coffer.server.request import Request, validate_new_key
 from coffer.server.upload import plan_upload
 from coffer.server.versioning import add_written_version
@@ -69,6 +77,9 @@ async def CreateMultipartUpload(ctx: Context, req: Request) -> Response:
     algorithm = checksum_algorithm_header(req)
     write = object_write(req.headers)
     owner, acl = await acl_for_write(ctx, req)
+    if (await encryption_for_write(ctx, req)).asked:
+        named = next((n for n in req.headers if n.startswith("x-amz-server-side-encryption")), None)
+        raise refuse_encryption(named or "the bucket's default encryption")
     lock = await object_lock.lock_for_write(ctx.bucket_states(), req.bucket, req.headers)
     upload = await ctx.engine.create_multipart_upload(
         req.bucket,

@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 
 from coffer import checksums
-from coffer.server import object_lock, xml
+from coffer.server import encryption, object_lock, sse, xml
 from coffer.server.access.decide import object_arn
 from coffer.server.context import Context
 from coffer.server.errors import S3Error, from_storage
-from coffer.server.handlers.common import acl_for_write
+from coffer.server.handlers.common import acl_for_write, customer_key, encryption_for_write
 from coffer.server.http import (
     Response,
     etag_matches,
@@ -80,23 +80,35 @@ async def PutObject(ctx: Context, req: Request) -> Response:
     lock = await object_lock.lock_for_write(ctx.bucket_states(), req.bucket, req.headers)
     if lock.needs_checksum:
         object_lock.require_checksum("content-md5" in req.headers, plan.client_checksum)
+    encrypt = await encryption_for_write(ctx, req)
+    body, algorithms, want_sha256, verify, encoding = plan.body, plan.algorithms, plan.want_sha256, plan.verify, None
+    if encrypt.asked:
+        # The engine stores the encrypted frames; the plaintext's digests are checked and reported.
+        doc, data_key = encryption.new_document(ctx.keys, encrypt, req.bucket, req.key)
+        body, encoding = encryption.encrypting(
+            plan.body, doc, data_key, algorithms=plan.algorithms, want_sha256=plan.want_sha256, verify=plan.verify
+        )
+        algorithms, want_sha256, verify = (), False, None
     info = await ctx.engine.put_object(
         req.bucket,
         req.key,
-        plan.body,
+        body,
         headers=write.headers,
-        checksum_algorithms=plan.algorithms,
-        want_sha256=plan.want_sha256,
-        verify=plan.verify,
+        checksum_algorithms=algorithms,
+        want_sha256=want_sha256,
+        verify=verify,
         storage_class=write.storage_class or "STANDARD",
         if_none_match=if_none_match or False,
         if_match=if_match,
         tags=write.tags or {},
         lock=lock.lock,
         acl=acl,
+        encoding=encoding,
     )
     response = Response(200)
     response.header("etag", quote_etag(info.etag))
+    for name, value in encryption.response_headers(info):
+        response.header(name, value)
     add_written_version(response, info.version_id)
     if plan.client_checksum:
         response.header(checksums.header_name(plan.algorithm), checksums.encode(info.checksums[plan.algorithm]))
@@ -210,6 +222,9 @@ def _read_plan(req: Request, info: ObjectInfo) -> tuple[int, tuple[int, int] | N
 
 def _read_response(req: Request, info: ObjectInfo, status: int, byte_range: tuple[int, int] | None) -> Response:
     response = _object_response(req, info, status)
+    if info.encoding is not None:
+        for name, value in encryption.response_headers(info):
+            response.header(name, value)
     if info.part is not None and info.parts_count:
         response.header("x-amz-mp-parts-count", str(info.parts_count))
     if byte_range is None or info.part is not None:
@@ -236,14 +251,37 @@ async def GetObject(ctx: Context, req: Request) -> Response:
         if close is not None:
             close()
         raise
+    data_key = None
+    if info.encoding is not None or sse.CUSTOMER_PREFIX + "algorithm" in req.headers:
+        try:
+            data_key = _read_key(ctx, req, info)
+        except S3Error:
+            close = getattr(opened, "close", None)
+            if close is not None:
+                close()
+            raise
     response = _read_response(req, info, status, byte_range)
     await add_read_version(ctx, req.bucket, response, info.version_id)
     start, end = byte_range if byte_range is not None else (0, info.size)
-    # Small objects the engine already holds in memory go out as one bytes body.
-    data = opened.data
-    response.body = data[start:end] if data is not None else opened.stream(start, end)
+    if data_key is not None:
+        response.body = encryption.decrypting(opened.stream, info, data_key, start, end)
+    else:
+        # Small objects the engine already holds in memory go out as one bytes body.
+        data = opened.data
+        response.body = data[start:end] if data is not None else opened.stream(start, end)
     response.length = end - start
     return response
+
+
+def _read_key(ctx: Context, req: Request, info: ObjectInfo) -> bytes | None:
+    """The data key of an encrypted version (SSE-C: from the request's key); None when the version
+    is not encrypted (an SSE-C key for it is refused, as S3 does)."""
+    customer = customer_key(ctx, req)
+    if info.encoding is None:
+        if customer is not None:
+            raise S3Error("InvalidRequest", "The encryption parameters are not applicable to this object.")
+        return None
+    return encryption.data_key_of(ctx.keys, info, customer)
 
 
 async def HeadObject(ctx: Context, req: Request) -> Response:
@@ -251,6 +289,12 @@ async def HeadObject(ctx: Context, req: Request) -> Response:
     part_number = part_number_param(req.query.get("partNumber"))
     version_id = version_param(req.query)
     info = await ctx.engine.head_object(req.bucket, req.key, part_number=part_number, version_id=version_id)
+    if info.encoding is not None or sse.CUSTOMER_PREFIX + "algorithm" in req.headers:
+        customer = customer_key(ctx, req)
+        if info.encoding is None and customer is not None:
+            raise S3Error("InvalidRequest", "The encryption parameters are not applicable to this object.")
+        if info.encoding is not None:
+            encryption.check_read_key(info, customer)
     status, byte_range = _read_plan(req, info)
     response = _read_response(req, info, status, byte_range)
     await add_read_version(ctx, req.bucket, response, info.version_id)

@@ -7,18 +7,18 @@ from collections.abc import AsyncIterator
 from urllib.parse import quote
 
 from coffer import checksums
-from coffer.server import acls, object_lock, xml
+from coffer.server import acls, encryption, object_lock, xml
 from coffer.server.auth import post_policy
 from coffer.server.auth.principal import Principal
 from coffer.server.context import Context
 from coffer.server.errors import S3Error
 from coffer.server.formdata import FormReader, boundary_of
-from coffer.server.handlers.common import acl_for_write
+from coffer.server.handlers.common import acl_for_write, encryption_for_write
 from coffer.server.http import Response, quote_etag
 from coffer.server.object_write import declared_checksum, object_write
 from coffer.server.request import Request, validate_new_key
 from coffer.server.versioning import add_written_version
-from coffer.storage.api import PutDigests
+from coffer.storage.api import PutDigests, Verifier
 
 _NOT_MULTIPART = "Bucket POST must be of the enclosure-type multipart/form-data"
 
@@ -75,19 +75,33 @@ async def PostObject(ctx: Context, req: Request) -> Response:
         if expected is not None and digests.checksums.get(algorithm) != expected:
             raise S3Error("BadDigest", f"The {algorithm} you specified did not match the calculated checksum.")
 
+    body = _capped(reader.file_data(), limit)
+    algorithms: tuple[str, ...] = (algorithm,)
+    checked: Verifier | None = verify
+    encoding = None
+    encrypt = await encryption_for_write(ctx, req, fields)  # x-amz-server-side-encryption* fields
+    if encrypt.asked:
+        doc, data_key = encryption.new_document(ctx.keys, encrypt, req.bucket, key)
+        body, encoding = encryption.encrypting(
+            body, doc, data_key, algorithms=algorithms, want_sha256=False, verify=verify
+        )
+        algorithms, checked = (), None
     info = await ctx.engine.put_object(
         req.bucket,
         key,
-        _capped(reader.file_data(), limit),
+        body,
         headers=write.headers,
-        checksum_algorithms=(algorithm,),
-        verify=verify,
+        checksum_algorithms=algorithms,
+        verify=checked,
         storage_class=write.storage_class or "STANDARD",
         tags=write.tags or {},
         lock=lock.lock,
         acl=acl,
+        encoding=encoding,
     )
     response = _success(req, fields, key, info.etag)
+    for name, value in encryption.response_headers(info):
+        response.header(name, value)
     add_written_version(response, info.version_id)  # as PutObject: only a real version
     return response
 

@@ -1,0 +1,234 @@
+"""Encrypted object bodies: what a write stores (the body through the frame encryptor, with the
+digests of the plaintext as the version's size, ETag and checksums) and how a read gets the
+plaintext back (the data key unwrapped, only the frames covering the range decrypted).
+
+The protocol is coffer/server/sse.py, the format coffer/encryption/frames.py, the keys
+coffer/encryption/kms.py. The engine stores the encrypted bytes and this module's document
+(``ObjectInfo.encoding``) without knowing what they mean. docs/encryption.md.
+
+The stored document (short keys: it is kept with every version)::
+
+    v  format (1)          a  AES256 | aws:kms | aws:kms:dsse | SSE-C
+    f  frame size          i  body id (base64, 16 random bytes): the frames' object identity
+    w  wrapped data key    k  KMS key ARN (SSE-KMS)          c  the key service context
+    b  bucket key flag     m  SSE-C key MD5 (S3 echoes it)   h, s  SSE-C key HMAC and its salt
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import logging
+import os
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from coffer.encryption import frames
+from coffer.encryption.kms import AWS_MANAGED_KEY, KeyService, KeyServiceError
+from coffer.server import sse
+from coffer.server.errors import S3Error
+from coffer.storage.api import Encoding, LogicalBody, ObjectInfo, PutDigests, Verifier
+from coffer.storage.hashing import BodyHasher
+
+log = logging.getLogger("coffer.server")
+
+SSE_C = "SSE-C"
+FORMAT = 1
+_SSE_C_AD = b"coffer-sse-c/v1\x00"
+# Encrypting a piece this large off the event loop: AES-GCM and hashing of a MiB take ~1 ms.
+_THREAD_PIECE = 256 * 1024
+
+_STORED_WITH_SSE = (
+    "The object was stored using a form of Server Side Encryption. "
+    "The correct parameters must be provided to retrieve the object."
+)
+_NOT_APPLICABLE = "The encryption parameters are not applicable to this object."
+_WRONG_KEY = "The provided customer key does not match the key the object was stored with."
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _unb64(text: Any) -> bytes:
+    return base64.b64decode(str(text))
+
+
+def kms_error(exc: KeyServiceError) -> S3Error:
+    return S3Error(exc.code, exc.message, status=exc.status)
+
+
+def object_context(bucket: str, key: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The key service context of an object's data key: S3's own (the object's ARN) plus the
+    caller's x-amz-server-side-encryption-context."""
+    return {**(extra or {}), "aws:s3:arn": f"arn:aws:s3:::{bucket}/{key}"}
+
+
+# ---------------------------------------------------------------------- writing
+def new_document(
+    keys: Callable[[], KeyService], request: sse.SseRequest, bucket: str, key: str
+) -> tuple[dict[str, Any], bytes]:
+    """(stored document, data key) for a new encrypted body as ``request`` asks."""
+    body_id = os.urandom(16)
+    doc: dict[str, Any] = {"v": FORMAT, "f": frames.DEFAULT_FRAME_SIZE, "i": _b64(body_id)}
+    if request.customer is not None:
+        data_key = os.urandom(frames.KEY_SIZE)
+        nonce = os.urandom(12)
+        wrapped = AESGCM(request.customer.key).encrypt(nonce, data_key, _SSE_C_AD + body_id)
+        salt = os.urandom(16)
+        doc.update(
+            a=SSE_C,
+            w=_b64(nonce + wrapped),
+            m=request.customer.md5,
+            s=_b64(salt),
+            h=_b64(hmac.new(salt, request.customer.key, hashlib.sha256).digest()),
+        )
+        return doc, data_key
+    assert request.algorithm is not None
+    context = object_context(bucket, key, request.context)
+    service = keys()
+    try:
+        if request.algorithm == sse.AES256:
+            made = service.generate_data_key(None, context)
+        else:
+            # Without a key id SSE-KMS uses S3's AWS-managed key, aws/s3.
+            made = service.generate_data_key(request.kms_key_id or AWS_MANAGED_KEY, context)
+    except KeyServiceError as exc:
+        raise kms_error(exc) from None
+    doc.update(a=request.algorithm, w=_b64(made.wrapped), c=context)
+    if request.algorithm != sse.AES256:
+        doc["k"] = made.key_id
+        if request.bucket_key:
+            doc["b"] = True
+    return doc, made.plaintext
+
+
+def encrypting(
+    body: AsyncIterator[bytes],
+    doc: dict[str, Any],
+    data_key: bytes,
+    *,
+    algorithms: tuple[str, ...],
+    want_sha256: bool,
+    verify: Verifier | None,
+) -> tuple[AsyncIterator[bytes], Encoding]:
+    """The stored (encrypted) form of ``body`` and the Encoding that tells the engine what the
+    version reports: the plaintext's size and checksums (verified against what the client
+    declared, as an unencrypted write is), and an ETag that is the plaintext's MD5 for SSE-S3
+    and, as S3, not for SSE-KMS and SSE-C (the MD5 of the stored bytes)."""
+    hasher = BodyHasher(algorithms, want_sha256)
+    encryptor = frames.Encryptor(data_key, _unb64(doc["i"]), int(doc["f"]))
+
+    def step(chunk: bytes) -> list[bytes]:
+        hasher.update(chunk)
+        return list(encryptor.frames(chunk))
+
+    async def stored() -> AsyncIterator[bytes]:
+        async for chunk in body:
+            out = await asyncio.to_thread(step, chunk) if len(chunk) >= _THREAD_PIECE else step(chunk)
+            for frame in out:
+                yield frame
+        yield encryptor.finish()
+
+    def logical(digests: PutDigests) -> LogicalBody:
+        plain = hasher.digests()
+        if verify is not None:
+            verify(plain)  # Content-MD5, x-amz-checksum-*, x-amz-content-sha256 are of the plaintext
+        etag = plain.md5.hex() if doc["a"] == sse.AES256 else digests.md5.hex()
+        return LogicalBody(plain.size, etag, plain.checksums)
+
+    return stored(), Encoding(doc, logical)
+
+
+# ---------------------------------------------------------------------- reading
+def data_key_of(keys: Callable[[], KeyService], info: ObjectInfo, customer: sse.CustomerKey | None) -> bytes:
+    """The data key of an encrypted version, for a request that gave ``customer`` (its SSE-C key
+    headers): S3's 400 errors for a missing, needless or wrong customer key."""
+    doc = info.encoding
+    assert doc is not None
+    if doc.get("a") == SSE_C:
+        if customer is None:
+            raise S3Error("InvalidRequest", _STORED_WITH_SSE)
+        expected = _unb64(doc["h"])
+        if not hmac.compare_digest(hmac.new(_unb64(doc["s"]), customer.key, hashlib.sha256).digest(), expected):
+            raise S3Error("InvalidArgument", _WRONG_KEY)
+        sealed = _unb64(doc["w"])
+        try:
+            return AESGCM(customer.key).decrypt(sealed[:12], sealed[12:], _SSE_C_AD + _unb64(doc["i"]))
+        except InvalidTag:
+            raise S3Error("InvalidArgument", _WRONG_KEY) from None
+    if customer is not None:
+        raise S3Error("InvalidRequest", _NOT_APPLICABLE)
+    try:
+        return keys().decrypt_data_key(_unb64(doc["w"]), doc.get("c") or {})
+    except KeyServiceError as exc:
+        raise kms_error(exc) from None
+
+
+def check_read_key(info: ObjectInfo, customer: sse.CustomerKey | None) -> None:
+    """HEAD: the SSE-C key must be given (and right) for an SSE-C object, and only for one."""
+    doc = info.encoding
+    if doc is None or doc.get("a") != SSE_C:
+        if customer is not None and doc is not None:
+            raise S3Error("InvalidRequest", _NOT_APPLICABLE)
+        return
+    if customer is None:
+        raise S3Error("InvalidRequest", _STORED_WITH_SSE)
+    if not hmac.compare_digest(hmac.new(_unb64(doc["s"]), customer.key, hashlib.sha256).digest(), _unb64(doc["h"])):
+        raise S3Error("InvalidArgument", _WRONG_KEY)
+
+
+def decrypting(
+    stream: Callable[[int, int], AsyncIterator[bytes]], info: ObjectInfo, data_key: bytes, start: int, end: int
+) -> AsyncIterator[bytes]:
+    """Plaintext bytes [start, end) of an encrypted version; ``stream(s, e)`` reads its stored
+    bytes [s, e). Only the frames covering the range are read and decrypted."""
+    doc = info.encoding
+    assert doc is not None
+    frame_size = int(doc["f"])
+    if info.size == 0:
+        span = frames.frame_span(0, 0, None, frame_size)
+        last: int | None = None
+    else:
+        last = end - 1
+        span = frames.frame_span(info.size, start, last, frame_size)
+    return _decrypt(
+        stream(span.enc_start, span.enc_end), data_key, _unb64(doc["i"]), frame_size, info.size, start, last
+    )
+
+
+async def _decrypt(
+    chunks: AsyncIterator[bytes], key: bytes, body_id: bytes, frame_size: int, size: int, start: int, last: int | None
+) -> AsyncIterator[bytes]:
+    try:
+        async for piece in frames.decrypt_stream(chunks, key, body_id, frame_size, size, start, last):
+            yield piece
+    except frames.FrameError:
+        # Stored bytes that no longer authenticate: corruption (or tampering) at rest. The
+        # response has started, so the connection is cut rather than sending wrong bytes.
+        log.error("encrypted body %s failed authentication", body_id.hex())
+        raise
+
+
+def response_headers(info: ObjectInfo) -> list[tuple[str, str]]:
+    """The x-amz-server-side-encryption* headers S3 sends with a version (PUT, GET, HEAD, copy)."""
+    doc = info.encoding
+    if doc is None:
+        return []
+    algorithm = doc.get("a")
+    if algorithm == SSE_C:
+        return [
+            ("x-amz-server-side-encryption-customer-algorithm", sse.AES256),
+            ("x-amz-server-side-encryption-customer-key-md5", str(doc.get("m", ""))),
+        ]
+    headers = [(sse.HEADER, str(algorithm))]
+    if algorithm != sse.AES256:
+        headers.append((sse.KMS_KEY_HEADER, str(doc.get("k", ""))))
+        if doc.get("b"):
+            headers.append((sse.BUCKET_KEY_HEADER, "true"))
+    return headers
