@@ -346,3 +346,33 @@ def test_encrypt_stream_memory_is_bounded() -> None:
     assert total == encrypted_size(64 * mib, DEFAULT_FRAME_SIZE)
     # One input chunk (1 MiB) plus a few frames, not the 64 MiB body.
     assert peak < mib + 8 * DEFAULT_FRAME_SIZE, peak
+
+
+def test_pipeline_memory_is_bounded() -> None:
+    """decrypt_stream fed straight from encrypt_stream, the plaintext arriving in 1,000-byte pieces
+    gathered into 64 KiB frames: 32 MiB through both holds a few frames, not the body."""
+    piece = os.urandom(1000)
+    total_size = 32 * 1024 * 1024
+
+    async def source() -> AsyncIterator[bytes]:
+        left = total_size
+        while left:
+            n = min(left, len(piece))
+            yield piece[:n]
+            left -= n
+
+    async def run() -> int:
+        stored = encrypt_stream(source(), KEY, OID, DEFAULT_FRAME_SIZE)
+        total = 0
+        async for plain in decrypt_stream(stored, KEY, OID, DEFAULT_FRAME_SIZE, total_size):
+            total += len(plain)
+        return total
+
+    tracemalloc.start()
+    try:
+        total = asyncio.run(run())
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert total == total_size
+    assert peak < 8 * DEFAULT_FRAME_SIZE, peak

@@ -69,6 +69,32 @@ class FrameError(ValueError):
     (truncation), extra bytes after it, or a length no body can have."""
 
 
+class _Assembly:
+    """Bytes of one frame gathered from several input pieces, in a buffer that is reused from frame
+    to frame (only the first frame grows it), so many small pieces never cost a chain of
+    reallocations and copies of a growing buffer."""
+
+    __slots__ = ("buf", "cap", "fill")
+
+    def __init__(self, cap: int) -> None:
+        self.buf = bytearray()
+        self.cap = cap  # the largest frame gathered: the buffer never grows beyond it
+        self.fill = 0
+
+    def add(self, piece: memoryview) -> None:
+        end = self.fill + len(piece)
+        if end > len(self.buf):  # grow geometrically: a frame gathered from tiny pieces stays linear
+            self.buf.extend(bytes(max(end, min(self.cap, 2 * len(self.buf))) - len(self.buf)))
+        # Through a memoryview: bytearray slice assignment from a non-bytearray would copy it first.
+        with memoryview(self.buf) as target:
+            target[self.fill : end] = piece
+        self.fill = end
+
+    def view(self) -> memoryview:
+        """The gathered bytes; release the view before the next add()."""
+        return memoryview(self.buf)[: self.fill]
+
+
 def _check_frame_size(frame_size: int) -> None:
     if not 1 <= frame_size <= MAX_FRAME_SIZE:
         raise ValueError(f"frame_size must be between 1 and {MAX_FRAME_SIZE}, not {frame_size}")
@@ -169,7 +195,7 @@ class Encryptor:
         self._aead = AESGCM(key)
         self._prefix = _ad_prefix(object_id, frame_size)
         self._frame_size = frame_size
-        self._pending = bytearray()  # plaintext not yet encrypted, at most frame_size bytes
+        self._pending = _Assembly(frame_size)  # plaintext not yet encrypted, at most frame_size bytes
         self._index = 0
         self._finished = False
 
@@ -189,21 +215,24 @@ class Encryptor:
         size = self._frame_size
         view = memoryview(data).cast("B")
         pos = 0
-        if self._pending:
+        pending = self._pending
+        if pending.fill:
             # Top up the pending frame; it is complete only if more bytes follow it.
-            need = size - len(self._pending)
+            need = size - pending.fill
             if len(view) <= need:
-                self._pending += view
+                pending.add(view)
                 return
-            self._pending += view[:need]
+            pending.add(view[:need])
             pos = need
-            yield self._seal(self._pending, final=False)
-            self._pending.clear()
+            with pending.view() as frame:
+                sealed = self._seal(frame, final=False)
+            pending.fill = 0
+            yield sealed
         # Strictly more than a frame left: that frame is not the final one.
         while len(view) - pos > size:
             yield self._seal(view[pos : pos + size], final=False)
             pos += size
-        self._pending += view[pos:]
+        pending.add(view[pos:])
 
     def feed(self, data: bytes | bytearray | memoryview) -> bytes:
         """Encrypted frames completed by `data`, concatenated (possibly empty)."""
@@ -214,9 +243,10 @@ class Encryptor:
         if self._finished:
             raise ValueError("the body is already finished")
         self._finished = True
-        frame = self._seal(self._pending, final=True)
-        self._pending = bytearray()
-        return frame
+        with self._pending.view() as frame:
+            sealed = self._seal(frame, final=True)
+        self._pending = _Assembly(0)
+        return sealed
 
 
 class Decryptor:
@@ -302,7 +332,7 @@ async def decrypt_stream(
     span = frame_span(plain_size, start, end, frame_size)
     decryptor = Decryptor(key, object_id, plain_size, frame_size, span.first_frame)
     skip, left = span.skip, span.take
-    buf = bytearray()  # a frame split across chunks is assembled here
+    split = _Assembly(frame_size + FRAME_OVERHEAD)  # a frame split across chunks is gathered here
     done = False  # every frame of the span has been decrypted
 
     def emit(plaintext: bytes) -> bytes:
@@ -319,18 +349,19 @@ async def decrypt_stream(
             if done:
                 raise FrameError("bytes after the last frame of the range")
             need = decryptor.next_frame_size()
-            if not buf and len(view) - pos >= need:
+            if not split.fill and len(view) - pos >= need:
                 # The whole frame is in this chunk: decrypt it in place.
                 plaintext = decryptor.open(view[pos : pos + need])
                 pos += need
             else:
-                take = min(need - len(buf), len(view) - pos)
-                buf += view[pos : pos + take]
+                take = min(need - split.fill, len(view) - pos)
+                split.add(view[pos : pos + take])
                 pos += take
-                if len(buf) < need:
+                if split.fill < need:
                     continue
-                plaintext = decryptor.open(buf)
-                buf = bytearray()  # a new one: a view of the old may outlive the call
+                with split.view() as frame:
+                    plaintext = decryptor.open(frame)
+                split.fill = 0
             done = decryptor.index > span.last_frame
             piece = emit(plaintext)
             if piece:
