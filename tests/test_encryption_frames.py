@@ -376,3 +376,11 @@ def test_pipeline_memory_is_bounded() -> None:
         tracemalloc.stop()
     assert total == total_size
     assert peak < 8 * DEFAULT_FRAME_SIZE, peak
+
+
+@pytest.mark.parametrize("delta", [-FS, -1, 1, FS])
+def test_wrong_plain_size_fails(delta: int) -> None:
+    """A size in metadata that disagrees with the stored body (by a byte or a frame) is refused."""
+    stored = encrypt(BODY)
+    with pytest.raises(FrameError):
+        decrypt_raw(stored, len(BODY) + delta)
