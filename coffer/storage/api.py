@@ -102,6 +102,10 @@ class ObjectPart:
     size: int
     etag: str
     checksums: dict[str, bytes] = field(default_factory=dict)
+    # An object stored transformed (``ObjectInfo.encoding``): where this part's stored bytes lie
+    # in the object's stored bytes, and how many (None for objects stored as sent).
+    stored_offset: int | None = None
+    stored_size: int | None = None
 
 
 @dataclass(slots=True)
@@ -131,6 +135,9 @@ class UploadInfo:
     tags: dict[str, str] = field(default_factory=dict)  # given to the object at completion
     lock: ObjectLock = NO_LOCK  # given to the object at completion
     acl: dict[str, Any] | None = None  # given to the object at completion (ObjectInfo.acl)
+    # Parts stored transformed (encrypted): the document the object gets at completion
+    # (ObjectInfo.encoding); every part must then be uploaded with an Encoding.
+    encoding: dict[str, Any] | None = None
 
     @property
     def effective_algorithm(self) -> str:
@@ -147,6 +154,7 @@ class PartInfo:
     etag: str  # hex md5 of the part, without quotes
     last_modified: float
     checksums: dict[str, bytes] = field(default_factory=dict)
+    stored_size: int | None = None  # a part stored transformed: the length of its stored bytes
 
 
 @dataclass(slots=True)
@@ -587,6 +595,7 @@ class Engine(Protocol):
         lock: ObjectLock = NO_LOCK,
         owner: str | None = None,
         acl: dict[str, Any] | None = None,
+        encoding: dict[str, Any] | None = None,
     ) -> UploadInfo:
         """InvalidRequest for an algorithm/type combination S3 refuses. ``lock`` and ``acl`` go to
         the object. ``owner``: the upload's owner (ListParts, ListMultipartUploads); None: the bucket owner."""
@@ -605,7 +614,14 @@ class Engine(Protocol):
         checksum_algorithms: tuple[str, ...] = (),
         want_sha256: bool = False,
         verify: Verifier | None = None,
-    ) -> PartInfo: ...
+        encoding: Encoding | None = None,
+    ) -> PartInfo:
+        """``encoding``: the part is stored transformed, as ``put_object`` stores a body (its
+        ``document`` is ignored: the upload's ``encoding`` is the object's). The part reports the
+        logical size, ETag and checksums (which the completed object composes as usual) and its
+        ``stored_size``; the object's parts keep ``stored_offset``/``stored_size`` and its
+        ``stored_size`` is their sum."""
+        ...
 
     async def upload_part_copy(
         self,

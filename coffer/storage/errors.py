@@ -144,6 +144,11 @@ class InvalidRequest(StorageError):
     code = "InvalidRequest"
 
 
+class EncodedSource(InvalidRequest):
+    """A copy source stored transformed (encrypted): the engine does not copy its bytes; the
+    caller decodes and re-encodes it."""
+
+
 class BadDigest(StorageError):
     """A checksum you specified did not match the calculated checksum."""
 

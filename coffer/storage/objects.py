@@ -72,7 +72,7 @@ def refuse_encoded_source(info: ObjectInfo) -> None:
     """A copy source stored transformed: its bytes are bound to it (the caller decodes and
     re-encodes), so the engine never copies them."""
     if info.encoding is not None:
-        raise errors.InvalidRequest(
+        raise errors.EncodedSource(
             "The source object is stored encrypted by the server: it cannot be copied as stored.", key=info.key
         )
 

@@ -18,7 +18,7 @@ from coffer.server.object_write import object_write
 from coffer.server.request import Request, validate_key, validate_new_key
 from coffer.server.versioning import add_written_version, check_version_id, shows_versions
 from coffer.storage.api import DEFAULT_CHECKSUM_ALGORITHM, ObjectInfo, ObjectLock, SourceCheck
-from coffer.storage.errors import MethodNotAllowed, NoSuchKey
+from coffer.storage.errors import EncodedSource, MethodNotAllowed, NoSuchKey
 from coffer.storage.multipart import display_checksum
 
 _DIRECTIVES = ("COPY", "REPLACE")
@@ -113,12 +113,6 @@ class SourceSeen:
         self._check(info)
         self.version_id = info.version_id
 
-    def refusing_encoded(self, info: ObjectInfo) -> None:
-        """As a check for the engine's byte copy: an encrypted source goes another way (CopyObject)."""
-        self(info)
-        if info.encoding is not None:
-            raise _EncodedSource()
-
     async def add_header(self, ctx: Context, bucket: str, response: Response) -> None:
         # Reported as a read of the source reports its version: never for a never-versioned bucket.
         if self.version_id is not None and await shows_versions(ctx, bucket, self.version_id):
@@ -172,13 +166,13 @@ async def CopyObject(ctx: Context, req: Request) -> Response:
                     headers=headers,
                     storage_class=storage_class or "STANDARD",
                     checksum_algorithm=algorithm,
-                    check_source=seen.refusing_encoded,
+                    check_source=seen,
                     tags=tags,
                     src_version_id=source.version_id,
                     lock=lock.lock,
                     acl=acl,
                 )
-        except _EncodedSource:
+        except EncodedSource:
             # An encrypted source: decrypted here and stored as the request asks (plaintext).
             info = await _copy_through(ctx, req, copy, seen)
     inner = [xml.elem("LastModified", xml.iso8601(info.last_modified)), xml.elem("ETag", f'"{info.etag}"')]
@@ -193,10 +187,6 @@ async def CopyObject(ctx: Context, req: Request) -> Response:
         response.header(name, value)
     await seen.add_header(ctx, src_bucket, response)
     return response
-
-
-class _EncodedSource(Exception):
-    """The copy source is stored encrypted: the engine cannot copy its bytes as they are."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,7 @@ from coffer.server.ranges import parse_range
 from coffer.server.request import Request, validate_new_key
 from coffer.server.upload import plan_upload
 from coffer.server.versioning import add_read_version, add_written_version, version_param
-from coffer.storage.api import MAX_PART_NUMBER, DeleteCondition, DeleteRequest, DeleteResult, ObjectInfo
+from coffer.storage.api import MAX_PART_NUMBER, DeleteCondition, DeleteRequest, DeleteResult, ObjectInfo, Verifier
 from coffer.storage.errors import StorageError
 from coffer.storage.multipart import display_checksum
 from coffer.storage.versioning import is_valid_version_id
@@ -81,7 +81,8 @@ async def PutObject(ctx: Context, req: Request) -> Response:
     if lock.needs_checksum:
         object_lock.require_checksum("content-md5" in req.headers, plan.client_checksum)
     encrypt = await encryption_for_write(ctx, req)
-    body, algorithms, want_sha256, verify, encoding = plan.body, plan.algorithms, plan.want_sha256, plan.verify, None
+    body, algorithms, want_sha256, encoding = plan.body, plan.algorithms, plan.want_sha256, None
+    verify: Verifier | None = plan.verify
     if encrypt.asked:
         # The engine stores the encrypted frames; the plaintext's digests are checked and reported.
         doc, data_key = encryption.new_document(ctx.keys, encrypt, req.bucket, req.key)
