@@ -32,7 +32,7 @@ from coffer.encryption import frames
 from coffer.encryption.kms import AWS_MANAGED_KEY, KeyService, KeyServiceError
 from coffer.server import sse
 from coffer.server.errors import S3Error
-from coffer.storage.api import Encoding, LogicalBody, ObjectInfo, PutDigests, Verifier
+from coffer.storage.api import Encoding, LogicalBody, ObjectInfo, ObjectPart, PutDigests, Verifier
 from coffer.storage.hashing import BodyHasher
 
 log = logging.getLogger("coffer.server")
@@ -116,13 +116,15 @@ def encrypting(
     algorithms: tuple[str, ...],
     want_sha256: bool,
     verify: Verifier | None,
+    part_number: int | None = None,
 ) -> tuple[AsyncIterator[bytes], Encoding]:
     """The stored (encrypted) form of ``body`` and the Encoding that tells the engine what the
     version reports: the plaintext's size and checksums (verified against what the client
     declared, as an unencrypted write is), and an ETag that is the plaintext's MD5 for SSE-S3
-    and, as S3, not for SSE-KMS and SSE-C (the MD5 of the stored bytes)."""
+    and, as S3, not for SSE-KMS and SSE-C (the MD5 of the stored bytes). ``part_number``: one
+    part of a multipart upload (framed as its own body, bound to its number)."""
     hasher = BodyHasher(algorithms, want_sha256)
-    encryptor = frames.Encryptor(data_key, _unb64(doc["i"]), int(doc["f"]))
+    encryptor = frames.Encryptor(data_key, body_id(doc, part_number), int(doc["f"]))
 
     def step(chunk: bytes) -> list[bytes]:
         hasher.update(chunk)
@@ -146,11 +148,16 @@ def encrypting(
 
 
 # ---------------------------------------------------------------------- reading
-def data_key_of(keys: Callable[[], KeyService], info: ObjectInfo, customer: sse.CustomerKey | None) -> bytes:
-    """The data key of an encrypted version, for a request that gave ``customer`` (its SSE-C key
-    headers): S3's 400 errors for a missing, needless or wrong customer key."""
-    doc = info.encoding
-    assert doc is not None
+def body_id(doc: dict[str, Any], part_number: int | None = None) -> bytes:
+    """The identity the frames of a body are bound to: the body's random id, and for a part of a
+    multipart upload its number (so parts cannot be swapped or reordered)."""
+    base = _unb64(doc["i"])
+    return base if part_number is None else base + b"/part/" + part_number.to_bytes(4, "big")
+
+
+def data_key_of(keys: Callable[[], KeyService], doc: dict[str, Any], customer: sse.CustomerKey | None) -> bytes:
+    """The data key of an encrypted version or upload (its document), for a request that gave
+    ``customer`` (its SSE-C key headers): S3's 400 errors for a missing, needless or wrong key."""
     if doc.get("a") == SSE_C:
         if customer is None:
             raise S3Error("InvalidRequest", _STORED_WITH_SSE)
@@ -170,9 +177,9 @@ def data_key_of(keys: Callable[[], KeyService], info: ObjectInfo, customer: sse.
         raise kms_error(exc) from None
 
 
-def check_read_key(info: ObjectInfo, customer: sse.CustomerKey | None) -> None:
-    """HEAD: the SSE-C key must be given (and right) for an SSE-C object, and only for one."""
-    doc = info.encoding
+def check_read_key(doc: dict[str, Any] | None, customer: sse.CustomerKey | None) -> None:
+    """HEAD (and UploadPart of an SSE-C upload): the SSE-C key must be given (and right) for an
+    SSE-C object, and only for one."""
     if doc is None or doc.get("a") != SSE_C:
         if customer is not None and doc is not None:
             raise S3Error("InvalidRequest", _NOT_APPLICABLE)
@@ -184,22 +191,88 @@ def check_read_key(info: ObjectInfo, customer: sse.CustomerKey | None) -> None:
 
 
 def decrypting(
-    stream: Callable[[int, int], AsyncIterator[bytes]], info: ObjectInfo, data_key: bytes, start: int, end: int
+    stream: Callable[[int, int], AsyncIterator[bytes]],
+    info: ObjectInfo,
+    data_key: bytes,
+    start: int,
+    end: int,
+    parts: list[ObjectPart] | None = None,
 ) -> AsyncIterator[bytes]:
     """Plaintext bytes [start, end) of an encrypted version; ``stream(s, e)`` reads its stored
-    bytes [s, e). Only the frames covering the range are read and decrypted."""
+    bytes [s, e). Only the frames covering the range are read and decrypted. ``parts``: the parts
+    of a multipart object (each its own framed body); the range's parts lie back to back in the
+    stored bytes, so one stored range is read and cut at the parts' boundaries."""
     doc = info.encoding
     assert doc is not None
     frame_size = int(doc["f"])
-    if info.size == 0:
-        span = frames.frame_span(0, 0, None, frame_size)
-        last: int | None = None
-    else:
-        last = end - 1
-        span = frames.frame_span(info.size, start, last, frame_size)
-    return _decrypt(
-        stream(span.enc_start, span.enc_end), data_key, _unb64(doc["i"]), frame_size, info.size, start, last
-    )
+    if not parts:
+        span = _span(info.size, start, end, frame_size)
+        last = None if info.size == 0 else end - 1
+        chunks = stream(span.enc_start, span.enc_end)
+        return _decrypt(chunks, data_key, body_id(doc), frame_size, info.size, start, last)
+    pieces: list[tuple[ObjectPart, int, int, int, int]] = []  # part, plain start/last, stored start/end
+    for part in parts:
+        lo, hi = max(start, part.offset), min(end, part.offset + part.size)
+        if hi <= lo:
+            continue  # outside the range (or an empty part: nothing to send)
+        assert part.stored_offset is not None
+        span = _span(part.size, lo - part.offset, hi - part.offset, frame_size)
+        pieces.append(
+            (
+                part,
+                lo - part.offset,
+                hi - part.offset - 1,
+                part.stored_offset + span.enc_start,
+                part.stored_offset + span.enc_end,
+            )
+        )
+    if not pieces:
+        return _empty()
+    chunks = stream(pieces[0][3], pieces[-1][4])
+    return _decrypt_parts(chunks, data_key, doc, frame_size, pieces)
+
+
+def _span(size: int, start: int, end: int, frame_size: int) -> frames.FrameSpan:
+    if size == 0:
+        return frames.frame_span(0, 0, None, frame_size)
+    return frames.frame_span(size, start, end - 1, frame_size)
+
+
+async def _empty() -> AsyncIterator[bytes]:
+    return
+    yield b""  # pragma: no cover - makes this an async generator
+
+
+async def _decrypt_parts(
+    chunks: AsyncIterator[bytes],
+    key: bytes,
+    doc: dict[str, Any],
+    frame_size: int,
+    pieces: list[tuple[ObjectPart, int, int, int, int]],
+) -> AsyncIterator[bytes]:
+    """Cut one stored stream into the parts' stored ranges and decrypt each with its own identity."""
+    source = chunks.__aiter__()
+    leftover = b""
+    for part, first, last, stored_start, stored_end in pieces:
+        need = stored_end - stored_start
+
+        async def take(need: int = need) -> AsyncIterator[bytes]:
+            nonlocal leftover
+            while need > 0:
+                if not leftover:
+                    try:
+                        leftover = await source.__anext__()
+                    except StopAsyncIteration:
+                        raise frames.FrameError("stored bytes end early") from None
+                piece, leftover = leftover[:need], leftover[need:]
+                need -= len(piece)
+                yield piece
+
+        last_byte = None if part.size == 0 else last
+        async for plain in _decrypt(
+            take(), key, body_id(doc, part.part_number), frame_size, part.size, first, last_byte
+        ):
+            yield plain
 
 
 async def _decrypt(
@@ -215,9 +288,9 @@ async def _decrypt(
         raise
 
 
-def response_headers(info: ObjectInfo) -> list[tuple[str, str]]:
-    """The x-amz-server-side-encryption* headers S3 sends with a version (PUT, GET, HEAD, copy)."""
-    doc = info.encoding
+def response_headers(doc: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """The x-amz-server-side-encryption* headers S3 sends with a version or upload (its document):
+    PUT, GET, HEAD, copies, multipart."""
     if doc is None:
         return []
     algorithm = doc.get("a")

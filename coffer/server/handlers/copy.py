@@ -12,7 +12,7 @@ from coffer.server import encryption, object_lock, sse, xml
 from coffer.server.context import Context
 from coffer.server.errors import S3Error
 from coffer.server.handlers.common import acl_for_write, customer_key, encryption_for_write
-from coffer.server.handlers.object import checksum_algorithm_header
+from coffer.server.handlers.object import checksum_algorithm_header, decrypted
 from coffer.server.http import Response, etag_matches, parse_http_date
 from coffer.server.object_write import object_write
 from coffer.server.request import Request, validate_key, validate_new_key
@@ -183,7 +183,7 @@ async def CopyObject(ctx: Context, req: Request) -> Response:
     response = Response(200, body=xml.document("CopyObjectResult", "".join(inner)))
     response.header("content-type", "application/xml")
     add_written_version(response, info.version_id)
-    for name, value in encryption.response_headers(info):
+    for name, value in encryption.response_headers(info.encoding):
         response.header(name, value)
     await seen.add_header(ctx, src_bucket, response)
     return response
@@ -216,8 +216,8 @@ async def _copy_through(ctx: Context, req: Request, copy: _Copy, seen: SourceSee
     try:
         seen(info)
         if info.encoding is not None:
-            data_key = encryption.data_key_of(ctx.keys, info, copy.source_customer)
-            body = encryption.decrypting(opened.stream, info, data_key, 0, info.size)
+            data_key = encryption.data_key_of(ctx.keys, info.encoding, copy.source_customer)
+            body = await decrypted(ctx, source.bucket, source.key, opened, data_key, 0, info.size)
         else:
             if copy.source_customer is not None:
                 raise S3Error("InvalidRequest", "The encryption parameters are not applicable to this object.")

@@ -7,11 +7,12 @@ import re
 from urllib.parse import quote
 
 from coffer import checksums
-from coffer.server import object_lock, xml
+from coffer.server import encryption, object_lock, sse, xml
 from coffer.server.context import Context
 from coffer.server.errors import S3Error
 from coffer.server.handlers.common import (
     acl_for_write,
+    customer_key,
     display_name,
     encryption_for_write,
     key_encoder,
@@ -20,14 +21,16 @@ from coffer.server.handlers.common import (
     xml_response,
 )
 from coffer.server.handlers.copy import SourceSeen, copy_source_check, parse_copy_source, source_errors
-from coffer.server.handlers.object import checksum_algorithm_header, part_number_param
+from coffer.server.handlers.object import checksum_algorithm_header, decrypted, part_number_param
 from coffer.server.http import INT32_MAX, Response, parse_int, quote_etag
-from coffer.server.object_write import check_no_encryption, object_write, refuse_encryption
+from coffer.server.object_write import check_no_encryption, object_write
 from coffer.server.request import Request, validate_new_key
 from coffer.server.upload import plan_upload
 from coffer.server.versioning import add_written_version
-from coffer.storage.api import MAX_PART_SIZE, CompletedPart, Completion, PartInfo, UploadInfo
+from coffer.storage.api import MAX_PART_SIZE, CompletedPart, Completion, PartInfo, UploadInfo, Verifier
+from coffer.storage.errors import EncodedSource
 from coffer.storage.multipart import display_checksum
+from coffer.storage.objects import copy_source_span
 
 MAX_PARTS_LISTED = 1000
 MAX_UPLOADS_LISTED = 1000
@@ -77,9 +80,9 @@ async def CreateMultipartUpload(ctx: Context, req: Request) -> Response:
     algorithm = checksum_algorithm_header(req)
     write = object_write(req.headers)
     owner, acl = await acl_for_write(ctx, req)
-    if (await encryption_for_write(ctx, req)).asked:
-        named = next((n for n in req.headers if n.startswith("x-amz-server-side-encryption")), None)
-        raise refuse_encryption(named or "the bucket's default encryption")
+    encrypt = await encryption_for_write(ctx, req)
+    # One data key for the upload (wrapped in its document); each part is framed as its own body.
+    doc = encryption.new_document(ctx.keys, encrypt, req.bucket, req.key)[0] if encrypt.asked else None
     lock = await object_lock.lock_for_write(ctx.bucket_states(), req.bucket, req.headers)
     upload = await ctx.engine.create_multipart_upload(
         req.bucket,
@@ -92,12 +95,15 @@ async def CreateMultipartUpload(ctx: Context, req: Request) -> Response:
         lock=lock.lock,
         owner=owner,
         acl=acl,
+        encoding=doc,
     )
     inner = xml.elem("Bucket", req.bucket) + xml.elem("Key", req.key) + xml.elem("UploadId", upload.upload_id)
     response = xml_response(xml.document("InitiateMultipartUploadResult", inner))
     if upload.checksum_algorithm is not None:
         response.header("x-amz-checksum-algorithm", upload.checksum_algorithm)
         response.header("x-amz-checksum-type", upload.checksum_type)
+    for name, value in encryption.response_headers(upload.encoding):
+        response.header(name, value)
     return response
 
 
@@ -106,7 +112,6 @@ async def UploadPart(ctx: Context, req: Request) -> Response:
     assert req.bucket is not None and req.key is not None
     upload_id = _upload_id(req)
     part_number = _part_number(req)
-    check_no_encryption(req.headers)
     length = req.declared_length
     if length is not None and length > MAX_PART_SIZE:
         raise S3Error("EntityTooLarge", ProposedSize=str(length), MaxSizeAllowed=str(MAX_PART_SIZE))
@@ -121,18 +126,39 @@ async def UploadPart(ctx: Context, req: Request) -> Response:
             f"Checksum Type mismatch occurred, expected checksum Type: {upload.checksum_algorithm.lower()}, "
             f"actual checksum Type: {plan.algorithm.lower() if plan.client_checksum else 'null'}",
         )
+    body, algorithms, want_sha256, encoding = plan.body, plan.algorithms, plan.want_sha256, None
+    verify: Verifier | None = plan.verify
+    if upload.encoding is None:
+        check_no_encryption(req.headers)
+    else:
+        # SSE-C: every part carries the upload's key (S3 checks it); others carry nothing.
+        customer = customer_key(ctx, req)
+        data_key = encryption.data_key_of(ctx.keys, upload.encoding, customer)
+        body, encoding = encryption.encrypting(
+            plan.body,
+            upload.encoding,
+            data_key,
+            algorithms=plan.algorithms,
+            want_sha256=plan.want_sha256,
+            verify=plan.verify,
+            part_number=part_number,
+        )
+        algorithms, want_sha256, verify = (), False, None
     part = await ctx.engine.upload_part(
         req.bucket,
         req.key,
         upload_id,
         part_number,
-        plan.body,
-        checksum_algorithms=plan.algorithms,
-        want_sha256=plan.want_sha256,
-        verify=plan.verify,
+        body,
+        checksum_algorithms=algorithms,
+        want_sha256=want_sha256,
+        verify=verify,
+        encoding=encoding,
     )
     response = Response(200)
     response.header("etag", quote_etag(part.etag))
+    for name, value in encryption.response_headers(upload.encoding):
+        response.header(name, value)
     names = [plan.algorithm] if plan.client_checksum else []
     if upload.checksum_algorithm is not None:
         names.append(upload.checksum_algorithm)
@@ -164,28 +190,92 @@ async def UploadPartCopy(ctx: Context, req: Request) -> Response:
     assert req.bucket is not None and req.key is not None
     upload_id = _upload_id(req)
     part_number = _part_number(req)
-    check_no_encryption(req.headers)
     source = parse_copy_source(req)
     seen = SourceSeen(copy_source_check(req))
-    with source_errors():
-        part = await ctx.engine.upload_part_copy(
-            req.bucket,
-            req.key,
-            upload_id,
-            part_number,
-            source.bucket,
-            source.key,
-            src_range=_copy_range(req),
-            check_source=seen,
-            src_version_id=source.version_id,
-        )
     upload = await ctx.engine.get_upload(req.bucket, req.key, upload_id)
+    source_customer = customer_key(ctx, req, sse.COPY_SOURCE_CUSTOMER_PREFIX)
+    part = None
+    if upload.encoding is None and source_customer is None:
+        check_no_encryption(req.headers)
+        try:
+            with source_errors():
+                part = await ctx.engine.upload_part_copy(
+                    req.bucket,
+                    req.key,
+                    upload_id,
+                    part_number,
+                    source.bucket,
+                    source.key,
+                    src_range=_copy_range(req),
+                    check_source=seen,
+                    src_version_id=source.version_id,
+                )
+        except EncodedSource:
+            part = None  # an encrypted source: decrypted below
+    if part is None:
+        part = await _part_copy_through(ctx, req, upload, part_number, seen, source_customer)
     inner = xml.elem("LastModified", xml.iso8601(part.last_modified)) + xml.elem("ETag", quote_etag(part.etag))
     if upload.checksum_algorithm is not None:
         inner += _part_checksums_xml(part, upload)
     response = xml_response(xml.document("CopyPartResult", inner))
+    for name, value in encryption.response_headers(upload.encoding):
+        response.header(name, value)
     await seen.add_header(ctx, source.bucket, response)
     return response
+
+
+async def _part_copy_through(
+    ctx: Context,
+    req: Request,
+    upload: UploadInfo,
+    part_number: int,
+    seen: SourceSeen,
+    source_customer: sse.CustomerKey | None,
+) -> PartInfo:
+    """UploadPartCopy from or into an encrypted body: the source range is read (decrypted) and
+    uploaded as a part (encrypted as the upload is), streamed."""
+    assert req.bucket is not None and req.key is not None
+    source = parse_copy_source(req)
+    with source_errors():
+        opened = await ctx.engine.open_object(source.bucket, source.key, version_id=source.version_id)
+    info = opened.info
+    try:
+        seen(info)
+        start, end = copy_source_span(_copy_range(req), info.size)
+        if info.encoding is not None:
+            data_key = encryption.data_key_of(ctx.keys, info.encoding, source_customer)
+            body = await decrypted(ctx, source.bucket, source.key, opened, data_key, start, end)
+        else:
+            if source_customer is not None:
+                raise S3Error("InvalidRequest", "The encryption parameters are not applicable to this object.")
+            body = opened.stream(start, end)
+    except BaseException:
+        close = getattr(opened, "close", None)
+        if close is not None:
+            close()
+        raise
+    algorithms = (upload.effective_algorithm,)
+    encoding = None
+    if upload.encoding is not None:
+        data_key = encryption.data_key_of(ctx.keys, upload.encoding, customer_key(ctx, req))
+        body, encoding = encryption.encrypting(
+            body,
+            upload.encoding,
+            data_key,
+            algorithms=algorithms,
+            want_sha256=False,
+            verify=None,
+            part_number=part_number,
+        )
+    return await ctx.engine.upload_part(
+        req.bucket,
+        req.key,
+        upload.upload_id,
+        part_number,
+        body,
+        checksum_algorithms=() if encoding is not None else algorithms,
+        encoding=encoding,
+    )
 
 
 # ---------------------------------------------------------------------- complete / abort
@@ -251,6 +341,8 @@ async def CompleteMultipartUpload(ctx: Context, req: Request) -> Response:
         inner.append(xml.elem("ChecksumType", info.checksum_type))
     response = xml_response(xml.document("CompleteMultipartUploadResult", "".join(inner)))
     add_written_version(response, info.version_id)
+    for name, value in encryption.response_headers(info.encoding):
+        response.header(name, value)
     return response
 
 

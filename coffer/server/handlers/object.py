@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
 
 from coffer import checksums
 from coffer.server import encryption, object_lock, sse, xml
@@ -24,7 +25,15 @@ from coffer.server.ranges import parse_range
 from coffer.server.request import Request, validate_new_key
 from coffer.server.upload import plan_upload
 from coffer.server.versioning import add_read_version, add_written_version, version_param
-from coffer.storage.api import MAX_PART_NUMBER, DeleteCondition, DeleteRequest, DeleteResult, ObjectInfo, Verifier
+from coffer.storage.api import (
+    MAX_PART_NUMBER,
+    DeleteCondition,
+    DeleteRequest,
+    DeleteResult,
+    ObjectBody,
+    ObjectInfo,
+    Verifier,
+)
 from coffer.storage.errors import StorageError
 from coffer.storage.multipart import display_checksum
 from coffer.storage.versioning import is_valid_version_id
@@ -108,7 +117,7 @@ async def PutObject(ctx: Context, req: Request) -> Response:
     )
     response = Response(200)
     response.header("etag", quote_etag(info.etag))
-    for name, value in encryption.response_headers(info):
+    for name, value in encryption.response_headers(info.encoding):
         response.header(name, value)
     add_written_version(response, info.version_id)
     if plan.client_checksum:
@@ -224,7 +233,7 @@ def _read_plan(req: Request, info: ObjectInfo) -> tuple[int, tuple[int, int] | N
 def _read_response(req: Request, info: ObjectInfo, status: int, byte_range: tuple[int, int] | None) -> Response:
     response = _object_response(req, info, status)
     if info.encoding is not None:
-        for name, value in encryption.response_headers(info):
+        for name, value in encryption.response_headers(info.encoding):
             response.header(name, value)
     if info.part is not None and info.parts_count:
         response.header("x-amz-mp-parts-count", str(info.parts_count))
@@ -265,13 +274,30 @@ async def GetObject(ctx: Context, req: Request) -> Response:
     await add_read_version(ctx, req.bucket, response, info.version_id)
     start, end = byte_range if byte_range is not None else (0, info.size)
     if data_key is not None:
-        response.body = encryption.decrypting(opened.stream, info, data_key, start, end)
+        response.body = await decrypted(ctx, req.bucket, req.key, opened, data_key, start, end)
     else:
         # Small objects the engine already holds in memory go out as one bytes body.
         data = opened.data
         response.body = data[start:end] if data is not None else opened.stream(start, end)
     response.length = end - start
     return response
+
+
+async def decrypted(
+    ctx: Context, bucket: str, key: str, opened: ObjectBody, data_key: bytes, start: int, end: int
+) -> AsyncIterator[bytes]:
+    """Plaintext bytes [start, end) of an opened encrypted version (GET, and copies of it)."""
+    info = opened.info
+    parts = None
+    if info.parts_count:  # each part is its own framed body: the range needs their places
+        if info.part is not None:
+            parts = [info.part]
+        else:
+            listed = await ctx.engine.list_object_parts(
+                bucket, key, max_parts=MAX_PART_NUMBER, version_id=info.version_id
+            )
+            parts = listed.parts
+    return encryption.decrypting(opened.stream, info, data_key, start, end, parts)
 
 
 def _read_key(ctx: Context, req: Request, info: ObjectInfo) -> bytes | None:
@@ -282,7 +308,7 @@ def _read_key(ctx: Context, req: Request, info: ObjectInfo) -> bytes | None:
         if customer is not None:
             raise S3Error("InvalidRequest", "The encryption parameters are not applicable to this object.")
         return None
-    return encryption.data_key_of(ctx.keys, info, customer)
+    return encryption.data_key_of(ctx.keys, info.encoding, customer)
 
 
 async def HeadObject(ctx: Context, req: Request) -> Response:
@@ -295,7 +321,7 @@ async def HeadObject(ctx: Context, req: Request) -> Response:
         if info.encoding is None and customer is not None:
             raise S3Error("InvalidRequest", "The encryption parameters are not applicable to this object.")
         if info.encoding is not None:
-            encryption.check_read_key(info, customer)
+            encryption.check_read_key(info.encoding, customer)
     status, byte_range = _read_plan(req, info)
     response = _read_response(req, info, status, byte_range)
     await add_read_version(ctx, req.bucket, response, info.version_id)

@@ -100,7 +100,7 @@ async def PostObject(ctx: Context, req: Request) -> Response:
         encoding=encoding,
     )
     response = _success(req, fields, key, info.etag)
-    for name, value in encryption.response_headers(info):
+    for name, value in encryption.response_headers(info.encoding):
         response.header(name, value)
     add_written_version(response, info.version_id)  # as PutObject: only a real version
     return response
