@@ -371,7 +371,7 @@ def kms() -> None:
 
     Keys are named by id (a UUID), alias/NAME, or their ARN. The master key comes from
     kms_master_key (COFFER_KMS_MASTER_KEY), kms_master_key_file, else data_dir/kms/master.key
-    (generated on first use). A running server picks up changes at once. See docs/encryption-keys.md.
+    (generated on first use). A running server picks up changes at once. See docs/encryption.md ("Keys").
     """
 
 

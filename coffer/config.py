@@ -367,7 +367,7 @@ class Settings:
         default="",
         repr=False,
         metadata=_meta(
-            "Master key of the built-in key service (server-side encryption, docs/encryption-keys.md): "
+            "Master key of the built-in key service (server-side encryption, docs/encryption.md, Keys): "
             "base64 of 32 random bytes (`openssl rand -base64 32`). It encrypts the keys in "
             "<data_dir>/kms/keyring.json. Empty: kms_master_key_file, else <data_dir>/kms/master.key, "
             "generated on first start (warned about: beside the data it protects less). Never printed."

@@ -2,7 +2,7 @@
 
 ``KeyService`` is the interface the server uses (an external KMS such as Vault transit can
 implement it later); ``LocalKeyService`` is the built-in one, keeping its keys in
-``<data_dir>/kms/keyring.json`` (coffer/encryption/keyring.py). docs/encryption-keys.md.
+``<data_dir>/kms/keyring.json`` (coffer/encryption/keyring.py). docs/encryption.md ("Keys").
 
 Every object gets a fresh 32-byte data key; the service returns it with a *wrapped* copy
 (stored with the object) that only the service can turn back into the key. The wrapped blob

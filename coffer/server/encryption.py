@@ -32,6 +32,7 @@ from coffer.encryption import frames
 from coffer.encryption.kms import AWS_MANAGED_KEY, KeyService, KeyServiceError
 from coffer.server import sse
 from coffer.server.errors import S3Error
+from coffer.server.object_write import refuse_encryption
 from coffer.storage.api import Encoding, LogicalBody, ObjectInfo, ObjectPart, PutDigests, Verifier
 from coffer.storage.hashing import BodyHasher
 
@@ -90,6 +91,9 @@ def new_document(
         )
         return doc, data_key
     assert request.algorithm is not None
+    if request.algorithm == sse.KMS_DSSE:
+        # One layer stored while two are claimed would be a lie: refused until built.
+        raise refuse_encryption(f"{sse.HEADER}: {sse.KMS_DSSE}")
     context = object_context(bucket, key, request.context)
     service = keys()
     try:

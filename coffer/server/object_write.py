@@ -55,20 +55,21 @@ class ObjectWrite:
 
 
 def refuse_encryption(name: str) -> S3Error:
-    """Encrypted multipart uploads are not built yet: storing plaintext while the client asked for
-    SSE (or the bucket's default asks for it) would be a lie."""
+    """Encryption Coffer does not build (dual-layer aws:kms:dsse), and encryption headers where a
+    request cannot carry them: storing less than the client asked for would be a lie."""
     return S3Error(
         "NotImplemented",
-        f"Server-side encryption ({name}) of multipart uploads is not implemented by Coffer yet; nothing was stored.",
+        f"Server-side encryption ({name}) is not implemented by Coffer; nothing was stored.",
         Header=name,
     )
 
 
 def check_no_encryption(source: Mapping[str, str]) -> None:
-    """For writes that store no metadata of their own (UploadPart, UploadPartCopy)."""
+    """UploadPart / UploadPartCopy of an upload created without encryption: a part cannot ask for
+    its own (the upload decides), so encryption headers on it are refused rather than ignored."""
     for name in source:
-        if name.startswith(_ENCRYPTION_PREFIXES):
-            raise refuse_encryption(name)
+        if name.startswith(_ENCRYPTION_PREFIXES[0]):
+            raise S3Error("InvalidRequest", "The encryption parameters are not applicable to this upload.", Header=name)
 
 
 def object_write(source: Mapping[str, str], *, form: bool = False) -> ObjectWrite:

@@ -14,6 +14,7 @@ from coffer.server.context import Context
 from coffer.server.encryption import kms_error
 from coffer.server.errors import S3Error
 from coffer.server.http import Response
+from coffer.server.object_write import refuse_encryption
 from coffer.server.request import Request
 from coffer.server.upload import plan_upload
 
@@ -23,6 +24,8 @@ async def PutBucketEncryption(ctx: Context, req: Request) -> Response:
     await ctx.engine.get_bucket(req.bucket)  # NoSuchBucket before reading a body
     plan = plan_upload(req, default_algorithm=None)  # Content-MD5 / x-amz-checksum-* are checked
     config = sse.parse_configuration(await plan.read_all(sse.MAX_DOCUMENT))
+    if config.algorithm == sse.KMS_DSSE:
+        raise refuse_encryption(f"SSEAlgorithm {sse.KMS_DSSE}")
     if config.kms_key_id is not None:
         try:
             info = ctx.keys().describe_key(config.kms_key_id)
