@@ -101,7 +101,8 @@ _BAD_INPUTS = {
     "malformed checksum": {"x-amz-checksum-sha256": "bad"},
     "wrong checksum": {"x-amz-checksum-sha256": base64.b64encode(hashlib.sha256(b"other").digest()).decode()},
     "two checksums": {"x-amz-checksum-crc32": "AAAAAA==", "x-amz-checksum-sha1": "AAAAAAAAAAAAAAAAAAAAAAAAAAA="},
-    "encryption": {"x-amz-server-side-encryption": "AES256"},
+    "dual-layer encryption": {"x-amz-server-side-encryption": "aws:kms:dsse"},
+    "unknown encryption": {"x-amz-server-side-encryption": "DES"},
 }
 
 
