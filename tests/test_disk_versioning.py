@@ -157,7 +157,7 @@ async def test_schema_4_database_opens_and_versions(tmp_path: Path) -> None:
     finally:
         await engine.close()
     conn = sqlite3.connect(tmp_path / "metadata.sqlite3")
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
     assert {"objects_latest", "objects_noncurrent", "objects_version_ids", "objects_expires"} <= indexes
     assert "objects_key" not in indexes  # replaced by objects_version_ids

@@ -11,6 +11,7 @@ from coffer.storage.api import (
     Encoding,
     ObjectInfo,
     ObjectPart,
+    PartInfo,
     PutDigests,
     UploadInfo,
     Verifier,
@@ -42,8 +43,16 @@ def part_of(info: ObjectInfo, part_number: int, stored: ObjectPart | None) -> Ob
         if stored is not None:
             return stored
     elif part_number == 1:  # a single-part object is its own part 1
-        return ObjectPart(1, 0, info.size, info.etag, dict(info.checksums))
+        part = ObjectPart(1, 0, info.size, info.etag, dict(info.checksums))
+        if info.stored_size is not None:
+            part.stored_offset, part.stored_size = 0, info.stored_size
+        return part
     raise errors.InvalidPart(f"The requested part number {part_number} does not exist.", key=info.key)
+
+
+def part_start(part: ObjectPart) -> int:
+    """Where a part's bytes begin in its object's bytes as stored."""
+    return part.offset if part.stored_offset is None else part.stored_offset
 
 
 def stored_length(info: ObjectInfo) -> int:
@@ -87,9 +96,65 @@ def check_quota(live_objects: int, limit: int, bucket: str, key: str) -> None:
         )
 
 
+def check_part_encoding(upload: UploadInfo, encoding: Encoding | None) -> None:
+    """An upload whose parts are stored transformed (``upload.encoding``) takes only parts
+    uploaded with an Encoding, and a plain one only plain parts: the object's bytes are read
+    back as one stream, which a mix could not be."""
+    if (upload.encoding is None) != (encoding is None):
+        state = "is" if upload.encoding is not None else "is not"
+        raise errors.InvalidRequest(
+            f"The multipart upload {state} encrypted by the server: every part must be uploaded the same way.",
+            key=upload.key,
+        )
+
+
+def refuse_encoded_upload(upload: UploadInfo) -> None:
+    """UploadPartCopy never writes into an upload stored transformed: the caller reads the
+    source and uploads the part it encodes (``upload_part``)."""
+    if upload.encoding is not None:
+        raise errors.InvalidRequest(
+            "The multipart upload is encrypted by the server: its parts cannot be copied as stored.", key=upload.key
+        )
+
+
+def accept_part(
+    part_number: int, digests: PutDigests, verify: Verifier | None, encoding: Encoding | None, now: float
+) -> PartInfo:
+    """A received part, as ``accept_body`` for a PUT: checked (``verify``), reporting the received
+    bytes or, stored transformed, the caller's logical ones with its ``stored_size``. Raising
+    (either callback) aborts the part: the caller discards its bytes."""
+    if verify is not None:
+        verify(digests)
+    if encoding is None:
+        return PartInfo(part_number, digests.size, digests.md5.hex(), now, dict(digests.checksums))
+    logical = encoding.logical(digests)
+    return PartInfo(part_number, logical.size, logical.etag, now, dict(logical.checksums), stored_size=digests.size)
+
+
+def part_stored_size(part: PartInfo) -> int:
+    """The length of a part's bytes as the engine holds them."""
+    return part.size if part.stored_size is None else part.stored_size
+
+
+def object_parts(parts: list[PartInfo]) -> list[ObjectPart]:
+    """A completed object's parts: where each lies in the object (logical ``offset``/``size``) and,
+    for parts stored transformed, in the object's stored bytes (``stored_offset``/``stored_size``)."""
+    out: list[ObjectPart] = []
+    offset = stored = 0
+    for part in parts:
+        piece = ObjectPart(part.part_number, offset, part.size, part.etag, dict(part.checksums))
+        if part.stored_size is not None:
+            piece.stored_offset, piece.stored_size = stored, part.stored_size
+        out.append(piece)
+        offset += part.size
+        stored += part_stored_size(part)
+    return out
+
+
 def completed_object(upload: UploadInfo, done: Assembly, now: float) -> ObjectInfo:
-    """The object a validated CompleteMultipartUpload creates."""
-    return ObjectInfo(
+    """The object a validated CompleteMultipartUpload creates (stored transformed when the
+    upload's parts are: its ``stored_size`` the sum of theirs)."""
+    info = ObjectInfo(
         bucket=upload.bucket,
         key=upload.key,
         size=done.size,
@@ -102,6 +167,10 @@ def completed_object(upload: UploadInfo, done: Assembly, now: float) -> ObjectIn
         parts_count=len(done.parts),
         tags=dict(upload.tags),
     )
+    if upload.encoding is not None:
+        info.encoding = upload.encoding
+        info.stored_size = sum(part_stored_size(p) for p in done.parts)
+    return info
 
 
 def clamp_part_number(value: int) -> int:

@@ -67,7 +67,9 @@ from coffer.storage.objects import (
     clamp_count,
     clamp_part_number,
     part_of,
+    part_start,
     refuse_encoded_source,
+    refuse_encoded_upload,
     stored_length,
 )
 from coffer.storage.ttl import expiry_of, is_expired
@@ -643,7 +645,7 @@ class DiskEngine:
             try:
                 if segments is not None:
                     # Open the first blobs now (the rest stay open ahead of the reader).
-                    start = info.part.offset if info.part is not None else 0
+                    start = part_start(info.part) if info.part is not None else 0
                     first = next((i for i, s in enumerate(segments) if s.offset + s.size > start), len(segments))
                     opened: dict[int, OpenBlob] = {}
                     try:
@@ -1033,6 +1035,7 @@ class DiskEngine:
         lock: ObjectLock = NO_LOCK,
         owner: str | None = None,
         acl: dict[str, Any] | None = None,
+        encoding: dict[str, Any] | None = None,
     ) -> UploadInfo:
         return await self.uploads.create(
             bucket,
@@ -1045,6 +1048,7 @@ class DiskEngine:
             lock=lock,
             owner=owner,
             acl=acl,
+            encoding=encoding,
         )
 
     async def get_upload(self, bucket: str, key: str, upload_id: str) -> UploadInfo:
@@ -1061,6 +1065,7 @@ class DiskEngine:
         checksum_algorithms: tuple[str, ...] = (),
         want_sha256: bool = False,
         verify: Verifier | None = None,
+        encoding: Encoding | None = None,
     ) -> PartInfo:
         return await self.uploads.upload_part(
             bucket,
@@ -1071,6 +1076,7 @@ class DiskEngine:
             checksum_algorithms=checksum_algorithms,
             want_sha256=want_sha256,
             verify=verify,
+            encoding=encoding,
         )
 
     async def upload_part_copy(
@@ -1087,6 +1093,7 @@ class DiskEngine:
         src_version_id: str | None = None,
     ) -> PartInfo:
         upload = self.uploads.get(bucket, key, upload_id)
+        refuse_encoded_upload(upload)
         source = await self._open_source(src_bucket, src_key, src_version_id)
         return await self.uploads.upload_part_copy(
             upload, part_number, source.info, source.stream, source.close, src_range, check_source

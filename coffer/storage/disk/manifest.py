@@ -14,6 +14,7 @@ import base64
 import json
 import sqlite3
 from collections.abc import Iterable
+from typing import Any
 
 from coffer.storage.api import ObjectPart
 from coffer.storage.contracts import Segment
@@ -41,8 +42,12 @@ def drop_manifest(conn: sqlite3.Connection, object_id: int) -> list[str]:
 
 
 def load_segments(conn: sqlite3.Connection, object_id: int) -> list[Segment]:
+    """The pieces of an object's body, in the coordinates of its bytes as stored (the stored
+    offsets and sizes of an object stored transformed, else the logical ones: the same)."""
     rows = conn.execute(
-        "SELECT offset, size, blob, data FROM object_parts WHERE object_id=? ORDER BY part_number", (object_id,)
+        "SELECT COALESCE(stored_offset, offset), COALESCE(stored_size, size), blob, data FROM object_parts"
+        " WHERE object_id=? ORDER BY part_number",
+        (object_id,),
     ).fetchall()
     return [Segment(offset, size, blob, bytes(data) if data is not None else None) for offset, size, blob, data in rows]
 
@@ -65,23 +70,28 @@ def decode_checksums(text: str | None) -> dict[str, bytes]:
     return checksums_from_doc(json.loads(text)) if text else {}
 
 
+_PART_COLUMNS = "part_number, offset, size, etag, checksums, stored_offset, stored_size"
+
+
+def _object_part(row: tuple[Any, ...]) -> ObjectPart:
+    number, offset, size, etag, sums, stored_offset, stored_size = row
+    return ObjectPart(number, offset, size, etag, decode_checksums(sums), stored_offset, stored_size)
+
+
 def object_part(conn: sqlite3.Connection, object_id: int, part_number: int) -> ObjectPart | None:
     row = conn.execute(
-        "SELECT part_number, offset, size, etag, checksums FROM object_parts WHERE object_id=? AND part_number=?",
+        f"SELECT {_PART_COLUMNS} FROM object_parts WHERE object_id=? AND part_number=?",
         (object_id, part_number),
     ).fetchone()
-    if row is None:
-        return None
-    return ObjectPart(row[0], row[1], row[2], row[3], decode_checksums(row[4]))
+    return _object_part(row) if row is not None else None
 
 
 def object_parts_page(
     conn: sqlite3.Connection, object_id: int, marker: int, max_parts: int
 ) -> tuple[list[ObjectPart], bool]:
     rows = conn.execute(
-        "SELECT part_number, offset, size, etag, checksums FROM object_parts WHERE object_id=? AND part_number>?"
-        " ORDER BY part_number LIMIT ?",
+        f"SELECT {_PART_COLUMNS} FROM object_parts WHERE object_id=? AND part_number>? ORDER BY part_number LIMIT ?",
         (object_id, marker, max_parts + 1),
     ).fetchall()
-    parts = [ObjectPart(r[0], r[1], r[2], r[3], decode_checksums(r[4])) for r in rows[:max_parts]]
+    parts = [_object_part(r) for r in rows[:max_parts]]
     return parts, len(rows) > max_parts

@@ -36,8 +36,9 @@ log = logging.getLogger("coffer.metadata")
 
 MAX_BATCH = 512
 # 2: bucket_stats; 3: multipart uploads, parts, object manifests; 4: object TTL;
-# 5: versioning and Object Lock (bucket state, per-key version order, latest/versions indexes)
-SCHEMA_VERSION = 5
+# 5: versioning and Object Lock (bucket state, per-key version order, latest/versions indexes);
+# 6: stored sizes of parts and pieces stored transformed (encrypted multipart uploads)
+SCHEMA_VERSION = 6
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS buckets(
@@ -122,6 +123,7 @@ CREATE TABLE IF NOT EXISTS parts(
     checksums TEXT NOT NULL,                   -- JSON: algorithm -> base64 digest
     blob TEXT,
     data BLOB,
+    stored_size INTEGER,                       -- a part stored transformed: its stored length (schema 6)
     PRIMARY KEY(upload_id, part_number)
 );
 CREATE INDEX IF NOT EXISTS parts_blob ON parts(blob) WHERE blob IS NOT NULL;
@@ -138,6 +140,10 @@ CREATE TABLE IF NOT EXISTS object_parts(
     checksums TEXT NOT NULL,
     blob TEXT,
     data BLOB,
+    -- An object stored transformed: where this piece lies in its stored bytes (offset and
+    -- size above are the logical ones); NULL for objects stored as sent (schema 6).
+    stored_offset INTEGER,
+    stored_size INTEGER,
     PRIMARY KEY(object_id, part_number)
 );
 CREATE INDEX IF NOT EXISTS object_parts_blob ON object_parts(blob) WHERE blob IS NOT NULL;
@@ -191,6 +197,13 @@ def _migrate(conn: sqlite3.Connection, version: int) -> None:
         for statement in VERSION_INDEXES:
             conn.execute(statement)
         conn.execute("DROP INDEX IF EXISTS objects_key")  # replaced by objects_version_ids
+    if version < 6:
+        # Stored sizes of encrypted parts and pieces: NULL (stored as sent) for every existing row.
+        for table, added in (("parts", ("stored_size",)), ("object_parts", ("stored_offset", "stored_size"))):
+            columns = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+            for column in added:
+                if column not in columns:
+                    conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} INTEGER")
 
 
 def _connect(path: Path, fsync: bool) -> sqlite3.Connection:

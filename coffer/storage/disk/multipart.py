@@ -22,6 +22,7 @@ from coffer.storage.api import (
     NULL_VERSION,
     CompletedPart,
     Completion,
+    Encoding,
     ObjectInfo,
     ObjectLock,
     PartInfo,
@@ -53,7 +54,12 @@ from coffer.storage.multipart import (
     new_upload_id,
     resolve_checksum_type,
 )
-from coffer.storage.objects import completed_object, copy_source_span
+from coffer.storage.objects import (
+    accept_part,
+    check_part_encoding,
+    completed_object,
+    copy_source_span,
+)
 from coffer.storage.ttl import expiry_of
 from coffer.storage.versioning import check_lock_bucket, version_for_write
 
@@ -80,13 +86,17 @@ def _upload_from_row(row: tuple[Any, ...]) -> tuple[UploadInfo, str | None]:
         tags=doc.get("t", {}),
         lock=records.decode_lock(doc.get("l")),
         acl=doc.get("acl"),
+        encoding=doc.get("enc"),
     )
     return info, completed
 
 
+_PART_COLUMNS = "part_number, size, etag, last_modified, checksums, stored_size"
+
+
 def _part_from_row(row: tuple[Any, ...]) -> PartInfo:
-    part_number, size, etag, last_modified, sums = row
-    return PartInfo(part_number, size, etag, last_modified, decode_checksums(sums))
+    part_number, size, etag, last_modified, sums, stored_size = row
+    return PartInfo(part_number, size, etag, last_modified, decode_checksums(sums), stored_size)
 
 
 class DiskUploads:
@@ -113,6 +123,7 @@ class DiskUploads:
         lock: ObjectLock = NO_LOCK,
         owner: str | None = None,
         acl: dict[str, Any] | None = None,
+        encoding: dict[str, Any] | None = None,
     ) -> UploadInfo:
         resolved = resolve_checksum_type(checksum_algorithm, checksum_type)
         upload = UploadInfo(
@@ -128,6 +139,7 @@ class DiskUploads:
             tags=dict(tags or {}),
             lock=lock,
             acl=acl,
+            encoding=encoding,
         )
         doc: dict[str, Any] = {"h": headers, "a": checksum_algorithm, "ct": resolved}
         if tags:
@@ -137,6 +149,8 @@ class DiskUploads:
             doc["l"] = lock_doc  # the completed object's Object Lock
         if acl is not None:
             doc["acl"] = acl  # the completed object's ACL ("a" is the checksum algorithm here)
+        if encoding is not None:
+            doc["enc"] = encoding  # parts stored transformed: the completed object's encoding document
         extra = json.dumps(doc, separators=(",", ":"))
 
         def tx(conn: sqlite3.Connection) -> UploadInfo:
@@ -178,13 +192,15 @@ class DiskUploads:
         checksum_algorithms: tuple[str, ...],
         want_sha256: bool,
         verify: Verifier | None,
+        encoding: Encoding | None = None,
     ) -> PartInfo:
         upload = self.get(bucket, key, upload_id)  # fail fast before reading a body
+        check_part_encoding(upload, encoding)
         algorithms = tuple(dict.fromkeys((*checksum_algorithms, upload.effective_algorithm)))
         received = await self.blobs.receive(
             body, algorithms=algorithms, want_sha256=want_sha256, max_size=MAX_PART_SIZE
         )
-        return await self._store_part(upload, part_number, received, verify)
+        return await self._store_part(upload, part_number, received, verify, encoding)
 
     async def upload_part_copy(
         self,
@@ -208,17 +224,19 @@ class DiskUploads:
         return await self._store_part(upload, part_number, received)
 
     async def _store_part(
-        self, upload: UploadInfo, part_number: int, received: ReceivedBody, verify: Verifier | None = None
+        self,
+        upload: UploadInfo,
+        part_number: int,
+        received: ReceivedBody,
+        verify: Verifier | None = None,
+        encoding: Encoding | None = None,
     ) -> PartInfo:
         try:
-            digests = received.digests
-            if verify is not None:
-                verify(digests)
+            part = accept_part(part_number, received.digests, verify, encoding, time.time())
             blob = await self.blobs.publish(received) if received.data is None else None
         except BaseException:
             received.discard()
             raise
-        part = PartInfo(part_number, digests.size, digests.md5.hex(), time.time(), dict(digests.checksums))
         upload_id = upload.upload_id
 
         def tx(conn: sqlite3.Connection) -> list[str]:
@@ -227,8 +245,8 @@ class DiskUploads:
                 "DELETE FROM parts WHERE upload_id=? AND part_number=? RETURNING blob", (upload_id, part_number)
             ).fetchone()
             conn.execute(
-                "INSERT INTO parts(upload_id, part_number, size, etag, last_modified, checksums, blob, data)"
-                " VALUES (?,?,?,?,?,?,?,?)",
+                "INSERT INTO parts(upload_id, part_number, size, etag, last_modified, checksums, blob, data,"
+                " stored_size) VALUES (?,?,?,?,?,?,?,?,?)",
                 (
                     upload_id,
                     part_number,
@@ -238,6 +256,7 @@ class DiskUploads:
                     encode_checksums(part.checksums),
                     blob,
                     received.data,
+                    part.stored_size,
                 ),
             )
             # Uploading a part number again replaces the earlier part.
@@ -261,7 +280,7 @@ class DiskUploads:
             stored = {
                 r[0]: _part_from_row(r)
                 for r in conn.execute(
-                    "SELECT part_number, size, etag, last_modified, checksums FROM parts WHERE upload_id=?",
+                    f"SELECT {_PART_COLUMNS} FROM parts WHERE upload_id=?",
                     (upload_id,),
                 ).fetchall()
             }
@@ -295,6 +314,8 @@ class DiskUploads:
                 "n": info.parts_count,
                 "v": info.version_id,
             }
+            if info.stored_size is not None:
+                result["z"] = info.stored_size
             conn.execute(
                 "UPDATE uploads SET completed=? WHERE upload_id=?",
                 (json.dumps(result, separators=(",", ":")), upload_id),
@@ -368,8 +389,8 @@ class DiskUploads:
             try:
                 upload = self._upload_row(conn, bucket, key, upload_id)[0]
                 rows = conn.execute(
-                    "SELECT part_number, size, etag, last_modified, checksums FROM parts"
-                    " WHERE upload_id=? AND part_number>? ORDER BY part_number LIMIT ?",
+                    f"SELECT {_PART_COLUMNS} FROM parts WHERE upload_id=? AND part_number>?"
+                    " ORDER BY part_number LIMIT ?",
                     (upload_id, marker, max_parts + 1),
                 ).fetchall()
             finally:
@@ -456,4 +477,6 @@ def _completed_result(upload: UploadInfo, done: dict[str, Any]) -> ObjectInfo:
         version_id=done.get("v", NULL_VERSION),
         lock=upload.lock,
         acl=upload.acl,
+        encoding=upload.encoding,
+        stored_size=done.get("z"),
     )

@@ -510,22 +510,25 @@ def _add_pieces(conn: sqlite3.Connection, object_id: int, body: Pieces) -> None:
     if body.shared_from is not None:
         # Share the source's pieces: new manifest rows, the same blobs.
         conn.execute(
-            "INSERT INTO object_parts(object_id, part_number, offset, size, etag, checksums, blob, data)"
-            " SELECT ?, part_number, offset, size, etag, checksums, blob, data FROM object_parts"
-            " WHERE object_id=?",
+            "INSERT INTO object_parts(object_id, part_number, offset, size, etag, checksums, blob, data,"
+            " stored_offset, stored_size) SELECT ?, part_number, offset, size, etag, checksums, blob, data,"
+            " stored_offset, stored_size FROM object_parts WHERE object_id=?",
             (object_id, body.shared_from),
         )
         return
-    offset = 0
+    offset = stored = 0
     for number in body.part_numbers:
-        # The upload's part becomes a piece of the object: same blob, no data copied.
-        size = conn.execute(
-            "INSERT INTO object_parts(object_id, part_number, offset, size, etag, checksums, blob, data)"
-            " SELECT ?, part_number, ?, size, etag, checksums, blob, data FROM parts"
-            " WHERE upload_id=? AND part_number=? RETURNING size",
-            (object_id, offset, body.upload_id, number),
-        ).fetchone()[0]
+        # The upload's part becomes a piece of the object: same blob, no data copied. A part
+        # stored transformed also gets where its stored bytes lie (stored_offset NULL otherwise).
+        size, stored_size = conn.execute(
+            "INSERT INTO object_parts(object_id, part_number, offset, size, etag, checksums, blob, data,"
+            " stored_offset, stored_size) SELECT ?, part_number, ?, size, etag, checksums, blob, data,"
+            " CASE WHEN stored_size IS NULL THEN NULL ELSE ? END, stored_size FROM parts"
+            " WHERE upload_id=? AND part_number=? RETURNING size, stored_size",
+            (object_id, offset, stored, body.upload_id, number),
+        ).fetchone()
         offset += size
+        stored += size if stored_size is None else stored_size
 
 
 def update_metadata(conn: sqlite3.Connection, record: ObjectRecord) -> None:

@@ -11,7 +11,8 @@ decode unchanged::
 
     0 bucket  1 key  2 size  3 etag  4 last_modified  5 version_id  6 storage_class
     7 owner  8 headers  9 checksums (hex)  10 checksum_type  11 expires (None: never)
-    12 parts [[number, offset, size, etag, checksums], ...]
+    12 parts [[number, offset, size, etag, checksums], ...]; a part of an object stored
+       transformed appends [stored_offset, stored_size] (its place in the stored bytes)
     13 tags {}   14 lock [mode, retain_until, legal_hold] or None   15 delete marker 0/1
     16 parts_count (None: len(parts); answers carry no parts)
     17 acl: the version's ACL document, opaque to the engine (None: the default ACL)
@@ -41,6 +42,22 @@ def lock_from(meta: list[Any] | None) -> ObjectLock:
     return ObjectLock(mode, until, None if hold is None else bool(hold))
 
 
+def _part_meta(part: ObjectPart) -> list[Any]:
+    sums = {a: v.hex() for a, v in part.checksums.items()}
+    meta: list[Any] = [part.part_number, part.offset, part.size, part.etag, sums]
+    if part.stored_size is not None:  # absent for objects stored as sent: their records stay as before
+        meta += [part.stored_offset, part.stored_size]
+    return meta
+
+
+def _part_from(meta: list[Any]) -> ObjectPart:
+    number, offset, size, etag, sums = meta[:5]
+    part = ObjectPart(number, offset, size, etag, {a: bytes.fromhex(v) for a, v in sums.items()})
+    if len(meta) > 5:
+        part.stored_offset, part.stored_size = meta[5], meta[6]
+    return part
+
+
 def object_meta(
     info: ObjectInfo,
     owner: str,
@@ -61,7 +78,7 @@ def object_meta(
         {a: v.hex() for a, v in info.checksums.items()},
         info.checksum_type,
         expires,
-        [[p.part_number, p.offset, p.size, p.etag, {a: v.hex() for a, v in p.checksums.items()}] for p in parts or ()],
+        [_part_meta(p) for p in parts or ()],
         info.tags,
         lock_meta(info.lock),
         1 if info.delete_marker else 0,
@@ -84,10 +101,7 @@ def object_from(meta: list[Any]) -> tuple[ObjectInfo, str, float | None, tuple[O
         *meta[_FIXED:],
         *_DEFAULTS[max(len(meta) - _FIXED, 0) :],
     ]
-    parts = tuple(
-        ObjectPart(n, offset, psize, petag, {a: bytes.fromhex(v) for a, v in psums.items()})
-        for n, offset, psize, petag, psums in (meta[12] if len(meta) > 12 else ())
-    )
+    parts = tuple(_part_from(p) for p in (meta[12] if len(meta) > 12 else ()))
     info = ObjectInfo(
         bucket,
         key,

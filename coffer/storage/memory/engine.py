@@ -1271,6 +1271,7 @@ class MemoryEngine:
         lock: ObjectLock = NO_LOCK,
         owner: str | None = None,
         acl: dict[str, Any] | None = None,
+        encoding: dict[str, Any] | None = None,
     ) -> UploadInfo:
         return await self.uploads.create(
             bucket,
@@ -1283,6 +1284,7 @@ class MemoryEngine:
             lock=lock,
             owner=owner,
             acl=acl,
+            encoding=encoding,
         )
 
     async def get_upload(self, bucket: str, key: str, upload_id: str) -> UploadInfo:
@@ -1299,6 +1301,7 @@ class MemoryEngine:
         checksum_algorithms: tuple[str, ...] = (),
         want_sha256: bool = False,
         verify: Verifier | None = None,
+        encoding: Encoding | None = None,
     ) -> PartInfo:
         return await self.uploads.upload_part(
             bucket,
@@ -1309,6 +1312,7 @@ class MemoryEngine:
             checksum_algorithms=checksum_algorithms,
             want_sha256=want_sha256,
             verify=verify,
+            encoding=encoding,
         )
 
     async def upload_part_copy(

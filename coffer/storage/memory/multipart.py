@@ -29,6 +29,7 @@ from coffer.storage.api import (
     NO_LOCK,
     CompletedPart,
     Completion,
+    Encoding,
     ObjectInfo,
     ObjectLock,
     ObjectPart,
@@ -51,7 +52,15 @@ from coffer.storage.multipart import (
     new_upload_id,
     resolve_checksum_type,
 )
-from coffer.storage.objects import completed_object, copy_source_span
+from coffer.storage.objects import (
+    accept_part,
+    check_part_encoding,
+    completed_object,
+    copy_source_span,
+    object_parts,
+    part_stored_size,
+    refuse_encoded_upload,
+)
 from coffer.storage.versioning import check_lock_bucket
 
 if TYPE_CHECKING:
@@ -175,7 +184,7 @@ async def hash_chunks(chunks: tuple[bytes, ...], algorithms: tuple[str, ...]) ->
 
 
 def part_meta(upload_id: str, part: PartInfo) -> dict[str, Any]:
-    return {
+    meta = {
         "u": upload_id,
         "n": part.part_number,
         "s": part.size,
@@ -183,6 +192,25 @@ def part_meta(upload_id: str, part: PartInfo) -> dict[str, Any]:
         "m": part.last_modified,
         "c": {a: v.hex() for a, v in part.checksums.items()},
     }
+    if part.stored_size is not None:
+        meta["z"] = part.stored_size  # stored transformed: "s" is the logical size
+    return meta
+
+
+def part_from(meta: dict[str, Any]) -> PartInfo:
+    return PartInfo(
+        meta["n"],
+        meta["s"],
+        meta["e"],
+        meta["m"],
+        {a: bytes.fromhex(v) for a, v in meta["c"].items()},
+        stored_size=meta.get("z"),
+    )
+
+
+def part_charge(part: PartInfo) -> int:
+    """What a part holds of max_memory: its bytes as stored."""
+    return part_stored_size(part) + PART_OVERHEAD
 
 
 def upload_meta(info: UploadInfo) -> dict[str, Any]:
@@ -199,6 +227,7 @@ def upload_meta(info: UploadInfo) -> dict[str, Any]:
         **({"t": info.tags} if info.tags else {}),
         **({"l": lock_meta(info.lock)} if info.lock.recorded() else {}),
         **({"acl": info.acl} if info.acl is not None else {}),
+        **({"enc": info.encoding} if info.encoding is not None else {}),
     }
 
 
@@ -216,6 +245,7 @@ def upload_from(meta: dict[str, Any]) -> UploadInfo:
         tags=meta.get("t", {}),
         lock=lock_from(meta.get("l")),
         acl=meta.get("acl"),
+        encoding=meta.get("enc"),
     )
 
 
@@ -283,7 +313,7 @@ class MemoryUploads:
         if old is not None:  # uploading a part number again replaces the earlier part
             stats.used_bytes -= old.charge
             stats.part_bytes -= old.charge
-        stored = MemPart(part, chunks, part.size + PART_OVERHEAD)
+        stored = MemPart(part, chunks, part_charge(part))
         upload.parts[part.part_number] = stored
         stats.used_bytes += stored.charge
         stats.part_bytes += stored.charge
@@ -324,6 +354,7 @@ class MemoryUploads:
         lock: ObjectLock = NO_LOCK,
         owner: str | None = None,
         acl: dict[str, Any] | None = None,
+        encoding: dict[str, Any] | None = None,
     ) -> UploadInfo:
         resolved = resolve_checksum_type(checksum_algorithm, checksum_type)
         host = self._host
@@ -343,6 +374,7 @@ class MemoryUploads:
             tags=dict(tags or {}),
             lock=lock,
             acl=acl,
+            encoding=encoding,
         )
 
         # Nobody knows the upload id before the answer: nothing to mark meanwhile.
@@ -367,17 +399,17 @@ class MemoryUploads:
         checksum_algorithms: tuple[str, ...],
         want_sha256: bool,
         verify: Verifier | None,
+        encoding: Encoding | None = None,
     ) -> PartInfo:
         host = self._host
         upload = self._open(bucket, key, upload_id, write=True)  # fail fast before reading a body
+        check_part_encoding(upload.info, encoding)
         algorithms = tuple(dict.fromkeys((*checksum_algorithms, upload.info.effective_algorithm)))
         digests, chunks, reserved = await host.receive(
             body, algorithms, want_sha256, min(MAX_PART_SIZE, host.max_memory)
         )
         try:
-            if verify is not None:
-                verify(digests)
-            part = PartInfo(part_number, digests.size, digests.md5.hex(), host.clock(), dict(digests.checksums))
+            part = accept_part(part_number, digests, verify, encoding, host.clock())
             fut = self._store_part(bucket, key, upload_id, part, chunks, reserved)
         except BaseException:
             host.release(reserved)
@@ -392,7 +424,7 @@ class MemoryUploads:
         host = self._host
         upload = self._open(bucket, key, upload_id, write=True)  # aborted or completed meanwhile?
         host.check_writable()
-        unmark = upload.pending.mark(part.part_number, MemPart(part, chunks, part.size + PART_OVERHEAD))
+        unmark = upload.pending.mark(part.part_number, MemPart(part, chunks, part_charge(part)))
 
         def finish(ok: bool) -> None:
             unmark()
@@ -418,6 +450,7 @@ class MemoryUploads:
     ) -> PartInfo:
         host = self._host
         upload = self._open(bucket, key, upload_id, write=True)
+        refuse_encoded_upload(upload.info)
         source = host.copy_source(src_bucket, src_key, src_version_id)
         if check_source is not None:
             check_source(source.info)
@@ -486,16 +519,11 @@ class MemoryUploads:
         # The parts as pending uploads leave them: the log replays those before this completion.
         stored = {**upload.parts, **dict(upload.pending.items())}
         done = assemble(upload.info, parts, {n: p.info for n, p in stored.items()}, completion)
-        object_parts: list[ObjectPart] = []
-        offset = 0
-        for part in done.parts:
-            object_parts.append(ObjectPart(part.part_number, offset, part.size, part.etag, dict(part.checksums)))
-            offset += part.size
         chunks = tuple(itertools.chain.from_iterable(stored[p.part_number].chunks for p in done.parts))
         info = completed_object(upload.info, done, now)
         info.lock = upload.info.lock  # the upload's lock goes to the object
         info.acl = upload.info.acl  # and so does its ACL
-        return info, chunks, tuple(object_parts)
+        return info, chunks, tuple(object_parts(done.parts))
 
     async def abort(self, bucket: str, key: str, upload_id: str) -> None:
         host = self._host
@@ -599,10 +627,7 @@ class MemoryUploads:
         elif record.op == PUT_PART:
             upload = self._uploads.get(meta["u"])
             if upload is not None:
-                part = PartInfo(
-                    meta["n"], meta["s"], meta["e"], meta["m"], {a: bytes.fromhex(v) for a, v in meta["c"].items()}
-                )
-                self._set_part(upload, part, record.data)
+                self._set_part(upload, part_from(meta), record.data)
         elif record.op == DELETE_UPLOAD:
             upload = self._uploads.get(meta["u"])
             if upload is not None:
