@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from coffer import checksums
-from coffer.server import xml
+from coffer.server import encryption, xml
 from coffer.server.context import Context
 from coffer.server.errors import S3Error
 from coffer.server.handlers.common import parse_max
@@ -72,5 +72,7 @@ async def GetObjectAttributes(ctx: Context, req: Request) -> Response:
     response = Response(200, body=xml.document("GetObjectAttributesOutput", "".join(inner)))
     response.header("content-type", "application/xml")
     response.header("last-modified", http_date(info.last_modified))
+    for name, value in encryption.response_headers(info.encoding):
+        response.header(name, value)
     await add_read_version(ctx, req.bucket, response, info.version_id)
     return response

@@ -138,7 +138,8 @@ async def UploadPart(ctx: Context, req: Request) -> Response:
             plan.body,
             upload.encoding,
             data_key,
-            algorithms=plan.algorithms,
+            # The upload's own algorithm too: the object's checksum is composed from the parts'.
+            algorithms=tuple(dict.fromkeys((*plan.algorithms, upload.effective_algorithm))),
             want_sha256=plan.want_sha256,
             verify=plan.verify,
             part_number=part_number,
@@ -387,7 +388,10 @@ async def ListParts(ctx: Context, req: Request) -> Response:
             f"{xml.elem('ETag', quote_etag(part.etag))}{xml.elem('Size', part.size)}"
             f"{_part_checksums_xml(part, upload)}</Part>"
         )
-    return xml_response(xml.document("ListPartsResult", "".join(inner)))
+    response = xml_response(xml.document("ListPartsResult", "".join(inner)))
+    for name, value in encryption.response_headers(upload.encoding):
+        response.header(name, value)
+    return response
 
 
 async def ListMultipartUploads(ctx: Context, req: Request) -> Response:
