@@ -105,11 +105,6 @@ WRITES: dict[str, dict[str, Any]] = {
     "put_bucket_request_payment": {"RequestPaymentConfiguration": {"Payer": "Requester"}},
     "put_bucket_website": {"WebsiteConfiguration": {"IndexDocument": {"Suffix": "index.html"}}},
     "put_bucket_logging": {"BucketLoggingStatus": {}},
-    "put_bucket_encryption": {
-        "ServerSideEncryptionConfiguration": {
-            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
-        }
-    },
     "put_bucket_replication": {
         "ReplicationConfiguration": {
             "Role": "arn:aws:iam::1:role/r",
