@@ -3,6 +3,7 @@ one server per data directory, and `coffer init` keeping its file private."""
 
 from __future__ import annotations
 
+import base64
 import os
 import stat
 import subprocess
@@ -174,3 +175,17 @@ def test_init_writes_a_private_config(tmp_path: Path) -> None:
         assert result.returncode == 0, result.stderr
         assert target.stat().st_mode & 0o777 == 0o600
         assert "secret_key" in target.read_text()
+
+
+def test_wrong_kms_master_key_is_refused_at_start(tmp_path: Path) -> None:
+    """A keyring written under one master key does not open under another: the server says so at
+    start instead of failing every encrypted read later."""
+    from coffer.config import Settings
+    from coffer.encryption.kms import LocalKeyService
+
+    data = tmp_path / "data"
+    service = LocalKeyService.from_settings(Settings(data_dir=str(data)))
+    service.generate_data_key(None, {"aws:s3:arn": "arn:aws:s3:::b/k"})  # the keyring now exists
+    other = base64.b64encode(os.urandom(32)).decode()
+    line = _one_clear_line(_serve("--data-dir", str(data), "--kms-master-key", other, cwd=tmp_path), "key service")
+    assert other not in line

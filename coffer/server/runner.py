@@ -182,6 +182,25 @@ def _check_data_dirs(settings: Settings) -> DirLock | None:
     return lock
 
 
+def _check_key_service(settings: Settings) -> None:
+    """A data directory whose key service was used: its keyring must open with the configured
+    master key (else encrypted objects would fail one by one), and a master key kept beside the
+    data is warned about at every start. A server that never encrypted has nothing to check."""
+    from coffer.encryption import keyring
+    from coffer.encryption.kms import LocalKeyService
+
+    if not keyring.kms_dir(settings.data_dir).is_dir():
+        return
+    try:
+        service = LocalKeyService.from_settings(settings)
+        service.check()
+    except keyring.KeyringError as exc:
+        raise StartupError(f"the key service cannot open its keyring: {exc}") from None
+    warning = service.master_key_warning()
+    if warning:
+        log.warning("%s", warning)
+
+
 def _check_keys(settings: Settings) -> None:
     if os.path.isdir(settings.data_dir):
         try:
@@ -254,6 +273,7 @@ def _serve(settings: Settings) -> int:
     from coffer.server.auth.gate import startup_message
 
     _check_keys(settings)
+    _check_key_service(settings)
     settings.max_connections = _connection_cap(settings)
     # Worker processes rebuild the app from this (uvicorn spawns them by import string).
     os.environ["COFFER_SETTINGS_JSON"] = settings.to_json()
