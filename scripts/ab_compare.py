@@ -38,6 +38,11 @@ costs (the policies leave it to the ACL, so the gate reads the object's ACL firs
     .venv/bin/python scripts/ab_compare.py small \
         '{"owner": {"AB_AUTH": "1"}, "anon": {"AB_AUTH": "1", "AB_PUBLIC": "1"}}' 7
 
+A variant with {"AB_SSE": "AES256"} (or "aws:kms") gives the bucket default encryption, so every
+object the phases write and read is encrypted (docs/benchmarks.md, "Encryption"):
+
+    .venv/bin/python scripts/ab_compare.py large '{"plain": {}, "sse": {"AB_SSE": "AES256"}}' 5
+
 Phases: small (GET), smallput, large (GET), largeput; "bare" takes part in GET phases only.
 """
 
@@ -174,6 +179,16 @@ def start(name: str, extra_env: dict[str, str]) -> tuple[subprocess.Popen[bytes]
         if status:
             config = f"<VersioningConfiguration><Status>{status}</Status></VersioningConfiguration>"
             conn.request("PUT", url(endpoint, "PUT", "/bench?versioning"), body=config.encode())
+        if extra_env.get("AB_SSE"):
+            # Bucket default encryption: every object the phases write (and read) is encrypted.
+            config = (
+                "<ServerSideEncryptionConfiguration><Rule><ApplyServerSideEncryptionByDefault>"
+                f"<SSEAlgorithm>{extra_env['AB_SSE']}</SSEAlgorithm>"
+                "</ApplyServerSideEncryptionByDefault></Rule></ServerSideEncryptionConfiguration>"
+            )
+            code, answer, _ = conn.request("PUT", url(endpoint, "PUT", "/bench?encryption"), body=config.encode())
+            if code != 200:
+                raise RuntimeError(f"{name}: PutBucketEncryption answered {code}: {answer[:300]!r}")
         statements = int(extra_env.get("AB_POLICY", "0"))
         if statements:
             code, answer, _ = conn.request(
