@@ -395,8 +395,8 @@ class LocalKeyService:
     def rewrap(self, wrapped: bytes, context: Mapping[str, str]) -> bytes:
         """The data key wrapped under its key's newest version; ``wrapped`` itself when it already is.
 
-        Bodies are untouched (the data key does not change). Walking all objects to re-wrap them
-        is the engines' job (not built yet)."""
+        Bodies are untouched (the data key does not change). ``coffer kms rewrap``
+        (coffer/encryption/rewrap.py) walks all objects to re-wrap them."""
         key, plaintext = self._unwrap(wrapped, context)
         if inspect_wrapped(wrapped).key_version == key.newest:
             return wrapped

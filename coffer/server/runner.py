@@ -110,14 +110,16 @@ class DirLock:
             "worker processes; stop it first or choose another --data-dir"
         )
 
-    def acquire(self) -> None:
-        """Claim the directory for this server (the parent process)."""
+    def acquire(self, *, share: bool = True) -> None:
+        """Claim the directory for this server (the parent process). ``share`` False keeps the
+        lock exclusive: an offline tool (``coffer kms rewrap``) that no worker may join."""
         fd = self._open()
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # not atomic: another server may win here
+            if share:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # not atomic: another server may win here
         except OSError as exc:
             error = (
                 self._in_use(fd)

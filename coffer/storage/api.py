@@ -465,6 +465,15 @@ class Engine(Protocol):
         None: back to the default). Body, ETag and Last-Modified stay; errors as for ``head_object``."""
         ...
 
+    async def put_object_encoding(
+        self, bucket: str, key: str, document: dict[str, Any], *, version_id: str
+    ) -> ObjectInfo:
+        """Replace the encoding document (``ObjectInfo.encoding``) of a version stored transformed,
+        in one atomic update: the server re-wraps a data key this way (``coffer kms rewrap``).
+        Body, size, ETag, checksums, ``stored_size``, Last-Modified, tags, ACL and lock stay.
+        InvalidRequest when the version has no document (stored as sent); errors as for ``head_object``."""
+        ...
+
     async def head_object(
         self, bucket: str, key: str, *, part_number: int | None = None, version_id: str | None = None
     ) -> ObjectInfo:

@@ -86,6 +86,15 @@ def refuse_encoded_source(info: ObjectInfo) -> None:
         )
 
 
+def require_encoded(info: ObjectInfo) -> None:
+    """``put_object_encoding`` replaces a document, never adds one: a body stored as sent has
+    no transform a document could describe."""
+    if info.encoding is None:
+        raise errors.InvalidRequest(
+            "The object version is not stored encrypted: it has no encoding to replace.", key=info.key
+        )
+
+
 def check_quota(live_objects: int, limit: int, bucket: str, key: str) -> None:
     """QuotaExceeded when a new key would go past ``max_objects_per_bucket`` (0: no limit)."""
     if limit and live_objects >= limit:

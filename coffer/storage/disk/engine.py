@@ -70,6 +70,7 @@ from coffer.storage.objects import (
     part_start,
     refuse_encoded_source,
     refuse_encoded_upload,
+    require_encoded,
     stored_length,
 )
 from coffer.storage.ttl import expiry_of, is_expired
@@ -704,6 +705,20 @@ class DiskEngine:
             record = records.require(conn, bucket, key, time.time(), with_data=False, version_id=version_id)
             record.info.acl = acl
             records.update_metadata(conn, record)  # body, ETag, Last-Modified, tags and lock stay
+            return record.info
+
+        # The commit bumps the store's generation: the read cache drops the old record.
+        return await self.meta.write(tx)
+
+    async def put_object_encoding(
+        self, bucket: str, key: str, document: dict[str, Any], *, version_id: str
+    ) -> ObjectInfo:
+        def tx(conn: sqlite3.Connection) -> ObjectInfo:
+            # As the ACL: read and rewrite the version's row in one write transaction.
+            record = records.require(conn, bucket, key, time.time(), with_data=False, version_id=version_id)
+            require_encoded(record.info)
+            record.info.encoding = dict(document)
+            records.update_metadata(conn, record)  # only the row's extra "e" changes
             return record.info
 
         # The commit bumps the store's generation: the read cache drops the old record.

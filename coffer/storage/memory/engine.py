@@ -105,6 +105,7 @@ from coffer.storage.memory.wal import (
     FILE_MODE,
     PUT_OBJECT,
     SET_ACL,
+    SET_ENCODING,
     SET_LOCK,
     SET_TAGS,
     Record,
@@ -124,6 +125,7 @@ from coffer.storage.objects import (
     clamp_part_number,
     part_of,
     refuse_encoded_source,
+    require_encoded,
     stored_length,
 )
 from coffer.storage.ttl import expiry_of, is_expired
@@ -1012,6 +1014,23 @@ class MemoryEngine:
             lambda vid: Record(SET_ACL, {"b": bucket, "k": key, "v": vid, "a": acl}),
         )
 
+    async def put_object_encoding(
+        self, bucket: str, key: str, document: dict[str, Any], *, version_id: str
+    ) -> ObjectInfo:
+        document = dict(document)
+
+        def rebuild(v: MemObject) -> MemObject:
+            require_encoded(v.info)  # checked against the version as pending changes leave it
+            return ver.with_encoding(v, document)
+
+        return await self._rewrite_version(
+            bucket,
+            key,
+            version_id,
+            rebuild,
+            lambda vid: Record(SET_ENCODING, {"b": bucket, "k": key, "v": vid, "e": document}),
+        )
+
     async def _rewrite_version(
         self,
         bucket: str,
@@ -1517,6 +1536,12 @@ class MemoryEngine:
             acl = meta["a"]
             if bucket is not None:
                 change = ver.replace(meta["v"], lambda v: ver.with_acl(v, acl))
+                self._change(bucket, meta["k"].encode("utf-8"), change)
+        elif record.op == SET_ENCODING:
+            bucket = self._buckets.get(meta["b"])
+            document = meta["e"]
+            if bucket is not None:
+                change = ver.replace(meta["v"], lambda v: ver.with_encoding(v, document))
                 self._change(bucket, meta["k"].encode("utf-8"), change)
         elif record.op == COMPLETE_UPLOAD:
             bucket = self._buckets.get(meta["o"][0])

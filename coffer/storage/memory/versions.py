@@ -97,6 +97,11 @@ def with_acl(obj: MemObject, acl: dict[str, Any] | None) -> MemObject:
     return mem_object(dataclasses.replace(obj.info, acl=acl), obj.owner, obj.chunks, obj.expires, obj.parts)
 
 
+def with_encoding(obj: MemObject, document: dict[str, Any]) -> MemObject:
+    """A new version sharing ``obj``'s stored body with another encoding document (a re-wrapped key)."""
+    return mem_object(dataclasses.replace(obj.info, encoding=document), obj.owner, obj.chunks, obj.expires, obj.parts)
+
+
 # ---------------------------------------------------------------- reading a chain
 def walk(chain: Chain) -> Iterator[MemObject]:
     while chain is not None:

@@ -71,6 +71,9 @@ COMPLETED = 11  # a completed upload's answer, kept for retried Completes (snaps
 BUCKET_STATE = 12  # {"b", "v": versioning status, "l": Object Lock turned on}, either or both
 SET_LOCK = 13  # a version's Object Lock state replaced ({"b", "k", "v", "l": [mode, retain_until, legal_hold]})
 SET_ACL = 14  # a version's ACL document replaced ({"b", "k", "v", "a": the document or None}); body and metadata stay
+# A version's encoding document replaced ({"b", "k", "v", "e": the document}; a re-wrapped data key,
+# coffer kms rewrap); body, stored size and every other field stay.
+SET_ENCODING = 15
 
 T = TypeVar("T")
 
