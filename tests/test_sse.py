@@ -260,8 +260,10 @@ def test_tampered_stored_bytes_are_never_served(s3, sse_server: ServerProcess, b
         pytest.skip("the memory engine keeps bodies in memory")
     data = os.urandom(3 * MiB)
     s3.put_object(Bucket=bucket, Key="k", Body=data, ServerSideEncryption="AES256")
-    blob = max(stored_files(sse_server), key=lambda p: p.stat().st_size)
-    assert blob.stat().st_size > len(data)  # the stored frames: data plus 28 bytes a frame
+    from coffer.encryption.frames import encrypted_size
+
+    # The body's file: exactly the stored frames' length (the data plus 28 bytes a frame).
+    (blob,) = [p for p in stored_files(sse_server) if p.stat().st_size == encrypted_size(len(data))]
     raw = bytearray(blob.read_bytes())
     raw[2 * MiB] ^= 0x01
     blob.write_bytes(bytes(raw))

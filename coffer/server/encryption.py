@@ -125,7 +125,7 @@ def encrypting(
     """The stored (encrypted) form of ``body`` and the Encoding that tells the engine what the
     version reports: the plaintext's size and checksums (verified against what the client
     declared, as an unencrypted write is), and an ETag that is the plaintext's MD5 for SSE-S3
-    and, as S3, not for SSE-KMS and SSE-C (the MD5 of the stored bytes). ``part_number``: one
+    and, as S3, not for SSE-KMS and SSE-C (a keyed digest of it under the data key). ``part_number``: one
     part of a multipart upload (framed as its own body, bound to its number)."""
     hasher = BodyHasher(algorithms, want_sha256)
     encryptor = frames.Encryptor(data_key, body_id(doc, part_number), int(doc["f"]))
@@ -145,7 +145,12 @@ def encrypting(
         plain = hasher.digests()
         if verify is not None:
             verify(plain)  # Content-MD5, x-amz-checksum-*, x-amz-content-sha256 are of the plaintext
-        etag = plain.md5.hex() if doc["a"] == sse.AES256 else digests.md5.hex()
+        if doc["a"] == sse.AES256:
+            etag = plain.md5.hex()
+        else:
+            # Not the plaintext's MD5 (which would tell about the content), yet the same for the
+            # same bytes under the same data key: a part uploaded twice keeps its ETag, as in S3.
+            etag = hmac.new(data_key, b"coffer-etag/v1\x00" + plain.md5, hashlib.sha256).digest()[:16].hex()
         return LogicalBody(plain.size, etag, plain.checksums)
 
     return stored(), Encoding(doc, logical)

@@ -6,7 +6,7 @@ from coffer import checksums
 from coffer.server import encryption, xml
 from coffer.server.context import Context
 from coffer.server.errors import S3Error
-from coffer.server.handlers.common import parse_max
+from coffer.server.handlers.common import customer_key, parse_max
 from coffer.server.http import INT32_MAX, Response, http_date, parse_int
 from coffer.server.request import Request
 from coffer.server.versioning import add_read_version, version_param
@@ -44,6 +44,8 @@ async def GetObjectAttributes(ctx: Context, req: Request) -> Response:
         req.bucket, req.key, marker=marker, max_parts=max_parts, version_id=version_id
     )
     info = page.info
+    if info.encoding is not None:
+        encryption.check_read_key(info.encoding, customer_key(ctx, req))  # SSE-C: its key, as GET
     inner: list[str] = []
     if "ETag" in wanted:
         inner.append(xml.elem("ETag", info.etag))  # unquoted here, unlike everywhere else

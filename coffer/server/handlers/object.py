@@ -248,6 +248,7 @@ def _read_response(req: Request, info: ObjectInfo, status: int, byte_range: tupl
 
 async def GetObject(ctx: Context, req: Request) -> Response:
     assert req.bucket is not None and req.key is not None
+    _check_read_headers(req)
     part_number = part_number_param(req.query.get("partNumber"))
     if part_number is not None and "range" in req.headers:
         raise S3Error("InvalidRequest", "Cannot specify both Range header and partNumber query parameter")
@@ -300,6 +301,18 @@ async def decrypted(
     return encryption.decrypting(opened.stream, info, data_key, start, end, parts)
 
 
+def _check_read_headers(req: Request) -> None:
+    """A read names no SSE-S3/SSE-KMS parameters (S3: they are for writes only)."""
+    for name in (sse.HEADER, sse.KMS_KEY_HEADER):
+        if name in req.headers:
+            raise S3Error(
+                "InvalidArgument",
+                f"{name} header is not supported for this operation.",
+                ArgumentName=name,
+                ArgumentValue=req.headers[name][:256],
+            )
+
+
 def _read_key(ctx: Context, req: Request, info: ObjectInfo) -> bytes | None:
     """The data key of an encrypted version (SSE-C: from the request's key); None when the version
     is not encrypted (an SSE-C key for it is refused, as S3 does)."""
@@ -313,6 +326,7 @@ def _read_key(ctx: Context, req: Request, info: ObjectInfo) -> bytes | None:
 
 async def HeadObject(ctx: Context, req: Request) -> Response:
     assert req.bucket is not None and req.key is not None
+    _check_read_headers(req)
     part_number = part_number_param(req.query.get("partNumber"))
     version_id = version_param(req.query)
     info = await ctx.engine.head_object(req.bucket, req.key, part_number=part_number, version_id=version_id)
