@@ -7,6 +7,7 @@ import base64
 import hashlib
 import io
 import os
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -270,5 +271,7 @@ def test_tampered_stored_bytes_are_never_served(s3, sse_server: ServerProcess, b
     with pytest.raises(Exception) as exc:  # botocore's streaming error: the connection was cut
         s3.get_object(Bucket=bucket, Key="k")["Body"].read()
     assert "ClientError" not in type(exc.value).__name__  # cut mid-body, not an error answer
+    metrics = urllib.request.urlopen(f"{sse_server.endpoint}/_coffer/metrics", timeout=10).read().decode()
+    assert "coffer_encryption_failures_total 1.0" in metrics
     # A range before the damaged frame is still served, and correct.
     assert s3.get_object(Bucket=bucket, Key="k", Range="bytes=0-1000")["Body"].read() == data[:1001]

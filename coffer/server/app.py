@@ -97,6 +97,9 @@ class CofferApp:
 
             self.metrics = Metrics(self.engine)
             self.engine.observer = self.metrics.observer
+            from coffer.server import encryption
+
+            encryption.on_tampered = self.metrics.encryption_failures.inc
         self.tracing = setup_tracing()
         if self.tracing is not None:
             self.engine = self.tracing.wrap_engine(self.engine)

@@ -8,7 +8,7 @@ coffer/encryption/kms.py. The engine stores the encrypted bytes and this module'
 
 The stored document (short keys: it is kept with every version)::
 
-    v  format (1)          a  AES256 | aws:kms | aws:kms:dsse | SSE-C
+    v  format (1)          a  AES256 | aws:kms | SSE-C
     f  frame size          i  body id (base64, 16 random bytes): the frames' object identity
     w  wrapped data key    k  KMS key ARN (SSE-KMS)          c  the key service context
     b  bucket key flag     m  SSE-C key MD5 (S3 echoes it)   h, s  SSE-C key HMAC and its salt
@@ -50,6 +50,9 @@ _STORED_WITH_SSE = (
 )
 _NOT_APPLICABLE = "The encryption parameters are not applicable to this object."
 _WRONG_KEY = "The provided customer key does not match the key the object was stored with."
+
+# Called once per body that fails authentication on read: the app counts it in its metrics.
+on_tampered: Callable[[], None] = lambda: None  # noqa: E731
 
 
 def _b64(data: bytes) -> str:
@@ -293,7 +296,8 @@ async def _decrypt(
     except frames.FrameError:
         # Stored bytes that no longer authenticate: corruption (or tampering) at rest. The
         # response has started, so the connection is cut rather than sending wrong bytes.
-        log.error("encrypted body %s failed authentication", body_id.hex())
+        log.error("encrypted body %s failed authentication: corrupted or tampered at rest", body_id.hex())
+        on_tampered()
         raise
 
 

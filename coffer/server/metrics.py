@@ -231,6 +231,11 @@ class Metrics:
             "Expired objects (TTL) reclaimed by the reaper.",
             registry=reg,
         )
+        self.encryption_failures = Counter(
+            "coffer_encryption_failures",
+            "Encrypted body frames that failed authentication on read (corruption or tampering at rest).",
+            registry=reg,
+        )
         self.build_info = Gauge(
             "coffer_build_info",
             "Always 1; the version label says which Coffer runs.",
