@@ -107,10 +107,22 @@ def test_kill_mid_large_upload(crashable: ServerProcess) -> None:
         assert listed_keys(server) == ["big"]
 
 
-@pytest.mark.parametrize("rounds", [2])
-def test_kill_mid_batch_of_small_puts(crashable: ServerProcess, rounds: int) -> None:
+_DEFAULT_SSE = (
+    b"<ServerSideEncryptionConfiguration><Rule><ApplyServerSideEncryptionByDefault>"
+    b"<SSEAlgorithm>AES256</SSEAlgorithm></ApplyServerSideEncryptionByDefault></Rule>"
+    b"</ServerSideEncryptionConfiguration>"
+)
+
+
+@pytest.mark.parametrize(("rounds", "encrypted"), [(2, False), (1, True)], ids=["plain", "encrypted"])
+def test_kill_mid_batch_of_small_puts(crashable: ServerProcess, rounds: int, encrypted: bool) -> None:
     server = crashable
     assert put(server, "", b"") == 200
+    if encrypted:  # bucket default encryption: every write below is encrypted (SSE-S3)
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+        conn.request("PUT", f"/{BUCKET}?encryption", body=_DEFAULT_SSE)
+        assert conn.getresponse().status == 200
+        conn.close()
     acked: dict[str, bytes] = {}
     attempted: dict[str, list[bytes]] = {}
     for round_ in range(rounds):
