@@ -28,7 +28,7 @@ from coffer.server.request import Request, validate_new_key
 from coffer.server.upload import plan_upload
 from coffer.server.versioning import add_written_version
 from coffer.storage.api import MAX_PART_SIZE, CompletedPart, Completion, PartInfo, UploadInfo, Verifier
-from coffer.storage.errors import EncodedSource
+from coffer.storage.errors import EncodedSource, NoSuchUpload
 from coffer.storage.multipart import display_checksum
 from coffer.storage.objects import copy_source_span
 
@@ -321,12 +321,25 @@ def _completion(req: Request) -> Completion:
     )
 
 
+async def _check_customer_key(ctx: Context, req: Request, upload_id: str) -> None:
+    """An SSE-C upload completes only with its key, as S3 checks (a completed or unknown upload:
+    the engine answers)."""
+    assert req.bucket is not None and req.key is not None
+    try:
+        upload = await ctx.engine.get_upload(req.bucket, req.key, upload_id)
+    except NoSuchUpload:
+        return
+    if upload.encoding is not None and upload.encoding.get("a") == encryption.SSE_C:
+        encryption.check_read_key(upload.encoding, customer_key(ctx, req))
+
+
 async def CompleteMultipartUpload(ctx: Context, req: Request) -> Response:
     assert req.bucket is not None and req.key is not None
     upload_id = _upload_id(req)
     completion = _completion(req)
     # The x-amz-checksum-* headers describe the object, not this XML body: read it plainly.
     parts = _parse_completion(await req.read_body(MAX_COMPLETE_BODY))
+    await _check_customer_key(ctx, req, upload_id)
     info = await ctx.engine.complete_multipart_upload(req.bucket, req.key, upload_id, parts, completion)
     host = req.header("host", "localhost")
     location = f"http://{host}/{quote(req.bucket)}/{quote(req.key)}"
