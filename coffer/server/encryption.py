@@ -22,6 +22,7 @@ import hashlib
 import hmac
 import logging
 import os
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
@@ -43,6 +44,7 @@ FORMAT = 1
 _SSE_C_AD = b"coffer-sse-c/v1\x00"
 # Encrypting a piece this large off the event loop: AES-GCM and hashing of a MiB take ~1 ms.
 _THREAD_PIECE = 256 * 1024
+_SEND_BATCH = 512 * 1024
 
 _STORED_WITH_SSE = (
     "The object was stored using a form of Server Side Encryption. "
@@ -50,6 +52,13 @@ _STORED_WITH_SSE = (
 )
 _NOT_APPLICABLE = "The encryption parameters are not applicable to this object."
 _WRONG_KEY = "The provided customer key does not match the key the object was stored with."
+
+# Data keys unwrapped in the last second, by wrapped key: a hot object's reads skip the key
+# service. Bounded and short-lived, so a key disabled or rotated away takes effect within a second
+# (as bucket configuration does, coffer/server/bucket_state.py).
+_UNWRAPPED_TTL = 1.0
+_UNWRAPPED_MAX = 4096
+_unwrapped: dict[str, tuple[bytes, float]] = {}
 
 # Called once per body that fails authentication on read: the app counts it in its metrics.
 on_tampered: Callable[[], None] = lambda: None  # noqa: E731
@@ -183,10 +192,19 @@ def data_key_of(keys: Callable[[], KeyService], doc: dict[str, Any], customer: s
             raise S3Error("InvalidArgument", _WRONG_KEY) from None
     if customer is not None:
         raise S3Error("InvalidRequest", _NOT_APPLICABLE)
+    wrapped = str(doc["w"])
+    now = time.monotonic()
+    cached = _unwrapped.get(wrapped)
+    if cached is not None and cached[1] > now:
+        return cached[0]
     try:
-        return keys().decrypt_data_key(_unb64(doc["w"]), doc.get("c") or {})
+        data_key = keys().decrypt_data_key(_unb64(wrapped), doc.get("c") or {})
     except KeyServiceError as exc:
         raise kms_error(exc) from None
+    if len(_unwrapped) >= _UNWRAPPED_MAX:
+        _unwrapped.clear()
+    _unwrapped[wrapped] = (data_key, now + _UNWRAPPED_TTL)
+    return data_key
 
 
 def check_read_key(doc: dict[str, Any] | None, customer: sse.CustomerKey | None) -> None:
@@ -244,6 +262,22 @@ def decrypting(
     return _decrypt_parts(chunks, data_key, doc, frame_size, pieces)
 
 
+def decrypt_whole(stored: bytes, info: ObjectInfo, data_key: bytes) -> bytes | None:
+    """The plaintext of a small single-part body the engine holds in memory, decrypted at once
+    (no stream: most small GETs); None when it is not one frame."""
+    doc = info.encoding
+    assert doc is not None
+    frame_size = int(doc["f"])
+    if info.parts_count or info.size > frame_size:
+        return None
+    try:
+        return frames.Decryptor(data_key, body_id(doc), info.size, frame_size).open(stored)
+    except frames.FrameError:
+        log.error("encrypted body %s failed authentication: corrupted or tampered at rest", doc.get("i"))
+        on_tampered()
+        raise S3Error("InternalError", "The object's stored data failed its integrity check.") from None
+
+
 def _span(size: int, start: int, end: int, frame_size: int) -> frames.FrameSpan:
     if size == 0:
         return frames.frame_span(0, 0, None, frame_size)
@@ -290,9 +324,18 @@ async def _decrypt_parts(
 async def _decrypt(
     chunks: AsyncIterator[bytes], key: bytes, body_id: bytes, frame_size: int, size: int, start: int, last: int | None
 ) -> AsyncIterator[bytes]:
+    batch: list[bytes] = []
+    batched = 0
     try:
         async for piece in frames.decrypt_stream(chunks, key, body_id, frame_size, size, start, last):
-            yield piece
+            # Frames come out 64 KiB at a time; sent in batches, the response costs fewer writes.
+            batch.append(piece)
+            batched += len(piece)
+            if batched >= _SEND_BATCH:
+                yield b"".join(batch)
+                batch, batched = [], 0
+        if batch:
+            yield b"".join(batch)
     except frames.FrameError:
         # Stored bytes that no longer authenticate: corruption (or tampering) at rest. The
         # response has started, so the connection is cut rather than sending wrong bytes.

@@ -123,7 +123,9 @@ def customer_key(ctx: Context, req: Request, prefix: str = sse.CUSTOMER_PREFIX) 
     """The request's SSE-C key (``prefix``: a copy source's), refused over plain HTTP as S3 does
     (except from loopback, or with the ``sse_c_over_http`` setting)."""
     customer = sse.parse_customer(req.headers, prefix)
-    sse.check_transport(customer, bool(ctx.settings.tls_cert), _loopback(req.client_ip), ctx.settings.sse_c_over_http)
+    if customer is not None:
+        secure = bool(ctx.settings.tls_cert)
+        sse.check_transport(customer, secure, _loopback(req.client_ip), ctx.settings.sse_c_over_http)
     return customer
 
 
@@ -131,7 +133,7 @@ async def encryption_for_write(ctx: Context, req: Request, fields: Mapping[str, 
     """The encryption a write asks for (headers, or a POST form's ``fields``), else its bucket's default."""
     assert req.bucket is not None
     request = sse.parse_write(req.headers if fields is None else fields)
-    sse.check_transport(
-        request.customer, bool(ctx.settings.tls_cert), _loopback(req.client_ip), ctx.settings.sse_c_over_http
-    )
+    if request.customer is not None:
+        secure = bool(ctx.settings.tls_cert)
+        sse.check_transport(request.customer, secure, _loopback(req.client_ip), ctx.settings.sse_c_over_http)
     return sse.with_default(request, (await ctx.bucket_states().get(req.bucket)).encryption)

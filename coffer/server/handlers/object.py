@@ -275,7 +275,12 @@ async def GetObject(ctx: Context, req: Request) -> Response:
     await add_read_version(ctx, req.bucket, response, info.version_id)
     start, end = byte_range if byte_range is not None else (0, info.size)
     if data_key is not None:
-        response.body = await decrypted(ctx, req.bucket, req.key, opened, data_key, start, end)
+        stored = opened.data
+        plain = encryption.decrypt_whole(stored, info, data_key) if stored is not None else None
+        if plain is not None:
+            response.body = plain[start:end]
+        else:
+            response.body = await decrypted(ctx, req.bucket, req.key, opened, data_key, start, end)
     else:
         # Small objects the engine already holds in memory go out as one bytes body.
         data = opened.data
