@@ -20,6 +20,8 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from coffer.fsutil import file_identity
+
 FILE_NAME = "keys.json"
 _LOCK_NAME = "keys.lock"
 _FORMAT_VERSION = 1
@@ -70,11 +72,7 @@ class KeyFile:
         return self._identity
 
     def identity(self) -> tuple[int, int, int] | None:
-        try:
-            st = os.stat(self.path)
-        except FileNotFoundError:
-            return None
-        return (st.st_ino, st.st_size, st.st_mtime_ns)
+        return file_identity(self.path)
 
     def read(self) -> list[StoredKey]:
         try:

@@ -30,6 +30,8 @@ from typing import Any
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from coffer.fsutil import file_identity, fsync_dir
+
 DIR_NAME = "kms"
 KEYRING_NAME = "keyring.json"
 MASTER_KEY_NAME = "master.key"
@@ -138,7 +140,7 @@ def load_master_key(
         generated = False
     finally:
         os.unlink(temp)
-    _fsync_dir(directory)
+    fsync_dir(directory)
     key = decode_master_key(path.read_bytes(), str(path))
     return MasterKey(key, "generated" if generated else "data-dir", path)
 
@@ -158,14 +160,6 @@ def _write_file(path: Path, data: bytes) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _fsync_dir(directory: Path) -> None:
-    dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
 
 
 def seal(master: bytes, plaintext: bytes, aad: bytes) -> str:
@@ -192,11 +186,7 @@ class KeyringFile:
         self._master = master
 
     def identity(self) -> tuple[int, int, int] | None:
-        try:
-            st = os.stat(self.path)
-        except FileNotFoundError:
-            return None
-        return (st.st_ino, st.st_size, st.st_mtime_ns)
+        return file_identity(self.path)
 
     def read(self) -> dict[str, Any]:
         """The document ({"format", "check", "keys": [...]}), checked against the master key."""
@@ -240,4 +230,4 @@ class KeyringFile:
         temp = self.dir / f".{KEYRING_NAME}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
         _write_file(temp, json.dumps(doc, indent=1).encode("utf-8"))
         os.replace(temp, self.path)
-        _fsync_dir(self.dir)
+        fsync_dir(self.dir)

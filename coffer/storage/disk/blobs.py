@@ -44,6 +44,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
+from coffer.fsutil import fsync_dir
 from coffer.storage import contracts
 from coffer.storage.api import EngineObserver, PutDigests
 from coffer.storage.contracts import OpenBlob, Segment
@@ -640,14 +641,6 @@ def _start_writeback(fd: int, offset: int, length: int) -> None:
     """
     if _sync_file_range is not None:
         _sync_file_range(fd, offset, length, _SYNC_FILE_RANGE_WRITE)
-
-
-def fsync_dir(path: Path) -> None:
-    dfd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
 
 
 async def stream_fd(fd: int, start: int, end: int) -> AsyncIterator[bytes]:

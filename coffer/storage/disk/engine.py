@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from coffer.fsutil import fsync_dir
 from coffer.storage import errors
 from coffer.storage.api import (
     DATA_MODES,
@@ -54,7 +55,7 @@ from coffer.storage.api import (
 from coffer.storage.conditions import check_delete, check_write
 from coffer.storage.contracts import BlobStore, MetadataStore, OpenBlob, Segment
 from coffer.storage.disk import records
-from coffer.storage.disk.blobs import FileBlobStore, commit_published, fsync_dir, hash_stream, make_dir
+from coffer.storage.disk.blobs import FileBlobStore, commit_published, hash_stream, make_dir
 from coffer.storage.disk.manifest import blob_in_use, load_segments, object_part, object_parts_page, unreferenced
 from coffer.storage.disk.metadata import BUCKET_COLUMNS, SQLiteMetadataStore, bucket_from_row, bucket_info
 from coffer.storage.disk.multipart import DiskUploads

@@ -43,6 +43,7 @@ from typing import Any, BinaryIO, Generic, TypeVar
 
 from awscrt import checksums as crt
 
+from coffer.fsutil import fsync_dir
 from coffer.storage.api import EngineObserver
 
 log = logging.getLogger("coffer.memory.wal")
@@ -181,14 +182,6 @@ def segments(directory: Path) -> list[tuple[int, Path]]:
         except ValueError:
             continue
     return sorted(found)
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def private_dir(directory: Path) -> None:
