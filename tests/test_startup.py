@@ -189,3 +189,16 @@ def test_wrong_kms_master_key_is_refused_at_start(tmp_path: Path) -> None:
     other = base64.b64encode(os.urandom(32)).decode()
     line = _one_clear_line(_serve("--data-dir", str(data), "--kms-master-key", other, cwd=tmp_path), "key service")
     assert other not in line
+
+
+def test_missing_kms_master_key_is_refused_at_start(tmp_path: Path) -> None:
+    """A keyring whose master key file was lost: one clear line, and no new key written."""
+    from coffer.config import Settings
+    from coffer.encryption.kms import LocalKeyService
+
+    data = tmp_path / "data"
+    LocalKeyService.from_settings(Settings(data_dir=str(data))).generate_data_key(None, {"a": "b"})
+    (data / "kms" / "master.key").unlink()
+    before = sorted(p.name for p in (data / "kms").iterdir())
+    _one_clear_line(_serve("--data-dir", str(data), cwd=tmp_path), "master.key is missing")
+    assert sorted(p.name for p in (data / "kms").iterdir()) == before  # nothing was generated

@@ -130,6 +130,12 @@ def load_master_key(
     _ensure_dir(directory)
     with contextlib.suppress(FileNotFoundError):
         return MasterKey(decode_master_key(path.read_bytes(), str(path)), "data-dir", path)
+    if (directory / KEYRING_NAME).exists():
+        # A keyring without its key: a new key would open nothing (and hide the loss). Say so.
+        raise KeyringError(
+            f"{path} is missing but {directory / KEYRING_NAME} exists: restore the master key "
+            "(or set kms_master_key / kms_master_key_file to it); nothing was changed"
+        )
     temp = directory / f".{MASTER_KEY_NAME}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
     _write_file(temp, (new_master_key_text() + "\n").encode("ascii"))
     try:
