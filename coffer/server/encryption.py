@@ -179,19 +179,13 @@ def body_id(doc: dict[str, Any], part_number: int | None = None) -> bytes:
 def data_key_of(keys: Callable[[], KeyService], doc: dict[str, Any], customer: sse.CustomerKey | None) -> bytes:
     """The data key of an encrypted version or upload (its document), for a request that gave
     ``customer`` (its SSE-C key headers): S3's 400 errors for a missing, needless or wrong key."""
-    if doc.get("a") == SSE_C:
-        if customer is None:
-            raise S3Error("InvalidRequest", _STORED_WITH_SSE)
-        expected = _unb64(doc["h"])
-        if not hmac.compare_digest(hmac.new(_unb64(doc["s"]), customer.key, hashlib.sha256).digest(), expected):
-            raise S3Error("InvalidArgument", _WRONG_KEY)
+    check_read_key(doc, customer)
+    if customer is not None:  # an SSE-C body, and the key the request gave is its own
         sealed = _unb64(doc["w"])
         try:
             return AESGCM(customer.key).decrypt(sealed[:12], sealed[12:], _SSE_C_AD + _unb64(doc["i"]))
         except InvalidTag:
             raise S3Error("InvalidArgument", _WRONG_KEY) from None
-    if customer is not None:
-        raise S3Error("InvalidRequest", _NOT_APPLICABLE)
     wrapped = str(doc["w"])
     now = time.monotonic()
     cached = _unwrapped.get(wrapped)
@@ -208,10 +202,10 @@ def data_key_of(keys: Callable[[], KeyService], doc: dict[str, Any], customer: s
 
 
 def check_read_key(doc: dict[str, Any] | None, customer: sse.CustomerKey | None) -> None:
-    """HEAD (and UploadPart of an SSE-C upload): the SSE-C key must be given (and right) for an
-    SSE-C object, and only for one."""
+    """The SSE-C key rule of a request on a version or upload (its document; None: not
+    encrypted): an SSE-C body needs its key, given and right; any other body takes none."""
     if doc is None or doc.get("a") != SSE_C:
-        if customer is not None and doc is not None:
+        if customer is not None:
             raise S3Error("InvalidRequest", _NOT_APPLICABLE)
         return
     if customer is None:
@@ -270,11 +264,11 @@ def decrypt_whole(stored: bytes, info: ObjectInfo, data_key: bytes) -> bytes | N
     frame_size = int(doc["f"])
     if info.parts_count or info.size > frame_size:
         return None
+    identity = body_id(doc)
     try:
-        return frames.Decryptor(data_key, body_id(doc), info.size, frame_size).open(stored)
+        return frames.Decryptor(data_key, identity, info.size, frame_size).open(stored)
     except frames.FrameError:
-        log.error("encrypted body %s failed authentication: corrupted or tampered at rest", doc.get("i"))
-        on_tampered()
+        _tampered(identity)
         raise S3Error("InternalError", "The object's stored data failed its integrity check.") from None
 
 
@@ -337,11 +331,15 @@ async def _decrypt(
         if batch:
             yield b"".join(batch)
     except frames.FrameError:
-        # Stored bytes that no longer authenticate: corruption (or tampering) at rest. The
-        # response has started, so the connection is cut rather than sending wrong bytes.
-        log.error("encrypted body %s failed authentication: corrupted or tampered at rest", body_id.hex())
-        on_tampered()
+        # The response has started: the connection is cut rather than sending wrong bytes.
+        _tampered(body_id)
         raise
+
+
+def _tampered(identity: bytes) -> None:
+    """Stored bytes that no longer authenticate: corruption (or tampering) at rest."""
+    log.error("encrypted body %s failed authentication: corrupted or tampered at rest", identity.hex())
+    on_tampered()
 
 
 def response_headers(doc: dict[str, Any] | None) -> list[tuple[str, str]]:

@@ -119,13 +119,17 @@ def _loopback(address: str) -> bool:
         return False
 
 
+def _check_transport(ctx: Context, req: Request, customer: sse.CustomerKey | None) -> None:
+    if customer is not None:  # the address is parsed only for the rare SSE-C request
+        secure = bool(ctx.settings.tls_cert)
+        sse.check_transport(customer, secure, _loopback(req.client_ip), ctx.settings.sse_c_over_http)
+
+
 def customer_key(ctx: Context, req: Request, prefix: str = sse.CUSTOMER_PREFIX) -> sse.CustomerKey | None:
     """The request's SSE-C key (``prefix``: a copy source's), refused over plain HTTP as S3 does
     (except from loopback, or with the ``sse_c_over_http`` setting)."""
     customer = sse.parse_customer(req.headers, prefix)
-    if customer is not None:
-        secure = bool(ctx.settings.tls_cert)
-        sse.check_transport(customer, secure, _loopback(req.client_ip), ctx.settings.sse_c_over_http)
+    _check_transport(ctx, req, customer)
     return customer
 
 
@@ -133,7 +137,5 @@ async def encryption_for_write(ctx: Context, req: Request, fields: Mapping[str, 
     """The encryption a write asks for (headers, or a POST form's ``fields``), else its bucket's default."""
     assert req.bucket is not None
     request = sse.parse_write(req.headers if fields is None else fields)
-    if request.customer is not None:
-        secure = bool(ctx.settings.tls_cert)
-        sse.check_transport(request.customer, secure, _loopback(req.client_ip), ctx.settings.sse_c_over_http)
+    _check_transport(ctx, req, request.customer)
     return sse.with_default(request, (await ctx.bucket_states().get(req.bucket)).encryption)

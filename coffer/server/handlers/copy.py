@@ -12,7 +12,7 @@ from coffer.server import encryption, object_lock, sse, xml
 from coffer.server.context import Context
 from coffer.server.errors import S3Error
 from coffer.server.handlers.common import acl_for_write, customer_key, encryption_for_write
-from coffer.server.handlers.object import checksum_algorithm_header, decrypted
+from coffer.server.handlers.object import checksum_algorithm_header, plaintext_of
 from coffer.server.http import Response, etag_matches, parse_http_date
 from coffer.server.object_write import object_write
 from coffer.server.request import Request, validate_key, validate_new_key
@@ -210,23 +210,13 @@ async def _copy_through(ctx: Context, req: Request, copy: _Copy, seen: SourceSee
     streamed, never whole in memory."""
     assert req.bucket is not None and req.key is not None
     source = copy.source
-    with source_errors():
-        opened = await ctx.engine.open_object(source.bucket, source.key, version_id=source.version_id)
-    info = opened.info
-    try:
+
+    def whole(info: ObjectInfo) -> tuple[int, int]:
         seen(info)
-        if info.encoding is not None:
-            data_key = encryption.data_key_of(ctx.keys, info.encoding, copy.source_customer)
-            body = await decrypted(ctx, source.bucket, source.key, opened, data_key, 0, info.size)
-        else:
-            if copy.source_customer is not None:
-                raise S3Error("InvalidRequest", "The encryption parameters are not applicable to this object.")
-            body = opened.stream(0, info.size)
-    except BaseException:
-        close = getattr(opened, "close", None)
-        if close is not None:
-            close()
-        raise
+        return 0, info.size
+
+    with source_errors():
+        info, body = await plaintext_of(ctx, source.bucket, source.key, source.version_id, copy.source_customer, whole)
     algorithms = (copy.algorithm or next(iter(info.checksums), DEFAULT_CHECKSUM_ALGORITHM),)
     encoding = None
     if copy.encrypt.asked:

@@ -21,13 +21,13 @@ from coffer.server.handlers.common import (
     xml_response,
 )
 from coffer.server.handlers.copy import SourceSeen, copy_source_check, parse_copy_source, source_errors
-from coffer.server.handlers.object import checksum_algorithm_header, decrypted, part_number_param
+from coffer.server.handlers.object import checksum_algorithm_header, part_number_param, plaintext_of
 from coffer.server.http import INT32_MAX, Response, parse_int, quote_etag
 from coffer.server.object_write import check_no_encryption, object_write
 from coffer.server.request import Request, validate_new_key
 from coffer.server.upload import plan_upload
 from coffer.server.versioning import add_written_version
-from coffer.storage.api import MAX_PART_SIZE, CompletedPart, Completion, PartInfo, UploadInfo, Verifier
+from coffer.storage.api import MAX_PART_SIZE, CompletedPart, Completion, ObjectInfo, PartInfo, UploadInfo, Verifier
 from coffer.storage.errors import EncodedSource, NoSuchUpload
 from coffer.storage.multipart import display_checksum
 from coffer.storage.objects import copy_source_span
@@ -237,24 +237,13 @@ async def _part_copy_through(
     uploaded as a part (encrypted as the upload is), streamed."""
     assert req.bucket is not None and req.key is not None
     source = parse_copy_source(req)
-    with source_errors():
-        opened = await ctx.engine.open_object(source.bucket, source.key, version_id=source.version_id)
-    info = opened.info
-    try:
+
+    def span(info: ObjectInfo) -> tuple[int, int]:
         seen(info)
-        start, end = copy_source_span(_copy_range(req), info.size)
-        if info.encoding is not None:
-            data_key = encryption.data_key_of(ctx.keys, info.encoding, source_customer)
-            body = await decrypted(ctx, source.bucket, source.key, opened, data_key, start, end)
-        else:
-            if source_customer is not None:
-                raise S3Error("InvalidRequest", "The encryption parameters are not applicable to this object.")
-            body = opened.stream(start, end)
-    except BaseException:
-        close = getattr(opened, "close", None)
-        if close is not None:
-            close()
-        raise
+        return copy_source_span(_copy_range(req), info.size)
+
+    with source_errors():
+        _, body = await plaintext_of(ctx, source.bucket, source.key, source.version_id, source_customer, span)
     algorithms = (upload.effective_algorithm,)
     encoding = None
     if upload.encoding is not None:

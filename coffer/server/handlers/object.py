@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from coffer import checksums
 from coffer.server import encryption, object_lock, sse, xml
@@ -258,18 +258,14 @@ async def GetObject(ctx: Context, req: Request) -> Response:
     try:
         status, byte_range = _read_plan(req, info)
     except S3Error:
-        close = getattr(opened, "close", None)
-        if close is not None:
-            close()
+        close_body(opened)
         raise
     data_key = None
     if info.encoding is not None or sse.CUSTOMER_PREFIX + "algorithm" in req.headers:
         try:
             data_key = _read_key(ctx, req, info)
         except S3Error:
-            close = getattr(opened, "close", None)
-            if close is not None:
-                close()
+            close_body(opened)
             raise
     response = _read_response(req, info, status, byte_range)
     await add_read_version(ctx, req.bucket, response, info.version_id)
@@ -289,6 +285,13 @@ async def GetObject(ctx: Context, req: Request) -> Response:
     return response
 
 
+def close_body(opened: ObjectBody) -> None:
+    """Release an opened body that will not be sent (engines that hold a file close it)."""
+    close = getattr(opened, "close", None)
+    if close is not None:
+        close()
+
+
 async def decrypted(
     ctx: Context, bucket: str, key: str, opened: ObjectBody, data_key: bytes, start: int, end: int
 ) -> AsyncIterator[bytes]:
@@ -304,6 +307,31 @@ async def decrypted(
             )
             parts = listed.parts
     return encryption.decrypting(opened.stream, info, data_key, start, end, parts)
+
+
+async def plaintext_of(
+    ctx: Context,
+    bucket: str,
+    key: str,
+    version_id: str | None,
+    customer: sse.CustomerKey | None,
+    check: Callable[[ObjectInfo], tuple[int, int]],
+) -> tuple[ObjectInfo, AsyncIterator[bytes]]:
+    """Open a version as a copy reads its source: ``check`` sees it first (copy conditions) and
+    says which bytes [start, end) to read; they come decrypted when it is encrypted (``customer``:
+    the request's SSE-C key for it)."""
+    opened = await ctx.engine.open_object(bucket, key, version_id=version_id)
+    info = opened.info
+    try:
+        start, end = check(info)
+        if info.encoding is None:
+            encryption.check_read_key(None, customer)
+            return info, opened.stream(start, end)
+        data_key = encryption.data_key_of(ctx.keys, info.encoding, customer)
+        return info, await decrypted(ctx, bucket, key, opened, data_key, start, end)
+    except BaseException:
+        close_body(opened)
+        raise
 
 
 def _check_read_headers(req: Request) -> None:
@@ -323,8 +351,7 @@ def _read_key(ctx: Context, req: Request, info: ObjectInfo) -> bytes | None:
     is not encrypted (an SSE-C key for it is refused, as S3 does)."""
     customer = customer_key(ctx, req)
     if info.encoding is None:
-        if customer is not None:
-            raise S3Error("InvalidRequest", "The encryption parameters are not applicable to this object.")
+        encryption.check_read_key(None, customer)
         return None
     return encryption.data_key_of(ctx.keys, info.encoding, customer)
 
@@ -336,11 +363,7 @@ async def HeadObject(ctx: Context, req: Request) -> Response:
     version_id = version_param(req.query)
     info = await ctx.engine.head_object(req.bucket, req.key, part_number=part_number, version_id=version_id)
     if info.encoding is not None or sse.CUSTOMER_PREFIX + "algorithm" in req.headers:
-        customer = customer_key(ctx, req)
-        if info.encoding is None and customer is not None:
-            raise S3Error("InvalidRequest", "The encryption parameters are not applicable to this object.")
-        if info.encoding is not None:
-            encryption.check_read_key(info.encoding, customer)
+        encryption.check_read_key(info.encoding, customer_key(ctx, req))
     status, byte_range = _read_plan(req, info)
     response = _read_response(req, info, status, byte_range)
     await add_read_version(ctx, req.bucket, response, info.version_id)
