@@ -147,6 +147,15 @@ _REAP_BATCH = 1000
 _hash_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="coffer-mem-hash")
 
 
+# Log records that replace one field of a version: record kind -> (meta field, how to rebuild).
+_VERSION_REWRITES: dict[int, tuple[str, Callable[[MemObject, Any], MemObject]]] = {
+    SET_TAGS: ("t", ver.retagged),
+    SET_LOCK: ("l", lambda v, lock: ver.relocked(v, lock_from(lock))),
+    SET_ACL: ("a", ver.with_acl),
+    SET_ENCODING: ("e", ver.with_encoding),
+}
+
+
 @dataclass
 class MemoryStats:
     """Counters and gauges of the memory engine, for metrics and tests (read-only outside)."""
@@ -1518,30 +1527,14 @@ class MemoryEngine:
             bucket = self._buckets.get(meta["b"])
             if bucket is not None:
                 self._change(bucket, meta["k"].encode("utf-8"), ver.remove(meta.get("v")))
-        elif record.op == SET_TAGS:
-            # No "v" (logs before versioning): the object current at that point of the log.
+        elif record.op in _VERSION_REWRITES:
+            # Tags, lock, ACL or encoding of one version replaced; the body stays. No "v" (SET_TAGS
+            # of logs before versioning): the object current at that point of the log.
+            name, rebuild = _VERSION_REWRITES[record.op]
             bucket = self._buckets.get(meta["b"])
-            tags = meta["t"]
+            value = meta[name]
             if bucket is not None:
-                change = ver.replace(meta.get("v"), lambda v: ver.retagged(v, tags))
-                self._change(bucket, meta["k"].encode("utf-8"), change)
-        elif record.op == SET_LOCK:
-            bucket = self._buckets.get(meta["b"])
-            lock = lock_from(meta["l"])
-            if bucket is not None:
-                change = ver.replace(meta["v"], lambda v: ver.relocked(v, lock))
-                self._change(bucket, meta["k"].encode("utf-8"), change)
-        elif record.op == SET_ACL:
-            bucket = self._buckets.get(meta["b"])
-            acl = meta["a"]
-            if bucket is not None:
-                change = ver.replace(meta["v"], lambda v: ver.with_acl(v, acl))
-                self._change(bucket, meta["k"].encode("utf-8"), change)
-        elif record.op == SET_ENCODING:
-            bucket = self._buckets.get(meta["b"])
-            document = meta["e"]
-            if bucket is not None:
-                change = ver.replace(meta["v"], lambda v: ver.with_encoding(v, document))
+                change = ver.replace(meta.get("v"), lambda v: rebuild(v, value))
                 self._change(bucket, meta["k"].encode("utf-8"), change)
         elif record.op == COMPLETE_UPLOAD:
             bucket = self._buckets.get(meta["o"][0])
