@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Sequence
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -154,6 +155,13 @@ _config_option = click.option(
 _data_dir_option = click.option(
     "--data-dir", default=None, help="Data directory holding keys.json, as for `serve`. [env COFFER_DATA_DIR]"
 )
+
+
+def _echo_table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> None:
+    """Rows under a header, in columns as wide as their widest cell."""
+    widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
+    for row in (header, *rows):
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
 
 
 @main.group()
@@ -321,10 +329,7 @@ def keys_list(config_file: str | None, data_dir: str | None) -> None:
     click.echo(_auth_state(settings))
     if not rows:
         return
-    header = ("ACCESS KEY", "USER ID", "DISPLAY NAME", "SOURCE", "TOKEN", "POLICY")
-    widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
-    for row in (header, *rows):
-        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    _echo_table(("ACCESS KEY", "USER ID", "DISPLAY NAME", "SOURCE", "TOKEN", "POLICY"), rows)
 
 
 @keys.command("remove")
@@ -443,10 +448,7 @@ def kms_list_keys(config_file: str | None, data_dir: str | None) -> None:
         )
         for i in infos
     ]
-    header = ("KEY ID", "ALIAS", "STATE", "VERSIONS", "MANAGED", "DESCRIPTION")
-    widths = [max(len(r[n]) for r in (header, *rows)) for n in range(len(header))]
-    for row in (header, *rows):
-        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    _echo_table(("KEY ID", "ALIAS", "STATE", "VERSIONS", "MANAGED", "DESCRIPTION"), rows)
 
 
 @kms.command("disable-key")
