@@ -9,7 +9,7 @@ a private ACL owned by the bucket owner, so the common write costs nothing extra
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from coffer.server import ownership
@@ -115,7 +115,7 @@ def for_new_object(
     bucket_owner: str,
     owned: str | None,
     block: PublicAccessBlock | None,
-    users: Users,
+    users: Callable[[], Users],
 ) -> tuple[str, dict[str, Any] | None]:
     """(owner, stored ACL document) of an object a write creates: PutObject, CopyObject,
     CreateMultipartUpload and POST, from their ACL headers (form fields) and the bucket's
@@ -126,6 +126,8 @@ def for_new_object(
     - BucketOwnerPreferred: the bucket owner owns it when the writer grants it
       bucket-owner-full-control, else the writer does.
     - ObjectWriter: the writer owns it (anonymous writers leave it to the bucket owner).
+
+    ``users`` is called only when an ACL is made (the common write needs no user directory).
     """
     ownership.check_object_acl(owned, headers)
     if owned == ownership.ENFORCED:
@@ -136,8 +138,9 @@ def for_new_object(
     canned = (headers.get("x-amz-acl") or "").strip()
     if owned == "BucketOwnerPreferred" and canned == "bucket-owner-full-control":
         owner = bucket_owner
-    acl = from_headers(headers, owner, users, bucket_owner=bucket_owner) or private_acl(
-        owner, users.display_name(owner)
+    directory = users()
+    acl = from_headers(headers, owner, directory, bucket_owner=bucket_owner) or private_acl(
+        owner, directory.display_name(owner)
     )
     check_block(block, acl)
     return owner, document(acl, bucket_owner)

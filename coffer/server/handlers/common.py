@@ -104,7 +104,7 @@ async def acl_for_write(
         state.info.owner,
         state.ownership,
         state.public_access_block,
-        ctx.users(),
+        ctx.users,
     )
     if owner != state.info.owner and not state.foreign_objects:
         await ctx.engine.put_bucket_config(req.bucket, acls.FOREIGN_CONFIG, True)
