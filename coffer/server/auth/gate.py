@@ -31,7 +31,7 @@ from coffer.server.bucket_state import BucketState, BucketStates
 from coffer.server.errors import S3Error
 from coffer.server.http import parse_http_date
 from coffer.server.request import Request
-from coffer.storage.api import Engine
+from coffer.storage.api import Engine, ObjectInfo
 from coffer.storage.errors import NoSuchBucket, NoSuchKey, StorageError
 
 log = logging.getLogger("coffer.auth")
@@ -160,9 +160,11 @@ class AuthGate:
         expected = req.headers.get("x-amz-expected-bucket-owner")
         if expected is not None and expected.strip() != state.info.owner:
             raise S3Error("AccessDenied")
+        heads = _Heads(self.engine)  # the request's object, read at most once whatever needs it
         tags = None
-        if route.resource == "object" and _reads_existing_tags(state, principal):
-            tags = await self._existing_tags(req.bucket, req.key, req.query.get("versionId"))
+        if route.resource == "object" and req.key is not None and _reads_existing_tags(state, principal):
+            info = await heads.get(req.bucket, req.key, req.query.get("versionId"))
+            tags = info.tags if info is not None else None
         access = self._access(req, state, tags)
         req.access = access
         if route.name == "DeleteObjects":
@@ -184,13 +186,13 @@ class AuthGate:
             action = action_of(route, req.query)
             version_id = req.query.get("versionId")
             if not access.allows(action, resource) and not await self._object_grants(
-                access, state, action, resource, req.bucket, req.key, version_id
+                heads, access, state, action, resource, req.bucket, req.key, version_id
             ):
                 await self._refuse(req, state)
-            if await self._foreign_object_refused(access, state, action, req.bucket, req.key, version_id):
+            if await self._foreign_object_refused(heads, access, state, action, req.bucket, req.key, version_id):
                 raise S3Error("AccessDenied")
         if route.reads_copy_source:
-            await self._authorize_copy_source(req, access)
+            await self._authorize_copy_source(req, access, heads)
 
     def _access(self, req: Request, state: BucketState, tags: dict[str, str] | None = None) -> RequestAccess:
         return RequestAccess(
@@ -204,6 +206,7 @@ class AuthGate:
 
     async def _foreign_object_refused(
         self,
+        heads: _Heads,
         access: RequestAccess,
         state: BucketState,
         action: str,
@@ -220,24 +223,15 @@ class AuthGate:
         principal = access.principal
         if principal.anonymous or principal.id != state.info.owner or not access.needs_object_acl(action):
             return False
-        try:
-            info = await self.engine.head_object(bucket, key, version_id=version_id)
-        except (StorageError, ValueError):
+        info = await heads.get(bucket, key, version_id)
+        if info is None:
             return False  # the handler answers (NoSuchKey, ...)
         acl = acls.object_acl(info, state.info.owner)
         return acl.owner_id != state.info.owner and not access.acl_allows(action, acl)
 
-    async def _existing_tags(self, bucket: str, key: str | None, version_id: str | None) -> dict[str, str] | None:
-        """The tags of the object a request is on (s3:ExistingObjectTag/<key>); None when there is none."""
-        if key is None:
-            return None
-        try:
-            return (await self.engine.head_object(bucket, key, version_id=version_id)).tags
-        except (StorageError, ValueError):
-            return None
-
     async def _object_grants(
         self,
+        heads: _Heads,
         access: RequestAccess,
         state: BucketState,
         action: str,
@@ -252,9 +246,8 @@ class AuthGate:
             return False
         if not access.needs_object_acl(action) or access.verdict(action, resource) != "acl":
             return False
-        try:
-            info = await self.engine.head_object(bucket, key, version_id=version_id)
-        except (StorageError, ValueError):
+        info = await heads.get(bucket, key, version_id)
+        if info is None:
             return False  # missing, a delete marker, a bad version id: refused as any denial
         return access.acl_allows(action, acls.object_acl(info, state.info.owner))
 
@@ -280,7 +273,7 @@ class AuthGate:
                     raise S3Error("NoSuchKey", Key=req.key) from None
         raise S3Error("AccessDenied")
 
-    async def _authorize_copy_source(self, req: Request, access: RequestAccess) -> None:
+    async def _authorize_copy_source(self, req: Request, access: RequestAccess, heads: _Heads) -> None:
         """Reading the copy source needs s3:GetObject (s3:GetObjectVersion) on it, by the same rules."""
         source = parse_copy_source(req.headers.get("x-amz-copy-source", ""))
         if source is None:
@@ -296,10 +289,10 @@ class AuthGate:
         resource = object_arn(bucket, key)
         version = parse_qs(req.headers.get("x-amz-copy-source", "").partition("?")[2]).get("versionId", [None])[0]
         if not access.allows(action, resource) and not await self._object_grants(
-            access, state, action, resource, bucket, key, version
+            heads, access, state, action, resource, bucket, key, version
         ):
             raise S3Error("AccessDenied")
-        if await self._foreign_object_refused(access, state, action, bucket, key, version):
+        if await self._foreign_object_refused(heads, access, state, action, bucket, key, version):
             raise S3Error("AccessDenied")
 
     def authorize_post(self, req: Request, principal: Principal, state: BucketState, key: str) -> None:
@@ -477,6 +470,24 @@ class AuthGate:
         if principal is None:
             raise S3Error("AccessDenied", "The bearer token is not valid.")
         return principal
+
+
+class _Heads:
+    """The objects one request's authorization reads (its ACL, its tags), each read once."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._seen: dict[tuple[str, str, str | None], ObjectInfo | None] = {}
+
+    async def get(self, bucket: str, key: str, version_id: str | None) -> ObjectInfo | None:
+        """The version's metadata; None when it cannot be read (missing, a delete marker, a bad id)."""
+        name = (bucket, key, version_id)
+        if name not in self._seen:
+            try:
+                self._seen[name] = await self._engine.head_object(bucket, key, version_id=version_id)
+            except (StorageError, ValueError):
+                self._seen[name] = None
+        return self._seen[name]
 
 
 def _reads_existing_tags(state: BucketState, principal: Principal) -> bool:
