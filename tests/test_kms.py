@@ -6,6 +6,7 @@ import base64
 import json
 import os
 import stat
+import time
 from pathlib import Path
 
 import pytest
@@ -33,8 +34,8 @@ CTX = {"bucket": "b", "key": "k"}
 MASTER = bytes(range(32))
 
 
-def service(tmp_path: Path, master: bytes = MASTER) -> LocalKeyService:
-    return LocalKeyService(tmp_path / "kms", master)
+def service(tmp_path: Path, master: bytes = MASTER, recheck: float = 1.0) -> LocalKeyService:
+    return LocalKeyService(tmp_path / "kms", master, recheck=recheck)
 
 
 def mode(path: Path) -> int:
@@ -240,7 +241,7 @@ def test_keyring_useless_without_its_master_key(tmp_path: Path) -> None:
 
 
 def test_two_services_on_one_directory_see_each_other(tmp_path: Path) -> None:
-    a, b = service(tmp_path), service(tmp_path)
+    a, b = service(tmp_path, recheck=0), service(tmp_path, recheck=0)
     assert a.list_keys() == b.list_keys() == []
     made = a.create_key(alias="shared")
     dk = b.generate_data_key("alias/shared", CTX)
@@ -255,6 +256,31 @@ def test_two_services_on_one_directory_see_each_other(tmp_path: Path) -> None:
     a.describe_key(SSE_S3_KEY)
     assert b.describe_key(SSE_S3_KEY) == a.describe_key(SSE_S3_KEY)
     assert len([i for i in a.list_keys() if i.alias == SSE_S3_KEY]) == 1
+
+
+def test_per_object_calls_see_another_process_change_within_recheck(tmp_path: Path) -> None:
+    # generate/decrypt look at the keyring file at most every `recheck` seconds (a stat on the
+    # event loop is costly); management calls and keys unknown so far always look.
+    a, b = service(tmp_path, recheck=0.2), service(tmp_path, recheck=0)
+    made = b.create_key(alias="shared")
+    dk = a.generate_data_key("alias/shared", CTX)  # unknown to a so far: read at once
+    b.rotate("alias/shared")
+    newer = b.generate_data_key("alias/shared", CTX)
+    assert newer.key_version == 2
+    assert a.decrypt_data_key(newer.wrapped, CTX) == newer.plaintext  # a version a has not seen: read at once
+    b.disable_key(made.key_id)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            a.decrypt_data_key(dk.wrapped, CTX)
+        except KeyDisabled:
+            break
+        assert time.monotonic() < deadline, "the disabled key was never noticed"
+        time.sleep(0.05)
+    with pytest.raises(KeyDisabled):
+        a.generate_data_key("alias/shared", CTX)
+    b.enable_key(made.key_id)
+    assert a.describe_key(made.key_id).enabled  # management calls are always fresh
 
 
 # ----------------------------------------------------------------------------- the CLI

@@ -18,13 +18,14 @@ server's body iterators. No HTTP, no storage: the caller provides keys and store
 
 from __future__ import annotations
 
-import os
 import struct
 from collections.abc import AsyncIterable, AsyncIterator, Iterator
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from coffer import entropy
 
 __all__ = [
     "DEFAULT_FRAME_SIZE",
@@ -202,7 +203,7 @@ class Encryptor:
     def _seal(self, plaintext: bytes | bytearray | memoryview, final: bool) -> bytes:
         if self._index >= MAX_FRAMES:
             raise ValueError("too many frames under one data key")
-        nonce = os.urandom(NONCE_SIZE)
+        nonce = entropy.token_bytes(NONCE_SIZE)
         ad = self._prefix + _FRAME_AD.pack(self._index, final)
         self._index += 1
         return nonce + self._aead.encrypt(nonce, plaintext, ad)

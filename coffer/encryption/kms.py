@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from coffer import entropy
 from coffer.encryption import keyring
 from coffer.encryption.keyring import KeyringError, MasterKey
 
@@ -244,11 +245,18 @@ class LocalKeyService:
 
     ``master`` encrypts the key material in the keyring; build it with
     ``keyring.load_master_key`` or use ``from_settings``. Safe to share a directory between
-    processes: every call notices keyring changes with one stat.
+    processes: management calls notice keyring changes with one stat, the per-object calls
+    (generate and decrypt a data key) within ``recheck`` seconds.
     """
 
     def __init__(
-        self, directory: Path, master: MasterKey | bytes, *, region: str = "us-east-1", account: str = DEFAULT_ACCOUNT
+        self,
+        directory: Path,
+        master: MasterKey | bytes,
+        *,
+        region: str = "us-east-1",
+        account: str = DEFAULT_ACCOUNT,
+        recheck: float = 1.0,
     ) -> None:
         self.master = master if isinstance(master, MasterKey) else MasterKey(master, "setting")
         if len(self.master.key) != keyring.KEY_BYTES:
@@ -261,6 +269,8 @@ class LocalKeyService:
         self._identity: tuple[int, int, int] | None = None
         self._keys: dict[str, _Key] = {}
         self._loaded = False
+        self.recheck = recheck
+        self._next_check = 0.0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LocalKeyService:
@@ -303,12 +313,21 @@ class LocalKeyService:
             raise KeyringError(f"{self._file.path} is not a valid keyring") from None
         return keys
 
-    def _current(self) -> dict[str, _Key]:
+    def _current(self, *, fresh: bool = True) -> dict[str, _Key]:
+        """The keyring, re-read when its file changed. ``fresh=False`` (the per-object calls) looks
+        at the file at most every ``recheck`` seconds: a stat releases the GIL, and taking it back
+        behind the metadata writer thread cost an encrypted 4 KiB PUT ~50 µs (docs/benchmarks.md).
+        A key another process disabled or rotated is thus honoured within a second, as a bucket's
+        configuration is (coffer/server/bucket_state.py)."""
+        now = time.monotonic()
         with self._lock:
+            if self._loaded and not fresh and now < self._next_check:
+                return self._keys
             identity = self._file.identity()
             if not self._loaded or identity != self._identity:
                 self._keys = self._parse(self._file.read())
                 self._identity, self._loaded = identity, True
+            self._next_check = now + self.recheck
             return self._keys
 
     def _arn(self, key_id: str) -> str:
@@ -331,10 +350,13 @@ class LocalKeyService:
             return keys.get(ref.key_id)
         return next((k for k in keys.values() if k.alias == ref.alias), None)
 
-    def _resolve(self, key_id: str | None) -> _Key:
-        """The key a reference names; the managed keys are made on first use."""
+    def _resolve(self, key_id: str | None, *, fresh: bool = True) -> _Key:
+        """The key a reference names; the managed keys are made on first use. ``fresh``: see
+        ``_current`` (a key not found is looked up again in a fresh read)."""
         ref = parse_key_ref(SSE_S3_KEY if key_id is None else key_id, self.account)
-        key = self._find(self._current(), ref)
+        key = self._find(self._current(fresh=fresh), ref)
+        if key is None and not fresh:
+            key = self._find(self._current(), ref)
         if key is None and ref.alias in _MANAGED:
             with self._file.locked():
                 doc = self._file.read()
@@ -357,22 +379,24 @@ class LocalKeyService:
     def _wrap(self, key: _Key, plaintext: bytes, context: Mapping[str, str]) -> bytes:
         version = key.newest
         header = _blob_header(key.key_id, version)
-        nonce = secrets.token_bytes(_NONCE)
+        nonce = entropy.token_bytes(_NONCE)
         sealed = AESGCM(key.materials[version]).encrypt(nonce, plaintext, header + _canonical_context(context))
         return header + nonce + sealed
 
     def generate_data_key(self, key_id: str | None, context: Mapping[str, str]) -> DataKey:
-        key = self._resolve(key_id)
+        key = self._resolve(key_id, fresh=False)
         if not key.enabled:
             raise KeyDisabled(f"{self._arn(key.key_id)} is disabled.")
-        plaintext = secrets.token_bytes(DATA_KEY_BYTES)
+        plaintext = entropy.token_bytes(DATA_KEY_BYTES)
         return DataKey(plaintext, self._wrap(key, plaintext, context), self._arn(key.key_id), key.newest)
 
     def _unwrap(self, wrapped: bytes, context: Mapping[str, str]) -> tuple[_Key, bytes]:
         info = inspect_wrapped(wrapped)
         if not _UUID_RE.match(info.key_id):
             raise InvalidCiphertext("the wrapped data key names no valid key")
-        key = self._current().get(info.key_id)
+        key = self._current(fresh=False).get(info.key_id)
+        if key is None or info.key_version not in key.materials:  # made or rotated elsewhere just now
+            key = self._current().get(info.key_id)
         if key is None:
             raise KeyNotFound(f"Key '{self._arn(info.key_id)}' does not exist")
         if not key.enabled:

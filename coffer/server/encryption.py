@@ -21,7 +21,6 @@ import base64
 import hashlib
 import hmac
 import logging
-import os
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
@@ -29,6 +28,7 @@ from typing import Any
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from coffer import entropy
 from coffer.encryption import frames
 from coffer.encryption.kms import AWS_MANAGED_KEY, KeyService, KeyServiceError
 from coffer.server import sse
@@ -87,13 +87,13 @@ def new_document(
     keys: Callable[[], KeyService], request: sse.SseRequest, bucket: str, key: str
 ) -> tuple[dict[str, Any], bytes]:
     """(stored document, data key) for a new encrypted body as ``request`` asks."""
-    body_id = os.urandom(16)
+    body_id = entropy.token_bytes(16)
     doc: dict[str, Any] = {"v": FORMAT, "f": frames.DEFAULT_FRAME_SIZE, "i": _b64(body_id)}
     if request.customer is not None:
-        data_key = os.urandom(frames.KEY_SIZE)
-        nonce = os.urandom(12)
+        data_key = entropy.token_bytes(frames.KEY_SIZE)
+        nonce = entropy.token_bytes(12)
         wrapped = AESGCM(request.customer.key).encrypt(nonce, data_key, _SSE_C_AD + body_id)
-        salt = os.urandom(16)
+        salt = entropy.token_bytes(16)
         doc.update(
             a=SSE_C,
             w=_b64(nonce + wrapped),

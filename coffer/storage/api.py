@@ -231,7 +231,9 @@ class DeleteResult:
 
 @dataclass(slots=True)
 class PutDigests:
-    """What the engine computed while streaming a body in, handed to ``verify``."""
+    """What the engine computed while streaming a body in, handed to ``verify``. For a body
+    stored transformed (``Encoding``) only the size and the checksums asked for: ``md5`` is
+    empty (the caller digests the original)."""
 
     size: int
     md5: bytes
@@ -260,8 +262,8 @@ class Encoding:
 
     The engine stores the bytes it receives (``ObjectInfo.stored_size`` is their length), keeps
     ``document`` opaquely (``ObjectInfo.encoding``) and reports ``logical(digests)``: called with
-    the digests of the stored bytes once they have all arrived, before the version becomes
-    visible; raising aborts the write with nothing stored (as ``Verifier``)."""
+    the stored bytes' size (``PutDigests``, no MD5: nobody reads it) once they have all arrived,
+    before the version becomes visible; raising aborts the write with nothing stored (as ``Verifier``)."""
 
     document: dict[str, Any]
     logical: Callable[[PutDigests], LogicalBody]

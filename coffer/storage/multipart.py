@@ -12,11 +12,10 @@ S3's rules (docs/multipart.md has the details and sources):
 from __future__ import annotations
 
 import hashlib
-import os
 import time
 from dataclasses import dataclass
 
-from coffer import checksums
+from coffer import checksums, entropy
 from coffer.storage import errors
 from coffer.storage.api import MIN_PART_SIZE, CompletedPart, Completion, ObjectInfo, PartInfo, UploadInfo
 
@@ -177,7 +176,7 @@ def assemble(
 
 def new_upload_id() -> str:
     # Time first, so ids sort in creation order (ListMultipartUploads' order for one key).
-    return f"{time.time_ns():016x}{os.urandom(12).hex()}"
+    return f"{time.time_ns():016x}{entropy.token_hex(12)}"
 
 
 def copy_plan(

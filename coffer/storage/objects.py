@@ -140,6 +140,15 @@ def accept_part(
     return PartInfo(part_number, logical.size, logical.etag, now, dict(logical.checksums), stored_size=digests.size)
 
 
+def part_algorithms(upload: UploadInfo, requested: tuple[str, ...], encoding: Encoding | None) -> tuple[str, ...]:
+    """The checksums to compute over a part's received bytes: those the request asked for and
+    the upload's own; none for a part stored transformed (its ``encoding`` reports the
+    original's, which the caller computed)."""
+    if encoding is not None:
+        return ()
+    return tuple(dict.fromkeys((*requested, upload.effective_algorithm)))
+
+
 def part_stored_size(part: PartInfo) -> int:
     """The length of a part's bytes as the engine holds them."""
     return part.size if part.stored_size is None else part.stored_size

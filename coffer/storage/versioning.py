@@ -14,9 +14,9 @@
 from __future__ import annotations
 
 import re
-import secrets
 import time
 
+from coffer import entropy
 from coffer.storage import errors
 from coffer.storage.api import COMPLIANCE, GOVERNANCE, NULL_VERSION, VERSIONING_ENABLED, BucketInfo, ObjectLock
 
@@ -28,7 +28,7 @@ NO_LOCK_CONFIGURATION = "Bucket is missing Object Lock Configuration"
 
 def new_version_id(now: float | None = None) -> str:
     micros = int((time.time() if now is None else now) * 1_000_000)
-    return f"{micros:014x}{secrets.token_hex(9)}"
+    return f"{micros:014x}{entropy.token_hex(9)}"
 
 
 def is_valid_version_id(value: str) -> bool:

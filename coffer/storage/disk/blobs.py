@@ -218,15 +218,16 @@ class FileBlobStore:
         algorithms: Iterable[str] = (),
         want_sha256: bool = False,
         max_size: int | None = None,
+        md5: bool = True,
     ) -> ReceivedBody:
-        """Consume ``body`` completely, hashing it; small bodies stay in memory.
+        """Consume ``body`` completely, hashing it (``md5``: see ``BodyHasher``); small bodies stay in memory.
 
         Past the inline threshold the body goes to a temp file through a
         ``_FileSink``: the event loop keeps receiving while a pool thread hashes
         and writes the previous pieces, in order, with at most ``SINK_WINDOW``
         bytes in flight.
         """
-        hashing = BodyHasher(algorithms, want_sha256)
+        hashing = BodyHasher(algorithms, want_sha256, md5=md5)
         parts: list[bytes] = []
         pending = 0  # bytes in ``parts``
         sink: _FileSink | None = None

@@ -534,7 +534,11 @@ class DiskEngine:
     ) -> ObjectInfo:
         await self._bucket_exists(bucket)  # fail fast before reading a body
         received = await self.blobs.receive(
-            body, algorithms=checksum_algorithms, want_sha256=want_sha256, max_size=self.max_object_size
+            body,
+            algorithms=checksum_algorithms,
+            want_sha256=want_sha256,
+            max_size=self.max_object_size,
+            md5=encoding is None,  # an encoded body reports the caller's digests
         )
         info = ObjectInfo(
             bucket=bucket,

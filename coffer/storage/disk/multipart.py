@@ -59,6 +59,7 @@ from coffer.storage.objects import (
     check_part_encoding,
     completed_object,
     copy_source_span,
+    part_algorithms,
 )
 from coffer.storage.ttl import expiry_of
 from coffer.storage.versioning import check_lock_bucket, version_for_write
@@ -196,9 +197,12 @@ class DiskUploads:
     ) -> PartInfo:
         upload = self.get(bucket, key, upload_id)  # fail fast before reading a body
         check_part_encoding(upload, encoding)
-        algorithms = tuple(dict.fromkeys((*checksum_algorithms, upload.effective_algorithm)))
         received = await self.blobs.receive(
-            body, algorithms=algorithms, want_sha256=want_sha256, max_size=MAX_PART_SIZE
+            body,
+            algorithms=part_algorithms(upload, checksum_algorithms, encoding),
+            want_sha256=want_sha256,
+            max_size=MAX_PART_SIZE,
+            md5=encoding is None,
         )
         return await self._store_part(upload, part_number, received, verify, encoding)
 

@@ -576,11 +576,18 @@ class MemoryEngine:
         self.stats.reserved_bytes -= n
 
     async def receive(
-        self, body: AsyncIterator[bytes], algorithms: tuple[str, ...], want_sha256: bool, limit: int | None = None
+        self,
+        body: AsyncIterator[bytes],
+        algorithms: tuple[str, ...],
+        want_sha256: bool,
+        limit: int | None = None,
+        *,
+        md5: bool = True,
     ) -> tuple[PutDigests, tuple[bytes, ...], int]:
-        """Consume a body into ~1 MiB chunks, hashing as it arrives; returns the bytes reserved
-        (the caller releases them, or hands them to the change that stores the body)."""
-        hasher = BodyHasher(algorithms, want_sha256)
+        """Consume a body into ~1 MiB chunks, hashing as it arrives (``md5``: see ``BodyHasher``);
+        returns the bytes reserved (the caller releases them, or hands them to the change that
+        stores the body)."""
+        hasher = BodyHasher(algorithms, want_sha256, md5=md5)
         loop = asyncio.get_running_loop()
         chunks: list[bytes] = []
         pieces: list[bytes] = []
@@ -834,7 +841,7 @@ class MemoryEngine:
         encoding: Encoding | None = None,
     ) -> ObjectInfo:
         self.write_bucket(bucket)  # fail fast before reading a body
-        digests, chunks, reserved = await self.receive(body, checksum_algorithms, want_sha256)
+        digests, chunks, reserved = await self.receive(body, checksum_algorithms, want_sha256, md5=encoding is None)
         try:
             now = self.clock()
             info = ObjectInfo(

@@ -58,6 +58,7 @@ from coffer.storage.objects import (
     completed_object,
     copy_source_span,
     object_parts,
+    part_algorithms,
     part_stored_size,
     refuse_encoded_upload,
 )
@@ -121,7 +122,13 @@ class UploadHost(Protocol):
         ...
 
     async def receive(
-        self, body: AsyncIterator[bytes], algorithms: tuple[str, ...], want_sha256: bool, limit: int
+        self,
+        body: AsyncIterator[bytes],
+        algorithms: tuple[str, ...],
+        want_sha256: bool,
+        limit: int,
+        *,
+        md5: bool = True,
     ) -> tuple[PutDigests, tuple[bytes, ...], int]: ...
     def reserve(self, n: int) -> None: ...
     def release(self, n: int) -> None: ...
@@ -404,9 +411,12 @@ class MemoryUploads:
         host = self._host
         upload = self._open(bucket, key, upload_id, write=True)  # fail fast before reading a body
         check_part_encoding(upload.info, encoding)
-        algorithms = tuple(dict.fromkeys((*checksum_algorithms, upload.info.effective_algorithm)))
         digests, chunks, reserved = await host.receive(
-            body, algorithms, want_sha256, min(MAX_PART_SIZE, host.max_memory)
+            body,
+            part_algorithms(upload.info, checksum_algorithms, encoding),
+            want_sha256,
+            min(MAX_PART_SIZE, host.max_memory),
+            md5=encoding is None,
         )
         try:
             part = accept_part(part_number, digests, verify, encoding, host.clock())
