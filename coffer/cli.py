@@ -597,12 +597,12 @@ def fsck(
         checker = Fsck(root, repair=repair, resume=resume, orphan_grace=orphan_grace, limit=limit)
         checker.open()
         try:
-            show = sys.stderr.isatty() if progress is None else progress
-            with click.progressbar(
-                length=max(checker.total_bytes(), 1), label="verifying", file=sys.stderr, show_pos=False
-            ) as bar:
-                checker.progress = bar.update if show else checker.progress
+            if not (sys.stderr.isatty() if progress is None else progress):
                 report = checker.run()
+            else:
+                with click.progressbar(length=max(checker.total_bytes(), 1), label="verifying", file=sys.stderr) as bar:
+                    checker.progress = bar.update
+                    report = checker.run()
         finally:
             checker.close()
     finally:

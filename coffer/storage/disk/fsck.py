@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -45,6 +46,7 @@ PAGE = 256  # rows per page (and per cursor save)
 _MD5_ETAG = re.compile(r"[0-9a-f]{32}")
 # Bodies are verified on a few threads: hashlib and the CRC library release the GIL.
 _WORKERS = 4
+_buffers = threading.local()
 
 
 @dataclass
@@ -166,9 +168,11 @@ def _check_body(store: FileBlobStore, body: _Body) -> tuple[str | None, str, int
             if hasher is None:
                 read = os.fstat(fd).st_size
             else:
-                while chunk := os.read(fd, READ_CHUNK):
-                    hasher.update(chunk)
-                    read += len(chunk)
+                # One buffer per thread, reused: a fresh 2 MiB bytes per read costs page faults.
+                buffer = _buffers.__dict__.setdefault("buffer", memoryview(bytearray(READ_CHUNK)))
+                while count := os.readv(fd, [buffer]):
+                    hasher.update(buffer[:count])
+                    read += count
         finally:
             os.close(fd)
     if read != body.size:
@@ -207,9 +211,11 @@ class Fsck:
     def total_bytes(self) -> int:
         """Stored bytes still to read (for a progress bar): an estimate from the rows' sizes."""
         after = self._load_cursor()[0]
-        row = self.meta.reader().execute(
-            "SELECT COALESCE(SUM(size), 0) FROM objects WHERE id > ? AND is_delete_marker=0", (after,)
-        ).fetchone()
+        row = (
+            self.meta.reader()
+            .execute("SELECT COALESCE(SUM(size), 0) FROM objects WHERE id > ? AND is_delete_marker=0", (after,))
+            .fetchone()
+        )
         return int(row[0])
 
     def _load_cursor(self) -> tuple[int, FsckReport]:
@@ -338,4 +344,3 @@ class Fsck:
         released = self.meta.write_blocking(tx)
         self.store.delete(released)
         return True
-

@@ -20,27 +20,34 @@ across worker processes), and records the frame's sequence number and end offset
   unsynced tail, or the file was lost, or the database predates the journal): the journal is
   rewritten from the database as a snapshot.
 
-File format: frames of ``<4s magic "CJF1"><B kind><3x><Q seq><I length><I crc32>`` and a JSON
-payload. Kind ``C``: ``{table: [column, ...]}`` (the columns of the row lists that follow, so
-the file describes itself); ``S``: snapshot rows ``[[table, "P", row], ...]``; ``T``: one
-committed batch ``[[table, "P", row] | [table, "D", key], ...]`` ("P": the row's image after
-an insert or update, "D": the primary key of a deleted row). BLOB columns are hex strings.
+File format: frames of ``<4s magic "CJF1"><B kind><3x><Q seq><I length><I crc32c>`` and a
+payload. Kind ``C``: JSON ``{table: [column, ...]}`` (the columns of the rows that follow, so
+the file describes itself); ``S`` (snapshot rows) and ``T`` (one committed batch): changes,
+each ``<I json length><H blob count>``, the JSON ``[table, op, values]`` ("P": the row's image
+after an insert or update, "D": the primary key of a deleted row) with every bytes value
+(keys, inline bodies) replaced by null and appended as ``<H column><I length>`` and its bytes:
+JSON-escaping a 4 KiB body as text cost ~70 us a row, more than the rest of a PUT's commit.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
 import struct
-import zlib
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from awscrt.checksums import crc32c
+
 from coffer.fsutil import fsync_dir
 
+log = logging.getLogger("coffer.journal")
+_sync_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="coffer-journal-sync")
 JOURNAL_NAME = "manifest.journal"
 MAGIC = b"CJF1"
 _HEADER = struct.Struct("<4sB3xQII")
@@ -61,26 +68,100 @@ STATE_TABLE = (
 )
 
 
-def table_columns(conn: sqlite3.Connection, table: str) -> list[tuple[str, bool]]:
-    """(column, is_blob) of a table, in order."""
-    return [(row[1], row[2].upper() == "BLOB") for row in conn.execute(f"PRAGMA main.table_info({table})")]
+def table_columns(conn: sqlite3.Connection, table: str) -> list[str]:
+    """The columns of a table, in order."""
+    return [row[1] for row in conn.execute(f"PRAGMA main.table_info({table})")]
 
 
-def _value(column: str, is_blob: bool, prefix: str) -> str:
-    ref = f"{prefix}.{column}"
-    return f"CASE WHEN {ref} IS NULL THEN NULL ELSE hex({ref}) END" if is_blob else ref
+def column_map(conn: sqlite3.Connection) -> dict[str, dict[str, list[str]]]:
+    """Per table, the columns SQLite writes into a change's JSON (``text``) and those handed
+    over as they are (``exact``): REAL (SQLite's JSON keeps 15 digits of a float, not 17) and
+    BLOB (keys, inline bodies: JSON-escaping a 4 KiB body as text cost ~70 us a row)."""
+    out = {}
+    for table in TABLES:
+        rows = list(conn.execute(f"PRAGMA main.table_info({table})"))
+        exact = [r[1] for r in rows if r[2].upper() in ("REAL", "BLOB")]
+        out[table] = {"text": [r[1] for r in rows if r[1] not in exact], "exact": exact}
+    return out
 
 
-def column_map(conn: sqlite3.Connection) -> dict[str, list[str]]:
-    return {table: [name for name, _ in table_columns(conn, table)] for table in TABLES}
+def _row_sql(table: str, columns: dict[str, list[str]], prefix: str) -> str:
+    """The SQL of one row's change: its JSON head, then its exact values."""
+    text = ", ".join(f"{prefix}{c}" for c in columns["text"])
+    return ", ".join([f"json_array('{table}', 'P', json_array({text}))", *(f"{prefix}{c}" for c in columns["exact"])])
 
 
-def _encode_row(row: tuple[Any, ...], blobs: list[bool]) -> list[Any]:
-    return [bytes(v).hex() if flag and v is not None else v for v, flag in zip(row, blobs, strict=True)]
+_CHANGE = struct.Struct("<IH")
+_NONE = b"N"
+_FLOAT = struct.Struct("<cd")
+_INT = struct.Struct("<cq")
+_SIZED = struct.Struct("<cI")
+
+
+def encode_change(head: str, exact: tuple[Any, ...]) -> list[bytes]:
+    """One change: ``head`` (JSON ``[table, op, values]``), then its exact values."""
+    text = head.encode()
+    out = [_CHANGE.pack(len(text), len(exact)), text]
+    for value in exact:
+        kind = type(value)
+        if value is None:
+            out.append(_NONE)
+        elif kind is float:
+            out.append(_FLOAT.pack(b"F", value))
+        elif kind is bytes:
+            out += (_SIZED.pack(b"B", len(value)), value)
+        elif kind is int:
+            out.append(_INT.pack(b"I", value))
+        else:
+            data = str(value).encode()
+            out += (_SIZED.pack(b"S", len(data)), data)
+    return out
+
+
+def decode_changes(
+    payload: bytes, columns: dict[str, dict[str, list[str]]]
+) -> Iterator[tuple[str, str, dict[str, Any] | list[Any]]]:
+    """(table, "P", {column: value}) or (table, "D", primary key values)."""
+    at = 0
+    while at < len(payload):
+        length, count = _CHANGE.unpack_from(payload, at)
+        at += _CHANGE.size
+        table, op, values = json.loads(payload[at : at + length])
+        at += length
+        exact: list[Any] = []
+        for _ in range(count):
+            kind = payload[at : at + 1]
+            if kind == _NONE:
+                exact.append(None)
+                at += 1
+            elif kind == b"F":
+                exact.append(_FLOAT.unpack_from(payload, at)[1])
+                at += _FLOAT.size
+            elif kind == b"I":
+                exact.append(_INT.unpack_from(payload, at)[1])
+                at += _INT.size
+            else:
+                size = _SIZED.unpack_from(payload, at)[1]
+                at += _SIZED.size
+                data = payload[at : at + size]
+                exact.append(data.decode() if kind == b"S" else data)
+                at += size
+        if op == "D":
+            yield table, op, values
+        else:
+            layout = columns[table]
+            row = dict(zip(layout["text"], values, strict=True))
+            row.update(zip(layout["exact"], exact, strict=True))
+            yield table, op, row
+
+
+def _frame_header(kind: int, seq: int, payload: bytes) -> bytes:
+    # CRC32C: hardware-assisted, ~25x faster than zlib's CRC32 here.
+    return _HEADER.pack(MAGIC, kind, seq, len(payload), crc32c(payload))
 
 
 def _frame(kind: int, seq: int, payload: bytes) -> bytes:
-    return _HEADER.pack(MAGIC, kind, seq, len(payload), zlib.crc32(payload)) + payload
+    return _frame_header(kind, seq, payload) + payload
 
 
 def _dump(value: Any) -> bytes:
@@ -112,7 +193,7 @@ def _read_frame(f: BinaryIO, at: int) -> tuple[Frame, bytes] | None:
     if magic != MAGIC:
         return None
     payload = f.read(length)
-    if len(payload) < length or zlib.crc32(payload) != crc:
+    if len(payload) < length or crc32c(payload) != crc:
         return None
     return Frame(kind, seq, at, at + _HEADER.size + length), payload
 
@@ -139,9 +220,10 @@ class Journal:
         self.path = root / JOURNAL_NAME
         self.fsync = fsync
         self.file_mode = file_mode
-        self.changes: list[bytes] = []  # the current batch's changes, JSON-encoded
+        self.changes: list[bytes] = []  # the pieces of the current batch's encoded changes
         self._fd = -1
         self._ino = -1
+        self._syncing: Future[None] | None = None
         self._seq = 0
         self._start = 0
         self._end = 0
@@ -151,23 +233,23 @@ class Journal:
         """Install the TEMP triggers on the writer connection and reconcile the file with the
         database (the caller holds the write transaction)."""
         conn.create_function("coffer_journal", -1, self._record)
+        layout = column_map(conn)
         for table, key in TABLES.items():
-            columns = table_columns(conn, table)
-            row = ", ".join(_value(name, blob, "NEW") for name, blob in columns)
+            row = _row_sql(table, layout[table], "NEW.")
             pk = ", ".join(f"OLD.{name}" for name in key)
-            for event, values in (("INSERT", row), ("UPDATE", row)):
+            for event in ("INSERT", "UPDATE"):
                 conn.execute(
                     f"CREATE TEMP TRIGGER IF NOT EXISTS journal_{table}_{event.lower()} AFTER {event} ON main.{table}"
-                    f" BEGIN SELECT coffer_journal('{table}', 'P', {values}); END"
+                    f" BEGIN SELECT coffer_journal({row}); END"
                 )
             conn.execute(
                 f"CREATE TEMP TRIGGER IF NOT EXISTS journal_{table}_delete AFTER DELETE ON main.{table}"
-                f" BEGIN SELECT coffer_journal('{table}', 'D', {pk}); END"
+                f" BEGIN SELECT coffer_journal(json_array('{table}', 'D', json_array({pk}))); END"
             )
         self._reconcile(conn)
 
-    def _record(self, table: str, op: str, *values: Any) -> None:
-        self.changes.append(_dump([table, op, list(values)]))
+    def _record(self, head: str, *exact: Any) -> None:
+        self.changes += encode_change(head, exact)
 
     def _reconcile(self, conn: sqlite3.Connection) -> None:
         """O(1): only the recorded last frame is read."""
@@ -210,20 +292,20 @@ class Journal:
         start = 0
         try:
             written = self._write(fd, _frame(COLUMNS, seq, columns_doc))
+            layout = column_map(conn)
             for table in TABLES:
-                columns = table_columns(conn, table)
-                select = ", ".join(name for name, _ in columns)
-                blobs = [blob for _, blob in columns]
-                rows: list[list[Any]] = []
-                for row in conn.execute(f"SELECT {select} FROM main.{table}"):
-                    rows.append([table, "P", _encode_row(row, blobs)])
-                    if len(rows) >= SNAPSHOT_ROWS:
+                rows: list[bytes] = []
+                for count, (head, *exact) in enumerate(
+                    conn.execute(f"SELECT {_row_sql(table, layout[table], '')} FROM main.{table}"), 1
+                ):
+                    rows += encode_change(head, tuple(exact))
+                    if count % SNAPSHOT_ROWS == 0:
                         start = written
-                        written += self._write(fd, _frame(SNAPSHOT, seq, _dump(rows)))
+                        written += self._write(fd, _frame(SNAPSHOT, seq, b"".join(rows)))
                         rows = []
                 if rows:
                     start = written
-                    written += self._write(fd, _frame(SNAPSHOT, seq, _dump(rows)))
+                    written += self._write(fd, _frame(SNAPSHOT, seq, b"".join(rows)))
             if self.fsync:
                 os.fsync(fd)
         finally:
@@ -239,11 +321,17 @@ class Journal:
         )
 
     @staticmethod
-    def _write(fd: int, frame: bytes) -> int:
-        view = memoryview(frame)
-        while view:
-            view = view[os.write(fd, view) :]
-        return len(frame)
+    def _write(fd: int, *pieces: bytes) -> int:
+        views = [memoryview(piece) for piece in pieces]
+        total = sum(len(view) for view in views)
+        while views:
+            written = os.writev(fd, views)
+            while views and written >= len(views[0]):
+                written -= len(views[0])
+                views.pop(0)
+            if written:
+                views[0] = views[0][written:]
+        return total
 
     def _sync(self) -> None:
         if self.fsync:
@@ -265,17 +353,31 @@ class Journal:
             self._open_file()
         seq, end = conn.execute("SELECT seq, end FROM journal_state WHERE id=1").fetchone()
         self._end = end  # another worker process may have appended since
-        payload = b"[" + b",".join(self.changes) + b"]"
+        payload = b"".join(self.changes)
         self.changes = []
-        frame = _frame(TRANSACTION, seq + 1, payload)
-        self._write(self._fd, frame)
-        self._sync()
-        self._seq, self._start, self._end = seq + 1, end, end + len(frame)
+        header = _frame_header(TRANSACTION, seq + 1, payload)
+        self._write(self._fd, header, payload)
+        if self.fsync:
+            # Synced while SQLite fsyncs its WAL for the COMMIT (``settle`` waits for both): a
+            # crash in between leaves a database ahead of its journal, which the next open
+            # notices (the recorded frame is not in the file) and answers with a snapshot.
+            self._syncing = _sync_pool.submit(os.fdatasync, self._fd)
+        self._seq, self._start, self._end = seq + 1, end, end + len(header) + len(payload)
         conn.execute("UPDATE journal_state SET seq=?, start=?, end=? WHERE id=1", (self._seq, self._start, self._end))
+
+    def settle(self) -> None:
+        """Wait until the batch's frame is synced (after the COMMIT, before anyone is answered)."""
+        syncing, self._syncing = self._syncing, None
+        if syncing is not None:
+            try:
+                syncing.result()
+            except OSError:
+                log.exception("manifest journal fsync failed: it is rewritten from the database at the next start")
 
     def discard(self) -> None:
         """The batch failed before or at COMMIT: forget its changes, cut its frame off."""
         self.changes = []
+        self.settle()
         if self._fd >= 0:
             try:
                 if os.fstat(self._fd).st_size > self._end:
@@ -289,8 +391,8 @@ class Journal:
             self._fd = -1
 
 
-def replay(path: Path) -> Iterator[tuple[dict[str, list[str]], list[list[Any]]]]:
-    """The changes to apply, frame by frame, with the columns of their rows.
+def replay(path: Path) -> Iterator[tuple[str, str, dict[str, Any] | list[Any]]]:
+    """The changes to apply, in order: (table, "P", row) or (table, "D", primary key).
 
     A frame whose transaction never committed and whose sequence number later frames re-used
     (a worker process killed between append and COMMIT while others kept writing) is skipped:
@@ -304,7 +406,7 @@ def replay(path: Path) -> Iterator[tuple[dict[str, list[str]], list[list[Any]]]]
             keep.append(frame)
             if frame.kind == TRANSACTION:
                 floor = frame.seq
-    columns: dict[str, list[str]] = {}
+    columns: dict[str, dict[str, list[str]]] = {}
     with open(path, "rb") as f:
         for frame in reversed(keep):
             found = _read_frame(f, frame.offset)
@@ -312,4 +414,4 @@ def replay(path: Path) -> Iterator[tuple[dict[str, list[str]], list[list[Any]]]]
             if frame.kind == COLUMNS:
                 columns = json.loads(found[1])
             else:
-                yield columns, json.loads(found[1])
+                yield from decode_changes(found[1], columns)

@@ -43,7 +43,8 @@ MAX_BATCH = 512
 # write a journaled database: its changes would be missing from the journal.
 SCHEMA_VERSION = 7
 
-SCHEMA = """
+SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS buckets(
     name TEXT PRIMARY KEY,
     created REAL NOT NULL,
@@ -150,7 +151,10 @@ CREATE TABLE IF NOT EXISTS object_parts(
     PRIMARY KEY(object_id, part_number)
 );
 CREATE INDEX IF NOT EXISTS object_parts_blob ON object_parts(blob) WHERE blob IS NOT NULL;
-""" + STATE_TABLE + ";\n"
+"""
+    + STATE_TABLE
+    + ";\n"
+)
 
 
 # Schema 5's indexes (made by _migrate: older databases lack the seq column until then).
@@ -424,6 +428,7 @@ class SQLiteMetadataStore:
             # The batch's frame goes to the journal first, under the write lock (commit order).
             journal.append(conn)
             conn.execute("COMMIT")  # with synchronous=FULL this is the WAL fsync
+            journal.settle()
             self.generation += 1
             self.batches += 1
             self.batched_ops += len(batch)

@@ -15,7 +15,6 @@ import sqlite3
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from coffer.fsutil import fsync_dir
 from coffer.storage.disk.blobs import FANOUT
@@ -36,7 +35,7 @@ class RebuildReport:
     versions: int = 0  # object rows, delete markers included
     delete_markers: int = 0
     pieces: int = 0
-    frames: int = 0
+    changes: int = 0  # journaled row changes replayed
     unreadable_tail: int = 0  # bytes at the journal's end that were torn or corrupt
     missing_blobs: list[str] = field(default_factory=list)  # referenced, no file
     unreferenced_blobs: int = 0  # files no rebuilt row references (orphans: `coffer fsck --repair`)
@@ -45,7 +44,7 @@ class RebuildReport:
     def summary(self) -> str:
         return (
             f"rebuilt {self.buckets} buckets, {self.versions} object versions ({self.delete_markers} delete markers),"
-            f" {self.pieces} multipart pieces from {self.frames} journal frames;"
+            f" {self.pieces} multipart pieces from {self.changes} journaled changes;"
             f" {len(self.missing_blobs)} missing blob files, {self.unreferenced_blobs} unreferenced blob files"
             + (f"; {self.unreadable_tail} unreadable bytes at the journal's end" if self.unreadable_tail else "")
         )
@@ -98,25 +97,21 @@ def rebuild_index(root: Path, *, force: bool = False) -> RebuildReport:
 def _apply(conn: sqlite3.Connection, journal: Path, report: RebuildReport) -> None:
     scan = scan_frames(journal)
     report.unreadable_tail = scan.size - scan.good_end
-    blob_columns = {table: {name for name, blob in table_columns(conn, table) if blob} for table in TABLES}
-    known = {table: {name for name, _ in table_columns(conn, table)} for table in TABLES}
-    for columns, changes in replay(journal):
-        report.frames += 1
-        for table, op, values in changes:
-            key = TABLES[table]
-            if op == "D":
-                conn.execute(f"DELETE FROM {table} WHERE " + " AND ".join(f"{k}=?" for k in key), values)
-                continue
-            row = dict(zip(columns[table], values, strict=True))
-            names = [name for name in row if name in known[table]]
-            args: list[Any] = [
-                bytes.fromhex(row[n]) if n in blob_columns[table] and row[n] is not None else row[n] for n in names
-            ]
-            # Delete first (not INSERT OR REPLACE): the statistics triggers see the old row go.
-            conn.execute(f"DELETE FROM {table} WHERE " + " AND ".join(f"{k}=?" for k in key), [row[k] for k in key])
-            conn.execute(
-                f"INSERT OR REPLACE INTO {table}({', '.join(names)}) VALUES ({', '.join('?' * len(names))})", args
-            )
+    known = {table: set(table_columns(conn, table)) for table in TABLES}
+    for table, _op, values in replay(journal):
+        report.changes += 1
+        key = TABLES[table]
+        where = " AND ".join(f"{k}=?" for k in key)
+        if isinstance(values, list):  # a deleted row's primary key
+            conn.execute(f"DELETE FROM {table} WHERE {where}", values)
+            continue
+        names = [name for name in values if name in known[table]]
+        # Delete first (not INSERT OR REPLACE alone): the statistics triggers see the old row go.
+        conn.execute(f"DELETE FROM {table} WHERE {where}", [values[k] for k in key])
+        conn.execute(
+            f"INSERT OR REPLACE INTO {table}({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
+            [values[n] for n in names],
+        )
 
 
 def _finish(conn: sqlite3.Connection, root: Path, report: RebuildReport) -> None:
