@@ -571,6 +571,7 @@ def _with_store_options(fn: Any) -> Any:
 @click.option("--orphan-grace", type=float, default=3600.0, show_default=True,
               help="Seconds a blob file no row references must be old to count as an orphan.")  # fmt: skip
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Stop after this many versions (resumable).")
+@click.option("--all-digests", is_flag=True, help="Compare the MD5 and every stored checksum, not only the fastest.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar on stderr (default: when a terminal).")
 @_with_store_options
@@ -579,6 +580,7 @@ def fsck(
     resume: bool,
     orphan_grace: float,
     limit: int | None,
+    all_digests: bool,
     as_json: bool,
     progress: bool | None,
     config_file: str | None,
@@ -594,7 +596,9 @@ def fsck(
     root = _disk_store(config_file, data_dir)
     lock = _claim_offline(str(root))
     try:
-        checker = Fsck(root, repair=repair, resume=resume, orphan_grace=orphan_grace, limit=limit)
+        checker = Fsck(
+            root, repair=repair, resume=resume, orphan_grace=orphan_grace, limit=limit, all_digests=all_digests
+        )
         checker.open()
         try:
             if not (sys.stderr.isatty() if progress is None else progress):

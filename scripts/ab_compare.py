@@ -46,7 +46,8 @@ object the phases write and read is encrypted (docs/benchmarks.md, "Encryption")
 A variant with {"AB_FSYNC": "always"} runs the server with fsync on (the default is never, so
 the figures are CPU costs; with fsync they include what each commit's fsyncs cost):
 
-    .venv/bin/python scripts/ab_compare.py smallput '{"base": {"AB_FSYNC": "always", "PYTHONPATH": "/tmp/base"}, "new": {"AB_FSYNC": "always"}}' 5
+    .venv/bin/python scripts/ab_compare.py smallput \
+        '{"base": {"AB_FSYNC": "always", "PYTHONPATH": "/tmp/base"}, "new": {"AB_FSYNC": "always"}}' 5
 
 Phases: small (GET), smallput, large (GET), largeput; "bare" takes part in GET phases only.
 """

@@ -53,6 +53,8 @@ def test_fsck_reports_repairs_and_resumes(tmp_path: Path) -> None:
     assert code == 0 and clean["complete"] and not clean["problems"]
     assert clean["size_only"] == 2  # the two SSE-S3 objects: length only, without their key
     assert clean["bytes"] > 5 * 1024 * 1024  # the multipart object's pieces were read
+    code, thorough = fsck(data, "--all-digests")  # MD5 and every checksum, not only the fastest
+    assert code == 0 and thorough["bytes"] == clean["bytes"] and not thorough["problems"]
 
     # Interrupted after 3 versions, the next run continues where it stopped.
     code, first = fsck(data, "--limit", "3")
