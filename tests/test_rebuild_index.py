@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 from coffer.cli import main
 from coffer.storage.disk import DiskEngine
-from coffer.storage.disk.journal import JOURNAL_NAME, MAGIC, TRANSACTION, _frame, scan_frames
+from coffer.storage.disk.journal import JOURNAL_NAME, MAGIC, TRANSACTION, JournalOrphaned, _frame, scan_frames
 from coffer.storage.disk.rebuild import DB_FILES, RebuildError, rebuild_index
 from tests.disk_store import PLAIN, populate, state
 from tests.server_process import ServerProcess
@@ -160,6 +160,23 @@ def test_torn_tail_is_reported_and_skipped(tmp_path: Path) -> None:
     _lose_database(tmp_path)
     report = rebuild_index(tmp_path)
     assert report.unreadable_tail == 12 and _keys(tmp_path) == ["k0", "k1"]
+
+
+def test_store_does_not_open_over_a_lost_database(tmp_path: Path) -> None:
+    """Starting on a lost database must not replace the journal with an empty snapshot."""
+    _fill(tmp_path, range(2))
+    _lose_database(tmp_path)
+    journal = (tmp_path / JOURNAL_NAME).read_bytes()
+    with pytest.raises(JournalOrphaned, match="rebuild-index"):
+        _fill(tmp_path, range(0))
+    assert (tmp_path / JOURNAL_NAME).read_bytes() == journal
+    _lose_database(tmp_path)
+    rebuild_index(tmp_path)
+    _fill(tmp_path, range(2, 3))  # opens: the journal becomes a snapshot of the rebuilt rows
+    assert scan_frames(tmp_path / JOURNAL_NAME).frames[0].kind == b"C"[0]
+    _lose_database(tmp_path)
+    rebuild_index(tmp_path)
+    assert _keys(tmp_path) == ["k0", "k1", "k2"]
 
 
 def test_refuses_without_a_journal(tmp_path: Path) -> None:

@@ -68,6 +68,22 @@ STATE_TABLE = (
 )
 
 
+class JournalOrphaned(RuntimeError):
+    """The database is gone but its journal is there: rebuild, do not overwrite the journal."""
+
+
+def conn_path(conn: sqlite3.Connection) -> str:
+    return str(conn.execute("PRAGMA database_list").fetchone()[2])
+
+
+def mark_for_snapshot(conn: sqlite3.Connection, seq: int) -> None:
+    """Make the next open rewrite the journal from this database (a rebuilt one): a state whose
+    columns match nothing."""
+    conn.execute(
+        "INSERT OR REPLACE INTO journal_state(id, seq, start, end, columns) VALUES (1, ?, -1, -1, 'rebuilt')", (seq,)
+    )
+
+
 def table_columns(conn: sqlite3.Connection, table: str) -> list[str]:
     """The columns of a table, in order."""
     return [row[1] for row in conn.execute(f"PRAGMA main.table_info({table})")]
@@ -264,7 +280,24 @@ class Journal:
                     self._sync()
                 self._start, self._end = start, end
                 return
+        elif self._is_orphaned(conn):
+            raise JournalOrphaned(
+                f"{conn_path(conn)} is a new, empty database but {self.path} holds the journal of a store:"
+                " the database was lost or removed. Run `coffer rebuild-index --force` to recreate it from the"
+                " journal (it moves this empty database aside), or move the journal away to start an empty store."
+            )
         self.snapshot(conn)
+
+    def _is_orphaned(self, conn: sqlite3.Connection) -> bool:
+        """A database with no journal state and no rows beside a journal that has frames: writing
+        a snapshot now would replace the only record of the store with an empty one."""
+        if conn.execute("SELECT EXISTS(SELECT 1 FROM buckets)").fetchone()[0]:
+            return False  # a database written before the journal existed (schema 6): snapshot it
+        try:
+            with open(self.path, "rb") as f:
+                return _read_frame(f, 0) is not None
+        except FileNotFoundError:
+            return False
 
     def _holds(self, seq: int, start: int, end: int) -> bool:
         """Whether the file holds the recorded last frame where it was written."""

@@ -3,9 +3,9 @@
 
 Offline only (the caller holds the data directory's lock). The new database is built
 beside the old one (``metadata.sqlite3.rebuilding``), fsynced and renamed into place; an
-existing database (``--force``) is moved aside, never deleted. The journal is left as it is:
-the server's next start finds no ``journal_state`` for it and rewrites it as a snapshot of
-the rebuilt rows.
+existing database (``--force``) is moved aside, never deleted. The journal is left as it is;
+the rebuilt database's ``journal_state`` tells the server's next start to rewrite it as a
+snapshot of the rebuilt rows.
 """
 
 from __future__ import annotations
@@ -18,7 +18,14 @@ from pathlib import Path
 
 from coffer.fsutil import fsync_dir
 from coffer.storage.disk.blobs import FANOUT
-from coffer.storage.disk.journal import JOURNAL_NAME, TABLES, replay, scan_frames, table_columns
+from coffer.storage.disk.journal import (
+    JOURNAL_NAME,
+    TABLES,
+    mark_for_snapshot,
+    replay,
+    scan_frames,
+    table_columns,
+)
 from coffer.storage.disk.metadata import create_database
 
 DB_NAME = "metadata.sqlite3"
@@ -40,6 +47,7 @@ class RebuildReport:
     missing_blobs: list[str] = field(default_factory=list)  # referenced, no file
     unreferenced_blobs: int = 0  # files no rebuilt row references (orphans: `coffer fsck --repair`)
     moved_aside: list[str] = field(default_factory=list)
+    last_seq: int = 0  # the journal's last sequence number (the rebuilt store continues after it)
 
     def summary(self) -> str:
         return (
@@ -79,6 +87,9 @@ def rebuild_index(root: Path, *, force: bool = False) -> RebuildReport:
         conn.execute("BEGIN IMMEDIATE")
         _apply(conn, journal, report)
         _finish(conn, root, report)
+        # The server's next start rewrites the journal as a snapshot of these rows (it still
+        # holds the old journal until then: nothing is lost if this rebuild is abandoned).
+        mark_for_snapshot(conn, report.last_seq)
         conn.execute("COMMIT")
     finally:
         conn.close()
@@ -97,6 +108,7 @@ def rebuild_index(root: Path, *, force: bool = False) -> RebuildReport:
 def _apply(conn: sqlite3.Connection, journal: Path, report: RebuildReport) -> None:
     scan = scan_frames(journal)
     report.unreadable_tail = scan.size - scan.good_end
+    report.last_seq = max((frame.seq for frame in scan.frames), default=0)
     known = {table: set(table_columns(conn, table)) for table in TABLES}
     for table, _op, values in replay(journal):
         report.changes += 1
