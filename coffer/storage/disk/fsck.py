@@ -121,12 +121,11 @@ def _versions(conn: Any, after: int) -> list[_Version | int]:
         encrypted = "e" in doc
         bodies: list[_Body] = []
         if doc.get("sg"):
-            for number, psize, petag, sums, pblob, pdata, stored in conn.execute(
-                "SELECT part_number, size, etag, checksums, blob, data, stored_size FROM object_parts"
+            for psize, petag, sums, pblob, pdata, stored in conn.execute(
+                "SELECT size, etag, checksums, blob, data, stored_size FROM object_parts"
                 " WHERE object_id=? ORDER BY part_number",
                 (object_id,),
             ):
-                del number
                 bodies.append(
                     _Body(
                         pblob,

@@ -48,7 +48,7 @@ from coffer.fsutil import fsync_dir
 
 log = logging.getLogger("coffer.journal")
 _sync_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="coffer-journal-sync")
-JOURNAL_NAME = "manifest.journal"
+JOURNAL_NAME = "metadata.journal"  # the disk engine's (journal_path of metadata.sqlite3)
 MAGIC = b"CJF1"
 _HEADER = struct.Struct("<4sB3xQII")
 COLUMNS, SNAPSHOT, TRANSACTION = b"C"[0], b"S"[0], b"T"[0]
@@ -66,6 +66,11 @@ STATE_TABLE = (
     "CREATE TABLE IF NOT EXISTS journal_state(id INTEGER PRIMARY KEY CHECK(id=1), seq INTEGER NOT NULL,"
     " start INTEGER NOT NULL, end INTEGER NOT NULL, columns TEXT NOT NULL)"
 )
+
+
+def journal_path(database: Path) -> Path:
+    """``metadata.sqlite3`` -> ``metadata.journal``, beside it (one journal per database)."""
+    return database.with_name(database.name.removesuffix(".sqlite3") + ".journal")
 
 
 class JournalOrphaned(RuntimeError):
@@ -232,8 +237,8 @@ def scan_frames(path: Path) -> Scan:
 class Journal:
     """The writer connection's side of the journal (one per ``SQLiteMetadataStore``)."""
 
-    def __init__(self, root: Path, fsync: bool, file_mode: int) -> None:
-        self.path = root / JOURNAL_NAME
+    def __init__(self, database: Path, fsync: bool, file_mode: int) -> None:
+        self.path = journal_path(database)
         self.fsync = fsync
         self.file_mode = file_mode
         self.changes: list[bytes] = []  # the pieces of the current batch's encoded changes
@@ -318,7 +323,7 @@ class Journal:
     def snapshot(self, conn: sqlite3.Connection) -> None:
         """Rewrite the journal as the database's current rows (inside the write transaction)."""
         seq = self._seq + 1
-        temp = self.path.with_name(JOURNAL_NAME + ".new")
+        temp = self.path.with_name(self.path.name + ".new")
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, self.file_mode)
         os.fchmod(fd, self.file_mode)  # whatever the umask
         columns_doc = _dump(column_map(conn))

@@ -266,7 +266,7 @@ class SQLiteMetadataStore:
         self, path: Path, fsync: bool = True, observer: EngineObserver | None = None, *, file_mode: int = 0o600
     ) -> None:
         self.path = path
-        self.journal = Journal(path.parent, fsync, file_mode)
+        self.journal = Journal(path, fsync, file_mode)
         self.fsync = fsync
         self.file_mode = file_mode
         self.observer = observer or EngineObserver()
