@@ -23,8 +23,9 @@ across worker processes), and records the frame's sequence number and end offset
 File format: frames of ``<4s magic "CJF1"><B kind><3x><Q seq><I length><I crc32c>`` and a
 payload. Kind ``C``: JSON ``{table: [column, ...]}`` (the columns of the rows that follow, so
 the file describes itself); ``S`` (snapshot rows) and ``T`` (one committed batch): changes,
-each ``<I json length><H blob count>``, the JSON ``[table, op, values]`` ("P": the row's image
-after an insert or update, "D": the primary key of a deleted row) with every bytes value
+each ``<I json length><H exact count>``, the JSON ``[table, op, values]`` ("P": the row's image
+after an insert or update, "D": the primary key of a deleted row, "O": the primary key and
+new ``is_latest``, ``seq`` of a version only reordered) with every bytes value
 (keys, inline bodies) replaced by null and appended as ``<H column><I length>`` and its bytes:
 JSON-escaping a 4 KiB body as text cost ~70 us a row, more than the rest of a PUT's commit.
 """
@@ -60,6 +61,8 @@ TABLES: dict[str, tuple[str, ...]] = {
     "objects": ("id",),
     "object_parts": ("object_id", "part_number"),
 }
+# Columns some updates change alone (op "O": primary key, then these values).
+ORDER_COLUMNS: dict[str, tuple[str, ...]] = {"objects": ("is_latest", "seq")}
 # The last committed frame (its sequence number, where it starts and ends) and the columns
 # the journal's rows are in: one row, written in the transaction of the frame.
 STATE_TABLE = (
@@ -142,7 +145,8 @@ def encode_change(head: str, exact: tuple[Any, ...]) -> list[bytes]:
 def decode_changes(
     payload: bytes, columns: dict[str, dict[str, list[str]]]
 ) -> Iterator[tuple[str, str, dict[str, Any] | list[Any]]]:
-    """(table, "P", {column: value}) or (table, "D", primary key values)."""
+    """(table, "P", {column: value}), (table, "D", primary key values) or (table, "O", primary
+    key and ORDER_COLUMNS values)."""
     at = 0
     while at < len(payload):
         length, count = _CHANGE.unpack_from(payload, at)
@@ -167,7 +171,7 @@ def decode_changes(
                 data = payload[at : at + size]
                 exact.append(data.decode() if kind == b"S" else data)
                 at += size
-        if op == "D":
+        if op in ("D", "O"):
             yield table, op, values
         else:
             layout = columns[table]
@@ -258,10 +262,23 @@ class Journal:
         for table, key in TABLES.items():
             row = _row_sql(table, layout[table], "NEW.")
             pk = ", ".join(f"OLD.{name}" for name in key)
-            for event in ("INSERT", "UPDATE"):
+            # An update that only reorders a key's versions (demoting the latest, promoting the
+            # next) is journaled as those two columns, not as a row image with its inline body.
+            order = ORDER_COLUMNS.get(table)
+            only_order = "0"
+            if order is not None:
+                others = [c for c in table_columns(conn, table) if c not in order]
+                only_order = " AND ".join(f"OLD.{c} IS NEW.{c}" for c in others)
+                values = ", ".join(f"NEW.{c}" for c in (*key, *order))
+                conn.execute(
+                    f"CREATE TEMP TRIGGER IF NOT EXISTS journal_{table}_order AFTER UPDATE OF {', '.join(order)}"
+                    f" ON main.{table} WHEN {only_order}"
+                    f" BEGIN SELECT coffer_journal(json_array('{table}', 'O', json_array({values}))); END"
+                )
+            for event, when in (("INSERT", ""), ("UPDATE", f" WHEN NOT ({only_order})")):
                 conn.execute(
                     f"CREATE TEMP TRIGGER IF NOT EXISTS journal_{table}_{event.lower()} AFTER {event} ON main.{table}"
-                    f" BEGIN SELECT coffer_journal({row}); END"
+                    f"{when} BEGIN SELECT coffer_journal({row}); END"
                 )
             conn.execute(
                 f"CREATE TEMP TRIGGER IF NOT EXISTS journal_{table}_delete AFTER DELETE ON main.{table}"

@@ -20,6 +20,7 @@ from coffer.fsutil import fsync_dir
 from coffer.storage.disk.blobs import FANOUT
 from coffer.storage.disk.journal import (
     JOURNAL_NAME,
+    ORDER_COLUMNS,
     TABLES,
     mark_for_snapshot,
     replay,
@@ -110,10 +111,15 @@ def _apply(conn: sqlite3.Connection, journal: Path, report: RebuildReport) -> No
     report.unreadable_tail = scan.size - scan.good_end
     report.last_seq = max((frame.seq for frame in scan.frames), default=0)
     known = {table: set(table_columns(conn, table)) for table in TABLES}
-    for table, _op, values in replay(journal):
+    for table, op, values in replay(journal):
         report.changes += 1
         key = TABLES[table]
         where = " AND ".join(f"{k}=?" for k in key)
+        if op == "O":  # a version reordered: primary key, then the ORDER_COLUMNS values
+            assert isinstance(values, list)
+            sets = ", ".join(f"{c}=?" for c in ORDER_COLUMNS[table])
+            conn.execute(f"UPDATE {table} SET {sets} WHERE {where}", [*values[len(key) :], *values[: len(key)]])
+            continue
         if isinstance(values, list):  # a deleted row's primary key
             conn.execute(f"DELETE FROM {table} WHERE {where}", values)
             continue
