@@ -1,7 +1,8 @@
-"""The ``coffer`` command: serve, status, init, keys, kms, bench."""
+"""The ``coffer`` command: serve, status, init, keys, kms, fsck, rebuild-index, bench."""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Sequence
@@ -499,7 +500,6 @@ def kms_rewrap(dry_run: bool, config_file: str | None, data_dir: str | None) -> 
     import asyncio
 
     from coffer.encryption import keyring
-    from coffer.server.runner import DirLock, StartupError
 
     settings = _keys_settings(config_file, data_dir)
     _data_dir(settings)
@@ -513,11 +513,7 @@ def kms_rewrap(dry_run: bool, config_file: str | None, data_dir: str | None) -> 
     if not keyring.kms_dir(settings.data_dir).is_dir():
         click.echo("the key service was never used on this data directory: nothing to re-wrap")
         return
-    lock = DirLock(store)
-    try:
-        lock.acquire(share=False)  # held until the engine is closed: no server may start meanwhile
-    except StartupError as exc:
-        raise click.ClickException(str(exc)) from None
+    lock = _claim_offline(store)  # held until the engine is closed: no server may start meanwhile
     try:
         service = _key_service(config_file, data_dir)
         report = asyncio.run(_rewrap(settings, service, dry_run))
@@ -527,6 +523,133 @@ def kms_rewrap(dry_run: bool, config_file: str | None, data_dir: str | None) -> 
         click.echo(f"failed: {failure.bucket}/{failure.key} version {failure.version_id}: {failure.reason}", err=True)
     click.echo(("dry run: " if dry_run else "") + report.summary())
     if report.failures:
+        sys.exit(1)
+
+
+def _claim_offline(store: str) -> Any:
+    """The data directory's server lock, taken exclusively for an offline tool (refused while a
+    server or its workers hold it); the caller releases it."""
+    from coffer.server.runner import DirLock, StartupError
+
+    lock = DirLock(store)
+    try:
+        lock.acquire(share=False)
+    except StartupError as exc:
+        raise click.ClickException(str(exc)) from None
+    return lock
+
+
+def _disk_store(config_file: str | None, data_dir: str | None) -> Path:
+    """The disk engine's data directory of the settings (fsck and rebuild-index work on it)."""
+    settings = _keys_settings(config_file, data_dir)
+    if settings.storage != "disk":
+        raise click.ClickException("this command works on the disk engine's data directory (storage: disk)")
+    path = _data_dir(settings)
+    if not (path / "blobs").is_dir() and not (path / "metadata.sqlite3").exists():
+        raise click.ClickException(f"{path} holds no disk store (no blobs/ and no metadata.sqlite3)")
+    return path
+
+
+_store_options = [
+    click.option("--data-dir", default=None, help="The server's data directory, as for `serve`. [env COFFER_DATA_DIR]"),
+    click.option(
+        "--config", "config_file", type=click.Path(dir_okay=False), default=None,
+        help="YAML config file, as for `serve` (for the data directory). [env COFFER_CONFIG]",
+    ),
+]  # fmt: skip
+
+
+def _with_store_options(fn: Any) -> Any:
+    for option in reversed(_store_options):
+        fn = option(fn)
+    return fn
+
+
+@main.command()
+@click.option("--repair", is_flag=True, help="Quarantine corrupt bodies, remove their versions, delete orphan blobs.")
+@click.option("--resume/--restart", default=True, help="Continue an interrupted run (default) or start over.")
+@click.option("--orphan-grace", type=float, default=3600.0, show_default=True,
+              help="Seconds a blob file no row references must be old to count as an orphan.")  # fmt: skip
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Stop after this many versions (resumable).")
+@click.option("--all-digests", is_flag=True, help="Compare the MD5 and every stored checksum, not only the fastest.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
+@click.option("--progress/--no-progress", default=None, help="Progress bar on stderr (default: when a terminal).")
+@_with_store_options
+def fsck(
+    repair: bool,
+    resume: bool,
+    orphan_grace: float,
+    limit: int | None,
+    all_digests: bool,
+    as_json: bool,
+    progress: bool | None,
+    config_file: str | None,
+    data_dir: str | None,
+) -> None:
+    """Verify every stored body of a disk store against its recorded digests (docs/fsck.md).
+
+    Reports corrupt and missing bodies and orphan blob files; exit status 1 when any is found.
+    Runs offline: refused while a server uses the data directory.
+    """
+    from coffer.storage.disk.fsck import Fsck
+
+    root = _disk_store(config_file, data_dir)
+    lock = _claim_offline(str(root))
+    try:
+        checker = Fsck(
+            root, repair=repair, resume=resume, orphan_grace=orphan_grace, limit=limit, all_digests=all_digests
+        )
+        checker.open()
+        try:
+            if not (sys.stderr.isatty() if progress is None else progress):
+                report = checker.run()
+            else:
+                with click.progressbar(length=max(checker.total_bytes(), 1), label="verifying", file=sys.stderr) as bar:
+                    checker.progress = bar.update
+                    report = checker.run()
+        finally:
+            checker.close()
+    finally:
+        lock.release()
+    if as_json:
+        click.echo(json.dumps(report.to_json(), indent=1))
+    else:
+        for p in report.problems:
+            where = f" {p.bucket}/{p.key} version {p.version_id}" if p.bucket is not None else ""
+            fixed = " (repaired)" if p.repaired else ""
+            click.echo(f"{p.kind}:{where} blob {p.blob}: {p.detail}{fixed}")
+        click.echo(report.summary())
+    if any(not p.repaired for p in report.problems) or (report.problems and not repair):
+        sys.exit(1)
+
+
+@main.command("rebuild-index")
+@click.option("--force", is_flag=True, help="Rebuild even though metadata.sqlite3 exists (it is moved aside).")
+@_with_store_options
+def rebuild_index(force: bool, config_file: str | None, data_dir: str | None) -> None:
+    """Recreate metadata.sqlite3 of a disk store from its manifest journal and blob files.
+
+    Buckets (with their configuration), every object version and delete marker with its
+    metadata, tags, ACL, lock state and multipart pieces come back; uploads in progress do
+    not (docs/fsck.md). Runs offline: refused while a server uses the data directory.
+    """
+    from coffer.storage.disk.rebuild import RebuildError
+    from coffer.storage.disk.rebuild import rebuild_index as rebuild
+
+    root = _disk_store(config_file, data_dir)
+    lock = _claim_offline(str(root))
+    try:
+        report = rebuild(root, force=force)
+    except RebuildError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        lock.release()
+    for name in report.moved_aside:
+        click.echo(f"moved aside: {name}")
+    for blob in report.missing_blobs:
+        click.echo(f"missing blob file: {blob}", err=True)
+    click.echo(report.summary())
+    if report.missing_blobs:
         sys.exit(1)
 
 

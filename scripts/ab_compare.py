@@ -43,6 +43,12 @@ object the phases write and read is encrypted (docs/benchmarks.md, "Encryption")
 
     .venv/bin/python scripts/ab_compare.py large '{"plain": {}, "sse": {"AB_SSE": "AES256"}}' 5
 
+A variant with {"AB_FSYNC": "always"} runs the server with fsync on (the default is never, so
+the figures are CPU costs; with fsync they include what each commit's fsyncs cost):
+
+    .venv/bin/python scripts/ab_compare.py smallput \
+        '{"base": {"AB_FSYNC": "always", "PYTHONPATH": "/tmp/base"}, "new": {"AB_FSYNC": "always"}}' 5
+
 Phases: small (GET), smallput, large (GET), largeput; "bare" takes part in GET phases only.
 """
 
@@ -159,7 +165,7 @@ def start(name: str, extra_env: dict[str, str]) -> tuple[subprocess.Popen[bytes]
         cmd += ["--loop", "uvloop", "--http", "httptools", "--log-level", "warning"]
     else:
         cmd = [sys.executable, "-m", "coffer", "serve", "--port", str(port), "--data-dir", tempfile.mkdtemp()]
-        cmd += ["--log-level", "warning", "--fsync", "never"]
+        cmd += ["--log-level", "warning", "--fsync", extra_env.get("AB_FSYNC", "never")]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     endpoint = Endpoint("127.0.0.1", port)
     for _ in range(200):

@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 
 from coffer.storage import errors
 from coffer.storage.api import BucketInfo, EngineObserver
+from coffer.storage.disk.journal import STATE_TABLE, Journal
 from coffer.storage.errors import ServiceUnavailable
 
 T = TypeVar("T")
@@ -37,10 +38,13 @@ log = logging.getLogger("coffer.metadata")
 MAX_BATCH = 512
 # 2: bucket_stats; 3: multipart uploads, parts, object manifests; 4: object TTL;
 # 5: versioning and Object Lock (bucket state, per-key version order, latest/versions indexes);
-# 6: stored sizes of parts and pieces stored transformed (encrypted multipart uploads)
-SCHEMA_VERSION = 6
+# 6: stored sizes of parts and pieces stored transformed (encrypted multipart uploads);
+# 7: the manifest journal's state (journal.py). A Coffer that does not journal must not
+# write a journaled database: its changes would be missing from the journal.
+SCHEMA_VERSION = 7
 
-SCHEMA = """
+SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS buckets(
     name TEXT PRIMARY KEY,
     created REAL NOT NULL,
@@ -148,6 +152,9 @@ CREATE TABLE IF NOT EXISTS object_parts(
 );
 CREATE INDEX IF NOT EXISTS object_parts_blob ON object_parts(blob) WHERE blob IS NOT NULL;
 """
+    + STATE_TABLE
+    + ";\n"
+)
 
 
 # Schema 5's indexes (made by _migrate: older databases lack the seq column until then).
@@ -204,6 +211,19 @@ def _migrate(conn: sqlite3.Connection, version: int) -> None:
             for column in added:
                 if column not in columns:
                     conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} INTEGER")
+    # Version 7 only added journal_state (made by SCHEMA); the journal starts as a snapshot
+    # of the rows already stored (Journal.attach).
+
+
+def create_database(path: Path) -> sqlite3.Connection:
+    """A new database at the current schema (``coffer rebuild-index`` fills it)."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.executescript(SCHEMA)
+    conn.execute("BEGIN IMMEDIATE")
+    _migrate(conn, 0)
+    conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+    conn.execute("COMMIT")
+    return conn
 
 
 def _connect(path: Path, fsync: bool) -> sqlite3.Connection:
@@ -246,6 +266,7 @@ class SQLiteMetadataStore:
         self, path: Path, fsync: bool = True, observer: EngineObserver | None = None, *, file_mode: int = 0o600
     ) -> None:
         self.path = path
+        self.journal = Journal(path, fsync, file_mode)
         self.fsync = fsync
         self.file_mode = file_mode
         self.observer = observer or EngineObserver()
@@ -277,6 +298,7 @@ class SQLiteMetadataStore:
             if version < SCHEMA_VERSION:
                 _migrate(conn, version)
                 conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            self.journal.attach(conn)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -323,6 +345,7 @@ class SQLiteMetadataStore:
             except sqlite3.Error:
                 pass
             self._writer.close()
+            self.journal.close()
 
     # ------------------------------------------------------------------ reads
     def reader(self) -> sqlite3.Connection:
@@ -385,27 +408,34 @@ class SQLiteMetadataStore:
 
     def _commit_batch(self, conn: sqlite3.Connection, batch: list[Any]) -> None:
         outcomes: list[tuple[Any, BaseException | None]] = []
+        journal = self.journal
         try:
             self._begin(conn)
             for fn, _fut, _loop in batch:
                 conn.execute("SAVEPOINT op")
+                mark = journal.mark()
                 try:
                     result = fn(conn)
                 except BaseException as exc:
                     conn.execute("ROLLBACK TO op")
                     conn.execute("RELEASE op")
+                    journal.rollback_to(mark)
                     outcomes.append((None, exc))
                 else:
                     conn.execute("RELEASE op")
                     outcomes.append((result, None))
             started = time.perf_counter()
+            # The batch's frame goes to the journal first, under the write lock (commit order).
+            journal.append(conn)
             conn.execute("COMMIT")  # with synchronous=FULL this is the WAL fsync
+            journal.settle()
             self.generation += 1
             self.batches += 1
             self.batched_ops += len(batch)
             self.observer.committed(len(batch), time.perf_counter() - started)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             log.exception("metadata commit failed")
+            journal.discard()
             try:
                 conn.execute("ROLLBACK")
             except sqlite3.Error:
