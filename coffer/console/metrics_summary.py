@@ -20,16 +20,16 @@ def summarize(text: str, now: float) -> dict[str, Any]:
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             name, labels, value = sample.name, sample.labels, sample.value
+            # The console's own polls and the probes would drown the S3 traffic in the charts.
+            own = labels.get("operation", "").startswith("Coffer")
             if name == "coffer_http_requests_total":
                 operation = labels.get("operation", "?")
                 requests[operation] = requests.get(operation, 0.0) + value
-            elif name == "coffer_http_received_bytes_total":
+            elif name == "coffer_http_received_bytes_total" and not own:
                 bytes_in += value
-            elif name == "coffer_http_sent_bytes_total":
+            elif name == "coffer_http_sent_bytes_total" and not own:
                 bytes_out += value
-            elif name == "coffer_http_request_duration_seconds_bucket":
-                if labels.get("operation", "").startswith("Coffer"):
-                    continue  # the console's own polls and probes would drown the S3 latencies
+            elif name == "coffer_http_request_duration_seconds_bucket" and not own:
                 le = labels.get("le", "+Inf")
                 latency[le] = latency.get(le, 0.0) + value
             elif name.startswith("coffer_storage_"):

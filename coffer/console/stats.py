@@ -1,9 +1,11 @@
 """Object count and bytes of one bucket, for the console's bucket list.
 
 The engines keep no per-bucket counters, so a bucket's totals are computed by listing it (1,000 keys
-a page, current versions only) the first time the console asks, then cached for ``TTL`` seconds per
-worker. One computation runs per bucket at a time; the console asks for each bucket separately, so
-a large bucket never holds up the list.
+a page, current versions only) when the console asks, then cached per worker for a time in
+proportion to what the count cost (``COST_FACTOR`` times as long, at most ``MAX_TTL``): a small
+bucket's totals (counted in under ``CHEAP_SECONDS``) are always fresh, a million-key bucket is
+listed at most every few minutes. One computation runs per bucket at a time; the console asks for
+each bucket separately, so a large bucket never holds up the list.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from dataclasses import dataclass
 
 from coffer.storage.api import Engine
 
-TTL = 60.0
+COST_FACTOR = 100.0
+MAX_TTL = 600.0
+CHEAP_SECONDS = 0.05  # counts quicker than this are not cached at all
 _PAGE = 1000
 
 
@@ -23,6 +27,7 @@ class BucketTotals:
     objects: int
     bytes: int
     computed_at: float
+    fresh_until: float
 
 
 class BucketStatsCache:
@@ -33,7 +38,7 @@ class BucketStatsCache:
 
     async def totals(self, bucket: str) -> BucketTotals:
         cached = self._cache.get(bucket)
-        if cached is not None and time.time() - cached.computed_at < TTL:
+        if cached is not None and time.time() < cached.fresh_until:
             return cached
         task = self._running.get(bucket)
         if task is None:
@@ -51,10 +56,14 @@ class BucketStatsCache:
     async def _count(self, bucket: str) -> BucketTotals:
         objects = size = 0
         after = ""
+        started = time.time()
         while True:
             page = await self._engine.list_objects(bucket, after=after, max_keys=_PAGE)
             objects += len(page.entries)
             size += sum(entry.size for entry in page.entries)
             if not page.is_truncated or page.next_marker is None:
-                return BucketTotals(objects, size, time.time())
+                now = time.time()
+                cost = now - started
+                ttl = 0.0 if cost < CHEAP_SECONDS else min(MAX_TTL, COST_FACTOR * cost)
+                return BucketTotals(objects, size, now, now + ttl)
             after = page.next_marker
