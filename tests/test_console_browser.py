@@ -108,7 +108,8 @@ def test_sign_in_browse_upload_download_share_delete(
         """() => { window.progressSeen = {};
         new MutationObserver((records) => { for (const r of records) { const bar = r.target;
           const name = bar.getAttribute('aria-label'); (window.progressSeen[name] ||= []).push(Number(bar.value)); } })
-        .observe(document.getElementById('uploads'), {subtree: true, attributes: true, attributeFilter: ['value']}); }"""
+        .observe(document.getElementById('uploads'),
+                 {subtree: true, attributes: true, attributeFilter: ['value']}); }"""
     )
     page.set_input_files("#pick-files", [str(small), str(big)])
     page.wait_for_selector("#uploads li:has-text('video.bin') .state:has-text('done')", timeout=60_000)
@@ -126,7 +127,8 @@ def test_sign_in_browse_upload_download_share_delete(
     page.evaluate(
         """() => { const dt = new DataTransfer();
         dt.items.add(new File(['dropped bytes'], 'dropped.txt', {type: 'text/plain'}));
-        document.getElementById('dropzone').dispatchEvent(new DragEvent('drop', {dataTransfer: dt, bubbles: true})); }"""
+        const drop = new DragEvent('drop', {dataTransfer: dt, bubbles: true});
+        document.getElementById('dropzone').dispatchEvent(drop); }"""
     )
     page.wait_for_selector("#uploads li:has-text('dropped.txt') .state:has-text('done')")
     assert s3.get_object(Bucket="photos", Key="2024/dropped.txt")["Body"].read() == b"dropped bytes"

@@ -30,9 +30,12 @@ function humanBytes(n) {
   return (i === 0 ? Math.round(n) : n.toFixed(n < 10 ? 1 : 0)) + ' ' + units[i];
 }
 
+// One formatter for every date: toLocaleString() builds a new one per call (slow for 1,000 rows).
+const DATES = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
+
 function when(iso) {
   const d = new Date(iso);
-  return isNaN(d) ? '' : d.toLocaleString();
+  return isNaN(d) ? '' : DATES.format(d);
 }
 
 function status(text) { $('#status').textContent = text; }
@@ -252,15 +255,22 @@ async function loadPage() {
     const key = decode(xmlText(c, 'Key'));
     if (key === browse.prefix) continue;  // the folder's own marker object
     const name = key.slice(browse.prefix.length);
-    frag.append(el('tr', { 'data-key': key },
-      el('td', { class: 'check' }, el('input', { type: 'checkbox', class: 'pick', value: key, 'aria-label': 'Select ' + name })),
-      el('td', { class: 'name' }, el('button', { type: 'button', class: 'linkish', text: name, onclick: () => showDetails(key) })),
-      el('td', { class: 'num', text: humanBytes(Number(xmlText(c, 'Size'))) }),
-      el('td', { text: when(xmlText(c, 'LastModified')) })));
+    // Cloning one prepared row is several times faster than building each row's elements.
+    const row = OBJECT_ROW.cloneNode(true);
+    row.dataset.key = key;
+    const [check, label, size, date] = row.children;
+    const box = check.firstChild;
+    box.value = key;
+    box.setAttribute('aria-label', 'Select ' + name);
+    label.firstChild.textContent = name;
+    size.textContent = humanBytes(Number(xmlText(c, 'Size')));
+    date.textContent = when(xmlText(c, 'LastModified'));
+    frag.append(row);
     rows++;
   }
   if (!rows) frag.append(el('tr', {}, el('td', { colspan: '4', text: 'This folder is empty: drop files here to upload.' })));
   $('#object-table tbody').replaceChildren(frag);
+  const built = performance.now();
   $('#select-all').checked = false;
   updateSelection();
   browse.next = xmlText(doc, 'IsTruncated') === 'true' ? xmlText(doc, 'NextContinuationToken') : null;
@@ -269,9 +279,14 @@ async function loadPage() {
   // Let the browser lay the rows out before stopping the clock.
   await new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0)));
   const ms = performance.now() - started;
-  window.cofferLastPage = { rows, fetchMs: fetched - started, totalMs: ms };
+  window.cofferLastPage = { rows, fetchMs: fetched - started, buildMs: built - fetched, totalMs: ms };
   $('#page-info').textContent = 'Page ' + (browse.page + 1) + ' · ' + rows + ' entries · ' + Math.round(ms) + ' ms';
 }
+
+const OBJECT_ROW = el('tr', {},
+  el('td', { class: 'check' }, el('input', { type: 'checkbox', class: 'pick' })),
+  el('td', { class: 'name' }, el('button', { type: 'button', class: 'linkish' })),
+  el('td', { class: 'num' }), el('td', {}));
 
 async function nextPage() {
   if (!browse.next) return;
@@ -697,6 +712,9 @@ async function start() {
     updateSelection();
   });
   $('#object-table').addEventListener('change', (e) => { if (e.target.classList.contains('pick')) updateSelection(); });
+  $('#object-table').addEventListener('click', (e) => {
+    if (e.target.classList.contains('linkish')) showDetails(e.target.closest('tr').dataset.key);
+  });
   $('#filter-form').addEventListener('submit', (e) => {
     e.preventDefault();
     browse.filter = $('#filter').value; browse.tokens = ['']; browse.page = 0;
