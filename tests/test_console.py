@@ -7,18 +7,23 @@ from __future__ import annotations
 import http.client
 import json
 import time
+import tomllib
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from coffer.console.routes import asset_bytes
-from coffer.console.session import SessionSigner
+from coffer.console.session import SessionSigner, cookie_value
 from tests.server_process import ServerProcess, free_port
 
 ROOT_KEY, ROOT_SECRET = "consoleroot", "consoleroot-secret"
+_SIGNER = SessionSigner(None)
 API = "/_coffer/console/api/"
 
 
@@ -89,6 +94,20 @@ def root(console_server: ServerProcess) -> Client:
 def test_assets_ship_as_package_data() -> None:
     for name in ("index.html", "console.js", "console.css", "favicon.svg"):
         assert asset_bytes(name)
+    # Every file of the static directory is declared package data, so a built wheel carries it.
+    root = Path(__file__).resolve().parent.parent
+    patterns = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    package = root / "coffer" / "console"
+    declared = {p for pattern in patterns["coffer.console"] for p in package.glob(pattern)}
+    assert declared == set((package / "static").iterdir())
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=300))
+def test_any_cookie_text_is_refused_quietly(text: str) -> None:
+    assert _SIGNER.verify(text) is None
+    found = cookie_value(f"a=b; coffer_console={text}")
+    assert found is not None and _SIGNER.verify(found) is None
 
 
 def test_page_and_assets_served(console_server: ServerProcess) -> None:
@@ -153,6 +172,11 @@ def test_csrf_header_required(console_server: ServerProcess, root: Client) -> No
 def test_s3_through_session_and_share_link(console_server: ServerProcess, root: Client) -> None:
     assert root.request("PUT", "/share-bucket")[0] == 200
     assert root.request("PUT", "/share-bucket/dir/hello.txt", b"hello console")[0] == 200
+    odd = "dir/a key with spaces, ü & +.txt"
+    assert root.request("PUT", "/share-bucket/" + urllib.parse.quote(odd), b"odd")[0] == 200
+    status, link = root.api("POST", "presign", {"bucket": "share-bucket", "key": odd, "expires": 60})
+    with urllib.request.urlopen(link["url"]) as resp:
+        assert resp.read() == b"odd"
     status, _, body = root.request("GET", "/share-bucket?list-type=2&delimiter=%2F")
     assert status == 200 and b"<Prefix>dir/</Prefix>" in body
     status, link = root.api("POST", "presign", {"bucket": "share-bucket", "key": "dir/hello.txt", "expires": 600})
@@ -164,7 +188,7 @@ def test_s3_through_session_and_share_link(console_server: ServerProcess, root: 
         assert "attachment" in resp.headers["content-disposition"]
     assert root.api("POST", "presign", {"bucket": "share-bucket", "key": "k", "expires": 8 * 86400})[0] == 400
     status, totals = root.api("GET", "bucket-stats?bucket=share-bucket")
-    assert status == 200 and totals["objects"] == 1 and totals["bytes"] == len(b"hello console")
+    assert status == 200 and totals["objects"] == 2 and totals["bytes"] == len(b"hello console") + 3
 
 
 def test_logout_revokes_the_session(console_server: ServerProcess, root: Client) -> None:
