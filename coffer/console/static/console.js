@@ -248,7 +248,7 @@ async function loadPage() {
     frag.append(el('tr', { class: 'dir' },
       el('td', { class: 'check' }),
       el('td', { class: 'name' }, el('a', { class: 'folder', href: folderHash(browse.bucket, full), text: name })),
-      el('td', { class: 'num', text: '—' }), el('td', { text: '' })));
+      el('td', { class: 'num', text: '—' }), el('td', { class: 'hide-narrow' })));
     rows++;
   }
   for (const c of doc.getElementsByTagName('Contents')) {
@@ -286,7 +286,7 @@ async function loadPage() {
 const OBJECT_ROW = el('tr', {},
   el('td', { class: 'check' }, el('input', { type: 'checkbox', class: 'pick' })),
   el('td', { class: 'name' }, el('button', { type: 'button', class: 'linkish' })),
-  el('td', { class: 'num' }), el('td', {}));
+  el('td', { class: 'num' }), el('td', { class: 'hide-narrow' }));
 
 async function nextPage() {
   if (!browse.next) return;
