@@ -48,9 +48,13 @@ def page(browser: Any, console_server: ServerProcess) -> Iterator[Any]:
     context = browser.new_context(viewport={"width": 1100, "height": 760}, accept_downloads=True)
     page = context.new_page()
     page.on("dialog", lambda dialog: dialog.accept())  # confirm() before deletes
+    # Anything the page's Content-Security-Policy refuses is a bug in the page.
+    page.csp_errors = []
+    page.on("console", lambda m: "Content Security Policy" in m.text and page.csp_errors.append(m.text))
     page.goto(console_server.endpoint + "/_coffer/console/")
     page.wait_for_selector("body[data-ready=true]")
     yield page
+    assert page.csp_errors == []
     context.close()
 
 
@@ -68,7 +72,11 @@ def sign_in(page: Any, access_key: str = ROOT_KEY, secret: str = ROOT_SECRET) ->
 
 
 def test_wrong_password(page: Any, tmp_path: Path) -> None:
-    sign_in(page, ROOT_KEY, "not-the-secret")
+    # With the keyboard only: type, then Enter submits the form.
+    page.keyboard.type(ROOT_KEY)  # the access key field has the focus when the page opens
+    page.keyboard.press("Tab")
+    page.keyboard.type("not-the-secret")
+    page.keyboard.press("Enter")
     page.wait_for_selector("#login-error:has-text('Wrong access key or secret key')")
     assert page.is_visible("#view-login") and not page.is_visible("#view-buckets")
     shot(page, "sign-in-error", tmp_path)
@@ -213,3 +221,19 @@ def test_root_keys_and_metrics(page: Any, console_server: ServerProcess, tmp_pat
     assert page.locator("#chart-bytes polyline").count() == 2
     assert page.locator("#chart-latency polyline").count() == 3
     shot(page, "metrics", tmp_path)
+
+
+def test_versions_in_details(page: Any, console_server: ServerProcess) -> None:
+    s3 = console_server.client(ROOT_KEY, ROOT_SECRET)
+    s3.create_bucket(Bucket="versioned")
+    s3.put_bucket_versioning(Bucket="versioned", VersioningConfiguration={"Status": "Enabled"})
+    ids = [s3.put_object(Bucket="versioned", Key="doc.txt", Body=body)["VersionId"] for body in (b"one", b"two!")]
+    sign_in(page)
+    page.wait_for_selector("#view-buckets:not([hidden])")
+    page.goto(console_server.endpoint + "/_coffer/console/#/b/versioned/")
+    page.click("#object-table button.linkish:has-text('doc.txt')")
+    page.wait_for_selector("#details-versions table")
+    text = page.inner_text("#details-versions")
+    assert f"{ids[1]} (latest)" in text and ids[0] in text
+    page.keyboard.press("Escape")  # the dialog closes from the keyboard
+    page.wait_for_selector("#details", state="hidden")

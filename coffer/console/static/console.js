@@ -58,12 +58,15 @@ class S3Failure extends Error {
 async function failureOf(resp) {
   const text = await resp.text();
   let code = 'HTTP ' + resp.status, message = '';
-  try {
+  const type = resp.headers.get('content-type') || '';
+  if (type.includes('json')) {
+    try { const j = JSON.parse(text); code = j.error || code; message = j.message || ''; } catch (e) { /* not JSON */ }
+  } else if (text.startsWith('<')) {
+    // (Only real XML: a parse error document carries inline styles the page's CSP refuses.)
     const doc = new DOMParser().parseFromString(text, 'application/xml');
     code = xmlText(doc, 'Code') || code;
     message = xmlText(doc, 'Message') || '';
-  } catch (e) { /* not XML */ }
-  try { const j = JSON.parse(text); code = j.error || code; message = j.message || message; } catch (e) { /* not JSON */ }
+  }
   return new S3Failure(resp.status, code, message);
 }
 
@@ -480,7 +483,7 @@ function xhrPut(url, blob, headers, onProgress) {
     xhr.onload = () => {
       if (xhr.status >= 200 && xhr.status < 300) resolve(xhr.getResponseHeader('ETag'));
       else {
-        const doc = new DOMParser().parseFromString(xhr.responseText || '<x/>', 'application/xml');
+        const doc = new DOMParser().parseFromString(xhr.responseText.startsWith('<') ? xhr.responseText : '<x/>', 'application/xml');
         reject(new S3Failure(xhr.status, xmlText(doc, 'Code') || 'HTTP ' + xhr.status, xmlText(doc, 'Message')));
       }
     };
