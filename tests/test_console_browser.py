@@ -82,9 +82,7 @@ def test_wrong_password(page: Any, tmp_path: Path) -> None:
     shot(page, "sign-in-error", tmp_path)
 
 
-def test_sign_in_browse_upload_download_share_delete(
-    page: Any, console_server: ServerProcess, tmp_path: Path
-) -> None:
+def test_sign_in_browse_upload_download_share_delete(page: Any, console_server: ServerProcess, tmp_path: Path) -> None:
     s3 = console_server.client(ROOT_KEY, ROOT_SECRET)
     page.fill("#login-ak", ROOT_KEY)
     shot(page, "sign-in", tmp_path)
