@@ -264,3 +264,30 @@ def test_signer_key_shared_through_data_dir(tmp_path: Path) -> None:
     assert a.verify(cookie.replace("v1.", "v2.", 1)) is None
     expired, _ = a.issue("someone", now=time.time() - 9 * 3600)
     assert a.verify(expired) is None
+
+
+@pytest.mark.server
+def test_sessions_work_across_workers(tmp_path: Path) -> None:
+    """Every worker accepts a session another one issued, and a sign-out in one reaches them all."""
+    env = {"COFFER_ACCESS_KEY": ROOT_KEY, "COFFER_SECRET_KEY": ROOT_SECRET}
+    server = ServerProcess(tmp_path / "data", "--fsync", "never", "--workers", "2", env=env).start()
+    try:
+        client = Client(server.port)
+        assert client.login(ROOT_KEY, ROOT_SECRET)[0] == 200
+        pids = set()
+        for _ in range(200):  # a new connection each time: the kernel spreads them over the workers
+            if len(pids) == 2:
+                break
+            status, doc = client.api("GET", "session")
+            assert status == 200 and doc["access_key"] == ROOT_KEY
+            _, _, health = client.request("GET", "/_coffer/health")
+            pids.add(json.loads(health)["pid"])
+        cookie, csrf = client.cookie, client.csrf
+        assert client.request("POST", API + "logout")[0] == 200
+        replay = Client(server.port)
+        replay.cookie, replay.csrf = cookie, csrf
+        time.sleep(0.2)  # the other worker re-reads the revocation file at most every 0.1 s
+        assert all(replay.api("GET", "session")[0] == 401 for _ in range(20))
+        assert len(pids) == 2, "all requests reached one worker: nothing was shown"
+    finally:
+        server.stop()
