@@ -235,3 +235,22 @@ def test_versions_in_details(page: Any, console_server: ServerProcess) -> None:
     assert f"{ids[1]} (latest)" in text and ids[0] in text
     page.keyboard.press("Escape")  # the dialog closes from the keyboard
     page.wait_for_selector("#details", state="hidden")
+
+
+def test_folder_upload(page: Any, console_server: ServerProcess, tmp_path: Path) -> None:
+    s3 = console_server.client(ROOT_KEY, ROOT_SECRET)
+    s3.create_bucket(Bucket="folders")
+    album = tmp_path / "album"
+    (album / "raw").mkdir(parents=True)
+    (album / "cover.txt").write_bytes(b"cover")
+    (album / "raw" / "one.txt").write_bytes(b"one")
+    sign_in(page)
+    page.wait_for_selector("#view-buckets:not([hidden])")
+    page.goto(console_server.endpoint + "/_coffer/console/#/b/folders/")
+    page.wait_for_selector("#crumbs [aria-current=page]")
+    page.set_input_files("#pick-folder", str(album))  # the folder picker (webkitdirectory)
+    page.wait_for_selector("#uploads li:has-text('album/raw/one.txt') .state:has-text('done')")
+    page.wait_for_selector("#uploads li:has-text('album/cover.txt') .state:has-text('done')")
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket="folders")["Contents"]}
+    assert keys == {"album/cover.txt", "album/raw/one.txt"}
+    page.wait_for_selector("#object-table a.folder:has-text('album/')")
