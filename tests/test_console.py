@@ -291,3 +291,29 @@ def test_sessions_work_across_workers(tmp_path: Path) -> None:
         assert len(pids) == 2, "all requests reached one worker: nothing was shown"
     finally:
         server.stop()
+
+
+def test_malformed_api_calls_get_clean_errors(console_server: ServerProcess, root: Client) -> None:
+    cases: list[tuple[str, str, bytes | dict[str, Any] | None, int]] = [
+        ("POST", "login", b"not json", 400),
+        ("POST", "login", b"[1, 2]", 400),
+        ("POST", "login", b"\xff\xfe", 400),
+        ("POST", "login", {"secret_key": "x"}, 400),
+        ("POST", "login", b"{" + b" " * (70 * 1024) + b"}", 400),
+        ("POST", "presign", {"bucket": "b", "key": "k", "expires": True}, 400),
+        ("POST", "presign", {"bucket": "b", "key": "k", "expires": "60"}, 400),
+        ("POST", "presign", {"bucket": "", "key": "k"}, 400),
+        ("GET", "bucket-stats?bucket=no-such-bucket", None, 404),
+        ("DELETE", "keys", None, 404),
+        ("POST", "keys", {"access_key": "a b"}, 400),
+        ("GET", "nope", None, 404),
+        ("PUT", "session", None, 404),
+    ]
+    for method, name, body, expected in cases:
+        status, _, payload = root.request(method, API + name, body)
+        assert status == expected, (method, name, status, payload)
+        assert json.loads(payload)["error"], (method, name)
+    # A cookie that is not one at all is no session.
+    stranger = Client(console_server.port)
+    stranger.cookie, stranger.csrf = "v1.%%%.9999999999.x.y", "z"
+    assert stranger.api("GET", "session")[0] == 401

@@ -250,7 +250,7 @@ class Console:
         expires = doc.get("expires", 3600)
         if not bucket or not key:
             raise _ApiError(400, "InvalidArgument", "bucket and key are required")
-        if not isinstance(expires, int) or not 1 <= expires <= MAX_EXPIRY:
+        if type(expires) is not int or not 1 <= expires <= MAX_EXPIRY:  # (a JSON true is no number)
             raise _ApiError(400, "InvalidArgument", f"expires must be 1..{MAX_EXPIRY} seconds")
         extra: dict[str, str] = {}
         if doc.get("version_id"):
