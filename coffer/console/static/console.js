@@ -162,7 +162,7 @@ async function signOut() {
 }
 
 // ------------------------------------------------------------------ buckets
-async function loadBuckets() {
+async function loadBuckets(recount = false) {
   const doc = await s3xml('GET', '/');
   const tbody = $('#bucket-table tbody');
   const frag = document.createDocumentFragment();
@@ -177,7 +177,7 @@ async function loadBuckets() {
       el('td', { text: when(xmlText(b, 'CreationDate')) }),
       objects, size,
       el('td', {}, el('button', { type: 'button', class: 'danger', 'aria-label': 'Delete bucket ' + name, text: 'Delete', onclick: () => deleteBucket(name) }))));
-    api('GET', 'bucket-stats?bucket=' + encodeURIComponent(name)).then((s) => {
+    api('GET', 'bucket-stats?bucket=' + encodeURIComponent(name) + (recount ? '&refresh=1' : '')).then((s) => {
       objects.textContent = s.objects.toLocaleString(); size.textContent = humanBytes(s.bytes);
     }, () => { objects.textContent = '—'; size.textContent = '—'; });
   }
@@ -706,6 +706,7 @@ async function start() {
   $('#login-form').addEventListener('submit', signIn);
   $('#logout').addEventListener('click', signOut);
   $('#create-bucket').addEventListener('submit', createBucket);
+  $('#refresh-buckets').addEventListener('click', () => loadBuckets(true).catch((e) => status(e.message)));
   $('#next-page').addEventListener('click', () => nextPage().catch((e) => status(e.message)));
   $('#prev-page').addEventListener('click', () => prevPage().catch((e) => status(e.message)));
   $('#refresh').addEventListener('click', () => loadPage().catch((e) => status(e.message)));
