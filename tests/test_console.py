@@ -231,6 +231,12 @@ def test_keys_api_root_only_and_sessions_follow_the_key(console_server: ServerPr
     assert root.request("PUT", "/root-only-bucket")[0] == 200
     assert alice.request("GET", "/root-only-bucket?list-type=2")[0] == 403
     assert alice.api("GET", "bucket-stats?bucket=root-only-bucket")[0] == 403
+    # A key pair made with a preset policy is bounded by it.
+    status, reader = root.api("POST", "keys", {"display_name": "reader", "policy": "readonly"})
+    assert status == 201
+    listed = {k["access_key"]: k for k in root.api("GET", "keys")[1]["keys"]}
+    assert listed[reader["access_key"]]["policy"] is True
+    assert root.api("POST", "keys", {"policy": "/etc/passwd"})[0] == 400
     # Root cannot delete the pair it is signed in with; deleting alice's ends her session.
     assert root.request("DELETE", API + f"keys?access_key={ROOT_KEY}")[0] == 400
     assert root.request("DELETE", API + "keys?access_key=" + made["access_key"])[0] == 200

@@ -21,6 +21,7 @@ from coffer.console.presign import MAX_EXPIRY, presigned_get
 from coffer.console.session import COOKIE, CSRF_HEADER, LIFETIME, Session, SessionSigner, cookie_value
 from coffer.console.stats import BucketStatsCache
 from coffer.keystore import KeyFile, KeyStoreError, valid_access_key
+from coffer.server.access.identity import PRESETS
 from coffer.server.auth import DEFAULT_OWNER, Principal
 from coffer.server.auth.ratelimit import TokenBuckets
 from coffer.server.errors import S3Error
@@ -296,10 +297,16 @@ class Console:
         display_name = str(doc.get("display_name", ""))[:128]
         if not valid_access_key(access_key):
             raise _ApiError(400, "InvalidArgument", "access key: 3-128 letters, digits, '-', '_' or '.'")
+        preset = str(doc.get("policy") or "none")
+        if preset != "none" and preset not in PRESETS:  # presets only: never a path on the server
+            raise _ApiError(400, "InvalidArgument", f"policy: one of none, {', '.join(PRESETS)}")
+        policy = PRESETS.get(preset, "")
         secret = entropy.token_hex(20)
         taken = {c.access_key for c in self.gate.store.all() if c.source == "settings"}
         try:
-            entry = KeyFile(self.settings.data_dir).add(access_key, secret, display_name=display_name, taken=taken)
+            entry = KeyFile(self.settings.data_dir).add(
+                access_key, secret, display_name=display_name, policy=policy, taken=taken
+            )
         except (KeyStoreError, OSError) as exc:
             raise _ApiError(400, "InvalidArgument", str(exc)) from None
         self.gate.store.refresh(force=True)

@@ -584,7 +584,7 @@ async function loadKeys() {
 async function createKey(event) {
   event.preventDefault();
   try {
-    const made = await api('POST', 'keys', { access_key: $('#key-ak').value.trim(), display_name: $('#key-name').value.trim() });
+    const made = await api('POST', 'keys', { access_key: $('#key-ak').value.trim(), display_name: $('#key-name').value.trim(), policy: $('#key-policy').value });
     const box = $('#new-key');
     box.replaceChildren(
       el('p', { text: 'Key pair created. Copy the secret now: it is not shown again.' }),
