@@ -46,6 +46,8 @@ class Client:
         if self.csrf:
             all_headers.setdefault("X-Coffer-CSRF", self.csrf)
         data = json.dumps(body).encode() if isinstance(body, dict) else body
+        if data is not None:
+            all_headers.setdefault("Content-Type", "application/json")
         conn.request(method, path, body=data, headers=all_headers)
         resp = conn.getresponse()
         payload = resp.read()
@@ -140,6 +142,15 @@ def test_wrong_password_and_unknown_key_refused(console_server: ServerProcess) -
     status, doc, headers = client.login(ROOT_KEY, "not-the-secret")
     assert status == 403 and doc["error"] == "InvalidCredentials" and "set-cookie" not in headers
     assert client.api("GET", "session")[0] == 401
+
+
+def test_login_only_from_json(console_server: ServerProcess) -> None:
+    """A cross-site form (text/plain or urlencoded) cannot sign a visitor in (login CSRF)."""
+    client = Client(console_server.port)
+    body = json.dumps({"access_key": ROOT_KEY, "secret_key": ROOT_SECRET}).encode()
+    for kind in ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"):
+        status, headers, _ = client.request("POST", API + "login", body, {"Content-Type": kind})
+        assert status == 415 and "set-cookie" not in headers
 
 
 def test_forged_or_tampered_cookie_refused(console_server: ServerProcess, root: Client) -> None:

@@ -172,6 +172,10 @@ class Console:
         ip = req.client_ip
         if self._blocked.get(ip, 0.0) > time.monotonic():
             return _slow_down()
+        # Login CSRF: another site's form can post text/plain or form data, but sending
+        # application/json across origins needs a CORS preflight, which this server never grants here.
+        if req.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
+            raise _ApiError(415, "UnsupportedMediaType", "sign in with a JSON body (Content-Type: application/json)")
         doc = await _json_body(req)
         access_key, secret = str(doc.get("access_key", "")).strip(), str(doc.get("secret_key", ""))
         if not access_key:
