@@ -229,7 +229,8 @@ def test_versions_in_details(page: Any, console_server: ServerProcess) -> None:
     sign_in(page)
     page.wait_for_selector("#view-buckets:not([hidden])")
     page.goto(console_server.endpoint + "/_coffer/console/#/b/versioned/")
-    page.click("#object-table button.linkish:has-text('doc.txt')")
+    page.focus("#object-table button.linkish:has-text('doc.txt')")
+    page.keyboard.press("Enter")  # objects open from the keyboard too
     page.wait_for_selector("#details-versions table")
     text = page.inner_text("#details-versions")
     assert f"{ids[1]} (latest)" in text and ids[0] in text
