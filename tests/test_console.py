@@ -334,3 +334,15 @@ def test_malformed_api_calls_get_clean_errors(console_server: ServerProcess, roo
     stranger = Client(console_server.port)
     stranger.cookie, stranger.csrf = "v1.%%%.9999999999.x.y", "z"
     assert stranger.api("GET", "session")[0] == 401
+
+
+def test_unwritable_key_files_still_sign(tmp_path: Path) -> None:
+    """A data directory where the key and revocation files cannot be made (directories stand in
+    their way here, as read-only permissions would for a non-root server) does not stop the console."""
+    (tmp_path / "console.key").mkdir()
+    (tmp_path / "console-revoked").mkdir()
+    signer = SessionSigner(str(tmp_path))  # a per-process key instead
+    cookie, session = signer.issue("someone")
+    assert signer.verify(cookie) == session
+    signer.revoke(session)  # recorded in this process only
+    assert signer.verify(cookie) is None

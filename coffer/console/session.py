@@ -60,7 +60,19 @@ class SessionSigner:
         if self._dir is None or not self._dir.is_dir():
             log.warning("console: no data directory; sessions are valid in this process only")
             return entropy.token_bytes(32)
-        path = self._dir / KEY_FILE
+        try:
+            return self._shared_key(self._dir / KEY_FILE)
+        except OSError as exc:
+            # A read-only data directory must not stop the server: the console still works, per worker.
+            log.warning(
+                "console: cannot keep the session key in %s (%s); sessions are valid in this process only",
+                self._dir,
+                exc,
+            )
+            return entropy.token_bytes(32)
+
+    def _shared_key(self, path: Path) -> bytes:
+        assert self._dir is not None
         try:
             return _read_key(path)
         except FileNotFoundError:
@@ -125,11 +137,14 @@ class SessionSigner:
             return
         # One short line appended with O_APPEND: concurrent workers never interleave it.
         line = f"{session.nonce} {session.expires}\n".encode()
-        fd = os.open(self._dir / REVOKED_FILE, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
-            os.write(fd, line)
-        finally:
-            os.close(fd)
+            fd = os.open(self._dir / REVOKED_FILE, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            try:
+                os.write(fd, line)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            log.warning("console: sign-out recorded in this worker only (%s)", exc)
 
     def _refresh_revoked(self) -> None:
         """Re-read the revocation file when it changed (one stat at most every RECHECK_SECONDS)."""
