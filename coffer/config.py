@@ -214,7 +214,8 @@ class Settings:
     admin_port: int = field(
         default=0,
         metadata=_meta(
-            "Also serve /_coffer/health, /_coffer/ready and /_coffer/metrics on this port (nothing else). 0 disables."
+            "Also serve /_coffer/health, /_coffer/ready, /_coffer/metrics and the web console "
+            "(/_coffer/console/) on this port (nothing else). 0 disables."
         ),
     )
     admin_host: str = field(default="127.0.0.1", metadata=_meta("Address the admin port listens on."))

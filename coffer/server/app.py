@@ -11,6 +11,8 @@ from typing import Any
 
 from coffer import __version__, logs
 from coffer.config import Settings
+from coffer.console.routes import OPERATION as CONSOLE_OPERATION
+from coffer.console.routes import Console
 from coffer.server import compression, public_access, xml
 from coffer.server.auth import DEFAULT_OWNER
 from coffer.server.auth.gate import AuthGate
@@ -108,6 +110,9 @@ class CofferApp:
         self.cors = Cors(self.engine, settings.cors_allow_all)
         buckets = BucketStates(self.engine, default_block=public_access.DEFAULTS[settings.public_access_block])
         self.auth = AuthGate(settings, self.engine, buckets)
+        # The web console (docs/console.md); its page's S3 requests sign in with the session cookie.
+        self.console = Console(settings, self.engine, self.auth, self.metrics)
+        self.auth.session_auth = self.console.session_principal
         self.context = Context(self.engine, settings, DEFAULT_OWNER, self.auth, buckets)
         self.handlers: dict[str, Handler] = HANDLERS
         self.base_domains = tuple(d.lower().strip(".") for d in settings.base_domains if d)
@@ -225,7 +230,11 @@ class CofferApp:
     async def _respond(self, scope: dict[str, Any], request: Request) -> Response | None:
         """Classify and run the handler; errors become S3 error responses; None when the client left."""
         try:
-            if request.bucket == PROBE_PREFIX or _admin_only(scope, self.settings):
+            if request.bucket == PROBE_PREFIX and (request.key or "").partition("/")[0] == "console":
+                request.operation = CONSOLE_OPERATION
+                return await self.console.handle(request)
+            admin_only = _admin_only(scope, self.settings)
+            if request.bucket == PROBE_PREFIX or (admin_only and self.console.session_principal(request) is None):
                 # Health, readiness and metrics: never a bucket (names cannot contain '_').
                 name = request.key if request.bucket == PROBE_PREFIX else None
                 request.operation = self.probes.operation(name) or "CofferNotFound"

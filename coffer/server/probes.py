@@ -120,3 +120,7 @@ def _json(doc: dict[str, Any], status: int) -> Response:
     response.header("content-type", "application/json")
     response.header("cache-control", "no-store")
     return response
+
+
+# The console's JSON API answers the same way.
+json_response = _json

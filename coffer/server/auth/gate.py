@@ -99,6 +99,8 @@ class AuthGate:
         self._key_limiter = TokenBuckets(settings.rate_limit_per_key, burst) if settings.rate_limit_per_key else None
         self._public_host = settings.public_hostname.strip().lower() or None
         self._body_limit = settings.max_request_size
+        # The web console's session check (coffer/console): who an unsigned request from its page is.
+        self.session_auth: Callable[[Request], Principal | None] | None = None
 
     @property
     def enabled(self) -> bool:
@@ -351,6 +353,8 @@ class AuthGate:
             return self._v4_query(req, now)
         if presigned_v2 or "AWSAccessKeyId" in query:
             return self._v2_query(req, now)
+        if self.session_auth is not None:
+            return self.session_auth(req) or ANONYMOUS
         return ANONYMOUS
 
     def lookup(self, access_key: str) -> Credential:
