@@ -1,0 +1,143 @@
+"""`coffer mirror copy` vs `rclone copy`: many small objects between two local Coffer servers.
+
+Starts two Coffer servers (separate processes, disk storage, fsync never, SigV4 required with
+generated keys), seeds N objects of S bytes into the source, then copies them into a fresh
+destination bucket with each tool in turn, ``--rounds`` times, alternating which goes first.
+Both tools get the same concurrency: ``--concurrency`` for coffer, ``--transfers`` and
+``--checkers`` for rclone. Each run is timed from starting the process to its exit (listing both
+sides, copying, interpreter or binary start-up included) and checked by listing the destination.
+
+    python scripts/bench_mirror.py --objects 10000 --size 4096 --concurrency 16 --rounds 3
+
+rclone is not a dependency of Coffer: install it for the comparison (``apt-get install rclone``);
+without it only coffer is measured. Results and the command: docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from coffer.mirror.client import S3Client
+from coffer.mirror.location import Credentials, Location
+from coffer.testing import CofferServer, serve
+
+
+def _location(server: CofferServer, bucket: str) -> Location:
+    creds = Credentials(server.access_key, server.secret_key)
+    return Location(bucket, "", server.endpoint, server.region, creds)
+
+
+def seed(server: CofferServer, bucket: str, objects: int, size: int, concurrency: int) -> None:
+    client = S3Client(_location(server, bucket))
+    client.request("PUT")  # CreateBucket
+    body = os.urandom(size)
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(lambda i: client.put_object(f"obj/{i:07d}", body, {}), range(objects)))
+
+
+def count(server: CofferServer, bucket: str) -> int:
+    return sum(1 for _ in S3Client(_location(server, bucket)).list_objects(""))
+
+
+def _clean_env() -> dict[str, str]:
+    # AWS_CA_BUNDLE and friends would make rclone's SDK (and any profile) apply to plain-HTTP loopback.
+    return {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "COFFER_", "RCLONE_"))}
+
+
+def run_coffer(src: CofferServer, dst: CofferServer, bucket: str, concurrency: int) -> float:
+    env = _clean_env()
+    env.update(
+        COFFER_MIRROR_SOURCE_ACCESS_KEY=src.access_key,
+        COFFER_MIRROR_SOURCE_SECRET_KEY=src.secret_key,
+        COFFER_MIRROR_DEST_ACCESS_KEY=dst.access_key,
+        COFFER_MIRROR_DEST_SECRET_KEY=dst.secret_key,
+    )
+    argv = [
+        sys.executable, "-m", "coffer", "mirror", "copy", "s3://src", f"s3://{bucket}",
+        "--source-endpoint", src.endpoint, "--dest-endpoint", dst.endpoint,
+        "--concurrency", str(concurrency), "--no-progress",
+    ]  # fmt: skip
+    return _timed(argv, env)
+
+
+def run_rclone(src: CofferServer, dst: CofferServer, bucket: str, concurrency: int, config: Path) -> float:
+    lines = []
+    for name, server in (("src", src), ("dst", dst)):
+        lines += [
+            f"[{name}]", "type = s3", "provider = Other", f"access_key_id = {server.access_key}",
+            f"secret_access_key = {server.secret_key}", f"endpoint = {server.endpoint}",
+            f"region = {server.region}", "",
+        ]  # fmt: skip
+    config.write_text("\n".join(lines))
+    argv = [
+        "rclone", "--config", str(config), "copy", "src:src", f"dst:{bucket}",
+        "--transfers", str(concurrency), "--checkers", str(concurrency),
+    ]  # fmt: skip
+    return _timed(argv, _clean_env())
+
+
+def _timed(argv: list[str], env: dict[str, str]) -> float:
+    started = time.perf_counter()
+    done = subprocess.run(argv, env=env, capture_output=True, text=True)
+    elapsed = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"{argv[0]} failed ({done.returncode}): {done.stderr[-2000:]}")
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--objects", type=int, default=10_000)
+    parser.add_argument("--size", type=int, default=4096, help="bytes per object")
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--storage", choices=("disk", "memory"), default="disk")
+    args = parser.parse_args()
+    rclone = shutil.which("rclone")
+    tools = ["coffer", "rclone"] if rclone else ["coffer"]
+    if rclone:
+        version = subprocess.run(["rclone", "version"], capture_output=True, text=True).stdout.splitlines()[0]
+        print(f"rclone: {version}")
+    else:
+        print("rclone not installed: measuring coffer mirror only")
+    with serve(args.storage, mode="process") as src, serve(args.storage, mode="process") as dst:
+        started = time.perf_counter()
+        seed(src, "src", args.objects, args.size, args.concurrency)
+        print(f"seeded {args.objects} x {args.size} B in {time.perf_counter() - started:.1f} s; load {os.getloadavg()}")
+        results: dict[str, list[float]] = {tool: [] for tool in tools}
+        with tempfile.TemporaryDirectory() as tmp:
+            for round_no in range(args.rounds):
+                order = tools if round_no % 2 == 0 else tools[::-1]
+                for tool in order:
+                    bucket = f"{tool}-{round_no}"
+                    S3Client(_location(dst, bucket)).request("PUT")
+                    if tool == "coffer":
+                        seconds = run_coffer(src, dst, bucket, args.concurrency)
+                    else:
+                        seconds = run_rclone(src, dst, bucket, args.concurrency, Path(tmp) / "rclone.conf")
+                    copied = count(dst, bucket)
+                    if copied != args.objects:
+                        raise SystemExit(f"{tool} left {copied} of {args.objects} objects")
+                    rate = args.objects / seconds
+                    results[tool].append(rate)
+                    print(f"round {round_no + 1} {tool:>6}: {seconds:6.2f} s  {rate:7.0f} objects/s")
+        print(f"load after: {os.getloadavg()}")
+        print(f"\nmedian objects/s over {args.rounds} rounds (concurrency {args.concurrency}, {args.size} B objects):")
+        medians = {tool: statistics.median(rates) for tool, rates in results.items()}
+        for tool, rate in medians.items():
+            print(f"  {tool:>6}: {rate:7.0f}")
+        if "rclone" in medians:
+            print(f"  coffer / rclone: {medians['coffer'] / medians['rclone']:.0%}")
+
+
+if __name__ == "__main__":
+    main()
