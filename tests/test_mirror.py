@@ -194,6 +194,15 @@ def test_prefixes_map_source_keys_under_the_destination_prefix(
     assert_same_object(src_s3, "mirror-src", dst_s3, dst_bucket, key, "backup/with space/naïve ünïcødé 文件.bin")
 
 
+def test_missing_destination_bucket_is_created(
+    source: ServerProcess, dest: ServerProcess, dst_s3: Any, populated: dict[str, bytes]
+) -> None:
+    bucket = f"mirror-new-{next(_names)}"
+    code, report, _ = mirror(source, dest, "copy", "s3://mirror-src/dir/", f"s3://{bucket}")
+    assert code == 0, report
+    assert len(_keys(dst_s3, bucket)) == sum(1 for key in populated if key.startswith("dir/"))
+
+
 def test_dry_run_changes_nothing(
     source: ServerProcess, dest: ServerProcess, dst_s3: Any, populated: dict[str, bytes], dst_bucket: str
 ) -> None:

@@ -229,6 +229,16 @@ class S3Client:
             if _text(root, "IsTruncated") != "true" or not token:
                 return
 
+    def create_bucket(self) -> None:
+        region = self.location.region
+        body = None
+        if region != "us-east-1":  # AWS refuses a LocationConstraint naming its default region
+            body = (
+                "<CreateBucketConfiguration><LocationConstraint>"
+                f"{region}</LocationConstraint></CreateBucketConfiguration>"
+            ).encode()
+        self.request("PUT", body=body)
+
     def get_object(self, key: str, headers: Mapping[str, str] | None = None) -> Response:
         """A streaming GET (ranges answer 206); the caller reads and closes the response."""
         return self.request("GET", key, headers=headers, stream=True)

@@ -65,6 +65,8 @@ class _Run:
         started = time.monotonic()
         self.meter.start()
         try:
+            if self.command != "verify" and not self.options.dry_run:
+                self._ensure_dest_bucket()
             self._walk()
             self.meter.listing_done = True
             self.pool.shutdown(wait=True)
@@ -77,6 +79,15 @@ class _Run:
             self.meter.stop()
             self.report.seconds = time.monotonic() - started
         return self.report
+
+    def _ensure_dest_bucket(self) -> None:
+        """Create the destination bucket when it does not exist (as rclone does)."""
+        try:
+            self.dst.request("HEAD")
+        except RemoteError as exc:
+            if exc.status != 404:
+                raise
+            self.dst.create_bucket()
 
     def _walk(self) -> None:
         pairs = merge(
