@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -251,6 +252,49 @@ def test_interrupted_copy_resumes_where_it_stopped(
     assert _keys(dst_s3, dst_bucket) == sorted(populated)
 
 
+def _mirror_process(source: ServerProcess, dest: ServerProcess, *args: str) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "COFFER_"))}
+    env.update(
+        COFFER_MIRROR_SOURCE_ACCESS_KEY=SRC_KEYS[0],
+        COFFER_MIRROR_SOURCE_SECRET_KEY=SRC_KEYS[1],
+        AWS_ACCESS_KEY_ID=DST_KEYS[0],  # the destination falls back to the AWS variables
+        AWS_SECRET_ACCESS_KEY=DST_KEYS[1],
+    )
+    argv = [sys.executable, "-m", "coffer", "mirror", *args]
+    argv += ["--source-endpoint", source.endpoint, "--dest-endpoint", dest.endpoint]
+    return subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_ctrl_c_aborts_the_multipart_copy_in_flight(
+    source: ServerProcess, dest: ServerProcess, src_s3: Any, dst_s3: Any, dst_bucket: str
+) -> None:
+    """SIGINT while a multipart copy runs: exit 130, the upload aborted, a re-run completes."""
+    src_s3.create_bucket(Bucket="mirror-interrupt")
+    body = os.urandom(30 * MiB)
+    src_s3.put_object(Bucket="mirror-interrupt", Key="large", Body=body)
+    proc = _mirror_process(
+        source, dest, "copy", "s3://mirror-interrupt", f"s3://{dst_bucket}",
+        "--multipart-threshold", "5MiB", "--part-size", "5MiB", "--concurrency", "1", "--no-progress",
+    )  # fmt: skip
+    try:
+        while proc.poll() is None and not dst_s3.list_multipart_uploads(Bucket=dst_bucket).get("Uploads"):
+            pass  # wait until the copy is under way
+        if proc.poll() is not None:
+            pytest.skip("the copy finished before it could be interrupted")
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == 130, stderr
+    assert "interrupted: copied 0" in stderr
+    assert dst_s3.list_multipart_uploads(Bucket=dst_bucket).get("Uploads", []) == []
+    assert _keys(dst_s3, dst_bucket) == []
+    again = _mirror_process(source, dest, "copy", "s3://mirror-interrupt", f"s3://{dst_bucket}", "--no-progress")
+    assert again.wait(120) == 0
+    assert dst_s3.get_object(Bucket=dst_bucket, Key="large")["Body"].read() == body
+
+
 def test_verify_reports_missing_tampered_and_extra_objects(
     source: ServerProcess, dest: ServerProcess, dst_s3: Any, populated: dict[str, bytes], dst_bucket: str
 ) -> None:
@@ -282,37 +326,11 @@ def test_json_report_file_and_summary_line(
 ) -> None:
     """The real entry point: summary on stderr, progress lines when stderr is not a terminal."""
     report_path = tmp_path / "report.json"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "COFFER_"))}
-    env.update(
-        COFFER_MIRROR_SOURCE_ACCESS_KEY=SRC_KEYS[0],
-        COFFER_MIRROR_SOURCE_SECRET_KEY=SRC_KEYS[1],
-        AWS_ACCESS_KEY_ID=DST_KEYS[0],  # the destination falls back to the AWS variables
-        AWS_SECRET_ACCESS_KEY=DST_KEYS[1],
-    )
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "coffer",
-            "mirror",
-            "copy",
-            "s3://mirror-src",
-            f"s3://{dst_bucket}",
-            "--source-endpoint",
-            source.endpoint,
-            "--dest-endpoint",
-            dest.endpoint,
-            "--report",
-            str(report_path),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout == ""
-    assert f"copied {len(populated)}, skipped 0, deleted 0, failed 0" in done.stderr
+    proc = _mirror_process(source, dest, "copy", "s3://mirror-src", f"s3://{dst_bucket}", "--report", str(report_path))
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0, stderr
+    assert stdout == ""
+    assert f"copied {len(populated)}, skipped 0, deleted 0, failed 0" in stderr
     report = json.loads(report_path.read_text())
     assert set(report) >= {
         "command", "source", "destination", "dry_run", "ok", "interrupted", "objects", "bytes", "seconds",

@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from coffer.mirror.client import RemoteError, S3Client
@@ -59,6 +59,7 @@ class _Run:
         self.window = threading.BoundedSemaphore(options.concurrency * 4)
         self.pool = ThreadPoolExecutor(options.concurrency, thread_name_prefix="mirror")
         self.to_delete: list[str] = []
+        self.pending: set[Future[None]] = set()
 
     # ------------------------------------------------------------------ driving
     def run(self) -> Report:
@@ -69,13 +70,20 @@ class _Run:
                 self._ensure_dest_bucket()
             self._walk()
             self.meter.listing_done = True
-            self.pool.shutdown(wait=True)
+            self._drain()
             self._delete()
         except KeyboardInterrupt:
+            # Objects in flight finish or abort (multipart); queued ones are dropped. A second
+            # Ctrl-C while they wind down leaves at once.
             self.stop.set()
             self.report.interrupted = True
-            self.pool.shutdown(wait=True, cancel_futures=True)
+            with self.lock:
+                queued = list(self.pending)
+            for future in queued:
+                future.cancel()
+            self._drain()
         finally:
+            self.pool.shutdown(wait=False, cancel_futures=True)
             self.meter.stop()
             self.report.seconds = time.monotonic() - started
         return self.report
@@ -128,7 +136,25 @@ class _Run:
             finally:
                 self.window.release()
 
-        self.pool.submit(run)
+        future = self.pool.submit(run)
+        with self.lock:
+            self.pending.add(future)
+        future.add_done_callback(self._forget)
+
+    def _forget(self, future: Future[None]) -> None:
+        with self.lock:
+            self.pending.discard(future)
+
+    def _drain(self) -> None:
+        """Wait for the submitted work. Not ``pool.shutdown(wait=True)``: a Ctrl-C that interrupts
+        Thread.join can leave the thread looking finished (CPython 3.11), and the process would
+        then exit under a multipart upload it meant to abort."""
+        while True:
+            with self.lock:
+                pending = list(self.pending)
+            if not pending:
+                return
+            wait(pending, timeout=0.5)
 
     def _fail(self, name: str, error: str) -> None:
         with self.lock:
