@@ -72,40 +72,22 @@ def _side_options(side: str, label: str) -> Callable[[Any], Any]:
     return apply
 
 
+def _valued(flag: str, kind: Any, default: object, text: str) -> Callable[[Any], Any]:
+    return click.option(flag, type=kind, default=default, show_default=True, help=text)
+
+
 def _common_options(fn: Any) -> Any:
     options = [
         click.argument("source", metavar="SRC"),
         click.argument("destination", metavar="DST"),
         _side_options("source", "Source"),
         _side_options("dest", "Destination"),
-        click.option(
-            "--concurrency",
-            type=click.IntRange(1, 256),
-            default=16,
-            show_default=True,
-            help="Objects (or verify reads) in flight at once; one connection per side each.",
+        _valued("--concurrency", click.IntRange(1, 256), 16, "Objects (or verify reads) in flight at once."),
+        _valued(
+            "--multipart-threshold", ByteSize(), "16MiB", "Objects larger than this are copied as multipart uploads."
         ),
-        click.option(
-            "--multipart-threshold",
-            type=ByteSize(),
-            default="16MiB",
-            show_default=True,
-            help="Objects larger than this are copied as multipart uploads.",
-        ),
-        click.option(
-            "--part-size",
-            type=ByteSize(),
-            default="8MiB",
-            show_default=True,
-            help="Multipart part size (raised to fit 10,000 parts); one part buffer per worker.",
-        ),
-        click.option(
-            "--retries",
-            type=click.IntRange(0, 20),
-            default=3,
-            show_default=True,
-            help="Retries of an object after a transient error or a checksum mismatch.",
-        ),
+        _valued("--part-size", ByteSize(), "8MiB", "Multipart part size (raised to fit 10,000 parts)."),
+        _valued("--retries", click.IntRange(0, 20), 3, "Retries of an object after a transient error or bad checksum."),
         click.option(
             "--ca-bundle",
             type=click.Path(dir_okay=False),

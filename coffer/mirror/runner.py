@@ -19,7 +19,7 @@ from coffer.mirror.client import RemoteError, S3Client
 from coffer.mirror.location import Location, LocationError
 from coffer.mirror.plan import Pair, merge, up_to_date, verdict
 from coffer.mirror.progress import Meter, Report
-from coffer.mirror.transfer import MismatchError, TransferOptions, copy_object, full_object_checksum, hash_object
+from coffer.mirror.transfer import Copier, MismatchError, TransferOptions, full_object_checksum, hash_object
 
 COMMANDS = ("copy", "sync", "verify")
 _DELETE_BATCH = 1000
@@ -57,6 +57,7 @@ class _Run:
         self.lock = threading.Lock()
         # Bounds the work queued ahead of the workers, so listing never runs far ahead in memory.
         self.window = threading.BoundedSemaphore(options.concurrency * 4)
+        self.copier = Copier(self.src, self.dst, options.transfer, self.stop)
         self.pool = ThreadPoolExecutor(options.concurrency, thread_name_prefix="mirror")
         self.to_delete: list[str] = []
         self.pending: set[Future[None]] = set()
@@ -195,7 +196,7 @@ class _Run:
 
         def attempt(progress: Callable[[int], None]) -> None:
             nonlocal copied
-            copied = copy_object(self.src, self.dst, entry, dest_key, self.options.transfer, progress, self.stop)
+            copied = self.copier.copy(entry, dest_key, progress)
 
         if self._retrying(pair.name, attempt):
             with self.lock:

@@ -105,94 +105,85 @@ def _check_md5(digest: str, source_etag: str, key: str) -> None:
         raise MismatchError(f"{key}: read MD5 {digest} but the source ETag is {source_etag}")
 
 
-def copy_object(
-    src: S3Client,
-    dst: S3Client,
-    entry: Entry,
-    dest_key: str,
-    options: TransferOptions,
-    progress: Progress,
-    stop: threading.Event,
-) -> int:
-    """Copy ``entry`` to ``dest_key``; the bytes copied. Raises RemoteError or MismatchError."""
-    if entry.size > options.multipart_threshold:
-        return _copy_multipart(src, dst, entry, dest_key, options, progress, stop)
-    resp = src.get_object(entry.key, {"x-amz-checksum-mode": "ENABLED"})
-    try:
-        got = resp.headers
-        length = int(got.get("content-length", "0"))
-        headers = write_headers(src, entry.key, got, options)
-        checksum = full_object_checksum(got)
-        if checksum is not None:
-            headers[checksum[0]] = checksum[1]  # the destination checks the body against it too
-        etag = got.get("etag", "").strip('"')
-        if length <= _READ_WHOLE:
-            data = resp.read()
-            if len(data) != length:
-                raise MismatchError(f"{entry.key}: read {len(data)} of {length} bytes")
-            digest = hashlib.md5(data)
-            _check_md5(digest.hexdigest(), etag, entry.key)
-            headers["content-md5"] = b64encode(digest.digest()).decode()
-            put = dst.put_object(dest_key, data, headers)
-            progress(length)
-            md5 = digest.hexdigest()
-        else:
-            if is_plain_md5(etag):
-                headers["content-md5"] = b64encode(bytes.fromhex(etag)).decode()
-            headers["content-length"] = str(length)
-            reader = _HashingReader(resp, length, progress, stop)
-            put = dst.put_object(dest_key, reader, headers)  # type: ignore[arg-type]
-            md5 = reader.md5.hexdigest()
-            _check_md5(md5, etag, entry.key)
-    finally:
-        resp.close()
-    _check_md5(md5, put.get("etag", "").strip('"'), dest_key)
-    return length
+class Copier:
+    """Copies objects from ``src`` to ``dst`` (one instance shared by the workers); ``stop`` set
+    makes a copy in flight give up at its next block or part (a multipart upload is aborted)."""
+
+    def __init__(self, src: S3Client, dst: S3Client, options: TransferOptions, stop: threading.Event) -> None:
+        self.src, self.dst, self.options, self.stop = src, dst, options, stop
+
+    def copy(self, entry: Entry, dest_key: str, progress: Progress) -> int:
+        """Copy ``entry`` to ``dest_key``; the bytes copied. Raises RemoteError or MismatchError."""
+        if entry.size > self.options.multipart_threshold:
+            return self._copy_multipart(entry, dest_key, progress)
+        resp = self.src.get_object(entry.key, {"x-amz-checksum-mode": "ENABLED"})
+        try:
+            got = resp.headers
+            length = int(got.get("content-length", "0"))
+            headers = write_headers(self.src, entry.key, got, self.options)
+            checksum = full_object_checksum(got)
+            if checksum is not None:
+                headers[checksum[0]] = checksum[1]  # the destination checks the body against it too
+            etag = got.get("etag", "").strip('"')
+            if length <= _READ_WHOLE:
+                data = resp.read()
+                if len(data) != length:
+                    raise MismatchError(f"{entry.key}: read {len(data)} of {length} bytes")
+                digest = hashlib.md5(data)
+                _check_md5(digest.hexdigest(), etag, entry.key)
+                headers["content-md5"] = b64encode(digest.digest()).decode()
+                put = self.dst.put_object(dest_key, data, headers)
+                progress(length)
+                md5 = digest.hexdigest()
+            else:
+                if is_plain_md5(etag):
+                    headers["content-md5"] = b64encode(bytes.fromhex(etag)).decode()
+                headers["content-length"] = str(length)
+                reader = _HashingReader(resp, length, progress, self.stop)
+                put = self.dst.put_object(dest_key, reader, headers)  # type: ignore[arg-type]
+                md5 = reader.md5.hexdigest()
+                _check_md5(md5, etag, entry.key)
+        finally:
+            resp.close()
+        _check_md5(md5, put.get("etag", "").strip('"'), dest_key)
+        return length
+
+    def _copy_multipart(self, entry: Entry, dest_key: str, progress: Progress) -> int:
+        src, dst = self.src, self.dst
+        part_size = part_size_for(entry.size, self.options.part_size)
+        got, data = _read_range(src, entry.key, 0, min(part_size, entry.size), None)
+        etag = got.get("etag", "")
+        total = int(got.get("content-range", "/0").rpartition("/")[2] or 0)
+        upload_id = dst.create_multipart(dest_key, write_headers(src, entry.key, got, self.options))
+        whole = hashlib.md5()
+        etags: list[str] = []
+        try:
+            offset = 0
+            while True:
+                whole.update(data)
+                part_md5 = b64encode(hashlib.md5(data).digest()).decode()
+                etags.append(dst.upload_part(dest_key, upload_id, len(etags) + 1, data, {"content-md5": part_md5}))
+                progress(len(data))
+                offset += len(data)
+                if offset >= total:
+                    break
+                if self.stop.is_set():
+                    raise MismatchError("interrupted")
+                data = _read_range(src, entry.key, offset, min(part_size, total - offset), etag)[1]
+            dst.complete_multipart(dest_key, upload_id, etags)
+        except BaseException:
+            try:
+                dst.abort_multipart(dest_key, upload_id)
+            except RemoteError:
+                pass  # the error being raised says more; a bucket lifecycle rule cleans the rest
+            raise
+        _check_md5(whole.hexdigest(), etag.strip('"'), entry.key)
+        return total
 
 
 def part_size_for(size: int, wanted: int) -> int:
     """``wanted``, raised so that the object fits in 10,000 parts."""
     return max(wanted, math.ceil(size / MAX_PARTS))
-
-
-def _copy_multipart(
-    src: S3Client,
-    dst: S3Client,
-    entry: Entry,
-    dest_key: str,
-    options: TransferOptions,
-    progress: Progress,
-    stop: threading.Event,
-) -> int:
-    part_size = part_size_for(entry.size, options.part_size)
-    got, data = _read_range(src, entry.key, 0, min(part_size, entry.size), None)
-    etag = got.get("etag", "")
-    total = int(got.get("content-range", "/0").rpartition("/")[2] or 0)
-    upload_id = dst.create_multipart(dest_key, write_headers(src, entry.key, got, options))
-    whole = hashlib.md5()
-    etags: list[str] = []
-    try:
-        offset = 0
-        while True:
-            whole.update(data)
-            part_md5 = b64encode(hashlib.md5(data).digest()).decode()
-            etags.append(dst.upload_part(dest_key, upload_id, len(etags) + 1, data, {"content-md5": part_md5}))
-            progress(len(data))
-            offset += len(data)
-            if offset >= total:
-                break
-            if stop.is_set():
-                raise MismatchError("interrupted")
-            data = _read_range(src, entry.key, offset, min(part_size, total - offset), etag)[1]
-        dst.complete_multipart(dest_key, upload_id, etags)
-    except BaseException:
-        try:
-            dst.abort_multipart(dest_key, upload_id)
-        except RemoteError:
-            pass  # the error being raised says more; a bucket lifecycle rule cleans the rest
-        raise
-    _check_md5(whole.hexdigest(), etag.strip('"'), entry.key)
-    return total
 
 
 def _read_range(src: S3Client, key: str, offset: int, length: int, etag: str | None) -> tuple[dict[str, str], bytes]:
