@@ -57,7 +57,7 @@ class _Run:
         self.lock = threading.Lock()
         # Bounds the work queued ahead of the workers, so listing never runs far ahead in memory.
         self.window = threading.BoundedSemaphore(options.concurrency * 4)
-        self.copier = Copier(self.src, self.dst, options.transfer, self.stop)
+        self.copier = Copier(self.src, self.dst, options.transfer, self.stop, options.concurrency)
         self.pool = ThreadPoolExecutor(options.concurrency, thread_name_prefix="mirror")
         self.to_delete: list[str] = []
         self.pending: set[Future[None]] = set()
@@ -85,6 +85,7 @@ class _Run:
             self._drain()
         finally:
             self.pool.shutdown(wait=False, cancel_futures=True)
+            self.copier.close()
             self.meter.stop()
             self.report.seconds = time.monotonic() - started
         return self.report
@@ -166,12 +167,14 @@ class _Run:
     def _retrying(self, name: str, attempt_fn: Callable[[Callable[[int], None]], None]) -> bool:
         """Run ``attempt_fn(progress)`` until it succeeds, retries run out or the run stops;
         bytes an abandoned attempt counted are taken back off the meter."""
+        counting = threading.Lock()  # the parts of one multipart copy report from several threads
         for attempt in range(self.options.retries + 1):
             counted = 0
 
             def progress(n: int) -> None:
                 nonlocal counted
-                counted += n
+                with counting:
+                    counted += n
                 self.meter.add_bytes(n)
 
             try:

@@ -2,9 +2,10 @@
 
 Up to the multipart threshold: one GET streamed into one PUT (bodies up to 1 MiB are read whole,
 larger ones stream through in 64 KiB blocks). Above it: a multipart upload whose parts are ranged
-GETs (``If-Match`` the first part's ETag, so every part comes from the same object version), one
-part buffer at a time. Every body is hashed on the way through: with a plain-MD5 source ETag the
-destination is sent it as ``Content-MD5`` (single PUT) and the copy fails on a mismatch.
+GETs (``If-Match`` the first part's ETag, so every part comes from the same object version),
+copied in parallel by a shared part pool with a bounded number of part buffers. Every body is
+hashed on the way through: with a plain-MD5 source ETag the destination is sent it as
+``Content-MD5`` (single PUT) and the copy fails on a mismatch.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import math
 import threading
 from base64 import b64encode
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
@@ -109,8 +111,12 @@ class Copier:
     """Copies objects from ``src`` to ``dst`` (one instance shared by the workers); ``stop`` set
     makes a copy in flight give up at its next block or part (a multipart upload is aborted)."""
 
-    def __init__(self, src: S3Client, dst: S3Client, options: TransferOptions, stop: threading.Event) -> None:
+    def __init__(
+        self, src: S3Client, dst: S3Client, options: TransferOptions, stop: threading.Event, concurrency: int
+    ) -> None:
         self.src, self.dst, self.options, self.stop = src, dst, options, stop
+        self._parts = ThreadPoolExecutor(concurrency, thread_name_prefix="mirror-part")
+        self._buffers = threading.BoundedSemaphore(concurrency)
 
     def copy(self, entry: Entry, dest_key: str, progress: Progress) -> int:
         """Copy ``entry`` to ``dest_key``; the bytes copied. Raises RemoteError or MismatchError."""
@@ -149,36 +155,100 @@ class Copier:
         return length
 
     def _copy_multipart(self, entry: Entry, dest_key: str, progress: Progress) -> int:
+        """The first part is read here (its response carries the headers the upload is created
+        with); every part is then uploaded by the shared part pool, so one large object moves as
+        fast as many small ones. A part holds a buffer slot from before its read until its
+        upload is done: at most ``concurrency`` part buffers exist across all objects."""
         src, dst = self.src, self.dst
         part_size = part_size_for(entry.size, self.options.part_size)
-        got, data = _read_range(src, entry.key, 0, min(part_size, entry.size), None)
-        etag = got.get("etag", "")
-        total = int(got.get("content-range", "/0").rpartition("/")[2] or 0)
-        upload_id = dst.create_multipart(dest_key, write_headers(src, entry.key, got, self.options))
-        whole = hashlib.md5()
-        etags: list[str] = []
+        self._buffers.acquire()
         try:
-            offset = 0
-            while True:
-                whole.update(data)
-                part_md5 = b64encode(hashlib.md5(data).digest()).decode()
-                etags.append(dst.upload_part(dest_key, upload_id, len(etags) + 1, data, {"content-md5": part_md5}))
-                progress(len(data))
-                offset += len(data)
-                if offset >= total:
+            got, data = _read_range(src, entry.key, 0, min(part_size, entry.size), None)
+            etag = got.get("etag", "")
+            total = int(got.get("content-range", "/0").rpartition("/")[2] or 0)
+            upload_id = dst.create_multipart(dest_key, write_headers(src, entry.key, got, self.options))
+        except BaseException:
+            self._buffers.release()
+            raise
+        upload = _Upload(entry.key, dest_key, upload_id, etag)
+        futures = [self._submit_part(upload, 1, 0, len(data), data, progress)]
+        try:
+            for offset in range(len(data), total, part_size):
+                self._buffers.acquire()
+                if self.stop.is_set() or upload.failed:
+                    self._buffers.release()
                     break
-                if self.stop.is_set():
-                    raise MismatchError("interrupted")
-                data = _read_range(src, entry.key, offset, min(part_size, total - offset), etag)[1]
+                length = min(part_size, total - offset)
+                futures.append(self._submit_part(upload, len(futures) + 1, offset, length, None, progress))
+            if self.stop.is_set():
+                raise MismatchError("interrupted")
+            etags = [future.result() for future in futures]
             dst.complete_multipart(dest_key, upload_id, etags)
         except BaseException:
+            upload.fail()
+            for future in futures:
+                future.cancel()
+            wait(futures)  # no part may land after the abort
             try:
                 dst.abort_multipart(dest_key, upload_id)
             except RemoteError:
                 pass  # the error being raised says more; a bucket lifecycle rule cleans the rest
             raise
-        _check_md5(whole.hexdigest(), etag.strip('"'), entry.key)
+        _check_md5(upload.md5.hexdigest(), etag.strip('"'), entry.key)
         return total
+
+    def _submit_part(
+        self, upload: _Upload, number: int, offset: int, length: int, data: bytes | None, progress: Progress
+    ) -> Future[str]:
+        future = self._parts.submit(self._copy_part, upload, number, offset, length, data, progress)
+        future.add_done_callback(lambda _: self._buffers.release())  # also when cancelled unrun
+        return future
+
+    def _copy_part(
+        self, upload: _Upload, number: int, offset: int, length: int, data: bytes | None, progress: Progress
+    ) -> str:
+        try:
+            if upload.failed or self.stop.is_set():
+                raise MismatchError("interrupted")
+            if data is None:
+                data = _read_range(self.src, upload.source_key, offset, length, upload.source_etag)[1]
+            part_md5 = b64encode(hashlib.md5(data).digest()).decode()
+            etag = self.dst.upload_part(upload.dest_key, upload.upload_id, number, data, {"content-md5": part_md5})
+            progress(len(data))
+            upload.hash_in_order(number, data)
+            return etag
+        except BaseException:
+            upload.fail()
+            raise
+
+    def close(self) -> None:
+        self._parts.shutdown(wait=False, cancel_futures=True)
+
+
+class _Upload:
+    """One multipart copy in flight: its ids, and the MD5 of the whole object, fed part by part
+    in order (a part that finishes early waits for its turn; a failure releases every waiter)."""
+
+    def __init__(self, source_key: str, dest_key: str, upload_id: str, source_etag: str) -> None:
+        self.source_key, self.dest_key, self.upload_id, self.source_etag = source_key, dest_key, upload_id, source_etag
+        self.md5 = hashlib.md5()
+        self.failed = False
+        self._next = 1
+        self._turn = threading.Condition()
+
+    def hash_in_order(self, number: int, data: bytes) -> None:
+        with self._turn:
+            self._turn.wait_for(lambda: self._next == number or self.failed)
+            if self.failed:
+                return
+            self.md5.update(data)
+            self._next += 1
+            self._turn.notify_all()
+
+    def fail(self) -> None:
+        with self._turn:
+            self.failed = True
+            self._turn.notify_all()
 
 
 def part_size_for(size: int, wanted: int) -> int:
