@@ -12,6 +12,7 @@ CPU time (user + system, from the child's rusage) is recorded, and the destinati
 check that every object arrived.
 
     python scripts/bench_mirror.py --objects 10000 --size 4096 --concurrency 16 --rounds 3
+    python scripts/bench_mirror.py --objects 0 --large-mib 256       # one large object (multipart)
 
 rclone is not a dependency of Coffer: install it for the comparison (``apt-get install rclone``);
 without it only coffer is measured. Results and the command: docs/benchmarks.md.
@@ -58,7 +59,9 @@ def _clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "COFFER_", "RCLONE_"))}
 
 
-def run_coffer(src: CofferServer, dst: CofferServer, bucket: str, concurrency: int) -> tuple[float, float]:
+def run_coffer(
+    src: CofferServer, dst: CofferServer, source_bucket: str, bucket: str, concurrency: int
+) -> tuple[float, float]:
     env = _clean_env()
     env.update(
         COFFER_MIRROR_SOURCE_ACCESS_KEY=src.access_key,
@@ -67,7 +70,7 @@ def run_coffer(src: CofferServer, dst: CofferServer, bucket: str, concurrency: i
         COFFER_MIRROR_DEST_SECRET_KEY=dst.secret_key,
     )
     argv = [
-        sys.executable, "-m", "coffer", "mirror", "copy", "s3://src", f"s3://{bucket}",
+        sys.executable, "-m", "coffer", "mirror", "copy", f"s3://{source_bucket}", f"s3://{bucket}",
         "--source-endpoint", src.endpoint, "--dest-endpoint", dst.endpoint,
         "--concurrency", str(concurrency), "--no-progress",
     ]  # fmt: skip
@@ -78,7 +81,13 @@ RCLONE_TUNED = ("--s3-no-head", "--s3-no-check-bucket")
 
 
 def run_rclone(
-    src: CofferServer, dst: CofferServer, bucket: str, concurrency: int, config: Path, extra: tuple[str, ...]
+    src: CofferServer,
+    dst: CofferServer,
+    source_bucket: str,
+    bucket: str,
+    concurrency: int,
+    config: Path,
+    extra: tuple[str, ...],
 ) -> tuple[float, float]:
     lines = []
     for name, server in (("src", src), ("dst", dst)):
@@ -89,7 +98,7 @@ def run_rclone(
         ]  # fmt: skip
     config.write_text("\n".join(lines))
     argv = [
-        "rclone", "--config", str(config), "copy", "src:src", f"dst:{bucket}",
+        "rclone", "--config", str(config), "copy", f"src:{source_bucket}", f"dst:{bucket}",
         "--transfers", str(concurrency), "--checkers", str(concurrency), *extra,
     ]  # fmt: skip
     return _timed(argv, _clean_env())
@@ -111,6 +120,44 @@ def _timed(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
     return elapsed, _cpu_of_children() - cpu
 
 
+def compare(
+    src: CofferServer, dst: CofferServer, source_bucket: str, tools: list[str], args: argparse.Namespace, label: str
+) -> None:
+    """Each tool copies ``source_bucket`` into a fresh bucket, ``args.rounds`` times, the order
+    rotating; per run and median: objects/s and MB/s (10^6 bytes), CPU per object."""
+    listing = list(S3Client(_location(src, source_bucket)).list_objects(""))
+    objects, total = len(listing), sum(entry.size for entry in listing)
+    print(f"\n{label}: {objects} objects, {total / 1e6:.1f} MB; load {os.getloadavg()}")
+    results: dict[str, list[tuple[float, float]]] = {tool: [] for tool in tools}
+    with tempfile.TemporaryDirectory() as tmp:
+        for round_no in range(args.rounds):
+            for tool in tools[round_no % len(tools) :] + tools[: round_no % len(tools)]:
+                bucket = f"{source_bucket}-{tool}-{round_no}"
+                S3Client(_location(dst, bucket)).request("PUT")
+                if tool == "coffer":
+                    seconds, cpu = run_coffer(src, dst, source_bucket, bucket, args.concurrency)
+                else:
+                    extra = RCLONE_TUNED if tool == "rclone-tuned" else ()
+                    config = Path(tmp) / "rclone.conf"
+                    seconds, cpu = run_rclone(src, dst, source_bucket, bucket, args.concurrency, config, extra)
+                copied = count(dst, bucket)
+                if copied != objects:
+                    raise SystemExit(f"{tool} left {copied} of {objects} objects")
+                results[tool].append((objects / seconds, total / seconds / 1e6))
+                print(
+                    f"round {round_no + 1} {tool:>12}: {seconds:6.2f} s  {objects / seconds:7.0f} objects/s "
+                    f"{total / seconds / 1e6:7.1f} MB/s  CPU {cpu:5.2f} s ({cpu / objects * 1e6:6.0f} us/object)"
+                )
+    print(f"load after: {os.getloadavg()}")
+    print(f"median over {args.rounds} rounds (concurrency {args.concurrency}):")
+    medians = {tool: statistics.median(rate for rate, _ in runs) for tool, runs in results.items()}
+    for tool, runs in results.items():
+        print(f"  {tool:>12}: {medians[tool]:7.0f} objects/s {statistics.median(mb for _, mb in runs):7.1f} MB/s")
+    if "rclone" in medians:
+        best = max(medians["rclone"], medians["rclone-tuned"])
+        print(f"  coffer / faster rclone: {medians['coffer'] / best:.0%}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--objects", type=int, default=10_000)
@@ -118,6 +165,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--storage", choices=("disk", "memory"), default="disk")
+    parser.add_argument("--large-mib", type=int, default=0, help="also copy one object of this many MiB (multipart)")
     args = parser.parse_args()
     rclone = shutil.which("rclone")
     tools = ["coffer", "rclone", "rclone-tuned"] if rclone else ["coffer"]
@@ -127,38 +175,14 @@ def main() -> None:
     else:
         print("rclone not installed: measuring coffer mirror only")
     with serve(args.storage, mode="process") as src, serve(args.storage, mode="process") as dst:
-        started = time.perf_counter()
-        seed(src, "src", args.objects, args.size, args.concurrency)
-        print(f"seeded {args.objects} x {args.size} B in {time.perf_counter() - started:.1f} s; load {os.getloadavg()}")
-        results: dict[str, list[float]] = {tool: [] for tool in tools}
-        with tempfile.TemporaryDirectory() as tmp:
-            for round_no in range(args.rounds):
-                order = tools if round_no % 2 == 0 else tools[::-1]
-                for tool in order:
-                    bucket = f"{tool}-{round_no}"
-                    S3Client(_location(dst, bucket)).request("PUT")
-                    if tool == "coffer":
-                        seconds, cpu = run_coffer(src, dst, bucket, args.concurrency)
-                    else:
-                        extra = RCLONE_TUNED if tool == "rclone-tuned" else ()
-                        seconds, cpu = run_rclone(src, dst, bucket, args.concurrency, Path(tmp) / "rclone.conf", extra)
-                    copied = count(dst, bucket)
-                    if copied != args.objects:
-                        raise SystemExit(f"{tool} left {copied} of {args.objects} objects")
-                    rate = args.objects / seconds
-                    results[tool].append(rate)
-                    print(
-                        f"round {round_no + 1} {tool:>12}: {seconds:6.2f} s  {rate:7.0f} objects/s  "
-                        f"CPU {cpu:5.2f} s ({cpu / args.objects * 1e6:4.0f} us/object)"
-                    )
-        print(f"load after: {os.getloadavg()}")
-        print(f"\nmedian objects/s over {args.rounds} rounds (concurrency {args.concurrency}, {args.size} B objects):")
-        medians = {tool: statistics.median(rates) for tool, rates in results.items()}
-        for tool, rate in medians.items():
-            print(f"  {tool:>12}: {rate:7.0f}")
-        if "rclone" in medians:
-            best = max(medians["rclone"], medians["rclone-tuned"])
-            print(f"  coffer / faster rclone: {medians['coffer'] / best:.0%}")
+        if args.objects:
+            seed(src, "small", args.objects, args.size, args.concurrency)
+            compare(src, dst, "small", tools, args, f"{args.objects} objects of {args.size} B")
+        if args.large_mib:
+            client = S3Client(_location(src, "large"))
+            client.request("PUT")
+            client.put_object("large.bin", os.urandom(args.large_mib << 20), {})
+            compare(src, dst, "large", tools, args, f"one object of {args.large_mib} MiB")
 
 
 if __name__ == "__main__":
