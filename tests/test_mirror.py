@@ -25,7 +25,7 @@ from coffer.cli import main
 from coffer.mirror.client import Entry
 from coffer.mirror.command import ByteSize
 from coffer.mirror.location import LocationError, parse_s3_url, resolve_credentials
-from coffer.mirror.plan import merge, up_to_date, verdict
+from coffer.mirror.plan import ListingOrderError, merge, up_to_date, verdict
 from coffer.mirror.transfer import full_object_checksum, part_size_for
 from tests.server_process import ServerProcess
 
@@ -418,6 +418,11 @@ def test_merge_pairs_every_name_once(src_names: set[str], dst_names: set[str]) -
     for pair in pairs:
         assert (pair.source is not None) == (pair.name in src_names)
         assert (pair.dest is not None) == (pair.name in dst_names)
+
+
+def test_a_listing_out_of_order_stops_the_merge() -> None:
+    with pytest.raises(ListingOrderError, match="destination listing is not in key order"):
+        list(merge([_entry("a"), _entry("b")], [_entry("b"), _entry("a")], "", ""))
 
 
 def test_sizes_checksums_and_part_sizes() -> None:

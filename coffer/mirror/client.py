@@ -32,6 +32,9 @@ from coffer.server.auth import sigv4
 TIMEOUT = 60.0
 # Statuses a retry can cure: the server's transient failures and throttling.
 _RETRY_STATUSES = frozenset({500, 502, 503, 504})
+# Bodies up to this size are signed with their SHA-256; larger ones (parts, streams) are sent
+# UNSIGNED-PAYLOAD with a Content-MD5: hashing 8 MiB parts twice cost as much CPU as the copy.
+_SIGNED_BODY_LIMIT = 1 << 20
 _CONNECTION_ERRORS = (http.client.HTTPException, ConnectionError, TimeoutError, socket.timeout, OSError)
 
 
@@ -148,10 +151,12 @@ class S3Client:
         self, method: str, path: str, query: str, headers: dict[str, str], body: bytes | IO[bytes] | None
     ) -> Response:
         """One attempt; the caller owns the returned response."""
-        if isinstance(body, bytes):
-            payload_hash = hashlib.sha256(body).hexdigest() if body else sigv4.EMPTY_SHA256
+        if body is None or body == b"":
+            payload_hash = sigv4.EMPTY_SHA256
+        elif isinstance(body, bytes) and len(body) <= _SIGNED_BODY_LIMIT:
+            payload_hash = hashlib.sha256(body).hexdigest()
         else:
-            payload_hash = sigv4.UNSIGNED_PAYLOAD if body is not None else sigv4.EMPTY_SHA256
+            payload_hash = sigv4.UNSIGNED_PAYLOAD  # streams and parts: Content-MD5 guards them
         headers = {name.lower(): value for name, value in headers.items()}
         self._sign(method, path, query, headers, payload_hash)
         target = path + ("?" + query if query else "")

@@ -155,6 +155,7 @@ def mirror_verify(**kwargs: Any) -> None:
 def _run(command: str, **kw: Any) -> None:
     from coffer.mirror.client import RemoteError
     from coffer.mirror.location import LocationError, make_location
+    from coffer.mirror.plan import ListingOrderError
     from coffer.mirror.runner import MirrorOptions, run_mirror
     from coffer.mirror.transfer import TransferOptions
 
@@ -192,6 +193,8 @@ def _run(command: str, **kw: Any) -> None:
         raise click.UsageError(str(exc)) from None
     except RemoteError as exc:
         raise click.ClickException(f"listing failed: {exc}") from None
+    except ListingOrderError as exc:
+        raise click.ClickException(str(exc)) from None
     document = json.dumps(report.as_dict(), indent=2, ensure_ascii=False)
     if kw["report_path"]:
         with open(kw["report_path"], "w", encoding="utf-8") as out:

@@ -30,10 +30,25 @@ class Pair:
     dest: Entry | None
 
 
+class ListingOrderError(ValueError):
+    """A listing is not in ascending key order: pairing it up would take present keys for
+    missing ones (and --delete would remove them), so the run stops instead."""
+
+
+def _ordered(entries: Iterable[Entry], side: str) -> Iterator[Entry]:
+    previous: str | None = None
+    for entry in entries:
+        if previous is not None and entry.key <= previous:
+            raise ListingOrderError(f"the {side} listing is not in key order ({entry.key!r} after {previous!r})")
+        previous = entry.key
+        yield entry
+
+
 def merge(source: Iterable[Entry], dest: Iterable[Entry], source_prefix: str, dest_prefix: str) -> Iterator[Pair]:
     """Both listings walked together. S3 lists keys in UTF-8 byte order, which is Python's str
-    order; stripping a common prefix keeps that order, so a single pass pairs them up."""
-    src_iter, dst_iter = iter(source), iter(dest)
+    order; stripping a common prefix keeps that order, so a single pass pairs them up (each
+    listing's order is checked as it goes)."""
+    src_iter, dst_iter = _ordered(source, "source"), _ordered(dest, "destination")
     src, dst = next(src_iter, None), next(dst_iter, None)
     while src is not None or dst is not None:
         src_name = src.key[len(source_prefix) :] if src is not None else None

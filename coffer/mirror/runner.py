@@ -184,7 +184,9 @@ class _Run:
                 self.meter.add_bytes(-counted)
                 if self.stop.is_set():
                     return False
-                retryable = isinstance(exc, MismatchError) or exc.retryable
+                # 412: a multipart copy's If-Match failed, the object changed mid-copy; a new
+                # attempt copies the new version.
+                retryable = isinstance(exc, MismatchError) or exc.retryable or exc.status == 412
                 if not retryable or attempt == self.options.retries:
                     self._fail(name, str(exc))
                     return False

@@ -194,7 +194,8 @@ class Copier:
             except RemoteError:
                 pass  # the error being raised says more; a bucket lifecycle rule cleans the rest
             raise
-        _check_md5(upload.md5.hexdigest(), etag.strip('"'), entry.key)
+        if upload.md5 is not None:
+            _check_md5(upload.md5.hexdigest(), etag.strip('"'), entry.key)
         return total
 
     def _submit_part(
@@ -231,12 +232,15 @@ class _Upload:
 
     def __init__(self, source_key: str, dest_key: str, upload_id: str, source_etag: str) -> None:
         self.source_key, self.dest_key, self.upload_id, self.source_etag = source_key, dest_key, upload_id, source_etag
-        self.md5 = hashlib.md5()
+        # Only worth computing when there is a plain MD5 ETag to check it against.
+        self.md5 = hashlib.md5() if is_plain_md5(source_etag.strip('"')) else None
         self.failed = False
         self._next = 1
         self._turn = threading.Condition()
 
     def hash_in_order(self, number: int, data: bytes) -> None:
+        if self.md5 is None:
+            return
         with self._turn:
             self._turn.wait_for(lambda: self._next == number or self.failed)
             if self.failed:
