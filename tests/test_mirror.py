@@ -93,6 +93,7 @@ def _populate(s3: Any, bucket: str) -> dict[str, bytes]:
         Expires="Wed, 21 Oct 2037 07:28:00 GMT",
         Metadata={"colour": "blue", "owner": "mirror-test"},
         Tagging="team=storage&note=two words",
+        StorageClass="STANDARD_IA",
     )
     bodies["headers.html"] = b"<p>hi</p>"
     bodies["mid.bin"] = os.urandom(MiB + MiB // 2)
@@ -202,6 +203,15 @@ def test_missing_destination_bucket_is_created(
     code, report, _ = mirror(source, dest, "copy", "s3://mirror-src/dir/", f"s3://{bucket}")
     assert code == 0, report
     assert len(_keys(dst_s3, bucket)) == sum(1 for key in populated if key.startswith("dir/"))
+
+
+def test_storage_class_is_copied_on_request(
+    source: ServerProcess, dest: ServerProcess, dst_s3: Any, populated: dict[str, bytes], dst_bucket: str
+) -> None:
+    assert mirror(source, dest, "copy", "s3://mirror-src/headers", f"s3://{dst_bucket}/plain/")[0] == 0
+    assert "StorageClass" not in dst_s3.head_object(Bucket=dst_bucket, Key="plain/.html")
+    assert mirror(source, dest, "copy", "--storage-class", "s3://mirror-src/headers", f"s3://{dst_bucket}/kept")[0] == 0
+    assert dst_s3.head_object(Bucket=dst_bucket, Key="kept.html")["StorageClass"] == "STANDARD_IA"
 
 
 def test_dry_run_changes_nothing(

@@ -103,6 +103,7 @@ def _common_options(fn: Any) -> Any:
             help="Also write the JSON report to this file.",
         ),
         click.option("--no-progress", is_flag=True, help="No progress display on stderr."),
+        click.option("--storage-class", is_flag=True, help="Also copy each object's storage class."),
         click.option(
             "--max-objects",
             type=click.IntRange(min=0),
@@ -185,7 +186,9 @@ def _run(command: str, **kw: Any) -> None:
         max_objects=kw["max_objects"],
         progress=not kw["no_progress"],
         ca_bundle=kw["ca_bundle"],
-        transfer=TransferOptions(multipart_threshold=kw["multipart_threshold"], part_size=kw["part_size"]),
+        transfer=TransferOptions(
+            multipart_threshold=kw["multipart_threshold"], part_size=kw["part_size"], storage_class=kw["storage_class"]
+        ),
     )
     try:
         report = run_mirror(command, locations[0], locations[1], options)
