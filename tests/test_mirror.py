@@ -246,6 +246,27 @@ def test_sync_delete_replaces_stale_objects_and_removes_extras(
     assert _keys(dst_s3, dst_bucket) == sorted(populated)
 
 
+def test_a_failed_object_is_reported_and_stops_deletions(
+    source: ServerProcess, dest: ServerProcess, dst_s3: Any, populated: dict[str, bytes], dst_bucket: str
+) -> None:
+    deny = {
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "s3:PutObject",
+        "Resource": f"arn:aws:s3:::{dst_bucket}/mid.bin",
+    }
+    dst_s3.put_bucket_policy(Bucket=dst_bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": [deny]}))
+    dst_s3.put_object(Bucket=dst_bucket, Key="zz-extra", Body=b"x")
+    code, report, _ = mirror(source, dest, "sync", "--delete", "s3://mirror-src", f"s3://{dst_bucket}")
+    assert code == 1
+    assert report["ok"] is False
+    assert report["objects"] == {"copied": len(populated) - 1, "skipped": 0, "deleted": 0, "failed": 1}
+    (failure,) = report["failures"]
+    assert failure["key"] == "mid.bin" and "AccessDenied" in failure["error"]
+    assert "deletions skipped" in report["deletes_skipped"]
+    assert "zz-extra" in _keys(dst_s3, dst_bucket)
+
+
 def test_interrupted_copy_resumes_where_it_stopped(
     source: ServerProcess, dest: ServerProcess, dst_s3: Any, populated: dict[str, bytes], dst_bucket: str
 ) -> None:

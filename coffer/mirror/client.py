@@ -74,7 +74,11 @@ class Response:
         self._raw = raw
 
     def read(self, amount: int | None = None) -> bytes:
-        return self._raw.read(amount)
+        try:
+            return self._raw.read(amount)
+        except _CONNECTION_ERRORS as exc:  # reset or cut short mid-body: retryable like a failed send
+            self.close()
+            raise RemoteError(0, type(exc).__name__, str(exc), "reading a response body") from exc
 
     def close(self) -> None:
         conn, self._conn = self._conn, None

@@ -74,21 +74,27 @@ class _Run:
             self._drain()
             self._delete()
         except KeyboardInterrupt:
-            # Objects in flight finish or abort (multipart); queued ones are dropped. A second
-            # Ctrl-C while they wind down leaves at once.
-            self.stop.set()
             self.report.interrupted = True
-            with self.lock:
-                queued = list(self.pending)
-            for future in queued:
-                future.cancel()
-            self._drain()
+            self._wind_down()
+        except BaseException:  # a listing failed mid-way: nothing more is started
+            self._wind_down()
+            raise
         finally:
             self.pool.shutdown(wait=False, cancel_futures=True)
             self.copier.close()
             self.meter.stop()
             self.report.seconds = time.monotonic() - started
         return self.report
+
+    def _wind_down(self) -> None:
+        """Objects in flight finish or abort (multipart); queued ones are dropped. A second
+        Ctrl-C while they wind down leaves at once."""
+        self.stop.set()
+        with self.lock:
+            queued = list(self.pending)
+        for future in queued:
+            future.cancel()
+        self._drain()
 
     def _ensure_dest_bucket(self) -> None:
         """Create the destination bucket when it does not exist (as rclone does)."""
@@ -135,6 +141,8 @@ class _Run:
             try:
                 if not self.stop.is_set():
                     task(pair)
+            except Exception as exc:  # a bug or an unforeseen error: counted, never lost silently
+                self._fail(pair.name, f"{type(exc).__name__}: {exc}")
             finally:
                 self.window.release()
 
