@@ -27,6 +27,7 @@ from coffer.mirror.command import ByteSize
 from coffer.mirror.location import LocationError, parse_s3_url, resolve_credentials
 from coffer.mirror.plan import ListingOrderError, merge, up_to_date, verdict
 from coffer.mirror.transfer import full_object_checksum, part_size_for
+from tests.helpers import self_signed_cert
 from tests.server_process import ServerProcess
 
 SRC_KEYS = ("AKIAMIRRORSOURCE", "source/secret+key")
@@ -379,7 +380,30 @@ def test_wrong_credentials_fail_with_a_message(source: ServerProcess, dest: Serv
     ]  # fmt: skip
     result = CliRunner().invoke(main, argv)
     assert result.exit_code == 1
-    assert "listing failed" in result.stderr and "SignatureDoesNotMatch" in result.stderr
+    assert "cannot read the listings" in result.stderr and "SignatureDoesNotMatch" in result.stderr
+
+
+def test_https_destination_with_a_ca_bundle(
+    source: ServerProcess, src_s3: Any, populated: dict[str, bytes], tmp_path: Path
+) -> None:
+    cert, key = self_signed_cert(tmp_path)
+    tls = ServerProcess(tmp_path / "data", "--fsync", "never", "--tls-cert", cert, "--tls-key", key).start()
+    try:
+        https = f"https://127.0.0.1:{tls.port}"
+        argv = [
+            "mirror", "copy", "s3://mirror-src/dir/", "s3://over-tls/", "--json", "--no-progress",
+            "--source-endpoint", source.endpoint, "--dest-endpoint", https, "--ca-bundle", cert,
+            "--source-access-key", SRC_KEYS[0], "--source-secret-key", SRC_KEYS[1],
+            "--dest-access-key", "any", "--dest-secret-key", "any",
+        ]  # fmt: skip
+        result = CliRunner().invoke(main, argv, catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        expected = sum(1 for key in populated if key.startswith("dir/"))
+        assert json.loads(result.stdout)["objects"]["copied"] == expected
+        untrusted = CliRunner().invoke(main, [arg for arg in argv if arg not in ("--ca-bundle", cert)])
+        assert untrusted.exit_code == 1 and "CERTIFICATE_VERIFY_FAILED" in untrusted.stderr
+    finally:
+        tls.stop()
 
 
 # ---------------------------------------------------------------------- pure parts

@@ -41,14 +41,17 @@ _CONNECTION_ERRORS = (http.client.HTTPException, ConnectionError, TimeoutError, 
 class RemoteError(Exception):
     """An S3 error response (or a failed connection: status 0)."""
 
-    def __init__(self, status: int, code: str, message: str, what: str = "") -> None:
+    def __init__(self, status: int, code: str, message: str, what: str = "", transient: bool = True) -> None:
         super().__init__(f"{what}: {status} {code} {message}".strip(": "))
         self.status = status
         self.code = code
+        self._transient = transient  # for status 0: False when a retry cannot help (a bad certificate)
 
     @property
     def retryable(self) -> bool:
-        return self.status == 0 or self.status in _RETRY_STATUSES or self.code in ("SlowDown", "RequestTimeout")
+        if self.status == 0:
+            return self._transient
+        return self.status in _RETRY_STATUSES or self.code in ("SlowDown", "RequestTimeout")
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +105,8 @@ class S3Client:
         self._host_header = parts.netloc
         self._ssl = ssl.create_default_context(cafile=ca_bundle) if self._https else None
         self._local = threading.local()
+        self._opened: list[http.client.HTTPConnection] = []  # every connection, for close()
+        self._opened_lock = threading.Lock()
         self._bucket_path = "/" + quote(location.bucket, safe="")
 
     # ------------------------------------------------------------------ transport
@@ -121,7 +126,17 @@ class S3Client:
         # Headers and a small body go out in separate writes: without this, Nagle's algorithm
         # holds the body back until the server's delayed ACK of the headers (tens of ms).
         conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with self._opened_lock:
+            self._opened = [c for c in self._opened if c.sock is not None]  # forget the closed ones
+            self._opened.append(conn)
         return conn, True
+
+    def close(self) -> None:
+        """Close every keep-alive connection, whichever thread opened it (the workers are done)."""
+        with self._opened_lock:
+            opened, self._opened = self._opened, []
+        for conn in opened:
+            conn.close()
 
     def _release(self, conn: http.client.HTTPConnection) -> None:
         idle: list[http.client.HTTPConnection] | None = getattr(self._local, "idle", None)
@@ -168,9 +183,19 @@ class S3Client:
             try:
                 conn, fresh = self._connection()
             except _CONNECTION_ERRORS as exc:
-                raise RemoteError(0, type(exc).__name__, str(exc), f"connect {self._host_header}") from exc
+                transient = not isinstance(exc, ssl.SSLCertVerificationError)
+                raise RemoteError(0, type(exc).__name__, str(exc), f"connect {self._host_header}", transient) from exc
             try:
-                conn.request(method, target, body=body, headers=headers)
+                try:
+                    conn.request(method, target, body=body, headers=headers)
+                except (BrokenPipeError, ConnectionResetError):
+                    # A server refusing a request (403, 413...) may answer before reading the body
+                    # and close: its answer says more than the broken pipe, read it if it came.
+                    early = _early_response(conn)
+                    if early is None:
+                        raise
+                    raw = early
+                    break
                 raw = conn.getresponse()
                 break
             except _CONNECTION_ERRORS as exc:
@@ -295,6 +320,19 @@ class S3Client:
         root = _xml(self.request("POST", None, {"delete": ""}, {"content-md5": md5}, body).body)
         errors = _children(root, "Error")
         return [(_text(err, "Key"), f"{_text(err, 'Code')} {_text(err, 'Message')}") for err in errors]
+
+
+def _early_response(conn: http.client.HTTPConnection) -> http.client.HTTPResponse | None:
+    if conn.sock is None:
+        return None
+    raw = conn.response_class(conn.sock, method=conn._method)  # type: ignore[attr-defined]
+    try:
+        raw.begin()
+    except _CONNECTION_ERRORS:
+        raw.close()
+        return None
+    raw.will_close = True  # the connection is not reusable after an interrupted request
+    return raw
 
 
 def _is_stream(body: object) -> bool:

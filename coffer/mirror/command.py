@@ -195,7 +195,7 @@ def _run(command: str, **kw: Any) -> None:
     except LocationError as exc:
         raise click.UsageError(str(exc)) from None
     except RemoteError as exc:
-        raise click.ClickException(f"listing failed: {exc}") from None
+        raise click.ClickException(f"cannot read the listings: {exc}") from None
     except ListingOrderError as exc:
         raise click.ClickException(str(exc)) from None
     document = json.dumps(report.as_dict(), indent=2, ensure_ascii=False)

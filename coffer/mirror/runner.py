@@ -82,6 +82,8 @@ class _Run:
         finally:
             self.pool.shutdown(wait=False, cancel_futures=True)
             self.copier.close()
+            self.src.close()
+            self.dst.close()
             self.meter.stop()
             self.report.seconds = time.monotonic() - started
         return self.report
