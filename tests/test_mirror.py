@@ -341,6 +341,7 @@ def test_verify_reports_missing_tampered_and_extra_objects(
 
     code, deep, _ = mirror(source, dest, "verify", "--read-back", "s3://mirror-src", f"s3://{dst_bucket}")
     assert code == 0 and deep["verify"]["verified"] == len(populated)
+    assert deep["bytes"] == 2 * sum(len(body) for body in populated.values())
 
     dst_s3.put_object(Bucket=dst_bucket, Key="plain.txt", Body=b"HELLO MIRROR")  # same size
     dst_s3.delete_object(Bucket=dst_bucket, Key="mid.bin")

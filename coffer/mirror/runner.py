@@ -282,6 +282,8 @@ class _Run:
         if not self._retrying(pair.name, attempt):
             return
         with self.lock:
+            if self.options.read_back:
+                self.report.bytes += pair.source.size + pair.dest.size
             if outcome == "ok":
                 self.report.verified += 1
             elif outcome == "size_only":
