@@ -6,12 +6,14 @@ every run also proves that each side is signed with its own credentials.
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
 import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,7 @@ from coffer.mirror.client import Entry
 from coffer.mirror.command import ByteSize
 from coffer.mirror.location import LocationError, parse_s3_url, resolve_credentials
 from coffer.mirror.plan import ListingOrderError, merge, up_to_date, verdict
+from coffer.mirror.progress import Meter, Report
 from coffer.mirror.transfer import full_object_checksum, part_size_for
 from tests.helpers import self_signed_cert
 from tests.server_process import ServerProcess
@@ -479,6 +482,33 @@ def test_merge_pairs_every_name_once(src_names: set[str], dst_names: set[str]) -
 def test_a_listing_out_of_order_stops_the_merge() -> None:
     with pytest.raises(ListingOrderError, match="destination listing is not in key order"):
         list(merge([_entry("a"), _entry("b")], [_entry("b"), _entry("a")], "", ""))
+
+
+def test_progress_line_and_summaries() -> None:
+    out = io.StringIO()  # not a terminal: plain lines
+    meter = Meter(out, interval=0.01)
+    assert not meter.tty
+    for size in (4 * MiB, 4 * MiB):
+        meter.plan(size)
+    meter.add_bytes(4 * MiB)
+    meter.object_done()
+    assert meter.line().startswith("1 objects (2 planned), 4.0 MiB") and "ETA listing…" in meter.line()
+    meter.listing_done = True
+    assert meter.line().startswith("1/2 objects, 4.0 MiB/8.0 MiB") and "objects/s, ETA " in meter.line()
+    meter.start()
+    while not out.getvalue():
+        time.sleep(0.01)  # the meter thread draws its first line
+    meter.stop()
+    assert out.getvalue().splitlines()[0].startswith("1/2 objects")
+
+    report = Report("copy", "s3://a/", "s3://b/", copied=3, skipped=2, bytes=3 * MiB, seconds=1.5)
+    assert report.summary().startswith("copied 3, skipped 2, deleted 0, failed 0: 3.0 MiB in 1.5 s")
+    assert report.ok and report.as_dict()["objects"] == {"copied": 3, "skipped": 2, "deleted": 0, "failed": 0}
+    dry = Report("sync", "s3://a/", "s3://b/", dry_run=True, skipped=1, would_copy=["x"], would_delete=["y", "z"])
+    assert dry.summary() == "dry run: would copy 1, skip 1, delete 2"
+    checked = Report("verify", "s3://a/", "s3://b/", verified=4, missing=["m"], extra=["e"])
+    assert not checked.ok and checked.as_dict()["verify"]["missing"] == ["m"]
+    assert Report("verify", "a", "b", verified=1, extra=["e"]).ok  # extras do not fail verify
 
 
 def test_sizes_checksums_and_part_sizes() -> None:
