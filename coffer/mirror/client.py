@@ -373,13 +373,3 @@ def _timestamp(text: str) -> float:
         return datetime.fromisoformat(text).timestamp()
     except ValueError:
         return 0.0
-
-
-def http_date_timestamp(text: str) -> float:
-    """A Last-Modified header (RFC 7231 date) as epoch seconds; 0 when absent or malformed."""
-    from email.utils import parsedate_to_datetime
-
-    try:
-        return parsedate_to_datetime(text).timestamp()
-    except (TypeError, ValueError):
-        return 0.0

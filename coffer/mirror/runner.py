@@ -19,7 +19,14 @@ from coffer.mirror.client import RemoteError, S3Client
 from coffer.mirror.location import Location, LocationError
 from coffer.mirror.plan import Pair, merge, up_to_date, verdict
 from coffer.mirror.progress import Meter, Report
-from coffer.mirror.transfer import Copier, MismatchError, TransferOptions, full_object_checksum, hash_object
+from coffer.mirror.transfer import (
+    Copier,
+    Interrupted,
+    MismatchError,
+    TransferOptions,
+    full_object_checksum,
+    hash_object,
+)
 
 COMMANDS = ("copy", "sync", "verify")
 _DELETE_BATCH = 1000
@@ -190,6 +197,9 @@ class _Run:
             try:
                 attempt_fn(progress)
                 return True
+            except Interrupted:
+                self.meter.add_bytes(-counted)
+                return False
             except (RemoteError, MismatchError) as exc:
                 self.meter.add_bytes(-counted)
                 if self.stop.is_set():

@@ -42,6 +42,10 @@ class MismatchError(Exception):
     """The bytes read do not hash to what the source or the destination says they are."""
 
 
+class Interrupted(Exception):
+    """The run is stopping (Ctrl-C): a copy in flight gives up at its next block or part."""
+
+
 @dataclass(frozen=True)
 class TransferOptions:
     multipart_threshold: int = 16 << 20
@@ -92,7 +96,7 @@ class _HashingReader:
         if self._left <= 0:
             return b""
         if self._stop.is_set():
-            raise MismatchError("interrupted")
+            raise Interrupted()
         data = self._resp.read(min(max(amount, _BLOCK), self._left))  # type: ignore[attr-defined]
         if not data:
             raise MismatchError(f"source body ended {self._left} bytes early")
@@ -181,7 +185,7 @@ class Copier:
                 length = min(part_size, total - offset)
                 futures.append(self._submit_part(upload, len(futures) + 1, offset, length, None, progress))
             if self.stop.is_set():
-                raise MismatchError("interrupted")
+                raise Interrupted()
             etags = [future.result() for future in futures]
             dst.complete_multipart(dest_key, upload_id, etags)
         except BaseException:
@@ -210,7 +214,7 @@ class Copier:
     ) -> str:
         try:
             if upload.failed or self.stop.is_set():
-                raise MismatchError("interrupted")
+                raise Interrupted()
             if data is None:
                 data = _read_range(self.src, upload.source_key, offset, length, upload.source_etag)[1]
             part_md5 = b64encode(hashlib.md5(data).digest()).decode()
