@@ -204,6 +204,9 @@ def test_missing_destination_bucket_is_created(
     source: ServerProcess, dest: ServerProcess, dst_s3: Any, populated: dict[str, bytes]
 ) -> None:
     bucket = f"mirror-new-{next(_names)}"
+    code, _, stderr = mirror(source, dest, "copy", "s3://no-such-source", f"s3://{bucket}")
+    assert code == 1 and "404" in stderr
+    assert bucket not in {b["Name"] for b in dst_s3.list_buckets()["Buckets"]}  # not created for nothing
     code, report, _ = mirror(source, dest, "copy", "s3://mirror-src/dir/", f"s3://{bucket}")
     assert code == 0, report
     assert len(_keys(dst_s3, bucket)) == sum(1 for key in populated if key.startswith("dir/"))

@@ -106,12 +106,14 @@ class _Run:
         self._drain()
 
     def _ensure_dest_bucket(self) -> None:
-        """Create the destination bucket when it does not exist (as rclone does)."""
+        """Create the destination bucket when it does not exist (as rclone does), once the
+        source bucket is known to be there: a typo in SRC must not leave an empty bucket behind."""
         try:
             self.dst.request("HEAD")
         except RemoteError as exc:
             if exc.status != 404:
                 raise
+            self.src.request("HEAD")
             self.dst.create_bucket()
 
     def _walk(self) -> None:
