@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -388,6 +389,33 @@ def test_wrong_credentials_fail_with_a_message(source: ServerProcess, dest: Serv
     result = CliRunner().invoke(main, argv)
     assert result.exit_code == 1
     assert "cannot read the listings" in result.stderr and "SignatureDoesNotMatch" in result.stderr
+
+
+def test_a_throttling_destination_is_retried_until_everything_is_copied(
+    source: ServerProcess, populated: dict[str, bytes], tmp_path: Path
+) -> None:
+    """A destination answering 503 SlowDown beyond 10 requests/s from our IP: the copy backs off and completes."""
+    throttled = ServerProcess(
+        tmp_path / "data", "--fsync", "never", "--rate-limit-per-ip", "10", "--rate-limit-burst", "2"
+    ).start()
+    try:
+        argv = [
+            "mirror", "copy", "s3://mirror-src", "s3://throttled", "--json", "--no-progress", "--concurrency", "4",
+            "--source-endpoint", source.endpoint, "--dest-endpoint", throttled.endpoint,
+            "--source-access-key", SRC_KEYS[0], "--source-secret-key", SRC_KEYS[1],
+            "--dest-access-key", "any", "--dest-secret-key", "any",
+        ]  # fmt: skip
+        result = CliRunner().invoke(main, argv, catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout)["objects"]["copied"] == len(populated)
+        with urllib.request.urlopen(f"{throttled.endpoint}/_coffer/metrics", timeout=10) as resp:
+            metrics = resp.read().decode()
+        slowed = [
+            line for line in metrics.splitlines() if line.startswith("coffer_http_requests_total") and '"5xx"' in line
+        ]
+        assert sum(float(line.rsplit(" ", 1)[1]) for line in slowed) > 0  # the throttle did answer 503s
+    finally:
+        throttled.stop()
 
 
 def test_https_destination_with_a_ca_bundle(
