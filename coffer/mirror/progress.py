@@ -147,8 +147,16 @@ class Meter:
         rate = self.bytes / elapsed
         objects_rate = self.objects / elapsed
         if self.listing_done:
-            left = self.planned_bytes - self.bytes
-            eta = _eta(left / rate if rate > 0 else None) if left > 0 else "0s"
+            # Small objects cost requests, large ones bytes: the slower of the two estimates.
+            estimates = [
+                left / per_second
+                for left, per_second in (
+                    (self.planned_bytes - self.bytes, rate),
+                    (self.planned_objects - self.objects, objects_rate),
+                )
+                if left > 0 and per_second > 0
+            ]
+            eta = _eta(max(estimates)) if estimates else "0s"
             total = f"/{self.planned_objects} objects, {_size(self.bytes)}/{_size(self.planned_bytes)}"
         else:
             eta, total = "listing…", f" objects ({self.planned_objects} planned), {_size(self.bytes)}"

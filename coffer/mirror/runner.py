@@ -30,6 +30,7 @@ from coffer.mirror.transfer import (
 
 COMMANDS = ("copy", "sync", "verify")
 _DELETE_BATCH = 1000
+_QUEUE_AHEAD = 10_000
 _MAX_LISTED_FAILURES = 1000
 
 
@@ -62,8 +63,10 @@ class _Run:
         self.meter = Meter(enabled=options.progress)
         self.stop = threading.Event()
         self.lock = threading.Lock()
-        # Bounds the work queued ahead of the workers, so listing never runs far ahead in memory.
-        self.window = threading.BoundedSemaphore(options.concurrency * 4)
+        # Bounds the work queued ahead of the workers (a few MB): the listing runs ahead of the
+        # copying by that much, so the ETA (known once the listing ends) shows early in runs of
+        # up to that many objects and for the last that many of larger ones.
+        self.window = threading.BoundedSemaphore(max(options.concurrency * 4, _QUEUE_AHEAD))
         self.copier = Copier(self.src, self.dst, options.transfer, self.stop, options.concurrency)
         self.pool = ThreadPoolExecutor(options.concurrency, thread_name_prefix="mirror")
         self.to_delete: list[str] = []
