@@ -1,4 +1,4 @@
-"""The ``coffer`` command: serve, status, init, keys, kms, fsck, rebuild-index, bench."""
+"""The ``coffer`` command: serve, status, init, keys, kms, fsck, rebuild-index, bench, mirror."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import click
 
 from coffer import __version__
 from coffer.config import ConfigError, Settings, env_name, load_settings, render_config_yaml
+from coffer.mirror.command import mirror as _mirror_group
 
 
 def _setting_options(fn: Any) -> Any:
@@ -757,6 +758,10 @@ def bench(
         duration=duration,
         json_path=json_path,
     )
+
+
+# copy / sync / verify between two S3 endpoints: a client tool with its own package.
+main.add_command(_mirror_group, "mirror")
 
 
 if __name__ == "__main__":  # pragma: no cover

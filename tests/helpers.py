@@ -1,4 +1,5 @@
-"""Helpers the in-process tests share: request bodies as the server hands them over, and running a coroutine.
+"""Helpers the in-process tests share: request bodies as the server hands them over, running a coroutine,
+and a self-signed certificate for TLS servers.
 
 Engine-level helpers (put, read, ...) live in tests/engines.py, HTTP-level ones in tests/wire.py.
 """
@@ -6,7 +7,10 @@ Engine-level helpers (put, read, ...) live in tests/engines.py, HTTP-level ones 
 from __future__ import annotations
 
 import asyncio
+import datetime
+import ipaddress
 from collections.abc import AsyncIterator, Coroutine
+from pathlib import Path
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -40,3 +44,33 @@ async def pieces(data: bytes, cuts: list[int]) -> AsyncIterator[bytes]:
         yield data[last:cut]
         last = cut
     yield data[last:]
+
+
+def self_signed_cert(directory: Path) -> tuple[str, str]:
+    """A certificate for 127.0.0.1 and its key, written as PEM files in ``directory``: (cert, key) paths."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return str(cert_path), str(key_path)
