@@ -1,0 +1,41 @@
+"""A checked request made ready to run: the parsed query, the object bytes to read and the work
+the worker thread does (which engine runs it: docs/select.md)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from coffer.select import run
+from coffer.select.request import CsvInput, SelectRequest
+from coffer.select.sql import ast
+from coffer.select.sql.parser import parse
+
+
+@dataclass(frozen=True)
+class Prepared:
+    request: SelectRequest
+    query: ast.Query
+
+    def byte_span(self, size: int) -> tuple[int, int]:
+        """The bytes [start, end) of the object to read: all of it, or from just before a ScanRange's
+        Start (to find the first record boundary) to the end (its last record may run past End)."""
+        if self.request.scan_range is None:
+            return 0, size
+        start = self.request.scan_range[0] or 0
+        return min(max(start - len(self._delimiter()), 0), size), size
+
+    def _delimiter(self) -> str:
+        source = self.request.input
+        return source.record_delimiter if isinstance(source, CsvInput) else "\n"
+
+    def work(self, chunks: Iterator[bytes], emit: Callable[[bytes], None], stats: run.Stats) -> None:
+        offset = self.byte_span(2**63)[0]
+        data = run.plain_chunks(self.request, chunks, stats, offset)
+        records, schema = run.records_of(self.request, self.query, data)
+        run.execute(self.request, self.query, records, schema, stats, emit)
+
+
+def prepare(request: SelectRequest) -> Prepared:
+    """Parse the expression (SelectError on any fault, before anything is sent)."""
+    return Prepared(request, parse(request.expression))

@@ -1,0 +1,77 @@
+"""One query run, synchronously, in a worker thread: object chunks in, event-stream messages out.
+
+The caller (coffer/select/stream.py) feeds the chunks and carries the messages to the client;
+here the records are read, evaluated and serialized, and Records are flushed often enough that
+the first ones leave before the scan ends.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from coffer.select import eventstream, inputs
+from coffer.select.evaluate import Plan, Schema
+from coffer.select.outputs import writer_for
+from coffer.select.request import CsvInput, JsonInput, SelectRequest
+from coffer.select.sql import ast
+
+FLUSH_BYTES = 256 * 1024
+FLUSH_SECONDS = 0.2
+
+
+class Stats:
+    def __init__(self) -> None:
+        self.counter = inputs.Counter()
+        self.returned = 0
+
+    def figures(self) -> tuple[int, int, int]:
+        return self.counter.scanned, self.counter.processed, self.returned
+
+
+def plain_chunks(request: SelectRequest, chunks: Iterable[bytes], stats: Stats, offset: int) -> Iterator[bytes]:
+    """Decompressed, counted, scan-range-trimmed bytes of the object."""
+    data = inputs.counted(chunks, stats.counter, "scanned")
+    data = inputs.counted(inputs.decompressed(data, request.compression), stats.counter, "processed")
+    if request.scan_range is not None:
+        start, end = request.scan_range
+        delimiter = request.input.record_delimiter if isinstance(request.input, CsvInput) else "\n"
+        data = inputs.scan_range(data, delimiter.encode(), offset, start or 0, end)
+    return data
+
+
+def records_of(request: SelectRequest, query: ast.Query, data: Iterable[bytes]) -> tuple[Iterable[Any], Schema]:
+    source = request.input
+    if isinstance(source, CsvInput):
+        reader = inputs.CsvRecords(data, source)
+        return reader, Schema(csv=True, header=reader.header)
+    assert isinstance(source, JsonInput)
+    return inputs.json_records(data, source, query.source), Schema(csv=False)
+
+
+def execute(
+    request: SelectRequest,
+    query: ast.Query,
+    records: Iterable[Any],
+    schema: Schema,
+    stats: Stats,
+    emit: Callable[[bytes], None],
+) -> None:
+    """Evaluate the query over the records, emitting Records messages as results accumulate."""
+    plan = Plan(query, schema)
+    writer = writer_for(request.output)
+    last_flush = time.monotonic()
+    for n, row in enumerate(plan.run(records), 1):
+        writer.write(row)
+        if n % 64 == 0 and (writer.size() >= FLUSH_BYTES or time.monotonic() - last_flush >= FLUSH_SECONDS):
+            _send_records(writer.take(), stats, emit)
+            last_flush = time.monotonic()
+    chunk = writer.take()
+    if chunk:
+        _send_records(chunk, stats, emit)
+
+
+def _send_records(chunk: bytes, stats: Stats, emit: Callable[[bytes], None]) -> None:
+    stats.returned += len(chunk)
+    emit(eventstream.records(chunk))
