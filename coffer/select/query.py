@@ -32,8 +32,7 @@ class Prepared:
     def work(self, chunks: Iterator[bytes], emit: Callable[[bytes], None], stats: run.Stats) -> None:
         offset = self.byte_span(2**63)[0]
         data = run.plain_chunks(self.request, chunks, stats, offset)
-        records, schema = run.records_of(self.request, self.query, data)
-        run.execute(self.request, self.query, records, schema, stats, emit)
+        run.execute(self.request, run.rows_of(self.request, self.query, data), stats, emit)
 
 
 def prepare(request: SelectRequest) -> Prepared:

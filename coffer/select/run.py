@@ -11,8 +11,8 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from coffer.select import eventstream, inputs
-from coffer.select.evaluate import Plan, Schema
+from coffer.select import eventstream, inputs, vector
+from coffer.select.evaluate import Plan, Row, Schema
 from coffer.select.outputs import writer_for
 from coffer.select.request import CsvInput, JsonInput, SelectRequest
 from coffer.select.sql import ast
@@ -41,28 +41,37 @@ def plain_chunks(request: SelectRequest, chunks: Iterable[bytes], stats: Stats, 
     return data
 
 
-def records_of(request: SelectRequest, query: ast.Query, data: Iterable[bytes]) -> tuple[Iterable[Any], Schema]:
+def rows_of(request: SelectRequest, query: ast.Query, data: Iterable[bytes]) -> Iterator[Row]:
+    """The query's result rows: pyarrow compute over CSV batches when the query translates
+    (vector.py), else the row evaluator over the records."""
     source = request.input
+    if isinstance(source, CsvInput) and vector.csv_eligible(source):
+        csv_source = vector.CsvSource(data, source)
+        schema = Schema(csv=True, header=csv_source.header)
+        try:
+            plan = vector.VectorPlan(query, schema)
+        except vector.NotVectorizable:
+            return Plan(query, schema).run(_batch_rows(csv_source.batches()))
+        # Only the columns the query names are converted (all of them for SELECT *).
+        return plan.run(csv_source.batches(None if plan.star else plan.translator.columns or {0}))
     if isinstance(source, CsvInput):
         reader = inputs.CsvRecords(data, source)
-        return reader, Schema(csv=True, header=reader.header)
+        return Plan(query, Schema(csv=True, header=reader.header)).run(reader)
     assert isinstance(source, JsonInput)
-    return inputs.json_records(data, source, query.source), Schema(csv=False)
+    return Plan(query, Schema(csv=False)).run(inputs.json_records(data, source, query.source))
 
 
-def execute(
-    request: SelectRequest,
-    query: ast.Query,
-    records: Iterable[Any],
-    schema: Schema,
-    stats: Stats,
-    emit: Callable[[bytes], None],
-) -> None:
-    """Evaluate the query over the records, emitting Records messages as results accumulate."""
-    plan = Plan(query, schema)
+def _batch_rows(batches: Iterable[Any]) -> Iterator[list[str]]:
+    for batch in batches:
+        yield from (list(row) for row in zip(*[column.to_pylist() for column in batch.columns], strict=True))
+
+
+def execute(request: SelectRequest, rows: Iterable[Row], stats: Stats, emit: Callable[[bytes], None]) -> None:
+    """Serialize the result rows, emitting Records messages as they accumulate (often enough that
+    the first leave long before a large scan ends)."""
     writer = writer_for(request.output)
     last_flush = time.monotonic()
-    for n, row in enumerate(plan.run(records), 1):
+    for n, row in enumerate(rows, 1):
         writer.write(row)
         if n % 64 == 0 and (writer.size() >= FLUSH_BYTES or time.monotonic() - last_flush >= FLUSH_SECONDS):
             _send_records(writer.take(), stats, emit)
