@@ -116,19 +116,34 @@ def _text(chunks: Iterable[bytes]) -> Iterator[str]:
 
 
 def split_records(texts: Iterable[str], delimiter: str) -> Iterator[str]:
-    """Records separated by ``delimiter`` (a trailing delimiter ends the last one)."""
-    rest = ""
+    """Records separated by ``delimiter`` (a trailing delimiter ends the last one). A record's
+    pieces are only joined once its end arrives, so a long record costs linear time."""
+    parts: list[str] = []
+    held = 0
+    overlap = len(delimiter) - 1
     for text in texts:
-        pieces = (rest + text).split(delimiter)
-        rest = pieces.pop()
-        if len(rest) > MAX_RECORD:
-            raise SelectError(
-                "OverMaxRecordSize",
-                "The character number in one record is more than our max threshold, maxCharsPerRecord: 1,048,576",
-            )
+        tail = parts[-1][-overlap:] if overlap and parts else ""
+        if delimiter not in tail + text:
+            parts.append(text)
+            held += len(text)
+            if held > MAX_RECORD:
+                raise _too_long()
+            continue
+        pieces = ("".join(parts) + text).split(delimiter)
+        last = pieces.pop()
         yield from pieces
-    if rest:
-        yield rest
+        parts, held = ([last], len(last)) if last else ([], 0)
+    if parts:
+        rest = "".join(parts)
+        if rest:
+            yield rest
+
+
+def _too_long() -> SelectError:
+    return SelectError(
+        "OverMaxRecordSize",
+        f"The character number in one record is more than our max threshold, maxCharsPerRecord: {MAX_RECORD:,}",
+    )
 
 
 def _lines_keeping_ends(texts: Iterable[str]) -> Iterator[str]:

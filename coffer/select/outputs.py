@@ -18,6 +18,7 @@ from coffer.select.sql.ast import MISSING
 class CsvWriter:
     def __init__(self, spec: CsvOutput) -> None:
         self.buffer = io.StringIO()
+        self.delimiter = spec.record_delimiter
         options: dict[str, Any] = {
             "delimiter": spec.field_delimiter,
             "lineterminator": spec.record_delimiter,
@@ -33,7 +34,11 @@ class CsvWriter:
         fields: list[Any] = row.values
         if len(fields) == 1 and isinstance(fields[0], dict):
             fields = list(fields[0].values())
-        self.writer.writerow([values.text_of(value) for value in fields])
+        texts = [values.text_of(value) for value in fields]
+        if texts == [""]:
+            self.buffer.write(self.delimiter)  # csv would write '""' for one empty field
+            return
+        self.writer.writerow(texts)
 
     def size(self) -> int:
         return self.buffer.tell()

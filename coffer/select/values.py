@@ -98,6 +98,8 @@ def to_timestamp(value: Any) -> datetime:
 def cast(value: Any, kind: str) -> Value:
     if is_absent(value):
         return value
+    if kind in ("INT", "FLOAT", "DECIMAL", "BOOL", "TIMESTAMP") and isinstance(value, str) and not value.strip():
+        return None  # an empty CSV field
     if kind == "INT":
         return to_int(value)
     if kind in ("FLOAT", "DECIMAL"):

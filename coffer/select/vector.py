@@ -168,11 +168,20 @@ def _numeric(value: Any) -> Any:
         raise SelectError("EvaluatorInvalidArguments", "A value used as a number is not one.") from None
 
 
+def _blank_as_null(text: Any) -> Any:
+    """An empty CSV field converts to NULL, not a failure (the row evaluator's rule too)."""
+    if isinstance(text, pa.Scalar):
+        return text if text.as_py() else pa.scalar(None, pa.string())
+    return pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text)
+
+
 def _cast(value: Any, kind: str) -> Any:
     try:
+        if kind in ("INT", "FLOAT", "DECIMAL") and _is_string(value):
+            value = _blank_as_null(pc.utf8_trim_whitespace(value))
         if kind == "INT":
             if _is_string(value):
-                text = pc.utf8_trim_whitespace(value)
+                text = value
                 try:
                     return pc.cast(text, pa.int64())
                 except pa.ArrowInvalid:
@@ -181,7 +190,7 @@ def _cast(value: Any, kind: str) -> Any:
                 return pc.cast(pc.trunc(value), pa.int64())
             return pc.cast(value, pa.int64())
         if kind in ("FLOAT", "DECIMAL"):
-            return pc.cast(pc.utf8_trim_whitespace(value) if _is_string(value) else value, pa.float64())
+            return pc.cast(value, pa.float64())
         return pc.cast(value, pa.string())
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
         raise SelectError("CastFailed", f"Attempt to convert from one data type to another failed: {exc}.") from None
@@ -467,8 +476,12 @@ class _Partial:
         if self.name == "COUNT":
             self.count += len(value) - value.null_count
             return
-        if self.name in ("SUM", "AVG") or _is_string(value):
-            value = _numeric(value) if _is_string(value) else value
+        if _is_string(value):
+            try:
+                value = _numeric(value)
+            except SelectError:
+                if self.name in ("SUM", "AVG"):
+                    raise
         if self.name in ("SUM", "AVG"):
             if not _is_number(value):
                 raise SelectError("EvaluatorInvalidArguments", f"{self.name} needs numbers.")

@@ -10,7 +10,7 @@ from coffer.select.errors import SelectError
 from coffer.select.sql import ast
 from coffer.select.sql.lexer import Token, tokenize
 
-MAX_DEPTH = 100
+MAX_DEPTH = 40  # each level is ~10 Python frames: well inside the interpreter's recursion limit
 CAST_TYPES = {
     "INT": "INT",
     "INTEGER": "INT",
