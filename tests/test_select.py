@@ -192,10 +192,10 @@ def test_large_object_streams_with_bounded_memory(s3, bucket: str, select_server
 def test_client_hanging_up_stops_the_scan(s3, bucket: str, select_server: ServerProcess) -> None:  # type: ignore[no-untyped-def]
     s3.put_object(Bucket=bucket, Key="big.csv", Body=_big_csv(2_000_000))
     document = (
-        "<SelectObjectContentRequest><Expression>SELECT * FROM S3Object</Expression><ExpressionType>SQL"
-        "</ExpressionType><InputSerialization><CSV/></InputSerialization><OutputSerialization><CSV/>"
-        "</OutputSerialization></SelectObjectContentRequest>"
-    ).encode()
+        b"<SelectObjectContentRequest><Expression>SELECT * FROM S3Object</Expression><ExpressionType>SQL"
+        b"</ExpressionType><InputSerialization><CSV/></InputSerialization><OutputSerialization><CSV/>"
+        b"</OutputSerialization></SelectObjectContentRequest>"
+    )
     assert select_server.proc is not None
     process = psutil.Process(select_server.proc.pid)
     threads = process.num_threads()
