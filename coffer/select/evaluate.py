@@ -181,8 +181,8 @@ class Compiler:
 
     def compile(self, expr: ast.Expr) -> Fn:
         if isinstance(expr, ast.Literal):
-            value = expr.value
-            return lambda row: value
+            constant = expr.value
+            return lambda row: constant
         if isinstance(expr, ast.Path):
             return self.path(expr)
         if isinstance(expr, ast.Star):

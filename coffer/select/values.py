@@ -96,15 +96,14 @@ def to_timestamp(value: Any) -> datetime:
 
 
 def cast(value: Any, kind: str) -> Value:
-    if is_absent(value):
-        return value
+    if value is None or value is MISSING:
+        return None if value is None else MISSING
     if kind in ("INT", "FLOAT", "DECIMAL", "BOOL", "TIMESTAMP") and isinstance(value, str) and not value.strip():
         return None  # an empty CSV field
     if kind == "INT":
         return to_int(value)
     if kind in ("FLOAT", "DECIMAL"):
-        result = to_float(value)
-        return result
+        return to_float(value)
     if kind == "STRING":
         return text_of(value)
     if kind == "BOOL":

@@ -270,10 +270,10 @@ class Translator:
 
     def vec(self, expr: ast.Expr) -> Vec:
         if isinstance(expr, ast.Literal):
-            value = expr.value
-            if value is ast.MISSING or isinstance(value, list | dict) or hasattr(value, "isoformat"):
+            constant = expr.value
+            if constant is ast.MISSING or isinstance(constant, list | dict) or hasattr(constant, "isoformat"):
                 raise NotVectorizable
-            scalar = pa.scalar(value)
+            scalar = pa.scalar(constant)
             return lambda batch: scalar
         if isinstance(expr, ast.Path):
             return self.column(expr)
@@ -367,7 +367,7 @@ class Translator:
         if not numeric and not all(isinstance(v, str) for v in literals):
             raise NotVectorizable
         value = self.vec(expr.value)
-        members = pa.array([float(v) for v in literals] if numeric else literals)
+        members = pa.array([float(v) for v in literals if isinstance(v, int | float)] if numeric else literals)
 
         def contains(batch: pa.RecordBatch) -> Any:
             v = value(batch)
@@ -412,11 +412,11 @@ class Translator:
             kernel = {"LOWER": pc.utf8_lower, "UPPER": pc.utf8_upper, "CHAR_LENGTH": pc.utf8_length}[name]
             return lambda batch: kernel(_text(args[0](batch), name))
         if name == "SUBSTRING":
-            bounds = [arg for arg in expr.args[1:]]
-            if not all(isinstance(b, ast.Literal) and isinstance(b.value, int) for b in bounds):
+            bounds = [b.value for b in expr.args[1:] if isinstance(b, ast.Literal) and type(b.value) is int]
+            if len(bounds) != len(expr.args) - 1:
                 raise NotVectorizable
-            start = bounds[0].value  # type: ignore[union-attr]
-            length = bounds[1].value if len(bounds) > 1 else None  # type: ignore[union-attr]
+            start = int(bounds[0])
+            length = int(bounds[1]) if len(bounds) > 1 else None
             if length is not None and length < 0:
                 raise SelectError("EvaluatorInvalidArguments", "SUBSTRING's length cannot be negative.")
             first = max(start, 1) - 1
@@ -425,14 +425,14 @@ class Translator:
                 stop = first
             return lambda batch: pc.utf8_slice_codeunits(_text(args[0](batch), name), first, stop)
         if name == "TRIM":
-            side = expr.args[0].value  # type: ignore[union-attr]
+            side = expr.args[0].value if isinstance(expr.args[0], ast.Literal) else "BOTH"
             chars = " "
             if len(expr.args) > 2:
                 if not isinstance(expr.args[2], ast.Literal) or not isinstance(expr.args[2].value, str):
                     raise NotVectorizable
                 chars = expr.args[2].value
-            kernel = {"LEADING": pc.utf8_ltrim, "TRAILING": pc.utf8_rtrim}.get(side, pc.utf8_trim)
-            return lambda batch: kernel(_text(args[1](batch), name), characters=chars)
+            trim = {"LEADING": pc.utf8_ltrim, "TRAILING": pc.utf8_rtrim}.get(str(side), pc.utf8_trim)
+            return lambda batch: trim(_text(args[1](batch), name), characters=chars)
         if name == "COALESCE":
 
             def coalesce(batch: pa.RecordBatch) -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Union
+from typing import Any, Union
 
 
 class _Missing:
@@ -24,7 +24,7 @@ class _Missing:
 
 MISSING = _Missing()
 
-Value = Union[None, bool, int, float, Decimal, str, datetime, list, dict, _Missing]  # noqa: UP007
+Value = Union[None, bool, int, float, Decimal, str, datetime, list[Any], dict[str, Any], _Missing]  # noqa: UP007
 
 
 @dataclass(frozen=True)

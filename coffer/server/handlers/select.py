@@ -27,7 +27,7 @@ MAX_REQUEST_DOCUMENT = 512 * 1024  # a 256 KB expression plus the serialization 
 
 
 def _s3_error(exc: SelectError) -> S3Error:
-    return S3Error(exc.code, exc.message, **exc.details)
+    return S3Error(exc.code, exc.message, extra=exc.details)
 
 
 async def SelectObjectContent(ctx: Context, req: Request) -> Response:
