@@ -16,7 +16,7 @@ from coffer.select import eventstream, inputs, vector
 from coffer.select.errors import SelectError
 from coffer.select.evaluate import Plan, Schema
 from coffer.select.query import prepare
-from coffer.select.request import CsvInput, CsvOutput, JsonInput, JsonOutput, SelectRequest
+from coffer.select.request import CsvInput, CsvOutput, JsonInput, JsonOutput, ParquetInput, SelectRequest
 from coffer.select.run import Stats
 from coffer.select.sql import ast
 from coffer.select.sql.parser import MAX_DEPTH, parse
@@ -341,3 +341,38 @@ def test_over_max_record_size() -> None:
 def test_utcnow_is_a_timestamp() -> None:
     text = run_query("SELECT to_string(utcnow(), 'yyyy') FROM S3Object LIMIT 1")
     assert text.strip() == str(datetime.now(UTC).year)
+
+
+def test_parquet_input(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table({"name": ["alice", "bob", "carol"], "age": [30, 45, 600], "score": [1.5, None, 3.0]})
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer)
+    data = buffer.getvalue()
+
+    def parquet(expression: str) -> str:
+        prepared = prepare(SelectRequest(expression, ParquetInput(), CsvOutput()), str(tmp_path))
+        messages: list[bytes] = []
+        prepared.work(iter([data]), messages.append, Stats())
+        out = b""
+        for message in messages:
+            buffer = EventStreamBuffer()
+            buffer.add_data(message)
+            out += b"".join(event.payload for event in buffer)
+        return out.decode()
+
+    assert parquet("SELECT name FROM S3Object WHERE age > 40") == "bob\ncarol\n"
+    assert parquet("SELECT count(*), sum(age), max(score) FROM S3Object") == "3,675,3.0\n"
+    assert parquet("SELECT _1, CASE WHEN score IS NULL THEN 'none' ELSE 'some' END FROM S3Object") == (
+        "alice,some\nbob,none\ncarol,some\n"
+    )
+    assert list(tmp_path.iterdir()) == []  # the spooled copy is gone
+    with pytest.raises(SelectError) as caught:
+        prepare(SelectRequest("SELECT * FROM S3Object", ParquetInput(), CsvOutput())).work(
+            iter([b"not parquet"]), [].append, Stats()
+        )
+    assert caught.value.code == "ParquetParsingError"

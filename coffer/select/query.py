@@ -16,6 +16,7 @@ from coffer.select.sql.parser import parse
 class Prepared:
     request: SelectRequest
     query: ast.Query
+    spool_dir: str | None = None  # where Parquet objects are spooled for random access
 
     def byte_span(self, size: int) -> tuple[int, int]:
         """The bytes [start, end) of the object to read: all of it, or from just before a ScanRange's
@@ -32,9 +33,9 @@ class Prepared:
     def work(self, chunks: Iterator[bytes], emit: Callable[[bytes], None], stats: run.Stats) -> None:
         offset = self.byte_span(2**63)[0]
         data = run.plain_chunks(self.request, chunks, stats, offset)
-        run.execute(self.request, run.rows_of(self.request, self.query, data), stats, emit)
+        run.execute(self.request, run.rows_of(self.request, self.query, data, self.spool_dir), stats, emit)
 
 
-def prepare(request: SelectRequest) -> Prepared:
+def prepare(request: SelectRequest, spool_dir: str | None = None) -> Prepared:
     """Parse the expression (SelectError on any fault, before anything is sent)."""
-    return Prepared(request, parse(request.expression))
+    return Prepared(request, parse(request.expression), spool_dir)

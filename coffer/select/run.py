@@ -14,7 +14,8 @@ from typing import Any
 from coffer.select import eventstream, inputs, vector
 from coffer.select.evaluate import Plan, Row, Schema
 from coffer.select.outputs import writer_for
-from coffer.select.request import CsvInput, JsonInput, SelectRequest
+from coffer.select.parquet import ParquetSource
+from coffer.select.request import CsvInput, JsonInput, ParquetInput, SelectRequest
 from coffer.select.sql import ast
 
 FLUSH_BYTES = 256 * 1024
@@ -41,19 +42,25 @@ def plain_chunks(request: SelectRequest, chunks: Iterable[bytes], stats: Stats, 
     return data
 
 
-def rows_of(request: SelectRequest, query: ast.Query, data: Iterable[bytes]) -> Iterator[Row]:
-    """The query's result rows: pyarrow compute over CSV batches when the query translates
-    (vector.py), else the row evaluator over the records."""
+def rows_of(
+    request: SelectRequest, query: ast.Query, data: Iterable[bytes], spool_dir: str | None = None
+) -> Iterator[Row]:
+    """The query's result rows: pyarrow compute over CSV or Parquet batches when the query
+    translates (vector.py), else the row evaluator over the records."""
     source = request.input
+    batch_source: vector.CsvSource | ParquetSource | None = None
     if isinstance(source, CsvInput) and vector.csv_eligible(source):
-        csv_source = vector.CsvSource(data, source)
-        schema = Schema(csv=True, header=csv_source.header)
+        batch_source = vector.CsvSource(data, source)
+    elif isinstance(source, ParquetInput):
+        batch_source = ParquetSource(data, spool_dir)
+    if batch_source is not None:
+        schema = Schema(csv=True, header=batch_source.header)
         try:
             plan = vector.VectorPlan(query, schema)
         except vector.NotVectorizable:
-            return Plan(query, schema).run(_batch_rows(csv_source.batches()))
-        # Only the columns the query names are converted (all of them for SELECT *).
-        return plan.run(csv_source.batches(None if plan.star else plan.translator.columns or {0}))
+            return Plan(query, schema).run(_batch_rows(batch_source.batches()))
+        # Only the columns the query names are read (all of them for SELECT *).
+        return plan.run(batch_source.batches(None if plan.star else plan.translator.columns or {0}))
     if isinstance(source, CsvInput):
         reader = inputs.CsvRecords(data, source)
         return Plan(query, Schema(csv=True, header=reader.header)).run(reader)

@@ -8,6 +8,8 @@ The query itself is coffer/select's (docs/select.md).
 
 from __future__ import annotations
 
+import os
+
 from coffer.select.errors import SelectError
 from coffer.select.query import prepare
 from coffer.select.request import parse_request
@@ -30,6 +32,12 @@ def _s3_error(exc: SelectError) -> S3Error:
     return S3Error(exc.code, exc.message, extra=exc.details)
 
 
+def _spool_dir(ctx: Context) -> str | None:
+    """The disk engine's tmp area (Parquet objects are spooled there); None: the system's."""
+    path = os.path.join(ctx.settings.data_dir, "tmp")
+    return path if os.path.isdir(path) else None
+
+
 async def SelectObjectContent(ctx: Context, req: Request) -> Response:
     assert req.bucket is not None and req.key is not None
     if req.query.get("select-type") != "2":
@@ -40,7 +48,7 @@ async def SelectObjectContent(ctx: Context, req: Request) -> Response:
     document = xml.parse(await plan.read_all(MAX_REQUEST_DOCUMENT))
     try:
         request = parse_request(document)
-        prepared = prepare(request)
+        prepared = prepare(request, _spool_dir(ctx))
     except SelectError as exc:
         raise _s3_error(exc) from None
 
