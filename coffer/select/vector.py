@@ -176,16 +176,19 @@ def _blank_as_null(text: Any) -> Any:
 
 
 def _cast(value: Any, kind: str) -> Any:
-    try:
-        if kind in ("INT", "FLOAT", "DECIMAL") and _is_string(value):
+    if kind in ("INT", "FLOAT", "DECIMAL") and _is_string(value):
+        # Clean text converts in one kernel call; blanks, padding and "12.5" as INT take the long way.
+        try:
+            return pc.cast(value, pa.int64() if kind == "INT" else pa.float64())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             value = _blank_as_null(pc.utf8_trim_whitespace(value))
+    try:
         if kind == "INT":
             if _is_string(value):
-                text = value
                 try:
-                    return pc.cast(text, pa.int64())
+                    return pc.cast(value, pa.int64())
                 except pa.ArrowInvalid:
-                    return pc.cast(pc.trunc(pc.cast(text, pa.float64())), pa.int64())
+                    return pc.cast(pc.trunc(pc.cast(value, pa.float64())), pa.int64())
             if pa.types.is_floating(value.type):
                 return pc.cast(pc.trunc(value), pa.int64())
             return pc.cast(value, pa.int64())
