@@ -365,7 +365,9 @@ def _or(a: bool | None, b: bool | None) -> bool | None:
     return False
 
 
-class _Accumulator:
+class Accumulator:
+    """One aggregate's running value (COUNT, SUM, AVG, MIN, MAX)."""
+
     def __init__(self, name: str) -> None:
         self.name = name
         self.count = 0
@@ -425,7 +427,7 @@ class Plan:
         self.where = self.compiler.compile(query.where) if query.where is not None else None
         self.star = len(query.items) == 1 and isinstance(query.items[0].expr, ast.Star)
         self.items = [self.compiler.compile(item.expr) for item in query.items]
-        self.names = [_name(item, i, schema) for i, item in enumerate(query.items)]
+        self.names = [output_name(item, i, schema) for i, item in enumerate(query.items)]
         self.schema = schema
 
     def run(self, records: Iterable[Any]) -> Iterator[Row]:
@@ -456,7 +458,7 @@ class Plan:
         return Row(self.names, [item(record) for item in self.items])
 
     def _aggregate(self, records: Iterable[Any], limit: int | None) -> Iterator[Row]:
-        accumulators = [(_Accumulator(call.name), arg) for call, arg in self.compiler.aggregates]
+        accumulators = [(Accumulator(call.name), arg) for call, arg in self.compiler.aggregates]
         where = self.where
         seen = 0
         for record in records:
@@ -470,7 +472,7 @@ class Plan:
             yield Row(self.names, [item(None) for item in self.items])
 
 
-def _name(item: ast.SelectItem, index: int, schema: Schema) -> str:
+def output_name(item: ast.SelectItem, index: int, schema: Schema) -> str:
     if item.alias is not None:
         return item.alias
     expr = item.expr

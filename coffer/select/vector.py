@@ -21,7 +21,7 @@ import pyarrow.csv as pcsv
 
 from coffer.select import values
 from coffer.select.errors import SelectError
-from coffer.select.evaluate import Compiler, Row, Schema, _name
+from coffer.select.evaluate import Accumulator, Compiler, Row, Schema, output_name
 from coffer.select.inputs import MAX_RECORD, csv_dialect
 from coffer.select.request import CsvInput
 from coffer.select.sql import ast
@@ -459,15 +459,12 @@ def _text(value: Any, name: str) -> Any:
 # -- running ----------------------------------------------------------------------------------
 
 
-class _Partial:
+class _Partial(Accumulator):
     """One aggregate's running value over the batches."""
 
     def __init__(self, call: ast.Call, arg: Vec | None) -> None:
-        self.name = call.name
+        super().__init__(call.name)
         self.arg = arg
-        self.count = 0
-        self.total: Any = 0
-        self.best: Any = None
 
     def add(self, batch: pa.RecordBatch) -> None:
         if self.arg is None:
@@ -503,15 +500,6 @@ class _Partial:
             if pair is not None and ((pair[0] < pair[1]) if self.name == "MIN" else (pair[0] > pair[1])):
                 self.best = extreme
 
-    def result(self) -> Any:
-        if self.name == "COUNT":
-            return self.count
-        if self.name == "SUM":
-            return self.total if self.count else None
-        if self.name == "AVG":
-            return self.total / self.count if self.count else None
-        return self.best
-
 
 class VectorPlan:
     """A query translated to pyarrow compute (NotVectorizable when it cannot be)."""
@@ -522,7 +510,7 @@ class VectorPlan:
         translator = self.translator = Translator(schema, query.alias)
         self.where = translator.vec(query.where) if query.where is not None else None
         self.star = len(query.items) == 1 and isinstance(query.items[0].expr, ast.Star)
-        self.names = [_name(item, i, schema) for i, item in enumerate(query.items)]
+        self.names = [output_name(item, i, schema) for i, item in enumerate(query.items)]
         self.partials: list[_Partial] = []
         self.compiler: Compiler | None = None
         if query.aggregate:

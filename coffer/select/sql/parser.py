@@ -3,6 +3,8 @@ can exhaust the stack; every failure is a SelectError naming AWS's code, line an
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from decimal import Decimal
 
@@ -208,39 +210,40 @@ class Parser:
         return int(token.text)
 
     # -- expressions -------------------------------------------------------------------------
-    def expr(self) -> ast.Expr:
+    @contextmanager
+    def nested(self) -> Iterator[None]:
+        """One level deeper: bounded, so no input can exhaust the stack."""
         self.depth += 1
         if self.depth > MAX_DEPTH:
             raise self.error("ParseUnsupportedSyntax", f"The expression nests deeper than {MAX_DEPTH} levels")
         try:
-            return self.or_expr()
+            yield
         finally:
             self.depth -= 1
 
-    def or_expr(self) -> ast.Expr:
-        left = self.and_expr()
-        while self.at_kw("OR"):
-            self.advance()
-            left = ast.Binary("OR", left, self.and_expr())
+    def expr(self) -> ast.Expr:
+        with self.nested():
+            return self.or_expr()
+
+    def left_assoc(self, operand: Callable[[], ast.Expr], keywords: tuple[str, ...], ops: tuple[str, ...]) -> ast.Expr:
+        """``operand (op operand)*`` folded to the left, for the binary operators of one precedence."""
+        left = operand()
+        while self.at_kw(*keywords) or self.at_op(*ops):
+            op = self.advance().text
+            left = ast.Binary(op, left, operand())
         return left
 
+    def or_expr(self) -> ast.Expr:
+        return self.left_assoc(self.and_expr, ("OR",), ())
+
     def and_expr(self) -> ast.Expr:
-        left = self.not_expr()
-        while self.at_kw("AND"):
-            self.advance()
-            left = ast.Binary("AND", left, self.not_expr())
-        return left
+        return self.left_assoc(self.not_expr, ("AND",), ())
 
     def not_expr(self) -> ast.Expr:
         if self.at_kw("NOT"):
             self.advance()
-            self.depth += 1
-            if self.depth > MAX_DEPTH:
-                raise self.error("ParseUnsupportedSyntax", f"The expression nests deeper than {MAX_DEPTH} levels")
-            try:
+            with self.nested():
                 return ast.Unary("NOT", self.not_expr())
-            finally:
-                self.depth -= 1
         return self.predicate()
 
     def predicate(self) -> ast.Expr:
@@ -294,36 +297,19 @@ class Parser:
                 return left
 
     def concat(self) -> ast.Expr:
-        left = self.additive()
-        while self.at_op("||"):
-            self.advance()
-            left = ast.Binary("||", left, self.additive())
-        return left
+        return self.left_assoc(self.additive, (), ("||",))
 
     def additive(self) -> ast.Expr:
-        left = self.multiplicative()
-        while self.at_op("+", "-"):
-            op = self.advance().text
-            left = ast.Binary(op, left, self.multiplicative())
-        return left
+        return self.left_assoc(self.multiplicative, (), ("+", "-"))
 
     def multiplicative(self) -> ast.Expr:
-        left = self.unary()
-        while self.at_op("*", "/", "%"):
-            op = self.advance().text
-            left = ast.Binary(op, left, self.unary())
-        return left
+        return self.left_assoc(self.unary, (), ("*", "/", "%"))
 
     def unary(self) -> ast.Expr:
         if self.at_op("-", "+"):
             op = self.advance().text
-            self.depth += 1
-            if self.depth > MAX_DEPTH:
-                raise self.error("ParseUnsupportedSyntax", f"The expression nests deeper than {MAX_DEPTH} levels")
-            try:
+            with self.nested():
                 operand = self.unary()
-            finally:
-                self.depth -= 1
             if (
                 op == "-"
                 and isinstance(operand, ast.Literal)
