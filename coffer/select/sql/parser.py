@@ -159,16 +159,7 @@ class Parser:
         if self.tok.kind == "EOF" or self.at_kw("FROM"):
             raise self.error("ParseExpectedExpression", "Expected an expression")
         expr = self.expr()
-        alias = None
-        if self.at_kw("AS"):
-            self.advance()
-            token = self.advance()
-            if token.kind not in ("IDENT", "QIDENT"):
-                raise self.error("ParseExpectedIdentForAlias", "Expected an alias after AS", token)
-            alias = token.text
-        elif self.tok.kind in ("IDENT", "QIDENT"):
-            alias = self.advance().text
-        return ast.SelectItem(expr, alias)
+        return ast.SelectItem(expr, self.alias())
 
     def from_clause(self) -> tuple[tuple[ast.Name | ast.Star, ...], str | None]:
         token = self.advance()
@@ -192,16 +183,19 @@ class Parser:
                 steps.append(ast.Name(name.text, name.kind == "QIDENT"))
             else:
                 break
-        alias = None
+        return tuple(steps), self.alias()
+
+    def alias(self) -> str | None:
+        """``[AS] name`` after a SELECT item or S3Object, if there is one."""
         if self.at_kw("AS"):
             self.advance()
             token = self.advance()
             if token.kind not in ("IDENT", "QIDENT"):
                 raise self.error("ParseExpectedIdentForAlias", "Expected an alias after AS", token)
-            alias = token.text
-        elif self.tok.kind in ("IDENT", "QIDENT"):
-            alias = self.advance().text
-        return tuple(steps), alias
+            return token.text
+        if self.tok.kind in ("IDENT", "QIDENT"):
+            return self.advance().text
+        return None
 
     def index(self) -> int:
         token = self.advance()
