@@ -376,3 +376,67 @@ def test_parquet_input(tmp_path) -> None:  # type: ignore[no-untyped-def]
             iter([b"not parquet"]), [].append, Stats()
         )
     assert caught.value.code == "ParquetParsingError"
+
+
+# -- the worker thread bridge ----------------------------------------------------------------
+
+
+def _event_types(messages: list[bytes]) -> list[str]:
+    buffer = EventStreamBuffer()
+    for message in messages:
+        buffer.add_data(message)
+    return [event.headers.get(":event-type", "error") for event in buffer]
+
+
+def test_bridge_sends_keep_alives_while_the_worker_is_quiet(monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+    import threading
+
+    from coffer.select import stream
+
+    monkeypatch.setattr(stream, "TICK", 0.01)
+    release = threading.Event()
+
+    async def body():  # type: ignore[no-untyped-def]
+        yield b"x"
+
+    def work(chunks, emit, stats) -> None:  # type: ignore[no-untyped-def]
+        list(chunks)
+        emit(eventstream.records(b"first\n"))
+        release.wait(5)  # a long scan with nothing to send
+
+    async def collect() -> list[bytes]:
+        messages = []
+        async for message in stream.select_events(body(), work, progress=False):
+            messages.append(message)
+            if _event_types(messages).count("Cont") >= 2:
+                release.set()
+        return messages
+
+    types = _event_types(asyncio.run(collect()))
+    assert types[0] == "Records" and "Cont" in types and types[-2:] == ["Stats", "End"]
+
+
+def test_bridge_stops_the_worker_when_the_client_goes(monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    from coffer.select import stream
+
+    read = []
+
+    async def body():  # type: ignore[no-untyped-def]
+        for i in range(10_000):
+            read.append(i)
+            yield b"x"
+
+    def work(chunks, emit, stats) -> None:  # type: ignore[no-untyped-def]
+        for chunk in chunks:
+            emit(eventstream.records(chunk))
+
+    async def first_then_leave() -> None:
+        events = stream.select_events(body(), work, progress=False)
+        await events.__anext__()
+        await events.aclose()  # what the server does when the client disconnects
+
+    asyncio.run(first_then_leave())
+    assert len(read) < 100
