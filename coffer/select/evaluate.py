@@ -144,7 +144,7 @@ def _arith(op: str, left: Any, right: Any) -> Any:
 def like_regex(pattern: str, escape: str | None) -> re.Pattern[str]:
     if escape is not None and len(escape) != 1:
         raise SelectError(
-            "EvaluatorInvalidEscapeSequence" if escape else "EvaluatorInvalidArguments",
+            "EvaluatorLikePatternInvalidEscapeSequence" if escape else "EvaluatorInvalidArguments",
             "The ESCAPE character must be a single character.",
         )
     out, i = [], 0
@@ -152,7 +152,9 @@ def like_regex(pattern: str, escape: str | None) -> re.Pattern[str]:
         char = pattern[i]
         if escape is not None and char == escape:
             if i + 1 >= len(pattern):
-                raise SelectError("EvaluatorInvalidEscapeSequence", "The LIKE pattern ends with its escape character.")
+                raise SelectError(
+                    "EvaluatorLikePatternInvalidEscapeSequence", "The LIKE pattern ends with its escape character."
+                )
             out.append(re.escape(pattern[i + 1]))
             i += 2
             continue

@@ -177,7 +177,10 @@ def to_string(args: list[Any]) -> Value:
 
 
 def to_timestamp(args: list[Any]) -> Value:
-    return values.to_timestamp(args[0])
+    try:
+        return values.to_timestamp(args[0])
+    except SelectError as exc:
+        raise SelectError("ValueParseFailure", f"A timestamp parse failure occurred: {exc.message}") from None
 
 
 def utcnow(args: list[Any]) -> Value:

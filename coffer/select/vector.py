@@ -232,7 +232,9 @@ def like_re2(pattern: str, escape: str | None) -> str:
         char = pattern[i]
         if escape is not None and char == escape:
             if i + 1 >= len(pattern):
-                raise SelectError("EvaluatorInvalidEscapeSequence", "The LIKE pattern ends with its escape character.")
+                raise SelectError(
+                    "EvaluatorLikePatternInvalidEscapeSequence", "The LIKE pattern ends with its escape character."
+                )
             char = pattern[i + 1]
             out.append("\\" + char if char in _RE2_SPECIAL else char)
             i += 2
