@@ -128,6 +128,19 @@ def test_json_input_gzip_and_scan_range(s3, bucket: str) -> None:  # type: ignor
     assert records == "y\n"
 
 
+def test_parquet_object(s3, bucket: str) -> None:  # type: ignore[no-untyped-def]
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    buffer = io.BytesIO()
+    pq.write_table(pa.table({"name": ["alice", "bob"], "age": [30, 45]}), buffer)
+    s3.put_object(Bucket=bucket, Key="p.parquet", Body=buffer.getvalue())
+    records, _ = select(s3, bucket, "p.parquet", "SELECT name FROM S3Object WHERE age > 40", {"Parquet": {}})
+    assert records == "bob\n"
+
+
 def test_errors_before_and_during_the_stream(s3, bucket: str) -> None:  # type: ignore[no-untyped-def]
     s3.put_object(Bucket=bucket, Key="people.csv", Body=CSV)
     with pytest.raises(ClientError) as caught:

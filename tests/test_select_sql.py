@@ -95,6 +95,8 @@ def test_parse_paths_aliases_and_clauses() -> None:
         ("SELECT _1 FROM S3Object LIMIT x", "ParseExpectedNumber", 1, 31),
         ("SELECT _1 FROM S3Object garbage garbage", "ParseUnexpectedToken", 1, 33),
         ("UPDATE x", "ParseUnsupportedSelect", 1, 1),
+        ("SELECT *, _1 FROM S3Object", "ParseAsteriskIsNotAloneInSelectList", 1, 9),
+        ("SELECT _1 FROM S3Object LIMIT -1", "EvaluatorNegativeLimit", 1, 31),
         ("SELECT 'abc FROM S3Object", "LexerInvalidChar", 1, 8),
         ("SELECT CAST(_1 AS BLOB) FROM S3Object", "ParseExpectedTypeName", 1, 19),
     ],

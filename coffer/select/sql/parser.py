@@ -130,6 +130,8 @@ class Parser:
         limit = None
         if self.at_kw("LIMIT"):
             self.advance()
+            if self.at_op("-"):
+                raise self.error("EvaluatorNegativeLimit", "LIMIT must not be negative")
             token = self.advance()
             if token.kind != "NUMBER" or not token.text.isdigit():
                 raise self.error("ParseExpectedNumber", "LIMIT expects a non-negative integer", token)
@@ -148,6 +150,10 @@ class Parser:
     def select_list(self) -> tuple[ast.SelectItem, ...]:
         if self.at_op("*"):
             self.advance()
+            if self.at_op(","):
+                raise self.error(
+                    "ParseAsteriskIsNotAloneInSelectList", "Other expressions are not allowed in the SELECT list with *"
+                )
             return (ast.SelectItem(ast.Star(), None),)
         items = [self.select_item()]
         while self.at_op(","):
