@@ -442,3 +442,17 @@ def test_bridge_stops_the_worker_when_the_client_goes(monkeypatch: pytest.Monkey
 
     asyncio.run(first_then_leave())
     assert len(read) < 100
+
+
+def test_select_aliases_can_be_used_by_other_items_and_where() -> None:
+    assert run_query("SELECT CAST(age AS INT) AS a, a * 2 AS b FROM S3Object WHERE b > 80 AND age <> ''") == (
+        "45,90\n600,1200\n"
+    )
+    assert run_query("SELECT name AS city, city FROM S3Object LIMIT 1") == "alice,paris\n"  # the column wins
+    for cyclic in (
+        "SELECT _1 AS a, b AS c, c AS b FROM S3Object",
+        "SELECT " + ", ".join(["_2 AS a0"] + [f"a{i} + a{i} AS a{i + 1}" for i in range(30)]) + " FROM S3Object",
+    ):
+        with pytest.raises(SelectError) as caught:
+            run_query(cyclic)
+        assert caught.value.code == "InvalidQuery"

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from coffer.select import functions, values
+from coffer.select import aliases, functions, values
 from coffer.select.errors import SelectError
 from coffer.select.sql import ast
 from coffer.select.sql.ast import MISSING
@@ -41,6 +41,10 @@ class Schema:
             return row[index] if index < len(row) else MISSING
 
         return get
+
+    def is_column(self, step: ast.Name) -> bool:
+        """Whether a name is a column of the input (JSON: a field may be anything, so no)."""
+        return self.csv and self.column_index(step) is not None
 
     def column_index(self, step: ast.Name) -> int | None:
         name = step.name
@@ -424,6 +428,7 @@ class Plan:
     """A query compiled against a schema: ``run`` turns records into output rows."""
 
     def __init__(self, query: ast.Query, schema: Schema) -> None:
+        query = aliases.inline(query, schema.is_column)
         self.query = query
         self.compiler = Compiler(schema, query.alias)
         self.where = self.compiler.compile(query.where) if query.where is not None else None

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
-from coffer.select import values
+from coffer.select import aliases, values
 from coffer.select.errors import SelectError
 from coffer.select.evaluate import Accumulator, Compiler, Row, Schema, output_name
 from coffer.select.inputs import MAX_RECORD, csv_dialect
@@ -507,6 +507,7 @@ class VectorPlan:
     """A query translated to pyarrow compute (NotVectorizable when it cannot be)."""
 
     def __init__(self, query: ast.Query, schema: Schema) -> None:
+        query = aliases.inline(query, schema.is_column)
         self.query = query
         self.schema = schema
         translator = self.translator = Translator(schema, query.alias)

@@ -423,6 +423,11 @@ class Parser:
             self.advance()
             self.expect_op(")")
             return ast.Call("COUNT", (ast.Star(),))
+        if name in ("INT", "FLOAT") and not self.at_op(")"):
+            # Ceph RGW's dialect spells CAST(x AS INT) as int(x): accepted as the same cast.
+            value = self.expr()
+            self.expect_op(")")
+            return ast.Cast(value, name)
         if name == "SUBSTRING":
             return self.substring()
         if name == "TRIM":
