@@ -317,7 +317,8 @@ def test_scan_range_takes_the_records_that_start_inside_it() -> None:
     assert run_query("SELECT _1 FROM S3Object", data, spec, scan_range=(0, 4)) == "r1\n"
     assert run_query("SELECT _1 FROM S3Object", data, spec, scan_range=(1, 10)) == "r2\nr3\n"
     assert run_query("SELECT _1 FROM S3Object", data, spec, scan_range=(5, None)) == "r2\nr3\nr4\n"
-    assert run_query("SELECT _1 FROM S3Object", data, spec, scan_range=(None, 6)) == "r1\nr2\n"
+    assert run_query("SELECT _1 FROM S3Object", data, spec, scan_range=(None, 6)) == "r4\n"  # the last 6 bytes
+    assert run_query("SELECT _1 FROM S3Object", data, spec, scan_range=(0, 5)) == "r1\nr2\n"
 
 
 def test_csv_options() -> None:

@@ -12,18 +12,24 @@ from coffer.select.sql import ast
 from coffer.select.sql.parser import parse
 
 
-@dataclass(frozen=True)
+@dataclass
 class Prepared:
     request: SelectRequest
     query: ast.Query
     spool_dir: str | None = None  # where Parquet objects are spooled for random access
+    # The ScanRange as byte offsets [start, end] of this object (set by byte_span).
+    scan: tuple[int, int] | None = None
 
     def byte_span(self, size: int) -> tuple[int, int]:
         """The bytes [start, end) of the object to read: all of it, or from just before a ScanRange's
-        Start (to find the first record boundary) to the end (its last record may run past End)."""
+        Start (to find the first record boundary) to the end (its last record may run past End).
+        AWS's ScanRange: Start alone scans from Start on; End alone, the last End bytes."""
         if self.request.scan_range is None:
             return 0, size
-        start = self.request.scan_range[0] or 0
+        start, end = self.request.scan_range
+        if start is None:
+            start, end = max(size - (end or 0), 0), size - 1
+        self.scan = (start, size - 1 if end is None else end)
         return min(max(start - len(self._delimiter()), 0), size), size
 
     def _delimiter(self) -> str:
@@ -31,8 +37,10 @@ class Prepared:
         return source.record_delimiter if isinstance(source, CsvInput) else "\n"
 
     def work(self, chunks: Iterator[bytes], emit: Callable[[bytes], None], stats: run.Stats) -> None:
-        offset = self.byte_span(2**63)[0]
-        data = run.plain_chunks(self.request, chunks, stats, offset)
+        offset = 0
+        if self.scan is not None:
+            offset = max(self.scan[0] - len(self._delimiter()), 0)
+        data = run.plain_chunks(self.request, chunks, stats, offset, self.scan)
         run.execute(self.request, run.rows_of(self.request, self.query, data, self.spool_dir), stats, emit)
 
 

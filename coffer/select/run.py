@@ -31,14 +31,17 @@ class Stats:
         return self.counter.scanned, self.counter.processed, self.returned
 
 
-def plain_chunks(request: SelectRequest, chunks: Iterable[bytes], stats: Stats, offset: int) -> Iterator[bytes]:
-    """Decompressed, counted, scan-range-trimmed bytes of the object."""
+def plain_chunks(
+    request: SelectRequest, chunks: Iterable[bytes], stats: Stats, offset: int, scan: tuple[int, int] | None
+) -> Iterator[bytes]:
+    """Decompressed, counted bytes of the object (starting at ``offset``), trimmed to the records
+    of the ScanRange ``scan`` (start and end byte, inclusive)."""
     data = inputs.counted(chunks, stats.counter, "scanned")
     data = inputs.counted(inputs.decompressed(data, request.compression), stats.counter, "processed")
-    if request.scan_range is not None:
-        start, end = request.scan_range
+    if scan is not None:
+        start, end = scan
         delimiter = request.input.record_delimiter if isinstance(request.input, CsvInput) else "\n"
-        data = inputs.scan_range(data, delimiter.encode(), offset, start or 0, end)
+        data = inputs.scan_range(data, delimiter.encode(), offset, start, end)
     return data
 
 
