@@ -457,3 +457,14 @@ def test_select_aliases_can_be_used_by_other_items_and_where() -> None:
         with pytest.raises(SelectError) as caught:
             run_query(cyclic)
         assert caught.value.code == "InvalidQuery"
+
+
+def test_decompression_is_bounded_and_handles_many_members() -> None:
+    bomb = gzip.compress(b"\n" * (64 * 1024 * 1024))  # 64 MiB of newlines in about 64 KiB
+    pieces = inputs.decompressed(iter([bomb]), "GZIP")
+    assert max(len(p) for p in pieces) <= inputs.DECODE_PIECE
+    members = b"".join(gzip.compress(b"%d\n" % i) for i in range(3000))
+    assert b"".join(inputs.decompressed(iter([members]), "GZIP")) == b"".join(b"%d\n" % i for i in range(3000))
+    big = bz2.compress(b"x" * (8 * 1024 * 1024))
+    assert max(len(p) for p in inputs.decompressed(iter([big[:100], big[100:]]), "BZIP2")) <= inputs.DECODE_PIECE
+    assert sum(len(p) for p in inputs.decompressed(iter([big, big]), "BZIP2")) == 16 * 1024 * 1024

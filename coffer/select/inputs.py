@@ -33,41 +33,44 @@ def counted(chunks: Iterable[bytes], counter: Counter, attribute: str) -> Iterat
         yield chunk
 
 
+DECODE_PIECE = 1024 * 1024  # decompressed bytes produced per step: a zip bomb costs no memory
+
+
 def decompressed(chunks: Iterable[bytes], compression: str) -> Iterator[bytes]:
+    """The decompressed bytes, in pieces of at most DECODE_PIECE. Several compressed streams one
+    after another (``gzip -c a b``, pbzip2) are decoded in turn."""
     if compression == "NONE":
         yield from chunks
         return
-    # gzip members may follow one another (as gzip -c a b writes them): each is decoded in turn.
-    while True:
-        decoder: Any = zlib.decompressobj(wbits=47) if compression == "GZIP" else bz2.BZ2Decompressor()
-        rest = b""
-        try:
-            for chunk in chunks:
-                data = decoder.decompress(chunk)
-                if data:
-                    yield data
-                if decoder.eof:
-                    rest = decoder.unused_data
-                    break
-        except (zlib.error, OSError, EOFError, ValueError):
-            raise SelectError(
-                "InvalidCompressionFormat", "The file is not in a supported compression format."
-            ) from None
-        if not decoder.eof:
-            if compression == "GZIP" or rest:
-                raise SelectError("InvalidCompressionFormat", "The compressed object ends before its stream does.")
-            raise SelectError("InvalidCompressionFormat", "The compressed object ends before its stream does.")
-        if not rest.strip(b"\x00"):
-            # Anything after the last stream is read through so it is counted, then done.
-            for _ in chunks:
-                pass
-            return
-        chunks = _prepend(rest, chunks)
-
-
-def _prepend(first: bytes, chunks: Iterable[bytes]) -> Iterator[bytes]:
-    yield first
-    yield from chunks
+    source = iter(chunks)
+    pending = b""  # compressed bytes not yet given to a decoder
+    try:
+        while True:
+            decoder: Any = zlib.decompressobj(wbits=47) if compression == "GZIP" else bz2.BZ2Decompressor()
+            while not decoder.eof:
+                if compression == "BZIP2" and not decoder.needs_input:
+                    piece = decoder.decompress(b"", DECODE_PIECE)  # more from the input it holds
+                else:
+                    if not pending:
+                        pending = next(source, b"")
+                        if not pending:
+                            raise SelectError(
+                                "InvalidCompressionFormat", "The compressed object ends before its stream does."
+                            )
+                    piece = decoder.decompress(pending, DECODE_PIECE)
+                    # zlib hands back the input it did not use; bz2 keeps it (needs_input False).
+                    pending = bytes(decoder.unconsumed_tail) if compression == "GZIP" else b""
+                if piece:
+                    yield piece
+            pending = decoder.unused_data
+            if not pending.strip(b"\x00"):
+                pending = next(source, b"")
+                if not pending.strip(b"\x00"):
+                    for _ in source:  # read through trailing padding so it is counted
+                        pass
+                    return
+    except (zlib.error, OSError, EOFError, ValueError):
+        raise SelectError("InvalidCompressionFormat", "The file is not in a supported compression format.") from None
 
 
 def scan_range(chunks: Iterable[bytes], delimiter: bytes, offset: int, start: int, end: int | None) -> Iterator[bytes]:

@@ -3,6 +3,7 @@ row evaluator and the output writers)."""
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -118,12 +119,6 @@ def timestamp_text(value: datetime) -> str:
     return text.replace("+00:00", "Z")
 
 
-def float_text(value: float) -> str:
-    if value == int(value) and abs(value) < 1e16:
-        return repr(value)
-    return repr(value)
-
-
 def text_of(value: Any) -> str:
     """The CSV output form of a value (NULL and MISSING: empty)."""
     if value is None or value is MISSING:
@@ -133,12 +128,10 @@ def text_of(value: Any) -> str:
     if isinstance(value, str):
         return value
     if isinstance(value, float):
-        return float_text(value)
+        return repr(value)
     if isinstance(value, datetime):
         return timestamp_text(value)
     if isinstance(value, list | dict):
-        import json
-
         return json.dumps(value, separators=(",", ":"), default=str)
     return str(value)
 
