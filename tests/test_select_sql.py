@@ -468,3 +468,12 @@ def test_decompression_is_bounded_and_handles_many_members() -> None:
     big = bz2.compress(b"x" * (8 * 1024 * 1024))
     assert max(len(p) for p in inputs.decompressed(iter([big[:100], big[100:]]), "BZIP2")) <= inputs.DECODE_PIECE
     assert sum(len(p) for p in inputs.decompressed(iter([big, big]), "BZIP2")) == 16 * 1024 * 1024
+
+
+def test_ragged_csv_records_read_missing_fields_as_null() -> None:
+    data = b"a,b,c\n1,2,3\n4,5\n6,7,8,9\n10,11,12\n"
+    assert run_query("SELECT count(*), count(c), sum(CAST(a AS INT)) FROM S3Object", data) == "4,3,21\n"
+    assert sorted(run_query("SELECT a, c FROM S3Object", data).splitlines()) == ["1,3", "10,12", "4,", "6,8"]
+    with pytest.raises(SelectError) as caught:
+        run_query("SELECT _1 FROM S3Object", b"x" * (2 * 1024 * 1024) + b"\n", CsvInput())
+    assert caught.value.code == "OverMaxRecordSize"

@@ -17,6 +17,9 @@ from coffer.select.sql import ast
 
 MAX_RECORD = 1024 * 1024  # AWS: "The maximum length of a record in the input or result is 1 MB."
 MAX_DOCUMENT = 64 * 1024 * 1024  # a JSON DOCUMENT value is parsed whole (its records come from inside it)
+# The csv module refuses fields over 128 KiB by default; S3 Select allows a 1 MiB record.
+# (Process-wide, and nothing else in Coffer reads CSV.)
+csv.field_size_limit(MAX_RECORD)
 
 
 class Counter:

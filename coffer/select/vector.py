@@ -87,11 +87,15 @@ class CsvSource:
     def __init__(self, chunks: Iterable[bytes], spec: CsvInput) -> None:
         self.spec = spec
         self.file = ChunkFile(chunks)
-        first = self.file.peek_line(MAX_RECORD).decode("utf-8", "replace").rstrip("\r\n")
+        line = self.file.peek_line(MAX_RECORD)
+        if len(line) > MAX_RECORD:
+            raise _csv_error(ValueError("straddling"))
+        first = line.decode("utf-8", "replace").rstrip("\r\n")
         self.empty = not first and not self.file.rest
-        fields = next(csv.reader([first], **csv_dialect(spec)), []) if first else []
+        fields = _fields(first, spec) if first else []
         self.header = [name.strip() for name in fields] if spec.header == "USE" else None
         self.names = [f"_{i + 1}" for i in range(max(len(fields), 1))]
+        self.ragged: list[str] = []
 
     def batches(self, columns: set[int] | None = None) -> Iterator[pa.RecordBatch]:
         """Record batches holding only ``columns`` (positions; None: all of them)."""
@@ -104,6 +108,7 @@ class CsvSource:
             double_quote=spec.escape is None or spec.escape == spec.quote,
             escape_char=spec.escape if spec.escape is not None and spec.escape != spec.quote else False,
             newlines_in_values=spec.quoted_record_delimiter,
+            invalid_row_handler=self._ragged,
         )
         read = pcsv.ReadOptions(
             block_size=BLOCK_SIZE, column_names=self.names, skip_rows=1 if spec.header in ("USE", "IGNORE") else 0
@@ -125,10 +130,38 @@ class CsvSource:
             try:
                 batch = reader.read_next_batch()
             except StopIteration:
-                return
+                batch = None
             except pa.ArrowInvalid as exc:
                 raise _csv_error(exc) from None
-            yield batch
+            if batch is not None:
+                yield batch
+            if self.ragged:
+                yield self._ragged_batch(wanted)
+            if batch is None:
+                return
+
+    def _ragged(self, row: Any) -> str:
+        """pyarrow met a record with more or fewer fields than the first: it is kept aside and
+        read here (missing fields NULL, extra ones dropped), after the batch it was found in."""
+        if len(self.ragged) >= 1_000_000:
+            return "error"
+        self.ragged.append(row.text)
+        return "skip"
+
+    def _ragged_batch(self, wanted: list[str]) -> pa.RecordBatch:
+        texts, self.ragged = self.ragged, []
+        width = len(self.names)
+        rows: list[list[str | None]] = [[*_fields(text, self.spec), *[None] * width][:width] for text in texts]
+        positions = [self.names.index(name) for name in wanted]
+        arrays = [pa.array([row[i] for row in rows], pa.string()) for i in positions]
+        return pa.RecordBatch.from_arrays(arrays, names=wanted)
+
+
+def _fields(text: str, spec: CsvInput) -> list[str]:
+    try:
+        return next(csv.reader([text], **csv_dialect(spec)), [])
+    except csv.Error as exc:
+        raise SelectError("CSVParsingError", f"The CSV input cannot be parsed: {exc}") from None
 
 
 def _csv_error(exc: Exception) -> SelectError:
