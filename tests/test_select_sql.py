@@ -477,3 +477,14 @@ def test_ragged_csv_records_read_missing_fields_as_null() -> None:
     with pytest.raises(SelectError) as caught:
         run_query("SELECT _1 FROM S3Object", b"x" * (2 * 1024 * 1024) + b"\n", CsvInput())
     assert caught.value.code == "OverMaxRecordSize"
+
+
+def test_json_documents_split_anywhere() -> None:
+    text = b'{"a": 1} {"a": [2, 3]}\n\n12 "s" {"a": {"b": "x y"}} 345'
+    for size in (1, 2, 3, 7, len(text)):
+        pieces = [text[i : i + size] for i in range(0, len(text), size)]
+        got = list(inputs.json_records(iter(pieces), JsonInput("DOCUMENT"), ()))
+        assert got == [{"a": 1}, {"a": [2, 3]}, 12, "s", {"a": {"b": "x y"}}, 345], size
+    with pytest.raises(SelectError) as caught:
+        list(inputs.json_records(iter([b'{"a": 1} {"a": ']), JsonInput("DOCUMENT"), ()))
+    assert caught.value.code == "JSONParsingError"

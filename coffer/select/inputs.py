@@ -7,6 +7,7 @@ import bz2
 import codecs
 import csv
 import json
+import re
 import zlib
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -224,39 +225,44 @@ class CsvRecords:
                 raise SelectError("CSVParsingError", f"The CSV input cannot be parsed: {exc}") from None
 
 
+_SPACE = re.compile(r"\s*")
+
+
 def _json_documents(texts: Iterable[str]) -> Iterator[Any]:
-    """Top-level JSON values one after another (whitespace between them)."""
+    """Top-level JSON values one after another (whitespace between them). A value is decoded in
+    place (no copy of the rest per value); an incomplete one waits for more text, retried each
+    time the text held has doubled, so one large value costs linear time too."""
     decoder = json.JSONDecoder()
-    buffer = ""
+    buffer, pos = "", 0
     tried_at = 0
     exhausted = False
     source = iter(texts)
     while True:
-        stripped = buffer.lstrip()
-        if not stripped:
-            buffer = ""
-            if exhausted:
-                return
-        else:
-            buffer = stripped
-            if exhausted or len(buffer) >= 2 * tried_at:
-                try:
-                    value, used = decoder.raw_decode(buffer)
-                except json.JSONDecodeError as exc:
-                    if exhausted or (exc.pos < len(buffer) - 1 and not _incomplete(exc)):
-                        raise SelectError("JSONParsingError", f"The JSON input cannot be parsed: {exc.msg}.") from None
-                    tried_at = len(buffer)
-                else:
-                    buffer = buffer[used:]
-                    tried_at = 0
+        pos = _SPACE.match(buffer, pos).end()  # type: ignore[union-attr]
+        if pos < len(buffer) and (exhausted or len(buffer) - pos >= 2 * tried_at):
+            try:
+                value, end = decoder.raw_decode(buffer, pos)
+            except json.JSONDecodeError as exc:
+                if exhausted or (exc.pos < len(buffer) - 1 and not _incomplete(exc)):
+                    raise SelectError("JSONParsingError", f"The JSON input cannot be parsed: {exc.msg}.") from None
+                tried_at = len(buffer) - pos
+            else:
+                # A number (or true/false/null) that ends where the text does may go on in the next piece.
+                if exhausted or end < len(buffer) or buffer[end - 1] in '}]"':
+                    pos, tried_at = end, 0
                     yield value
                     continue
-        if len(buffer) > MAX_DOCUMENT:
+                tried_at = len(buffer) - pos
+        if pos >= len(buffer) and exhausted:
+            return
+        if len(buffer) - pos > MAX_DOCUMENT:
             raise SelectError("OverMaxRecordSize", "A JSON document is larger than the maximum record size.")
         try:
-            buffer += next(source)
+            piece = next(source)
         except StopIteration:
             exhausted = True
+            continue
+        buffer, pos = buffer[pos:] + piece, 0
 
 
 def _incomplete(exc: json.JSONDecodeError) -> bool:
