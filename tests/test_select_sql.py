@@ -488,3 +488,68 @@ def test_json_documents_split_anywhere() -> None:
     with pytest.raises(SelectError) as caught:
         list(inputs.json_records(iter([b'{"a": 1} {"a": ']), JsonInput("DOCUMENT"), ()))
     assert caught.value.code == "JSONParsingError"
+
+
+def _document(inner: str) -> str:
+    return f"<SelectObjectContentRequest>{inner}</SelectObjectContentRequest>"
+
+
+_CSV_IO = "<InputSerialization><CSV/></InputSerialization><OutputSerialization><CSV/></OutputSerialization>"
+
+
+@pytest.mark.parametrize(
+    ("inner", "code"),
+    [
+        ("<ExpressionType>SQL</ExpressionType>" + _CSV_IO, "MissingRequiredParameter"),
+        (
+            "<Expression>SELECT 1 FROM S3Object</Expression><ExpressionType>XPATH</ExpressionType>" + _CSV_IO,
+            "InvalidExpressionType",
+        ),
+        (
+            "<Expression>s</Expression><ExpressionType>SQL</ExpressionType><InputSerialization><CSV>"
+            "<FileHeaderInfo>MAYBE</FileHeaderInfo></CSV></InputSerialization>",
+            "InvalidFileHeaderInfo",
+        ),
+        (
+            "<Expression>s</Expression><ExpressionType>SQL</ExpressionType><InputSerialization><JSON><Type>XML</Type>"
+            "</JSON></InputSerialization>",
+            "InvalidJsonType",
+        ),
+        (
+            "<Expression>s</Expression><ExpressionType>SQL</ExpressionType><InputSerialization><CSV/><JSON/>"
+            "</InputSerialization>",
+            "InvalidDataSource",
+        ),
+        (
+            "<Expression>s</Expression><ExpressionType>SQL</ExpressionType><InputSerialization><CSV/>"
+            "</InputSerialization><OutputSerialization><CSV><QuoteFields>SOMETIMES</QuoteFields></CSV>"
+            "</OutputSerialization>",
+            "InvalidQuoteFields",
+        ),
+        (
+            "<Expression>s</Expression><ExpressionType>SQL</ExpressionType>"
+            + _CSV_IO
+            + "<ScanRange><Start>9</Start><End>3</End></ScanRange>",
+            "InvalidScanRange",
+        ),
+        (
+            "<Expression>s</Expression><ExpressionType>SQL</ExpressionType><InputSerialization><JSON/>"
+            "</InputSerialization><OutputSerialization><CSV/></OutputSerialization><ScanRange><Start>1</Start>"
+            "</ScanRange>",
+            "UnsupportedScanRangeInput",
+        ),
+        (
+            "<Expression>s</Expression><ExpressionType>SQL</ExpressionType>"
+            + _CSV_IO
+            + "<RequestProgress><Enabled>perhaps</Enabled></RequestProgress>",
+            "InvalidRequestParameter",
+        ),
+    ],
+)
+def test_request_document_errors(inner: str, code: str) -> None:
+    from coffer.select.request import parse_request
+    from coffer.server import xml
+
+    with pytest.raises(SelectError) as caught:
+        parse_request(xml.parse(_document(inner).encode()))
+    assert caught.value.code == code
