@@ -553,3 +553,37 @@ def test_request_document_errors(inner: str, code: str) -> None:
     with pytest.raises(SelectError) as caught:
         parse_request(xml.parse(_document(inner).encode()))
     assert caught.value.code == code
+
+
+@pytest.mark.parametrize(
+    ("pattern", "text", "expected"),
+    [
+        ("a%", "abc", True),
+        ("%c", "abc", True),
+        ("a%c", "ac", True),
+        ("a%b%c", "axxbyyc", True),
+        ("a%b%c", "acb", False),
+        ("_b_", "abc", True),
+        ("_b_", "ab", False),
+        ("%%", "", True),
+        ("a_%_c", "abc", False),
+        ("a_%_c", "abxc", True),
+        ("%a%a%", "aa", True),
+        ("ab%ab", "ab", False),
+        ("x!%y", "x%y", True),
+        ("x!%y", "xzy", False),
+    ],
+)
+def test_like_matcher(pattern: str, text: str, expected: bool) -> None:
+    import re
+
+    from coffer.select import like
+
+    assert like.matcher(pattern, "!")(text) is expected
+    assert (re.fullmatch(like.re2(pattern, "!"), text) is not None) is expected
+
+
+def test_like_cannot_backtrack_exponentially() -> None:
+    from coffer.select import like
+
+    assert like.matcher("%a" * 40 + "%b", None)("a" * 100_000) is False

@@ -9,12 +9,11 @@ its condition is TRUE.
 from __future__ import annotations
 
 import operator
-import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from coffer.select import aliases, functions, values
+from coffer.select import aliases, functions, like, values
 from coffer.select.errors import SelectError
 from coffer.select.sql import ast
 from coffer.select.sql.ast import MISSING
@@ -145,28 +144,6 @@ def _arith(op: str, left: Any, right: Any) -> Any:
     return a % b
 
 
-def like_regex(pattern: str, escape: str | None) -> re.Pattern[str]:
-    if escape is not None and len(escape) != 1:
-        raise SelectError(
-            "EvaluatorLikePatternInvalidEscapeSequence" if escape else "EvaluatorInvalidArguments",
-            "The ESCAPE character must be a single character.",
-        )
-    out, i = [], 0
-    while i < len(pattern):
-        char = pattern[i]
-        if escape is not None and char == escape:
-            if i + 1 >= len(pattern):
-                raise SelectError(
-                    "EvaluatorLikePatternInvalidEscapeSequence", "The LIKE pattern ends with its escape character."
-                )
-            out.append(re.escape(pattern[i + 1]))
-            i += 2
-            continue
-        out.append(".*" if char == "%" else "." if char == "_" else re.escape(char))
-        i += 1
-    return re.compile("".join(out), re.DOTALL)
-
-
 class Compiler:
     """Compiles expressions; aggregate calls become reads of ``Aggregates`` results."""
 
@@ -278,7 +255,7 @@ class Compiler:
             pattern_value, escape_value = expr.pattern.value, None if expr.escape is None else expr.escape.value
             if not isinstance(pattern_value, str) or (escape_value is not None and not isinstance(escape_value, str)):
                 raise SelectError("EvaluatorInvalidArguments", "LIKE needs string arguments.")
-            compiled = like_regex(pattern_value, escape_value)
+            matches = like.matcher(pattern_value, escape_value)
 
             def fixed(row: Any) -> Any:
                 v = value(row)
@@ -286,7 +263,7 @@ class Compiler:
                     return None
                 if not isinstance(v, str):
                     raise SelectError("EvaluatorInvalidArguments", "LIKE needs a string value.")
-                return (compiled.fullmatch(v) is not None) != negated
+                return matches(v) != negated
 
             return fixed
         pattern = self.compile(expr.pattern)
@@ -299,7 +276,7 @@ class Compiler:
                 return None
             if not isinstance(v, str) or not isinstance(p, str):
                 raise SelectError("EvaluatorInvalidArguments", "LIKE needs string arguments.")
-            return (like_regex(p, e).fullmatch(v) is not None) != negated
+            return like.matcher(p, e)(v) != negated
 
         return dynamic
 

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
-from coffer.select import aliases, values
+from coffer.select import aliases, like, values
 from coffer.select.errors import SelectError
 from coffer.select.evaluate import Accumulator, Compiler, Row, Schema, output_name
 from coffer.select.inputs import MAX_RECORD, csv_dialect
@@ -256,26 +256,6 @@ _COMPARE = {
     ">=": pc.greater_equal,
 }
 _ARITH = {"+": pc.add_checked, "-": pc.subtract_checked, "*": pc.multiply_checked}
-_RE2_SPECIAL = frozenset("\\.+*?()|[]{}^$")
-
-
-def like_re2(pattern: str, escape: str | None) -> str:
-    out, i = ["(?s)^"], 0
-    while i < len(pattern):
-        char = pattern[i]
-        if escape is not None and char == escape:
-            if i + 1 >= len(pattern):
-                raise SelectError(
-                    "EvaluatorLikePatternInvalidEscapeSequence", "The LIKE pattern ends with its escape character."
-                )
-            char = pattern[i + 1]
-            out.append("\\" + char if char in _RE2_SPECIAL else char)
-            i += 2
-            continue
-        out.append(".*" if char == "%" else "." if char == "_" else ("\\" + char if char in _RE2_SPECIAL else char))
-        i += 1
-    out.append("$")
-    return "".join(out)
 
 
 class Translator:
@@ -429,7 +409,7 @@ class Translator:
             escape = expr.escape.value
             if len(escape) != 1:
                 raise SelectError("EvaluatorInvalidArguments", "The ESCAPE character must be a single character.")
-        regex = like_re2(expr.pattern.value, escape)
+        regex = like.re2(expr.pattern.value, escape)
         value = self.vec(expr.value)
 
         def matches(batch: pa.RecordBatch) -> Any:
