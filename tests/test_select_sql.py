@@ -587,3 +587,14 @@ def test_like_cannot_backtrack_exponentially() -> None:
     from coffer.select import like
 
     assert like.matcher("%a" * 40 + "%b", None)("a" * 100_000) is False
+
+
+def test_hostile_json_and_arithmetic_are_s3_errors() -> None:
+    deep = b"[" * 100_000 + b"]" * 100_000
+    for kind in ("LINES", "DOCUMENT"):
+        with pytest.raises(SelectError) as caught:
+            run_query("SELECT * FROM S3Object", deep, JsonInput(kind), JsonOutput())
+        assert caught.value.code == "JSONParsingError"
+    with pytest.raises(SelectError) as caught:
+        run_query("SELECT " + " * ".join(["999999999"] * 20) + " FROM S3Object LIMIT 1")
+    assert caught.value.code == "EvaluatorInvalidArguments"

@@ -131,12 +131,12 @@ def _arith(op: str, left: Any, right: Any) -> Any:
     a, b = values.number(left), values.number(right)
     if a is None or b is None:
         raise SelectError("EvaluatorInvalidArguments", f"Operator {op} needs numbers.")
-    if op == "+":
-        return a + b
-    if op == "-":
-        return a - b
-    if op == "*":
-        return a * b
+    if op in ("+", "-", "*"):
+        result = a + b if op == "+" else a - b if op == "-" else a * b
+        if isinstance(result, int) and not -(2**63) <= result < 2**63:
+            # 64-bit integers as in AWS (and no unbounded big-number work per record).
+            raise SelectError("EvaluatorInvalidArguments", f"Integer overflow in {op}.")
+        return result
     if b == 0:
         raise SelectError("EvaluatorDivisionByZero", "Division by zero.")
     if op == "/":

@@ -242,6 +242,8 @@ def _json_documents(texts: Iterable[str]) -> Iterator[Any]:
         if pos < len(buffer) and (exhausted or len(buffer) - pos >= 2 * tried_at):
             try:
                 value, end = decoder.raw_decode(buffer, pos)
+            except RecursionError:
+                raise SelectError("JSONParsingError", "The JSON input nests too deeply.") from None
             except json.JSONDecodeError as exc:
                 if exhausted or (exc.pos < len(buffer) - 1 and not _incomplete(exc)):
                     raise SelectError("JSONParsingError", f"The JSON input cannot be parsed: {exc.msg}.") from None
@@ -275,6 +277,8 @@ def _json_lines(texts: Iterable[str]) -> Iterator[Any]:
         if line.strip():
             try:
                 yield json.loads(line)
+            except RecursionError:
+                raise SelectError("JSONParsingError", "The JSON input nests too deeply.") from None
             except json.JSONDecodeError as exc:
                 raise SelectError("JSONParsingError", f"The JSON input cannot be parsed: {exc.msg}.") from None
 
