@@ -598,3 +598,38 @@ def test_hostile_json_and_arithmetic_are_s3_errors() -> None:
     with pytest.raises(SelectError) as caught:
         run_query("SELECT " + " * ".join(["999999999"] * 20) + " FROM S3Object LIMIT 1")
     assert caught.value.code == "EvaluatorInvalidArguments"
+
+
+def test_bridge_runs_a_bounded_number_of_queries_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+    import threading
+
+    from coffer.select import stream
+
+    monkeypatch.setattr(stream, "TICK", 0.01)
+    monkeypatch.setattr(stream, "_running", threading.BoundedSemaphore(2))
+    running, peak, lock = 0, 0, threading.Lock()
+
+    async def body():  # type: ignore[no-untyped-def]
+        yield b"x"
+
+    def work(chunks, emit, stats) -> None:  # type: ignore[no-untyped-def]
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+        list(chunks)
+        threading.Event().wait(0.05)
+        with lock:
+            running -= 1
+        emit(eventstream.records(b"done\n"))
+
+    async def one() -> list[str]:
+        return _event_types([m async for m in stream.select_events(body(), work, progress=False)])
+
+    async def many() -> list[list[str]]:
+        return await asyncio.gather(*[one() for _ in range(6)])
+
+    results = asyncio.run(many())
+    assert peak == 2
+    assert all(types[-3:] == ["Records", "Stats", "End"] for types in results)

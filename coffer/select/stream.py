@@ -24,6 +24,10 @@ from coffer.select.run import Stats
 log = logging.getLogger("coffer.select")
 
 QUEUE_DEPTH = 8
+# Queries scanning at once in this process; more wait their turn (sending keep-alives), so
+# memory stays bounded however many clients ask at the same time.
+MAX_RUNNING = 4
+_running = threading.BoundedSemaphore(MAX_RUNNING)
 TICK = 1.0  # seconds between keep-alives (Cont, or Progress when requested) while nothing is sent
 _DONE = b""  # the worker's last message
 
@@ -94,9 +98,15 @@ async def select_events(body: AsyncIterator[bytes], work: Work, *, progress: boo
             _try(emit, _DONE)
             loop.call_soon_threadsafe(_resolve, finished)
 
-    thread = threading.Thread(target=worker, name="coffer-select", daemon=True)
-    thread.start()
+    acquired = started = False
     try:
+        # The slot is taken inside the generator: a response never iterated holds none.
+        while not _running.acquire(blocking=False):
+            yield eventstream.progress(0, 0, 0) if progress else eventstream.cont()
+            await asyncio.sleep(TICK)
+        acquired = True
+        threading.Thread(target=worker, name="coffer-select", daemon=True).start()
+        started = True
         while True:
             try:
                 message = await asyncio.wait_for(out.get(), TICK)
@@ -108,11 +118,13 @@ async def select_events(body: AsyncIterator[bytes], work: Work, *, progress: boo
             yield message
     finally:
         cancelled.set()
-        while not finished.done():
+        while started and not finished.done():
             # Let a worker blocked on a full queue see the cancellation.
             while not out.empty():
                 out.get_nowait()
             await asyncio.wait([finished], timeout=0.1)
+        if acquired:
+            _running.release()
         aclose = getattr(body, "aclose", None)
         if aclose is not None:
             await aclose()
