@@ -15,7 +15,6 @@ import concurrent.futures
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any
 
 from coffer.select import eventstream
 from coffer.select.errors import SelectError
@@ -29,7 +28,6 @@ QUEUE_DEPTH = 8
 MAX_RUNNING = 4
 _running = threading.BoundedSemaphore(MAX_RUNNING)
 TICK = 1.0  # seconds between keep-alives (Cont, or Progress when requested) while nothing is sent
-_DONE = b""  # the worker's last message
 
 
 class _Cancelled(Exception):
@@ -51,7 +49,7 @@ async def select_events(body: AsyncIterator[bytes], work: Work, *, progress: boo
     ``chunks`` (the object's bytes) and calling ``emit`` with Records messages; then Stats and End
     (or an error event when it raises SelectError)."""
     loop = asyncio.get_running_loop()
-    out: asyncio.Queue[bytes] = asyncio.Queue(maxsize=QUEUE_DEPTH)
+    out: asyncio.Queue[tuple[bytes, bool]] = asyncio.Queue(maxsize=QUEUE_DEPTH)  # (message, last)
     cancelled = threading.Event()
     finished: asyncio.Future[None] = loop.create_future()
     stats = Stats()
@@ -66,11 +64,11 @@ async def select_events(body: AsyncIterator[bytes], work: Work, *, progress: boo
             if chunk:
                 yield chunk
 
-    def emit(message: bytes) -> None:
+    def emit(message: bytes, last: bool = False) -> None:
         while True:
             if cancelled.is_set():
                 raise _Cancelled
-            future = asyncio.run_coroutine_threadsafe(out.put(message), loop)
+            future = asyncio.run_coroutine_threadsafe(out.put((message, last)), loop)
             try:
                 future.result(timeout=0.5)
                 return
@@ -79,23 +77,26 @@ async def select_events(body: AsyncIterator[bytes], work: Work, *, progress: boo
                     return  # it went in after all
 
     def worker() -> None:
+        # The last message (Stats and End, or an error event) goes with the mark that ends the
+        # stream, so nothing (not even a keep-alive) can follow it.
+        last = b""
         try:
             work(chunks(), emit, stats)
-            emit(
-                eventstream.stats(*stats.figures())
-                if not progress
-                else eventstream.progress(*stats.figures()) + eventstream.stats(*stats.figures())
-            )
-            emit(eventstream.end())
+            figures = stats.figures()
+            last = (eventstream.progress(*figures) if progress else b"") + eventstream.stats(*figures)
+            last += eventstream.end()
         except _Cancelled:
             pass
         except SelectError as exc:
-            _try(emit, eventstream.error(exc.code, exc.message))
+            last = eventstream.error(exc.code, exc.message)
         except Exception:
             log.exception("select query failed")
-            _try(emit, eventstream.error("InternalError", "We encountered an internal error. Please try again."))
+            last = eventstream.error("InternalError", "We encountered an internal error. Please try again.")
         finally:
-            _try(emit, _DONE)
+            try:
+                emit(last, True)
+            except _Cancelled:
+                pass
             loop.call_soon_threadsafe(_resolve, finished)
 
     acquired = started = False
@@ -109,13 +110,14 @@ async def select_events(body: AsyncIterator[bytes], work: Work, *, progress: boo
         started = True
         while True:
             try:
-                message = await asyncio.wait_for(out.get(), TICK)
+                message, last = await asyncio.wait_for(out.get(), TICK)
             except TimeoutError:
                 yield eventstream.progress(*stats.figures()) if progress else eventstream.cont()
                 continue
-            if message == _DONE:
+            if message:
+                yield message
+            if last:
                 break
-            yield message
     finally:
         cancelled.set()
         while started and not finished.done():
@@ -133,10 +135,3 @@ async def select_events(body: AsyncIterator[bytes], work: Work, *, progress: boo
 def _resolve(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
-
-
-def _try(emit: Callable[[bytes], None], message: bytes) -> Any:
-    try:
-        emit(message)
-    except _Cancelled:
-        pass
