@@ -62,14 +62,17 @@ class ChunkFile(io.RawIOBase):
         return filled
 
     def peek_line(self, limit: int) -> bytes:
-        """The bytes up to and including the first newline (kept for the reader to read again)."""
-        while b"\n" not in self.rest[self.offset :] and len(self.rest) - self.offset <= limit:
+        """The bytes up to and including the first newline (kept for the reader to read again;
+        at most ``limit`` bytes are gathered looking for it)."""
+        parts, held = [self.rest[self.offset :]], len(self.rest) - self.offset
+        while b"\n" not in parts[-1] and held <= limit:
             try:
-                self.rest = self.rest[self.offset :] + next(self.chunks)
+                parts.append(next(self.chunks))
             except StopIteration:
                 break
-            self.offset = 0
-        head = self.rest[self.offset :]
+            held += len(parts[-1])
+        self.rest, self.offset = b"".join(parts), 0
+        head = self.rest
         end = head.find(b"\n")
         return head if end < 0 else head[: end + 1]
 
