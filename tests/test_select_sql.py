@@ -589,3 +589,19 @@ def test_bridge_runs_a_bounded_number_of_queries_at_once(monkeypatch: pytest.Mon
     results = asyncio.run(many())
     assert peak == 2
     assert all(types[-3:] == ["Records", "Stats", "End"] for types in results)
+
+
+def test_empty_objects_and_byte_order_mark() -> None:
+    assert run_query("SELECT count(*) FROM S3Object", b"") == "0\n"
+    assert run_query("SELECT * FROM S3Object", b"") == ""
+    assert run_query("SELECT count(*), sum(_1) FROM S3Object", b"", JsonInput("LINES"), JsonOutput()) == (
+        '{"_1":0,"_2":null}\n'
+    )
+    bom = b"\xef\xbb\xbfa,b\nc,d\n"
+    assert run_query("SELECT a FROM S3Object", bom) == "c\n"
+    assert (
+        run_query(
+            "SELECT a FROM S3Object", bom.replace(b",", b";"), CsvInput(header="USE", field_delimiter=";", comments="#")
+        )
+        == "c\n"
+    )

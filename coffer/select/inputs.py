@@ -112,7 +112,7 @@ def scan_range(chunks: Iterable[bytes], delimiter: bytes, offset: int, start: in
 
 
 def _text(chunks: Iterable[bytes]) -> Iterator[str]:
-    decoder = codecs.getincrementaldecoder("utf-8")("replace")
+    decoder = codecs.getincrementaldecoder("utf-8-sig")("replace")  # a leading byte order mark dropped
     for chunk in chunks:
         text = decoder.decode(chunk)
         if text:

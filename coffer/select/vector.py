@@ -93,7 +93,7 @@ class CsvSource:
         line = self.file.peek_line(MAX_RECORD)
         if len(line) > MAX_RECORD:
             raise _csv_error(ValueError("straddling"))
-        first = line.decode("utf-8", "replace").rstrip("\r\n")
+        first = line.decode("utf-8", "replace").rstrip("\r\n").removeprefix("\ufeff")  # a byte order mark
         self.empty = not first and not self.file.rest
         fields = _fields(first, spec) if first else []
         self.header = [name.strip() for name in fields] if spec.header == "USE" else None
