@@ -167,6 +167,8 @@ def test_encrypted_objects(s3, bucket: str) -> None:  # type: ignore[no-untyped-
     sse_c = {"SSECustomerAlgorithm": "AES256", "SSECustomerKey": key}
     s3.put_object(Bucket=bucket, Key="c.csv", Body=CSV, **sse_c)
     s3.put_object(Bucket=bucket, Key="s.csv", Body=CSV, ServerSideEncryption="AES256")
+    s3.put_object(Bucket=bucket, Key="k.csv", Body=CSV, ServerSideEncryption="aws:kms")
+    assert select(s3, bucket, "k.csv", "SELECT count(*) FROM S3Object")[0] == "3\n"
     assert select(s3, bucket, "c.csv", "SELECT name FROM S3Object LIMIT 1", **sse_c)[0] == "alice\n"
     assert select(s3, bucket, "s.csv", "SELECT name FROM S3Object LIMIT 1")[0] == "alice\n"
     with pytest.raises(ClientError) as caught:
