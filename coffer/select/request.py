@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from xml.etree.ElementTree import Element
 
 from coffer.select.errors import SelectError
+from coffer.server.xml import child_text  # the one reader of request XML fields (no HTTP in it)
 
 MAX_EXPRESSION = 256 * 1024  # AWS: "The maximum length of a SQL expression is 256 KB."
 
@@ -53,16 +54,11 @@ class SelectRequest:
     compression: str = "NONE"
     progress: bool = False
     scan_range: tuple[int | None, int | None] | None = None
-    extra: dict[str, str] = field(default_factory=dict)
 
 
 def _text(node: Element | None, name: str) -> str | None:
-    if node is None:
-        return None
-    found = node.find(name)
-    if found is None:
-        return None
-    return found.text or ""
+    """A child element's text ("" when empty), None when the element or the child is absent."""
+    return None if node is None else child_text(node, name)
 
 
 def _char(node: Element | None, name: str, default: str, *, allow_empty: bool = False) -> str:
