@@ -108,16 +108,23 @@ async def select_events(body: AsyncIterator[bytes], work: Work, *, progress: boo
         acquired = True
         threading.Thread(target=worker, name="coffer-select", daemon=True).start()
         started = True
+        reported = loop.time()
         while True:
             try:
                 message, last = await asyncio.wait_for(out.get(), TICK)
             except TimeoutError:
-                yield eventstream.progress(*stats.figures()) if progress else eventstream.cont()
-                continue
+                message, last = b"", False
             if message:
                 yield message
             if last:
                 break
+            if loop.time() - reported >= TICK:
+                # Progress every TICK when asked for (Records flowing or not), else Cont when idle.
+                if progress:
+                    yield eventstream.progress(*stats.figures())
+                elif not message:
+                    yield eventstream.cont()
+                reported = loop.time()
     finally:
         cancelled.set()
         while started and not finished.done():
