@@ -215,6 +215,8 @@ _SAME_QUERIES = [
     "SELECT min(CAST(_2 AS INT)), max(_1), sum(CAST(_2 AS INT)), avg(CAST(_2 AS INT)) FROM S3Object WHERE _2 <> ''",
     "SELECT _1 FROM S3Object WHERE _3 IN ('rome', 'paris') LIMIT 2",
     "SELECT * FROM S3Object WHERE _1 BETWEEN 'b' AND 'd'",
+    "SELECT CASE WHEN _2 = '' THEN 'none' WHEN CAST(_2 AS INT) > 40 THEN 'old' ELSE 'young' END FROM S3Object",
+    "SELECT CASE _3 WHEN 'rome' THEN 1 WHEN 'paris' THEN 2 END, _1 FROM S3Object",
 ]
 
 

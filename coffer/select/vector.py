@@ -2,7 +2,8 @@
 
 A query qualifies when every expression it holds translates here (columns, literals, CAST to
 INT/FLOAT/DECIMAL/STRING, arithmetic, comparisons, AND/OR/NOT, LIKE, BETWEEN, IN of literals,
-IS [NOT] NULL, LOWER/UPPER/CHAR_LENGTH/SUBSTRING/TRIM, COALESCE and the five aggregates);
+IS [NOT] NULL, CASE with literal results of one type, LOWER/UPPER/CHAR_LENGTH/SUBSTRING/TRIM,
+COALESCE and the five aggregates);
 anything else runs on the row evaluator (evaluate.py), which has the same semantics. There is
 no SQL text anywhere on this path: the AST becomes calls of pyarrow compute kernels, which
 read nothing but the batches given to them. Why pyarrow and not DuckDB: docs/select.md.
@@ -328,6 +329,8 @@ class Translator:
             return lambda batch: pc.is_valid(value(batch)) if expr.negated else pc.is_null(value(batch))
         if isinstance(expr, ast.Like):
             return self.like(expr)
+        if isinstance(expr, ast.Case):
+            return self.case(expr)
         if isinstance(expr, ast.Call):
             return self.call(expr)
         raise NotVectorizable
@@ -374,6 +377,36 @@ class Translator:
                 _cast(left(batch), "STRING"), _cast(right(batch), "STRING"), ""
             )
         raise NotVectorizable
+
+    def case(self, expr: ast.Case) -> Vec:
+        """CASE whose results are literals of one type (the common labelling use); others run on
+        the row evaluator, whose results may mix types."""
+        results = [result for _, result in expr.whens] + ([expr.otherwise] if expr.otherwise is not None else [])
+        constants = [r.value for r in results if isinstance(r, ast.Literal)]
+        if len(constants) != len(results) or len({type(c) for c in constants if c is not None}) != 1:
+            raise NotVectorizable
+        kind = pa.scalar(next(c for c in constants if c is not None)).type
+        if kind not in (pa.int64(), pa.float64(), pa.string(), pa.bool_()):
+            raise NotVectorizable
+        values_ = [pa.scalar(c, kind) for c in constants]
+        if expr.otherwise is None:
+            values_.append(pa.scalar(None, kind))
+        operand = self.vec(expr.operand) if expr.operand is not None else None
+        conditions = [self.vec(cond) for cond, _ in expr.whens]
+
+        def choose(batch: pa.RecordBatch) -> Any:
+            tests = []
+            for cond in conditions:
+                test = pc.equal(*_align(operand(batch), cond(batch))) if operand is not None else cond(batch)
+                if isinstance(test, pa.Scalar):
+                    test = pa.array([test.as_py()] * batch.num_rows, pa.bool_())
+                if not pa.types.is_boolean(test.type):
+                    raise SelectError("EvaluatorInvalidArguments", "A CASE condition must be a boolean.")
+                tests.append(pc.fill_null(test, False))
+            names = [f"c{i}" for i in range(len(tests))]
+            return pc.case_when(pa.StructArray.from_arrays(tests, names=names), *values_)
+
+        return choose
 
     def within(self, expr: ast.In) -> Vec:
         if not all(isinstance(item, ast.Literal) for item in expr.items):
