@@ -26,6 +26,7 @@ from coffer.server.handlers import (
     object,
     object_lock,
     post_object,
+    select,
     tagging,
     versioning,
 )
@@ -47,6 +48,7 @@ _MODULES: tuple[ModuleType, ...] = (
     tagging,
     versioning,
     object_lock,
+    select,
 )
 
 

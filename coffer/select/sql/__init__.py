@@ -1,0 +1,1 @@
+"""The S3 Select SQL dialect: lexer, parser, AST (docs/select.md)."""
