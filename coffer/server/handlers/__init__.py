@@ -21,6 +21,7 @@ from coffer.server.handlers import (
     bucket_policy,
     copy,
     cors,
+    lifecycle,
     listing,
     multipart,
     object,
@@ -47,6 +48,7 @@ _MODULES: tuple[ModuleType, ...] = (
     tagging,
     versioning,
     object_lock,
+    lifecycle,
 )
 
 
