@@ -11,6 +11,7 @@ from __future__ import annotations
 from coffer.server import lifecycle
 from coffer.server.context import Context
 from coffer.server.errors import S3Error
+from coffer.server.handlers.common import delete_bucket_config, store_bucket_config, xml_response
 from coffer.server.http import Response
 from coffer.server.request import Request
 from coffer.server.upload import plan_upload
@@ -22,8 +23,7 @@ async def PutBucketLifecycleConfiguration(ctx: Context, req: Request) -> Respons
     await ctx.engine.get_bucket(req.bucket)  # NoSuchBucket before reading a body
     plan = plan_upload(req, default_algorithm=None)  # Content-MD5 / x-amz-checksum-* are checked
     config = lifecycle.parse_configuration(await plan.read_all(lifecycle.MAX_DOCUMENT))
-    await ctx.engine.put_bucket_config(req.bucket, CONFIG_NAME, config.to_doc())
-    ctx.bucket_states().forget(req.bucket)
+    await store_bucket_config(ctx, req.bucket, CONFIG_NAME, config.to_doc())
     return Response(200)
 
 
@@ -32,14 +32,8 @@ async def GetBucketLifecycleConfiguration(ctx: Context, req: Request) -> Respons
     state = await ctx.bucket_states().get(req.bucket)
     if state.lifecycle is None:
         raise S3Error("NoSuchLifecycleConfiguration", BucketName=req.bucket)
-    response = Response(200, body=lifecycle.render(state.lifecycle))
-    response.header("content-type", "application/xml")
-    return response
+    return xml_response(lifecycle.render(state.lifecycle))
 
 
 async def DeleteBucketLifecycle(ctx: Context, req: Request) -> Response:
-    assert req.bucket is not None
-    await ctx.engine.get_bucket(req.bucket)
-    await ctx.engine.put_bucket_config(req.bucket, CONFIG_NAME, None)
-    ctx.bucket_states().forget(req.bucket)
-    return Response(204)
+    return await delete_bucket_config(ctx, req, CONFIG_NAME)
