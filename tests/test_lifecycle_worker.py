@@ -6,10 +6,12 @@ Also the engine operation it needs: put_object_storage_class."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from coffer.lifecycle.lease import FileLease
 from coffer.lifecycle.worker import CURSOR_NAME, Expiration, LifecycleObserver, LifecycleWorker
 from coffer.storage import errors
 from coffer.storage import lifecycle as lc
@@ -324,3 +326,14 @@ async def test_put_object_storage_class(engine: Engine, versioned: str) -> None:
         await engine.put_object_storage_class(versioned, "k", "STANDARD_IA", version_id=one.version_id, if_match="x")
     with pytest.raises(errors.NoSuchVersion):
         await engine.put_object_storage_class(versioned, "k", "STANDARD_IA", version_id="nope" * 8)
+
+
+def test_one_lease_holder_per_data_directory(tmp_path: Path) -> None:
+    """Workers sharing a data directory: the first to take the lease runs passes; the others
+    get it only once it is released (the kernel releases it when the holder dies)."""
+    first, second = FileLease(tmp_path), FileLease(tmp_path)
+    assert first.acquire() and first.acquire()  # held: asking again is free
+    assert not second.acquire()
+    first.release()
+    assert second.acquire()
+    second.release()
