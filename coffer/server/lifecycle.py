@@ -188,8 +188,6 @@ def _storage_class(node: Element) -> str:
     sc = sc.strip()
     if sc not in STORAGE_CLASSES:
         raise S3Error("InvalidStorageClass", StorageClassRequested=sc[:64])
-    if sc == "STANDARD":
-        raise _invalid("'StorageClass' must be different for 'Transition' and 'NoncurrentVersionTransition' actions")
     return sc
 
 
