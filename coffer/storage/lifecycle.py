@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 CONFIG_NAME = "lifecycle"  # the bucket configuration document
@@ -79,10 +79,11 @@ class Rule:
 @dataclass(frozen=True, slots=True)
 class Configuration:
     rules: tuple[Rule, ...]
+    # The enabled rules, computed once: every decision (per version, per request) walks them.
+    active: tuple[Rule, ...] = field(init=False, repr=False, compare=False)
 
-    @property
-    def active(self) -> tuple[Rule, ...]:
-        return tuple(r for r in self.rules if r.enabled)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "active", tuple(r for r in self.rules if r.enabled))
 
     def scan_prefix(self) -> str:
         """The longest prefix every active rule's filter starts with: a pass lists only under it."""
