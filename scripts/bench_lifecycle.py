@@ -92,13 +92,14 @@ async def expire(count: int, versioned: bool, fsync: bool, page: int) -> None:
         await engine.close()
 
 
-def _heads(port: int, seconds: float) -> list[float]:
+def _heads(port: int, seconds: float, count: int) -> list[float]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     times: list[float] = []
     deadline = time.monotonic() + seconds
     i = 0
     while time.monotonic() < deadline:
-        key = f"d{i % 16:02d}/key-{(i * 7919) % 1000:08d}"
+        n = (i * 7919) % count  # spread over the whole bucket
+        key = f"d{n % 16:02d}/key-{n:08d}"
         started = time.perf_counter()
         conn.request("HEAD", f"/b/{key}")
         reply = conn.getresponse()
@@ -146,9 +147,9 @@ def latency(count: int, seconds: float) -> None:
         for name, flags in (("lifecycle off", ["--lifecycle", "false"]), ("passes running", [])):
             server = ServerProcess(data, "--fsync", "never", "--lifecycle-interval", "0.01", *flags).start()
             try:
-                _heads(server.port, 1.0)  # warm up
+                _heads(server.port, 1.0, count)  # warm up
                 before = _scanned(server.port)
-                results[name] = _heads(server.port, seconds)
+                results[name] = _heads(server.port, seconds, count)
                 scanned = _scanned(server.port) - before
             finally:
                 server.stop()
