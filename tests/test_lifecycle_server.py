@@ -249,7 +249,7 @@ def test_kill9_mid_pass_resumes(tmp_path: Path) -> None:
         "--lifecycle-interval",
         "0.2",
         "--lifecycle-page-size",
-        "20",
+        "5",
     ]
     server = ServerProcess(tmp_path / "data", "--lifecycle", "false", *args).start()
     try:
