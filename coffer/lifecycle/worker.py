@@ -120,7 +120,9 @@ class LifecycleWorker:
         self._acted: dict[str, int] = {}  # actions of the bucket pass in progress, for its log line
 
     def add_listener(self, listener: Listener) -> None:
-        """Call ``listener`` with every Expiration applied (the hook for lifecycle event notifications)."""
+        """Call ``listener`` with every Expiration applied (the hook for lifecycle event notifications).
+        It runs on the event loop, after the change is committed: it must not block (queue the
+        event, or start a task); an exception it raises is logged and does not stop the pass."""
         self.listeners.append(listener)
 
     # ------------------------------------------------------------------ scheduling
