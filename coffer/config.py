@@ -129,6 +129,26 @@ class Settings:
         default=10.0,
         metadata=_meta("Seconds between two runs of the background reaper that deletes expired objects."),
     )
+    lifecycle: bool = field(
+        default=True,
+        metadata=_meta("Run bucket lifecycle rules (expirations, transitions, aborts) in the background."),
+    )
+    lifecycle_day_seconds: float = field(
+        default=86400.0,
+        metadata=_meta(
+            "Length of one lifecycle 'day' in seconds. 86400 (a real day, due times rounded up to midnight "
+            "UTC as AWS does); a few seconds makes Days rules act at once, for tests and demos (as Ceph's "
+            "rgw_lc_debug_interval)."
+        ),
+    )
+    lifecycle_interval: float = field(
+        default=600.0,
+        metadata=_meta("Seconds between the starts of two lifecycle passes over every bucket."),
+    )
+    lifecycle_page_size: int = field(
+        default=1000,
+        metadata=_meta("Object versions a lifecycle pass examines (and acts on in one batch) per step."),
+    )
     max_memory: int = field(
         default=1024**3,
         metadata=_meta(
@@ -426,6 +446,10 @@ class Settings:
                 raise ConfigError(f"{name} must be >= 0")
         if self.max_memory < 1:
             raise ConfigError("max_memory must be at least 1 byte")
+        if self.lifecycle_day_seconds <= 0 or self.lifecycle_interval <= 0:
+            raise ConfigError("lifecycle_day_seconds and lifecycle_interval must be > 0")
+        if not 1 <= self.lifecycle_page_size <= 10000:
+            raise ConfigError("lifecycle_page_size must be between 1 and 10000")
         if self.ttl_reaper_interval <= 0:
             raise ConfigError("ttl_reaper_interval must be > 0")
         if self.wal_batch_max < 1:

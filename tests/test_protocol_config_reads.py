@@ -99,9 +99,6 @@ def test_get_object_acl_is_private(s3, bucket: str) -> None:  # type: ignore[no-
 
 # The write that would make each read above wrong, with a minimal valid argument.
 WRITES: dict[str, dict[str, Any]] = {
-    "put_bucket_lifecycle_configuration": {
-        "LifecycleConfiguration": {"Rules": [{"ID": "r", "Status": "Enabled", "Filter": {}, "Expiration": {"Days": 1}}]}
-    },
     "put_bucket_request_payment": {"RequestPaymentConfiguration": {"Payer": "Requester"}},
     "put_bucket_website": {"WebsiteConfiguration": {"IndexDocument": {"Suffix": "index.html"}}},
     "put_bucket_logging": {"BucketLoggingStatus": {}},

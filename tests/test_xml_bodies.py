@@ -50,6 +50,8 @@ DOCUMENTS: dict[str, str] = {
     "PutBucketTagging": "<Tagging><TagSet><Tag><Key>a</Key><Value>b</Value></Tag></TagSet></Tagging>",
     "CompleteMultipartUpload": "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>x</ETag></Part>"
     "</CompleteMultipartUpload>",
+    "PutBucketLifecycleConfiguration": "<LifecycleConfiguration><Rule><Filter/><Status>Enabled</Status>"
+    "<Expiration><Days>1</Days></Expiration></Rule></LifecycleConfiguration>",
     "PostObject": "<Tagging><TagSet><Tag><Key>a</Key><Value>b</Value></Tag></TagSet></Tagging>",
 }
 
@@ -80,6 +82,7 @@ def test_declared_encoding_is_checked(server: ServerProcess, s3, operation: str)
         "PutBucketCors": lambda body: send(server, "PUT", f"/{bucket}?cors", {}, body),
         "PutObjectTagging": lambda body: send(server, "PUT", f"/{bucket}/k?tagging", {}, body),
         "PutBucketTagging": lambda body: send(server, "PUT", f"/{bucket}?tagging", {}, body),
+        "PutBucketLifecycleConfiguration": lambda body: send(server, "PUT", f"/{bucket}?lifecycle", {}, body),
         "CompleteMultipartUpload": lambda body: send(server, "POST", f"/{bucket}/mp?uploadId={upload}", {}, body),
         "PostObject": lambda body: _post_form(server, bucket, body),
     }

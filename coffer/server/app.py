@@ -7,12 +7,15 @@ import logging
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from coffer import __version__, logs
 from coffer.config import Settings
 from coffer.console.routes import OPERATION as CONSOLE_OPERATION
 from coffer.console.routes import Console
+from coffer.lifecycle.lease import FileLease
+from coffer.lifecycle.worker import LifecycleWorker
 from coffer.server import compression, public_access, xml
 from coffer.server.auth import DEFAULT_OWNER
 from coffer.server.auth.gate import AuthGate
@@ -27,6 +30,9 @@ from coffer.server.request import ClientDisconnected, Request, new_request_id, r
 from coffer.server.router import classify
 from coffer.storage.api import Engine
 from coffer.storage.errors import StorageError
+
+if TYPE_CHECKING:
+    from coffer.server.metrics import Metrics
 
 log = logging.getLogger("coffer.server")
 
@@ -69,6 +75,22 @@ def build_engine(settings: Settings) -> Engine:
         default_ttl=settings.default_ttl_seconds,
         reaper_interval=settings.ttl_reaper_interval,
         data_mode=settings.data_mode,
+    )
+
+
+def lifecycle_worker(settings: Settings, engine: Engine, metrics: Metrics | None) -> LifecycleWorker | None:
+    """The lifecycle worker of this process (None: lifecycle off). With several workers sharing a
+    data directory, a lease file there makes exactly one of them run passes (coffer/lifecycle/lease.py)."""
+    if not settings.lifecycle:
+        return None
+    lease = FileLease(Path(settings.data_dir)) if settings.workers > 1 else None
+    return LifecycleWorker(
+        engine,
+        day_seconds=settings.lifecycle_day_seconds,
+        interval=settings.lifecycle_interval,
+        page_size=settings.lifecycle_page_size,
+        observer=metrics.lifecycle_observer if metrics is not None else None,
+        lease=lease,
     )
 
 
@@ -118,6 +140,8 @@ class CofferApp:
         self.base_domains = tuple(d.lower().strip(".") for d in settings.base_domains if d)
         self._started = False
         self._background: list[asyncio.Task[None]] = []
+        # Lifecycle rules run here (add_listener: the hook for s3:LifecycleExpiration:* events).
+        self.lifecycle = lifecycle_worker(settings, self.engine, self.metrics)
 
     async def startup(self) -> None:
         if not self._started:
@@ -126,12 +150,16 @@ class CofferApp:
             if self.settings.bandwidth_report_seconds:
                 every = self.settings.bandwidth_report_seconds
                 self._background.append(asyncio.create_task(logs.report_bandwidth(self.traffic, every)))
+            if self.lifecycle is not None:
+                self._background.append(asyncio.create_task(self.lifecycle.run_forever(), name="coffer-lifecycle"))
 
     async def shutdown(self) -> None:
         if self._started:
             for task in self._background:
                 task.cancel()
             self._background.clear()
+            if self.lifecycle is not None and self.lifecycle.lease is not None:
+                self.lifecycle.lease.release()
             await self.engine.close()  # commits every write accepted so far
             self._started = False
             if self.metrics is not None:

@@ -9,7 +9,7 @@ when this process changes its versioning, its Object Lock configuration or delet
 The bucket policy is kept the same way, compiled once per read: the auth gate evaluates it
 on every request of the bucket; so are its Block Public Access configuration (RestrictPublicBuckets
 changes what the policy grants), its Object Ownership (writes with ACL headers check it) and
-its ACL (what it grants other users and anonymous callers).
+its ACL (what it grants other users and anonymous callers) and its lifecycle rules (x-amz-expiration).
 Another worker's change reaches this one within the TTL: S3 documents bucket configuration as eventually consistent too.
 """
 
@@ -26,6 +26,7 @@ from coffer.server.access.acl import Acl
 from coffer.server.access.policy import MalformedPolicy, Policy, parse_policy
 from coffer.server.public_access import PublicAccessBlock
 from coffer.server.sse import BucketEncryption
+from coffer.storage import lifecycle
 from coffer.storage.api import BucketInfo, Engine
 
 log = logging.getLogger("coffer.server")
@@ -56,6 +57,8 @@ class BucketState:
     foreign_objects: bool = False
     # Its default encryption (Put/GetBucketEncryption); None: none.
     encryption: BucketEncryption | None = None
+    # Its lifecycle rules (every object response's x-amz-expiration); None: none.
+    lifecycle: lifecycle.Configuration | None = None
 
 
 class BucketStates:
@@ -87,7 +90,8 @@ class BucketStates:
         foreign = bool(await self.engine.get_bucket_config(bucket, acls.FOREIGN_CONFIG))
         owned = owned if isinstance(owned, str) else None
         encryption = BucketEncryption.from_doc(await self.engine.get_bucket_config(bucket, ENCRYPTION_CONFIG))
-        state = BucketState(info, lock_config, now, policy, block, owned, acl, foreign, encryption)
+        rules = lifecycle.Configuration.from_doc(await self.engine.get_bucket_config(bucket, lifecycle.CONFIG_NAME))
+        state = BucketState(info, lock_config, now, policy, block, owned, acl, foreign, encryption, rules)
         if len(self._states) >= _MAX_ENTRIES:
             self._states.clear()
         self._states[bucket] = state

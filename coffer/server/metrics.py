@@ -24,6 +24,7 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
 from coffer import __version__
+from coffer.lifecycle.worker import LifecycleObserver
 from coffer.storage.api import EngineObserver, StorageStats
 
 if TYPE_CHECKING:
@@ -149,6 +150,26 @@ class _WorkersProcessCollector:
         yield from families.values()
 
 
+class _LifecycleMetrics(LifecycleObserver):
+    """Turns the lifecycle worker's progress into counters and gauges."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._m = metrics
+
+    def scanned(self, versions: int) -> None:
+        self._m.lifecycle_scanned.inc(versions)
+
+    def acted(self, action: str, count: int = 1) -> None:
+        self._m.lifecycle_actions.labels(action=action).inc(count)
+
+    def skipped(self, reason: str, count: int = 1) -> None:
+        self._m.lifecycle_skipped.labels(reason=reason).inc(count)
+
+    def pass_done(self, seconds: float, finished_at: float) -> None:
+        self._m.lifecycle_pass_seconds.observe(seconds)
+        self._m.lifecycle_last_pass.set(finished_at)
+
+
 class Metrics:
     """Every metric Coffer exposes, plus the code that renders a scrape."""
 
@@ -231,6 +252,36 @@ class Metrics:
             "Expired objects (TTL) reclaimed by the reaper.",
             registry=reg,
         )
+        self.lifecycle_actions = Counter(
+            "coffer_lifecycle_actions",
+            "Lifecycle actions applied, by action (expiration, noncurrent_expiration, "
+            "delete_marker_expiration, transition, noncurrent_transition, abort_multipart_upload).",
+            ["action"],
+            registry=reg,
+        )
+        self.lifecycle_skipped = Counter(
+            "coffer_lifecycle_skipped",
+            "Due lifecycle actions not applied: reason 'locked' (Object Lock) or 'changed' (the version changed).",
+            ["reason"],
+            registry=reg,
+        )
+        self.lifecycle_scanned = Counter(
+            "coffer_lifecycle_scanned",
+            "Object versions and multipart uploads lifecycle passes examined.",
+            registry=reg,
+        )
+        self.lifecycle_pass_seconds = Histogram(
+            "coffer_lifecycle_pass_seconds",
+            "Duration of one lifecycle pass over every bucket.",
+            buckets=LATENCY_BUCKETS,
+            registry=reg,
+        )
+        self.lifecycle_last_pass = Gauge(
+            "coffer_lifecycle_last_pass_timestamp_seconds",
+            "When the last lifecycle pass finished (Unix time; 0: none yet in this run).",
+            registry=reg,
+            multiprocess_mode="max",
+        )
         self.encryption_failures = Counter(
             "coffer_encryption_failures",
             "Encrypted body frames that failed authentication on read (corruption or tampering at rest).",
@@ -245,6 +296,7 @@ class Metrics:
         )
         self.build_info.labels(version=__version__).set(1)
         self.observer = _Observer(self)
+        self.lifecycle_observer = _LifecycleMetrics(self)
         self.storage = _StorageCollector()
         self._children: dict[tuple[str, int], tuple[Counter, Histogram, Counter, Counter]] = {}
         if multi:

@@ -476,6 +476,14 @@ class Engine(Protocol):
         InvalidRequest when the version has no document (stored as sent); errors as for ``head_object``."""
         ...
 
+    async def put_object_storage_class(
+        self, bucket: str, key: str, storage_class: str, *, version_id: str, if_match: str | None = None
+    ) -> ObjectInfo:
+        """Replace the storage class of a version in one atomic update (a lifecycle transition);
+        ``if_match``: only while the version's ETag is still this one (PreconditionFailed otherwise).
+        Body, ETag, Last-Modified, tags, ACL and lock stay; errors as for ``head_object``."""
+        ...
+
     async def head_object(
         self, bucket: str, key: str, *, part_number: int | None = None, version_id: str | None = None
     ) -> ObjectInfo:

@@ -21,6 +21,7 @@ from coffer.server.handlers import (
     bucket_policy,
     copy,
     cors,
+    lifecycle,
     listing,
     multipart,
     object,
@@ -49,6 +50,7 @@ _MODULES: tuple[ModuleType, ...] = (
     versioning,
     object_lock,
     select,
+    lifecycle,
 )
 
 

@@ -38,10 +38,6 @@ async def _absent(ctx: Context, req: Request, code: str) -> Response:
     raise S3Error(code, BucketName=bucket)
 
 
-async def GetBucketLifecycleConfiguration(ctx: Context, req: Request) -> Response:
-    return await _absent(ctx, req, "NoSuchLifecycleConfiguration")
-
-
 async def GetBucketRequestPayment(ctx: Context, req: Request) -> Response:
     return await _empty(ctx, req, "RequestPaymentConfiguration", xml.elem("Payer", "BucketOwner"))
 

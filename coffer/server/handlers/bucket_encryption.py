@@ -13,6 +13,7 @@ from coffer.server.bucket_state import ENCRYPTION_CONFIG
 from coffer.server.context import Context
 from coffer.server.encryption import kms_error
 from coffer.server.errors import S3Error
+from coffer.server.handlers.common import delete_bucket_config, store_bucket_config, xml_response
 from coffer.server.http import Response
 from coffer.server.object_write import refuse_encryption
 from coffer.server.request import Request
@@ -33,8 +34,7 @@ async def PutBucketEncryption(ctx: Context, req: Request) -> Response:
             raise kms_error(exc) from None
         if not info.enabled:
             raise S3Error("KMS.DisabledException", f"{info.arn} is disabled.", status=400)
-    await ctx.engine.put_bucket_config(req.bucket, ENCRYPTION_CONFIG, config.to_doc())
-    ctx.bucket_states().forget(req.bucket)
+    await store_bucket_config(ctx, req.bucket, ENCRYPTION_CONFIG, config.to_doc())
     return Response(200)
 
 
@@ -43,14 +43,8 @@ async def GetBucketEncryption(ctx: Context, req: Request) -> Response:
     state = await ctx.bucket_states().get(req.bucket)
     if state.encryption is None:
         raise S3Error("ServerSideEncryptionConfigurationNotFoundError", BucketName=req.bucket)
-    response = Response(200, body=sse.render(state.encryption))
-    response.header("content-type", "application/xml")
-    return response
+    return xml_response(sse.render(state.encryption))
 
 
 async def DeleteBucketEncryption(ctx: Context, req: Request) -> Response:
-    assert req.bucket is not None
-    await ctx.engine.get_bucket(req.bucket)
-    await ctx.engine.put_bucket_config(req.bucket, ENCRYPTION_CONFIG, None)
-    ctx.bucket_states().forget(req.bucket)
-    return Response(204)
+    return await delete_bucket_config(ctx, req, ENCRYPTION_CONFIG)

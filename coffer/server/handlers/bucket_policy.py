@@ -13,6 +13,7 @@ from coffer.server.access.policy import MAX_POLICY_BYTES, MalformedPolicy, parse
 from coffer.server.bucket_state import POLICY_CONFIG
 from coffer.server.context import Context
 from coffer.server.errors import S3Error
+from coffer.server.handlers.common import delete_bucket_config, store_bucket_config
 from coffer.server.http import Response
 from coffer.server.request import Request
 from coffer.server.upload import plan_upload
@@ -43,8 +44,7 @@ async def PutBucketPolicy(ctx: Context, req: Request) -> Response:
     block = (await ctx.bucket_states().get(req.bucket)).public_access_block
     if block is not None and block.block_public_policy and parse_policy(text, bucket=req.bucket).is_public():
         raise S3Error("AccessDenied")  # as S3: BlockPublicPolicy refuses a public policy
-    await ctx.engine.put_bucket_config(req.bucket, POLICY_CONFIG, text)
-    ctx.bucket_states().forget(req.bucket)
+    await store_bucket_config(ctx, req.bucket, POLICY_CONFIG, text)
     return Response(204)
 
 
@@ -63,11 +63,7 @@ async def GetBucketPolicy(ctx: Context, req: Request) -> Response:
 
 
 async def DeleteBucketPolicy(ctx: Context, req: Request) -> Response:
-    assert req.bucket is not None
-    await ctx.engine.get_bucket(req.bucket)
-    await ctx.engine.put_bucket_config(req.bucket, POLICY_CONFIG, None)
-    ctx.bucket_states().forget(req.bucket)
-    return Response(204)
+    return await delete_bucket_config(ctx, req, POLICY_CONFIG)
 
 
 async def GetBucketPolicyStatus(ctx: Context, req: Request) -> Response:

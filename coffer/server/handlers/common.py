@@ -73,6 +73,21 @@ def xml_response(body: bytes, status: int = 200) -> Response:
     return response
 
 
+async def store_bucket_config(ctx: Context, bucket: str, name: str, document: Any) -> None:
+    """Store a bucket configuration document (None: delete it) and drop this process's cached
+    state of the bucket, which holds the compiled configuration (coffer/server/bucket_state.py)."""
+    await ctx.engine.put_bucket_config(bucket, name, document)
+    ctx.bucket_states().forget(bucket)
+
+
+async def delete_bucket_config(ctx: Context, req: Request, name: str) -> Response:
+    """A DeleteBucket<Configuration>: 204, whether or not there was one (NoSuchBucket first)."""
+    assert req.bucket is not None
+    await ctx.engine.get_bucket(req.bucket)
+    await store_bucket_config(ctx, req.bucket, name, None)
+    return Response(204)
+
+
 def key_encoder(req: Request) -> Callable[[str], str]:
     """How listings write keys and prefixes: XML-escaped, URL-encoded first with encoding-type=url."""
     encoding = req.query.get("encoding-type")

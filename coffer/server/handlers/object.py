@@ -6,7 +6,7 @@ import re
 from collections.abc import AsyncIterator, Callable
 
 from coffer import checksums
-from coffer.server import encryption, object_lock, sse, xml
+from coffer.server import encryption, lifecycle, object_lock, sse, xml
 from coffer.server.access.decide import object_arn
 from coffer.server.context import Context
 from coffer.server.errors import S3Error, from_storage
@@ -120,6 +120,7 @@ async def PutObject(ctx: Context, req: Request) -> Response:
     for name, value in encryption.response_headers(info.encoding):
         response.header(name, value)
     add_written_version(response, info.version_id)
+    await lifecycle.add_expiration(ctx, req.bucket, response, info)
     if plan.client_checksum:
         response.header(checksums.header_name(plan.algorithm), checksums.encode(info.checksums[plan.algorithm]))
         response.header("x-amz-checksum-type", info.checksum_type)
@@ -269,6 +270,8 @@ async def GetObject(ctx: Context, req: Request) -> Response:
             raise
     response = _read_response(req, info, status, byte_range)
     await add_read_version(ctx, req.bucket, response, info.version_id)
+    if version_id is None:
+        await lifecycle.add_expiration(ctx, req.bucket, response, info)
     start, end = byte_range if byte_range is not None else (0, info.size)
     if data_key is not None:
         stored = opened.data
@@ -367,6 +370,8 @@ async def HeadObject(ctx: Context, req: Request) -> Response:
     status, byte_range = _read_plan(req, info)
     response = _read_response(req, info, status, byte_range)
     await add_read_version(ctx, req.bucket, response, info.version_id)
+    if version_id is None:
+        await lifecycle.add_expiration(ctx, req.bucket, response, info)
     start, end = byte_range if byte_range is not None else (0, info.size)
     response.header("content-length", str(end - start))
     return response

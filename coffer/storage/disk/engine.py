@@ -729,6 +729,20 @@ class DiskEngine:
         # The commit bumps the store's generation: the read cache drops the old record.
         return await self.meta.write(tx)
 
+    async def put_object_storage_class(
+        self, bucket: str, key: str, storage_class: str, *, version_id: str, if_match: str | None = None
+    ) -> ObjectInfo:
+        def tx(conn: sqlite3.Connection) -> ObjectInfo:
+            # As the ACL: read and rewrite the version's row in one write transaction.
+            record = records.require(conn, bucket, key, time.time(), with_data=False, version_id=version_id)
+            check_write(key, record.info.etag, if_match, None)
+            record.info.storage_class = storage_class
+            records.update_metadata(conn, record)
+            return record.info
+
+        # The commit bumps the store's generation: the read cache drops the old record.
+        return await self.meta.write(tx)
+
     async def put_object_retention(
         self,
         bucket: str,

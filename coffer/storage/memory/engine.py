@@ -107,6 +107,7 @@ from coffer.storage.memory.wal import (
     SET_ACL,
     SET_ENCODING,
     SET_LOCK,
+    SET_STORAGE_CLASS,
     SET_TAGS,
     Record,
     WalStats,
@@ -153,6 +154,7 @@ _VERSION_REWRITES: dict[int, tuple[str, Callable[[MemObject, Any], MemObject]]] 
     SET_LOCK: ("l", lambda v, lock: ver.relocked(v, lock_from(lock))),
     SET_ACL: ("a", ver.with_acl),
     SET_ENCODING: ("e", ver.with_encoding),
+    SET_STORAGE_CLASS: ("c", ver.with_storage_class),
 }
 
 
@@ -1047,6 +1049,21 @@ class MemoryEngine:
             lambda vid: Record(SET_ENCODING, {"b": bucket, "k": key, "v": vid, "e": document}),
         )
 
+    async def put_object_storage_class(
+        self, bucket: str, key: str, storage_class: str, *, version_id: str, if_match: str | None = None
+    ) -> ObjectInfo:
+        def rebuild(v: MemObject) -> MemObject:
+            check_write(key, v.info.etag, if_match, None)  # against the version as pending changes leave it
+            return ver.with_storage_class(v, storage_class)
+
+        return await self._rewrite_version(
+            bucket,
+            key,
+            version_id,
+            rebuild,
+            lambda vid: Record(SET_STORAGE_CLASS, {"b": bucket, "k": key, "v": vid, "c": storage_class}),
+        )
+
     async def _rewrite_version(
         self,
         bucket: str,
@@ -1535,7 +1552,7 @@ class MemoryEngine:
             if bucket is not None:
                 self._change(bucket, meta["k"].encode("utf-8"), ver.remove(meta.get("v")))
         elif record.op in _VERSION_REWRITES:
-            # Tags, lock, ACL or encoding of one version replaced; the body stays. No "v" (SET_TAGS
+            # Tags, lock, ACL, encoding or storage class of one version replaced; the body stays. No "v" (SET_TAGS
             # of logs before versioning): the object current at that point of the log.
             name, rebuild = _VERSION_REWRITES[record.op]
             bucket = self._buckets.get(meta["b"])

@@ -102,6 +102,13 @@ def with_encoding(obj: MemObject, document: dict[str, Any]) -> MemObject:
     return mem_object(dataclasses.replace(obj.info, encoding=document), obj.owner, obj.chunks, obj.expires, obj.parts)
 
 
+def with_storage_class(obj: MemObject, storage_class: str) -> MemObject:
+    """A new version sharing ``obj``'s body with another storage class (a lifecycle transition)."""
+    return mem_object(
+        dataclasses.replace(obj.info, storage_class=storage_class), obj.owner, obj.chunks, obj.expires, obj.parts
+    )
+
+
 # ---------------------------------------------------------------- reading a chain
 def walk(chain: Chain) -> Iterator[MemObject]:
     while chain is not None:

@@ -75,6 +75,7 @@ SET_ACL = 14  # a version's ACL document replaced ({"b", "k", "v", "a": the docu
 # A version's encoding document replaced ({"b", "k", "v", "e": the document}; a re-wrapped data key,
 # coffer kms rewrap); body, stored size and every other field stay.
 SET_ENCODING = 15
+SET_STORAGE_CLASS = 16  # a version's storage class replaced ({"b", "k", "v", "c"}; a lifecycle transition)
 
 T = TypeVar("T")
 
