@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from coffer.encryption import frames
 from coffer.encryption.frames import (
     DEFAULT_FRAME_SIZE,
     FRAME_OVERHEAD,
@@ -384,3 +385,21 @@ def test_wrong_plain_size_fails(delta: int) -> None:
     stored = encrypt(BODY)
     with pytest.raises(FrameError):
         decrypt_raw(stored, len(BODY) + delta)
+
+
+@pytest.mark.parametrize("size", [0, 1, 2046, 2047, 2048, 4096, 5000, frames.SMALL_FRAME - 1])
+def test_small_frames_are_the_same_aes_gcm_as_the_one_shot_api(size: int) -> None:
+    # Small frames go through the streaming GCM API (keeps the GIL): same bytes, same checks.
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers import algorithms
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    key, nonce, ad, data = os.urandom(32), os.urandom(12), b"ad" * 20, os.urandom(size)
+    sealed = frames._seal_small(algorithms.AES(key), nonce, data, ad)
+    assert sealed == AESGCM(key).encrypt(nonce, data, ad)
+    assert frames._open_small(algorithms.AES(key), nonce, memoryview(sealed), ad) == data
+    for bad in (bytes([sealed[0] ^ 1]) + sealed[1:], sealed[:-1] + bytes([sealed[-1] ^ 1]), sealed[:10]):
+        with pytest.raises(InvalidTag):
+            frames._open_small(algorithms.AES(key), nonce, memoryview(bad), ad)
+    with pytest.raises(InvalidTag):
+        frames._open_small(algorithms.AES(key), nonce, memoryview(sealed), ad + b"x")
