@@ -270,6 +270,9 @@ class LocalKeyService:
         self._keys: dict[str, _Key] = {}
         self._loaded = False
         self.recheck = recheck
+        # key reference as sent -> (the keyring read it was found in, the key): parsing an ARN and
+        # searching aliases once per reference, not per object
+        self._resolved: dict[str | None, tuple[dict[str, _Key], _Key]] = {}
         self._next_check = 0.0
 
     @classmethod
@@ -353,8 +356,16 @@ class LocalKeyService:
     def _resolve(self, key_id: str | None, *, fresh: bool = True) -> _Key:
         """The key a reference names; the managed keys are made on first use. ``fresh``: see
         ``_current`` (a key not found is looked up again in a fresh read)."""
+        keys = self._current(fresh=fresh)
+        memo = self._resolved.get(key_id)
+        if memo is not None and memo[0] is keys:  # the same reference into the same keyring read
+            return memo[1]
         ref = parse_key_ref(SSE_S3_KEY if key_id is None else key_id, self.account)
-        key = self._find(self._current(fresh=fresh), ref)
+        key = self._find(keys, ref)
+        if key is not None:
+            if len(self._resolved) >= 1024:
+                self._resolved.clear()
+            self._resolved[key_id] = (keys, key)
         if key is None and not fresh:
             key = self._find(self._current(), ref)
         if key is None and ref.alias in _MANAGED:
