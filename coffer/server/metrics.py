@@ -65,6 +65,8 @@ class _Observer(EngineObserver):
         self._evicted_objects = metrics.evicted_objects
         self._evicted_bytes = metrics.evicted_bytes
         self._expired = metrics.expired_objects
+        self._compactions = metrics.journal_compactions
+        self._compacted_bytes = metrics.journal_compacted_bytes
 
     def committed(self, operations: int, seconds: float) -> None:
         self._batch.observe(operations)
@@ -89,6 +91,10 @@ class _Observer(EngineObserver):
 
     def expired(self, objects: int) -> None:
         self._expired.inc(objects)
+
+    def journal_compacted(self, before: int, after: int, seconds: float) -> None:
+        self._compactions.inc()
+        self._compacted_bytes.inc(max(0, before - after))
 
 
 class _StorageCollector:
@@ -229,6 +235,16 @@ class Metrics:
         self.expired_objects = Counter(
             "coffer_engine_expired_objects",
             "Expired objects (TTL) reclaimed by the reaper.",
+            registry=reg,
+        )
+        self.journal_compactions = Counter(
+            "coffer_engine_journal_compactions",
+            "Online compactions of the disk engine's metadata journal.",
+            registry=reg,
+        )
+        self.journal_compacted_bytes = Counter(
+            "coffer_engine_journal_compacted_bytes",
+            "Bytes by which journal compactions shrank the metadata journal.",
             registry=reg,
         )
         self.encryption_failures = Counter(

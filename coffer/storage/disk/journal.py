@@ -37,7 +37,7 @@ import logging
 import os
 import sqlite3
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +54,13 @@ MAGIC = b"CJF1"
 _HEADER = struct.Struct("<4sB3xQII")
 COLUMNS, SNAPSHOT, TRANSACTION = b"C"[0], b"S"[0], b"T"[0]
 SNAPSHOT_ROWS = 1000  # rows per snapshot frame: bounded memory for any store size
+# Online compaction (compaction.py) starts when the journal is longer than both the floor and
+# COMPACT_FACTOR times its length right after the last snapshot (at open, the database file's
+# size stands in): churn then costs at most a few times the store's metadata in journal, and a
+# small store is not compacted for every few writes. The floor is the setting
+# journal_compact_min_bytes; tests use a tiny one.
+COMPACT_MIN_BYTES = 64 * 1024**2
+COMPACT_FACTOR = 2.0
 
 # Journaled tables and their primary keys.
 TABLES: dict[str, tuple[str, ...]] = {
@@ -238,13 +245,76 @@ def scan_frames(path: Path) -> Scan:
     return scan
 
 
+def write_all(fd: int, *pieces: bytes) -> int:
+    views = [memoryview(piece) for piece in pieces]
+    total = sum(len(view) for view in views)
+    while views:
+        written = os.writev(fd, views)
+        while views and written >= len(views[0]):
+            written -= len(views[0])
+            views.pop(0)
+        if written:
+            views[0] = views[0][written:]
+    return total
+
+
+def write_snapshot(
+    fd: int, conn: sqlite3.Connection, seq: int, cancelled: Callable[[], bool] = lambda: False
+) -> tuple[int, int, bytes]:
+    """Write the rows ``conn`` sees as a snapshot (a columns frame, then rows) with sequence number
+    ``seq``; returns where its last frame starts, the bytes written and the columns document.
+    ``cancelled`` is asked between frames (compaction stops early when the store closes)."""
+    columns_doc = _dump(column_map(conn))
+    written = write_all(fd, _frame(COLUMNS, seq, columns_doc))
+    start = 0
+    layout = column_map(conn)
+    for table in TABLES:
+        rows: list[bytes] = []
+        for count, (head, *exact) in enumerate(
+            conn.execute(f"SELECT {_row_sql(table, layout[table], '')} FROM main.{table}"), 1
+        ):
+            rows += encode_change(head, tuple(exact))
+            if count % SNAPSHOT_ROWS == 0:
+                if cancelled():
+                    raise InterruptedError("journal snapshot cancelled")
+                start = written
+                written += write_all(fd, _frame(SNAPSHOT, seq, b"".join(rows)))
+                rows = []
+        if rows:
+            start = written
+            written += write_all(fd, _frame(SNAPSHOT, seq, b"".join(rows)))
+    return start, written, columns_doc
+
+
+def read_frame_at(path: Path, at: int) -> Frame | None:
+    """The readable frame at offset ``at`` of a journal, None when there is none."""
+    try:
+        with open(path, "rb") as f:
+            found = _read_frame(f, at)
+    except FileNotFoundError:
+        return None
+    return None if found is None else found[0]
+
+
 class Journal:
     """The writer connection's side of the journal (one per ``SQLiteMetadataStore``)."""
 
-    def __init__(self, database: Path, fsync: bool, file_mode: int) -> None:
+    def __init__(
+        self,
+        database: Path,
+        fsync: bool,
+        file_mode: int,
+        *,
+        compact_min_bytes: int = COMPACT_MIN_BYTES,
+        compact_factor: float = COMPACT_FACTOR,
+    ) -> None:
+        self.database = database
         self.path = journal_path(database)
         self.fsync = fsync
         self.file_mode = file_mode
+        self.compact_min_bytes = compact_min_bytes
+        self.compact_factor = compact_factor
+        self.compact_at = compact_min_bytes  # journal length that starts a compaction (compaction.py)
         self.changes: list[bytes] = []  # the pieces of the current batch's encoded changes
         self._fd = -1
         self._ino = -1
@@ -301,6 +371,8 @@ class Journal:
                     os.ftruncate(self._fd, end)  # frames of transactions that never committed
                     self._sync()
                 self._start, self._end = start, end
+                # How long a snapshot of the store would be is not known until one is written.
+                self.rebase(os.stat(self.database).st_size)
                 return
         elif self._is_orphaned(conn):
             raise JournalOrphaned(
@@ -323,12 +395,8 @@ class Journal:
 
     def _holds(self, seq: int, start: int, end: int) -> bool:
         """Whether the file holds the recorded last frame where it was written."""
-        try:
-            with open(self.path, "rb") as f:
-                found = _read_frame(f, start)
-        except FileNotFoundError:
-            return False
-        return found is not None and found[0].seq == seq and found[0].end == end
+        found = read_frame_at(self.path, start)
+        return found is not None and found.seq == seq and found.end == end
 
     def _open_file(self) -> None:
         if self._fd >= 0:
@@ -343,24 +411,8 @@ class Journal:
         temp = self.path.with_name(self.path.name + ".new")
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, self.file_mode)
         os.fchmod(fd, self.file_mode)  # whatever the umask
-        columns_doc = _dump(column_map(conn))
-        start = 0
         try:
-            written = self._write(fd, _frame(COLUMNS, seq, columns_doc))
-            layout = column_map(conn)
-            for table in TABLES:
-                rows: list[bytes] = []
-                for count, (head, *exact) in enumerate(
-                    conn.execute(f"SELECT {_row_sql(table, layout[table], '')} FROM main.{table}"), 1
-                ):
-                    rows += encode_change(head, tuple(exact))
-                    if count % SNAPSHOT_ROWS == 0:
-                        start = written
-                        written += self._write(fd, _frame(SNAPSHOT, seq, b"".join(rows)))
-                        rows = []
-                if rows:
-                    start = written
-                    written += self._write(fd, _frame(SNAPSHOT, seq, b"".join(rows)))
+            start, written, columns_doc = write_snapshot(fd, conn, seq)
             if self.fsync:
                 os.fsync(fd)
         finally:
@@ -370,23 +422,31 @@ class Journal:
             fsync_dir(self.path.parent)
         self._open_file()
         self._seq, self._start, self._end = seq, start, written
+        self.rebase(written)
         conn.execute(
             "INSERT OR REPLACE INTO journal_state(id, seq, start, end, columns) VALUES (1, ?, ?, ?, ?)",
             (seq, start, written, columns_doc.decode()),
         )
 
-    @staticmethod
-    def _write(fd: int, *pieces: bytes) -> int:
-        views = [memoryview(piece) for piece in pieces]
-        total = sum(len(view) for view in views)
-        while views:
-            written = os.writev(fd, views)
-            while views and written >= len(views[0]):
-                written -= len(views[0])
-                views.pop(0)
-            if written:
-                views[0] = views[0][written:]
-        return total
+    # ------------------------------------------------------------------ size
+    def rebase(self, snapshot_bytes: int) -> None:
+        """The journal was (or is estimated to be) ``snapshot_bytes`` right after a snapshot:
+        compact again once it grows past ``compact_factor`` times that (and the floor)."""
+        self.compact_at = max(self.compact_min_bytes, int(self.compact_factor * snapshot_bytes))
+
+    @property
+    def oversized(self) -> bool:
+        """Whether the journal outgrew its bound (a comparison: checked after every commit)."""
+        return self._end > self.compact_at
+
+    @property
+    def fd(self) -> int:
+        return self._fd
+
+    @property
+    def size(self) -> int:
+        """The committed length of the journal, as of this process's last append."""
+        return self._end
 
     def _sync(self) -> None:
         if self.fsync:
@@ -404,14 +464,12 @@ class Journal:
         the write transaction, before COMMIT)."""
         if not self.changes:
             return
-        if os.stat(self.path).st_ino != self._ino:  # another worker process rewrote it (snapshot)
-            self._open_file()
         seq, end = conn.execute("SELECT seq, end FROM journal_state WHERE id=1").fetchone()
-        self._end = end  # another worker process may have appended since
+        self.follow(end)  # another worker process may have appended since, or compacted
         payload = b"".join(self.changes)
         self.changes = []
         header = _frame_header(TRANSACTION, seq + 1, payload)
-        self._write(self._fd, header, payload)
+        write_all(self._fd, header, payload)
         if self.fsync:
             # Synced while SQLite fsyncs its WAL for the COMMIT (``settle`` waits for both): a
             # crash in between leaves a database ahead of its journal, which the next open
@@ -419,6 +477,25 @@ class Journal:
             self._syncing = _sync_pool.submit(os.fdatasync, self._fd)
         self._seq, self._start, self._end = seq + 1, end, end + len(header) + len(payload)
         conn.execute("UPDATE journal_state SET seq=?, start=?, end=? WHERE id=1", (self._seq, self._start, self._end))
+
+    def follow(self, end: int) -> None:
+        """Catch up with the file as the committed ``journal_state`` describes it (under the write
+        lock): reopen it if another worker process replaced it (a snapshot or a compaction) and cut
+        off the frame of a batch that never committed (a worker killed between its append and
+        its COMMIT), so every recorded offset stays the true one (compaction relies on it)."""
+        found = os.stat(self.path)
+        if found.st_ino != self._ino:
+            self._open_file()
+            self.rebase(end)  # about a fresh snapshot's length
+        if found.st_size > end:
+            os.ftruncate(self._fd, end)
+        self._end = end
+
+    def replaced(self, seq: int, start: int, end: int, snapshot_bytes: int) -> None:
+        """A compaction renamed a new file over the journal: append to that one from now on."""
+        self._open_file()
+        self._seq, self._start, self._end = seq, start, end
+        self.rebase(snapshot_bytes)
 
     def settle(self) -> None:
         """Wait until the batch's frame is synced (after the COMMIT, before anyone is answered)."""
