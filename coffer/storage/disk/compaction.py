@@ -38,7 +38,7 @@ from dataclasses import dataclass
 
 from coffer.fsutil import fsync_dir
 from coffer.storage.api import EngineObserver
-from coffer.storage.disk.journal import Journal, read_frame_at, write_snapshot
+from coffer.storage.disk.journal import Journal, write_snapshot
 
 log = logging.getLogger("coffer.journal")
 TEMP_SUFFIX = ".compacting"
@@ -103,8 +103,13 @@ class Compactor:
                 "SELECT seq, start, end, columns FROM journal_state WHERE id=1"
             ).fetchone()
             journal.follow(end)
-            frame = read_frame_at(journal.path, built.frame_start)
-            if columns != built.columns or frame is None or (frame.seq, frame.end) != (built.seq, built.frame_end):
+            if not journal.holds(seq, start, end):
+                # The recorded offsets do not describe the file (a COMMIT that failed after its
+                # append, while another worker process appended): rewrite it from the database.
+                log.warning("journal offsets out of step with %s: rewriting it from the database", journal.path)
+                journal.snapshot(conn)
+                return
+            if columns != built.columns or not journal.holds(built.seq, built.frame_start, built.frame_end):
                 log.info("journal compaction dropped: the journal was replaced while its snapshot was built")
                 journal.rebase(journal.size)
                 return

@@ -319,6 +319,7 @@ class Journal:
         self._fd = -1
         self._ino = -1
         self._syncing: Future[None] | None = None
+        self._appended: tuple[int, int] | None = None  # where this batch's frame lies until settled
         self._seq = 0
         self._start = 0
         self._end = 0
@@ -365,7 +366,7 @@ class Journal:
         if state is not None:
             seq, start, end, columns = state
             self._seq = seq
-            if columns == _dump(column_map(conn)).decode() and self._holds(seq, start, end):
+            if columns == _dump(column_map(conn)).decode() and self.holds(seq, start, end):
                 self._open_file()
                 if os.fstat(self._fd).st_size > end:
                     os.ftruncate(self._fd, end)  # frames of transactions that never committed
@@ -393,7 +394,7 @@ class Journal:
         except FileNotFoundError:
             return False
 
-    def _holds(self, seq: int, start: int, end: int) -> bool:
+    def holds(self, seq: int, start: int, end: int) -> bool:
         """Whether the file holds the recorded last frame where it was written."""
         found = read_frame_at(self.path, start)
         return found is not None and found.seq == seq and found.end == end
@@ -476,6 +477,7 @@ class Journal:
             # notices (the recorded frame is not in the file) and answers with a snapshot.
             self._syncing = _sync_pool.submit(os.fdatasync, self._fd)
         self._seq, self._start, self._end = seq + 1, end, end + len(header) + len(payload)
+        self._appended = (self._start, self._end)
         conn.execute("UPDATE journal_state SET seq=?, start=?, end=? WHERE id=1", (self._seq, self._start, self._end))
 
     def follow(self, end: int) -> None:
@@ -500,6 +502,7 @@ class Journal:
     def settle(self) -> None:
         """Wait until the batch's frame is synced (after the COMMIT, before anyone is answered)."""
         syncing, self._syncing = self._syncing, None
+        self._appended = None
         if syncing is not None:
             try:
                 syncing.result()
@@ -507,13 +510,17 @@ class Journal:
                 log.exception("manifest journal fsync failed: it is rewritten from the database at the next start")
 
     def discard(self) -> None:
-        """The batch failed before or at COMMIT: forget its changes, cut its frame off."""
+        """The batch failed before or at COMMIT: forget its changes, cut its frame off if it is
+        still the last one. Never more: ``_end`` may be older than another worker process's
+        appends (the batch failed before reading the state), and a failed COMMIT may have let
+        another process append after the frame (the next open cuts or replay skips it)."""
+        appended = self._appended
         self.changes = []
         self.settle()
-        if self._fd >= 0:
+        if appended is not None and self._fd >= 0:
             try:
-                if os.fstat(self._fd).st_size > self._end:
-                    os.ftruncate(self._fd, self._end)
+                if os.fstat(self._fd).st_size == appended[1]:
+                    os.ftruncate(self._fd, appended[0])
             except OSError:
                 pass
 
