@@ -18,7 +18,7 @@ import pytest
 
 from coffer.storage.disk import DiskEngine
 from coffer.storage.disk.compaction import TEMP_SUFFIX
-from coffer.storage.disk.journal import JOURNAL_NAME, SNAPSHOT, scan_frames
+from coffer.storage.disk.journal import JOURNAL_NAME, SNAPSHOT, TRANSACTION, _frame, encode_change, scan_frames
 from coffer.storage.disk.rebuild import DB_FILES, rebuild_index
 from tests.disk_store import state
 from tests.server_process import ServerProcess
@@ -244,4 +244,51 @@ def test_kill9_while_compacting(tmp_path: Path) -> None:
         server.kill9()
     worker.join()  # its requests now fail: the server is gone
     assert scan_frames(root / JOURNAL_NAME).frames[0].seq > 1  # a compaction's snapshot (at open: seq 1)
+    assert rows(root / "metadata.sqlite3") == rebuilt_rows(root, tmp_path / "copy")
+
+
+# ---------------------------------------------------------------------- frames past the end
+def _state_seq(root: Path) -> int:
+    conn = sqlite3.connect(root / "metadata.sqlite3")
+    try:
+        return int(conn.execute("SELECT seq FROM journal_state").fetchone()[0])
+    finally:
+        conn.close()
+
+
+def _append_frame(root: Path, seq: int) -> bytes:
+    frame = _frame(TRANSACTION, seq, encode_change('["buckets","D",["b"]]', ())[0] + b'["buckets","D",["b"]]')
+    with open(root / JOURNAL_NAME, "ab") as f:
+        f.write(frame)
+    return frame
+
+
+def test_uncommitted_frame_is_cut_off_while_running(tmp_path: Path) -> None:
+    """A worker killed between append and COMMIT: the next append (any process) cuts its frame."""
+    root = tmp_path / "data"
+    engine = _open(root, floor=10 * 1024**2)
+    try:
+        _churn(engine, 10)
+        frame = _append_frame(root, _state_seq(root) + 1)
+        _churn(engine, 5)
+    finally:
+        asyncio.run(engine.close())
+    assert frame not in (root / JOURNAL_NAME).read_bytes()
+    assert rows(root / "metadata.sqlite3") == rebuilt_rows(root, tmp_path / "copy")
+
+
+def test_offsets_out_of_step_are_repaired_by_compaction(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A frame past the recorded end that carries the recorded number is not an uncommitted one:
+    it is never cut, and the next compaction rewrites the journal from the database."""
+    root = tmp_path / "data"
+    engine = _open(root)
+    try:
+        _churn(engine, 10)
+        frame = _append_frame(root, _state_seq(root))
+        _churn(engine, 300)  # compactions: the first finds the offsets out of step
+        assert engine.meta.compactor.compactions > 0  # type: ignore[attr-defined]
+    finally:
+        asyncio.run(engine.close())
+    assert "out of step" in caplog.text
+    assert frame not in (root / JOURNAL_NAME).read_bytes()  # rewritten, not cut
     assert rows(root / "metadata.sqlite3") == rebuilt_rows(root, tmp_path / "copy")

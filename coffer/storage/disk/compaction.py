@@ -102,8 +102,7 @@ class Compactor:
             seq, start, end, columns = conn.execute(
                 "SELECT seq, start, end, columns FROM journal_state WHERE id=1"
             ).fetchone()
-            journal.follow(end)
-            if not journal.holds(seq, start, end):
+            if not journal.follow(seq, start, end):
                 # The recorded offsets do not describe the file (a COMMIT that failed after its
                 # append, while another worker process appended): rewrite it from the database.
                 log.warning("journal offsets out of step with %s: rewriting it from the database", journal.path)

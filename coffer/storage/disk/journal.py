@@ -465,8 +465,10 @@ class Journal:
         the write transaction, before COMMIT)."""
         if not self.changes:
             return
-        seq, end = conn.execute("SELECT seq, end FROM journal_state WHERE id=1").fetchone()
-        self.follow(end)  # another worker process may have appended since, or compacted
+        seq, start, end = conn.execute("SELECT seq, start, end FROM journal_state WHERE id=1").fetchone()
+        # Another worker process may have appended since, or compacted. Out of step (the file does
+        # not end with the recorded frame): append anyway; the next open or compaction rewrites it.
+        self.follow(seq, start, end)
         payload = b"".join(self.changes)
         self.changes = []
         header = _frame_header(TRANSACTION, seq + 1, payload)
@@ -480,18 +482,28 @@ class Journal:
         self._appended = (self._start, self._end)
         conn.execute("UPDATE journal_state SET seq=?, start=?, end=? WHERE id=1", (self._seq, self._start, self._end))
 
-    def follow(self, end: int) -> None:
-        """Catch up with the file as the committed ``journal_state`` describes it (under the write
-        lock): reopen it if another worker process replaced it (a snapshot or a compaction) and cut
-        off the frame of a batch that never committed (a worker killed between its append and
-        its COMMIT), so every recorded offset stays the true one (compaction relies on it)."""
+    def follow(self, seq: int, start: int, end: int) -> bool:
+        """Catch up with the file as the committed ``journal_state`` (frame ``seq`` at [start, end))
+        describes it, under the write lock: reopen it if another worker process replaced it (a
+        snapshot or a compaction), and cut off the frame of a batch that never committed (a worker
+        killed between its append and its COMMIT), so the recorded offsets stay the true ones
+        (compaction relies on them). Returns whether the file ends with the recorded frame."""
         found = os.stat(self.path)
         if found.st_ino != self._ino:
             self._open_file()
             self.rebase(end)  # about a fresh snapshot's length
-        if found.st_size > end:
-            os.ftruncate(self._fd, end)
         self._end = end
+        if found.st_size == end:
+            return True
+        if found.st_size > end and self.holds(seq, start, end):
+            # Rare (after a kill): read what follows. An uncommitted frame took the next number;
+            # one with the recorded number is a committed frame the offsets missed (a COMMIT that
+            # failed after its append while another process appended): never cut that.
+            after = read_frame_at(self.path, end)
+            if after is None or after.seq > seq:
+                os.ftruncate(self._fd, end)
+                return True
+        return False
 
     def replaced(self, seq: int, start: int, end: int, snapshot_bytes: int) -> None:
         """A compaction renamed a new file over the journal: append to that one from now on."""
