@@ -93,6 +93,7 @@ class Compactor:
         """Step 2, inside the writer's write transaction (the caller commits; see ``failed``)."""
         self._finish_thread()
         self._ready = False
+        swap_started = time.perf_counter()
         built, self._built = self._built, None
         journal = self.journal
         if built is None:
@@ -136,11 +137,13 @@ class Compactor:
             journal.replaced(seq, new_start, new_end, built.size)
         finally:
             os.close(built.fd)  # releases the flock
-        seconds = time.perf_counter() - self._started
+        now = time.perf_counter()
+        seconds = now - self._started
         self.compactions += 1
         log.info(
-            "journal compacted: %d -> %d bytes in %.3f s (snapshot of frame %d, %d bytes copied after it)",
-            before, new_end, seconds, built.seq, end - built.frame_end,
+            "journal compacted: %d -> %d bytes in %.3f s (writes paused %.3f s: snapshot of frame %d,"
+            " %d bytes appended meanwhile copied)",
+            before, new_end, seconds, now - swap_started, built.seq, end - built.frame_end,
         )  # fmt: skip
         self._observer().journal_compacted(before, new_end, seconds)
 
