@@ -98,7 +98,10 @@ def test_journal_stays_bounded_under_churn(tmp_path: Path) -> None:
     asyncio.run(_open(root).close())
     live = (root / JOURNAL_NAME).stat().st_size
     print(f"journal: at most {max(sizes)} bytes, live {live}, {compactions} compactions")
-    assert max(sizes) < 4 * live < sum(BODY for _ in range(3000)) / 4  # appended without compaction
+    # Without compaction the journal would hold every append; with it, about twice a snapshot
+    # plus what was appended while one was being built (more on a busy machine: a margin).
+    appended = sum(max(0, after - before) for before, after in zip(sizes, sizes[1:]))
+    assert max(sizes) < 8 * live < appended / 3
 
 
 def test_floor_defers_compaction(tmp_path: Path) -> None:

@@ -408,7 +408,9 @@ class Journal:
 
     def snapshot(self, conn: sqlite3.Connection) -> None:
         """Rewrite the journal as the database's current rows (inside the write transaction)."""
-        seq = self._seq + 1
+        # Numbers keep growing: another worker process may have appended since this one did.
+        state = conn.execute("SELECT seq FROM journal_state WHERE id=1").fetchone()
+        seq = max(self._seq, state[0] if state else 0) + 1
         temp = self.path.with_name(self.path.name + ".new")
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, self.file_mode)
         os.fchmod(fd, self.file_mode)  # whatever the umask
