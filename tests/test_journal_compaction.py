@@ -5,6 +5,7 @@ one) reproduces the database exactly."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import shutil
 import sqlite3
 import subprocess
@@ -100,7 +101,7 @@ def test_journal_stays_bounded_under_churn(tmp_path: Path) -> None:
     print(f"journal: at most {max(sizes)} bytes, live {live}, {compactions} compactions")
     # Without compaction the journal would hold every append; with it, about twice a snapshot
     # plus what was appended while one was being built (more on a busy machine: a margin).
-    appended = sum(max(0, after - before) for before, after in zip(sizes, sizes[1:]))
+    appended = sum(max(0, after - before) for before, after in itertools.pairwise(sizes))
     assert max(sizes) < 8 * live < appended / 3
 
 
