@@ -180,7 +180,9 @@ def test_crash_during_compaction(tmp_path: Path, step: str) -> None:
     finally:
         asyncio.run(engine.close())
     script = _CRASHER.format(tests=str(Path(__file__).parent), root=str(root), step=step)
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, timeout=120, cwd=Path(__file__).parent.parent
+    )
     assert done.returncode == 9, done.stderr.decode()[-2000:]
     assert rows(root / "metadata.sqlite3") == rebuilt_rows(root, tmp_path / "crashed")
     engine = _open(root)
