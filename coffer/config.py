@@ -103,6 +103,13 @@ class Settings:
             "only with one worker (other workers' writes would not be seen). 0 disables."
         ),
     )
+    journal_compact_min_bytes: int = field(
+        default=64 * 1024**2,
+        metadata=_meta(
+            "Disk engine: the metadata journal (metadata.journal) is compacted online once it is longer "
+            "than this many bytes and twice its length after the last compaction (docs/durability.md)."
+        ),
+    )
     max_object_size: int = field(
         default=5 * 1024**4,
         metadata=_meta("Largest object accepted by a single PUT, in bytes (S3: 5 TiB)."),
@@ -423,6 +430,8 @@ class Settings:
             raise ConfigError("workers must be at least 1")
         if self.inline_threshold < 0:
             raise ConfigError("inline_threshold must be >= 0")
+        if self.journal_compact_min_bytes < 0:
+            raise ConfigError("journal_compact_min_bytes must be >= 0")
         if self.read_cache_bytes < 0:
             raise ConfigError("read_cache_bytes must be >= 0")
         if not 0 <= self.admin_port <= 65535:

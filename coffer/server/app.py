@@ -75,6 +75,7 @@ def build_engine(settings: Settings) -> Engine:
         default_ttl=settings.default_ttl_seconds,
         reaper_interval=settings.ttl_reaper_interval,
         data_mode=settings.data_mode,
+        journal_compact_min_bytes=settings.journal_compact_min_bytes,
     )
 
 

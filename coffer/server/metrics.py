@@ -66,6 +66,8 @@ class _Observer(EngineObserver):
         self._evicted_objects = metrics.evicted_objects
         self._evicted_bytes = metrics.evicted_bytes
         self._expired = metrics.expired_objects
+        self._compactions = metrics.journal_compactions
+        self._compacted_bytes = metrics.journal_compacted_bytes
 
     def committed(self, operations: int, seconds: float) -> None:
         self._batch.observe(operations)
@@ -90,6 +92,10 @@ class _Observer(EngineObserver):
 
     def expired(self, objects: int) -> None:
         self._expired.inc(objects)
+
+    def journal_compacted(self, before: int, after: int, seconds: float) -> None:
+        self._compactions.inc()
+        self._compacted_bytes.inc(max(0, before - after))
 
 
 class _StorageCollector:
@@ -281,6 +287,16 @@ class Metrics:
             "When the last lifecycle pass finished (Unix time; 0: none yet in this run).",
             registry=reg,
             multiprocess_mode="max",
+        )
+        self.journal_compactions = Counter(
+            "coffer_engine_journal_compactions",
+            "Online compactions of the disk engine's metadata journal.",
+            registry=reg,
+        )
+        self.journal_compacted_bytes = Counter(
+            "coffer_engine_journal_compacted_bytes",
+            "Bytes by which journal compactions shrank the metadata journal.",
+            registry=reg,
         )
         self.encryption_failures = Counter(
             "coffer_encryption_failures",

@@ -364,6 +364,9 @@ class EngineObserver:
     def expired(self, objects: int) -> None:
         """The TTL reaper reclaimed ``objects`` expired objects."""
 
+    def journal_compacted(self, before: int, after: int, seconds: float) -> None:
+        """The metadata journal was compacted from ``before`` to ``after`` bytes in ``seconds``."""
+
 
 class ObjectBody(Protocol):
     """An open object: metadata plus a stream over (a range of) its bytes."""

@@ -56,6 +56,7 @@ from coffer.storage.conditions import check_delete, check_write
 from coffer.storage.contracts import BlobStore, MetadataStore, OpenBlob, Segment
 from coffer.storage.disk import records
 from coffer.storage.disk.blobs import FileBlobStore, commit_published, hash_stream, make_dir
+from coffer.storage.disk.journal import COMPACT_MIN_BYTES
 from coffer.storage.disk.manifest import blob_in_use, load_segments, object_part, object_parts_page, unreferenced
 from coffer.storage.disk.metadata import BUCKET_COLUMNS, SQLiteMetadataStore, bucket_from_row, bucket_info
 from coffer.storage.disk.multipart import DiskUploads
@@ -226,6 +227,7 @@ class DiskEngine:
         reaper_interval: float = 10.0,
         read_cache_bytes: int = 0,
         data_mode: str = "private",
+        journal_compact_min_bytes: int = COMPACT_MIN_BYTES,
     ) -> None:
         if orphan_grace_seconds < 0:
             raise ValueError(f"orphan_grace_seconds must be >= 0 (got {orphan_grace_seconds})")
@@ -234,7 +236,10 @@ class DiskEngine:
         self.root = Path(data_dir)
         self.dir_mode, file_mode = DATA_MODES[data_mode]
         self.meta: MetadataStore[sqlite3.Connection] = SQLiteMetadataStore(
-            self.root / "metadata.sqlite3", fsync=fsync, file_mode=file_mode
+            self.root / "metadata.sqlite3",
+            fsync=fsync,
+            file_mode=file_mode,
+            journal_compact_min_bytes=journal_compact_min_bytes,
         )
         self.cache = ReadCache(self.meta, read_cache_bytes) if read_cache_bytes else None
         self.blobs: BlobStore = FileBlobStore(

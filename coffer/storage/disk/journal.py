@@ -37,7 +37,7 @@ import logging
 import os
 import sqlite3
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +54,13 @@ MAGIC = b"CJF1"
 _HEADER = struct.Struct("<4sB3xQII")
 COLUMNS, SNAPSHOT, TRANSACTION = b"C"[0], b"S"[0], b"T"[0]
 SNAPSHOT_ROWS = 1000  # rows per snapshot frame: bounded memory for any store size
+# Online compaction (compaction.py) starts when the journal is longer than both the floor and
+# COMPACT_FACTOR times its length right after the last snapshot (at open, the database file's
+# size stands in): churn then costs at most a few times the store's metadata in journal, and a
+# small store is not compacted for every few writes. The floor is the setting
+# journal_compact_min_bytes; tests use a tiny one.
+COMPACT_MIN_BYTES = 64 * 1024**2
+COMPACT_FACTOR = 2.0
 
 # Journaled tables and their primary keys.
 TABLES: dict[str, tuple[str, ...]] = {
@@ -238,17 +245,81 @@ def scan_frames(path: Path) -> Scan:
     return scan
 
 
+def write_all(fd: int, *pieces: bytes) -> int:
+    views = [memoryview(piece) for piece in pieces]
+    total = sum(len(view) for view in views)
+    while views:
+        written = os.writev(fd, views)
+        while views and written >= len(views[0]):
+            written -= len(views[0])
+            views.pop(0)
+        if written:
+            views[0] = views[0][written:]
+    return total
+
+
+def write_snapshot(
+    fd: int, conn: sqlite3.Connection, seq: int, cancelled: Callable[[], bool] = lambda: False
+) -> tuple[int, int, bytes]:
+    """Write the rows ``conn`` sees as a snapshot (a columns frame, then rows) with sequence number
+    ``seq``; returns where its last frame starts, the bytes written and the columns document.
+    ``cancelled`` is asked between frames (compaction stops early when the store closes)."""
+    columns_doc = _dump(column_map(conn))
+    written = write_all(fd, _frame(COLUMNS, seq, columns_doc))
+    start = 0
+    layout = column_map(conn)
+    for table in TABLES:
+        rows: list[bytes] = []
+        for count, (head, *exact) in enumerate(
+            conn.execute(f"SELECT {_row_sql(table, layout[table], '')} FROM main.{table}"), 1
+        ):
+            rows += encode_change(head, tuple(exact))
+            if count % SNAPSHOT_ROWS == 0:
+                if cancelled():
+                    raise InterruptedError("journal snapshot cancelled")
+                start = written
+                written += write_all(fd, _frame(SNAPSHOT, seq, b"".join(rows)))
+                rows = []
+        if rows:
+            start = written
+            written += write_all(fd, _frame(SNAPSHOT, seq, b"".join(rows)))
+    return start, written, columns_doc
+
+
+def read_frame_at(path: Path, at: int) -> Frame | None:
+    """The readable frame at offset ``at`` of a journal, None when there is none."""
+    try:
+        with open(path, "rb") as f:
+            found = _read_frame(f, at)
+    except FileNotFoundError:
+        return None
+    return None if found is None else found[0]
+
+
 class Journal:
     """The writer connection's side of the journal (one per ``SQLiteMetadataStore``)."""
 
-    def __init__(self, database: Path, fsync: bool, file_mode: int) -> None:
+    def __init__(
+        self,
+        database: Path,
+        fsync: bool,
+        file_mode: int,
+        *,
+        compact_min_bytes: int = COMPACT_MIN_BYTES,
+        compact_factor: float = COMPACT_FACTOR,
+    ) -> None:
+        self.database = database
         self.path = journal_path(database)
         self.fsync = fsync
         self.file_mode = file_mode
+        self.compact_min_bytes = compact_min_bytes
+        self.compact_factor = compact_factor
+        self.compact_at = compact_min_bytes  # journal length that starts a compaction (compaction.py)
         self.changes: list[bytes] = []  # the pieces of the current batch's encoded changes
         self._fd = -1
         self._ino = -1
         self._syncing: Future[None] | None = None
+        self._appended: tuple[int, int] | None = None  # where this batch's frame lies until settled
         self._seq = 0
         self._start = 0
         self._end = 0
@@ -295,12 +366,14 @@ class Journal:
         if state is not None:
             seq, start, end, columns = state
             self._seq = seq
-            if columns == _dump(column_map(conn)).decode() and self._holds(seq, start, end):
+            if columns == _dump(column_map(conn)).decode() and self.holds(seq, start, end):
                 self._open_file()
                 if os.fstat(self._fd).st_size > end:
                     os.ftruncate(self._fd, end)  # frames of transactions that never committed
                     self._sync()
                 self._start, self._end = start, end
+                # How long a snapshot of the store would be is not known until one is written.
+                self.rebase(os.stat(self.database).st_size)
                 return
         elif self._is_orphaned(conn):
             raise JournalOrphaned(
@@ -321,14 +394,10 @@ class Journal:
         except FileNotFoundError:
             return False
 
-    def _holds(self, seq: int, start: int, end: int) -> bool:
+    def holds(self, seq: int, start: int, end: int) -> bool:
         """Whether the file holds the recorded last frame where it was written."""
-        try:
-            with open(self.path, "rb") as f:
-                found = _read_frame(f, start)
-        except FileNotFoundError:
-            return False
-        return found is not None and found[0].seq == seq and found[0].end == end
+        found = read_frame_at(self.path, start)
+        return found is not None and found.seq == seq and found.end == end
 
     def _open_file(self) -> None:
         if self._fd >= 0:
@@ -339,28 +408,14 @@ class Journal:
 
     def snapshot(self, conn: sqlite3.Connection) -> None:
         """Rewrite the journal as the database's current rows (inside the write transaction)."""
-        seq = self._seq + 1
+        # Numbers keep growing: another worker process may have appended since this one did.
+        state = conn.execute("SELECT seq FROM journal_state WHERE id=1").fetchone()
+        seq = max(self._seq, state[0] if state else 0) + 1
         temp = self.path.with_name(self.path.name + ".new")
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, self.file_mode)
         os.fchmod(fd, self.file_mode)  # whatever the umask
-        columns_doc = _dump(column_map(conn))
-        start = 0
         try:
-            written = self._write(fd, _frame(COLUMNS, seq, columns_doc))
-            layout = column_map(conn)
-            for table in TABLES:
-                rows: list[bytes] = []
-                for count, (head, *exact) in enumerate(
-                    conn.execute(f"SELECT {_row_sql(table, layout[table], '')} FROM main.{table}"), 1
-                ):
-                    rows += encode_change(head, tuple(exact))
-                    if count % SNAPSHOT_ROWS == 0:
-                        start = written
-                        written += self._write(fd, _frame(SNAPSHOT, seq, b"".join(rows)))
-                        rows = []
-                if rows:
-                    start = written
-                    written += self._write(fd, _frame(SNAPSHOT, seq, b"".join(rows)))
+            start, written, columns_doc = write_snapshot(fd, conn, seq)
             if self.fsync:
                 os.fsync(fd)
         finally:
@@ -370,23 +425,31 @@ class Journal:
             fsync_dir(self.path.parent)
         self._open_file()
         self._seq, self._start, self._end = seq, start, written
+        self.rebase(written)
         conn.execute(
             "INSERT OR REPLACE INTO journal_state(id, seq, start, end, columns) VALUES (1, ?, ?, ?, ?)",
             (seq, start, written, columns_doc.decode()),
         )
 
-    @staticmethod
-    def _write(fd: int, *pieces: bytes) -> int:
-        views = [memoryview(piece) for piece in pieces]
-        total = sum(len(view) for view in views)
-        while views:
-            written = os.writev(fd, views)
-            while views and written >= len(views[0]):
-                written -= len(views[0])
-                views.pop(0)
-            if written:
-                views[0] = views[0][written:]
-        return total
+    # ------------------------------------------------------------------ size
+    def rebase(self, snapshot_bytes: int) -> None:
+        """The journal was (or is estimated to be) ``snapshot_bytes`` right after a snapshot:
+        compact again once it grows past ``compact_factor`` times that (and the floor)."""
+        self.compact_at = max(self.compact_min_bytes, int(self.compact_factor * snapshot_bytes))
+
+    @property
+    def oversized(self) -> bool:
+        """Whether the journal outgrew its bound (a comparison: checked after every commit)."""
+        return self._end > self.compact_at
+
+    @property
+    def fd(self) -> int:
+        return self._fd
+
+    @property
+    def size(self) -> int:
+        """The committed length of the journal, as of this process's last append."""
+        return self._end
 
     def _sync(self) -> None:
         if self.fsync:
@@ -404,25 +467,56 @@ class Journal:
         the write transaction, before COMMIT)."""
         if not self.changes:
             return
-        if os.stat(self.path).st_ino != self._ino:  # another worker process rewrote it (snapshot)
-            self._open_file()
-        seq, end = conn.execute("SELECT seq, end FROM journal_state WHERE id=1").fetchone()
-        self._end = end  # another worker process may have appended since
+        seq, start, end = conn.execute("SELECT seq, start, end FROM journal_state WHERE id=1").fetchone()
+        # Another worker process may have appended since, or compacted. Out of step (the file does
+        # not end with the recorded frame): append anyway; the next open or compaction rewrites it.
+        self.follow(seq, start, end)
         payload = b"".join(self.changes)
         self.changes = []
         header = _frame_header(TRANSACTION, seq + 1, payload)
-        self._write(self._fd, header, payload)
+        write_all(self._fd, header, payload)
         if self.fsync:
             # Synced while SQLite fsyncs its WAL for the COMMIT (``settle`` waits for both): a
             # crash in between leaves a database ahead of its journal, which the next open
             # notices (the recorded frame is not in the file) and answers with a snapshot.
             self._syncing = _sync_pool.submit(os.fdatasync, self._fd)
         self._seq, self._start, self._end = seq + 1, end, end + len(header) + len(payload)
+        self._appended = (self._start, self._end)
         conn.execute("UPDATE journal_state SET seq=?, start=?, end=? WHERE id=1", (self._seq, self._start, self._end))
+
+    def follow(self, seq: int, start: int, end: int) -> bool:
+        """Catch up with the file as the committed ``journal_state`` (frame ``seq`` at [start, end))
+        describes it, under the write lock: reopen it if another worker process replaced it (a
+        snapshot or a compaction), and cut off the frame of a batch that never committed (a worker
+        killed between its append and its COMMIT), so the recorded offsets stay the true ones
+        (compaction relies on them). Returns whether the file ends with the recorded frame."""
+        found = os.stat(self.path)
+        if found.st_ino != self._ino:
+            self._open_file()
+            self.rebase(end)  # about a fresh snapshot's length
+        self._end = end
+        if found.st_size == end:
+            return True
+        if found.st_size > end and self.holds(seq, start, end):
+            # Rare (after a kill): read what follows. An uncommitted frame took the next number;
+            # one with the recorded number is a committed frame the offsets missed (a COMMIT that
+            # failed after its append while another process appended): never cut that.
+            after = read_frame_at(self.path, end)
+            if after is None or after.seq > seq:
+                os.ftruncate(self._fd, end)
+                return True
+        return False
+
+    def replaced(self, seq: int, start: int, end: int, snapshot_bytes: int) -> None:
+        """A compaction renamed a new file over the journal: append to that one from now on."""
+        self._open_file()
+        self._seq, self._start, self._end = seq, start, end
+        self.rebase(snapshot_bytes)
 
     def settle(self) -> None:
         """Wait until the batch's frame is synced (after the COMMIT, before anyone is answered)."""
         syncing, self._syncing = self._syncing, None
+        self._appended = None
         if syncing is not None:
             try:
                 syncing.result()
@@ -430,13 +524,17 @@ class Journal:
                 log.exception("manifest journal fsync failed: it is rewritten from the database at the next start")
 
     def discard(self) -> None:
-        """The batch failed before or at COMMIT: forget its changes, cut its frame off."""
+        """The batch failed before or at COMMIT: forget its changes, cut its frame off if it is
+        still the last one. Never more: ``_end`` may be older than another worker process's
+        appends (the batch failed before reading the state), and a failed COMMIT may have let
+        another process append after the frame (the next open cuts or replay skips it)."""
+        appended = self._appended
         self.changes = []
         self.settle()
-        if self._fd >= 0:
+        if appended is not None and self._fd >= 0:
             try:
-                if os.fstat(self._fd).st_size > self._end:
-                    os.ftruncate(self._fd, self._end)
+                if os.fstat(self._fd).st_size == appended[1]:
+                    os.ftruncate(self._fd, appended[0])
             except OSError:
                 pass
 

@@ -29,7 +29,8 @@ from typing import Any, TypeVar
 
 from coffer.storage import errors
 from coffer.storage.api import BucketInfo, EngineObserver
-from coffer.storage.disk.journal import STATE_TABLE, Journal
+from coffer.storage.disk.compaction import Compactor
+from coffer.storage.disk.journal import COMPACT_MIN_BYTES, STATE_TABLE, Journal
 from coffer.storage.errors import ServiceUnavailable
 
 T = TypeVar("T")
@@ -259,14 +260,25 @@ class _Stop:
     pass
 
 
+class _Compact:
+    """Queued by the journal compaction's thread when its snapshot is written: swap it in."""
+
+
 class SQLiteMetadataStore:
     """The SQLite implementation of ``MetadataStore[sqlite3.Connection]`` (contracts.py)."""
 
     def __init__(
-        self, path: Path, fsync: bool = True, observer: EngineObserver | None = None, *, file_mode: int = 0o600
+        self,
+        path: Path,
+        fsync: bool = True,
+        observer: EngineObserver | None = None,
+        *,
+        file_mode: int = 0o600,
+        journal_compact_min_bytes: int = COMPACT_MIN_BYTES,
     ) -> None:
         self.path = path
-        self.journal = Journal(path, fsync, file_mode)
+        self.journal = Journal(path, fsync, file_mode, compact_min_bytes=journal_compact_min_bytes)
+        self.compactor = Compactor(self.journal, lambda: self._queue.put(_Compact()), lambda: self.observer)
         self.fsync = fsync
         self.file_mode = file_mode
         self.observer = observer or EngineObserver()
@@ -333,12 +345,13 @@ class SQLiteMetadataStore:
             self._queue.put(_Stop())
             self._thread.join()
             self._thread = None
+            self.compactor.close()
             while True:
                 try:
                     item = self._queue.get_nowait()
                 except queue.Empty:
                     break
-                if not isinstance(item, _Stop):
+                if not isinstance(item, (_Stop, _Compact)):
                     _settle(item, None, ServiceUnavailable("the metadata store is shut down"))
             try:
                 self._writer.execute("PRAGMA wal_checkpoint(PASSIVE)")
@@ -391,7 +404,7 @@ class SQLiteMetadataStore:
             first = self._queue.get()
             if isinstance(first, _Stop):
                 return
-            batch = [first]
+            batch = [] if isinstance(first, _Compact) else [first]
             stop = False
             while len(batch) < MAX_BATCH:
                 try:
@@ -401,10 +414,29 @@ class SQLiteMetadataStore:
                 if isinstance(item, _Stop):
                     stop = True
                     break
-                batch.append(item)
-            self._commit_batch(conn, batch)
+                if not isinstance(item, _Compact):
+                    batch.append(item)
+            if batch:
+                self._commit_batch(conn, batch)
+            if self.compactor.ready:
+                self._swap_journal(conn)
             if stop:
                 return
+
+    def _swap_journal(self, conn: sqlite3.Connection) -> None:
+        """Put a compacted journal in place (compaction.py), between batches: no append races."""
+        try:
+            self._begin(conn)
+            try:
+                self.compactor.swap(conn)
+                conn.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                raise
+        except (sqlite3.Error, OSError):
+            log.exception("journal compaction failed")
+            self.compactor.failed(conn)
 
     def _commit_batch(self, conn: sqlite3.Connection, batch: list[Any]) -> None:
         outcomes: list[tuple[Any, BaseException | None]] = []
@@ -433,6 +465,7 @@ class SQLiteMetadataStore:
             self.batches += 1
             self.batched_ops += len(batch)
             self.observer.committed(len(batch), time.perf_counter() - started)
+            self.compactor.maybe_start()
         except (sqlite3.Error, OSError) as exc:
             log.exception("metadata commit failed")
             journal.discard()
