@@ -60,9 +60,10 @@ MAX_FRAME_SIZE = 64 * 1024 * 1024
 MAX_FRAMES = 2**32
 # cryptography (>= 47) releases the GIL inside AESGCM for inputs of 2 KiB or more. On the event
 # loop, taking it back behind the metadata writer thread cost an encrypted 4 KiB PUT ~55 µs
-# (py-spy, docs/benchmarks.md "Encryption") against ~1 µs of AES. Frames below SMALL_FRAME go
-# through the streaming GCM API in pieces short enough to keep the GIL (~5 µs a 4 KiB frame):
-# the same AES-256-GCM, the same bytes.
+# (py-spy, docs/benchmarks.md "Encryption") against ~1 µs of AES. Frames below SMALL_FRAME are
+# sealed through the streaming GCM API in pieces short enough to keep the GIL (~5 µs a 4 KiB
+# frame): the same AES-256-GCM, the same bytes. Reads keep the one-shot call: no writer thread
+# competes on a GET, and there the 5 µs cost more than the handoff (measured: 68 % vs 79 %).
 SMALL_FRAME = 16 * 1024
 _GIL_KEPT = 2047
 
@@ -75,19 +76,6 @@ def _seal_small(aes: algorithms.AES, nonce: bytes, plaintext: bytes | bytearray 
     out = [encryptor.update(view[at : at + _GIL_KEPT]) for at in range(0, len(view), _GIL_KEPT)]
     out.append(encryptor.finalize())
     out.append(encryptor.tag)
-    return b"".join(out)
-
-
-def _open_small(aes: algorithms.AES, nonce: bytes, sealed: memoryview, ad: bytes) -> bytes:
-    """AESGCM(key).decrypt(nonce, sealed, ad) for a small frame, without releasing the GIL;
-    InvalidTag when it does not authenticate (nothing is returned before the tag is checked)."""
-    if len(sealed) < TAG_SIZE:
-        raise InvalidTag
-    body, tag = sealed[:-TAG_SIZE], bytes(sealed[-TAG_SIZE:])
-    decryptor = Cipher(aes, modes.GCM(nonce, tag)).decryptor()
-    decryptor.authenticate_additional_data(ad)
-    out = [decryptor.update(body[at : at + _GIL_KEPT]) for at in range(0, len(body), _GIL_KEPT)]
-    out.append(decryptor.finalize())
     return b"".join(out)
 
 
@@ -306,7 +294,6 @@ class Decryptor:
         if not 0 <= first_frame < self._count:
             raise ValueError(f"frame {first_frame} is not in a body of {self._count} frames")
         self._aead = AESGCM(key)
-        self._aes = algorithms.AES(key)
         self._prefix = _ad_prefix(object_id, frame_size)
         self._frame_size = frame_size
         self._plain_size = plain_size
@@ -332,10 +319,7 @@ class Decryptor:
         final = self._index == self._count - 1
         ad = self._prefix + _FRAME_AD.pack(self._index, final)
         try:
-            if len(view) - FRAME_OVERHEAD < SMALL_FRAME:
-                plaintext = _open_small(self._aes, bytes(view[:NONCE_SIZE]), view[NONCE_SIZE:], ad)
-            else:
-                plaintext = self._aead.decrypt(view[:NONCE_SIZE], view[NONCE_SIZE:], ad)
+            plaintext = self._aead.decrypt(view[:NONCE_SIZE], view[NONCE_SIZE:], ad)
         except InvalidTag:
             raise FrameError(f"frame {self._index} failed authentication") from None
         self._index += 1
