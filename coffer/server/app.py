@@ -7,11 +7,14 @@ import logging
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from coffer import __version__, logs
 from coffer.config import Settings
-from coffer.server import compression, public_access, xml
+from coffer.events.notifier import Notifier
+from coffer.events.targets import parse_targets
+from coffer.server import compression, event_stream, public_access, xml
 from coffer.server.auth import DEFAULT_OWNER
 from coffer.server.auth.gate import AuthGate
 from coffer.server.bucket_state import BucketStates
@@ -70,6 +73,19 @@ def build_engine(settings: Settings) -> Engine:
     )
 
 
+def build_notifier(settings: Settings, metrics: Any) -> Notifier:
+    """Event notifications: the queue lives in <store>/events (memory only without a store directory)."""
+    store = settings.store_dir()
+    return Notifier(
+        parse_targets(settings.notification_targets),
+        Path(store) / "events" if store is not None else None,
+        fsync=settings.fsync == "always",
+        region=settings.region,
+        shared=settings.workers > 1,
+        observer=metrics.events if metrics is not None else None,
+    )
+
+
 def error_response(err: S3Error, request: Request | None, resource: str = "") -> Response:
     if err.status == 304:
         # Not Modified never has a body (a client would read it as the next response).
@@ -108,7 +124,8 @@ class CofferApp:
         self.cors = Cors(self.engine, settings.cors_allow_all)
         buckets = BucketStates(self.engine, default_block=public_access.DEFAULTS[settings.public_access_block])
         self.auth = AuthGate(settings, self.engine, buckets)
-        self.context = Context(self.engine, settings, DEFAULT_OWNER, self.auth, buckets)
+        self.notifier = build_notifier(settings, self.metrics)
+        self.context = Context(self.engine, settings, DEFAULT_OWNER, self.auth, buckets, notifier=self.notifier)
         self.handlers: dict[str, Handler] = HANDLERS
         self.base_domains = tuple(d.lower().strip(".") for d in settings.base_domains if d)
         self._started = False
@@ -117,6 +134,7 @@ class CofferApp:
     async def startup(self) -> None:
         if not self._started:
             await self.engine.start()
+            await self.notifier.start()  # after the engine: deliveries left by an earlier process resume
             self._started = True
             if self.settings.bandwidth_report_seconds:
                 every = self.settings.bandwidth_report_seconds
@@ -127,6 +145,7 @@ class CofferApp:
             for task in self._background:
                 task.cancel()
             self._background.clear()
+            await self.notifier.close()
             await self.engine.close()  # commits every write accepted so far
             self._started = False
             if self.metrics is not None:
@@ -225,6 +244,12 @@ class CofferApp:
     async def _respond(self, scope: dict[str, Any], request: Request) -> Response | None:
         """Classify and run the handler; errors become S3 error responses; None when the client left."""
         try:
+            if (
+                request.bucket == PROBE_PREFIX
+                and request.key == event_stream.NAME
+                and not _admin_only(scope, self.settings)
+            ):
+                return await event_stream.open_stream(request, self.auth, self.engine, self.notifier)
             if request.bucket == PROBE_PREFIX or _admin_only(scope, self.settings):
                 # Health, readiness and metrics: never a bucket (names cannot contain '_').
                 name = request.key if request.bucket == PROBE_PREFIX else None

@@ -8,8 +8,9 @@ rarely. So each process keeps them for ``TTL_SECONDS`` and forgets a bucket at o
 when this process changes its versioning, its Object Lock configuration or deletes it.
 The bucket policy is kept the same way, compiled once per read: the auth gate evaluates it
 on every request of the bucket; so are its Block Public Access configuration (RestrictPublicBuckets
-changes what the policy grants), its Object Ownership (writes with ACL headers check it) and
-its ACL (what it grants other users and anonymous callers).
+changes what the policy grants), its Object Ownership (writes with ACL headers check it),
+its ACL (what it grants other users and anonymous callers) and its notification rules (every
+write of the bucket matches them: coffer/server/notify.py).
 Another worker's change reaches this one within the TTL: S3 documents bucket configuration as eventually consistent too.
 """
 
@@ -21,6 +22,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from coffer.events.rules import CONFIG_NAME as NOTIFICATION_CONFIG
+from coffer.events.rules import Rules
 from coffer.server import acls, ownership, public_access
 from coffer.server.access.acl import Acl
 from coffer.server.access.policy import MalformedPolicy, Policy, parse_policy
@@ -56,6 +59,8 @@ class BucketState:
     foreign_objects: bool = False
     # Its default encryption (Put/GetBucketEncryption); None: none.
     encryption: BucketEncryption | None = None
+    # Its event notification rules (Put/GetBucketNotificationConfiguration); None: none.
+    notification: Rules | None = None
 
 
 class BucketStates:
@@ -87,7 +92,8 @@ class BucketStates:
         foreign = bool(await self.engine.get_bucket_config(bucket, acls.FOREIGN_CONFIG))
         owned = owned if isinstance(owned, str) else None
         encryption = BucketEncryption.from_doc(await self.engine.get_bucket_config(bucket, ENCRYPTION_CONFIG))
-        state = BucketState(info, lock_config, now, policy, block, owned, acl, foreign, encryption)
+        notification = Rules.from_doc(await self.engine.get_bucket_config(bucket, NOTIFICATION_CONFIG))
+        state = BucketState(info, lock_config, now, policy, block, owned, acl, foreign, encryption, notification)
         if len(self._states) >= _MAX_ENTRIES:
             self._states.clear()
         self._states[bucket] = state

@@ -236,6 +236,38 @@ class Metrics:
             "Encrypted body frames that failed authentication on read (corruption or tampering at rest).",
             registry=reg,
         )
+        self.events_queued = Counter(
+            "coffer_events_queued",
+            "Event notification deliveries queued (one per event and matching rule), by target.",
+            ["target"],
+            registry=reg,
+        )
+        self.events_delivered = Counter(
+            "coffer_events_delivered",
+            "Event notification deliveries the target accepted (2xx), by target.",
+            ["target"],
+            registry=reg,
+        )
+        self.events_failed = Counter(
+            "coffer_events_failed",
+            "Event notification deliveries given up and written to the dead-letter log, by target.",
+            ["target"],
+            registry=reg,
+        )
+        self.events_retried = Counter(
+            "coffer_events_retried",
+            "Event notification delivery attempts that failed (timeout, error, non-2xx) and were retried "
+            "or given up, by target.",
+            ["target"],
+            registry=reg,
+        )
+        self.events_queue_depth = Gauge(
+            "coffer_events_queue_depth",
+            "Event notification deliveries waiting, in flight or backing off, by target.",
+            ["target"],
+            registry=reg,
+            multiprocess_mode="livesum",
+        )
         self.build_info = Gauge(
             "coffer_build_info",
             "Always 1; the version label says which Coffer runs.",
@@ -245,6 +277,7 @@ class Metrics:
         )
         self.build_info.labels(version=__version__).set(1)
         self.observer = _Observer(self)
+        self.events = EventCounts(self)
         self.storage = _StorageCollector()
         self._children: dict[tuple[str, int], tuple[Counter, Histogram, Counter, Counter]] = {}
         if multi:
@@ -295,3 +328,25 @@ class Metrics:
 
 def _returning(pid: int) -> Callable[[], int]:
     return lambda: pid
+
+
+class EventCounts:
+    """Event notification counts (coffer/events/delivery.py EventObserver) into the metrics above."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def queued(self, target: str, count: int) -> None:
+        self.metrics.events_queued.labels(target).inc(count)
+
+    def delivered(self, target: str, count: int) -> None:
+        self.metrics.events_delivered.labels(target).inc(count)
+
+    def failed(self, target: str, count: int) -> None:
+        self.metrics.events_failed.labels(target).inc(count)
+
+    def retried(self, target: str, count: int) -> None:
+        self.metrics.events_retried.labels(target).inc(count)
+
+    def depth(self, target: str, value: int) -> None:
+        self.metrics.events_queue_depth.labels(target).set(value)

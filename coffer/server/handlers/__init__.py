@@ -23,6 +23,7 @@ from coffer.server.handlers import (
     cors,
     listing,
     multipart,
+    notification,
     object,
     object_lock,
     post_object,
@@ -47,6 +48,7 @@ _MODULES: tuple[ModuleType, ...] = (
     tagging,
     versioning,
     object_lock,
+    notification,
 )
 
 

@@ -20,6 +20,7 @@ from coffer.server.http import (
     parse_timestamp,
     quote_etag,
 )
+from coffer.server.notify import emit_request_event, removed_event
 from coffer.server.object_write import object_write
 from coffer.server.ranges import parse_range
 from coffer.server.request import Request, validate_new_key
@@ -115,6 +116,7 @@ async def PutObject(ctx: Context, req: Request) -> Response:
         acl=acl,
         encoding=encoding,
     )
+    await emit_request_event(ctx, req, "s3:ObjectCreated:Put", req.key, info)
     response = Response(200)
     response.header("etag", quote_etag(info.etag))
     for name, value in encryption.response_headers(info.encoding):
@@ -400,6 +402,7 @@ async def DeleteObject(ctx: Context, req: Request) -> Response:
     result = await ctx.engine.delete_object(
         req.bucket, req.key, condition, version_id=version_id, bypass_governance=bypass
     )
+    await emit_request_event(ctx, req, removed_event(version_id, result), req.key, version_id=result.version_id)
     response = Response(204)
     if result.version_id is not None:
         response.header("x-amz-version-id", result.version_id)
@@ -455,6 +458,8 @@ async def DeleteObjects(ctx: Context, req: Request) -> Response:
             continue
         outcome = next(outcomes)
         if isinstance(outcome, DeleteResult):
+            event = removed_event(slot.version_id, outcome)
+            await emit_request_event(ctx, req, event, slot.key, version_id=outcome.version_id)
             if not quiet:
                 parts.append(_deleted(slot, outcome))
         else:

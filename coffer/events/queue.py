@@ -1,0 +1,319 @@
+"""The durable event queue: per-process append-only segments of JSON lines, acknowledged per delivery.
+
+Layout under ``<data>/events/``::
+
+    seg-<pid>-<random>.log   events, one per line:  <crc32 hex8> <json>\\n
+    seg-<pid>-<random>.ack   deliveries done, one per line:  <offset> <target index>\\n
+    dead-letter.jsonl        deliveries given up (delivery.py)
+
+Each entry is ``{"t": [[target, configuration id], ...], "r": record}``: one event and every
+delivery it owes. Each process appends to its own segment and holds an exclusive ``flock`` on it
+for as long as it owns it, so several workers never write the same file. A segment nobody holds
+belongs to a process that died (kill -9, crash, a restart): the first process to lock it takes it
+over (``adopt_orphans``), delivers what its ack file does not list, then deletes both files.
+
+An entry is written before the request that caused it is answered. With ``fsync`` on, the lines of
+concurrent appends share one fsync (group commit) before any of them returns; with it off a line is
+written to the kernel at once, which survives kill -9 of the process (not a power loss). Acks are
+never fsynced: a lost ack means a delivery is repeated, which at-least-once allows.
+
+A line cut short or failing its CRC ends the segment (a torn tail from a crash mid-write).
+Files are 0600 in a 0700 directory: records carry object keys.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import json
+import logging
+import os
+import secrets
+import time
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from coffer.fsutil import fsync_dir
+
+log = logging.getLogger("coffer.events")
+
+FILE_MODE = 0o600
+DIR_MODE = 0o700
+SEGMENT_BYTES = 16 << 20  # a new segment after this many bytes; older ones go once fully delivered
+PREFIX = "seg-"
+
+
+@dataclass(slots=True)
+class Segment:
+    """One segment this process owns (locked): the active one, or an older or adopted one."""
+
+    path: Path
+    fd: int  # the log, open and flock'ed (also the one we append to when active)
+    ack_fd: int
+    size: int = 0
+    outstanding: int = 0  # deliveries not yet acknowledged
+    active: bool = False
+    acked: set[tuple[int, int]] = field(default_factory=set)
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One delivery owed: an entry of a segment, for one of its targets."""
+
+    segment: Segment
+    offset: int
+    index: int  # which of the entry's targets
+    target: str
+    configuration_id: str
+    record: dict[str, Any]
+
+
+def encode_line(entry: dict[str, Any]) -> bytes:
+    body = json.dumps(entry, separators=(",", ":")).encode()
+    return b"%08x %s\n" % (zlib.crc32(body), body)
+
+
+def decode_lines(data: bytes, start: int = 0) -> Iterator[tuple[int, int, dict[str, Any]]]:
+    """(offset, end offset, entry) of every intact line of ``data`` (``start`` is data[0]'s offset);
+    stops at the first line cut short or failing its CRC."""
+    pos = 0
+    while True:
+        end = data.find(b"\n", pos)
+        if end < 0:
+            return
+        line = data[pos:end]
+        if len(line) < 10 or line[8:9] != b" ":
+            return
+        body = line[9:]
+        try:
+            if int(line[:8], 16) != zlib.crc32(body):
+                return
+            entry = json.loads(body)
+        except ValueError:
+            return
+        if not isinstance(entry, dict):
+            return
+        yield start + pos, start + end + 1, entry
+        pos = end + 1
+
+
+def private_dir(directory: Path) -> None:
+    directory.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+    os.chmod(directory, DIR_MODE)
+
+
+def _open_private(path: Path, flags: int) -> int:
+    fd = os.open(path, flags | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+    os.fchmod(fd, FILE_MODE)
+    return fd
+
+
+def segment_paths(directory: Path) -> list[Path]:
+    return sorted(directory.glob(f"{PREFIX}*.log"))
+
+
+class EventQueue:
+    """This process's segments; ``directory`` None keeps entries in memory only (memory engine without
+    persistence: events do not survive a restart, as the data does not)."""
+
+    def __init__(self, directory: Path | None, fsync: bool) -> None:
+        self.directory = directory
+        self.fsync = fsync
+        self.active: Segment | None = None
+        self._pending: list[tuple[bytes, asyncio.Future[None]]] = []
+        self._flushing = False
+        self._offset = 0  # memory mode: the next entry's offset
+        self._memory_segment = Segment(Path("<memory>"), -1, -1, active=True)
+
+    # ------------------------------------------------------------------ appending
+    async def append(self, entry: dict[str, Any]) -> tuple[Segment, int]:
+        """Write one entry durably; returns its segment and offset."""
+        line = encode_line(entry)
+        if self.directory is None:
+            offset = self._offset
+            self._offset += len(line)
+            return self._memory_segment, offset
+        segment = self._segment_for(len(line))
+        offset = segment.size
+        segment.size += len(line)
+        if not self.fsync:
+            _write_all(segment.fd, line)  # in the kernel: survives kill -9
+            return segment, offset
+        # Group commit: the first appender writes and fsyncs everything queued meanwhile.
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((line, future))
+        if not self._flushing:
+            self._flushing = True
+            asyncio.get_running_loop().create_task(self._flush(segment))
+        await future
+        return segment, offset
+
+    async def _flush(self, segment: Segment) -> None:
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                data = b"".join(line for line, _ in batch)
+                try:
+                    await asyncio.to_thread(_write_and_sync, segment.fd, data)
+                except OSError as exc:
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                for _, future in batch:
+                    if not future.done():
+                        future.set_result(None)
+        finally:
+            self._flushing = False
+
+    def _segment_for(self, length: int) -> Segment:
+        assert self.directory is not None
+        active = self.active
+        if active is not None and (active.size + length <= SEGMENT_BYTES or active.size == 0 or self._flushing):
+            return active
+        if active is not None:
+            active.active = False
+            self.release_if_done(active)
+        self.active = self._create()
+        return self.active
+
+    def _create(self) -> Segment:
+        """A new segment, locked before its name appears (no other process could adopt it)."""
+        assert self.directory is not None
+        private_dir(self.directory)
+        name = f"{PREFIX}{os.getpid()}-{secrets.token_hex(6)}"
+        temp = self.directory / f".{name}.log"
+        fd = _open_private(temp, os.O_WRONLY | os.O_APPEND)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        path = self.directory / f"{name}.log"
+        ack_fd = _open_private(path.with_suffix(".ack"), os.O_WRONLY | os.O_APPEND)
+        os.rename(temp, path)
+        fsync_dir(self.directory)
+        return Segment(path, fd, ack_fd, active=True)
+
+    # ------------------------------------------------------------------ acknowledging
+    def ack(self, deliveries: list[Delivery]) -> None:
+        """Record deliveries done (or dead-lettered); a finished older segment is deleted."""
+        by_segment: dict[int, tuple[Segment, list[bytes]]] = {}
+        for d in deliveries:
+            slot = by_segment.setdefault(id(d.segment), (d.segment, []))
+            slot[1].append(b"%d %d\n" % (d.offset, d.index))
+        for segment, lines in by_segment.values():
+            segment.outstanding -= len(lines)
+            if segment.ack_fd >= 0:
+                try:
+                    _write_all(segment.ack_fd, b"".join(lines))
+                except OSError as exc:  # the delivery is repeated after a restart: allowed
+                    log.warning("event queue: cannot record deliveries in %s: %s", segment.path, exc)
+            self.release_if_done(segment)
+
+    def owe(self, segment: Segment, count: int) -> None:
+        segment.outstanding += count
+
+    def release_if_done(self, segment: Segment) -> None:
+        if segment.active or segment.outstanding > 0 or segment.fd < 0:
+            return
+        # Unlinked while still locked: a process waiting for the lock sees the name gone.
+        for path in (segment.path, segment.path.with_suffix(".ack")):
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                pass
+        os.close(segment.ack_fd)
+        os.close(segment.fd)
+        segment.fd = segment.ack_fd = -1
+
+    # ------------------------------------------------------------------ recovery
+    def adopt_orphans(self) -> list[Delivery]:
+        """Lock every segment no live process holds and return the deliveries it still owes."""
+        if self.directory is None or not self.directory.is_dir():
+            return []
+        owed: list[Delivery] = []
+        for temp in self.directory.glob(f".{PREFIX}*.log"):
+            self._remove_abandoned(temp)  # created by a process that died before naming it
+        for path in segment_paths(self.directory):
+            if self.active is not None and path == self.active.path:
+                continue
+            segment = self._lock_orphan(path)
+            if segment is None:
+                continue
+            found = list(replay(segment))
+            self.owe(segment, len(found))
+            owed += found
+            self.release_if_done(segment)
+        return owed
+
+    @staticmethod
+    def _remove_abandoned(path: Path) -> None:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return
+        try:
+            if time.time() - os.fstat(fd).st_mtime < 60:
+                return  # perhaps a live process between creating and naming it
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            path.unlink()
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
+    def _lock_orphan(self, path: Path) -> Segment | None:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            # The owner may have finished and unlinked it while we opened it.
+            if os.stat(path).st_ino != os.fstat(fd).st_ino:
+                raise FileNotFoundError(path)
+            ack_fd = _open_private(path.with_suffix(".ack"), os.O_RDWR | os.O_APPEND)
+        except OSError:  # held by a live process (BlockingIOError), or gone
+            os.close(fd)
+            return None
+        return Segment(path, fd, ack_fd, size=os.fstat(fd).st_size)
+
+    def close(self) -> None:
+        """Release this process's segments (what is unacknowledged is delivered by the next owner)."""
+        if self.active is not None:
+            self.active.active = False
+            self.release_if_done(self.active)
+            if self.active.fd >= 0:
+                os.close(self.active.fd)
+                os.close(self.active.ack_fd)
+            self.active = None
+
+
+def replay(segment: Segment) -> Iterator[Delivery]:
+    """The deliveries a segment owes: every entry's targets minus those its ack file lists."""
+    acked: set[tuple[int, int]] = set()
+    with os.fdopen(os.dup(segment.ack_fd), "rb") as acks:
+        acks.seek(0)
+        for line in acks.read().splitlines():
+            parts = line.split()
+            if len(parts) == 2 and parts[0].isdigit() and parts[1].isdigit():
+                acked.add((int(parts[0]), int(parts[1])))
+    with os.fdopen(os.dup(segment.fd), "rb") as log_file:
+        log_file.seek(0)
+        data = log_file.read()
+    for offset, _, entry in decode_lines(data):
+        for index, (target, configuration_id) in enumerate(entry.get("t") or []):
+            if (offset, index) not in acked:
+                yield Delivery(segment, offset, index, str(target), str(configuration_id), entry["r"])
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _write_and_sync(fd: int, data: bytes) -> None:
+    _write_all(fd, data)
+    os.fsync(fd)
