@@ -20,7 +20,7 @@ from coffer.server.http import (
     parse_timestamp,
     quote_etag,
 )
-from coffer.server.notify import emit_request_event, removed_event
+from coffer.server.notify import emit_request_event, emit_request_events, removed_event
 from coffer.server.object_write import object_write
 from coffer.server.ranges import parse_range
 from coffer.server.request import Request, validate_new_key
@@ -452,19 +452,20 @@ async def DeleteObjects(ctx: Context, req: Request) -> Response:
     bypass = object_lock.bypass_governance(req, [r.key for r in requests])  # needs s3:BypassGovernanceRetention
     outcomes = iter(await ctx.engine.delete_objects(req.bucket, requests, bypass_governance=bypass))
     parts: list[str] = []
+    removed: list[tuple[str, str, str | None]] = []  # (event, key, version id) of each key deleted
     for slot in slots:
         if isinstance(slot, str):
             parts.append(slot)
             continue
         outcome = next(outcomes)
         if isinstance(outcome, DeleteResult):
-            event = removed_event(slot.version_id, outcome)
-            await emit_request_event(ctx, req, event, slot.key, version_id=outcome.version_id)
+            removed.append((removed_event(slot.version_id, outcome), slot.key, outcome.version_id))
             if not quiet:
                 parts.append(_deleted(slot, outcome))
         else:
             err = from_storage(outcome) if isinstance(outcome, StorageError) else S3Error("InternalError")
             parts.append(_delete_error(slot.key, slot.version_id, err.code, err.message))
+    await emit_request_events(ctx, req, removed)
     response = Response(200, body=xml.document("DeleteResult", "".join(parts)))
     response.header("content-type", "application/xml")
     return response
