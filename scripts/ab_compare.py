@@ -43,6 +43,12 @@ object the phases write and read is encrypted (docs/benchmarks.md, "Encryption")
 
     .venv/bin/python scripts/ab_compare.py large '{"plain": {}, "sse": {"AB_SSE": "AES256"}}' 5
 
+A variant with {"AB_WEBHOOK": "1"} gives the bucket an event notification rule (every ObjectCreated
+event) to a webhook target: a tiny local HTTP receiver the script starts (coffer.bench.webhook_sink),
+to measure what notifications cost a PUT (docs/benchmarks.md, "Event notifications"):
+
+    .venv/bin/python scripts/ab_compare.py smallput '{"plain": {}, "webhook": {"AB_WEBHOOK": "1"}}' 7
+
 Phases: small (GET), smallput, large (GET), largeput; "bare" takes part in GET phases only.
 """
 
@@ -63,6 +69,7 @@ from coffer.bench.servers import free_port
 LARGE = 256 << 20
 KEYS = int(os.environ.get("AB_KEYS", "128"))
 ACCESS_KEY, SECRET_KEY = "AKIABENCH0000000", "bench-secret-0123456789"
+_sinks: list[subprocess.Popen[bytes]] = []  # webhook receivers (AB_WEBHOOK)
 _signed: dict[int, bool] = {}  # port -> the server requires signatures
 _anonymous: set[int] = set()  # ports whose GETs go unsigned (AB_PUBLIC)
 _PUBLIC_READ = (
@@ -154,6 +161,10 @@ def start(name: str, extra_env: dict[str, str]) -> tuple[subprocess.Popen[bytes]
     env = {k: v for k, v in os.environ.items() if not k.startswith("COFFER_")}
     env.update(extra_env)
     env.update(auth_env(extra_env))
+    if extra_env.get("AB_WEBHOOK"):
+        sink_port = free_port()
+        _sinks.append(subprocess.Popen([sys.executable, "-m", "coffer.bench.webhook_sink", str(sink_port)], env=env))
+        env["COFFER_NOTIFICATION_TARGETS"] = json.dumps({"sink": {"url": f"http://127.0.0.1:{sink_port}/events"}})
     if name == "bare":
         cmd = [sys.executable, "-m", "uvicorn", "coffer.bench.bare:app", "--port", str(port)]
         cmd += ["--loop", "uvloop", "--http", "httptools", "--log-level", "warning"]
@@ -189,6 +200,15 @@ def start(name: str, extra_env: dict[str, str]) -> tuple[subprocess.Popen[bytes]
             code, answer, _ = conn.request("PUT", url(endpoint, "PUT", "/bench?encryption"), body=config.encode())
             if code != 200:
                 raise RuntimeError(f"{name}: PutBucketEncryption answered {code}: {answer[:300]!r}")
+        if extra_env.get("AB_WEBHOOK"):
+            config = (
+                "<NotificationConfiguration><QueueConfiguration><Id>bench</Id>"
+                "<Queue>arn:coffer:sqs:us-east-1::sink</Queue><Event>s3:ObjectCreated:*</Event>"
+                "</QueueConfiguration></NotificationConfiguration>"
+            )
+            code, answer, _ = conn.request("PUT", url(endpoint, "PUT", "/bench?notification"), body=config.encode())
+            if code != 200:
+                raise RuntimeError(f"{name}: PutBucketNotificationConfiguration answered {code}: {answer[:300]!r}")
         statements = int(extra_env.get("AB_POLICY", "0"))
         if statements:
             code, answer, _ = conn.request(
@@ -277,6 +297,9 @@ def main() -> None:
         for proc, _ in servers.values():
             proc.terminate()
             proc.wait()
+        for sink in _sinks:
+            sink.terminate()
+            sink.wait()
     unit = "ops/s" if phase.startswith("small") else "MB/s"
     for name, values in results.items():
         print(f"{name:12s} median {statistics.median(values):8.0f} {unit}  all {[round(v) for v in values]}")

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from coffer.config import ConfigError, load_settings
-from coffer.events.records import ObjectEvent, build_record, for_rule
+from coffer.events.records import ObjectEvent, build_record, encode_record, with_configuration
 from coffer.events.rules import Rules
 from coffer.events.targets import TargetError, parse_targets, target_of_arn
 from coffer.server import notification
@@ -185,7 +185,7 @@ def test_record_shape() -> None:
         request_id="RID",
         bucket_owner="owner",
     )
-    record = for_rule(build_record(event, "eu-west-1", now=1700000000.5), "cfg")
+    record = json.loads(with_configuration(encode_record(build_record(event, "eu-west-1", now=1700000000.5)), "cfg"))
     assert record["eventVersion"] == "2.1"
     assert record["eventSource"] == "aws:s3"
     assert record["awsRegion"] == "eu-west-1"

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Protocol
 
 from coffer.events.queue import Delivery, EventQueue, _open_private, _write_all
-from coffer.events.records import for_rule
+from coffer.events.records import records_body, with_configuration
 from coffer.events.targets import Target
 from coffer.events.webhook import Connection, WebhookError
 
@@ -39,22 +39,38 @@ class DeadLetters:
 
     def __init__(self, directory: Path | None) -> None:
         self.path = directory / DEAD_LETTER if directory is not None else None
+        self._fd = -1
+        self._logged = 0.0  # a flood (a target down, its queue full) is logged once a second
+        self._unlogged = 0
 
     def add(self, delivery: Delivery, attempts: int, reason: str) -> None:
-        record = for_rule(delivery.record, delivery.configuration_id)
         entry = {"time": time.time(), "target": delivery.target, "attempts": attempts, "reason": reason}
-        line = json.dumps({**entry, "record": record}, separators=(",", ":")).encode() + b"\n"
-        log.warning("event for %s dead-lettered after %d attempt(s): %s", delivery.target, attempts, reason)
+        head = json.dumps(entry, separators=(",", ":")).encode()
+        line = head[:-1] + b',"record":' + with_configuration(delivery.record, delivery.configuration_id) + b"}\n"
+        self._unlogged += 1
+        now = time.monotonic()
+        if now - self._logged >= 1.0:
+            log.warning(
+                "%d event(s) dead-lettered; the last for %s after %d attempt(s): %s",
+                self._unlogged,
+                delivery.target,
+                attempts,
+                reason,
+            )
+            self._logged, self._unlogged = now, 0
         if self.path is None:
             return
         try:
-            fd = _open_private(self.path, os.O_WRONLY | os.O_APPEND)
-            try:
-                _write_all(fd, line)  # one O_APPEND write: lines of several workers never interleave
-            finally:
-                os.close(fd)
+            if self._fd < 0:
+                self._fd = _open_private(self.path, os.O_WRONLY | os.O_APPEND)
+            _write_all(self._fd, line)  # one O_APPEND write: lines of several workers never interleave
         except OSError as exc:
             log.error("cannot write the dead-letter log %s: %s", self.path, exc)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
 
 
 class TargetWorker:
@@ -120,8 +136,7 @@ class TargetWorker:
 
     async def _send(self, connection: Connection, deliveries: list[Delivery]) -> str | None:
         """None when the receiver took the records (2xx), else why not."""
-        records = [for_rule(d.record, d.configuration_id) for d in deliveries]
-        body = json.dumps({"Records": records}, separators=(",", ":")).encode()
+        body = records_body([with_configuration(d.record, d.configuration_id) for d in deliveries])
         try:
             status = await connection.post(body, self.target.timeout)
         except TimeoutError:

@@ -20,8 +20,8 @@ import logging
 from pathlib import Path
 
 from coffer.events.delivery import DeadLetters, EventObserver, TargetWorker
-from coffer.events.queue import Delivery, EventQueue
-from coffer.events.records import ObjectEvent, build_record
+from coffer.events.queue import Delivery, EventQueue, encode_line
+from coffer.events.records import ObjectEvent, event_record
 from coffer.events.rules import Rules
 from coffer.events.stream import StreamHub
 from coffer.events.targets import Target
@@ -67,6 +67,7 @@ class Notifier:
             await worker.stop()
         await self.stream.close()
         self.queue.close()
+        self.dead.close()
 
     def wanted(self, bucket: str, rules: Rules | None) -> bool:
         """Does an event in this bucket cost anything at all (rules, or a live listener)?"""
@@ -78,17 +79,17 @@ class Notifier:
         listening = self.stream.listening(event.bucket)
         if not matched and not listening:
             return
-        record = build_record(event, self.region)
-        entry = {"t": [[rule.target, rule.id] for rule in matched], "r": record, "b": event.bucket, "k": event.key}
+        record = event_record(event, self.region)
+        line = encode_line([[rule.target, rule.id] for rule in matched], event.bucket, event.key, record)
         if matched:
-            segment, offset = await self.queue.append(entry)
+            segment, offset = await self.queue.append(line)
             self.queue.owe(segment, len(matched))
             for index, rule in enumerate(matched):
                 self._submit(Delivery(segment, offset, index, rule.target, rule.id, record))
         elif self.stream.shared:
-            await self.queue.append(entry)  # for listeners in other workers; owes no delivery
+            await self.queue.append(line)  # for listeners in other workers; owes no delivery
         if self.stream.subscriptions:
-            self.stream.publish(entry)
+            self.stream.publish(event.bucket, event.key, record)
 
     def _submit(self, delivery: Delivery) -> None:
         worker = self.workers.get(delivery.target)

@@ -6,8 +6,8 @@ Layout under ``<data>/events/``::
     seg-<pid>-<random>.ack   deliveries done, one per line:  <offset> <target index>\\n
     dead-letter.jsonl        deliveries given up (delivery.py)
 
-Each entry is ``{"t": [[target, configuration id], ...], "r": record}``: one event and every
-delivery it owes. Each process appends to its own segment and holds an exclusive ``flock`` on it
+Each entry is ``{"t": [[target, configuration id], ...], "b": bucket, "k": key, "r": record}``: one
+event and every delivery it owes. Each process appends to its own segment and holds an exclusive ``flock`` on it
 for as long as it owns it, so several workers never write the same file. A segment nobody holds
 belongs to a process that died (kill -9, crash, a restart): the first process to lock it takes it
 over (``adopt_orphans``), delivers what its ack file does not list, then deletes both files.
@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from coffer.events.records import encode_record
 from coffer.fsutil import fsync_dir
 
 log = logging.getLogger("coffer.events")
@@ -68,11 +69,13 @@ class Delivery:
     index: int  # which of the entry's targets
     target: str
     configuration_id: str
-    record: dict[str, Any]
+    record: bytes  # the encoded record (records.py), its configurationId still empty
 
 
-def encode_line(entry: dict[str, Any]) -> bytes:
-    body = json.dumps(entry, separators=(",", ":")).encode()
+def encode_line(targets: list[list[str]], bucket: str, key: str, record: bytes) -> bytes:
+    """One entry's line; the record arrives encoded (it is not encoded twice)."""
+    head = json.dumps({"t": targets, "b": bucket, "k": key}, separators=(",", ":")).encode()
+    body = head[:-1] + b',"r":' + record + b"}"
     return b"%08x %s\n" % (zlib.crc32(body), body)
 
 
@@ -129,9 +132,8 @@ class EventQueue:
         self._memory_segment = Segment(Path("<memory>"), -1, -1, active=True)
 
     # ------------------------------------------------------------------ appending
-    async def append(self, entry: dict[str, Any]) -> tuple[Segment, int]:
-        """Write one entry durably; returns its segment and offset."""
-        line = encode_line(entry)
+    async def append(self, line: bytes) -> tuple[Segment, int]:
+        """Write one entry's line (``encode_line``) durably; returns its segment and offset."""
         if self.directory is None:
             offset = self._offset
             self._offset += len(line)
@@ -302,9 +304,10 @@ def replay(segment: Segment) -> Iterator[Delivery]:
         log_file.seek(0)
         data = log_file.read()
     for offset, _, entry in decode_lines(data):
+        record = encode_record(entry["r"])
         for index, (target, configuration_id) in enumerate(entry.get("t") or []):
             if (offset, index) not in acked:
-                yield Delivery(segment, offset, index, str(target), str(configuration_id), entry["r"])
+                yield Delivery(segment, offset, index, str(target), str(configuration_id), record)
 
 
 def _write_all(fd: int, data: bytes) -> None:

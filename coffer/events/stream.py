@@ -16,9 +16,9 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from coffer.events.queue import PREFIX, decode_lines, segment_paths
+from coffer.events.records import encode_record
 
 POLL_SECONDS = 0.2
 MARKER_REFRESH = 5.0  # a listening process touches its markers this often
@@ -30,14 +30,15 @@ SUBSCRIBER_BUFFER = 1000
 class Subscription:
     bucket: str
     prefix: str
-    records: asyncio.Queue[dict[str, Any]] = field(default_factory=lambda: asyncio.Queue(SUBSCRIBER_BUFFER))
+    # Encoded records (records.py), their configurationId still empty.
+    records: asyncio.Queue[bytes] = field(default_factory=lambda: asyncio.Queue(SUBSCRIBER_BUFFER))
     dropped: int = 0
 
-    def offer(self, entry: dict[str, Any]) -> None:
-        if entry.get("b") != self.bucket or not str(entry.get("k", "")).startswith(self.prefix):
+    def offer(self, bucket: str, key: str, record: bytes) -> None:
+        if bucket != self.bucket or not key.startswith(self.prefix):
             return
         try:
-            self.records.put_nowait(entry["r"])
+            self.records.put_nowait(record)
         except asyncio.QueueFull:
             self.dropped += 1
 
@@ -73,9 +74,9 @@ class StreamHub:
         self._markers_seen[bucket] = (now, fresh)
         return fresh
 
-    def publish(self, entry: dict[str, Any]) -> None:
+    def publish(self, bucket: str, key: str, record: bytes) -> None:
         for subscription in self.subscriptions:
-            subscription.offer(entry)
+            subscription.offer(bucket, key, record)
 
     # ------------------------------------------------------------------ listeners
     def subscribe(self, bucket: str, prefix: str) -> Subscription:
@@ -149,7 +150,7 @@ class StreamHub:
                 end = offset
                 for _, line_end, entry in decode_lines(data, offset):
                     end = line_end
-                    self.publish(entry)
+                    self.publish(str(entry.get("b")), str(entry.get("k")), encode_record(entry.get("r") or {}))
                 self._offsets[path] = end
             live = set(self._others())
             for path in list(self._offsets):

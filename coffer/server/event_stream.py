@@ -11,11 +11,10 @@ Listening starts when the stream opens: it is live, not a replay (the webhooks h
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 
 from coffer.events.notifier import STREAM_CONFIGURATION_ID, Notifier
-from coffer.events.records import for_rule
+from coffer.events.records import records_body, with_configuration
 from coffer.events.stream import Subscription
 from coffer.server.auth.gate import AuthGate
 from coffer.server.errors import S3Error
@@ -55,7 +54,7 @@ async def _messages(notifier: Notifier, subscription: Subscription) -> AsyncIter
             except TimeoutError:
                 yield b": heartbeat\n\n"
                 continue
-            data = json.dumps({"Records": [for_rule(record, STREAM_CONFIGURATION_ID)]}, separators=(",", ":"))
-            yield b"event: s3\ndata: " + data.encode() + b"\n\n"
+            data = records_body([with_configuration(record, STREAM_CONFIGURATION_ID)])
+            yield b"event: s3\ndata: " + data + b"\n\n"
     finally:
         notifier.stream.unsubscribe(subscription)
