@@ -96,7 +96,6 @@ class TargetWorker:
             return
         self.pending.append((delivery, attempts))
         self._wake.set()
-        self._report_depth()
 
     def start(self) -> None:
         if not self._tasks:
@@ -113,9 +112,15 @@ class TargetWorker:
         try:
             while True:
                 if not self.pending:
+                    self._report_depth()
                     self._wake.clear()
                     await self._wake.wait()
                     continue
+                if len(self.pending) < self.target.batch_max and self.target.linger > 0:
+                    # Let a busy bucket's events gather into one POST instead of one POST each.
+                    await asyncio.sleep(self.target.linger)
+                    if not self.pending:
+                        continue
                 batch: list[tuple[Delivery, int]] = []
                 while self.pending and len(batch) < self.target.batch_max:
                     batch.append(self.pending.popleft())
@@ -130,7 +135,7 @@ class TargetWorker:
                         self.observer.delivered(self.target.name, len(batch))
                 else:
                     self._failed(batch, reason)
-                self._report_depth()
+                self._report_depth()  # once per POST, not per event
         finally:
             connection.close()
 

@@ -18,7 +18,8 @@ DEFAULTS: dict[str, Any] = {
     "timeout": 5.0,  # seconds for one POST (connect, send, answer)
     "retry_seconds": 1.0,  # first back-off; doubled per attempt, at most 60 s
     "concurrency": 4,  # POSTs in flight at once
-    "batch_max": 10,  # records per POST at most ({"Records": [...]}, as S3's own format allows)
+    "batch_max": 100,  # records per POST at most ({"Records": [...]}, as S3's own format allows)
+    "linger": 0.005,  # seconds a worker waits for more records before a POST that is not full
 }
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _ARN = re.compile(r"^arn:(?:coffer|aws|minio):(sqs|sns):([^:]*):([^:]*):([A-Za-z0-9_.-]{1,64})$")
@@ -39,6 +40,7 @@ class Target:
     retry_seconds: float
     concurrency: int
     batch_max: int
+    linger: float
 
     def endpoint(self) -> Endpoint:
         return Endpoint.parse(self.url)
@@ -75,13 +77,14 @@ def _parse_target(name: str, entry: Any) -> Target:
             float(values["retry_seconds"]),
             int(values["concurrency"]),
             int(values["batch_max"]),
+            float(values["linger"]),
         )
     except (TypeError, ValueError) as exc:
         raise TargetError(f"{where}: {exc}") from None
     if min(target.queue_limit, target.max_attempts, target.concurrency, target.batch_max) < 1:
         raise TargetError(f"{where}: queue_limit, max_attempts, concurrency and batch_max must be >= 1")
-    if target.timeout <= 0 or target.retry_seconds < 0:
-        raise TargetError(f"{where}: timeout must be > 0 and retry_seconds >= 0")
+    if target.timeout <= 0 or target.retry_seconds < 0 or not 0 <= target.linger <= 1:
+        raise TargetError(f"{where}: timeout must be > 0, retry_seconds >= 0 and linger 0..1")
     return target
 
 

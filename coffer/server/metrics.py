@@ -335,18 +335,33 @@ class EventCounts:
 
     def __init__(self, metrics: Metrics) -> None:
         self.metrics = metrics
+        # labels() takes a lock and builds a tuple: once per target, not per event.
+        self._children: dict[str, tuple[Counter, Counter, Counter, Counter, Gauge]] = {}
+
+    def _of(self, target: str) -> tuple[Counter, Counter, Counter, Counter, Gauge]:
+        children = self._children.get(target)
+        if children is None:
+            m = self.metrics
+            children = self._children[target] = (
+                m.events_queued.labels(target),
+                m.events_delivered.labels(target),
+                m.events_failed.labels(target),
+                m.events_retried.labels(target),
+                m.events_queue_depth.labels(target),
+            )
+        return children
 
     def queued(self, target: str, count: int) -> None:
-        self.metrics.events_queued.labels(target).inc(count)
+        self._of(target)[0].inc(count)
 
     def delivered(self, target: str, count: int) -> None:
-        self.metrics.events_delivered.labels(target).inc(count)
+        self._of(target)[1].inc(count)
 
     def failed(self, target: str, count: int) -> None:
-        self.metrics.events_failed.labels(target).inc(count)
+        self._of(target)[2].inc(count)
 
     def retried(self, target: str, count: int) -> None:
-        self.metrics.events_retried.labels(target).inc(count)
+        self._of(target)[3].inc(count)
 
     def depth(self, target: str, value: int) -> None:
-        self.metrics.events_queue_depth.labels(target).set(value)
+        self._of(target)[4].set(value)
