@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import unquote_plus
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from coffer.config import ConfigError, load_settings
-from coffer.events.records import ObjectEvent, build_record, encode_record, with_configuration
+from coffer.events.records import ObjectEvent, build_record, encode_record, event_record, with_configuration
 from coffer.events.rules import Rules
 from coffer.events.targets import TargetError, parse_targets, target_of_arn
 from coffer.server import notification
@@ -224,3 +225,14 @@ def test_targets_setting(tmp_path: Any) -> None:
     assert target_of_arn("arn:coffer:sqs:us-east-1::hook", "Queue") == "hook"
     assert target_of_arn("arn:aws:sns:us-east-1:123:hook", "Topic") == "hook"
     assert target_of_arn("arn:coffer:sqs:us-east-1::hook", "Topic") is None
+
+
+def test_record_text_is_escaped() -> None:
+    """Keys, ids and principals with quotes or the configurationId text itself stay inside their strings."""
+    key = '"configurationId":"" \\ \n é'
+    event = ObjectEvent("s3:ObjectTagging:Put", "bkt", key, principal_id='user"1', etag='e"t', version_id="v\\1")
+    record = json.loads(with_configuration(event_record(event, "us-east-1"), 'rule "x"'))
+    assert record["s3"]["configurationId"] == 'rule "x"'
+    assert unquote_plus(record["s3"]["object"]["key"]) == key
+    assert record["userIdentity"]["principalId"] == 'user"1'
+    assert (record["s3"]["object"]["eTag"], record["s3"]["object"]["versionId"]) == ('e"t', "v\\1")

@@ -85,6 +85,7 @@ class TargetWorker:
         self.retrying = 0  # waiting out a back-off
         self.in_flight = 0
         self._wake = asyncio.Event()
+        self._lingering = False  # a worker is waiting for a batch to fill
         self._tasks: list[asyncio.Task[None]] = []
 
     def depth(self) -> int:
@@ -117,13 +118,24 @@ class TargetWorker:
                     await self._wake.wait()
                     continue
                 if len(self.pending) < self.target.batch_max and self.target.linger > 0:
-                    # Let a busy bucket's events gather into one POST instead of one POST each.
-                    await asyncio.sleep(self.target.linger)
+                    # Let a busy bucket's events gather into one POST instead of one POST each;
+                    # one worker gathers, the others wait for more than one POST's worth.
+                    if self._lingering:
+                        self._wake.clear()
+                        await self._wake.wait()
+                        continue
+                    self._lingering = True
+                    try:
+                        await asyncio.sleep(self.target.linger)
+                    finally:
+                        self._lingering = False
                     if not self.pending:
                         continue
                 batch: list[tuple[Delivery, int]] = []
                 while self.pending and len(batch) < self.target.batch_max:
                     batch.append(self.pending.popleft())
+                if self.pending:
+                    self._wake.set()  # more than one POST's worth: another worker takes the rest
                 self.in_flight += len(batch)
                 try:
                     reason = await self._send(connection, [d for d, _ in batch])

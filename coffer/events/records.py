@@ -66,8 +66,9 @@ def event_record(event: ObjectEvent, region: str, now: float | None = None) -> b
         obj += f',"versionId":{text(event.version_id)}'
     request_id = text(event.request_id)
     return (
-        f"{_head(region, event.event, event.principal_id)}"
+        f'{{"eventVersion":"2.1","eventSource":"aws:s3","awsRegion":{_region(region)},'
         f'"eventTime":"{iso8601(time.time() if now is None else now)}",'
+        f"{_who(event.event, event.principal_id)}"
         f'"requestParameters":{{"sourceIPAddress":{text(event.source_ip)}}},'
         f'"responseElements":{{"x-amz-request-id":{request_id},"x-amz-id-2":{request_id}}},'
         f"{_bucket(event.bucket, event.bucket_owner)}"
@@ -75,11 +76,16 @@ def event_record(event: ObjectEvent, region: str, now: float | None = None) -> b
     ).encode()
 
 
+@lru_cache(maxsize=16)
+def _region(region: str) -> str:
+    return str(_text(region))
+
+
 @lru_cache(maxsize=1024)
-def _head(region: str, event: str, principal_id: str) -> str:
+def _who(event: str, principal_id: str) -> str:
+    """What happened and who did it."""
     text = _text
     return (
-        f'{{"eventVersion":"2.1","eventSource":"aws:s3","awsRegion":{text(region)},'
         f'"eventName":{text(event.removeprefix("s3:"))},'
         f'"userIdentity":{{"principalId":{text(principal_id or "anonymous")}}},'
     )
