@@ -13,10 +13,11 @@ from collections import deque
 from pathlib import Path
 from typing import Protocol
 
-from coffer.events.queue import Delivery, EventQueue, _open_private, _write_all
+from coffer.events.queue import Delivery, EventQueue, _write_all
 from coffer.events.records import records_body, with_configuration
 from coffer.events.targets import Target
 from coffer.events.webhook import Connection, WebhookError
+from coffer.fsutil import open_private
 
 log = logging.getLogger("coffer.events")
 
@@ -62,7 +63,7 @@ class DeadLetters:
             return
         try:
             if self._fd < 0:
-                self._fd = _open_private(self.path, os.O_WRONLY | os.O_APPEND)
+                self._fd = open_private(self.path, os.O_WRONLY | os.O_APPEND)
             _write_all(self._fd, line)  # one O_APPEND write: lines of several workers never interleave
         except OSError as exc:
             log.error("cannot write the dead-letter log %s: %s", self.path, exc)

@@ -38,12 +38,10 @@ from pathlib import Path
 from typing import Any
 
 from coffer.events.records import encode_record
-from coffer.fsutil import fsync_dir
+from coffer.fsutil import fsync_dir, open_private, private_dir
 
 log = logging.getLogger("coffer.events")
 
-FILE_MODE = 0o600
-DIR_MODE = 0o700
 SEGMENT_BYTES = 16 << 20  # a new segment after this many bytes; older ones go once fully delivered
 PREFIX = "seg-"
 
@@ -103,17 +101,6 @@ def decode_lines(data: bytes, start: int = 0) -> Iterator[tuple[int, int, dict[s
             return
         yield start + pos, start + end + 1, entry
         pos = end + 1
-
-
-def private_dir(directory: Path) -> None:
-    directory.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
-    os.chmod(directory, DIR_MODE)
-
-
-def _open_private(path: Path, flags: int) -> int:
-    fd = os.open(path, flags | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
-    os.fchmod(fd, FILE_MODE)
-    return fd
 
 
 def segment_paths(directory: Path) -> list[Path]:
@@ -190,10 +177,10 @@ class EventQueue:
         private_dir(self.directory)
         name = f"{PREFIX}{os.getpid()}-{secrets.token_hex(6)}"
         temp = self.directory / f".{name}.log"
-        fd = _open_private(temp, os.O_WRONLY | os.O_APPEND)
+        fd = open_private(temp, os.O_WRONLY | os.O_APPEND)
         fcntl.flock(fd, fcntl.LOCK_EX)
         path = self.directory / f"{name}.log"
-        ack_fd = _open_private(path.with_suffix(".ack"), os.O_WRONLY | os.O_APPEND)
+        ack_fd = open_private(path.with_suffix(".ack"), os.O_WRONLY | os.O_APPEND)
         os.rename(temp, path)
         fsync_dir(self.directory)
         return Segment(path, fd, ack_fd, active=True)
@@ -276,7 +263,7 @@ class EventQueue:
             # The owner may have finished and unlinked it while we opened it.
             if os.stat(path).st_ino != os.fstat(fd).st_ino:
                 raise FileNotFoundError(path)
-            ack_fd = _open_private(path.with_suffix(".ack"), os.O_RDWR | os.O_APPEND)
+            ack_fd = open_private(path.with_suffix(".ack"), os.O_RDWR | os.O_APPEND)
         except OSError:  # held by a live process (BlockingIOError), or gone
             os.close(fd)
             return None
