@@ -314,3 +314,24 @@ def test_hostile_documents(notify_server: ServerProcess, bucket: str, body: byte
     answer = request(notify_server, "PUT", f"/{bucket}?notification", body)
     assert answer.status == 400, answer
     assert answer.error["Code"] in ("MalformedXML", "InvalidArgument")
+
+
+@pytest.mark.parametrize("persistence", ["false", "true"])
+def test_memory_engine(tmp_path: Path, persistence: str) -> None:
+    """The memory engine queues in memory without a persistence directory, on disk with one."""
+    receiver = Receiver("ok")
+    env = targets_env(hook={"url": receiver.url})
+    args = ("--storage", "memory", "--memory-persistence", persistence, "--fsync", "never")
+    proc = ServerProcess(tmp_path / "data", *args, env=env).start()
+    try:
+        s3 = proc.client()
+        s3.create_bucket(Bucket="mem")
+        configure(s3, "mem", rule("all", "hook", ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]))
+        s3.put_object(Bucket="mem", Key="a", Body=b"x")
+        s3.delete_object(Bucket="mem", Key="a")
+        receiver.wait_for(2)
+        assert sorted(receiver.names()) == [("ObjectCreated:Put", "a"), ("ObjectRemoved:Delete", "a")]
+        assert (tmp_path / "data" / "memory" / "events").is_dir() == (persistence == "true")
+    finally:
+        proc.stop()
+        receiver.close()
