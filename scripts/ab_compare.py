@@ -50,6 +50,11 @@ to measure what notifications cost a PUT (docs/benchmarks.md, "Event notificatio
     .venv/bin/python scripts/ab_compare.py smallput '{"plain": {}, "webhook": {"AB_WEBHOOK": "1"}}' 7
 
 Phases: small (GET), smallput, large (GET), largeput; "bare" takes part in GET phases only.
+
+The small phases also print each server's CPU time per request (user + system of the server process
+and its workers over the round, warm-up included, divided by the requests of the measured window
+scaled to the whole round): on a machine shared with other work, CPU time per request moves less
+than requests per second.
 """
 
 from __future__ import annotations
@@ -284,15 +289,37 @@ def large(name: str, endpoint: Endpoint) -> float:
     return LARGE / elapsed / 1e6
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and its children (uvicorn workers)."""
+    total = 0.0
+    for one in [
+        pid,
+        *map(int, subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()),
+    ]:
+        try:
+            with open(f"/proc/{one}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 def main() -> None:
     phase, variants, rounds = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3]) if len(sys.argv) > 3 else 5
     measure = {"small": small, "smallput": smallput, "large": large, "largeput": largeput}[phase]
     servers = {name: start(name, env) for name, env in variants.items()}
     results: dict[str, list[float]] = {name: [] for name in variants}
+    cpu: dict[str, list[float]] = {name: [] for name in variants}
     try:
         for _ in range(rounds):
-            for name, (_proc, endpoint) in servers.items():
-                results[name].append(measure(name, endpoint))
+            for name, (proc, endpoint) in servers.items():
+                before = cpu_seconds(proc.pid)
+                rate = measure(name, endpoint)
+                results[name].append(rate)
+                if phase.startswith("small") and rate:
+                    # The measured window is 2 s of the 2.3 s round (0.3 s warm-up).
+                    cpu[name].append((cpu_seconds(proc.pid) - before) / (rate * 2.3) * 1e6)
     finally:
         for proc, _ in servers.values():
             proc.terminate()
@@ -303,6 +330,9 @@ def main() -> None:
     unit = "ops/s" if phase.startswith("small") else "MB/s"
     for name, values in results.items():
         print(f"{name:12s} median {statistics.median(values):8.0f} {unit}  all {[round(v) for v in values]}")
+    for name, values in cpu.items():
+        if values:
+            print(f"{name:12s} server CPU {statistics.median(values):6.1f} us/op  all {[round(v) for v in values]}")
     if "bare" in results:
         bare = statistics.median(results["bare"])
         for name, values in results.items():

@@ -87,17 +87,20 @@ class TargetWorker:
         self.in_flight = 0
         self._wake = asyncio.Event()
         self._lingering = False  # a worker is waiting for a batch to fill
+        self._unreported = 0  # deliveries queued and not yet counted in the metrics
         self._tasks: list[asyncio.Task[None]] = []
 
     def depth(self) -> int:
         return len(self.pending) + self.retrying + self.in_flight
 
-    def submit(self, delivery: Delivery, attempts: int = 0) -> None:
+    def submit(self, delivery: Delivery) -> None:
+        self._unreported += 1  # counted as queued even when the queue limit turns it away
         if self.depth() >= self.target.queue_limit:
-            self._give_up([delivery], attempts, f"queue limit {self.target.queue_limit} reached")
+            self._give_up([delivery], 0, f"queue limit {self.target.queue_limit} reached")
             return
-        self.pending.append((delivery, attempts))
-        self._wake.set()
+        self.pending.append((delivery, 0))
+        if not self._wake.is_set():
+            self._wake.set()
 
     def start(self) -> None:
         if not self._tasks:
@@ -191,5 +194,9 @@ class TargetWorker:
         self._report_depth()
 
     def _report_depth(self) -> None:
+        """Depth and deliveries queued since the last report: once per POST, not per event."""
         if self.observer is not None:
+            if self._unreported:
+                self.observer.queued(self.target.name, self._unreported)
             self.observer.depth(self.target.name, self.depth())
+        self._unreported = 0

@@ -93,13 +93,12 @@ class Notifier:
 
     def _submit(self, delivery: Delivery) -> None:
         worker = self.workers.get(delivery.target)
-        if self.observer is not None:
-            self.observer.queued(delivery.target, 1)
         if worker is None:
             # The target was removed from the server's configuration after the rule was stored.
             self.dead.add(delivery, 0, f"no target named {delivery.target!r} is configured")
             self.queue.ack([delivery])
             if self.observer is not None:
+                self.observer.queued(delivery.target, 1)
                 self.observer.failed(delivery.target, 1)
             return
         worker.submit(delivery)

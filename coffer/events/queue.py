@@ -74,7 +74,7 @@ class Delivery:
 def encode_line(targets: list[list[str]], bucket: str, key: str, record: bytes) -> bytes:
     """One entry's line; the record arrives encoded (it is not encoded twice)."""
     text = encode_basestring_ascii
-    pairs = ",".join(f"[{text(target)},{text(configuration_id)}]" for target, configuration_id in targets)
+    pairs = ",".join([f"[{text(target)},{text(configuration_id)}]" for target, configuration_id in targets])
     body = f'{{"t":[{pairs}],"b":{text(bucket)},"k":{text(key)},"r":'.encode() + record + b"}"
     return b"%08x %s\n" % (zlib.crc32(body), body)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -57,7 +58,8 @@ def event_record(event: ObjectEvent, region: str, now: float | None = None) -> b
     a mapping and then encoded, with the parts that repeat (who, which bucket) encoded once: every
     write of a bucket with rules makes one."""
     text = _text
-    obj = f'"key":"{quote_plus(event.key, safe="/")}"'  # URL-encoded: nothing to escape
+    key = event.key if _PLAIN_KEY.fullmatch(event.key) else quote_plus(event.key, safe="/")
+    obj = f'"key":"{key}"'  # URL-encoded: nothing to escape
     if event.size is not None:
         obj += f',"size":{int(event.size)}'
     if event.etag:
@@ -74,6 +76,10 @@ def event_record(event: ObjectEvent, region: str, now: float | None = None) -> b
         f"{_bucket(event.bucket, event.bucket_owner)}"
         f'"object":{{{obj},"sequencer":"{sequencer()}"}}}}}}'
     ).encode()
+
+
+# Keys quote_plus leaves as they are (most keys): skip its slow path.
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_.~/-]*")
 
 
 @lru_cache(maxsize=16)

@@ -7,7 +7,7 @@ and the one check every write makes (``Rules.match``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 CONFIG_NAME = "notification"  # the bucket configuration document (engine.put_bucket_config)
@@ -87,10 +87,16 @@ class Rules:
     """Every rule of one bucket."""
 
     rules: tuple[Rule, ...]
+    # Event type -> the rules naming it: worked out once per type, then only the key filters are checked.
+    _by_event: dict[str, tuple[Rule, ...]] = field(default_factory=dict, compare=False, repr=False)
 
     def match(self, event: str, key: str) -> list[Rule]:
         """The rules an event on ``key`` fires (one record per rule, as S3 sends)."""
-        return [rule for rule in self.rules if rule.matches(event, key)]
+        candidates = self._by_event.get(event)
+        if candidates is None:
+            candidates = tuple(r for r in self.rules if any(event_matches(p, event) for p in r.events))
+            self._by_event[event] = candidates
+        return [r for r in candidates if key.startswith(r.prefix) and key.endswith(r.suffix)]
 
     def to_doc(self) -> list[dict[str, Any]] | None:
         return [rule.to_doc() for rule in self.rules] or None
