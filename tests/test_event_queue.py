@@ -16,7 +16,7 @@ from coffer.events.queue import Delivery, EventQueue, decode_lines, encode_line,
 
 def entry(n: int, targets: int = 1) -> bytes:
     return encode_line(
-        [[f"t{i}", f"c{i}"] for i in range(targets)],
+        tuple((f"t{i}", f"c{i}") for i in range(targets)),
         "bkt",
         f"k{n}",
         json.dumps({"n": n}, separators=(",", ":")).encode(),

@@ -80,7 +80,7 @@ class Notifier:
         if not matched and not listening:
             return
         record = event_record(event, self.region)
-        line = encode_line([[rule.target, rule.id] for rule in matched], event.bucket, event.key, record)
+        line = encode_line(tuple((rule.target, rule.id) for rule in matched), event.bucket, event.key, record)
         if matched:
             segment, offset = await self.queue.append(line)
             self.queue.owe(segment, len(matched))

@@ -33,6 +33,7 @@ import time
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from json.encoder import encode_basestring_ascii
 from pathlib import Path
 from typing import Any
@@ -71,12 +72,18 @@ class Delivery:
     record: bytes  # the encoded record (records.py), its configurationId still empty
 
 
-def encode_line(targets: list[list[str]], bucket: str, key: str, record: bytes) -> bytes:
-    """One entry's line; the record arrives encoded (it is not encoded twice)."""
-    text = encode_basestring_ascii
-    pairs = ",".join([f"[{text(target)},{text(configuration_id)}]" for target, configuration_id in targets])
-    body = f'{{"t":[{pairs}],"b":{text(bucket)},"k":{text(key)},"r":'.encode() + record + b"}"
+def encode_line(targets: tuple[tuple[str, str], ...], bucket: str, key: str, record: bytes) -> bytes:
+    """One entry's line (``targets``: (target, configuration id) pairs); the record arrives encoded."""
+    body = _line_head(targets, bucket) + encode_basestring_ascii(key).encode() + b',"r":' + record + b"}"
     return b"%08x %s\n" % (zlib.crc32(body), body)
+
+
+@lru_cache(maxsize=1024)
+def _line_head(targets: tuple[tuple[str, str], ...], bucket: str) -> bytes:
+    """What the lines of one bucket's events that fire the same rules share (encoded once)."""
+    text = encode_basestring_ascii
+    pairs = ",".join(f"[{text(target)},{text(configuration_id)}]" for target, configuration_id in targets)
+    return f'{{"t":[{pairs}],"b":{text(bucket)},"k":'.encode()
 
 
 def decode_lines(data: bytes, start: int = 0) -> Iterator[tuple[int, int, dict[str, Any]]]:
