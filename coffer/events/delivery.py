@@ -86,7 +86,7 @@ class TargetWorker:
         self.retrying = 0  # waiting out a back-off
         self.in_flight = 0
         self._wake = asyncio.Event()
-        self._lingering = False  # a worker is waiting for a batch to fill
+        self._gathering = False  # a worker is gathering or sending a partial batch
         self._unreported = 0  # deliveries queued and not yet counted in the metrics
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -121,39 +121,51 @@ class TargetWorker:
                     self._wake.clear()
                     await self._wake.wait()
                     continue
-                if len(self.pending) < self.target.batch_max and self.target.linger > 0:
-                    # Let a busy bucket's events gather into one POST instead of one POST each;
-                    # one worker gathers, the others wait for more than one POST's worth.
-                    if self._lingering:
+                if len(self.pending) < self.target.batch_max:
+                    # Less than a full POST's worth: one worker gathers it for ``linger`` and sends it,
+                    # and while that POST is out the others wait for a full batch. Partial POSTs
+                    # never overlap, so a busy bucket's events go out in few, large POSTs (each POST
+                    # costs the server about as much as a small PUT).
+                    if self._gathering:
                         self._wake.clear()
                         await self._wake.wait()
                         continue
-                    self._lingering = True
+                    self._gathering = True
                     try:
                         await asyncio.sleep(self.target.linger)
+                        batch = self._take()
+                        if batch:
+                            await self._deliver(connection, batch)
                     finally:
-                        self._lingering = False
-                    if not self.pending:
-                        continue
-                batch: list[tuple[Delivery, int]] = []
-                while self.pending and len(batch) < self.target.batch_max:
-                    batch.append(self.pending.popleft())
-                if self.pending:
-                    self._wake.set()  # more than one POST's worth: another worker takes the rest
-                self.in_flight += len(batch)
-                try:
-                    reason = await self._send(connection, [d for d, _ in batch])
-                finally:
-                    self.in_flight -= len(batch)
-                if reason is None:
-                    self.queue.ack([d for d, _ in batch])
-                    if self.observer is not None:
-                        self.observer.delivered(self.target.name, len(batch))
-                else:
-                    self._failed(batch, reason)
-                self._report_depth()  # once per POST, not per event
+                        self._gathering = False
+                    if self.pending:
+                        self._wake.set()  # what came in meanwhile
+                    continue
+                await self._deliver(connection, self._take())
         finally:
             connection.close()
+
+    def _take(self) -> list[tuple[Delivery, int]]:
+        batch: list[tuple[Delivery, int]] = []
+        while self.pending and len(batch) < self.target.batch_max:
+            batch.append(self.pending.popleft())
+        if len(self.pending) >= self.target.batch_max:
+            self._wake.set()  # another full POST's worth: another worker takes it
+        return batch
+
+    async def _deliver(self, connection: Connection, batch: list[tuple[Delivery, int]]) -> None:
+        self.in_flight += len(batch)
+        try:
+            reason = await self._send(connection, [d for d, _ in batch])
+        finally:
+            self.in_flight -= len(batch)
+        if reason is None:
+            self.queue.ack([d for d, _ in batch])
+            if self.observer is not None:
+                self.observer.delivered(self.target.name, len(batch))
+        else:
+            self._failed(batch, reason)
+        self._report_depth()  # once per POST, not per event
 
     async def _send(self, connection: Connection, deliveries: list[Delivery]) -> str | None:
         """None when the receiver took the records (2xx), else why not."""

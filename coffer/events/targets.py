@@ -19,7 +19,7 @@ DEFAULTS: dict[str, Any] = {
     "retry_seconds": 1.0,  # first back-off; doubled per attempt, at most 60 s
     "concurrency": 4,  # POSTs in flight at once
     "batch_max": 100,  # records per POST at most ({"Records": [...]}, as S3's own format allows)
-    "linger": 0.005,  # seconds a worker waits for more records before a POST that is not full
+    "linger": 0.02,  # seconds to gather records before a POST that is not full
 }
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _ARN = re.compile(r"^arn:(?:coffer|aws|minio):(sqs|sns):([^:]*):([^:]*):([A-Za-z0-9_.-]{1,64})$")
