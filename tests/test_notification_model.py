@@ -101,7 +101,15 @@ def test_missing_id_gets_one() -> None:
         (
             doc(queue(["s3:ObjectCreated:*"]), queue(["s3:ObjectCreated:Put"], rule_id="b")),
             "InvalidArgument",
-            "overlap",
+            "Configurations overlap",
+        ),
+        (
+            doc(
+                queue(["s3:ObjectCreated:*"], filters=rule("prefix", "img/") + rule("suffix", "jpg")),
+                queue(["s3:ObjectCreated:Put"], rule_id="b", filters=rule("prefix", "img/a") + rule("suffix", "pg")),
+            ),
+            "InvalidArgument",
+            "ambiguously defined",
         ),
         (
             doc("<CloudFunctionConfiguration><CloudFunction>x</CloudFunction></CloudFunctionConfiguration>"),
@@ -120,12 +128,23 @@ def test_invalid_documents(body: bytes, code: str, message: str) -> None:
 
 
 def test_disjoint_filters_do_not_overlap() -> None:
+    """Rules one event cannot both fire: disjoint prefixes, disjoint suffixes, or other event types."""
     body = doc(
         queue(["s3:ObjectCreated:*"], filters=rule("prefix", "a/")),
         queue(["s3:ObjectCreated:*"], rule_id="b", filters=rule("prefix", "b/")),
+        queue(["s3:ObjectCreated:*"], rule_id="c", filters=rule("prefix", "a/") + rule("suffix", ".png")),
+        queue(["s3:ObjectRemoved:*"], rule_id="d"),
+    )
+    # "a/" with no suffix overlaps "a/" + ".png": refused; without the first rule they are fine.
+    assert error_of(body)[0] == "InvalidArgument"
+    body = doc(
+        queue(["s3:ObjectCreated:*"], filters=rule("prefix", "a/") + rule("suffix", ".jpg")),
+        queue(["s3:ObjectCreated:*"], rule_id="b", filters=rule("prefix", "b/")),
+        queue(["s3:ObjectCreated:*"], rule_id="c", filters=rule("prefix", "a/") + rule("suffix", ".png")),
+        queue(["s3:ObjectRemoved:*"], rule_id="d"),
     )
     rules = notification.parse(body, TARGETS)
-    assert rules is not None and len(rules.rules) == 2
+    assert rules is not None and len(rules.rules) == 4
 
 
 _pieces = st.sampled_from(

@@ -22,6 +22,12 @@ MAX_ID = 255
 _KINDS = {"QueueConfiguration": ("Queue", "Queue"), "TopicConfiguration": ("Topic", "Topic")}
 _UNSUPPORTED = ("CloudFunctionConfiguration", "LambdaFunctionConfiguration", "EventBridgeConfiguration")
 _DESTINATION = "Unable to validate the following destination configurations"
+# S3's words for two rules one event could fire, without and with key filters.
+_OVERLAP = "Configurations overlap. Configurations on the same bucket cannot share a common event type."
+_AMBIGUOUS = (
+    "Configuration is ambiguously defined. Cannot have overlapping suffixes in two rules if the prefixes "
+    "are overlapping for the same event type."
+)
 
 
 def parse(body: bytes, targets: set[str]) -> Rules | None:
@@ -46,9 +52,12 @@ def parse(body: bytes, targets: set[str]) -> Rules | None:
     for i, rule in enumerate(rules):
         for other in rules[:i]:
             if _overlap(rule, other):
+                filtered = rule.prefix or rule.suffix or other.prefix or other.suffix
                 raise S3Error(
                     "InvalidArgument",
-                    "Configurations overlap. Configurations on the same bucket cannot share a common event type.",
+                    _AMBIGUOUS if filtered else _OVERLAP,
+                    ArgumentName="Event",
+                    ArgumentValue=", ".join((*other.events, *rule.events)),
                 )
     return Rules(tuple(rules)) if rules else None
 
