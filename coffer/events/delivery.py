@@ -17,7 +17,7 @@ from coffer.events.queue import Delivery, EventQueue, _write_all
 from coffer.events.records import records_body, with_configuration
 from coffer.events.targets import Target
 from coffer.events.webhook import Connection, WebhookError
-from coffer.fsutil import open_private
+from coffer.fsutil import open_private, private_dir
 
 log = logging.getLogger("coffer.events")
 
@@ -63,6 +63,7 @@ class DeadLetters:
             return
         try:
             if self._fd < 0:
+                private_dir(self.path.parent)
                 self._fd = open_private(self.path, os.O_WRONLY | os.O_APPEND)
             _write_all(self._fd, line)  # one O_APPEND write: lines of several workers never interleave
         except OSError as exc:
