@@ -109,3 +109,28 @@ def test_memory_mode_keeps_nothing_on_disk(tmp_path: Path) -> None:
         assert q.adopt_orphans() == []
 
     asyncio.run(run())
+
+
+def test_failed_write_starts_a_new_segment(tmp_path: Path) -> None:
+    """A write that fails may leave part of a line: later lines go to a new segment, never behind it."""
+
+    async def run() -> None:
+        q = EventQueue(tmp_path, False)
+        first, _ = await q.append(entry(1))
+        q.owe(first, 1)
+        real_fd = first.fd
+        first.fd = os.open(os.devnull, os.O_RDONLY)  # writes to it fail (EBADF)
+        with pytest.raises(OSError):
+            await q.append(entry(2))
+        os.close(first.fd)
+        first.fd = real_fd
+        second, offset = await q.append(entry(3))
+        assert second is not first and offset == 0
+        q.owe(second, 1)
+        os.close(first.fd)  # "crash": both segments orphaned
+        os.close(second.fd)
+        os.close(first.ack_fd)
+        os.close(second.ack_fd)
+        assert sorted(number(d) for d in EventQueue(tmp_path, False).adopt_orphans()) == [1, 3]
+
+    asyncio.run(run())

@@ -124,6 +124,7 @@ class EventQueue:
         self.active: Segment | None = None
         self._pending: list[tuple[bytes, asyncio.Future[None]]] = []
         self._flushing = False
+        self._torn = False  # a write to the active segment failed
         self._offset = 0  # memory mode: the next entry's offset
         self._memory_segment = Segment(Path("<memory>"), -1, -1, active=True)
 
@@ -138,7 +139,11 @@ class EventQueue:
         offset = segment.size
         segment.size += len(line)
         if not self.fsync:
-            _write_all(segment.fd, line)  # in the kernel: survives kill -9
+            try:
+                _write_all(segment.fd, line)  # in the kernel: survives kill -9
+            except OSError:
+                self._torn = True
+                raise
             return segment, offset
         # Group commit: the first appender writes and fsyncs everything queued meanwhile.
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -157,10 +162,13 @@ class EventQueue:
                 try:
                     await asyncio.to_thread(_write_and_sync, segment.fd, data)
                 except OSError as exc:
+                    # Lines queued behind this batch have offsets past the torn part: fail them too.
+                    self._torn = True
+                    batch, self._pending = batch + self._pending, []
                     for _, future in batch:
                         if not future.done():
                             future.set_exception(exc)
-                    continue
+                    return
                 for _, future in batch:
                     if not future.done():
                         future.set_result(None)
@@ -170,8 +178,12 @@ class EventQueue:
     def _segment_for(self, length: int) -> Segment:
         assert self.directory is not None
         active = self.active
-        if active is not None and (active.size + length <= SEGMENT_BYTES or active.size == 0 or self._flushing):
+        fits = active is not None and (active.size + length <= SEGMENT_BYTES or active.size == 0)
+        if active is not None and (self._flushing or (fits and not self._torn)):
             return active
+        # A failed write may have left part of a line, which ends the segment for a reader: the
+        # lines after it go to a new one.
+        self._torn = False
         if active is not None:
             active.active = False
             self.release_if_done(active)
@@ -284,6 +296,7 @@ class EventQueue:
             if self.active.fd >= 0:
                 os.close(self.active.fd)
                 os.close(self.active.ack_fd)
+                self.active.fd = self.active.ack_fd = -1
             self.active = None
 
 
