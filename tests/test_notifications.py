@@ -16,6 +16,7 @@ from botocore.auth import S3SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+from tests.auth_support import ALT, MAIN
 from tests.s3errors import expect_error
 from tests.server_process import ServerProcess, free_port
 from tests.webhook_receiver import Receiver
@@ -293,6 +294,35 @@ def test_live_stream_sees_every_worker(tmp_path: Path) -> None:
         assert sorted(r["s3"]["object"]["key"] for r in stream) == [f"k{n:02d}" for n in range(12)]
     finally:
         proc.stop()
+
+
+def test_live_stream_authorization(auth_server: ServerProcess, main_s3: Any, main_bucket: str) -> None:
+    """Streaming a bucket is s3:GetBucketNotification on it: the owner may, another user only when a
+    bucket policy grants it."""
+    target = f"/_coffer/events?bucket={main_bucket}"
+    refused = request(auth_server, "GET", presign(auth_server.port, target, ALT.access_key, ALT.secret_key))
+    assert refused.status == 403 and refused.error["Code"] == "AccessDenied"
+    missing = presign(
+        auth_server.port, "/_coffer/events?bucket=no-such-bucket-stream", MAIN.access_key, MAIN.secret_key
+    )
+    assert request(auth_server, "GET", missing).error["Code"] == "NoSuchBucket"
+    grant = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:aws:iam::{ALT.user_id}:root"},
+                "Action": "s3:GetBucketNotification",
+                "Resource": f"arn:aws:s3:::{main_bucket}",
+            }
+        ],
+    }
+    main_s3.put_bucket_policy(Bucket=main_bucket, Policy=json.dumps(grant))
+    time.sleep(1.1)  # the bucket state every worker caches for a second
+    stream = sse_events(auth_server.port, presign(auth_server.port, target, ALT.access_key, ALT.secret_key), 1)
+    assert next(stream) == {}
+    main_s3.put_object(Bucket=main_bucket, Key="seen", Body=b"")
+    assert [r["s3"]["object"]["key"] for r in stream] == ["seen"]
 
 
 HOSTILE = [
