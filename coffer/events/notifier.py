@@ -82,7 +82,9 @@ class Notifier:
         record = event_record(event, self.region)
         line = encode_line(tuple((rule.target, rule.id) for rule in matched), event.bucket, event.key, record)
         if matched:
-            segment, offset = await self.queue.append(line)
+            # Without fsync the line is written at once (no coroutine: this runs for every write).
+            placed = self.queue.append_now(line)
+            segment, offset = placed if placed is not None else await self.queue.append(line)
             self.queue.owe(segment, len(matched))
             for index, rule in enumerate(matched):
                 self._submit(Delivery(segment, offset, index, rule.target, rule.id, record))

@@ -129,22 +129,33 @@ class EventQueue:
         self._memory_segment = Segment(Path("<memory>"), -1, -1, active=True)
 
     # ------------------------------------------------------------------ appending
-    async def append(self, line: bytes) -> tuple[Segment, int]:
-        """Write one entry's line (``encode_line``) durably; returns its segment and offset."""
+    def append_now(self, line: bytes) -> tuple[Segment, int] | None:
+        """Without fsync (or without a directory) an entry is written at once: its segment and offset;
+        None when it must wait for an fsync (``append``)."""
         if self.directory is None:
             offset = self._offset
             self._offset += len(line)
             return self._memory_segment, offset
+        if self.fsync:
+            return None
         segment = self._segment_for(len(line))
         offset = segment.size
         segment.size += len(line)
-        if not self.fsync:
-            try:
-                _write_all(segment.fd, line)  # in the kernel: survives kill -9
-            except OSError:
-                self._torn = True
-                raise
-            return segment, offset
+        try:
+            _write_all(segment.fd, line)  # in the kernel: survives kill -9
+        except OSError:
+            self._torn = True
+            raise
+        return segment, offset
+
+    async def append(self, line: bytes) -> tuple[Segment, int]:
+        """Write one entry's line (``encode_line``) durably; returns its segment and offset."""
+        placed = self.append_now(line)
+        if placed is not None:
+            return placed
+        segment = self._segment_for(len(line))
+        offset = segment.size
+        segment.size += len(line)
         # Group commit: the first appender writes and fsyncs everything queued meanwhile.
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending.append((line, future))

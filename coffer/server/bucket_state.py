@@ -74,10 +74,10 @@ class BucketStates:
 
     async def get(self, bucket: str) -> BucketState:
         """The bucket's state (NoSuchBucket when there is none), at most ``ttl`` seconds old."""
-        now = time.monotonic()
-        state = self._states.get(bucket)
-        if state is not None and now - state.seen < self.ttl:
+        state = self.fresh(bucket)
+        if state is not None:
             return state
+        now = time.monotonic()
         info = await self.engine.get_bucket(bucket)
         lock_config = await self.engine.get_bucket_config(bucket, CONFIG_NAME) if info.object_lock else None
         block = public_access.PublicAccessBlock.from_doc(
@@ -98,6 +98,13 @@ class BucketStates:
             self._states.clear()
         self._states[bucket] = state
         return state
+
+    def fresh(self, bucket: str) -> BucketState | None:
+        """The bucket's state when it is cached and fresh, without awaiting anything; else None."""
+        state = self._states.get(bucket)
+        if state is not None and time.monotonic() - state.seen < self.ttl:
+            return state
+        return None
 
     def forget(self, bucket: str) -> None:
         """This process changed the bucket: the next request reads it again."""

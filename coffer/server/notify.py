@@ -34,7 +34,8 @@ async def emit_event(
     notifier = ctx.notifier
     if notifier is None:
         return
-    state = await ctx.bucket_states().get(bucket)
+    states = ctx.bucket_states()
+    state = states.fresh(bucket) or await states.get(bucket)  # the write just read it: cached
     if not notifier.wanted(bucket, state.notification):
         return
     await notifier.emit(
