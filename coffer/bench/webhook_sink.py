@@ -8,10 +8,11 @@ import signal
 import sys
 
 received = 0
+posts = 0
 
 
 async def _serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    global received
+    global received, posts
     try:
         while True:
             head = await reader.readuntil(b"\r\n\r\n")
@@ -21,6 +22,7 @@ async def _serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
                     length = int(line.split(b":", 1)[1])
             body = await reader.readexactly(length)
             received += body.count(b'"eventVersion"')
+            posts += 1
             writer.write(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n")
     except (asyncio.IncompleteReadError, ConnectionError):
         pass
@@ -34,7 +36,7 @@ async def main(port: int) -> None:
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     async with server:
         await stop.wait()
-    print(f"webhook sink: {received} records", flush=True)
+    print(f"webhook sink: {received} records in {posts} POSTs", flush=True)
 
 
 if __name__ == "__main__":

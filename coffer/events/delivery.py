@@ -100,7 +100,9 @@ class TargetWorker:
             self._give_up([delivery], 0, f"queue limit {self.target.queue_limit} reached")
             return
         self.pending.append((delivery, 0))
-        if not self._wake.is_set():
+        # While a worker gathers a partial batch the others wait for a full one: waking them for
+        # every event would cost more than the POSTs.
+        if not self._wake.is_set() and (not self._gathering or len(self.pending) >= self.target.batch_max):
             self._wake.set()
 
     def start(self) -> None:
