@@ -1,9 +1,11 @@
 """The emit API work outside a request uses (the lifecycle worker): ``emit_event`` matches the bucket's
-stored rules and delivers ``s3:LifecycleExpiration:*`` records like any other event."""
+stored rules and delivers ``s3:LifecycleExpiration:*`` records like any other event, and
+``lifecycle_listener`` turns the worker's expirations into them."""
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from pathlib import Path
 
 from coffer.config import Settings
@@ -13,9 +15,20 @@ from coffer.events.targets import parse_targets
 from coffer.server.auth import DEFAULT_OWNER
 from coffer.server.bucket_state import BucketStates
 from coffer.server.context import Context
-from coffer.server.notify import emit_event
+from coffer.server.notify import emit_event, lifecycle_listener
 from coffer.storage.memory import MemoryEngine
 from tests.webhook_receiver import Receiver
+
+
+@dataclass(frozen=True)
+class Expiration:
+    """The fields the lifecycle worker's Expiration carries that the listener reads."""
+
+    bucket: str
+    key: str
+    version_id: str | None
+    delete_marker_created: bool
+    rule_id: str = "r"
 
 
 def test_lifecycle_events_through_emit_event(tmp_path: Path) -> None:
@@ -32,9 +45,11 @@ def test_lifecycle_events_through_emit_event(tmp_path: Path) -> None:
             await engine.put_bucket_config("aged", CONFIG_NAME, Rules((rule,)).to_doc())
             ctx = Context(engine, Settings(), DEFAULT_OWNER, buckets=BucketStates(engine), notifier=notifier)
             await emit_event(ctx, "aged", "logs/old", "s3:LifecycleExpiration:Delete", principal_id="s3.amazonaws.com")
-            await emit_event(ctx, "aged", "logs/v", "s3:LifecycleExpiration:DeleteMarkerCreated", version_id="v1")
             await emit_event(ctx, "aged", "logs/x", "s3:ObjectRemoved:Delete")  # no rule names it
-            await asyncio.to_thread(receiver.wait_for, 2)
+            listener = lifecycle_listener(ctx)
+            listener(Expiration("aged", "logs/v", "v1", delete_marker_created=True))
+            listener(Expiration("aged", "logs/gone", None, delete_marker_created=False))
+            await asyncio.to_thread(receiver.wait_for, 3)
         finally:
             await notifier.close()
             await engine.close()
@@ -42,12 +57,14 @@ def test_lifecycle_events_through_emit_event(tmp_path: Path) -> None:
     try:
         asyncio.run(run())
         assert sorted(receiver.names()) == [
+            ("LifecycleExpiration:Delete", "logs/gone"),
             ("LifecycleExpiration:Delete", "logs/old"),
             ("LifecycleExpiration:DeleteMarkerCreated", "logs/v"),
         ]
         by_key = {r["s3"]["object"]["key"]: r for r in receiver.records}
         assert by_key["logs/old"]["userIdentity"]["principalId"] == "s3.amazonaws.com"
         assert by_key["logs/v"]["s3"]["object"]["versionId"] == "v1"
+        assert by_key["logs/v"]["userIdentity"]["principalId"] == "s3.amazonaws.com"
         assert by_key["logs/old"]["s3"]["configurationId"] == "expiry"
     finally:
         receiver.close()

@@ -9,11 +9,19 @@ calls ``emit_event``: the same rules, the same queue, with its own principal.
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from coffer.events.records import ObjectEvent
 from coffer.server.context import Context
 from coffer.server.request import Request
 from coffer.storage.api import DeleteResult, ObjectInfo
+
+log = logging.getLogger("coffer.events")
+
+# Who lifecycle events name as the principal, as S3's do.
+LIFECYCLE_PRINCIPAL = "s3.amazonaws.com"
 
 
 async def emit_event(
@@ -88,3 +96,41 @@ def removed_event(requested_version: str | None, result: DeleteResult) -> str:
     """ObjectRemoved:DeleteMarkerCreated when the delete made a marker, else ObjectRemoved:Delete."""
     made_marker = requested_version is None and result.delete_marker
     return "s3:ObjectRemoved:DeleteMarkerCreated" if made_marker else "s3:ObjectRemoved:Delete"
+
+
+class Expired(Protocol):
+    """What the lifecycle worker reports for each expiration it applied (coffer.lifecycle.worker.Expiration)."""
+
+    bucket: str
+    key: str
+    version_id: str | None
+    delete_marker_created: bool
+
+
+def lifecycle_listener(ctx: Context) -> Callable[[Any], None]:
+    """A listener for ``LifecycleWorker.add_listener``: every expiration applied becomes an
+    ``s3:LifecycleExpiration:Delete`` (or ``:DeleteMarkerCreated``) event. The listener runs on the
+    loop and must not block, so each event is queued by a task of its own; a crash between the
+    lifecycle change and that task loses the event (the change itself answered nobody)."""
+    pending: set[asyncio.Task[None]] = set()
+
+    def done(task: asyncio.Task[None]) -> None:
+        pending.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("lifecycle event not queued: %s", task.exception())
+
+    def listener(expired: Expired) -> None:
+        suffix = "DeleteMarkerCreated" if expired.delete_marker_created else "Delete"
+        emit = emit_event(
+            ctx,
+            expired.bucket,
+            expired.key,
+            f"s3:LifecycleExpiration:{suffix}",
+            version_id=expired.version_id,
+            principal_id=LIFECYCLE_PRINCIPAL,
+        )
+        task = asyncio.get_running_loop().create_task(emit)
+        pending.add(task)  # a task nobody references may be collected before it ran
+        task.add_done_callback(done)
+
+    return listener
