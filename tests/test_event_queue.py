@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from coffer.events.queue import Delivery, EventQueue, decode_lines, encode_line, segment_paths
+from coffer.events.queue import SEGMENT_BYTES, Delivery, EventQueue, decode_lines, encode_line, segment_paths
 
 
 def entry(n: int, targets: int = 1) -> bytes:
@@ -111,26 +111,26 @@ def test_memory_mode_keeps_nothing_on_disk(tmp_path: Path) -> None:
     asyncio.run(run())
 
 
-def test_failed_write_starts_a_new_segment(tmp_path: Path) -> None:
-    """A write that fails may leave part of a line: later lines go to a new segment, never behind it."""
+def test_full_segment_rotates(tmp_path: Path) -> None:
+    """A segment is allocated whole; lines that do not fit go to a new one, and both replay."""
 
     async def run() -> None:
-        q = EventQueue(tmp_path, False)
-        first, _ = await q.append(entry(1))
-        q.owe(first, 1)
-        real_fd = first.fd
-        first.fd = os.open(os.devnull, os.O_RDONLY)  # writes to it fail (EBADF)
-        with pytest.raises(OSError):
-            await q.append(entry(2))
-        os.close(first.fd)
-        first.fd = real_fd
-        second, offset = await q.append(entry(3))
-        assert second is not first and offset == 0
-        q.owe(second, 1)
-        os.close(first.fd)  # "crash": both segments orphaned
-        os.close(second.fd)
-        os.close(first.ack_fd)
-        os.close(second.ack_fd)
-        assert sorted(number(d) for d in EventQueue(tmp_path, False).adopt_orphans()) == [1, 3]
+        q = EventQueue(tmp_path, True)
+        big = encode_line((("t0", "c0"),), "bkt", "k", json.dumps({"n": 1, "pad": "x" * 500_000}).encode())
+        placed = []
+        for _ in range(20):  # 10 MB: more than one segment
+            segment, offset = await q.append(big)
+            q.owe(segment, 1)
+            placed.append((segment, offset))
+        segments = {id(segment): segment for segment, _ in placed}
+        assert len(segments) == 2
+        assert all(s.path.stat().st_size == SEGMENT_BYTES for s in segments.values())
+        for segment in segments.values():  # "crash": what the process held goes
+            if segment.map is not None:
+                segment.map.close()  # it holds a duplicate of the (locked) descriptor
+            os.close(segment.fd)
+            os.close(segment.ack_fd)
+        owed = EventQueue(tmp_path, True).adopt_orphans()
+        assert len(owed) == 20 and all(number(d) == 1 for d in owed)
 
     asyncio.run(run())

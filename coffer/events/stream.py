@@ -17,13 +17,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from coffer.events.queue import PREFIX, decode_lines, segment_paths
+from coffer.events.queue import PREFIX, data_end, decode_lines, segment_paths
 from coffer.events.records import encode_record
 
 POLL_SECONDS = 0.2
 MARKER_REFRESH = 5.0  # a listening process touches its markers this often
 MARKER_FRESH = 15.0  # a marker older than this is a listener that went away
 SUBSCRIBER_BUFFER = 1000
+TAIL_READ = 256 * 1024  # read of another worker's segment per poll
 
 
 @dataclass(eq=False, slots=True)
@@ -82,7 +83,7 @@ class StreamHub:
     def subscribe(self, bucket: str, prefix: str) -> Subscription:
         subscription = Subscription(bucket, prefix)
         if not self.subscriptions and self.shared:
-            self._offsets = {path: _size(path) for path in self._others()}  # from now on
+            self._offsets = {path: data_end(path) for path in self._others()}  # from now on
         self.subscriptions.add(subscription)
         self._buckets[bucket] = self._buckets.get(bucket, 0) + 1
         if self.shared:
@@ -138,13 +139,11 @@ class StreamHub:
                     self._touch(bucket)
             for path in self._others():
                 offset = self._offsets.get(path, 0)  # a segment made since: from its start
-                if _size(path) <= offset:
-                    self._offsets[path] = offset
-                    continue
+                self._offsets[path] = offset
                 try:
-                    with open(path, "rb") as f:
+                    with open(path, "rb") as f:  # allocated whole: what was written ends at zeros
                         f.seek(offset)
-                        data = f.read(4 << 20)
+                        data = f.read(TAIL_READ)
                 except OSError:
                     continue
                 end = offset
@@ -156,10 +155,3 @@ class StreamHub:
             for path in list(self._offsets):
                 if path not in live:
                     del self._offsets[path]
-
-
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
