@@ -416,6 +416,16 @@ class Settings:
             "interface; turn this on only for development behind a trusted network."
         ),
     )
+    notification_targets: dict[str, Any] = field(
+        default_factory=dict,
+        repr=False,
+        metadata=_meta(
+            "Webhook targets of bucket event notifications (docs/notifications.md): a mapping of target "
+            "name to {url, auth_header, queue_limit, max_attempts, timeout, retry_seconds, concurrency, "
+            "batch_max}; a bucket's QueueConfiguration names one as arn:coffer:sqs:<region>::<name> "
+            "(TopicConfiguration: arn:coffer:sns:...). As an environment variable or flag: the same mapping in JSON."
+        ),
+    )
 
     # ------------------------------------------------------------------ helpers
     def validate(self) -> Settings:
@@ -492,6 +502,12 @@ class Settings:
         if self.rate_limit_burst < 0:
             raise ConfigError("rate_limit_burst must be >= 0")
         self.credentials = [_check_credential(i, entry) for i, entry in enumerate(self.credentials)]
+        from coffer.events.targets import TargetError, parse_targets
+
+        try:
+            parse_targets(self.notification_targets)
+        except TargetError as exc:
+            raise ConfigError(str(exc)) from None
         return self
 
     def store_dir(self) -> str | None:
@@ -568,6 +584,12 @@ def _coerce(name: str, raw: Any, target: Any) -> Any:
             return int(raw)
         if isinstance(target, float):
             return float(raw)
+        if isinstance(target, dict):
+            if isinstance(raw, str):
+                raw = yaml.safe_load(raw) or {}  # a JSON/YAML mapping (e.g. COFFER_NOTIFICATION_TARGETS)
+            if not isinstance(raw, dict):
+                raise ValueError("expected a mapping")
+            return raw
         if isinstance(target, list):
             if isinstance(raw, str) and raw.strip().startswith("["):
                 raw = yaml.safe_load(raw)  # a JSON/YAML list (e.g. COFFER_CREDENTIALS)

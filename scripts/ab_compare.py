@@ -48,8 +48,18 @@ the figures are CPU costs; with fsync they include what each commit's fsyncs cos
 
     .venv/bin/python scripts/ab_compare.py smallput \
         '{"base": {"AB_FSYNC": "always", "PYTHONPATH": "/tmp/base"}, "new": {"AB_FSYNC": "always"}}' 5
+A variant with {"AB_WEBHOOK": "1"} gives the bucket an event notification rule (every ObjectCreated
+event) to a webhook target: a tiny local HTTP receiver the script starts (coffer.bench.webhook_sink),
+to measure what notifications cost a PUT (docs/benchmarks.md, "Event notifications"):
+
+    .venv/bin/python scripts/ab_compare.py smallput '{"plain": {}, "webhook": {"AB_WEBHOOK": "1"}}' 7
 
 Phases: small (GET), smallput, large (GET), largeput; "bare" takes part in GET phases only.
+
+The small phases also print each server's CPU time per request (user + system of the server process
+and its workers over the round, warm-up included, divided by the requests of the measured window
+scaled to the whole round): on a machine shared with other work, CPU time per request moves less
+than requests per second.
 """
 
 from __future__ import annotations
@@ -69,6 +79,7 @@ from coffer.bench.servers import free_port
 LARGE = 256 << 20
 KEYS = int(os.environ.get("AB_KEYS", "128"))
 ACCESS_KEY, SECRET_KEY = "AKIABENCH0000000", "bench-secret-0123456789"
+_sinks: list[subprocess.Popen[bytes]] = []  # webhook receivers (AB_WEBHOOK)
 _signed: dict[int, bool] = {}  # port -> the server requires signatures
 _anonymous: set[int] = set()  # ports whose GETs go unsigned (AB_PUBLIC)
 _PUBLIC_READ = (
@@ -160,6 +171,10 @@ def start(name: str, extra_env: dict[str, str]) -> tuple[subprocess.Popen[bytes]
     env = {k: v for k, v in os.environ.items() if not k.startswith("COFFER_")}
     env.update(extra_env)
     env.update(auth_env(extra_env))
+    if extra_env.get("AB_WEBHOOK"):
+        sink_port = free_port()
+        _sinks.append(subprocess.Popen([sys.executable, "-m", "coffer.bench.webhook_sink", str(sink_port)], env=env))
+        env["COFFER_NOTIFICATION_TARGETS"] = json.dumps({"sink": {"url": f"http://127.0.0.1:{sink_port}/events"}})
     if name == "bare":
         cmd = [sys.executable, "-m", "uvicorn", "coffer.bench.bare:app", "--port", str(port)]
         cmd += ["--loop", "uvloop", "--http", "httptools", "--log-level", "warning"]
@@ -195,6 +210,15 @@ def start(name: str, extra_env: dict[str, str]) -> tuple[subprocess.Popen[bytes]
             code, answer, _ = conn.request("PUT", url(endpoint, "PUT", "/bench?encryption"), body=config.encode())
             if code != 200:
                 raise RuntimeError(f"{name}: PutBucketEncryption answered {code}: {answer[:300]!r}")
+        if extra_env.get("AB_WEBHOOK"):
+            config = (
+                "<NotificationConfiguration><QueueConfiguration><Id>bench</Id>"
+                "<Queue>arn:coffer:sqs:us-east-1::sink</Queue><Event>s3:ObjectCreated:*</Event>"
+                "</QueueConfiguration></NotificationConfiguration>"
+            )
+            code, answer, _ = conn.request("PUT", url(endpoint, "PUT", "/bench?notification"), body=config.encode())
+            if code != 200:
+                raise RuntimeError(f"{name}: PutBucketNotificationConfiguration answered {code}: {answer[:300]!r}")
         statements = int(extra_env.get("AB_POLICY", "0"))
         if statements:
             code, answer, _ = conn.request(
@@ -270,22 +294,50 @@ def large(name: str, endpoint: Endpoint) -> float:
     return LARGE / elapsed / 1e6
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and its children (uvicorn workers)."""
+    total = 0.0
+    for one in [
+        pid,
+        *map(int, subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()),
+    ]:
+        try:
+            with open(f"/proc/{one}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 def main() -> None:
     phase, variants, rounds = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3]) if len(sys.argv) > 3 else 5
     measure = {"small": small, "smallput": smallput, "large": large, "largeput": largeput}[phase]
     servers = {name: start(name, env) for name, env in variants.items()}
     results: dict[str, list[float]] = {name: [] for name in variants}
+    cpu: dict[str, list[float]] = {name: [] for name in variants}
     try:
         for _ in range(rounds):
-            for name, (_proc, endpoint) in servers.items():
-                results[name].append(measure(name, endpoint))
+            for name, (proc, endpoint) in servers.items():
+                before = cpu_seconds(proc.pid)
+                rate = measure(name, endpoint)
+                results[name].append(rate)
+                if phase.startswith("small") and rate:
+                    # The measured window is 2 s of the 2.3 s round (0.3 s warm-up).
+                    cpu[name].append((cpu_seconds(proc.pid) - before) / (rate * 2.3) * 1e6)
     finally:
         for proc, _ in servers.values():
             proc.terminate()
             proc.wait()
+        for sink in _sinks:
+            sink.terminate()
+            sink.wait()
     unit = "ops/s" if phase.startswith("small") else "MB/s"
     for name, values in results.items():
         print(f"{name:12s} median {statistics.median(values):8.0f} {unit}  all {[round(v) for v in values]}")
+    for name, values in cpu.items():
+        if values:
+            print(f"{name:12s} server CPU {statistics.median(values):6.1f} us/op  all {[round(v) for v in values]}")
     if "bare" in results:
         bare = statistics.median(results["bare"])
         for name, values in results.items():

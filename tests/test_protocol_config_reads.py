@@ -109,7 +109,6 @@ WRITES: dict[str, dict[str, Any]] = {
         }
     },
     "put_bucket_accelerate_configuration": {"AccelerateConfiguration": {"Status": "Enabled"}},
-    "put_bucket_notification_configuration": {"NotificationConfiguration": {}},
 }
 
 

@@ -14,9 +14,11 @@ from coffer import __version__, logs
 from coffer.config import Settings
 from coffer.console.routes import OPERATION as CONSOLE_OPERATION
 from coffer.console.routes import Console
+from coffer.events.notifier import Notifier
+from coffer.events.targets import parse_targets
 from coffer.lifecycle.lease import FileLease
 from coffer.lifecycle.worker import LifecycleWorker
-from coffer.server import compression, public_access, xml
+from coffer.server import compression, event_stream, notify, public_access, xml
 from coffer.server.auth import DEFAULT_OWNER
 from coffer.server.auth.gate import AuthGate
 from coffer.server.bucket_state import BucketStates
@@ -95,6 +97,19 @@ def lifecycle_worker(settings: Settings, engine: Engine, metrics: Metrics | None
     )
 
 
+def build_notifier(settings: Settings, metrics: Any) -> Notifier:
+    """Event notifications: the queue lives in <store>/events (memory only without a store directory)."""
+    store = settings.store_dir()
+    return Notifier(
+        parse_targets(settings.notification_targets),
+        Path(store) / "events" if store is not None else None,
+        fsync=settings.fsync == "always",
+        region=settings.region,
+        shared=settings.workers > 1,
+        observer=metrics.events if metrics is not None else None,
+    )
+
+
 def error_response(err: S3Error, request: Request | None, resource: str = "") -> Response:
     if err.status == 304:
         # Not Modified never has a body (a client would read it as the next response).
@@ -136,17 +151,21 @@ class CofferApp:
         # The web console (docs/console.md); its page's S3 requests sign in with the session cookie.
         self.console = Console(settings, self.engine, self.auth, self.metrics)
         self.auth.session_auth = self.console.session_principal
-        self.context = Context(self.engine, settings, DEFAULT_OWNER, self.auth, buckets)
+        self.notifier = build_notifier(settings, self.metrics)
+        self.context = Context(self.engine, settings, DEFAULT_OWNER, self.auth, buckets, notifier=self.notifier)
         self.handlers: dict[str, Handler] = HANDLERS
         self.base_domains = tuple(d.lower().strip(".") for d in settings.base_domains if d)
         self._started = False
         self._background: list[asyncio.Task[None]] = []
         # Lifecycle rules run here (add_listener: the hook for s3:LifecycleExpiration:* events).
         self.lifecycle = lifecycle_worker(settings, self.engine, self.metrics)
+        if self.lifecycle is not None:
+            self.lifecycle.add_listener(notify.lifecycle_listener(self.context))
 
     async def startup(self) -> None:
         if not self._started:
             await self.engine.start()
+            await self.notifier.start()  # after the engine: deliveries left by an earlier process resume
             self._started = True
             if self.settings.bandwidth_report_seconds:
                 every = self.settings.bandwidth_report_seconds
@@ -161,6 +180,7 @@ class CofferApp:
             self._background.clear()
             if self.lifecycle is not None and self.lifecycle.lease is not None:
                 self.lifecycle.lease.release()
+            await self.notifier.close()
             await self.engine.close()  # commits every write accepted so far
             self._started = False
             if self.metrics is not None:
@@ -259,10 +279,12 @@ class CofferApp:
     async def _respond(self, scope: dict[str, Any], request: Request) -> Response | None:
         """Classify and run the handler; errors become S3 error responses; None when the client left."""
         try:
+            admin_only = _admin_only(scope, self.settings)
+            if request.bucket == PROBE_PREFIX and request.key == event_stream.NAME and not admin_only:
+                return await event_stream.open_stream(request, self.auth, self.engine, self.notifier)
             if request.bucket == PROBE_PREFIX and (request.key or "").partition("/")[0] == "console":
                 request.operation = CONSOLE_OPERATION
                 return await self.console.handle(request)
-            admin_only = _admin_only(scope, self.settings)
             if request.bucket == PROBE_PREFIX or (admin_only and self.console.session_principal(request) is None):
                 # Health, readiness and metrics: never a bucket (names cannot contain '_').
                 name = request.key if request.bucket == PROBE_PREFIX else None

@@ -8,8 +8,9 @@ rarely. So each process keeps them for ``TTL_SECONDS`` and forgets a bucket at o
 when this process changes its versioning, its Object Lock configuration or deletes it.
 The bucket policy is kept the same way, compiled once per read: the auth gate evaluates it
 on every request of the bucket; so are its Block Public Access configuration (RestrictPublicBuckets
-changes what the policy grants), its Object Ownership (writes with ACL headers check it) and
-its ACL (what it grants other users and anonymous callers) and its lifecycle rules (x-amz-expiration).
+changes what the policy grants), its Object Ownership (writes with ACL headers check it),
+its ACL (what it grants other users and anonymous callers), its lifecycle rules (x-amz-expiration)
+and its notification rules (every write of the bucket matches them: coffer/server/notify.py).
 Another worker's change reaches this one within the TTL: S3 documents bucket configuration as eventually consistent too.
 """
 
@@ -21,6 +22,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from coffer.events.rules import CONFIG_NAME as NOTIFICATION_CONFIG
+from coffer.events.rules import Rules
 from coffer.server import acls, ownership, public_access
 from coffer.server.access.acl import Acl
 from coffer.server.access.policy import MalformedPolicy, Policy, parse_policy
@@ -59,6 +62,8 @@ class BucketState:
     encryption: BucketEncryption | None = None
     # Its lifecycle rules (every object response's x-amz-expiration); None: none.
     lifecycle: lifecycle.Configuration | None = None
+    # Its event notification rules (Put/GetBucketNotificationConfiguration); None: none.
+    notification: Rules | None = None
 
 
 class BucketStates:
@@ -72,10 +77,10 @@ class BucketStates:
 
     async def get(self, bucket: str) -> BucketState:
         """The bucket's state (NoSuchBucket when there is none), at most ``ttl`` seconds old."""
-        now = time.monotonic()
-        state = self._states.get(bucket)
-        if state is not None and now - state.seen < self.ttl:
+        state = self.fresh(bucket)
+        if state is not None:
             return state
+        now = time.monotonic()
         info = await self.engine.get_bucket(bucket)
         lock_config = await self.engine.get_bucket_config(bucket, CONFIG_NAME) if info.object_lock else None
         block = public_access.PublicAccessBlock.from_doc(
@@ -91,11 +96,19 @@ class BucketStates:
         owned = owned if isinstance(owned, str) else None
         encryption = BucketEncryption.from_doc(await self.engine.get_bucket_config(bucket, ENCRYPTION_CONFIG))
         rules = lifecycle.Configuration.from_doc(await self.engine.get_bucket_config(bucket, lifecycle.CONFIG_NAME))
-        state = BucketState(info, lock_config, now, policy, block, owned, acl, foreign, encryption, rules)
+        notification = Rules.from_doc(await self.engine.get_bucket_config(bucket, NOTIFICATION_CONFIG))
+        state = BucketState(info, lock_config, now, policy, block, owned, acl, foreign, encryption, rules, notification)
         if len(self._states) >= _MAX_ENTRIES:
             self._states.clear()
         self._states[bucket] = state
         return state
+
+    def fresh(self, bucket: str) -> BucketState | None:
+        """The bucket's state when it is cached and fresh, without awaiting anything; else None."""
+        state = self._states.get(bucket)
+        if state is not None and time.monotonic() - state.seen < self.ttl:
+            return state
+        return None
 
     def forget(self, bucket: str) -> None:
         """This process changed the bucket: the next request reads it again."""

@@ -21,6 +21,7 @@ from coffer.storage.api import Engine
 
 if TYPE_CHECKING:
     from coffer.encryption.kms import KeyService
+    from coffer.events.notifier import Notifier
     from coffer.server.auth.gate import AuthGate
 
 # Who a request acts as is ``req.principal`` (set by the auth gate); DEFAULT_OWNER
@@ -41,6 +42,8 @@ class Context:
     buckets: BucketStates | None = None
     # The key service of server-side encryption, made on first use (``keys``).
     kms: KeyService | None = None
+    # Event notifications (coffer/events); None: an app built without one (tests of handlers alone).
+    notifier: Notifier | None = None
 
     def keys(self) -> KeyService:
         """The key service, opened on first use: a server that never encrypts makes no key files."""

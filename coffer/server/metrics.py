@@ -303,6 +303,38 @@ class Metrics:
             "Encrypted body frames that failed authentication on read (corruption or tampering at rest).",
             registry=reg,
         )
+        self.events_queued = Counter(
+            "coffer_events_queued",
+            "Event notification deliveries queued (one per event and matching rule), by target.",
+            ["target"],
+            registry=reg,
+        )
+        self.events_delivered = Counter(
+            "coffer_events_delivered",
+            "Event notification deliveries the target accepted (2xx), by target.",
+            ["target"],
+            registry=reg,
+        )
+        self.events_failed = Counter(
+            "coffer_events_failed",
+            "Event notification deliveries given up and written to the dead-letter log, by target.",
+            ["target"],
+            registry=reg,
+        )
+        self.events_retried = Counter(
+            "coffer_events_retried",
+            "Event notification delivery attempts that failed (timeout, error, non-2xx) and were retried "
+            "or given up, by target.",
+            ["target"],
+            registry=reg,
+        )
+        self.events_queue_depth = Gauge(
+            "coffer_events_queue_depth",
+            "Event notification deliveries waiting, in flight or backing off, by target.",
+            ["target"],
+            registry=reg,
+            multiprocess_mode="livesum",
+        )
         self.build_info = Gauge(
             "coffer_build_info",
             "Always 1; the version label says which Coffer runs.",
@@ -313,6 +345,7 @@ class Metrics:
         self.build_info.labels(version=__version__).set(1)
         self.observer = _Observer(self)
         self.lifecycle_observer = _LifecycleMetrics(self)
+        self.events = EventCounts(self)
         self.storage = _StorageCollector()
         self._children: dict[tuple[str, int], tuple[Counter, Histogram, Counter, Counter]] = {}
         if multi:
@@ -363,3 +396,40 @@ class Metrics:
 
 def _returning(pid: int) -> Callable[[], int]:
     return lambda: pid
+
+
+class EventCounts:
+    """Event notification counts (coffer/events/delivery.py EventObserver) into the metrics above."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+        # labels() takes a lock and builds a tuple: once per target, not per event.
+        self._children: dict[str, tuple[Counter, Counter, Counter, Counter, Gauge]] = {}
+
+    def _of(self, target: str) -> tuple[Counter, Counter, Counter, Counter, Gauge]:
+        children = self._children.get(target)
+        if children is None:
+            m = self.metrics
+            children = self._children[target] = (
+                m.events_queued.labels(target),
+                m.events_delivered.labels(target),
+                m.events_failed.labels(target),
+                m.events_retried.labels(target),
+                m.events_queue_depth.labels(target),
+            )
+        return children
+
+    def queued(self, target: str, count: int) -> None:
+        self._of(target)[0].inc(count)
+
+    def delivered(self, target: str, count: int) -> None:
+        self._of(target)[1].inc(count)
+
+    def failed(self, target: str, count: int) -> None:
+        self._of(target)[2].inc(count)
+
+    def retried(self, target: str, count: int) -> None:
+        self._of(target)[3].inc(count)
+
+    def depth(self, target: str, value: int) -> None:
+        self._of(target)[4].set(value)

@@ -45,6 +45,9 @@ _r = Route  # short, for the table
 # The routes that need naming outside the table.
 CREATE_BUCKET = _r("CreateBucket", "s3:CreateBucket", "bucket", "owner")
 PREFLIGHT = _r("PreflightRequest", "", "bucket", "read", authorizer="none")
+# GET /_coffer/events?bucket=...: the live event stream (coffer/server/event_stream.py), authorized as
+# reading the bucket's notification configuration.
+EVENT_STREAM = _r("CofferEventStream", "s3:GetBucketNotification", "bucket", "read")
 PUT_OBJECT = _r("PutObject", "s3:PutObject", "object", "write")
 UPLOAD_PART = _r("UploadPart", "s3:PutObject", "object", "write")
 _COPY_VARIANTS = {

@@ -24,6 +24,7 @@ from coffer.server.handlers import (
     lifecycle,
     listing,
     multipart,
+    notification,
     object,
     object_lock,
     post_object,
@@ -51,6 +52,7 @@ _MODULES: tuple[ModuleType, ...] = (
     object_lock,
     select,
     lifecycle,
+    notification,
 )
 
 

@@ -58,7 +58,3 @@ async def GetBucketReplication(ctx: Context, req: Request) -> Response:
 async def GetBucketAccelerateConfiguration(ctx: Context, req: Request) -> Response:
     # Never configured: no Status element.
     return await _empty(ctx, req, "AccelerateConfiguration")
-
-
-async def GetBucketNotificationConfiguration(ctx: Context, req: Request) -> Response:
-    return await _empty(ctx, req, "NotificationConfiguration")

@@ -20,6 +20,7 @@ from coffer.server.http import (
     parse_timestamp,
     quote_etag,
 )
+from coffer.server.notify import emit_request_event, emit_request_events, removed_event
 from coffer.server.object_write import object_write
 from coffer.server.ranges import parse_range
 from coffer.server.request import Request, validate_new_key
@@ -115,6 +116,7 @@ async def PutObject(ctx: Context, req: Request) -> Response:
         acl=acl,
         encoding=encoding,
     )
+    await emit_request_event(ctx, req, "s3:ObjectCreated:Put", req.key, info)
     response = Response(200)
     response.header("etag", quote_etag(info.etag))
     for name, value in encryption.response_headers(info.encoding):
@@ -405,6 +407,7 @@ async def DeleteObject(ctx: Context, req: Request) -> Response:
     result = await ctx.engine.delete_object(
         req.bucket, req.key, condition, version_id=version_id, bypass_governance=bypass
     )
+    await emit_request_event(ctx, req, removed_event(version_id, result), req.key, version_id=result.version_id)
     response = Response(204)
     if result.version_id is not None:
         response.header("x-amz-version-id", result.version_id)
@@ -454,17 +457,20 @@ async def DeleteObjects(ctx: Context, req: Request) -> Response:
     bypass = object_lock.bypass_governance(req, [r.key for r in requests])  # needs s3:BypassGovernanceRetention
     outcomes = iter(await ctx.engine.delete_objects(req.bucket, requests, bypass_governance=bypass))
     parts: list[str] = []
+    removed: list[tuple[str, str, str | None]] = []  # (event, key, version id) of each key deleted
     for slot in slots:
         if isinstance(slot, str):
             parts.append(slot)
             continue
         outcome = next(outcomes)
         if isinstance(outcome, DeleteResult):
+            removed.append((removed_event(slot.version_id, outcome), slot.key, outcome.version_id))
             if not quiet:
                 parts.append(_deleted(slot, outcome))
         else:
             err = from_storage(outcome) if isinstance(outcome, StorageError) else S3Error("InternalError")
             parts.append(_delete_error(slot.key, slot.version_id, err.code, err.message))
+    await emit_request_events(ctx, req, removed)
     response = Response(200, body=xml.document("DeleteResult", "".join(parts)))
     response.header("content-type", "application/xml")
     return response

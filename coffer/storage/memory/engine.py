@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from coffer.fsutil import FILE_MODE, open_private, private_dir
 from coffer.storage import errors
 from coffer.storage.api import (
     NO_LOCK,
@@ -102,7 +103,6 @@ from coffer.storage.memory.wal import (
     CREATE_UPLOAD,
     DELETE_BUCKET,
     DELETE_OBJECT,
-    FILE_MODE,
     PUT_OBJECT,
     SET_ACL,
     SET_ENCODING,
@@ -113,8 +113,6 @@ from coffer.storage.memory.wal import (
     WalStats,
     WalWriter,
     encode_meta,
-    open_private,
-    private_dir,
     read_records,
     segments,
 )

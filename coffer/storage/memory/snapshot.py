@@ -14,8 +14,8 @@ import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from coffer.fsutil import fsync_dir
-from coffer.storage.memory.wal import Record, open_private, read_records, write_record
+from coffer.fsutil import fsync_dir, open_private
+from coffer.storage.memory.wal import Record, read_records, write_record
 
 END = 100  # closing record: {"records": count}
 

@@ -43,7 +43,7 @@ from typing import Any, BinaryIO, Generic, TypeVar
 
 from awscrt import checksums as crt
 
-from coffer.fsutil import fsync_dir
+from coffer.fsutil import fsync_dir, open_private
 from coffer.storage.api import EngineObserver
 
 log = logging.getLogger("coffer.memory.wal")
@@ -54,8 +54,6 @@ READ_CHUNK = 1024 * 1024
 MAX_META = 64 * 1024 * 1024  # sanity bound when decoding
 _COALESCE = 1024 * 1024  # small buffers are joined into writes of about this size
 _DIRECT = 256 * 1024  # larger buffers (object chunks) are written as they are
-FILE_MODE = 0o600
-DIR_MODE = 0o700
 
 # Operations.
 CREATE_BUCKET = 1
@@ -183,23 +181,6 @@ def segments(directory: Path) -> list[tuple[int, Path]]:
         except ValueError:
             continue
     return sorted(found)
-
-
-def private_dir(directory: Path) -> None:
-    """Create ``directory`` (and parents) if needed; make it 0700 whatever the umask."""
-    directory.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
-    os.chmod(directory, DIR_MODE)
-
-
-def open_private(path: Path, flags: int) -> int:
-    """Open (creating) a file readable by its owner only, whatever the umask; returns the fd."""
-    fd = os.open(path, flags | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
-    try:
-        os.fchmod(fd, FILE_MODE)
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
 
 
 @dataclass

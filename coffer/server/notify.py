@@ -1,0 +1,127 @@
+"""Handlers' side of event notifications: after a write committed, ``emit_request_event`` turns what the
+request did into an ``ObjectEvent`` and queues it (coffer/events/notifier.py) before the response goes out.
+
+A bucket without notification rules and without live-stream listeners costs one check of its cached
+state (bucket_state.py), which the write already read. Work outside a request (the lifecycle worker)
+calls ``emit_event``: the same rules, the same queue, with its own principal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from coffer.events.records import ObjectEvent
+from coffer.lifecycle.worker import Expiration
+from coffer.server.context import Context
+from coffer.server.request import Request
+from coffer.storage.api import DeleteResult, ObjectInfo
+
+log = logging.getLogger("coffer.events")
+
+# Who lifecycle events name as the principal, as S3's do.
+LIFECYCLE_PRINCIPAL = "s3.amazonaws.com"
+
+
+async def emit_event(
+    ctx: Context,
+    bucket: str,
+    key: str,
+    event: str,
+    *,
+    size: int | None = None,
+    etag: str | None = None,
+    version_id: str | None = None,
+    principal_id: str = "",
+    source_ip: str = "",
+    request_id: str = "",
+) -> None:
+    """Queue ``event`` ("s3:ObjectCreated:Put", "s3:LifecycleExpiration:Delete", ...) on ``bucket``/``key``
+    for every matching rule and live listener; returns once it is durable."""
+    notifier = ctx.notifier
+    if notifier is None:
+        return
+    states = ctx.bucket_states()
+    state = states.fresh(bucket) or await states.get(bucket)  # the write just read it: cached
+    if not notifier.wanted(bucket, state.notification):
+        return
+    await notifier.emit(
+        ObjectEvent(
+            event,
+            bucket,
+            key,
+            size=size,
+            etag=etag,
+            version_id=version_id,
+            principal_id=principal_id,
+            source_ip=source_ip,
+            request_id=request_id,
+            bucket_owner=state.info.owner,
+        ),
+        state.notification,
+    )
+
+
+async def emit_request_event(
+    ctx: Context, req: Request, event: str, key: str, info: ObjectInfo | None = None, version_id: str | None = None
+) -> None:
+    """The event of a request's committed write: ``info`` the object it wrote (created, tagged)."""
+    assert req.bucket is not None
+    if ctx.notifier is None:
+        return
+    await emit_event(
+        ctx,
+        req.bucket,
+        key,
+        event,
+        size=info.size if info is not None and event.startswith("s3:ObjectCreated:") else None,
+        etag=info.etag if info is not None and event.startswith("s3:ObjectCreated:") else None,
+        version_id=info.version_id if info is not None else version_id,
+        principal_id=req.principal.id or "",
+        source_ip=req.client_ip,
+        request_id=req.request_id,
+    )
+
+
+async def emit_request_events(ctx: Context, req: Request, removed: list[tuple[str, str, str | None]]) -> None:
+    """The events of a DeleteObjects, (event, key, version id) each: queued together, so with fsync on
+    they share one fsync (the queue's group commit) instead of one each."""
+    if ctx.notifier is None or not removed:
+        return
+    await asyncio.gather(*(emit_request_event(ctx, req, e, key, version_id=v) for e, key, v in removed))
+
+
+def removed_event(requested_version: str | None, result: DeleteResult) -> str:
+    """ObjectRemoved:DeleteMarkerCreated when the delete made a marker, else ObjectRemoved:Delete."""
+    made_marker = requested_version is None and result.delete_marker
+    return "s3:ObjectRemoved:DeleteMarkerCreated" if made_marker else "s3:ObjectRemoved:Delete"
+
+
+def lifecycle_listener(ctx: Context) -> Callable[[Expiration], None]:
+    """A listener for ``LifecycleWorker.add_listener``: every expiration applied becomes an
+    ``s3:LifecycleExpiration:Delete`` (or ``:DeleteMarkerCreated``) event. The listener runs on the
+    loop and must not block, so each event is queued by a task of its own; a crash between the
+    lifecycle change and that task loses the event (the change itself answered nobody)."""
+    pending: set[asyncio.Task[None]] = set()
+
+    def done(task: asyncio.Task[None]) -> None:
+        pending.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("lifecycle event not queued: %s", task.exception())
+
+    def listener(expired: Expiration) -> None:
+        suffix = "DeleteMarkerCreated" if expired.delete_marker_created else "Delete"
+        emit = emit_event(
+            ctx,
+            expired.bucket,
+            expired.key,
+            f"s3:LifecycleExpiration:{suffix}",
+            version_id=expired.version_id,
+            principal_id=LIFECYCLE_PRINCIPAL,
+        )
+        task = asyncio.get_running_loop().create_task(emit)
+        pending.add(task)  # a task nobody references may be collected before it ran
+        task.add_done_callback(done)
+
+    return listener
