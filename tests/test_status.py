@@ -8,6 +8,7 @@ import shlex
 import subprocess
 import sys
 import threading
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -58,6 +59,10 @@ def test_open_server_banner_and_its_try_command_works(tmp_path: Path) -> None:
         assert fields["engine"] == "disk (fsync never, 1 worker)"
         assert fields["auth"].startswith("open: NO CREDENTIALS CONFIGURED")
         assert fields["status"] == f"coffer status --endpoint {server.endpoint}"
+        console = fields["console"]
+        assert console == f"{server.endpoint}/_coffer/console/"
+        with urllib.request.urlopen(console, timeout=10) as page:  # the banner's console URL serves the console
+            assert page.status == 200 and b"<html" in page.read().lower()
         # The suggested command creates a bucket as printed (placeholders filled in).
         words = shlex.split(fields["try"].replace("<any key id>", "anyone").replace("<any secret>", "anything"))
         env = dict(word.split("=", 1) for word in words if "=" in word and not word.startswith("-"))

@@ -353,6 +353,9 @@ def banner(settings: Settings, port: int, auth_mode: str, auth_detail: str) -> s
     url = client_url(scheme, settings.host, port)
     admin = f" (admin: http://{settings.admin_host}:{settings.admin_port})" if settings.admin_port else ""
     workers = f"{settings.workers} worker{'' if settings.workers == 1 else 's'}"
+    # The web console (docs/console.md): on the admin port when there is one, else beside S3.
+    console_base = f"http://{settings.admin_host}:{settings.admin_port}" if settings.admin_port else url
+    console = f"{console_base}/_coffer/console/"
     if auth_mode == "closed":
         data = os.path.abspath(settings.data_dir)
         try_next = f"coffer keys add --data-dir {data} --access-key <key id>"
@@ -367,6 +370,7 @@ def banner(settings: Settings, port: int, auth_mode: str, auth_detail: str) -> s
         f"  data directory: {os.path.abspath(settings.data_dir)}",
         f"  engine:         {settings.storage} (fsync {settings.fsync}, {workers})",
         f"  auth:           {auth_mode}: {auth_detail}",
+        f"  console:        {console}",
         f"  try:            {try_next}",
         f"  status:         coffer status --endpoint {url}",
     ]
