@@ -66,6 +66,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -80,6 +81,7 @@ LARGE = 256 << 20
 KEYS = int(os.environ.get("AB_KEYS", "128"))
 ACCESS_KEY, SECRET_KEY = "AKIABENCH0000000", "bench-secret-0123456789"
 _sinks: list[subprocess.Popen[bytes]] = []  # webhook receivers (AB_WEBHOOK)
+_data_dirs: list[str] = []  # the servers' data directories, removed at the end (a run writes GiBs)
 _signed: dict[int, bool] = {}  # port -> the server requires signatures
 _anonymous: set[int] = set()  # ports whose GETs go unsigned (AB_PUBLIC)
 _PUBLIC_READ = (
@@ -179,7 +181,8 @@ def start(name: str, extra_env: dict[str, str]) -> tuple[subprocess.Popen[bytes]
         cmd = [sys.executable, "-m", "uvicorn", "coffer.bench.bare:app", "--port", str(port)]
         cmd += ["--loop", "uvloop", "--http", "httptools", "--log-level", "warning"]
     else:
-        cmd = [sys.executable, "-m", "coffer", "serve", "--port", str(port), "--data-dir", tempfile.mkdtemp()]
+        _data_dirs.append(tempfile.mkdtemp())
+        cmd = [sys.executable, "-m", "coffer", "serve", "--port", str(port), "--data-dir", _data_dirs[-1]]
         cmd += ["--log-level", "warning", "--fsync", extra_env.get("AB_FSYNC", "never")]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     endpoint = Endpoint("127.0.0.1", port)
@@ -332,6 +335,8 @@ def main() -> None:
         for sink in _sinks:
             sink.terminate()
             sink.wait()
+        for directory in _data_dirs:
+            shutil.rmtree(directory, ignore_errors=True)
     unit = "ops/s" if phase.startswith("small") else "MB/s"
     for name, values in results.items():
         print(f"{name:12s} median {statistics.median(values):8.0f} {unit}  all {[round(v) for v in values]}")

@@ -214,11 +214,15 @@ class Encryptor:
     def __init__(self, key: bytes, object_id: bytes, frame_size: int = DEFAULT_FRAME_SIZE) -> None:
         _check_key(key)
         _check_frame_size(frame_size)
-        self._aead = AESGCM(key)
+        self._key = key
+        self._aead: AESGCM | None = None  # made for the first frame of SMALL_FRAME bytes or more
         self._aes = algorithms.AES(key)
         self._prefix = _ad_prefix(object_id, frame_size)
         self._frame_size = frame_size
         self._pending = _Assembly(frame_size)  # plaintext not yet encrypted, at most frame_size bytes
+        # A body's first piece, when it fits in a frame, is kept as given rather than copied into
+        # ``_pending``: a small body arrives in one piece and is sealed straight from it.
+        self._held: bytes | None = None
         self._index = 0
         self._finished = False
 
@@ -230,6 +234,8 @@ class Encryptor:
         self._index += 1
         if len(plaintext) < SMALL_FRAME:
             return nonce + _seal_small(self._aes, nonce, plaintext, ad)
+        if self._aead is None:
+            self._aead = AESGCM(self._key)
         return nonce + self._aead.encrypt(nonce, plaintext, ad)
 
     def frames(self, data: bytes | bytearray | memoryview) -> Iterator[bytes]:
@@ -238,6 +244,12 @@ class Encryptor:
         if self._finished:
             raise ValueError("the body is already finished")
         size = self._frame_size
+        if self._held is not None:  # a second piece: the first one joins the frame being gathered
+            held, self._held = self._held, None
+            self._pending.add(memoryview(held))
+        elif self._index == 0 and not self._pending.fill and type(data) is bytes and len(data) <= size:
+            self._held = data
+            return
         view = memoryview(data).cast("B")
         pos = 0
         pending = self._pending
@@ -268,6 +280,10 @@ class Encryptor:
         if self._finished:
             raise ValueError("the body is already finished")
         self._finished = True
+        if self._held is not None:
+            sealed = self._seal(self._held, final=True)
+            self._held = None
+            return sealed
         with self._pending.view() as frame:
             sealed = self._seal(frame, final=True)
         self._pending = _Assembly(0)

@@ -157,15 +157,23 @@ class KeyService(Protocol):
 
 
 # ------------------------------------------------------------------------- wrapped blob format
+_U32 = struct.Struct(">I")
+
+
 def _canonical_context(context: Mapping[str, str]) -> bytes:
     """The context as associated data: sorted, length-prefixed (no escaping ambiguity)."""
+    if len(context) == 1:  # S3's own (the object's ARN) alone, the usual case
+        ((name, value),) = context.items()
+        if isinstance(name, str) and isinstance(value, str):
+            raw_name, raw_value = name.encode("utf-8"), value.encode("utf-8")
+            return _U32.pack(len(raw_name)) + raw_name + _U32.pack(len(raw_value)) + raw_value
     out = bytearray()
     for name in sorted(context):
         value = context[name]
         if not isinstance(name, str) or not isinstance(value, str):
             raise TypeError("encryption context keys and values must be strings")
         for part in (name.encode("utf-8"), value.encode("utf-8")):
-            out += struct.pack(">I", len(part)) + part
+            out += _U32.pack(len(part)) + part
     return bytes(out)
 
 
@@ -230,10 +238,20 @@ class _Key:
     created: float
     managed: bool
     materials: dict[int, bytes] = field(repr=False)  # version -> 32-byte wrapping key
+    # What wrapping under the newest version needs, made once per keyring read (a data key per
+    # object: rebuilding the cipher and header for each cost an encrypted 4 KiB PUT ~2 µs).
+    _sealer: tuple[int, bytes, AESGCM] | None = field(default=None, repr=False, compare=False)
 
     @property
     def newest(self) -> int:
         return max(self.materials)
+
+    def sealer(self) -> tuple[int, bytes, AESGCM]:
+        """(newest version, its blob header, its cipher)."""
+        if self._sealer is None:
+            version = self.newest
+            self._sealer = (version, _blob_header(self.key_id, version), AESGCM(self.materials[version]))
+        return self._sealer
 
 
 def _material_aad(key_id: str, version: int) -> bytes:
@@ -387,19 +405,21 @@ class LocalKeyService:
         return SSE_S3_KEY
 
     # ------------------------------------------------------------------------------ data keys
-    def _wrap(self, key: _Key, plaintext: bytes, context: Mapping[str, str]) -> bytes:
-        version = key.newest
-        header = _blob_header(key.key_id, version)
-        nonce = entropy.token_bytes(_NONCE)
-        sealed = AESGCM(key.materials[version]).encrypt(nonce, plaintext, header + _canonical_context(context))
+    def _wrap(self, key: _Key, plaintext: bytes, context: Mapping[str, str], nonce: bytes | None = None) -> bytes:
+        _, header, aead = key.sealer()
+        if nonce is None:
+            nonce = entropy.token_bytes(_NONCE)
+        sealed = aead.encrypt(nonce, plaintext, header + _canonical_context(context))
         return header + nonce + sealed
 
     def generate_data_key(self, key_id: str | None, context: Mapping[str, str]) -> DataKey:
         key = self._resolve(key_id, fresh=False)
         if not key.enabled:
             raise KeyDisabled(f"{self._arn(key.key_id)} is disabled.")
-        plaintext = entropy.token_bytes(DATA_KEY_BYTES)
-        return DataKey(plaintext, self._wrap(key, plaintext, context), self._arn(key.key_id), key.newest)
+        fresh = entropy.token_bytes(DATA_KEY_BYTES + _NONCE)  # the data key and its wrapping nonce
+        plaintext = fresh[:DATA_KEY_BYTES]
+        wrapped = self._wrap(key, plaintext, context, fresh[DATA_KEY_BYTES:])
+        return DataKey(plaintext, wrapped, self._arn(key.key_id), key.sealer()[0])
 
     def _unwrap(self, wrapped: bytes, context: Mapping[str, str]) -> tuple[_Key, bytes]:
         info = inspect_wrapped(wrapped)

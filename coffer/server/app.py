@@ -18,7 +18,7 @@ from coffer.events.notifier import Notifier
 from coffer.events.targets import parse_targets
 from coffer.lifecycle.lease import FileLease
 from coffer.lifecycle.worker import LifecycleWorker
-from coffer.server import compression, event_stream, notify, public_access, xml
+from coffer.server import compression, event_stream, gc_tuning, notify, public_access, xml
 from coffer.server.auth import DEFAULT_OWNER
 from coffer.server.auth.gate import AuthGate
 from coffer.server.bucket_state import BucketStates
@@ -156,6 +156,7 @@ class CofferApp:
         self.handlers: dict[str, Handler] = HANDLERS
         self.base_domains = tuple(d.lower().strip(".") for d in settings.base_domains if d)
         self._started = False
+        self.tune_gc = False  # set by the server's worker factory (runner.py): gc_tuning at start-up
         self._background: list[asyncio.Task[None]] = []
         # Lifecycle rules run here (add_listener: the hook for s3:LifecycleExpiration:* events).
         self.lifecycle = lifecycle_worker(settings, self.engine, self.metrics)
@@ -172,6 +173,8 @@ class CofferApp:
                 self._background.append(asyncio.create_task(logs.report_bandwidth(self.traffic, every)))
             if self.lifecycle is not None:
                 self._background.append(asyncio.create_task(self.lifecycle.run_forever(), name="coffer-lifecycle"))
+            if self.tune_gc:
+                gc_tuning.tune_for_serving()
 
     async def shutdown(self) -> None:
         if self._started:

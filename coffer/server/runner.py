@@ -159,7 +159,9 @@ def worker_app() -> CofferApp:
     if store is not None and _worker_lock is None:
         _worker_lock = DirLock(store)
         _worker_lock.join()  # held until the process exits
-    return app_from_env()
+    app = app_from_env()
+    app.tune_gc = True  # a serving process: gc_tuning after start-up
+    return app
 
 
 def _check_data_dirs(settings: Settings) -> DirLock | None:
