@@ -395,8 +395,53 @@ def test_small_frames_are_the_same_aes_gcm_as_the_one_shot_api(size: int) -> Non
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
     key, nonce, ad, data = os.urandom(32), os.urandom(12), b"ad" * 20, os.urandom(size)
-    sealed = frames._seal_small(algorithms.AES(key), nonce, data, ad)
+    frame = frames._seal_small(algorithms.AES(key), nonce, data, ad)
+    assert frame[:12] == nonce
+    sealed = frame[12:]
     assert sealed == AESGCM(key).encrypt(nonce, data, ad)
     assert AESGCM(key).decrypt(nonce, sealed, ad) == data
     with pytest.raises(InvalidTag):
         AESGCM(key).decrypt(nonce, sealed, ad + b"x")
+
+
+@pytest.mark.parametrize("size", [0, 1, 2047, 4096, frames.SMALL_FRAME, 20_000])
+def test_a_whole_body_sealed_at_once_is_what_the_encryptor_makes(size: int) -> None:
+    """seal_whole (small PUTs, body in hand) writes the format the streaming Encryptor writes: the
+    same reader opens both, ranges included, and the frame is bound to the object and final."""
+    fs = 20_000
+    body = os.urandom(size)
+    stored = frames.seal_whole(KEY, OID, body, fs)
+    assert len(stored) == encrypted_size(size, fs) == len(encrypt(body, fs))
+    assert decrypt(stored, size, frame_size=fs) == body
+    if size > 2:
+        assert decrypt(stored, size, 1, size - 2, fs) == body[1:-1]
+    with pytest.raises(FrameError):
+        decrypt_raw(stored, size, fs, oid=b"another object")
+    with pytest.raises(FrameError):  # not a middle frame: a longer body's first frame fails
+        decrypt_raw(stored + encrypt(b"x", fs)[: frames.FRAME_OVERHEAD + 1], size + 1, fs)
+    with pytest.raises(ValueError):
+        frames.seal_whole(KEY, OID, os.urandom(fs + 1), fs)
+
+
+@pytest.mark.parametrize("size", [0, 1, 2047, 4096, 20_000])
+def test_a_whole_body_opened_at_once_is_what_the_decryptor_gives(size: int) -> None:
+    fs = 20_000
+    body = os.urandom(size)
+    stored = encrypt(body, fs)
+    assert frames.open_whole(KEY, OID, stored, size, fs) == body
+    for bad in (
+        stored[:-1],  # truncated
+        stored + b"x",  # extra bytes
+        stored[:20] + bytes([stored[20] ^ 1]) + stored[21:] if size > 8 else b"\0" * len(stored),  # flipped
+    ):
+        with pytest.raises(FrameError):
+            frames.open_whole(KEY, OID, bad, size, fs)
+    with pytest.raises(FrameError):
+        frames.open_whole(KEY, b"another object", stored, size, fs)
+
+
+def test_open_whole_refuses_the_first_frame_of_a_longer_body() -> None:
+    fs = 64
+    longer = encrypt(os.urandom(fs + 10), fs)
+    with pytest.raises(FrameError):  # bound as not final
+        frames.open_whole(KEY, OID, longer[: fs + frames.FRAME_OVERHEAD], fs, fs)

@@ -44,7 +44,9 @@ __all__ = [
     "encrypted_size",
     "frame_count",
     "frame_span",
+    "open_whole",
     "plain_size",
+    "seal_whole",
 ]
 
 KEY_SIZE = 32  # AES-256
@@ -69,20 +71,58 @@ _GIL_KEPT = 2047
 
 
 def _seal_small(aes: algorithms.AES, nonce: bytes, plaintext: bytes | bytearray | memoryview, ad: bytes) -> bytes:
-    """AESGCM(key).encrypt(nonce, plaintext, ad) for a small plaintext, without releasing the GIL."""
+    """nonce + AESGCM(key).encrypt(nonce, plaintext, ad) for a small plaintext, without releasing the GIL."""
     encryptor = Cipher(aes, modes.GCM(nonce)).encryptor()
     encryptor.authenticate_additional_data(ad)
-    view = memoryview(plaintext)
-    out = [encryptor.update(view[at : at + _GIL_KEPT]) for at in range(0, len(view), _GIL_KEPT)]
-    out.append(encryptor.finalize())
+    out = [nonce]
+    if len(plaintext) <= _GIL_KEPT:
+        out.append(encryptor.update(plaintext))
+    else:
+        view = memoryview(plaintext)
+        out += [encryptor.update(view[at : at + _GIL_KEPT]) for at in range(0, len(view), _GIL_KEPT)]
+    encryptor.finalize()  # GCM: no bytes held back
     out.append(encryptor.tag)
     return b"".join(out)
+
+
+def seal_whole(key: bytes, object_id: bytes, plaintext: bytes, frame_size: int = DEFAULT_FRAME_SIZE) -> bytes:
+    """A whole body of at most one frame, sealed at once: the bytes an ``Encryptor`` fed ``plaintext``
+    makes (the server's small PUTs, whose body is in hand before it is stored)."""
+    _check_key(key)
+    _check_frame_size(frame_size)
+    if len(plaintext) > frame_size:
+        raise ValueError("seal_whole takes a body of at most one frame")
+    nonce = entropy.token_bytes(NONCE_SIZE)
+    ad = _ad_prefix(object_id, frame_size) + _FINAL_FIRST_FRAME
+    if len(plaintext) < SMALL_FRAME:
+        return _seal_small(algorithms.AES(key), nonce, plaintext, ad)
+    return nonce + AESGCM(key).encrypt(nonce, plaintext, ad)
+
+
+def open_whole(
+    key: bytes, object_id: bytes, stored: bytes | bytearray | memoryview, plain_size: int, frame_size: int
+) -> bytes:
+    """The plaintext of a whole body of one frame (``plain_size`` <= ``frame_size``), opened at once:
+    what a ``Decryptor`` gives, for the server's small GETs. FrameError as the Decryptor raises it."""
+    _check_key(key)
+    _check_frame_size(frame_size)
+    if not 0 <= plain_size <= frame_size:
+        raise ValueError("open_whole takes a body of at most one frame")
+    view = memoryview(stored).cast("B")
+    if len(view) != plain_size + FRAME_OVERHEAD:
+        raise FrameError(f"frame 0 is {len(view)} bytes, expected {plain_size + FRAME_OVERHEAD}")
+    ad = _ad_prefix(object_id, frame_size) + _FINAL_FIRST_FRAME
+    try:
+        return AESGCM(key).decrypt(view[:NONCE_SIZE], view[NONCE_SIZE:], ad)
+    except InvalidTag:
+        raise FrameError("frame 0 failed authentication") from None
 
 
 # Versioned so a future format is told apart by authentication, never mistaken for this one.
 _MAGIC = b"coffer-sse-frame/v1\x00"
 _U64 = struct.Struct(">Q")
 _FRAME_AD = struct.Struct(">QB")  # frame index, final flag
+_FINAL_FIRST_FRAME = _FRAME_AD.pack(0, True)
 
 
 class FrameError(ValueError):
@@ -233,7 +273,7 @@ class Encryptor:
         ad = self._prefix + _FRAME_AD.pack(self._index, final)
         self._index += 1
         if len(plaintext) < SMALL_FRAME:
-            return nonce + _seal_small(self._aes, nonce, plaintext, ad)
+            return _seal_small(self._aes, nonce, plaintext, ad)
         if self._aead is None:
             self._aead = AESGCM(self._key)
         return nonce + self._aead.encrypt(nonce, plaintext, ad)

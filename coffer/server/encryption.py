@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import binascii
 import hashlib
 import hmac
 import logging
@@ -34,6 +35,7 @@ from coffer.encryption.kms import AWS_MANAGED_KEY, KeyService, KeyServiceError
 from coffer.server import sse
 from coffer.server.errors import S3Error
 from coffer.server.object_write import refuse_encryption
+from coffer.server.upload import read_if_small
 from coffer.storage.api import Encoding, LogicalBody, ObjectInfo, ObjectPart, PutDigests, Verifier
 from coffer.storage.hashing import BodyHasher
 
@@ -65,7 +67,7 @@ on_tampered: Callable[[], None] = lambda: None  # noqa: E731
 
 
 def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
+    return binascii.b2a_base64(data, newline=False).decode("ascii")
 
 
 def _unb64(text: Any) -> bytes:
@@ -140,7 +142,7 @@ def encrypting(
     and, as S3, not for SSE-KMS and SSE-C (a keyed digest of it under the data key). ``part_number``: one
     part of a multipart upload (framed as its own body, bound to its number)."""
     hasher = BodyHasher(algorithms, want_sha256)
-    encryptor = frames.Encryptor(data_key, body_id(doc, part_number), int(doc["f"]))
+    encryptor = frames.Encryptor(data_key, body_id(doc, part_number), doc["f"])
 
     def step(chunk: bytes) -> list[bytes]:
         hasher.update(chunk)
@@ -154,18 +156,52 @@ def encrypting(
         yield encryptor.finish()
 
     def logical(digests: PutDigests) -> LogicalBody:
-        plain = hasher.digests()
-        if verify is not None:
-            verify(plain)  # Content-MD5, x-amz-checksum-*, x-amz-content-sha256 are of the plaintext
-        if doc["a"] == sse.AES256:
-            etag = plain.md5.hex()
-        else:
-            # Not the plaintext's MD5 (which would tell about the content), yet the same for the
-            # same bytes under the same data key: a part uploaded twice keeps its ETag, as in S3.
-            etag = hmac.new(data_key, b"coffer-etag/v1\x00" + plain.md5, hashlib.sha256).digest()[:16].hex()
-        return LogicalBody(plain.size, etag, plain.checksums)
+        return _logical(hasher.digests(), doc, data_key, verify)
 
     return stored(), Encoding(doc, logical)
+
+
+async def encrypted(
+    body: AsyncIterator[bytes],
+    doc: dict[str, Any],
+    data_key: bytes,
+    *,
+    declared_length: int | None,
+    algorithms: tuple[str, ...],
+    want_sha256: bool,
+    verify: Verifier | None,
+) -> tuple[AsyncIterator[bytes], Encoding]:
+    """``encrypting``, and for a body announced to fit one frame (most small PUTs) read first and
+    sealed at once: one frame, no streaming machinery, its digests checked before the engine is
+    called. A body longer than announced goes the streaming way (``read_if_small``)."""
+    frame_size: int = doc["f"]
+    if declared_length is not None and declared_length <= frame_size:
+        whole, body = await read_if_small(body, frame_size)
+        if whole is not None:
+            hasher = BodyHasher(algorithms, want_sha256)
+            hasher.update(whole)
+            logical = _logical(hasher.digests(), doc, data_key, verify)
+            stored = frames.seal_whole(data_key, body_id(doc), whole, frame_size)
+            return _one(stored), Encoding(doc, lambda _digests: logical)
+    return encrypting(body, doc, data_key, algorithms=algorithms, want_sha256=want_sha256, verify=verify)
+
+
+def _logical(plain: PutDigests, doc: dict[str, Any], data_key: bytes, verify: Verifier | None) -> LogicalBody:
+    """What an encrypted version reports, from its plaintext's digests (checked first: Content-MD5,
+    x-amz-checksum-*, x-amz-content-sha256 are of the plaintext). The ETag is the plaintext's MD5
+    for SSE-S3; for SSE-KMS and SSE-C not (it would tell about the content), yet the same for the
+    same bytes under the same data key: a part uploaded twice keeps its ETag, as in S3."""
+    if verify is not None:
+        verify(plain)
+    if doc["a"] == sse.AES256:
+        etag = plain.md5.hex()
+    else:
+        etag = hmac.new(data_key, b"coffer-etag/v1\x00" + plain.md5, hashlib.sha256).digest()[:16].hex()
+    return LogicalBody(plain.size, etag, plain.checksums)
+
+
+async def _one(data: bytes) -> AsyncIterator[bytes]:
+    yield data
 
 
 # ---------------------------------------------------------------------- reading
@@ -266,7 +302,7 @@ def decrypt_whole(stored: bytes, info: ObjectInfo, data_key: bytes) -> bytes | N
         return None
     identity = body_id(doc)
     try:
-        return frames.Decryptor(data_key, identity, info.size, frame_size).open(stored)
+        return frames.open_whole(data_key, identity, stored, info.size, frame_size)
     except frames.FrameError:
         _tampered(identity)
         raise S3Error("InternalError", "The object's stored data failed its integrity check.") from None

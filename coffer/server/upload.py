@@ -81,6 +81,27 @@ class UploadPlan:
             raise S3Error("BadDigest", f"The {self.algorithm} you specified did not match the calculated checksum.")
 
 
+async def read_if_small(body: AsyncIterator[bytes], limit: int) -> tuple[bytes | None, AsyncIterator[bytes]]:
+    """(the whole body, an exhausted iterator) when it ends within ``limit`` bytes; else (None, an
+    iterator giving the pieces read so far, then the rest): whatever the client announced, never
+    more than ``limit`` bytes and one piece held."""
+    pieces: list[bytes] = []
+    held = 0
+    async for piece in body:
+        pieces.append(piece)
+        held += len(piece)
+        if held > limit:
+            return None, _replay(pieces, body)
+    return (pieces[0] if len(pieces) == 1 else b"".join(pieces)), body
+
+
+async def _replay(pieces: list[bytes], rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    while pieces:
+        yield pieces.pop(0)
+    async for piece in rest:
+        yield piece
+
+
 def plan_upload(req: Request, *, default_algorithm: str | None = checksums.DEFAULT_ALGORITHM) -> UploadPlan:
     headers = req.headers
     content_sha = headers.get("x-amz-content-sha256", "")

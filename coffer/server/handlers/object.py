@@ -96,8 +96,14 @@ async def PutObject(ctx: Context, req: Request) -> Response:
     if encrypt.asked:
         # The engine stores the encrypted frames; the plaintext's digests are checked and reported.
         doc, data_key = encryption.new_document(ctx.keys, encrypt, req.bucket, req.key)
-        body, encoding = encryption.encrypting(
-            plan.body, doc, data_key, algorithms=plan.algorithms, want_sha256=plan.want_sha256, verify=plan.verify
+        body, encoding = await encryption.encrypted(
+            plan.body,
+            doc,
+            data_key,
+            declared_length=length,
+            algorithms=plan.algorithms,
+            want_sha256=plan.want_sha256,
+            verify=plan.verify,
         )
         algorithms, want_sha256, verify = (), False, None
     info = await ctx.engine.put_object(
