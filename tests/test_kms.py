@@ -318,3 +318,26 @@ def test_cli_manages_keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     wrong = {"COFFER_KMS_MASTER_KEY": base64.b64encode(bytes(32)).decode()}
     code, out = kms_cli(tmp_path, "list-keys", env=wrong)
     assert code != 0 and "another master key" in out
+
+
+def test_canonical_context_fast_path_is_the_general_encoding() -> None:
+    """The one-entry context S3 makes (the object's ARN) takes a shortcut: the same bytes."""
+    import struct
+
+    from coffer.encryption.kms import _canonical_context
+
+    def general(context: dict[str, str]) -> bytes:
+        out = b""
+        for name in sorted(context):
+            for part in (name.encode(), context[name].encode()):
+                out += struct.pack(">I", len(part)) + part
+        return out
+
+    for context in (
+        {"aws:s3:arn": "arn:aws:s3:::bucket/clé/ü"},
+        {"aws:s3:arn": ""},
+        {"other": "x"},
+        {"aws:s3:arn": "arn:aws:s3:::b/k", "project": "p"},
+        {},
+    ):
+        assert _canonical_context(context) == general(context)

@@ -158,15 +158,17 @@ class KeyService(Protocol):
 
 # ------------------------------------------------------------------------- wrapped blob format
 _U32 = struct.Struct(">I")
+_ARN_NAME = "aws:s3:arn"
+_ARN_PREFIX = _U32.pack(len(_ARN_NAME)) + _ARN_NAME.encode("ascii")
 
 
 def _canonical_context(context: Mapping[str, str]) -> bytes:
     """The context as associated data: sorted, length-prefixed (no escaping ambiguity)."""
     if len(context) == 1:  # S3's own (the object's ARN) alone, the usual case
         ((name, value),) = context.items()
-        if isinstance(name, str) and isinstance(value, str):
-            raw_name, raw_value = name.encode("utf-8"), value.encode("utf-8")
-            return _U32.pack(len(raw_name)) + raw_name + _U32.pack(len(raw_value)) + raw_value
+        if name == _ARN_NAME and isinstance(value, str):
+            raw_value = value.encode("utf-8")
+            return _ARN_PREFIX + _U32.pack(len(raw_value)) + raw_value
     out = bytearray()
     for name in sorted(context):
         value = context[name]

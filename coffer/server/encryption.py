@@ -17,7 +17,6 @@ The stored document (short keys: it is kept with every version)::
 from __future__ import annotations
 
 import asyncio
-import base64
 import binascii
 import hashlib
 import hmac
@@ -71,7 +70,7 @@ def _b64(data: bytes) -> str:
 
 
 def _unb64(text: Any) -> bytes:
-    return base64.b64decode(str(text))
+    return binascii.a2b_base64(str(text))
 
 
 def kms_error(exc: KeyServiceError) -> S3Error:

@@ -242,4 +242,12 @@ def with_default(request: SseRequest, default: BucketEncryption | None) -> SseRe
     """What a write that asks for nothing gets from its bucket's default encryption."""
     if request.asked or default is None:
         return request
-    return SseRequest(default.algorithm, default.kms_key_id, None, default.bucket_key or None)
+    made = _defaults.get(default)
+    if made is None:  # one per configuration: every write of a bucket with a default asks this
+        if len(_defaults) >= 1024:
+            _defaults.clear()
+        made = _defaults[default] = SseRequest(default.algorithm, default.kms_key_id, None, default.bucket_key or None)
+    return made
+
+
+_defaults: dict[BucketEncryption, SseRequest] = {}
