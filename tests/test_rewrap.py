@@ -65,7 +65,7 @@ async def plaintext(engine: Engine, keys: LocalKeyService, bucket: str, key: str
     info = opened.info
     assert info.encoding is not None
     customer = CUSTOMER if info.encoding["a"] == encryption.SSE_C else None
-    data_key = encryption.data_key_of(lambda: keys, info.encoding, customer)
+    data_key = encryption.data_key_of(lambda: keys, info.encoding, customer, bucket, key)
     try:
         return b"".join([p async for p in encryption.decrypting(opened.stream, info, data_key, 0, info.size)])
     finally:

@@ -12,6 +12,8 @@ The stored document (short keys: it is kept with every version)::
     f  frame size          i  body id (base64, 16 random bytes): the frames' object identity
     w  wrapped data key    k  KMS key ARN (SSE-KMS)          c  the key service context
     b  bucket key flag     m  SSE-C key MD5 (S3 echoes it)   h, s  SSE-C key HMAC and its salt
+    d  1: "w" wraps a bucket key (context: the bucket's ARN) and the data key is derived from it
+       (``derive_data_key``); absent: "w" wraps the data key itself
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import hmac
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
@@ -30,7 +33,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from coffer import entropy
 from coffer.encryption import frames
-from coffer.encryption.kms import AWS_MANAGED_KEY, KeyService, KeyServiceError
+from coffer.encryption.kms import AWS_MANAGED_KEY, DataKey, KeyService, KeyServiceError
 from coffer.server import sse
 from coffer.server.errors import S3Error
 from coffer.server.object_write import refuse_encryption
@@ -60,6 +63,13 @@ _WRONG_KEY = "The provided customer key does not match the key the object was st
 _UNWRAPPED_TTL = 1.0
 _UNWRAPPED_MAX = 4096
 _unwrapped: dict[str, tuple[bytes, float]] = {}
+
+# Bucket keys (``_bucket_key``) by (bucket, key reference), made at most once a second.
+_bucket_keys: dict[tuple[str, str | None], _BucketKey] = {}
+# The document's "d": its data key is derived from the unwrapped key (``derive_data_key``).
+DERIVED = 1
+_DERIVE = b"coffer-data-key/v1\x00"
+_ARN = "aws:s3:arn"
 
 # Called once per body that fails authentication on read: the app counts it in its metrics.
 on_tampered: Callable[[], None] = lambda: None  # noqa: E731
@@ -107,22 +117,59 @@ def new_document(
     if request.algorithm == sse.KMS_DSSE:
         # One layer stored while two are claimed would be a lie: refused until built.
         raise refuse_encryption(f"{sse.HEADER}: {sse.KMS_DSSE}")
-    context = object_context(bucket, key, request.context)
+    # Without a key id SSE-KMS uses S3's AWS-managed key, aws/s3.
+    key_ref = None if request.algorithm == sse.AES256 else request.kms_key_id or AWS_MANAGED_KEY
     service = keys()
     try:
-        if request.algorithm == sse.AES256:
-            made = service.generate_data_key(None, context)
+        if request.algorithm == sse.AES256 or (request.bucket_key and not request.context):
+            shared = _bucket_key(service, bucket, key_ref)
+            made = shared.made
+            data_key = derive_data_key(made.plaintext, body_id, bucket, key)
+            doc.update(a=request.algorithm, w=shared.wrapped, c={_ARN: shared.arn}, d=DERIVED)
         else:
-            # Without a key id SSE-KMS uses S3's AWS-managed key, aws/s3.
-            made = service.generate_data_key(request.kms_key_id or AWS_MANAGED_KEY, context)
+            context = object_context(bucket, key, request.context)
+            made = service.generate_data_key(key_ref, context)
+            data_key = made.plaintext
+            doc.update(a=request.algorithm, w=_b64(made.wrapped), c=context)
     except KeyServiceError as exc:
         raise kms_error(exc) from None
-    doc.update(a=request.algorithm, w=_b64(made.wrapped), c=context)
     if request.algorithm != sse.AES256:
         doc["k"] = made.key_id
         if request.bucket_key:
             doc["b"] = True
-    return doc, made.plaintext
+    return doc, data_key
+
+
+@dataclass(frozen=True, slots=True)
+class _BucketKey:
+    service: KeyService  # whose key it is (a process can hold several apps, e.g. in tests)
+    made: DataKey  # wrapped under the bucket's ARN as context
+    wrapped: str  # made.wrapped, base64 (as the documents store it)
+    arn: str  # the bucket's ARN
+    until: float  # time.monotonic() after which a new one is made
+
+
+def _bucket_key(service: KeyService, bucket: str, key_ref: str | None) -> _BucketKey:
+    """The bucket key new objects of ``bucket`` under ``key_ref`` derive their data keys from
+    (as S3 Bucket Keys): made by the key service at most once a second, so a key disabled or
+    rotated takes effect within the second, as the unwrapped-key cache does on reads."""
+    now = time.monotonic()
+    slot = (bucket, key_ref)
+    hit = _bucket_keys.get(slot)
+    if hit is not None and hit.until > now and hit.service is service:
+        return hit
+    arn = f"arn:aws:s3:::{bucket}"
+    made = service.generate_data_key(key_ref, {_ARN: arn})
+    if len(_bucket_keys) >= _UNWRAPPED_MAX:
+        _bucket_keys.clear()
+    _bucket_keys[slot] = fresh = _BucketKey(service, made, _b64(made.wrapped), arn, now + _UNWRAPPED_TTL)
+    return fresh
+
+
+def derive_data_key(bucket_key: bytes, body: bytes, bucket: str, key: str) -> bytes:
+    """An object's data key from its bucket key: bound to the body id and the object's ARN, so a
+    document moved to another object (or body) yields a key that opens nothing."""
+    return hmac.digest(bucket_key, _DERIVE + body + f"arn:aws:s3:::{bucket}/{key}".encode(), "sha256")
 
 
 def encrypting(
@@ -172,7 +219,8 @@ async def encrypted(
 ) -> tuple[AsyncIterator[bytes], Encoding]:
     """``encrypting``, and for a body announced to fit one frame (most small PUTs) read first and
     sealed at once: one frame, no streaming machinery, its digests checked before the engine is
-    called. A body longer than announced goes the streaming way (``read_if_small``)."""
+    called. A body longer than announced goes the streaming way (``read_if_small``). Sealing here,
+    on the event loop, measured faster than in the metadata writer's commit (docs/benchmarks.md)."""
     frame_size: int = doc["f"]
     if declared_length is not None and declared_length <= frame_size:
         whole, body = await read_if_small(body, frame_size)
@@ -211,9 +259,12 @@ def body_id(doc: dict[str, Any], part_number: int | None = None) -> bytes:
     return base if part_number is None else base + b"/part/" + part_number.to_bytes(4, "big")
 
 
-def data_key_of(keys: Callable[[], KeyService], doc: dict[str, Any], customer: sse.CustomerKey | None) -> bytes:
-    """The data key of an encrypted version or upload (its document), for a request that gave
-    ``customer`` (its SSE-C key headers): S3's 400 errors for a missing, needless or wrong key."""
+def data_key_of(
+    keys: Callable[[], KeyService], doc: dict[str, Any], customer: sse.CustomerKey | None, bucket: str, key: str
+) -> bytes:
+    """The data key of an encrypted version or upload (its document) of ``bucket``/``key``, for a
+    request that gave ``customer`` (its SSE-C key headers): S3's 400 errors for a missing,
+    needless or wrong key."""
     check_read_key(doc, customer)
     if customer is not None:  # an SSE-C body, and the key the request gave is its own
         sealed = _unb64(doc["w"])
@@ -225,15 +276,18 @@ def data_key_of(keys: Callable[[], KeyService], doc: dict[str, Any], customer: s
     now = time.monotonic()
     cached = _unwrapped.get(wrapped)
     if cached is not None and cached[1] > now:
-        return cached[0]
-    try:
-        data_key = keys().decrypt_data_key(_unb64(wrapped), doc.get("c") or {})
-    except KeyServiceError as exc:
-        raise kms_error(exc) from None
-    if len(_unwrapped) >= _UNWRAPPED_MAX:
-        _unwrapped.clear()
-    _unwrapped[wrapped] = (data_key, now + _UNWRAPPED_TTL)
-    return data_key
+        unwrapped = cached[0]
+    else:
+        try:
+            unwrapped = keys().decrypt_data_key(_unb64(wrapped), doc.get("c") or {})
+        except KeyServiceError as exc:
+            raise kms_error(exc) from None
+        if len(_unwrapped) >= _UNWRAPPED_MAX:
+            _unwrapped.clear()
+        _unwrapped[wrapped] = (unwrapped, now + _UNWRAPPED_TTL)
+    if doc.get("d") == DERIVED:
+        return derive_data_key(unwrapped, body_id(doc), bucket, key)
+    return unwrapped
 
 
 def check_read_key(doc: dict[str, Any] | None, customer: sse.CustomerKey | None) -> None:

@@ -134,7 +134,7 @@ async def UploadPart(ctx: Context, req: Request) -> Response:
     else:
         # SSE-C: every part carries the upload's key (S3 checks it); others carry nothing.
         customer = customer_key(ctx, req)
-        data_key = encryption.data_key_of(ctx.keys, upload.encoding, customer)
+        data_key = encryption.data_key_of(ctx.keys, upload.encoding, customer, req.bucket, req.key)
         body, encoding = encryption.encrypting(
             plan.body,
             upload.encoding,
@@ -248,7 +248,7 @@ async def _part_copy_through(
     algorithms = (upload.effective_algorithm,)
     encoding = None
     if upload.encoding is not None:
-        data_key = encryption.data_key_of(ctx.keys, upload.encoding, customer_key(ctx, req))
+        data_key = encryption.data_key_of(ctx.keys, upload.encoding, customer_key(ctx, req), req.bucket, req.key)
         body, encoding = encryption.encrypting(
             body,
             upload.encoding,

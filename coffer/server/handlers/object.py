@@ -338,7 +338,7 @@ async def plaintext_of(
         if info.encoding is None:
             encryption.check_read_key(None, customer)
             return info, opened.stream(start, end)
-        data_key = encryption.data_key_of(ctx.keys, info.encoding, customer)
+        data_key = encryption.data_key_of(ctx.keys, info.encoding, customer, bucket, key)
         return info, await decrypted(ctx, bucket, key, opened, data_key, start, end)
     except BaseException:
         close_body(opened)
@@ -364,7 +364,7 @@ def _read_key(ctx: Context, req: Request, info: ObjectInfo) -> bytes | None:
     if info.encoding is None:
         encryption.check_read_key(None, customer)
         return None
-    return encryption.data_key_of(ctx.keys, info.encoding, customer)
+    return encryption.data_key_of(ctx.keys, info.encoding, customer, info.bucket, info.key)
 
 
 async def HeadObject(ctx: Context, req: Request) -> Response:
