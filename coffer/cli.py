@@ -111,17 +111,18 @@ def _keys_settings(config_file: str | None, data_dir: str | None) -> Settings:
         raise click.UsageError(str(exc)) from None
 
 
-def _data_dir(settings: Settings, create: bool = False) -> Path:
+def _data_dir(settings: Settings, create: bool | None = None) -> Path:
     """The data directory the keys command works on, absolute; refused when it does not exist
-    (unless ``create``): a typo or the wrong working directory must not start a new key file."""
+    (unless ``create``; None: the command has no --create): a typo or the wrong working directory
+    must not start a new key file."""
     path = Path(settings.data_dir).absolute()
     if path.exists() and not path.is_dir():
         raise click.ClickException(f"data directory {path} is not a directory")
     if not path.exists():
         if not create:
+            hint = ", or add --create to start a new one there" if create is not None else ""
             raise click.ClickException(
-                f"data directory {path} does not exist: pass the server's --data-dir (or --config), "
-                "or add --create to start a new one there"
+                f"data directory {path} does not exist: pass the server's --data-dir (or --config){hint}"
             )
         try:
             path.mkdir(parents=True)

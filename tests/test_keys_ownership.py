@@ -94,6 +94,7 @@ def test_keys_commands_refuse_a_missing_data_dir(tmp_path: Path) -> None:
     added = _keys("add", "--access-key", "AKIASTRAY", "--secret-key", "stray-secret-123", cwd=elsewhere)
     assert added.returncode != 0
     assert str(elsewhere / "coffer-data") in added.stderr and "does not exist" in added.stderr
+    assert "add --create" in added.stderr
     assert not (elsewhere / "coffer-data").exists()
     for args in (("list",), ("remove", "AKIASTRAY")):
         result = _keys(*args, cwd=elsewhere)

@@ -295,6 +295,7 @@ def test_cli_manages_keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
         monkeypatch.delenv(name)
     code, out = kms_cli(tmp_path / "missing", "list-keys")
     assert code != 0 and "does not exist" in out
+    assert "--create" not in out  # only commands that have the option suggest it
     code, out = kms_cli(tmp_path, "create-key", "--alias", "app", "--description", "the app")
     assert code == 0 and "created" in out and "alias/app" in out, out
     assert "warning: the KMS master key is stored beside the data" in out
