@@ -59,6 +59,8 @@ def test_a_document_moved_to_another_object_opens_nothing(keys: LocalKeyService)
     doc, data_key = encryption.new_document(lambda: keys, SSE_S3, "b", "k")
     object_id = encryption.body_id(doc)
     stored = frames.seal_whole(data_key, object_id, b"secret", frames.DEFAULT_FRAME_SIZE)
+    # Read first (so its key is kept for a second): the kept key is the object's alone.
+    assert encryption.data_key_of(lambda: keys, doc, None, "b", "k") == data_key
     for bucket, key in (("b", "k2"), ("b2", "k")):
         moved = encryption.data_key_of(lambda: keys, doc, None, bucket, key)
         with pytest.raises(frames.FrameError):
@@ -108,3 +110,20 @@ def test_documents_without_a_bucket_key_stay_readable(keys: LocalKeyService) -> 
         "c": {"aws:s3:arn": "arn:aws:s3:::b/k"},
     }
     assert encryption.data_key_of(lambda: keys, doc, None, "b", "k") == made.plaintext
+
+
+def test_reads_within_a_second_ask_the_key_service_once(keys: LocalKeyService) -> None:
+    service = Counting(keys)
+    docs = [encryption.new_document(service, SSE_S3, "hot", f"k{i}") for i in range(3)]
+    asked: list[bytes] = []
+    real = keys.decrypt_data_key
+
+    def decrypt(wrapped, context):  # type: ignore[no-untyped-def]
+        asked.append(wrapped)
+        return real(wrapped, context)
+
+    keys.decrypt_data_key = decrypt  # type: ignore[method-assign]
+    for _ in range(3):
+        for i, (doc, data_key) in enumerate(docs):
+            assert encryption.data_key_of(service, doc, None, "hot", f"k{i}") == data_key
+    assert len(asked) <= 1  # the shared bucket key, unwrapped once (or kept from the writes)

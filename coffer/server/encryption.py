@@ -62,7 +62,7 @@ _WRONG_KEY = "The provided customer key does not match the key the object was st
 # (as bucket configuration does, coffer/server/bucket_state.py).
 _UNWRAPPED_TTL = 1.0
 _UNWRAPPED_MAX = 4096
-_unwrapped: dict[str, tuple[bytes, float]] = {}
+_unwrapped: dict[str | tuple[str, str, str, str], tuple[bytes, float]] = {}
 
 # Bucket keys (``_bucket_key``) by (bucket, key reference), made at most once a second.
 _bucket_keys: dict[tuple[str, str | None], _BucketKey] = {}
@@ -169,7 +169,9 @@ def _bucket_key(service: KeyService, bucket: str, key_ref: str | None) -> _Bucke
 def derive_data_key(bucket_key: bytes, body: bytes, bucket: str, key: str) -> bytes:
     """An object's data key from its bucket key: bound to the body id and the object's ARN, so a
     document moved to another object (or body) yields a key that opens nothing."""
-    return hmac.digest(bucket_key, _DERIVE + body + f"arn:aws:s3:::{bucket}/{key}".encode(), "sha256")
+    # hmac.new, not hmac.digest: the one-shot call releases the GIL whatever the size, and taking it
+    # back on the event loop behind the metadata writer cost a PUT ~50 µs (docs/benchmarks.md).
+    return hmac.new(bucket_key, _DERIVE + body + f"arn:aws:s3:::{bucket}/{key}".encode(), hashlib.sha256).digest()
 
 
 def encrypting(
@@ -274,20 +276,37 @@ def data_key_of(
             raise S3Error("InvalidArgument", _WRONG_KEY) from None
     wrapped = str(doc["w"])
     now = time.monotonic()
+    derived = doc.get("d") == DERIVED
+    # A derived key is kept under everything it is made of: the bucket key and the object.
+    slot: str | tuple[str, str, str, str] = (wrapped, str(doc["i"]), bucket, key) if derived else wrapped
+    cached = _unwrapped.get(slot)
+    if cached is not None and cached[1] > now:
+        return cached[0]
+    unwrapped = _unwrap(keys, wrapped, doc, now)
+    if not derived:
+        return unwrapped
+    data_key = derive_data_key(unwrapped, body_id(doc), bucket, key)
+    _remember(slot, data_key, now)
+    return data_key
+
+
+def _unwrap(keys: Callable[[], KeyService], wrapped: str, doc: dict[str, Any], now: float) -> bytes:
+    """The key ``wrapped`` wraps (a data key or a bucket key), from the key service or kept."""
     cached = _unwrapped.get(wrapped)
     if cached is not None and cached[1] > now:
-        unwrapped = cached[0]
-    else:
-        try:
-            unwrapped = keys().decrypt_data_key(_unb64(wrapped), doc.get("c") or {})
-        except KeyServiceError as exc:
-            raise kms_error(exc) from None
-        if len(_unwrapped) >= _UNWRAPPED_MAX:
-            _unwrapped.clear()
-        _unwrapped[wrapped] = (unwrapped, now + _UNWRAPPED_TTL)
-    if doc.get("d") == DERIVED:
-        return derive_data_key(unwrapped, body_id(doc), bucket, key)
+        return cached[0]
+    try:
+        unwrapped = keys().decrypt_data_key(_unb64(wrapped), doc.get("c") or {})
+    except KeyServiceError as exc:
+        raise kms_error(exc) from None
+    _remember(wrapped, unwrapped, now)
     return unwrapped
+
+
+def _remember(slot: str | tuple[str, str, str, str], data_key: bytes, now: float) -> None:
+    if len(_unwrapped) >= _UNWRAPPED_MAX:
+        _unwrapped.clear()
+    _unwrapped[slot] = (data_key, now + _UNWRAPPED_TTL)
 
 
 def check_read_key(doc: dict[str, Any] | None, customer: sse.CustomerKey | None) -> None:
