@@ -4,7 +4,6 @@ tail is cut, a segment held by a live owner is never adopted, files are private.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import stat
 from pathlib import Path
@@ -12,19 +11,17 @@ from pathlib import Path
 import pytest
 
 from coffer.events.queue import SEGMENT_BYTES, Delivery, EventQueue, decode_lines, encode_line, segment_paths
+from coffer.events.records import ObjectEvent, stamp
 
 
-def entry(n: int, targets: int = 1) -> bytes:
-    return encode_line(
-        tuple((f"t{i}", f"c{i}") for i in range(targets)),
-        "bkt",
-        f"k{n}",
-        json.dumps({"n": n}, separators=(",", ":")).encode(),
-    )
+def entry(n: int, targets: int = 1, key: str = "") -> bytes:
+    event = stamp(ObjectEvent("s3:ObjectCreated:Put", "bkt", key or f"k{n}", size=n))
+    return encode_line(tuple((f"t{i}", f"c{i}") for i in range(targets)), event)
 
 
 def number(delivery: Delivery) -> int:
-    return int(json.loads(delivery.record)["n"])
+    assert delivery.event.size is not None
+    return delivery.event.size
 
 
 @pytest.mark.parametrize("fsync", [True, False])
@@ -37,9 +34,10 @@ def test_unacknowledged_entries_survive_reopen(tmp_path: Path, fsync: bool) -> N
         # Acknowledge both deliveries of 0..4 and the first target of 5..9; then "crash" (no close).
         owed = []
         for n, (segment, offset) in enumerate(placed):
-            owed.append(Delivery(segment, offset, 0, "t0", "c0", b""))
+            event = ObjectEvent("", "", "")
+            owed.append(Delivery(segment, offset, 0, "t0", "c0", event))
             if n < 5:
-                owed.append(Delivery(segment, offset, 1, "t1", "c1", b""))
+                owed.append(Delivery(segment, offset, 1, "t1", "c1", event))
         q.ack(owed)
         os.close(q.active.fd)  # type: ignore[union-attr]  # the lock goes with the process
         os.close(q.active.ack_fd)  # type: ignore[union-attr]
@@ -70,10 +68,10 @@ def test_live_owner_is_never_adopted(tmp_path: Path) -> None:
 
 def test_torn_tail_is_ignored(tmp_path: Path) -> None:
     lines = entry(1) + entry(2)
-    assert [e["r"]["n"] for _, _, e in decode_lines(lines)] == [1, 2]
-    assert [e["r"]["n"] for _, _, e in decode_lines(lines[:-3])] == [1]
-    corrupt = lines.replace(b'"n":2', b'"n":3')
-    assert [e["r"]["n"] for _, _, e in decode_lines(corrupt)] == [1]
+    assert [e.size for _, _, _, e in decode_lines(lines)] == [1, 2]
+    assert [e.size for _, _, _, e in decode_lines(lines[:-3])] == [1]
+    corrupt = lines.replace(b'"k2"', b'"k3"')
+    assert [e.size for _, _, _, e in decode_lines(corrupt)] == [1]
     path = tmp_path / "seg-1-abc.log"
     path.write_bytes(lines + b"0000")
     (tmp_path / "seg-1-abc.ack").write_bytes(b"")
@@ -116,7 +114,7 @@ def test_full_segment_rotates(tmp_path: Path) -> None:
 
     async def run() -> None:
         q = EventQueue(tmp_path, True)
-        big = encode_line((("t0", "c0"),), "bkt", "k", json.dumps({"n": 1, "pad": "x" * 500_000}).encode())
+        big = entry(1, key="x" * 500_000)
         placed = []
         for _ in range(20):  # 10 MB: more than one segment
             segment, offset = await q.append(big)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Protocol
 
 from coffer.events.queue import Delivery, EventQueue, _write_all
-from coffer.events.records import records_body, with_configuration
+from coffer.events.records import event_record, records_body
 from coffer.events.targets import Target
 from coffer.events.webhook import Connection, WebhookError
 from coffer.fsutil import open_private, private_dir
@@ -38,8 +38,9 @@ class EventObserver(Protocol):
 class DeadLetters:
     """Deliveries given up, as JSON lines (``<events>/dead-letter.jsonl``); only logged in memory mode."""
 
-    def __init__(self, directory: Path | None) -> None:
+    def __init__(self, directory: Path | None, region: str) -> None:
         self.path = directory / DEAD_LETTER if directory is not None else None
+        self.region = region
         self._fd = -1
         self._logged = 0.0  # a flood (a target down, its queue full) is logged once a second
         self._unlogged = 0
@@ -47,7 +48,7 @@ class DeadLetters:
     def add(self, delivery: Delivery, attempts: int, reason: str) -> None:
         entry = {"time": time.time(), "target": delivery.target, "attempts": attempts, "reason": reason}
         head = json.dumps(entry, separators=(",", ":")).encode()
-        line = head[:-1] + b',"record":' + with_configuration(delivery.record, delivery.configuration_id) + b"}\n"
+        line = head[:-1] + b',"record":' + event_record(delivery.event, self.region, delivery.configuration_id) + b"}\n"
         self._unlogged += 1
         now = time.monotonic()
         if now - self._logged >= 1.0:
@@ -77,9 +78,15 @@ class DeadLetters:
 
 class TargetWorker:
     def __init__(
-        self, target: Target, queue: EventQueue, dead: DeadLetters, observer: EventObserver | None = None
+        self,
+        target: Target,
+        queue: EventQueue,
+        dead: DeadLetters,
+        region: str,
+        observer: EventObserver | None = None,
     ) -> None:
         self.target = target
+        self.region = region
         self.queue = queue
         self.dead = dead
         self.observer = observer
@@ -172,7 +179,8 @@ class TargetWorker:
 
     async def _send(self, connection: Connection, deliveries: list[Delivery]) -> str | None:
         """None when the receiver took the records (2xx), else why not."""
-        body = records_body([with_configuration(d.record, d.configuration_id) for d in deliveries])
+        region = self.region
+        body = records_body([event_record(d.event, region, d.configuration_id) for d in deliveries])
         try:
             status = await connection.post(body, self.target.timeout)
         except TimeoutError:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from coffer.events.delivery import DeadLetters, EventObserver, TargetWorker
 from coffer.events.queue import Delivery, EventQueue, encode_line
-from coffer.events.records import ObjectEvent, event_record
+from coffer.events.records import ObjectEvent, stamp
 from coffer.events.rules import Rules
 from coffer.events.stream import StreamHub
 from coffer.events.targets import Target
@@ -48,8 +48,8 @@ class Notifier:
         self.region = region
         self.observer = observer
         self.queue = EventQueue(directory, fsync)
-        self.dead = DeadLetters(directory)
-        self.workers = {name: TargetWorker(t, self.queue, self.dead, observer) for name, t in targets.items()}
+        self.dead = DeadLetters(directory, region)
+        self.workers = {name: TargetWorker(t, self.queue, self.dead, region, observer) for name, t in targets.items()}
         self.stream = StreamHub(directory, shared)
         self._scanner: asyncio.Task[None] | None = None
 
@@ -74,24 +74,23 @@ class Notifier:
         return rules is not None or self.stream.listening(bucket)
 
     async def emit(self, event: ObjectEvent, rules: Rules | None) -> None:
-        """Queue the event durably (returns once it is written) and start its deliveries."""
-        matched = rules.match(event.event, event.key) if rules is not None else []
-        listening = self.stream.listening(event.bucket)
-        if not matched and not listening:
+        """Queue the event durably (returns once it is written) and start its deliveries. Only the
+        event's facts are written: its record is made when it is sent (records.py)."""
+        destinations = rules.match(event.event, event.key) if rules is not None else ()
+        if not destinations and not self.stream.listening(event.bucket):
             return
-        record = event_record(event, self.region)
-        line = encode_line(tuple((rule.target, rule.id) for rule in matched), event.bucket, event.key, record)
-        if matched:
+        line = encode_line(destinations, stamp(event))
+        if destinations:
             # Without fsync the line is written at once (no coroutine: this runs for every write).
             placed = self.queue.append_now(line)
             segment, offset = placed if placed is not None else await self.queue.append(line)
-            self.queue.owe(segment, len(matched))
-            for index, rule in enumerate(matched):
-                self._submit(Delivery(segment, offset, index, rule.target, rule.id, record))
+            self.queue.owe(segment, len(destinations))
+            for index, (target, rule_id) in enumerate(destinations):
+                self._submit(Delivery(segment, offset, index, target, rule_id, event))
         elif self.stream.shared:
             await self.queue.append(line)  # for listeners in other workers; owes no delivery
         if self.stream.subscriptions:
-            self.stream.publish(event.bucket, event.key, record)
+            self.stream.publish(event)
 
     def _submit(self, delivery: Delivery) -> None:
         worker = self.workers.get(delivery.target)

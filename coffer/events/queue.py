@@ -6,8 +6,13 @@ Layout under ``<data>/events/``::
     seg-<pid>-<random>.ack   deliveries done, one per line:  <offset> <target index>\\n
     dead-letter.jsonl        deliveries given up (delivery.py)
 
-Each entry is ``{"t": [[target, configuration id], ...], "b": bucket, "k": key, "r": record}``: one
-event and every delivery it owes. Each process appends to its own segment and holds an exclusive ``flock`` on it
+Each entry is one event's facts and every delivery it owes, a JSON array (``encode_line``)::
+
+    [2, time_ns, tag, event, bucket, owner, [[target, configuration id], ...], key, size, etag,
+     version id, principal, source ip, request id]
+
+not the record S3 sends: that is written out from the facts when the event is delivered or streamed
+(records.py), off the request's path. Each process appends to its own segment and holds an exclusive ``flock`` on it
 for as long as it owns it, so several workers never write the same file. A segment nobody holds
 belongs to a process that died (kill -9, crash, a restart): the first process to lock it takes it
 over (``adopt_orphans``), delivers what its ack file does not list, then deletes both files.
@@ -41,9 +46,9 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from json.encoder import encode_basestring_ascii
 from pathlib import Path
-from typing import Any
 
-from coffer.events.records import encode_record
+from coffer.events.records import ObjectEvent
+from coffer.events.rules import Destinations
 from coffer.fsutil import fsync_dir, open_private, private_dir
 
 log = logging.getLogger("coffer.events")
@@ -75,26 +80,50 @@ class Delivery:
     index: int  # which of the entry's targets
     target: str
     configuration_id: str
-    record: bytes  # the encoded record (records.py), its configurationId still empty
+    event: ObjectEvent  # stamped (records.py); the record is written out when it is sent
 
 
-def encode_line(targets: tuple[tuple[str, str], ...], bucket: str, key: str, record: bytes) -> bytes:
-    """One entry's line (``targets``: (target, configuration id) pairs); the record arrives encoded."""
-    body = _line_head(targets, bucket) + encode_basestring_ascii(key).encode() + b',"r":' + record + b"}"
-    return b"%08x %s\n" % (zlib.crc32(body), body)
+LINE_VERSION = 2
+_HEAD = b"[%d," % LINE_VERSION  # every line's body starts so: its CRC is computed once
+_HEAD_CRC = zlib.crc32(_HEAD)
+
+
+def encode_line(targets: Destinations, event: ObjectEvent) -> bytes:
+    """One entry's line: the stamped event's facts and the deliveries it owes."""
+    text = encode_basestring_ascii
+    size, etag, version = event.size, event.etag, event.version_id
+    body = (
+        f"{event.time_ns},{event.tag},{_line_head(targets, event.event, event.bucket, event.bucket_owner)}"
+        f"{text(event.key)},{'null' if size is None else int(size)},{'null' if etag is None else text(etag)},"
+        f"{'null' if version is None else text(version)},{text(event.principal_id)},{text(event.source_ip)},"
+        f"{text(event.request_id)}]"
+    ).encode()
+    return b"%08x %s%s\n" % (zlib.crc32(body, _HEAD_CRC), _HEAD, body)
 
 
 @lru_cache(maxsize=1024)
-def _line_head(targets: tuple[tuple[str, str], ...], bucket: str) -> bytes:
-    """What the lines of one bucket's events that fire the same rules share (encoded once)."""
+def _line_head(targets: Destinations, event: str, bucket: str, owner: str) -> str:
+    """What the lines of one bucket's events of one type that fire the same rules share (encoded once)."""
     text = encode_basestring_ascii
     pairs = ",".join(f"[{text(target)},{text(configuration_id)}]" for target, configuration_id in targets)
-    return f'{{"t":[{pairs}],"b":{text(bucket)},"k":'.encode()
+    return f"{text(event)},{text(bucket)},{text(owner)},[{pairs}],"
 
 
-def decode_lines(data: bytes, start: int = 0) -> Iterator[tuple[int, int, dict[str, Any]]]:
-    """(offset, end offset, entry) of every intact line of ``data`` (``start`` is data[0]'s offset);
-    stops at the first line cut short or failing its CRC."""
+def decode_entry(body: bytes) -> tuple[Destinations, ObjectEvent]:
+    """The deliveries and the event of a line's body (ValueError when it is not one)."""
+    fields = json.loads(body)
+    if not isinstance(fields, list) or len(fields) != 14 or fields[0] != LINE_VERSION:
+        raise ValueError("not an event queue entry")
+    _, time_ns, tag, event, bucket, owner, pairs, key, size, etag, version, principal, ip, request_id = fields
+    targets = tuple((str(target), str(configuration_id)) for target, configuration_id in pairs)
+    return targets, ObjectEvent(
+        event, bucket, key, size, etag, version, principal, ip, request_id, owner, int(time_ns), int(tag)
+    )
+
+
+def decode_lines(data: bytes, start: int = 0) -> Iterator[tuple[int, int, Destinations, ObjectEvent]]:
+    """(offset, end offset, deliveries, event) of every intact line of ``data`` (``start`` is data[0]'s
+    offset); stops at the first line cut short or failing its CRC."""
     pos = 0
     while True:
         end = data.find(b"\n", pos)
@@ -107,12 +136,10 @@ def decode_lines(data: bytes, start: int = 0) -> Iterator[tuple[int, int, dict[s
         try:
             if int(line[:8], 16) != zlib.crc32(body):
                 return
-            entry = json.loads(body)
-        except ValueError:
+            targets, event = decode_entry(body)
+        except (ValueError, TypeError):
             return
-        if not isinstance(entry, dict):
-            return
-        yield start + pos, start + end + 1, entry
+        yield start + pos, start + end + 1, targets, event
         pos = end + 1
 
 
@@ -338,11 +365,10 @@ def replay(segment: Segment) -> Iterator[Delivery]:
     with os.fdopen(os.dup(segment.fd), "rb") as log_file:
         log_file.seek(0)
         data = log_file.read()
-    for offset, _, entry in decode_lines(data):
-        record = encode_record(entry["r"])
-        for index, (target, configuration_id) in enumerate(entry.get("t") or []):
+    for offset, _, targets, event in decode_lines(data):
+        for index, (target, configuration_id) in enumerate(targets):
             if (offset, index) not in acked:
-                yield Delivery(segment, offset, index, str(target), str(configuration_id), record)
+                yield Delivery(segment, offset, index, target, configuration_id, event)
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -368,6 +394,6 @@ def data_end(path: Path) -> int:
     except OSError:
         return 0
     end = 0
-    for _, line_end, _ in decode_lines(data):
+    for _, line_end, _, _ in decode_lines(data):
         end = line_end
     return end
