@@ -1,6 +1,7 @@
-"""Delivery to one webhook target: bounded concurrency, timeouts, retries with exponential back-off,
-a dead-letter log. Runs as asyncio tasks beside the requests and never blocks one: a request only
-appends to the queue (queue.py) and hands the delivery over (``submit``)."""
+"""Delivery to webhook targets: bounded concurrency, timeouts, retries with exponential back-off,
+a dead-letter log. Runs as asyncio tasks in the delivery process (deliverer.py), which reads the
+queue the requests wrote (reader.py), or beside the requests when there is no queue on disk
+(the memory engine without persistence): either way a request never waits for a delivery."""
 
 from __future__ import annotations
 
@@ -13,11 +14,11 @@ from collections import deque
 from pathlib import Path
 from typing import Protocol
 
-from coffer.events.queue import Delivery, EventQueue, _write_all
+from coffer.events.reader import Delivery
 from coffer.events.records import event_record, records_body
 from coffer.events.targets import Target
 from coffer.events.webhook import Connection, WebhookError
-from coffer.fsutil import open_private, private_dir
+from coffer.fsutil import append_all, open_private, private_dir
 
 log = logging.getLogger("coffer.events")
 
@@ -33,6 +34,19 @@ class EventObserver(Protocol):
     def failed(self, target: str, count: int) -> None: ...
     def retried(self, target: str, count: int) -> None: ...
     def depth(self, target: str, value: int) -> None: ...
+
+
+class Acks(Protocol):
+    """Where deliveries done (or given up) are recorded (reader.py ``SegmentReader.ack``)."""
+
+    def ack(self, deliveries: list[Delivery]) -> None: ...
+
+
+class NoAcks:
+    """In-process delivery without a queue on disk: nothing to record."""
+
+    def ack(self, deliveries: list[Delivery]) -> None:
+        return None
 
 
 class DeadLetters:
@@ -66,7 +80,7 @@ class DeadLetters:
             if self._fd < 0:
                 private_dir(self.path.parent)
                 self._fd = open_private(self.path, os.O_WRONLY | os.O_APPEND)
-            _write_all(self._fd, line)  # one O_APPEND write: lines of several workers never interleave
+            append_all(self._fd, line)  # one O_APPEND write: lines of several workers never interleave
         except OSError as exc:
             log.error("cannot write the dead-letter log %s: %s", self.path, exc)
 
@@ -80,14 +94,14 @@ class TargetWorker:
     def __init__(
         self,
         target: Target,
-        queue: EventQueue,
+        acks: Acks,
         dead: DeadLetters,
         region: str,
         observer: EventObserver | None = None,
     ) -> None:
         self.target = target
         self.region = region
-        self.queue = queue
+        self.acks = acks
         self.dead = dead
         self.observer = observer
         self.pending: deque[tuple[Delivery, int]] = deque()  # (delivery, attempts so far)
@@ -170,7 +184,7 @@ class TargetWorker:
         finally:
             self.in_flight -= len(batch)
         if reason is None:
-            self.queue.ack([d for d, _ in batch])
+            self.acks.ack([d for d, _ in batch])
             if self.observer is not None:
                 self.observer.delivered(self.target.name, len(batch))
         else:
@@ -211,7 +225,7 @@ class TargetWorker:
     def _give_up(self, deliveries: list[Delivery], attempts: int, reason: str) -> None:
         for delivery in deliveries:
             self.dead.add(delivery, attempts, reason)
-        self.queue.ack(deliveries)
+        self.acks.ack(deliveries)
         if self.observer is not None:
             self.observer.failed(self.target.name, len(deliveries))
         self._report_depth()
@@ -223,3 +237,39 @@ class TargetWorker:
                 self.observer.queued(self.target.name, self._unreported)
             self.observer.depth(self.target.name, self.depth())
         self._unreported = 0
+
+
+class Dispatcher:
+    """Every target's worker, and where a delivery to a target no longer configured goes."""
+
+    def __init__(
+        self, targets: dict[str, Target], acks: Acks, dead: DeadLetters, region: str, observer: EventObserver | None
+    ) -> None:
+        self.acks = acks
+        self.dead = dead
+        self.observer = observer
+        self.workers = {name: TargetWorker(t, acks, dead, region, observer) for name, t in targets.items()}
+
+    def start(self) -> None:
+        for worker in self.workers.values():
+            worker.start()
+
+    async def stop(self) -> None:
+        for worker in self.workers.values():
+            await worker.stop()
+        self.dead.close()
+
+    def submit(self, delivery: Delivery) -> None:
+        worker = self.workers.get(delivery.target)
+        if worker is None:
+            # The target was removed from the server's configuration after the rule was stored.
+            self.dead.add(delivery, 0, f"no target named {delivery.target!r} is configured")
+            self.acks.ack([delivery])
+            if self.observer is not None:
+                self.observer.queued(delivery.target, 1)
+                self.observer.failed(delivery.target, 1)
+            return
+        worker.submit(delivery)
+
+    def depth(self) -> int:
+        return sum(worker.depth() for worker in self.workers.values())

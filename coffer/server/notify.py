@@ -46,7 +46,7 @@ async def emit_event(
     state = states.fresh(bucket) or await states.get(bucket)  # the write just read it: cached
     if not notifier.wanted(bucket, state.notification):
         return
-    await notifier.emit(
+    waiting = notifier.emit(
         ObjectEvent(
             event,
             bucket,
@@ -61,6 +61,8 @@ async def emit_event(
         ),
         state.notification,
     )
+    if waiting is not None:  # fsync on: the queue's group commit
+        await waiting
 
 
 async def emit_request_event(
@@ -70,13 +72,14 @@ async def emit_request_event(
     assert req.bucket is not None
     if ctx.notifier is None:
         return
+    created = info is not None and event.startswith("s3:ObjectCreated:")
     await emit_event(
         ctx,
         req.bucket,
         key,
         event,
-        size=info.size if info is not None and event.startswith("s3:ObjectCreated:") else None,
-        etag=info.etag if info is not None and event.startswith("s3:ObjectCreated:") else None,
+        size=info.size if created and info is not None else None,
+        etag=info.etag if created and info is not None else None,
         version_id=info.version_id if info is not None else version_id,
         principal_id=req.principal.id or "",
         source_ip=req.client_ip,
