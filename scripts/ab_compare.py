@@ -175,7 +175,8 @@ def start(name: str, extra_env: dict[str, str]) -> tuple[subprocess.Popen[bytes]
     env.update(auth_env(extra_env))
     if extra_env.get("AB_WEBHOOK"):
         sink_port = free_port()
-        _sinks.append(subprocess.Popen([sys.executable, "-m", "coffer.bench.webhook_sink", str(sink_port)], env=env))
+        sink = [sys.executable, "-m", "coffer.bench.webhook_sink", str(sink_port)]
+        _sinks.append(subprocess.Popen(sink, env=env, cwd="/"))
         env["COFFER_NOTIFICATION_TARGETS"] = json.dumps({"sink": {"url": f"http://127.0.0.1:{sink_port}/events"}})
     if name == "bare":
         cmd = [sys.executable, "-m", "uvicorn", "coffer.bench.bare:app", "--port", str(port)]
@@ -184,7 +185,9 @@ def start(name: str, extra_env: dict[str, str]) -> tuple[subprocess.Popen[bytes]
         _data_dirs.append(tempfile.mkdtemp())
         cmd = [sys.executable, "-m", "coffer", "serve", "--port", str(port), "--data-dir", _data_dirs[-1]]
         cmd += ["--log-level", "warning", "--fsync", extra_env.get("AB_FSYNC", "never")]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # Not started in the current directory: ``python -m`` puts it first on sys.path, so run from a
+    # checkout it would import that checkout's coffer whatever the variant's PYTHONPATH says.
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd="/")
     endpoint = Endpoint("127.0.0.1", port)
     for _ in range(200):
         try:

@@ -61,8 +61,7 @@ class Segment:
 
     path: Path
     fd: int  # the log, open and flock'ed
-    size: int = 0  # where the next line goes
-    map: mmap.mmap | None = None  # the allocation, mapped shared
+    map: mmap.mmap  # the allocation, mapped shared; its position is where the next line goes
 
 
 LINE_VERSION = 2
@@ -152,11 +151,10 @@ class EventQueue:
         return True
 
     def _place(self, line: bytes) -> Segment:
-        segment = self._segment_for(len(line))
-        offset = segment.size
-        segment.size += len(line)
-        assert segment.map is not None
-        segment.map[offset : offset + len(line)] = line  # in the page cache: survives kill -9
+        segment = self.active
+        if segment is None or segment.map.tell() + len(line) > SEGMENT_BYTES or self._torn:
+            segment = self._next_segment(len(line))
+        segment.map.write(line)  # into the page cache at the map's position: survives kill -9
         return segment
 
     async def append(self, line: bytes) -> None:
@@ -176,7 +174,7 @@ class EventQueue:
         try:
             while self._pending:
                 batch, self._pending = self._pending, []
-                maps = {id(s.map): s.map for s, _ in batch if s.map is not None}  # usually one
+                maps = {id(s.map): s.map for s, _ in batch}  # usually one
                 try:
                     for mapped in maps.values():
                         await asyncio.to_thread(mapped.flush)
@@ -196,13 +194,11 @@ class EventQueue:
             self._flushing = False
             self._close_retired()
 
-    def _segment_for(self, length: int) -> Segment:
-        active = self.active
+    def _next_segment(self, length: int) -> Segment:
+        """The active segment is full (or a sync failed, or there is none yet): a new one."""
         if length > SEGMENT_BYTES:
             raise ValueError(f"an event queue line of {length} bytes")
-        if active is not None and active.size + length <= SEGMENT_BYTES and not self._torn:
-            return active
-        # Full, or after a failed sync: the lines go to a new segment.
+        active = self.active
         self._torn = False
         if active is not None:
             self._retired.append(active)
@@ -237,7 +233,7 @@ class EventQueue:
         path = self.directory / f"{name}.log"
         os.rename(temp, path)
         fsync_dir(self.directory)
-        return Segment(path, fd, map=mapped)
+        return Segment(path, fd, mapped)
 
     def close(self) -> None:
         """Release this process's segments (the delivery process delivers what they hold)."""
@@ -249,12 +245,8 @@ class EventQueue:
 
 
 def _close(segment: Segment) -> None:
-    if segment.map is not None:
-        segment.map.close()
-        segment.map = None
-    if segment.fd >= 0:
-        os.close(segment.fd)
-        segment.fd = -1
+    segment.map.close()
+    os.close(segment.fd)
 
 
 def data_end(path: Path) -> int:
