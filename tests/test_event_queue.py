@@ -8,13 +8,14 @@ from __future__ import annotations
 import asyncio
 import os
 import stat
+import zlib
 from pathlib import Path
 
 import pytest
 
 from coffer.events.queue import SEGMENT_BYTES, EventQueue, decode_lines, encode_line, segment_paths
 from coffer.events.reader import Delivery, SegmentReader
-from coffer.events.records import ObjectEvent, stamp
+from coffer.events.records import ObjectEvent, event_record, stamp
 
 
 def entry(n: int, targets: int = 1, key: str = "") -> bytes:
@@ -137,3 +138,16 @@ def test_full_segment_rotates(tmp_path: Path) -> None:
         q.close()
 
     asyncio.run(run())
+
+
+def test_lines_of_the_record_format_are_still_delivered(tmp_path: Path) -> None:
+    """A segment an older server left undelivered (lines holding the record itself, before they held
+    facts) is delivered after the upgrade, with the same record."""
+    event = stamp(ObjectEvent("s3:ObjectCreated:Put", "bkt", "a b/ü", 5, "abc", "v1", "me", "::1", "R", "owner"))
+    record = event_record(event, "us-east-1", "")
+    body = b'{"t":[["hook","r1"],["other","r2"]],"b":"bkt","k":"a b/\\u00fc","r":' + record + b"}"
+    (tmp_path / "seg-1-old.log").write_bytes(b"%08x %s\n" % (zlib.crc32(body), body) + b"\0" * 64)
+    (tmp_path / "seg-1-old.ack").write_bytes(b"0 1\n")  # "other" was delivered
+    [owed] = SegmentReader(tmp_path).poll()
+    assert (owed.target, owed.configuration_id) == ("hook", "r1")
+    assert event_record(owed.event, "us-east-1", "r1") == event_record(event, "us-east-1", "r1")

@@ -91,15 +91,49 @@ def _line_head(targets: Destinations, event: str, bucket: str, owner: str) -> st
 
 
 def decode_entry(body: bytes) -> tuple[Destinations, ObjectEvent]:
-    """The deliveries and the event of a line's body (ValueError when it is not one)."""
-    fields = json.loads(body)
-    if not isinstance(fields, list) or len(fields) != 14 or fields[0] != LINE_VERSION:
+    """The deliveries and the event of a line's body (ValueError when it is not one). The delivery
+    process decodes every line: the body is ASCII (decoded as such, no encoding detection) and, its
+    CRC being right, as ``encode_line`` wrote it (its fields are not checked one by one)."""
+    if body[:1] == b"{":
+        return _decode_record_line(body)
+    text = body.decode("ascii")
+    fields, end = _raw_decode(text)
+    if end != len(text) or type(fields) is not list or len(fields) != 14 or fields[0] != LINE_VERSION:
         raise ValueError("not an event queue entry")
     _, time_ns, tag, event, bucket, owner, pairs, key, size, etag, version, principal, ip, request_id = fields
-    targets = tuple((str(target), str(configuration_id)) for target, configuration_id in pairs)
-    return targets, ObjectEvent(
-        event, bucket, key, size, etag, version, principal, ip, request_id, owner, int(time_ns), int(tag)
+    destinations: Destinations = tuple(map(tuple, pairs))
+    return destinations, ObjectEvent(
+        event, bucket, key, size, etag, version, principal, ip, request_id, owner, time_ns, tag
     )
+
+
+_raw_decode = json.JSONDecoder().raw_decode
+
+
+def _decode_record_line(body: bytes) -> tuple[Destinations, ObjectEvent]:
+    """A line of the format before lines held facts, ``{"t": destinations, "b": bucket, "k": key, "r":
+    record}``, left undelivered by an older server: the facts its record holds (the sequencer is the
+    time and the tag, as now), so it is delivered after an upgrade too."""
+    entry = json.loads(body)
+    record = entry["r"]
+    s3 = record["s3"]
+    obj = s3["object"]
+    sequencer = obj["sequencer"]
+    event = ObjectEvent(
+        "s3:" + record["eventName"],
+        entry["b"],
+        entry["k"],
+        obj.get("size"),
+        obj.get("eTag"),
+        obj.get("versionId"),
+        record["userIdentity"]["principalId"],
+        record["requestParameters"]["sourceIPAddress"],
+        record["responseElements"]["x-amz-request-id"],
+        s3["bucket"]["ownerIdentity"]["principalId"],
+        int(sequencer[:16], 16),
+        int(sequencer[16:], 16),
+    )
+    return tuple(map(tuple, entry["t"])), event
 
 
 def decode_lines(data: bytes, start: int = 0) -> Iterator[tuple[int, int, Destinations, ObjectEvent]]:
@@ -118,7 +152,7 @@ def decode_lines(data: bytes, start: int = 0) -> Iterator[tuple[int, int, Destin
             if int(line[:8], 16) != zlib.crc32(body):
                 return
             targets, event = decode_entry(body)
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, LookupError):
             return
         yield start + pos, start + end + 1, targets, event
         pos = end + 1
