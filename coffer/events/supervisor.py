@@ -70,8 +70,10 @@ class Supervisor:
         if not _has_segments(Path(self.config.directory)) or not self.lease.free():
             return
         env = {**os.environ, ENV: replace(self.config, parent=os.getpid()).to_json()}
+        # -P: not the current directory first on sys.path (a coffer checkout there would be imported
+        # instead of the server's own code).
         self.child = subprocess.Popen(
-            [sys.executable, "-m", "coffer.events.deliverer"], env=env, stdin=subprocess.DEVNULL
+            [sys.executable, "-P", "-m", "coffer.events.deliverer"], env=env, stdin=subprocess.DEVNULL
         )
 
 
