@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from coffer.events.deliverer import DelivererConfig
+from coffer.events.queue import EventQueue, encode_line
+from coffer.events.records import ObjectEvent, stamp
 from coffer.events.stats import STATS_FILE
 from coffer.events.supervisor import Supervisor
 
@@ -42,5 +44,21 @@ def test_started_with_the_servers_code_only_when_there_is_a_queue(
         await supervisor.stop()
         assert child.returncode == 0
         assert (events / STATS_FILE).exists()  # written by its serve loop as it stopped
+
+    asyncio.run(run())
+
+
+def test_started_as_soon_as_the_queue_makes_a_segment(tmp_path: Path) -> None:
+    """The first events of a server do not wait for the next periodic check."""
+    events = tmp_path / "events"
+
+    async def run() -> None:
+        supervisor = Supervisor(DelivererConfig(str(events), {}, "us-east-1", 0))
+        queue = EventQueue(events, False, on_new_segment=supervisor.ensure)
+        assert supervisor.child is None
+        await queue.append(encode_line((("hook", "r"),), stamp(ObjectEvent("s3:ObjectCreated:Put", "b", "k"))))
+        assert supervisor.child is not None and supervisor.child.poll() is None
+        await supervisor.stop()
+        queue.close()
 
     asyncio.run(run())

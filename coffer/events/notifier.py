@@ -60,9 +60,9 @@ class Notifier:
         self.dispatcher: Dispatcher | None = None
         self.stats: DeliveryStats | None = None
         if directory is not None:
-            self.queue = EventQueue(directory, fsync)
             raw = {name: _raw_target(t) for name, t in targets.items()}
             self.supervisor = Supervisor(DelivererConfig(str(directory), raw, region, 0, log_settings or {}))
+            self.queue = EventQueue(directory, fsync, on_new_segment=self.supervisor.ensure)
         else:
             self.stats = DeliveryStats()
             self.dispatcher = Dispatcher(targets, NoAcks(), DeadLetters(None, region), region, self.stats)

@@ -39,7 +39,7 @@ import mmap
 import os
 import secrets
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from json.encoder import encode_basestring_ascii
@@ -165,9 +165,10 @@ def segment_paths(directory: Path) -> list[Path]:
 class EventQueue:
     """This process's segments (the writing side; the delivery process reads them: reader.py)."""
 
-    def __init__(self, directory: Path, fsync: bool) -> None:
+    def __init__(self, directory: Path, fsync: bool, on_new_segment: Callable[[], None] | None = None) -> None:
         self.directory = directory
         self.fsync = fsync
+        self.on_new_segment = on_new_segment  # told once a new segment has its name (rarely: no cost per line)
         self.active: Segment | None = None
         # Appends waiting for the next msync, with their segment.
         self._pending: list[tuple[Segment, asyncio.Future[None]]] = []
@@ -267,7 +268,10 @@ class EventQueue:
         path = self.directory / f"{name}.log"
         os.rename(temp, path)
         fsync_dir(self.directory)
-        return Segment(path, fd, mapped)
+        segment = Segment(path, fd, mapped)
+        if self.on_new_segment is not None:
+            self.on_new_segment()
+        return segment
 
     def close(self) -> None:
         """Release this process's segments (the delivery process delivers what they hold)."""

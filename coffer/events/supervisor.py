@@ -35,7 +35,7 @@ class Supervisor:
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        self._ensure()
+        self.ensure()
         self._task = asyncio.get_running_loop().create_task(self._watch())
 
     async def stop(self) -> None:
@@ -57,24 +57,26 @@ class Supervisor:
         while True:
             # Jittered: workers started together do not all start one at the same moment.
             await asyncio.sleep(CHECK_SECONDS * (0.5 + random.random()))
-            try:
-                self._ensure()
-            except OSError as exc:
-                log.warning("cannot start the event delivery process: %s", exc)
+            self.ensure()
 
-    def _ensure(self) -> None:
+    def ensure(self) -> None:
+        """Start the delivery process if there is a queue and nobody delivers it (also called by the
+        queue when it makes a segment, so the first events do not wait for the next check)."""
         if self.child is not None:
             if self.child.poll() is None:
                 return
             self.child = None  # it exited (another one holds the lease, or it failed): reaped
-        if not _has_segments(Path(self.config.directory)) or not self.lease.free():
-            return
-        env = {**os.environ, ENV: replace(self.config, parent=os.getpid()).to_json()}
-        # -P: not the current directory first on sys.path (a coffer checkout there would be imported
-        # instead of the server's own code).
-        self.child = subprocess.Popen(
-            [sys.executable, "-P", "-m", "coffer.events.deliverer"], env=env, stdin=subprocess.DEVNULL
-        )
+        try:
+            if not _has_segments(Path(self.config.directory)) or not self.lease.free():
+                return
+            env = {**os.environ, ENV: replace(self.config, parent=os.getpid()).to_json()}
+            # -P: not the current directory first on sys.path (a coffer checkout there would be
+            # imported instead of the server's own code).
+            self.child = subprocess.Popen(
+                [sys.executable, "-P", "-m", "coffer.events.deliverer"], env=env, stdin=subprocess.DEVNULL
+            )
+        except OSError as exc:  # never the request's failure (the queue calls this): tried again later
+            log.warning("cannot start the event delivery process: %s", exc)
 
 
 def _has_segments(directory: Path) -> bool:
