@@ -45,3 +45,12 @@ def open_private(path: Path, flags: int) -> int:
         os.close(fd)
         raise
     return fd
+
+
+def append_all(fd: int, data: bytes) -> None:
+    """Write all of ``data`` to an O_APPEND descriptor (one ``write`` for what fits: lines of
+    several processes appending to one file do not interleave)."""
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]

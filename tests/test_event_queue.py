@@ -1,84 +1,101 @@
-"""The durable event queue (coffer/events/queue.py): entries survive a reopen until acknowledged, a torn
-tail is cut, a segment held by a live owner is never adopted, files are private."""
+"""The durable event queue: workers write segments (coffer/events/queue.py), the delivery process
+reads them (coffer/events/reader.py). Entries survive a restart of either until acknowledged, a torn
+tail is cut, a segment is deleted only once its writer let go and all it holds is delivered, files
+are private."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import stat
+import zlib
 from pathlib import Path
 
 import pytest
 
-from coffer.events.queue import SEGMENT_BYTES, Delivery, EventQueue, decode_lines, encode_line, segment_paths
+from coffer.events.queue import SEGMENT_BYTES, EventQueue, decode_lines, encode_line, segment_paths
+from coffer.events.reader import Delivery, SegmentReader
+from coffer.events.records import ObjectEvent, event_record, stamp
 
 
-def entry(n: int, targets: int = 1) -> bytes:
-    return encode_line(
-        tuple((f"t{i}", f"c{i}") for i in range(targets)),
-        "bkt",
-        f"k{n}",
-        json.dumps({"n": n}, separators=(",", ":")).encode(),
-    )
+def entry(n: int, targets: int = 1, key: str = "") -> bytes:
+    event = stamp(ObjectEvent("s3:ObjectCreated:Put", "bkt", key or f"k{n}", size=n))
+    return encode_line(tuple((f"t{i}", f"c{i}") for i in range(targets)), event)
 
 
 def number(delivery: Delivery) -> int:
-    return int(json.loads(delivery.record)["n"])
+    assert delivery.event.size is not None
+    return delivery.event.size
+
+
+def crash(queue: EventQueue) -> None:
+    """What the kernel does to a process killed with everything it held (the lock goes with it)."""
+    segment = queue.active
+    assert segment is not None and segment.map is not None
+    segment.map.close()
+    os.close(segment.fd)
+    queue.active = None
 
 
 @pytest.mark.parametrize("fsync", [True, False])
-def test_unacknowledged_entries_survive_reopen(tmp_path: Path, fsync: bool) -> None:
-    async def write() -> None:
+def test_unacknowledged_entries_survive_a_restart(tmp_path: Path, fsync: bool) -> None:
+    async def write() -> EventQueue:
         q = EventQueue(tmp_path, fsync)
-        placed = await asyncio.gather(*(q.append(entry(n, 2)) for n in range(10)))
-        for segment, _ in placed:
-            q.owe(segment, 2)
-        # Acknowledge both deliveries of 0..4 and the first target of 5..9; then "crash" (no close).
-        owed = []
-        for n, (segment, offset) in enumerate(placed):
-            owed.append(Delivery(segment, offset, 0, "t0", "c0", b""))
-            if n < 5:
-                owed.append(Delivery(segment, offset, 1, "t1", "c1", b""))
-        q.ack(owed)
-        os.close(q.active.fd)  # type: ignore[union-attr]  # the lock goes with the process
-        os.close(q.active.ack_fd)  # type: ignore[union-attr]
+        await asyncio.gather(*(q.append(entry(n, 2)) for n in range(10)))
+        return q
 
-    asyncio.run(write())
-    again = EventQueue(tmp_path, fsync)
-    owed = again.adopt_orphans()
+    writer = asyncio.run(write())
+    reader = SegmentReader(tmp_path)
+    owed = reader.poll()
+    assert sorted((number(d), d.target) for d in owed) == [(n, t) for n in range(10) for t in ("t0", "t1")]
+    assert reader.poll() == []  # handed out once
+    # Both deliveries of 0..4 and the first of 5..9 done; then the delivery process dies.
+    reader.ack([d for d in owed if number(d) < 5 or d.target == "t0"])
+    reader.close()
+    again = SegmentReader(tmp_path)
+    owed = again.poll()
     assert sorted((number(d), d.target) for d in owed) == [(n, "t1") for n in range(5, 10)]
     again.ack(owed)
-    assert segment_paths(tmp_path) == []  # fully delivered: deleted
-    assert EventQueue(tmp_path, fsync).adopt_orphans() == []
+    assert len(segment_paths(tmp_path)) == 1  # all delivered, but its writer still holds it
+    crash(writer)
+    assert again.poll() == []
+    assert segment_paths(tmp_path) == [] and list(tmp_path.glob("*.ack")) == []  # now deleted
+    assert SegmentReader(tmp_path).poll() == []
 
 
-def test_live_owner_is_never_adopted(tmp_path: Path) -> None:
+def test_lines_written_later_are_read_as_they_come(tmp_path: Path) -> None:
     async def run() -> None:
-        owner = EventQueue(tmp_path, False)
-        segment, _ = await owner.append(entry(1))
-        owner.owe(segment, 1)
-        other = EventQueue(tmp_path, False)  # flock is per open file: a second open conflicts too
-        assert other.adopt_orphans() == []
-        owner.close()  # releases the lock with one delivery still owed
-        adopted = other.adopt_orphans()
-        assert [number(d) for d in adopted] == [1]
-        assert other.adopt_orphans() == []  # now held by ``other``
+        q = EventQueue(tmp_path, False)
+        reader = SegmentReader(tmp_path)
+        await q.append(entry(1))
+        assert [number(d) for d in reader.poll()] == [1]
+        await q.append(entry(2))
+        await q.append(entry(3))
+        owed = reader.poll()
+        assert [number(d) for d in owed] == [2, 3]
+        reader.ack(owed)
+        q.close()  # a clean shutdown lets go of the segment: read to its end, deleted once delivered
+        assert reader.poll() == [] and len(segment_paths(tmp_path)) == 1  # 1 is not acknowledged
+        reader.close()  # the delivery process stops; the next one delivers 1 only
+        last = SegmentReader(tmp_path)
+        owed = last.poll()
+        assert [number(d) for d in owed] == [1]
+        last.ack(owed)
+        assert last.poll() == [] and segment_paths(tmp_path) == []
 
     asyncio.run(run())
 
 
 def test_torn_tail_is_ignored(tmp_path: Path) -> None:
     lines = entry(1) + entry(2)
-    assert [e["r"]["n"] for _, _, e in decode_lines(lines)] == [1, 2]
-    assert [e["r"]["n"] for _, _, e in decode_lines(lines[:-3])] == [1]
-    corrupt = lines.replace(b'"n":2', b'"n":3')
-    assert [e["r"]["n"] for _, _, e in decode_lines(corrupt)] == [1]
+    assert [e.size for _, _, _, e in decode_lines(lines)] == [1, 2]
+    assert [e.size for _, _, _, e in decode_lines(lines[:-3])] == [1]
+    corrupt = lines.replace(b'"k2"', b'"k3"')
+    assert [e.size for _, _, _, e in decode_lines(corrupt)] == [1]
     path = tmp_path / "seg-1-abc.log"
-    path.write_bytes(lines + b"0000")
-    (tmp_path / "seg-1-abc.ack").write_bytes(b"")
-    owed = EventQueue(tmp_path, False).adopt_orphans()
-    assert [number(d) for d in owed] == [1, 2]
+    path.write_bytes(lines[:-3] + b"\0" * 100)  # a process died writing its second line
+    owed = SegmentReader(tmp_path).poll()
+    assert [number(d) for d in owed] == [1]
 
 
 def test_files_are_private(tmp_path: Path) -> None:
@@ -87,7 +104,7 @@ def test_files_are_private(tmp_path: Path) -> None:
     async def run() -> None:
         q = EventQueue(directory, True)
         await q.append(entry(1))
-        q.owe(q.active, 1)  # type: ignore[arg-type]
+        SegmentReader(directory).poll()  # makes the ack file
         q.close()
 
     old = os.umask(0)
@@ -96,41 +113,41 @@ def test_files_are_private(tmp_path: Path) -> None:
     finally:
         os.umask(old)
     assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+    assert {p.suffix for p in directory.iterdir()} == {".log", ".ack"}
     for path in directory.iterdir():
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
 
 
-def test_memory_mode_keeps_nothing_on_disk(tmp_path: Path) -> None:
-    async def run() -> None:
-        q = EventQueue(None, True)
-        _, first = await q.append(entry(1))
-        _, second = await q.append(entry(2))
-        assert second > first
-        assert q.adopt_orphans() == []
-
-    asyncio.run(run())
-
-
 def test_full_segment_rotates(tmp_path: Path) -> None:
-    """A segment is allocated whole; lines that do not fit go to a new one, and both replay."""
+    """A segment is allocated whole; lines that do not fit go to a new one and the writer lets go of the
+    full one, which is deleted once delivered while the writer goes on with the new one."""
 
     async def run() -> None:
         q = EventQueue(tmp_path, True)
-        big = encode_line((("t0", "c0"),), "bkt", "k", json.dumps({"n": 1, "pad": "x" * 500_000}).encode())
-        placed = []
+        big = entry(1, key="x" * 500_000)
+        reader = SegmentReader(tmp_path)
         for _ in range(20):  # 10 MB: more than one segment
-            segment, offset = await q.append(big)
-            q.owe(segment, 1)
-            placed.append((segment, offset))
-        segments = {id(segment): segment for segment, _ in placed}
-        assert len(segments) == 2
-        assert all(s.path.stat().st_size == SEGMENT_BYTES for s in segments.values())
-        for segment in segments.values():  # "crash": what the process held goes
-            if segment.map is not None:
-                segment.map.close()  # it holds a duplicate of the (locked) descriptor
-            os.close(segment.fd)
-            os.close(segment.ack_fd)
-        owed = EventQueue(tmp_path, True).adopt_orphans()
+            await q.append(big)
+        paths = segment_paths(tmp_path)
+        assert len(paths) == 2 and all(p.stat().st_size == SEGMENT_BYTES for p in paths)
+        owed = reader.poll()
         assert len(owed) == 20 and all(number(d) == 1 for d in owed)
+        reader.ack(owed)
+        assert reader.poll() == []
+        assert segment_paths(tmp_path) == [q.active.path]  # type: ignore[union-attr]
+        q.close()
 
     asyncio.run(run())
+
+
+def test_lines_of_the_record_format_are_still_delivered(tmp_path: Path) -> None:
+    """A segment an older server left undelivered (lines holding the record itself, before they held
+    facts) is delivered after the upgrade, with the same record."""
+    event = stamp(ObjectEvent("s3:ObjectCreated:Put", "bkt", "a b/ü", 5, "abc", "v1", "me", "::1", "R", "owner"))
+    record = event_record(event, "us-east-1", "")
+    body = b'{"t":[["hook","r1"],["other","r2"]],"b":"bkt","k":"a b/\\u00fc","r":' + record + b"}"
+    (tmp_path / "seg-1-old.log").write_bytes(b"%08x %s\n" % (zlib.crc32(body), body) + b"\0" * 64)
+    (tmp_path / "seg-1-old.ack").write_bytes(b"0 1\n")  # "other" was delivered
+    [owed] = SegmentReader(tmp_path).poll()
+    assert (owed.target, owed.configuration_id) == ("hook", "r1")
+    assert event_record(owed.event, "us-east-1", "r1") == event_record(event, "us-east-1", "r1")

@@ -192,9 +192,15 @@ def test_hanging_and_failing_targets_never_slow_requests(
     assert broken[0]["record"]["s3"]["object"]["key"] == "f/one"
     assert receivers["fail"].posts >= 3
     assert all("queue limit" in x["reason"] for x in lines if x["target"] == "stuck")
-    metrics = request(notify_server, "GET", "/_coffer/metrics").body.decode()
-    assert 'coffer_events_failed_total{target="broken"} 1.0' in metrics
-    assert 'coffer_events_queued_total{target="stuck"} 20.0' in metrics
+    # The delivery process's counts reach /metrics within a fraction of a second (its counts file).
+    wanted = ['coffer_events_failed_total{target="broken"} 1.0', 'coffer_events_queued_total{target="stuck"} 20.0']
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        metrics = request(notify_server, "GET", "/_coffer/metrics").body.decode()
+        if all(line in metrics for line in wanted):
+            break
+        time.sleep(0.05)
+    assert all(line in metrics for line in wanted), metrics
 
 
 def test_delivered_after_kill9(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ class Receiver:
         self.records: list[dict[str, Any]] = []
         self.posts = 0
         self.auth: list[str | None] = []
+        self.peers: set[int] = set()  # the client ports POSTs came from
         self._lock = threading.Lock()
         self._release = threading.Event()
         receiver = self
@@ -29,6 +30,7 @@ class Receiver:
                 with receiver._lock:
                     receiver.posts += 1
                     receiver.auth.append(self.headers.get("authorization"))
+                    receiver.peers.add(self.client_address[1])
                 mode = receiver.mode
                 if mode == "hang":
                     receiver._release.wait(30)

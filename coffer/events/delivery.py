@@ -1,6 +1,7 @@
-"""Delivery to one webhook target: bounded concurrency, timeouts, retries with exponential back-off,
-a dead-letter log. Runs as asyncio tasks beside the requests and never blocks one: a request only
-appends to the queue (queue.py) and hands the delivery over (``submit``)."""
+"""Delivery to webhook targets: bounded concurrency, timeouts, retries with exponential back-off,
+a dead-letter log. Runs as asyncio tasks in the delivery process (deliverer.py), which reads the
+queue the requests wrote (reader.py), or beside the requests when there is no queue on disk
+(the memory engine without persistence): either way a request never waits for a delivery."""
 
 from __future__ import annotations
 
@@ -13,11 +14,11 @@ from collections import deque
 from pathlib import Path
 from typing import Protocol
 
-from coffer.events.queue import Delivery, EventQueue, _write_all
-from coffer.events.records import records_body, with_configuration
+from coffer.events.reader import Delivery
+from coffer.events.records import event_record, records_body
 from coffer.events.targets import Target
 from coffer.events.webhook import Connection, WebhookError
-from coffer.fsutil import open_private, private_dir
+from coffer.fsutil import append_all, open_private, private_dir
 
 log = logging.getLogger("coffer.events")
 
@@ -35,11 +36,25 @@ class EventObserver(Protocol):
     def depth(self, target: str, value: int) -> None: ...
 
 
+class Acks(Protocol):
+    """Where deliveries done (or given up) are recorded (reader.py ``SegmentReader.ack``)."""
+
+    def ack(self, deliveries: list[Delivery]) -> None: ...
+
+
+class NoAcks:
+    """In-process delivery without a queue on disk: nothing to record."""
+
+    def ack(self, deliveries: list[Delivery]) -> None:
+        return None
+
+
 class DeadLetters:
     """Deliveries given up, as JSON lines (``<events>/dead-letter.jsonl``); only logged in memory mode."""
 
-    def __init__(self, directory: Path | None) -> None:
+    def __init__(self, directory: Path | None, region: str) -> None:
         self.path = directory / DEAD_LETTER if directory is not None else None
+        self.region = region
         self._fd = -1
         self._logged = 0.0  # a flood (a target down, its queue full) is logged once a second
         self._unlogged = 0
@@ -47,7 +62,7 @@ class DeadLetters:
     def add(self, delivery: Delivery, attempts: int, reason: str) -> None:
         entry = {"time": time.time(), "target": delivery.target, "attempts": attempts, "reason": reason}
         head = json.dumps(entry, separators=(",", ":")).encode()
-        line = head[:-1] + b',"record":' + with_configuration(delivery.record, delivery.configuration_id) + b"}\n"
+        line = head[:-1] + b',"record":' + event_record(delivery.event, self.region, delivery.configuration_id) + b"}\n"
         self._unlogged += 1
         now = time.monotonic()
         if now - self._logged >= 1.0:
@@ -65,7 +80,7 @@ class DeadLetters:
             if self._fd < 0:
                 private_dir(self.path.parent)
                 self._fd = open_private(self.path, os.O_WRONLY | os.O_APPEND)
-            _write_all(self._fd, line)  # one O_APPEND write: lines of several workers never interleave
+            append_all(self._fd, line)  # one O_APPEND write: lines of several workers never interleave
         except OSError as exc:
             log.error("cannot write the dead-letter log %s: %s", self.path, exc)
 
@@ -77,10 +92,16 @@ class DeadLetters:
 
 class TargetWorker:
     def __init__(
-        self, target: Target, queue: EventQueue, dead: DeadLetters, observer: EventObserver | None = None
+        self,
+        target: Target,
+        acks: Acks,
+        dead: DeadLetters,
+        region: str,
+        observer: EventObserver | None = None,
     ) -> None:
         self.target = target
-        self.queue = queue
+        self.region = region
+        self.acks = acks
         self.dead = dead
         self.observer = observer
         self.pending: deque[tuple[Delivery, int]] = deque()  # (delivery, attempts so far)
@@ -163,7 +184,7 @@ class TargetWorker:
         finally:
             self.in_flight -= len(batch)
         if reason is None:
-            self.queue.ack([d for d, _ in batch])
+            self.acks.ack([d for d, _ in batch])
             if self.observer is not None:
                 self.observer.delivered(self.target.name, len(batch))
         else:
@@ -172,7 +193,8 @@ class TargetWorker:
 
     async def _send(self, connection: Connection, deliveries: list[Delivery]) -> str | None:
         """None when the receiver took the records (2xx), else why not."""
-        body = records_body([with_configuration(d.record, d.configuration_id) for d in deliveries])
+        region = self.region
+        body = records_body([event_record(d.event, region, d.configuration_id) for d in deliveries])
         try:
             status = await connection.post(body, self.target.timeout)
         except TimeoutError:
@@ -203,7 +225,7 @@ class TargetWorker:
     def _give_up(self, deliveries: list[Delivery], attempts: int, reason: str) -> None:
         for delivery in deliveries:
             self.dead.add(delivery, attempts, reason)
-        self.queue.ack(deliveries)
+        self.acks.ack(deliveries)
         if self.observer is not None:
             self.observer.failed(self.target.name, len(deliveries))
         self._report_depth()
@@ -215,3 +237,39 @@ class TargetWorker:
                 self.observer.queued(self.target.name, self._unreported)
             self.observer.depth(self.target.name, self.depth())
         self._unreported = 0
+
+
+class Dispatcher:
+    """Every target's worker, and where a delivery to a target no longer configured goes."""
+
+    def __init__(
+        self, targets: dict[str, Target], acks: Acks, dead: DeadLetters, region: str, observer: EventObserver | None
+    ) -> None:
+        self.acks = acks
+        self.dead = dead
+        self.observer = observer
+        self.workers = {name: TargetWorker(t, acks, dead, region, observer) for name, t in targets.items()}
+
+    def start(self) -> None:
+        for worker in self.workers.values():
+            worker.start()
+
+    async def stop(self) -> None:
+        for worker in self.workers.values():
+            await worker.stop()
+        self.dead.close()
+
+    def submit(self, delivery: Delivery) -> None:
+        worker = self.workers.get(delivery.target)
+        if worker is None:
+            # The target was removed from the server's configuration after the rule was stored.
+            self.dead.add(delivery, 0, f"no target named {delivery.target!r} is configured")
+            self.acks.ack([delivery])
+            if self.observer is not None:
+                self.observer.queued(delivery.target, 1)
+                self.observer.failed(delivery.target, 1)
+            return
+        worker.submit(delivery)
+
+    def depth(self) -> int:
+        return sum(worker.depth() for worker in self.workers.values())

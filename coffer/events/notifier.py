@@ -1,36 +1,42 @@
 """The one entry point of event notifications: ``Notifier.emit`` after a write committed.
 
 It matches the event against the bucket's rules (already in hand: the server keeps them in its
-per-bucket state), writes one queue entry carrying every delivery it owes, hands the deliveries
-to their targets' workers and offers the record to live-stream listeners. A bucket without rules
-and without listeners costs one dict lookup.
+per-bucket state), writes one queue entry holding the event's facts and every delivery it owes,
+and offers the event to live-stream listeners. A bucket without rules and without listeners costs
+one dict lookup. Delivery runs elsewhere: in the data directory's delivery process
+(deliverer.py, kept running by supervisor.py), which reads the queue; only without a queue on disk
+(the memory engine without persistence) does it run in this process.
 
 The lifecycle worker (or anything else outside a request) emits the same way, e.g.::
 
-    await notifier.emit(ObjectEvent("s3:LifecycleExpiration:Delete", bucket, key, version_id=v,
-                                    principal_id="s3.amazonaws.com"), rules)
+    waiting = notifier.emit(ObjectEvent("s3:LifecycleExpiration:Delete", bucket, key, version_id=v,
+                                        principal_id="s3.amazonaws.com"), rules)
+    if waiting is not None:
+        await waiting
 
 with ``rules`` the bucket's ``Rules`` (coffer/server/notify.py ``emit_event`` looks them up).
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
+from collections.abc import Awaitable
+from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
-from coffer.events.delivery import DeadLetters, EventObserver, TargetWorker
-from coffer.events.queue import Delivery, EventQueue, encode_line
-from coffer.events.records import ObjectEvent, event_record
+from coffer.events.deliverer import DelivererConfig
+from coffer.events.delivery import DeadLetters, Dispatcher, NoAcks
+from coffer.events.queue import EventQueue, encode_line
+from coffer.events.reader import Delivery
+from coffer.events.records import ObjectEvent, stamp
 from coffer.events.rules import Rules
+from coffer.events.stats import Counts, DeliveryStats, read_stats
 from coffer.events.stream import StreamHub
+from coffer.events.supervisor import Supervisor
 from coffer.events.targets import Target
-
-log = logging.getLogger("coffer.events")
 
 # The s3.configurationId of records on the live stream (which no rule fired).
 STREAM_CONFIGURATION_ID = "_coffer_stream"
-ORPHAN_SCAN_SECONDS = 10.0  # how often a process looks for segments a dead worker left
 
 
 class Notifier:
@@ -42,80 +48,76 @@ class Notifier:
         fsync: bool = True,
         region: str = "us-east-1",
         shared: bool = False,
-        observer: EventObserver | None = None,
+        log_settings: dict[str, str] | None = None,
     ) -> None:
+        """``directory`` None: no queue on disk, deliveries run in this process."""
         self.targets = targets
+        self.directory = directory
         self.region = region
-        self.observer = observer
-        self.queue = EventQueue(directory, fsync)
-        self.dead = DeadLetters(directory)
-        self.workers = {name: TargetWorker(t, self.queue, self.dead, observer) for name, t in targets.items()}
         self.stream = StreamHub(directory, shared)
-        self._scanner: asyncio.Task[None] | None = None
+        self.queue: EventQueue | None = None
+        self.supervisor: Supervisor | None = None
+        self.dispatcher: Dispatcher | None = None
+        self.stats: DeliveryStats | None = None
+        if directory is not None:
+            raw = {name: _raw_target(t) for name, t in targets.items()}
+            self.supervisor = Supervisor(DelivererConfig(str(directory), raw, region, 0, log_settings or {}))
+            self.queue = EventQueue(directory, fsync, on_new_segment=self.supervisor.ensure)
+        else:
+            self.stats = DeliveryStats()
+            self.dispatcher = Dispatcher(targets, NoAcks(), DeadLetters(None, region), region, self.stats)
 
     async def start(self) -> None:
-        for worker in self.workers.values():
-            worker.start()
-        self._adopt()
-        if self.queue.directory is not None:
-            self._scanner = asyncio.create_task(self._scan())
+        if self.supervisor is not None:
+            self.supervisor.start()
+        if self.dispatcher is not None:
+            self.dispatcher.start()
 
     async def close(self) -> None:
-        if self._scanner is not None:
-            self._scanner.cancel()
-        for worker in self.workers.values():
-            await worker.stop()
+        if self.supervisor is not None:
+            await self.supervisor.stop()
+        if self.dispatcher is not None:
+            await self.dispatcher.stop()
         await self.stream.close()
-        self.queue.close()
-        self.dead.close()
+        if self.queue is not None:
+            self.queue.close()
 
     def wanted(self, bucket: str, rules: Rules | None) -> bool:
         """Does an event in this bucket cost anything at all (rules, or a live listener)?"""
         return rules is not None or self.stream.listening(bucket)
 
-    async def emit(self, event: ObjectEvent, rules: Rules | None) -> None:
-        """Queue the event durably (returns once it is written) and start its deliveries."""
-        matched = rules.match(event.event, event.key) if rules is not None else []
-        listening = self.stream.listening(event.bucket)
-        if not matched and not listening:
-            return
-        record = event_record(event, self.region)
-        line = encode_line(tuple((rule.target, rule.id) for rule in matched), event.bucket, event.key, record)
-        if matched:
-            # Without fsync the line is written at once (no coroutine: this runs for every write).
-            placed = self.queue.append_now(line)
-            segment, offset = placed if placed is not None else await self.queue.append(line)
-            self.queue.owe(segment, len(matched))
-            for index, rule in enumerate(matched):
-                self._submit(Delivery(segment, offset, index, rule.target, rule.id, record))
-        elif self.stream.shared:
-            await self.queue.append(line)  # for listeners in other workers; owes no delivery
+    def emit(self, event: ObjectEvent, rules: Rules | None) -> Awaitable[None] | None:
+        """Queue the event and offer it to live listeners. Without fsync it is written when this returns
+        (None); with fsync, await what it returns before answering (the queue's group commit). Only the
+        event's facts are written: its record is made when it is sent (records.py)."""
+        destinations = rules.match(event.event, event.key) if rules is not None else ()
+        if not destinations and not self.stream.listening(event.bucket):
+            return None
+        stamp(event)
         if self.stream.subscriptions:
-            self.stream.publish(event.bucket, event.key, record)
+            self.stream.publish(event)
+        queue = self.queue
+        if queue is None:
+            assert self.dispatcher is not None
+            for index, (target, rule_id) in enumerate(destinations):
+                self.dispatcher.submit(Delivery(None, 0, index, target, rule_id, event))
+            return None
+        if not destinations and not self.stream.shared:
+            return None  # for listeners in this process only, who have it
+        # Without destinations it is for listeners in other workers (they read this segment).
+        line = encode_line(destinations, event)
+        return None if queue.append_now(line) else queue.append(line)
 
-    def _submit(self, delivery: Delivery) -> None:
-        worker = self.workers.get(delivery.target)
-        if worker is None:
-            # The target was removed from the server's configuration after the rule was stored.
-            self.dead.add(delivery, 0, f"no target named {delivery.target!r} is configured")
-            self.queue.ack([delivery])
-            if self.observer is not None:
-                self.observer.queued(delivery.target, 1)
-                self.observer.failed(delivery.target, 1)
-            return
-        worker.submit(delivery)
+    def delivery_counts(self) -> Counts:
+        """Deliveries queued, delivered, failed, retried and waiting per target (stats.py FIELDS)."""
+        if self.stats is not None:
+            return self.stats.counts
+        assert self.directory is not None
+        return read_stats(self.directory)
 
-    def _adopt(self) -> None:
-        owed = self.queue.adopt_orphans()
-        if owed:
-            log.info("event queue: %d undelivered event(s) left by an earlier process", len(owed))
-        for delivery in owed:
-            self._submit(delivery)
 
-    async def _scan(self) -> None:
-        while True:
-            await asyncio.sleep(ORPHAN_SCAN_SECONDS)
-            try:
-                self._adopt()
-            except OSError as exc:
-                log.warning("event queue: cannot scan for orphaned segments: %s", exc)
+def _raw_target(target: Target) -> dict[str, Any]:
+    """A target as the setting that made it (parse_targets reads it back in the delivery process)."""
+    fields = asdict(target)
+    del fields["name"]
+    return fields

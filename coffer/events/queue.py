@@ -1,27 +1,31 @@
-"""The durable event queue: per-process append-only segments of JSON lines, acknowledged per delivery.
+"""The durable event queue, writing side: per-process append-only segments of JSON lines.
 
 Layout under ``<data>/events/``::
 
     seg-<pid>-<random>.log   events, one per line:  <crc32 hex8> <json>\\n
-    seg-<pid>-<random>.ack   deliveries done, one per line:  <offset> <target index>\\n
+    seg-<pid>-<random>.ack   deliveries done, one per line:  <offset> <target index>\\n (reader.py)
     dead-letter.jsonl        deliveries given up (delivery.py)
 
-Each entry is ``{"t": [[target, configuration id], ...], "b": bucket, "k": key, "r": record}``: one
-event and every delivery it owes. Each process appends to its own segment and holds an exclusive ``flock`` on it
-for as long as it owns it, so several workers never write the same file. A segment nobody holds
-belongs to a process that died (kill -9, crash, a restart): the first process to lock it takes it
-over (``adopt_orphans``), delivers what its ack file does not list, then deletes both files.
+Each entry is one event's facts and every delivery it owes, a JSON array (``encode_line``)::
+
+    [2, time_ns, tag, event, bucket, owner, [[target, configuration id], ...], key, size, etag,
+     version id, principal, source ip, request id]
+
+not the record S3 sends: that is written out from the facts when the event is delivered or streamed
+(records.py), off the request's path. Each process appends to its own segment and holds an
+exclusive ``flock`` on it while it writes there, so several workers never write the same file; it
+lets go of a full segment (and the kernel of a dead process's). The delivery process (reader.py)
+tails every segment, and deletes one nobody holds once it delivered what it holds.
 
 An entry is written before the request that caused it is answered. A segment is allocated whole
 when it is made (``SEGMENT_BYTES``, zeros) and written through a shared memory map: a line is a
 memory copy into the page cache, which survives kill -9 of the process (not a power loss), and
 costs no system call (a ``write`` that extends a file cost a 4 KiB PUT about 5 % of its throughput:
 docs/benchmarks.md). With ``fsync`` on, the lines of concurrent appends share one ``msync``
-(group commit) before any of them returns. Acks are written with ``write`` and never fsynced: a
-lost ack means a delivery is repeated, which at-least-once allows.
+(group commit) before any of them returns.
 
 The data ends at the first line cut short, failing its CRC, or of zeros (the unwritten rest of the
-allocation, or a torn tail from a crash).
+allocation, or a torn tail from a crash); no line holds a zero byte (the JSON is ASCII).
 Files are 0600 in a 0700 directory: records carry object keys.
 """
 
@@ -34,67 +38,107 @@ import logging
 import mmap
 import os
 import secrets
-import time
 import zlib
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from functools import lru_cache
 from json.encoder import encode_basestring_ascii
 from pathlib import Path
-from typing import Any
 
-from coffer.events.records import encode_record
+from coffer.events.records import ObjectEvent
+from coffer.events.rules import Destinations
 from coffer.fsutil import fsync_dir, open_private, private_dir
 
 log = logging.getLogger("coffer.events")
 
-SEGMENT_BYTES = 8 << 20  # allocated per segment; older ones go once fully delivered
+SEGMENT_BYTES = 8 << 20  # allocated per segment; each goes once its writer let go and all is delivered
 PREFIX = "seg-"
 
 
 @dataclass(slots=True)
 class Segment:
-    """One segment this process owns (locked): the active one, or an older or adopted one."""
+    """The segment this process writes (locked while it does)."""
 
     path: Path
     fd: int  # the log, open and flock'ed
-    ack_fd: int
-    size: int = 0  # where the next line goes (the active segment)
-    map: mmap.mmap | None = None  # the active segment's allocation, mapped shared
-    outstanding: int = 0  # deliveries not yet acknowledged
-    active: bool = False
-    acked: set[tuple[int, int]] = field(default_factory=set)
+    map: mmap.mmap  # the allocation, mapped shared; its position is where the next line goes
 
 
-@dataclass(slots=True)  # not frozen: one per event and rule (frozen init is slower)
-class Delivery:
-    """One delivery owed: an entry of a segment, for one of its targets."""
-
-    segment: Segment
-    offset: int
-    index: int  # which of the entry's targets
-    target: str
-    configuration_id: str
-    record: bytes  # the encoded record (records.py), its configurationId still empty
+LINE_VERSION = 2
+_HEAD = b"[%d," % LINE_VERSION  # every line's body starts so: its CRC is computed once
+_HEAD_CRC = zlib.crc32(_HEAD)
 
 
-def encode_line(targets: tuple[tuple[str, str], ...], bucket: str, key: str, record: bytes) -> bytes:
-    """One entry's line (``targets``: (target, configuration id) pairs); the record arrives encoded."""
-    body = _line_head(targets, bucket) + encode_basestring_ascii(key).encode() + b',"r":' + record + b"}"
-    return b"%08x %s\n" % (zlib.crc32(body), body)
+def encode_line(targets: Destinations, event: ObjectEvent) -> bytes:
+    """One entry's line: the stamped event's facts and the deliveries it owes."""
+    text = encode_basestring_ascii
+    size, etag, version = event.size, event.etag, event.version_id
+    body = (
+        f"{event.time_ns},{event.tag},{_line_head(targets, event.event, event.bucket, event.bucket_owner)}"
+        f"{text(event.key)},{'null' if size is None else int(size)},{'null' if etag is None else text(etag)},"
+        f"{'null' if version is None else text(version)},{text(event.principal_id)},{text(event.source_ip)},"
+        f"{text(event.request_id)}]"
+    ).encode()
+    return b"%08x %s%s\n" % (zlib.crc32(body, _HEAD_CRC), _HEAD, body)
 
 
 @lru_cache(maxsize=1024)
-def _line_head(targets: tuple[tuple[str, str], ...], bucket: str) -> bytes:
-    """What the lines of one bucket's events that fire the same rules share (encoded once)."""
+def _line_head(targets: Destinations, event: str, bucket: str, owner: str) -> str:
+    """What the lines of one bucket's events of one type that fire the same rules share (encoded once)."""
     text = encode_basestring_ascii
     pairs = ",".join(f"[{text(target)},{text(configuration_id)}]" for target, configuration_id in targets)
-    return f'{{"t":[{pairs}],"b":{text(bucket)},"k":'.encode()
+    return f"{text(event)},{text(bucket)},{text(owner)},[{pairs}],"
 
 
-def decode_lines(data: bytes, start: int = 0) -> Iterator[tuple[int, int, dict[str, Any]]]:
-    """(offset, end offset, entry) of every intact line of ``data`` (``start`` is data[0]'s offset);
-    stops at the first line cut short or failing its CRC."""
+def decode_entry(body: bytes) -> tuple[Destinations, ObjectEvent]:
+    """The deliveries and the event of a line's body (ValueError when it is not one). The delivery
+    process decodes every line: the body is ASCII (decoded as such, no encoding detection) and, its
+    CRC being right, as ``encode_line`` wrote it (its fields are not checked one by one)."""
+    if body[:1] == b"{":
+        return _decode_record_line(body)
+    text = body.decode("ascii")
+    fields, end = _raw_decode(text)
+    if end != len(text) or type(fields) is not list or len(fields) != 14 or fields[0] != LINE_VERSION:
+        raise ValueError("not an event queue entry")
+    _, time_ns, tag, event, bucket, owner, pairs, key, size, etag, version, principal, ip, request_id = fields
+    destinations: Destinations = tuple(map(tuple, pairs))
+    return destinations, ObjectEvent(
+        event, bucket, key, size, etag, version, principal, ip, request_id, owner, time_ns, tag
+    )
+
+
+_raw_decode = json.JSONDecoder().raw_decode
+
+
+def _decode_record_line(body: bytes) -> tuple[Destinations, ObjectEvent]:
+    """A line of the format before lines held facts, ``{"t": destinations, "b": bucket, "k": key, "r":
+    record}``, left undelivered by an older server: the facts its record holds (the sequencer is the
+    time and the tag, as now), so it is delivered after an upgrade too."""
+    entry = json.loads(body)
+    record = entry["r"]
+    s3 = record["s3"]
+    obj = s3["object"]
+    sequencer = obj["sequencer"]
+    event = ObjectEvent(
+        "s3:" + record["eventName"],
+        entry["b"],
+        entry["k"],
+        obj.get("size"),
+        obj.get("eTag"),
+        obj.get("versionId"),
+        record["userIdentity"]["principalId"],
+        record["requestParameters"]["sourceIPAddress"],
+        record["responseElements"]["x-amz-request-id"],
+        s3["bucket"]["ownerIdentity"]["principalId"],
+        int(sequencer[:16], 16),
+        int(sequencer[16:], 16),
+    )
+    return tuple(map(tuple, entry["t"])), event
+
+
+def decode_lines(data: bytes, start: int = 0) -> Iterator[tuple[int, int, Destinations, ObjectEvent]]:
+    """(offset, end offset, deliveries, event) of every intact line of ``data`` (``start`` is data[0]'s
+    offset); stops at the first line cut short or failing its CRC."""
     pos = 0
     while True:
         end = data.find(b"\n", pos)
@@ -107,12 +151,10 @@ def decode_lines(data: bytes, start: int = 0) -> Iterator[tuple[int, int, dict[s
         try:
             if int(line[:8], 16) != zlib.crc32(body):
                 return
-            entry = json.loads(body)
-        except ValueError:
+            targets, event = decode_entry(body)
+        except (ValueError, TypeError, LookupError):
             return
-        if not isinstance(entry, dict):
-            return
-        yield start + pos, start + end + 1, entry
+        yield start + pos, start + end + 1, targets, event
         pos = end + 1
 
 
@@ -121,46 +163,40 @@ def segment_paths(directory: Path) -> list[Path]:
 
 
 class EventQueue:
-    """This process's segments; ``directory`` None keeps entries in memory only (memory engine without
-    persistence: events do not survive a restart, as the data does not)."""
+    """This process's segments (the writing side; the delivery process reads them: reader.py)."""
 
-    def __init__(self, directory: Path | None, fsync: bool) -> None:
+    def __init__(self, directory: Path, fsync: bool, on_new_segment: Callable[[], None] | None = None) -> None:
         self.directory = directory
         self.fsync = fsync
+        self.on_new_segment = on_new_segment  # told once a new segment has its name (rarely: no cost per line)
         self.active: Segment | None = None
         # Appends waiting for the next msync, with their segment.
         self._pending: list[tuple[Segment, asyncio.Future[None]]] = []
         self._flushing = False
         self._torn = False  # a write to the active segment failed
-        self._offset = 0  # memory mode: the next entry's offset
-        self._memory_segment = Segment(Path("<memory>"), -1, -1, active=True)
+        self._retired: list[Segment] = []  # full, closed once no msync uses their map
 
     # ------------------------------------------------------------------ appending
-    def append_now(self, line: bytes) -> tuple[Segment, int] | None:
-        """Without fsync (or without a directory) an entry is written at once: its segment and offset;
-        None when it must wait for an fsync (``append``)."""
-        if self.directory is None:
-            offset = self._offset
-            self._offset += len(line)
-            return self._memory_segment, offset
+    def append_now(self, line: bytes) -> bool:
+        """Without fsync an entry is written at once (True); with fsync it must wait for an msync
+        (``append``)."""
         if self.fsync:
-            return None
-        return self._place(line)
+            return False
+        self._place(line)
+        return True
 
-    def _place(self, line: bytes) -> tuple[Segment, int]:
-        segment = self._segment_for(len(line))
-        offset = segment.size
-        segment.size += len(line)
-        assert segment.map is not None
-        segment.map[offset : offset + len(line)] = line  # in the page cache: survives kill -9
-        return segment, offset
+    def _place(self, line: bytes) -> Segment:
+        segment = self.active
+        if segment is None or segment.map.tell() + len(line) > SEGMENT_BYTES or self._torn:
+            segment = self._next_segment(len(line))
+        segment.map.write(line)  # into the page cache at the map's position: survives kill -9
+        return segment
 
-    async def append(self, line: bytes) -> tuple[Segment, int]:
-        """Write one entry's line (``encode_line``) durably; returns its segment and offset."""
-        placed = self.append_now(line)
-        if placed is not None:
-            return placed
-        segment, offset = self._place(line)
+    async def append(self, line: bytes) -> None:
+        """Write one entry's line (``encode_line``) durably."""
+        if self.append_now(line):
+            return
+        segment = self._place(line)
         # Group commit: the first appender syncs everything placed meanwhile with one msync.
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending.append((segment, future))
@@ -168,13 +204,12 @@ class EventQueue:
             self._flushing = True
             asyncio.get_running_loop().create_task(self._flush())
         await future
-        return segment, offset
 
     async def _flush(self) -> None:
         try:
             while self._pending:
                 batch, self._pending = self._pending, []
-                maps = {id(s.map): s.map for s, _ in batch if s.map is not None}  # usually one
+                maps = {id(s.map): s.map for s, _ in batch}  # usually one
                 try:
                     for mapped in maps.values():
                         await asyncio.to_thread(mapped.flush)
@@ -192,27 +227,31 @@ class EventQueue:
                         future.set_result(None)
         finally:
             self._flushing = False
+            self._close_retired()
 
-    def _segment_for(self, length: int) -> Segment:
-        assert self.directory is not None
-        active = self.active
+    def _next_segment(self, length: int) -> Segment:
+        """The active segment is full (or a sync failed, or there is none yet): a new one."""
         if length > SEGMENT_BYTES:
             raise ValueError(f"an event queue line of {length} bytes")
-        fits = active is not None and active.size + length <= SEGMENT_BYTES
-        # A segment being synced takes no new lines when full: the sync task holds it.
-        if active is not None and fits and not self._torn:
-            return active
-        # After a failed sync the lines go to a new segment.
+        active = self.active
         self._torn = False
         if active is not None:
-            active.active = False
-            self.release_if_done(active)
+            self._retired.append(active)
+            self._close_retired()
         self.active = self._create()
         return self.active
 
+    def _close_retired(self) -> None:
+        """Let go of full segments: the lock released tells the delivery process no line will follow."""
+        if self._flushing:
+            return  # an msync may still use their maps
+        for segment in self._retired:
+            _close(segment)
+        self._retired.clear()
+
     def _create(self) -> Segment:
-        """A new segment, locked before its name appears (no other process could adopt it)."""
-        assert self.directory is not None
+        """A new segment, locked before its name appears (the delivery process takes a segment nobody
+        holds for one whose writer is done)."""
         private_dir(self.directory)
         name = f"{PREFIX}{os.getpid()}-{secrets.token_hex(6)}"
         temp = self.directory / f".{name}.log"
@@ -227,138 +266,25 @@ class EventQueue:
             temp.unlink(missing_ok=True)
             raise
         path = self.directory / f"{name}.log"
-        ack_fd = open_private(path.with_suffix(".ack"), os.O_WRONLY | os.O_APPEND)
         os.rename(temp, path)
         fsync_dir(self.directory)
-        return Segment(path, fd, ack_fd, active=True, map=mapped)
-
-    # ------------------------------------------------------------------ acknowledging
-    def ack(self, deliveries: list[Delivery]) -> None:
-        """Record deliveries done (or dead-lettered); a finished older segment is deleted."""
-        by_segment: dict[int, tuple[Segment, list[bytes]]] = {}
-        for d in deliveries:
-            slot = by_segment.setdefault(id(d.segment), (d.segment, []))
-            slot[1].append(b"%d %d\n" % (d.offset, d.index))
-        for segment, lines in by_segment.values():
-            segment.outstanding -= len(lines)
-            if segment.ack_fd >= 0:
-                try:
-                    _write_all(segment.ack_fd, b"".join(lines))
-                except OSError as exc:  # the delivery is repeated after a restart: allowed
-                    log.warning("event queue: cannot record deliveries in %s: %s", segment.path, exc)
-            self.release_if_done(segment)
-
-    def owe(self, segment: Segment, count: int) -> None:
-        segment.outstanding += count
-
-    def release_if_done(self, segment: Segment) -> None:
-        if segment.active or segment.outstanding > 0 or segment.fd < 0:
-            return
-        if self._flushing and segment.map is not None:
-            return  # an msync may still use its map; its last ack (or close) releases it
-        # Unlinked while still locked: a process waiting for the lock sees the name gone.
-        for path in (segment.path, segment.path.with_suffix(".ack")):
-            try:
-                path.unlink()
-            except FileNotFoundError:
-                pass
-        _close(segment)
-
-    # ------------------------------------------------------------------ recovery
-    def adopt_orphans(self) -> list[Delivery]:
-        """Lock every segment no live process holds and return the deliveries it still owes."""
-        if self.directory is None or not self.directory.is_dir():
-            return []
-        owed: list[Delivery] = []
-        for temp in self.directory.glob(f".{PREFIX}*.log"):
-            self._remove_abandoned(temp)  # created by a process that died before naming it
-        for path in segment_paths(self.directory):
-            if self.active is not None and path == self.active.path:
-                continue
-            segment = self._lock_orphan(path)
-            if segment is None:
-                continue
-            found = list(replay(segment))
-            self.owe(segment, len(found))
-            owed += found
-            self.release_if_done(segment)
-        return owed
-
-    @staticmethod
-    def _remove_abandoned(path: Path) -> None:
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            return
-        try:
-            if time.time() - os.fstat(fd).st_mtime < 60:
-                return  # perhaps a live process between creating and naming it
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            path.unlink()
-        except OSError:
-            pass
-        finally:
-            os.close(fd)
-
-    def _lock_orphan(self, path: Path) -> Segment | None:
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC)
-        except FileNotFoundError:
-            return None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            # The owner may have finished and unlinked it while we opened it.
-            if os.stat(path).st_ino != os.fstat(fd).st_ino:
-                raise FileNotFoundError(path)
-            ack_fd = open_private(path.with_suffix(".ack"), os.O_RDWR | os.O_APPEND)
-        except OSError:  # held by a live process (BlockingIOError), or gone
-            os.close(fd)
-            return None
-        return Segment(path, fd, ack_fd, size=os.fstat(fd).st_size)
+        segment = Segment(path, fd, mapped)
+        if self.on_new_segment is not None:
+            self.on_new_segment()
+        return segment
 
     def close(self) -> None:
-        """Release this process's segments (what is unacknowledged is delivered by the next owner)."""
+        """Release this process's segments (the delivery process delivers what they hold)."""
         if self.active is not None:
-            self.active.active = False
-            self.release_if_done(self.active)
-            if self.active.fd >= 0:
-                _close(self.active)
+            self._retired.append(self.active)
             self.active = None
-
-
-def replay(segment: Segment) -> Iterator[Delivery]:
-    """The deliveries a segment owes: every entry's targets minus those its ack file lists."""
-    acked: set[tuple[int, int]] = set()
-    with os.fdopen(os.dup(segment.ack_fd), "rb") as acks:
-        acks.seek(0)
-        for line in acks.read().splitlines():
-            parts = line.split()
-            if len(parts) == 2 and parts[0].isdigit() and parts[1].isdigit():
-                acked.add((int(parts[0]), int(parts[1])))
-    with os.fdopen(os.dup(segment.fd), "rb") as log_file:
-        log_file.seek(0)
-        data = log_file.read()
-    for offset, _, entry in decode_lines(data):
-        record = encode_record(entry["r"])
-        for index, (target, configuration_id) in enumerate(entry.get("t") or []):
-            if (offset, index) not in acked:
-                yield Delivery(segment, offset, index, str(target), str(configuration_id), record)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
+        self._flushing = False  # closing: no msync runs any more
+        self._close_retired()
 
 
 def _close(segment: Segment) -> None:
-    if segment.map is not None:
-        segment.map.close()
-        segment.map = None
-    os.close(segment.ack_fd)
+    segment.map.close()
     os.close(segment.fd)
-    segment.fd = segment.ack_fd = -1
 
 
 def data_end(path: Path) -> int:
@@ -368,6 +294,6 @@ def data_end(path: Path) -> int:
     except OSError:
         return 0
     end = 0
-    for _, line_end, _ in decode_lines(data):
+    for _, line_end, _, _ in decode_lines(data):
         end = line_end
     return end

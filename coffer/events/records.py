@@ -1,22 +1,20 @@
 """The event record JSON S3 sends (event structure version 2.1).
 
 https://docs.aws.amazon.com/AmazonS3/latest/userguide/notification-content-structure.html
-The record is built and encoded once per event with an empty ``s3.configurationId``; each delivery
-fills in the id of the rule that fired it in the encoded bytes (``with_configuration``): the queue line,
-the webhook body and the live stream all reuse the one encoding.
+A request only records the facts of its event (``ObjectEvent``, stamped with its time and sequence
+by ``stamp``) in the queue; the record is written out from those facts when it is delivered or
+streamed (``event_record``), so the request path never builds it.
 """
 
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import re
 import time
 from dataclasses import dataclass
 from functools import lru_cache
 from json.encoder import encode_basestring_ascii
-from typing import Any
 from urllib.parse import quote_plus
 
 from coffer.server.xml import iso8601
@@ -24,7 +22,7 @@ from coffer.server.xml import iso8601
 # The sequencer orders events of one key: hex, growing. Nanoseconds since the epoch plus a
 # per-process counter keep it growing within a process; across processes it follows the clock.
 _counter = itertools.count()
-_PID_TAG = os.getpid() & 0xFFFF
+_PID_TAG = (os.getpid() & 0xFFFF) << 16
 
 
 @dataclass(slots=True)  # not frozen: made for every write of a bucket with rules (frozen init is slower)
@@ -41,22 +39,21 @@ class ObjectEvent:
     source_ip: str = ""
     request_id: str = ""
     bucket_owner: str = ""
+    time_ns: int = 0  # when it happened (``stamp``)
+    tag: int = 0  # the sequencer's tail: emitting process and counter (``stamp``)
 
 
-def sequencer() -> str:
-    return f"{time.time_ns():016X}{_PID_TAG:04X}{next(_counter) & 0xFFFF:04X}"
+def stamp(event: ObjectEvent, now_ns: int | None = None) -> ObjectEvent:
+    """Give the event its time and its place in the sequence (once, when it happens)."""
+    event.time_ns = time.time_ns() if now_ns is None else now_ns
+    event.tag = _PID_TAG | (next(_counter) & 0xFFFF)
+    return event
 
 
-def build_record(event: ObjectEvent, region: str, now: float | None = None) -> dict[str, Any]:
-    """The record as a mapping (what ``event_record`` encodes)."""
-    parsed: dict[str, Any] = json.loads(event_record(event, region, now))
-    return parsed
-
-
-def event_record(event: ObjectEvent, region: str, now: float | None = None) -> bytes:
-    """The encoded record, its configurationId empty. Written out field by field rather than built as
-    a mapping and then encoded, with the parts that repeat (who, which bucket) encoded once: every
-    write of a bucket with rules makes one."""
+def event_record(event: ObjectEvent, region: str, configuration_id: str) -> bytes:
+    """The encoded record of a stamped event for the rule ``configuration_id``. Written out field by
+    field rather than built as a mapping and then encoded, with the parts that repeat (who, which
+    bucket) encoded once."""
     text = _text
     key = event.key if _PLAIN_KEY.fullmatch(event.key) else quote_plus(event.key, safe="/")
     obj = f'"key":"{key}"'  # URL-encoded: nothing to escape
@@ -69,12 +66,12 @@ def event_record(event: ObjectEvent, region: str, now: float | None = None) -> b
     request_id = text(event.request_id)
     return (
         f'{{"eventVersion":"2.1","eventSource":"aws:s3","awsRegion":{_region(region)},'
-        f'"eventTime":"{iso8601(time.time() if now is None else now)}",'
+        f'"eventTime":"{iso8601(event.time_ns / 1e9)}",'
         f"{_who(event.event, event.principal_id)}"
         f'"requestParameters":{{"sourceIPAddress":{text(event.source_ip)}}},'
         f'"responseElements":{{"x-amz-request-id":{request_id},"x-amz-id-2":{request_id}}},'
-        f"{_bucket(event.bucket, event.bucket_owner)}"
-        f'"object":{{{obj},"sequencer":"{sequencer()}"}}}}}}'
+        f"{_bucket(event.bucket, event.bucket_owner, configuration_id)}"
+        f'"object":{{{obj},"sequencer":"{event.time_ns:016X}{event.tag:08X}"}}}}}}'
     ).encode()
 
 
@@ -98,10 +95,10 @@ def _who(event: str, principal_id: str) -> str:
 
 
 @lru_cache(maxsize=1024)
-def _bucket(bucket: str, owner: str) -> str:
+def _bucket(bucket: str, owner: str, configuration_id: str) -> str:
     text = _text
     return (
-        f'"s3":{{"s3SchemaVersion":"1.0","configurationId":"",'
+        f'"s3":{{"s3SchemaVersion":"1.0","configurationId":{text(configuration_id)},'
         f'"bucket":{{"name":{text(bucket)},"ownerIdentity":{{"principalId":{text(owner)}}},'
         f'"arn":{text("arn:aws:s3:::" + bucket)}}},'
     )
@@ -109,20 +106,6 @@ def _bucket(bucket: str, owner: str) -> str:
 
 # A JSON string literal, escaped (the C encoder json.dumps uses, without its per-call overhead).
 _text = encode_basestring_ascii
-
-
-def encode_record(record: dict[str, Any]) -> bytes:
-    return json.dumps(record, separators=(",", ":")).encode()
-
-
-_NO_CONFIGURATION = b'"configurationId":""'
-
-
-def with_configuration(encoded: bytes, configuration_id: str) -> bytes:
-    """The encoded record as sent for one rule. Only ``s3.configurationId`` can hold this text: it comes
-    before the bucket and the key in the record, and the key is URL-encoded (no quotes)."""
-    named = b'"configurationId":' + _text(configuration_id).encode()
-    return encoded.replace(_NO_CONFIGURATION, named, 1)
 
 
 def records_body(records: list[bytes]) -> bytes:

@@ -7,6 +7,7 @@ and the one check every write makes (``Rules.match``).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,21 +83,37 @@ class Rule:
         )
 
 
+# (target, rule id) of each delivery one event owes: where it goes, and for which rule.
+Destinations = tuple[tuple[str, str], ...]
+
+
+def _destinations(rules: Iterable[Rule]) -> Destinations:
+    return tuple((rule.target, rule.id) for rule in rules)
+
+
 @dataclass(frozen=True, slots=True)
 class Rules:
     """Every rule of one bucket."""
 
     rules: tuple[Rule, ...]
-    # Event type -> the rules naming it: worked out once per type, then only the key filters are checked.
-    _by_event: dict[str, tuple[Rule, ...]] = field(default_factory=dict, compare=False, repr=False)
+    # Event type -> the rules naming it and, when none of them filters keys, their destinations: worked
+    # out once per type, then only the key filters are checked.
+    _by_event: dict[str, tuple[tuple[Rule, ...], Destinations | None]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
-    def match(self, event: str, key: str) -> list[Rule]:
-        """The rules an event on ``key`` fires (one record per rule, as S3 sends)."""
-        candidates = self._by_event.get(event)
-        if candidates is None:
+    def match(self, event: str, key: str) -> Destinations:
+        """(target, rule id) of every rule an event on ``key`` fires (one record per rule, as S3 sends).
+        Unfiltered rules answer the same tuple every time (the queue caches what it encodes per tuple)."""
+        found = self._by_event.get(event)
+        if found is None:
             candidates = tuple(r for r in self.rules if any(event_matches(p, event) for p in r.events))
-            self._by_event[event] = candidates
-        return [r for r in candidates if key.startswith(r.prefix) and key.endswith(r.suffix)]
+            unfiltered = not any(r.prefix or r.suffix for r in candidates)
+            found = self._by_event[event] = (candidates, _destinations(candidates) if unfiltered else None)
+        candidates, every = found
+        if every is not None:
+            return every
+        return _destinations(r for r in candidates if key.startswith(r.prefix) and key.endswith(r.suffix))
 
     def to_doc(self) -> list[dict[str, Any]] | None:
         return [rule.to_doc() for rule in self.rules] or None

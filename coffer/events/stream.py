@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from coffer.events.queue import PREFIX, data_end, decode_lines, segment_paths
-from coffer.events.records import encode_record
+from coffer.events.records import ObjectEvent
 
 POLL_SECONDS = 0.2
 MARKER_REFRESH = 5.0  # a listening process touches its markers this often
@@ -31,15 +31,15 @@ TAIL_READ = 256 * 1024  # read of another worker's segment per poll
 class Subscription:
     bucket: str
     prefix: str
-    # Encoded records (records.py), their configurationId still empty.
-    records: asyncio.Queue[bytes] = field(default_factory=lambda: asyncio.Queue(SUBSCRIBER_BUFFER))
+    # Stamped events; their records are made as they are sent (records.py).
+    events: asyncio.Queue[ObjectEvent] = field(default_factory=lambda: asyncio.Queue(SUBSCRIBER_BUFFER))
     dropped: int = 0
 
-    def offer(self, bucket: str, key: str, record: bytes) -> None:
-        if bucket != self.bucket or not key.startswith(self.prefix):
+    def offer(self, event: ObjectEvent) -> None:
+        if event.bucket != self.bucket or not event.key.startswith(self.prefix):
             return
         try:
-            self.records.put_nowait(record)
+            self.events.put_nowait(event)
         except asyncio.QueueFull:
             self.dropped += 1
 
@@ -75,9 +75,9 @@ class StreamHub:
         self._markers_seen[bucket] = (now, fresh)
         return fresh
 
-    def publish(self, bucket: str, key: str, record: bytes) -> None:
+    def publish(self, event: ObjectEvent) -> None:
         for subscription in self.subscriptions:
-            subscription.offer(bucket, key, record)
+            subscription.offer(event)
 
     # ------------------------------------------------------------------ listeners
     def subscribe(self, bucket: str, prefix: str) -> Subscription:
@@ -147,9 +147,9 @@ class StreamHub:
                 except OSError:
                     continue
                 end = offset
-                for _, line_end, entry in decode_lines(data, offset):
+                for _, line_end, _, event in decode_lines(data, offset):
                     end = line_end
-                    self.publish(str(entry.get("b")), str(entry.get("k")), encode_record(entry.get("r") or {}))
+                    self.publish(event)
                 self._offsets[path] = end
             live = set(self._others())
             for path in list(self._offsets):

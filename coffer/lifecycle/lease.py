@@ -1,8 +1,9 @@
-"""Which process runs lifecycle passes when several workers share a data directory.
+"""Which process does a job of which one process at a time may run per data directory (lifecycle
+passes, event delivery) when several share it.
 
-An exclusive ``flock`` on a file in the data directory: the first worker to take it runs the
-passes and holds it while it lives; the kernel releases it when that process dies (even by
-kill -9), and another worker takes it over at its next attempt. Nothing to clean up.
+An exclusive ``flock`` on a file in the data directory: the first process to take it does the job
+and holds it while it lives; the kernel releases it when that process dies (even by kill -9), and
+another process takes it over at its next attempt. Nothing to clean up.
 """
 
 from __future__ import annotations
@@ -18,19 +19,20 @@ LEASE_FILE = "lifecycle.lease"
 
 
 class FileLease:
-    def __init__(self, directory: Path) -> None:
-        self.path = directory / LEASE_FILE
+    def __init__(self, directory: Path, name: str = LEASE_FILE, job: str = "runs lifecycle passes") -> None:
+        self.path = directory / name
+        self.job = job
         self._fd: int | None = None
 
-    def acquire(self) -> bool:
+    def acquire(self, *, quiet: bool = False) -> bool:
         """Whether this process holds the lease (taking it if it is free); never blocks."""
         if self._fd is not None:
             return True
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         except OSError as exc:
-            log.warning("lifecycle lease %s cannot be opened (%s): passes not run by this worker", self.path, exc)
+            log.warning("lease %s cannot be opened (%s): this process never %s", self.path, exc, self.job)
             return False
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -38,7 +40,15 @@ class FileLease:
             os.close(fd)
             return False
         self._fd = fd
-        log.info("this worker (pid %d) runs lifecycle passes", os.getpid())
+        if not quiet:
+            log.info("this process (pid %d) %s", os.getpid(), self.job)
+        return True
+
+    def free(self) -> bool:
+        """Whether nobody holds the lease (taken and dropped at once)."""
+        if not self.acquire(quiet=True):
+            return False
+        self.release()
         return True
 
     def release(self) -> None:

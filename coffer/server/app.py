@@ -97,8 +97,9 @@ def lifecycle_worker(settings: Settings, engine: Engine, metrics: Metrics | None
     )
 
 
-def build_notifier(settings: Settings, metrics: Any) -> Notifier:
-    """Event notifications: the queue lives in <store>/events (memory only without a store directory)."""
+def build_notifier(settings: Settings) -> Notifier:
+    """Event notifications: the queue lives in <store>/events, read by a delivery process (without a
+    store directory nothing is kept and deliveries run in this process)."""
     store = settings.store_dir()
     return Notifier(
         parse_targets(settings.notification_targets),
@@ -106,7 +107,11 @@ def build_notifier(settings: Settings, metrics: Any) -> Notifier:
         fsync=settings.fsync == "always",
         region=settings.region,
         shared=settings.workers > 1,
-        observer=metrics.events if metrics is not None else None,
+        log_settings={
+            "log_level": settings.log_level,
+            "log_file": settings.log_file,
+            "log_format": settings.log_format,
+        },
     )
 
 
@@ -151,7 +156,9 @@ class CofferApp:
         # The web console (docs/console.md); its page's S3 requests sign in with the session cookie.
         self.console = Console(settings, self.engine, self.auth, self.metrics)
         self.auth.session_auth = self.console.session_principal
-        self.notifier = build_notifier(settings, self.metrics)
+        self.notifier = build_notifier(settings)
+        if self.metrics is not None:
+            self.metrics.events.source = self.notifier.delivery_counts
         self.context = Context(self.engine, settings, DEFAULT_OWNER, self.auth, buckets, notifier=self.notifier)
         self.handlers: dict[str, Handler] = HANDLERS
         self.base_domains = tuple(d.lower().strip(".") for d in settings.base_domains if d)

@@ -14,7 +14,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 from coffer.events.notifier import STREAM_CONFIGURATION_ID, Notifier
-from coffer.events.records import records_body, with_configuration
+from coffer.events.records import event_record, records_body
 from coffer.events.stream import Subscription
 from coffer.server.auth.gate import AuthGate
 from coffer.server.errors import S3Error
@@ -50,11 +50,11 @@ async def _messages(notifier: Notifier, subscription: Subscription) -> AsyncIter
         yield b": coffer event stream\n\n"
         while True:
             try:
-                record = await asyncio.wait_for(subscription.records.get(), HEARTBEAT_SECONDS)
+                event = await asyncio.wait_for(subscription.events.get(), HEARTBEAT_SECONDS)
             except TimeoutError:
                 yield b": heartbeat\n\n"
                 continue
-            data = records_body([with_configuration(record, STREAM_CONFIGURATION_ID)])
+            data = records_body([event_record(event, notifier.region, STREAM_CONFIGURATION_ID)])
             yield b"event: s3\ndata: " + data + b"\n\n"
     finally:
         notifier.stream.unsubscribe(subscription)

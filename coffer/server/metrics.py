@@ -18,12 +18,13 @@ from typing import TYPE_CHECKING, Any
 import prometheus_client
 import prometheus_client.multiprocess
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
 from coffer import __version__
+from coffer.events.stats import Counts
 from coffer.lifecycle.worker import LifecycleObserver
 from coffer.storage.api import EngineObserver, StorageStats
 
@@ -303,38 +304,6 @@ class Metrics:
             "Encrypted body frames that failed authentication on read (corruption or tampering at rest).",
             registry=reg,
         )
-        self.events_queued = Counter(
-            "coffer_events_queued",
-            "Event notification deliveries queued (one per event and matching rule), by target.",
-            ["target"],
-            registry=reg,
-        )
-        self.events_delivered = Counter(
-            "coffer_events_delivered",
-            "Event notification deliveries the target accepted (2xx), by target.",
-            ["target"],
-            registry=reg,
-        )
-        self.events_failed = Counter(
-            "coffer_events_failed",
-            "Event notification deliveries given up and written to the dead-letter log, by target.",
-            ["target"],
-            registry=reg,
-        )
-        self.events_retried = Counter(
-            "coffer_events_retried",
-            "Event notification delivery attempts that failed (timeout, error, non-2xx) and were retried "
-            "or given up, by target.",
-            ["target"],
-            registry=reg,
-        )
-        self.events_queue_depth = Gauge(
-            "coffer_events_queue_depth",
-            "Event notification deliveries waiting, in flight or backing off, by target.",
-            ["target"],
-            registry=reg,
-            multiprocess_mode="livesum",
-        )
         self.build_info = Gauge(
             "coffer_build_info",
             "Always 1; the version label says which Coffer runs.",
@@ -345,7 +314,7 @@ class Metrics:
         self.build_info.labels(version=__version__).set(1)
         self.observer = _Observer(self)
         self.lifecycle_observer = _LifecycleMetrics(self)
-        self.events = EventCounts(self)
+        self.events = _EventsCollector()
         self.storage = _StorageCollector()
         self._children: dict[tuple[str, int], tuple[Counter, Histogram, Counter, Counter]] = {}
         if multi:
@@ -358,6 +327,7 @@ class Metrics:
             ProcessCollector(registry=self.registry)
             PlatformCollector(registry=self.registry)
         self.scrape_registry.register(self.storage)
+        self.scrape_registry.register(self.events)
 
     def request_done(self, operation: str, status: int, received: int, sent: int, seconds: float) -> None:
         key = (operation, status // 100)
@@ -398,38 +368,44 @@ def _returning(pid: int) -> Callable[[], int]:
     return lambda: pid
 
 
-class EventCounts:
-    """Event notification counts (coffer/events/delivery.py EventObserver) into the metrics above."""
+class _EventsCollector:
+    """Event notification counts per target, read at scrape time from where deliveries run (the
+    delivery process's counts file, or this process: coffer/events/stats.py)."""
 
-    def __init__(self, metrics: Metrics) -> None:
-        self.metrics = metrics
-        # labels() takes a lock and builds a tuple: once per target, not per event.
-        self._children: dict[str, tuple[Counter, Counter, Counter, Counter, Gauge]] = {}
+    def __init__(self) -> None:
+        self.source: Callable[[], Counts] | None = None
 
-    def _of(self, target: str) -> tuple[Counter, Counter, Counter, Counter, Gauge]:
-        children = self._children.get(target)
-        if children is None:
-            m = self.metrics
-            children = self._children[target] = (
-                m.events_queued.labels(target),
-                m.events_delivered.labels(target),
-                m.events_failed.labels(target),
-                m.events_retried.labels(target),
-                m.events_queue_depth.labels(target),
-            )
-        return children
-
-    def queued(self, target: str, count: int) -> None:
-        self._of(target)[0].inc(count)
-
-    def delivered(self, target: str, count: int) -> None:
-        self._of(target)[1].inc(count)
-
-    def failed(self, target: str, count: int) -> None:
-        self._of(target)[2].inc(count)
-
-    def retried(self, target: str, count: int) -> None:
-        self._of(target)[3].inc(count)
-
-    def depth(self, target: str, value: int) -> None:
-        self._of(target)[4].set(value)
+    def collect(self) -> Iterator[Metric]:
+        counts = self.source() if self.source is not None else {}
+        families: list[CounterMetricFamily | GaugeMetricFamily] = [
+            CounterMetricFamily(
+                "coffer_events_queued",
+                "Event notification deliveries queued (one per event and matching rule), by target.",
+                labels=["target"],
+            ),
+            CounterMetricFamily(
+                "coffer_events_delivered",
+                "Event notification deliveries the target accepted (2xx), by target.",
+                labels=["target"],
+            ),
+            CounterMetricFamily(
+                "coffer_events_failed",
+                "Event notification deliveries given up and written to the dead-letter log, by target.",
+                labels=["target"],
+            ),
+            CounterMetricFamily(
+                "coffer_events_retried",
+                "Event notification delivery attempts that failed (timeout, error, non-2xx) and were retried "
+                "or given up, by target.",
+                labels=["target"],
+            ),
+            GaugeMetricFamily(
+                "coffer_events_queue_depth",
+                "Event notification deliveries waiting, in flight or backing off, by target.",
+                labels=["target"],
+            ),
+        ]
+        for target, values in sorted(counts.items()):
+            for family, value in zip(families, values, strict=True):
+                family.add_metric([target], value)
+        yield from families

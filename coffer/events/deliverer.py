@@ -1,0 +1,123 @@
+"""The delivery process: one per data directory, started by a server worker (supervisor.py).
+
+Requests only append their events to the queue (queue.py); this process reads every worker's
+segments as they grow (reader.py), sends the records to their targets (delivery.py: batches,
+retries, back-off, dead letters), records what was delivered, and writes its counts for the
+server's /metrics (stats.py). Moving that work out of the request-serving processes gives their
+event loops the time back (docs/benchmarks.md, "Event notifications").
+
+One at a time: it holds ``<events>/delivery.lease`` while it lives (a second one exits at once).
+It exits when the worker that started it goes (however it goes: ``PR_SET_PDEATHSIG``, and its
+parent id is checked), and on SIGTERM, leaving what it has not delivered for the next one.
+
+    python -m coffer.events.deliverer     (configured by the COFFER_DELIVERER environment variable)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import ctypes.util
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import uvloop
+
+from coffer.events.delivery import DeadLetters, Dispatcher
+from coffer.events.reader import SegmentReader
+from coffer.events.stats import DeliveryStats
+from coffer.events.targets import parse_targets
+from coffer.lifecycle.lease import FileLease
+
+log = logging.getLogger("coffer.events")
+
+ENV = "COFFER_DELIVERER"
+LEASE_FILE = "delivery.lease"
+JOB = "delivers event notifications"
+POLL_MIN = 0.01  # seconds between reads of the segments while events arrive (half a ``linger``)
+POLL_MAX = 0.1  # ... and at most, when idle (doubling up from POLL_MIN)
+STATS_SECONDS = 0.5  # the counts file is replaced at most this often
+_PR_SET_PDEATHSIG = 1
+
+
+@dataclass(frozen=True)
+class DelivererConfig:
+    directory: str  # <store>/events
+    targets: dict[str, dict[str, Any]]  # as parse_targets reads them
+    region: str
+    parent: int  # the worker that started it
+    log: dict[str, str] = field(default_factory=dict)  # log_level, log_file, log_format
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> DelivererConfig:
+        return cls(**json.loads(text))
+
+
+async def serve(config: DelivererConfig) -> None:
+    """Deliver until SIGTERM or the parent is gone."""
+    directory = Path(config.directory)
+    reader = SegmentReader(directory)
+    stats = DeliveryStats()
+    dead = DeadLetters(directory, config.region)
+    dispatcher = Dispatcher(parse_targets(config.targets), reader, dead, config.region, stats)
+    dispatcher.start()
+    stopping = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        asyncio.get_running_loop().add_signal_handler(sig, stopping.set)
+    delay, written = POLL_MIN, 0.0
+    try:
+        while not stopping.is_set() and os.getppid() == config.parent:
+            try:
+                owed = reader.poll()
+            except OSError as exc:
+                log.warning("event queue: cannot read the segments: %s", exc)
+                owed = []
+            for delivery in owed:
+                dispatcher.submit(delivery)
+            now = time.monotonic()
+            if stats.changed and now - written >= STATS_SECONDS:
+                stats.write(directory)
+                written = now
+            delay = POLL_MIN if owed else min(delay * 2, POLL_MAX)
+            await asyncio.sleep(delay)
+    finally:
+        await dispatcher.stop()
+        stats.write(directory)
+        reader.close()
+
+
+def _die_with_parent(parent: int) -> None:
+    """Have the kernel send SIGTERM when the parent dies (Linux), and check it did not die already."""
+    libc_name = ctypes.util.find_library("c")
+    if libc_name is not None:
+        ctypes.CDLL(libc_name, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != parent:
+        sys.exit(0)
+
+
+def main() -> int:
+    config = DelivererConfig.from_json(os.environ[ENV])
+    _die_with_parent(config.parent)
+    from coffer.config import Settings
+    from coffer.logs import setup_logging
+
+    setup_logging(Settings(**config.log, access_log=False))  # type: ignore[arg-type]
+    lease = FileLease(Path(config.directory), LEASE_FILE, JOB)
+    if not lease.acquire():
+        return 0  # another one delivers
+    uvloop.run(serve(config))  # as the workers serve: less CPU per wake-up and per POST
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""The worker's side of the delivery process (coffer/events/supervisor.py): it starts one only when
+there is a queue to read, with the server's own code (not a ``coffer`` package in the current
+directory), and stops it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+
+from coffer.events.deliverer import DelivererConfig
+from coffer.events.queue import EventQueue, encode_line
+from coffer.events.records import ObjectEvent, stamp
+from coffer.events.stats import STATS_FILE
+from coffer.events.supervisor import Supervisor
+
+
+def test_started_with_the_servers_code_only_when_there_is_a_queue(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events = tmp_path / "events"
+    events.mkdir()
+    # A checkout of something else in the current directory must not be what the child imports.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "coffer").mkdir()
+    (tmp_path / "coffer" / "__init__.py").write_text("raise SystemExit('the wrong coffer')\n")
+
+    async def run() -> None:
+        supervisor = Supervisor(DelivererConfig(str(events), {}, "us-east-1", 0))
+        supervisor.start()
+        assert supervisor.child is None  # nothing queued: no process
+        await supervisor.stop()
+        (events / "seg-1-abc.log").write_bytes(b"")
+        supervisor.start()
+        child = supervisor.child
+        assert child is not None
+        deadline = time.monotonic() + 20
+        while not (events / "delivery.lease").exists() and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)
+        assert child.poll() is None, "the delivery process exited"
+        await supervisor.stop()
+        assert child.returncode == 0
+        assert (events / STATS_FILE).exists()  # written by its serve loop as it stopped
+
+    asyncio.run(run())
+
+
+def test_started_as_soon_as_the_queue_makes_a_segment(tmp_path: Path) -> None:
+    """The first events of a server do not wait for the next periodic check."""
+    events = tmp_path / "events"
+
+    async def run() -> None:
+        supervisor = Supervisor(DelivererConfig(str(events), {}, "us-east-1", 0))
+        queue = EventQueue(events, False, on_new_segment=supervisor.ensure)
+        assert supervisor.child is None
+        await queue.append(encode_line((("hook", "r"),), stamp(ObjectEvent("s3:ObjectCreated:Put", "b", "k"))))
+        assert supervisor.child is not None and supervisor.child.poll() is None
+        await supervisor.stop()
+        queue.close()
+
+    asyncio.run(run())
