@@ -41,9 +41,20 @@ def rows(database: Path) -> dict[str, list[tuple[Any, ...]]]:
         conn.close()
 
 
-def rebuilt_rows(root: Path, where: Path) -> dict[str, list[tuple[Any, ...]]]:
-    """The rows ``coffer rebuild-index`` makes from a copy of ``root``'s journal and blobs."""
+def rebuilt_rows(root: Path, where: Path, committed_only: bool = False) -> dict[str, list[tuple[Any, ...]]]:
+    """The rows ``coffer rebuild-index`` makes from a copy of ``root``'s journal and blobs
+    (``committed_only``: without the frames after the last one the database committed)."""
     shutil.copytree(root, where)
+    if committed_only:
+        conn = sqlite3.connect(where / "metadata.sqlite3")
+        try:
+            (committed,) = conn.execute("SELECT seq FROM journal_state WHERE id=1").fetchone()
+        finally:
+            conn.close()
+        later = [frame for frame in scan_frames(where / JOURNAL_NAME).frames if frame.seq > committed]
+        if later:
+            with open(where / JOURNAL_NAME, "r+b") as journal:
+                journal.truncate(later[0].offset)
     for name in DB_FILES:
         (where / name).unlink(missing_ok=True)
     rebuild_index(where)
@@ -185,7 +196,11 @@ def test_crash_during_compaction(tmp_path: Path, step: str) -> None:
         [sys.executable, "-c", script], capture_output=True, timeout=120, cwd=Path(__file__).parent.parent
     )
     assert done.returncode == 9, done.stderr.decode()[-2000:]
-    assert rows(root / "metadata.sqlite3") == rebuilt_rows(root, tmp_path / "crashed")
+    # The kill can land between a batch's journal append and its COMMIT: the journal then ends
+    # with a frame the database never committed (the store cuts it at its next open; a rebuild
+    # from the journal alone brings back that never-acknowledged batch). Up to the database's
+    # recorded end, the journal rebuilds it exactly.
+    assert rows(root / "metadata.sqlite3") == rebuilt_rows(root, tmp_path / "crashed", committed_only=True)
     engine = _open(root)
     try:
         _churn(engine, 300)
