@@ -113,3 +113,24 @@ def test_parts_cannot_be_swapped() -> None:
 
     with pytest.raises(frames.FrameError):
         asyncio.run(read())
+
+
+def test_small_bodies_open_with_a_kept_opener_and_tampering_still_shows() -> None:
+    """decrypt_whole keeps an opener per data key and body: the second GET reuses it, and a body
+    changed meanwhile (or another body under the same key) is still refused, never served."""
+    from coffer.server.errors import S3Error
+
+    key, doc, data = os.urandom(32), _doc(), os.urandom(4096)
+    stored = frames.seal_whole(key, encryption.body_id(doc), data, FRAME)
+    info = ObjectInfo("b", "k", len(data), "e", 0.0, encoding=doc, stored_size=len(stored))
+    assert encryption.decrypt_whole(stored, info, key) == data
+    assert (key, doc["i"], FRAME) in encryption._openers
+    assert encryption.decrypt_whole(stored, info, key) == data
+    tampered = bytearray(stored)
+    tampered[100] ^= 1
+    with pytest.raises(S3Error) as refused:
+        encryption.decrypt_whole(bytes(tampered), info, key)
+    assert refused.value.code == "InternalError"
+    other = frames.seal_whole(key, encryption.body_id(_doc()), data, FRAME)  # another body, same key
+    with pytest.raises(S3Error):
+        encryption.decrypt_whole(other, info, key)

@@ -99,23 +99,39 @@ def seal_whole(key: bytes, object_id: bytes, plaintext: bytes, frame_size: int =
     return nonce + AESGCM(key).encrypt(nonce, plaintext, ad)
 
 
+class WholeOpener:
+    """Opens whole one-frame bodies of one ``object_id`` under one key (``open_whole``), with the
+    cipher and associated data made once: the server keeps one per hot small object."""
+
+    __slots__ = ("_ad", "_aead", "_frame_size")
+
+    def __init__(self, key: bytes, object_id: bytes, frame_size: int) -> None:
+        _check_key(key)
+        _check_frame_size(frame_size)
+        self._aead = AESGCM(key)
+        self._ad = _ad_prefix(object_id, frame_size) + _FINAL_FIRST_FRAME
+        self._frame_size = frame_size
+
+    def open(self, stored: bytes | bytearray | memoryview, plain_size: int) -> bytes:
+        """The plaintext of a whole body of one frame (``plain_size`` <= the frame size): what a
+        ``Decryptor`` gives. FrameError as the Decryptor raises it."""
+        if not 0 <= plain_size <= self._frame_size:
+            raise ValueError("open_whole takes a body of at most one frame")
+        view = memoryview(stored).cast("B")
+        if len(view) != plain_size + FRAME_OVERHEAD:
+            raise FrameError(f"frame 0 is {len(view)} bytes, expected {plain_size + FRAME_OVERHEAD}")
+        try:
+            return self._aead.decrypt(view[:NONCE_SIZE], view[NONCE_SIZE:], self._ad)
+        except InvalidTag:
+            raise FrameError("frame 0 failed authentication") from None
+
+
 def open_whole(
     key: bytes, object_id: bytes, stored: bytes | bytearray | memoryview, plain_size: int, frame_size: int
 ) -> bytes:
     """The plaintext of a whole body of one frame (``plain_size`` <= ``frame_size``), opened at once:
     what a ``Decryptor`` gives, for the server's small GETs. FrameError as the Decryptor raises it."""
-    _check_key(key)
-    _check_frame_size(frame_size)
-    if not 0 <= plain_size <= frame_size:
-        raise ValueError("open_whole takes a body of at most one frame")
-    view = memoryview(stored).cast("B")
-    if len(view) != plain_size + FRAME_OVERHEAD:
-        raise FrameError(f"frame 0 is {len(view)} bytes, expected {plain_size + FRAME_OVERHEAD}")
-    ad = _ad_prefix(object_id, frame_size) + _FINAL_FIRST_FRAME
-    try:
-        return AESGCM(key).decrypt(view[:NONCE_SIZE], view[NONCE_SIZE:], ad)
-    except InvalidTag:
-        raise FrameError("frame 0 failed authentication") from None
+    return WholeOpener(key, object_id, frame_size).open(stored, plain_size)
 
 
 # Versioned so a future format is told apart by authentication, never mistaken for this one.

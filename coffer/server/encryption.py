@@ -64,6 +64,10 @@ _UNWRAPPED_TTL = 1.0
 _UNWRAPPED_MAX = 4096
 _unwrapped: dict[str | tuple[str, str, str, str], tuple[bytes, float]] = {}
 
+# Openers of small one-frame bodies by (data key, body id, frame size): a hot small object's GET
+# skips making its cipher and associated data (2.8 -> 1 us). Keyed by the data key itself, so only a
+# request that got the key (data_key_of: a disabled key is refused within the second) finds one.
+_openers: dict[tuple[bytes, str, int], frames.WholeOpener] = {}
 # Bucket keys (``_bucket_key``) by (bucket, key reference), made at most once a second.
 _bucket_keys: dict[tuple[str, str | None], _BucketKey] = {}
 # The document's "d": its data key is derived from the unwrapped key (``derive_data_key``).
@@ -372,11 +376,17 @@ def decrypt_whole(stored: bytes, info: ObjectInfo, data_key: bytes) -> bytes | N
     frame_size = int(doc["f"])
     if info.parts_count or info.size > frame_size:
         return None
-    identity = body_id(doc)
+    slot = (data_key, str(doc["i"]), frame_size)
+    opener = _openers.get(slot)
+    if opener is None:
+        opener = frames.WholeOpener(data_key, body_id(doc), frame_size)
+        if len(_openers) >= _UNWRAPPED_MAX:
+            _openers.clear()
+        _openers[slot] = opener
     try:
-        return frames.open_whole(data_key, identity, stored, info.size, frame_size)
+        return opener.open(stored, info.size)
     except frames.FrameError:
-        _tampered(identity)
+        _tampered(body_id(doc))
         raise S3Error("InternalError", "The object's stored data failed its integrity check.") from None
 
 
