@@ -27,7 +27,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -67,6 +67,9 @@ _UNWRAPPED_TTL = 1.0
 _UNWRAPPED_MAX = 4096
 _unwrapped: dict[str | tuple[str, str, str, str], tuple[bytes, float]] = {}
 
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+
 # Openers of small one-frame bodies by (data key, body id, frame size): a hot small object's GET
 # skips making its cipher and associated data (2.8 -> 1 us). Keyed by the data key itself, so only a
 # request that got the key (data_key_of: a disabled key is refused within the second) finds one.
@@ -97,7 +100,12 @@ def kms_error(exc: KeyServiceError) -> S3Error:
 def object_context(bucket: str, key: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """The key service context of an object's data key: S3's own (the object's ARN) plus the
     caller's x-amz-server-side-encryption-context."""
-    return {**(extra or {}), "aws:s3:arn": f"arn:aws:s3:::{bucket}/{key}"}
+    return {**(extra or {}), _ARN: _s3_arn(bucket, key)}
+
+
+def _s3_arn(bucket: str, key: str | None = None) -> str:
+    """The ARN of a bucket, or of an object in it."""
+    return f"arn:aws:s3:::{bucket}" if key is None else f"arn:aws:s3:::{bucket}/{key}"
 
 
 # ---------------------------------------------------------------------- writing
@@ -165,12 +173,9 @@ def _bucket_key(service: KeyService, bucket: str, key_ref: str | None) -> _Bucke
     hit = _bucket_keys.get(slot)
     if hit is not None and hit.until > now and hit.service is service:
         return hit
-    arn = f"arn:aws:s3:::{bucket}"
+    arn = _s3_arn(bucket)
     made = service.generate_data_key(key_ref, {_ARN: arn})
-    if len(_bucket_keys) >= _UNWRAPPED_MAX:
-        _bucket_keys.clear()
-    _bucket_keys[slot] = fresh = _BucketKey(service, made, _b64(made.wrapped), arn, now + _UNWRAPPED_TTL)
-    return fresh
+    return _keep(_bucket_keys, slot, _BucketKey(service, made, _b64(made.wrapped), arn, now + _UNWRAPPED_TTL))
 
 
 def derive_data_key(bucket_key: bytes, body: bytes, bucket: str, key: str) -> bytes:
@@ -178,7 +183,7 @@ def derive_data_key(bucket_key: bytes, body: bytes, bucket: str, key: str) -> by
     document moved to another object (or body) yields a key that opens nothing."""
     # hmac.new, not hmac.digest: the one-shot call releases the GIL whatever the size, and taking it
     # back on the event loop behind the metadata writer cost a PUT ~50 µs (docs/benchmarks.md).
-    return hmac.new(bucket_key, _DERIVE + body + f"arn:aws:s3:::{bucket}/{key}".encode(), hashlib.sha256).digest()
+    return hmac.new(bucket_key, _DERIVE + body + _s3_arn(bucket, key).encode(), hashlib.sha256).digest()
 
 
 def encrypting(
@@ -231,7 +236,7 @@ class _BackgroundMd5:
     __slots__ = ("_md5", "_pending", "_queued", "_running")
 
     def __init__(self) -> None:
-        self._md5 = hashlib.md5()
+        self._md5 = BodyHasher((), False)  # MD5 only, hashed as BodyHasher does on the loop too
         self._pending: list[bytes] = []
         self._queued = 0
         self._running: concurrent.futures.Future[None] | None = None
@@ -259,14 +264,13 @@ class _BackgroundMd5:
 
     async def finish(self) -> None:
         if self._running is not None:
-            await asyncio.wrap_future(self._running)
-            self._running.result()
+            await asyncio.wrap_future(self._running)  # raises what the batch raised
             self._running = None
         self._hash(self._pending)
         self._pending, self._queued = [], 0
 
     def digest(self) -> bytes:
-        return self._md5.digest()
+        return self._md5.digests().md5
 
 
 async def encrypted(
@@ -346,7 +350,7 @@ def data_key_of(
     if not derived:
         return unwrapped
     data_key = derive_data_key(unwrapped, body_id(doc), bucket, key)
-    _remember(slot, data_key, now)
+    _keep(_unwrapped, slot, (data_key, now + _UNWRAPPED_TTL))
     return data_key
 
 
@@ -359,14 +363,16 @@ def _unwrap(keys: Callable[[], KeyService], wrapped: str, doc: dict[str, Any], n
         unwrapped = keys().decrypt_data_key(_unb64(wrapped), doc.get("c") or {})
     except KeyServiceError as exc:
         raise kms_error(exc) from None
-    _remember(wrapped, unwrapped, now)
+    _keep(_unwrapped, wrapped, (unwrapped, now + _UNWRAPPED_TTL))
     return unwrapped
 
 
-def _remember(slot: str | tuple[str, str, str, str], data_key: bytes, now: float) -> None:
-    if len(_unwrapped) >= _UNWRAPPED_MAX:
-        _unwrapped.clear()
-    _unwrapped[slot] = (data_key, now + _UNWRAPPED_TTL)
+def _keep(cache: dict[_K, _V], slot: _K, value: _V) -> _V:
+    """``value`` into one of this module's caches, bounded: emptied when full (hot entries come back)."""
+    if len(cache) >= _UNWRAPPED_MAX:
+        cache.clear()
+    cache[slot] = value
+    return value
 
 
 def check_read_key(doc: dict[str, Any] | None, customer: sse.CustomerKey | None) -> None:
@@ -433,12 +439,7 @@ def decrypt_whole(stored: bytes, info: ObjectInfo, data_key: bytes) -> bytes | N
     if info.parts_count or info.size > frame_size:
         return None
     slot = (data_key, str(doc["i"]), frame_size)
-    opener = _openers.get(slot)
-    if opener is None:
-        opener = frames.WholeOpener(data_key, body_id(doc), frame_size)
-        if len(_openers) >= _UNWRAPPED_MAX:
-            _openers.clear()
-        _openers[slot] = opener
+    opener = _openers.get(slot) or _keep(_openers, slot, frames.WholeOpener(data_key, body_id(doc), frame_size))
     try:
         return opener.open(stored, info.size)
     except frames.FrameError:
