@@ -18,7 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from coffer.events.deliverer import ENV, JOB, LEASE_FILE, DelivererConfig
-from coffer.events.queue import PREFIX
+from coffer.events.queue import segment_paths
 from coffer.lifecycle.lease import FileLease
 
 log = logging.getLogger("coffer.events")
@@ -67,7 +67,7 @@ class Supervisor:
                 return
             self.child = None  # it exited (another one holds the lease, or it failed): reaped
         try:
-            if not _has_segments(Path(self.config.directory)) or not self.lease.free():
+            if not segment_paths(Path(self.config.directory)) or not self.lease.free():
                 return
             env = {**os.environ, ENV: replace(self.config, parent=os.getpid()).to_json()}
             # -P: not the current directory first on sys.path (a coffer checkout there would be
@@ -77,11 +77,3 @@ class Supervisor:
             )
         except OSError as exc:  # never the request's failure (the queue calls this): tried again later
             log.warning("cannot start the event delivery process: %s", exc)
-
-
-def _has_segments(directory: Path) -> bool:
-    try:
-        with os.scandir(directory) as entries:
-            return any(entry.name.startswith(PREFIX) for entry in entries)
-    except FileNotFoundError:
-        return False
