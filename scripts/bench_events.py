@@ -24,7 +24,6 @@ from pathlib import Path
 
 from coffer.bench.servers import free_port
 from coffer.events.notifier import Notifier
-from coffer.events.records import ObjectEvent
 from coffer.events.rules import Rule, Rules
 from coffer.events.targets import parse_targets
 
@@ -32,23 +31,24 @@ RULES = Rules((Rule("bench", "Queue", "arn:coffer:sqs:us-east-1::sink", "sink", 
 GROUP = 32
 
 
-def event(n: int) -> ObjectEvent:
-    return ObjectEvent(
-        "s3:ObjectCreated:Put",
-        "bench",
-        f"p/{n}",
-        size=4096,
-        etag="0123456789abcdef0123456789abcdef",
-        principal_id="0" * 64,
-        source_ip="127.0.0.1",
-        request_id="ABCDEF0123456789",
-        bucket_owner="0" * 64,
-    )
-
-
 async def emit_all(notifier: Notifier, events: int) -> None:
+    owner = "0" * 64
+
     async def one(n: int) -> None:
-        waiting = notifier.emit(event(n), RULES)
+        # As a PUT's request_event calls it (coffer/server/notify.py).
+        waiting = notifier.emit(
+            RULES,
+            "s3:ObjectCreated:Put",
+            "bench",
+            owner,
+            f"p/{n}",
+            4096,
+            "0123456789abcdef0123456789abcdef",
+            None,
+            owner,
+            "127.0.0.1",
+            "ABCDEF0123456789",
+        )
         if waiting is not None:
             await waiting
 

@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from coffer.events.queue import SEGMENT_BYTES, EventQueue, decode_lines, encode_line, segment_paths
+from coffer.events.queue import SEGMENT_BYTES, EventQueue, decode_lines, event_line, segment_paths
 from coffer.events.reader import Delivery, SegmentReader
 from coffer.events.records import ObjectEvent, event_record, stamp
 
 
 def entry(n: int, targets: int = 1, key: str = "") -> bytes:
     event = stamp(ObjectEvent("s3:ObjectCreated:Put", "bkt", key or f"k{n}", size=n))
-    return encode_line(tuple((f"t{i}", f"c{i}") for i in range(targets)), event)
+    return event_line(tuple((f"t{i}", f"c{i}") for i in range(targets)), event)
 
 
 def number(delivery: Delivery) -> int:
@@ -126,8 +126,10 @@ def test_full_segment_rotates(tmp_path: Path) -> None:
         q = EventQueue(tmp_path, True)
         big = entry(1, key="x" * 500_000)
         reader = SegmentReader(tmp_path)
-        for _ in range(20):  # 10 MB: more than one segment
+        for n in range(20):  # 10 MB: more than one segment
             await q.append(big)
+            if n == 10 and q._next is not None:
+                await q._next  # made ahead in a thread (a slow machine: before the first is full)
         paths = segment_paths(tmp_path)
         assert len(paths) == 2 and all(p.stat().st_size == SEGMENT_BYTES for p in paths)
         owed = reader.poll()
@@ -136,6 +138,51 @@ def test_full_segment_rotates(tmp_path: Path) -> None:
         assert reader.poll() == []
         assert segment_paths(tmp_path) == [q.active.path]  # type: ignore[union-attr]
         q.close()
+
+    asyncio.run(run())
+
+
+def _resident_bytes(path: Path) -> int:
+    """How much of this process's mapping of ``path`` is in memory (/proc/self/smaps ``Rss``)."""
+    lines = Path("/proc/self/smaps").read_text().splitlines()
+    for i, line in enumerate(lines):
+        if line.endswith(str(path)):
+            for field in lines[i + 1 :]:
+                if field.startswith("Rss:"):
+                    return int(field.split()[1]) * 1024
+    raise AssertionError(f"{path} is not mapped")
+
+
+def test_next_segment_is_made_ahead_with_its_pages_in(tmp_path: Path) -> None:
+    """Half way through a segment the next one is made in a thread, its pages faulted in writable, so a
+    busy queue's requests neither wait for a segment to be made nor take a page fault per page they
+    write; it takes over when the first is full. A queue closed before needing it lets go of it, and
+    the delivery process deletes it (finished, nothing in it)."""
+
+    async def run() -> None:
+        q = EventQueue(tmp_path, False)
+        line = entry(1, key="x" * 100_000)
+        while q._next is None:
+            q.put(line)
+        first = q.active
+        made = await q._next
+        assert made.path.exists() and made.path != first.path  # type: ignore[union-attr]
+        assert _resident_bytes(made.path) == SEGMENT_BYTES  # every page in before a line is written
+        while q.active is first:
+            q.put(line)
+        assert q.active is made and q._next is None
+        q.put(line)
+        # Another segment is made ahead once this one is half full, and the queue closes without it.
+        while q._next is None:
+            q.put(line)
+        spare = await q._next
+        q.close()
+        reader = SegmentReader(tmp_path)
+        owed = reader.poll()
+        reader.ack(owed)
+        reader.poll()  # the writer let go of every segment: all delivered, all deleted
+        assert segment_paths(tmp_path) == [] and not spare.path.exists()
+        assert len(owed) > SEGMENT_BYTES // len(line)
 
     asyncio.run(run())
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from coffer.events.deliverer import DelivererConfig
-from coffer.events.queue import EventQueue, encode_line
+from coffer.events.queue import EventQueue, event_line
 from coffer.events.records import ObjectEvent, stamp
 from coffer.events.stats import STATS_FILE
 from coffer.events.supervisor import Supervisor
@@ -56,7 +56,7 @@ def test_started_as_soon_as_the_queue_makes_a_segment(tmp_path: Path) -> None:
         supervisor = Supervisor(DelivererConfig(str(events), {}, "us-east-1", 0))
         queue = EventQueue(events, False, on_new_segment=supervisor.ensure)
         assert supervisor.child is None
-        await queue.append(encode_line((("hook", "r"),), stamp(ObjectEvent("s3:ObjectCreated:Put", "b", "k"))))
+        await queue.append(event_line((("hook", "r"),), stamp(ObjectEvent("s3:ObjectCreated:Put", "b", "k"))))
         assert supervisor.child is not None and supervisor.child.poll() is None
         await supervisor.stop()
         queue.close()

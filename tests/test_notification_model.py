@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from coffer.config import ConfigError, load_settings
-from coffer.events.queue import decode_lines, encode_line
+from coffer.events.queue import decode_lines, event_line
 from coffer.events.records import ObjectEvent, event_record, stamp
 from coffer.events.rules import Rules
 from coffer.events.targets import TargetError, parse_targets, target_of_arn
@@ -232,7 +232,7 @@ def test_record_survives_the_queue_line() -> None:
     record the event makes (what a delivery after a restart, or another worker's stream, sends)."""
     for key, size, etag, version in (('a b/ü\n"c', 5, "abc", "v1"), ("plain/key", None, None, None)):
         event = stamp(ObjectEvent("s3:ObjectCreated:Put", "bkt", key, size, etag, version, "me", "::1", "R", "o"))
-        line = encode_line((("hook", 'rule "x"'), ("other", "r2")), event)
+        line = event_line((("hook", 'rule "x"'), ("other", "r2")), event)
         [(offset, end, destinations, back)] = list(decode_lines(line))
         assert (offset, end) == (0, len(line)) and destinations == (("hook", 'rule "x"'), ("other", "r2"))
         assert event_record(back, "us-east-1", "c") == event_record(event, "us-east-1", "c")

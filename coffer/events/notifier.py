@@ -9,8 +9,8 @@ one dict lookup. Delivery runs elsewhere: in the data directory's delivery proce
 
 The lifecycle worker (or anything else outside a request) emits the same way, e.g.::
 
-    waiting = notifier.emit(ObjectEvent("s3:LifecycleExpiration:Delete", bucket, key, version_id=v,
-                                        principal_id="s3.amazonaws.com"), rules)
+    waiting = notifier.emit(rules, "s3:LifecycleExpiration:Delete", bucket, owner, key, version_id=v,
+                            principal_id="s3.amazonaws.com")
     if waiting is not None:
         await waiting
 
@@ -19,6 +19,7 @@ with ``rules`` the bucket's ``Rules`` (coffer/server/notify.py ``emit_event`` lo
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable
 from dataclasses import asdict
 from pathlib import Path
@@ -28,7 +29,7 @@ from coffer.events.deliverer import DelivererConfig
 from coffer.events.delivery import DeadLetters, Dispatcher, NoAcks
 from coffer.events.queue import EventQueue, encode_line
 from coffer.events.reader import Delivery
-from coffer.events.records import ObjectEvent, stamp
+from coffer.events.records import ObjectEvent, next_tag
 from coffer.events.rules import Rules
 from coffer.events.stats import Counts, DeliveryStats, read_stats
 from coffer.events.stream import StreamHub
@@ -82,31 +83,63 @@ class Notifier:
         if self.queue is not None:
             self.queue.close()
 
-    def wanted(self, bucket: str, rules: Rules | None) -> bool:
-        """Does an event in this bucket cost anything at all (rules, or a live listener)?"""
-        return rules is not None or self.stream.listening(bucket)
-
-    def emit(self, event: ObjectEvent, rules: Rules | None) -> Awaitable[None] | None:
-        """Queue the event and offer it to live listeners. Without fsync it is written when this returns
-        (None); with fsync, await what it returns before answering (the queue's group commit). Only the
-        event's facts are written: its record is made when it is sent (records.py)."""
-        destinations = rules.match(event.event, event.key) if rules is not None else ()
-        if not destinations and not self.stream.listening(event.bucket):
+    def emit(
+        self,
+        rules: Rules | None,
+        event: str,
+        bucket: str,
+        owner: str,
+        key: str,
+        size: int | None = None,
+        etag: str | None = None,
+        version_id: str | None = None,
+        principal_id: str = "",
+        source_ip: str = "",
+        request_id: str = "",
+    ) -> Awaitable[None] | None:
+        """Queue ``event`` ("s3:ObjectCreated:Put", ...) on ``bucket``/``key`` for every rule of ``rules``
+        it matches and offer it to live listeners. Without fsync it is written when this returns
+        (None); with fsync, await what it returns before answering (the queue's group commit). Only
+        the event's facts are written: its record is made when it is sent (records.py). Plain
+        arguments and no coroutine: every write of a bucket with rules runs this, and in the serving
+        process each object and call costs several times what it costs alone (docs/benchmarks.md)."""
+        destinations = rules.match(event, key) if rules is not None else ()
+        stream = self.stream
+        if not destinations and not stream.listening(bucket):
             return None
-        stamp(event)
-        if self.stream.subscriptions:
-            self.stream.publish(event)
+        time_ns, tag = time.time_ns(), next_tag()
         queue = self.queue
-        if queue is None:
-            assert self.dispatcher is not None
-            for index, (target, rule_id) in enumerate(destinations):
-                self.dispatcher.submit(Delivery(None, 0, index, target, rule_id, event))
-            return None
-        if not destinations and not self.stream.shared:
+        if stream.subscriptions or queue is None:
+            facts = ObjectEvent(
+                event, bucket, key, size, etag, version_id, principal_id, source_ip, request_id, owner, time_ns, tag
+            )
+            if stream.subscriptions:
+                stream.publish(facts)
+            if queue is None:
+                assert self.dispatcher is not None
+                for index, (target, rule_id) in enumerate(destinations):
+                    self.dispatcher.submit(Delivery(None, 0, index, target, rule_id, facts))
+                return None
+        if not destinations and not stream.shared:
             return None  # for listeners in this process only, who have it
         # Without destinations it is for listeners in other workers (they read this segment).
-        line = encode_line(destinations, event)
-        return None if queue.append_now(line) else queue.append(line)
+        return queue.put(
+            encode_line(
+                destinations,
+                time_ns,
+                tag,
+                event,
+                bucket,
+                owner,
+                key,
+                size,
+                etag,
+                version_id,
+                principal_id,
+                source_ip,
+                request_id,
+            )
+        )
 
     def delivery_counts(self) -> Counts:
         """Deliveries queued, delivered, failed, retried and waiting per target (stats.py FIELDS)."""

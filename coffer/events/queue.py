@@ -22,7 +22,9 @@ when it is made (``SEGMENT_BYTES``, zeros) and written through a shared memory m
 memory copy into the page cache, which survives kill -9 of the process (not a power loss), and
 costs no system call (a ``write`` that extends a file cost a 4 KiB PUT about 5 % of its throughput:
 docs/benchmarks.md). With ``fsync`` on, the lines of concurrent appends share one ``msync``
-(group commit) before any of them returns.
+(group commit) before any of them returns. Once a segment is half full the next one is made in a
+thread, its pages faulted in (``_prepare_next``): a busy queue's requests never wait for a segment
+to be made and take no page fault per page of lines.
 
 The data ends at the first line cut short, failing its CRC, or of zeros (the unwritten rest of the
 allocation, or a torn tail from a crash); no line holds a zero byte (the JSON is ASCII).
@@ -32,6 +34,8 @@ Files are 0600 in a 0700 directory: records carry object keys.
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
 import fcntl
 import json
 import logging
@@ -52,6 +56,7 @@ from coffer.fsutil import fsync_dir, open_private, private_dir
 log = logging.getLogger("coffer.events")
 
 SEGMENT_BYTES = 8 << 20  # allocated per segment; each goes once its writer let go and all is delivered
+PREPARE_AT = SEGMENT_BYTES // 2  # written this far, the next segment is made ahead (``_prepare_next``)
 PREFIX = "seg-"
 
 
@@ -61,7 +66,8 @@ class Segment:
 
     path: Path
     fd: int  # the log, open and flock'ed
-    map: mmap.mmap  # the allocation, mapped shared; its position is where the next line goes
+    map: mmap.mmap  # the allocation, mapped shared
+    end: int = 0  # where the lines written so far end: the next one goes there
 
 
 LINE_VERSION = 2
@@ -69,17 +75,50 @@ _HEAD = b"[%d," % LINE_VERSION  # every line's body starts so: its CRC is comput
 _HEAD_CRC = zlib.crc32(_HEAD)
 
 
-def encode_line(targets: Destinations, event: ObjectEvent) -> bytes:
-    """One entry's line: the stamped event's facts and the deliveries it owes."""
+def encode_line(
+    targets: Destinations,
+    time_ns: int,
+    tag: int,
+    event: str,
+    bucket: str,
+    owner: str,
+    key: str,
+    size: int | None,
+    etag: str | None,
+    version: str | None,
+    principal: str,
+    source_ip: str,
+    request_id: str,
+) -> bytes:
+    """One entry's line: an event's facts (its time and sequencer tag: ``records.next_tag``) and the
+    deliveries it owes. Plain arguments, not an ``ObjectEvent``: every write of a bucket with rules
+    runs this, and the object would only be taken apart again."""
     text = encode_basestring_ascii
-    size, etag, version = event.size, event.etag, event.version_id
     body = (
-        f"{event.time_ns},{event.tag},{_line_head(targets, event.event, event.bucket, event.bucket_owner)}"
-        f"{text(event.key)},{'null' if size is None else int(size)},{'null' if etag is None else text(etag)},"
-        f"{'null' if version is None else text(version)},{text(event.principal_id)},{text(event.source_ip)},"
-        f"{text(event.request_id)}]"
+        f"{time_ns},{tag},{_line_head(targets, event, bucket, owner)}{text(key)},"
+        f"{'null' if size is None else int(size)},{'null' if etag is None else text(etag)},"
+        f"{'null' if version is None else text(version)},{text(principal)},{text(source_ip)},{text(request_id)}]"
     ).encode()
     return b"%08x %s%s\n" % (zlib.crc32(body, _HEAD_CRC), _HEAD, body)
+
+
+def event_line(targets: Destinations, event: ObjectEvent) -> bytes:
+    """The line of a stamped ``ObjectEvent`` (``encode_line``)."""
+    return encode_line(
+        targets,
+        event.time_ns,
+        event.tag,
+        event.event,
+        event.bucket,
+        event.bucket_owner,
+        event.key,
+        event.size,
+        event.etag,
+        event.version_id,
+        event.principal_id,
+        event.source_ip,
+        event.request_id,
+    )
 
 
 @lru_cache(maxsize=1024)
@@ -175,35 +214,37 @@ class EventQueue:
         self._flushing = False
         self._torn = False  # a write to the active segment failed
         self._retired: list[Segment] = []  # full, closed once no msync uses their map
+        self._next: asyncio.Future[Segment] | None = None  # being made in a thread (``_prepare_next``)
 
     # ------------------------------------------------------------------ appending
-    def append_now(self, line: bytes) -> bool:
-        """Without fsync an entry is written at once (True); with fsync it must wait for an msync
-        (``append``)."""
-        if self.fsync:
-            return False
-        self._place(line)
-        return True
-
-    def _place(self, line: bytes) -> Segment:
+    def put(self, line: bytes) -> asyncio.Future[None] | None:
+        """Write one entry's line (``encode_line``). Without fsync it is written when this returns
+        (None); with fsync, await what it returns (the next msync, shared by the lines placed
+        meanwhile: group commit). Not a coroutine: a PUT of a bucket with rules runs this."""
         segment = self.active
-        if segment is None or segment.map.tell() + len(line) > SEGMENT_BYTES or self._torn:
+        start = segment.end if segment is not None else 0
+        end = start + len(line)
+        if segment is None or end > SEGMENT_BYTES or self._torn:
             segment = self._next_segment(len(line))
-        segment.map.write(line)  # into the page cache at the map's position: survives kill -9
-        return segment
-
-    async def append(self, line: bytes) -> None:
-        """Write one entry's line (``encode_line``) durably."""
-        if self.append_now(line):
-            return
-        segment = self._place(line)
-        # Group commit: the first appender syncs everything placed meanwhile with one msync.
+            start, end = 0, len(line)
+        segment.map[start:end] = line  # into the page cache: survives kill -9
+        segment.end = end
+        if end > PREPARE_AT and self._next is None:
+            self._prepare_next()
+        if not self.fsync:
+            return None
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending.append((segment, future))
         if not self._flushing:
             self._flushing = True
             asyncio.get_running_loop().create_task(self._flush())
-        await future
+        return future
+
+    async def append(self, line: bytes) -> None:
+        """Write one entry's line durably (``put``, and its msync awaited)."""
+        waiting = self.put(line)
+        if waiting is not None:
+            await waiting
 
     async def _flush(self) -> None:
         try:
@@ -230,7 +271,8 @@ class EventQueue:
             self._close_retired()
 
     def _next_segment(self, length: int) -> Segment:
-        """The active segment is full (or a sync failed, or there is none yet): a new one."""
+        """The active segment is full (or a sync failed, or there is none yet): the one made ahead if
+        it is ready, else a new one made now."""
         if length > SEGMENT_BYTES:
             raise ValueError(f"an event queue line of {length} bytes")
         active = self.active
@@ -238,8 +280,27 @@ class EventQueue:
         if active is not None:
             self._retired.append(active)
             self._close_retired()
-        self.active = self._create()
+        prepared, self._next = self._next, None
+        segment = None
+        if prepared is not None:
+            if prepared.done() and not prepared.cancelled() and prepared.exception() is None:
+                segment = prepared.result()
+            else:  # not ready (or failed): closed when it is, empty (the delivery process deletes it)
+                prepared.add_done_callback(_close_made)
+        self.active = segment if segment is not None else self._create()
+        if self.on_new_segment is not None:
+            self.on_new_segment()
         return self.active
+
+    def _prepare_next(self) -> None:
+        """Make the next segment in a thread while this one fills: a busy queue's requests neither wait
+        for a segment to be made (allocated, named, its directory fsynced) nor take a page fault per
+        page they write into (``_fault_in``). A quiet queue never gets here."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # not on a loop: made when needed
+        self._next = loop.run_in_executor(None, self._create, True)
 
     def _close_retired(self) -> None:
         """Let go of full segments: the lock released tells the delivery process no line will follow."""
@@ -249,9 +310,9 @@ class EventQueue:
             _close(segment)
         self._retired.clear()
 
-    def _create(self) -> Segment:
+    def _create(self, fault_in: bool = False) -> Segment:
         """A new segment, locked before its name appears (the delivery process takes a segment nobody
-        holds for one whose writer is done)."""
+        holds for one whose writer is done). Runs in a thread when made ahead (``_prepare_next``)."""
         private_dir(self.directory)
         name = f"{PREFIX}{os.getpid()}-{secrets.token_hex(6)}"
         temp = self.directory / f".{name}.log"
@@ -261,6 +322,8 @@ class EventQueue:
             # Allocated now: a write through the map can never find the disk full (SIGBUS).
             os.posix_fallocate(fd, 0, SEGMENT_BYTES)
             mapped = mmap.mmap(fd, SEGMENT_BYTES)
+            if fault_in:
+                _fault_in(mapped)
         except BaseException:
             os.close(fd)
             temp.unlink(missing_ok=True)
@@ -268,16 +331,19 @@ class EventQueue:
         path = self.directory / f"{name}.log"
         os.rename(temp, path)
         fsync_dir(self.directory)
-        segment = Segment(path, fd, mapped)
-        if self.on_new_segment is not None:
-            self.on_new_segment()
-        return segment
+        return Segment(path, fd, mapped)
 
     def close(self) -> None:
         """Release this process's segments (the delivery process delivers what they hold)."""
         if self.active is not None:
             self._retired.append(self.active)
             self.active = None
+        prepared, self._next = self._next, None
+        if prepared is not None:
+            if prepared.done():
+                _close_made(prepared)
+            else:
+                prepared.add_done_callback(_close_made)
         self._flushing = False  # closing: no msync runs any more
         self._close_retired()
 
@@ -285,6 +351,37 @@ class EventQueue:
 def _close(segment: Segment) -> None:
     segment.map.close()
     os.close(segment.fd)
+
+
+def _close_made(made: asyncio.Future[Segment]) -> None:
+    """Let go of a segment made ahead and never written (if it was made)."""
+    if not made.cancelled() and made.exception() is None:
+        _close(made.result())
+
+
+_MADV_POPULATE_WRITE = 23  # Linux 5.14+: fault a range in, writable, without changing what it holds
+
+
+@lru_cache(maxsize=1)
+def _libc() -> ctypes.CDLL | None:
+    name = ctypes.util.find_library("c")
+    return ctypes.CDLL(name, use_errno=True) if name is not None else None
+
+
+def _fault_in(mapped: mmap.mmap) -> None:
+    """Fault every page of a new segment in, writable, before any line goes there. A line written
+    into a page not yet faulted in costs the writer a page fault (and the file system's work for a
+    page of a shared file mapping becoming writable); in the serving process that was about a
+    microsecond per event. Best effort: an older kernel refuses the advice, and the pages fault in
+    as they are written, as before. A ctypes call lets go of the GIL while the kernel works."""
+    libc = _libc()
+    if libc is None:
+        return
+    start = ctypes.c_char.from_buffer(mapped)  # holds the map open while it exists
+    try:
+        libc.madvise(ctypes.c_void_p(ctypes.addressof(start)), ctypes.c_size_t(len(mapped)), _MADV_POPULATE_WRITE)
+    finally:
+        del start
 
 
 def data_end(path: Path) -> int:

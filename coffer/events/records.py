@@ -43,10 +43,15 @@ class ObjectEvent:
     tag: int = 0  # the sequencer's tail: emitting process and counter (``stamp``)
 
 
+def next_tag() -> int:
+    """The sequencer's tail of an event happening now (with ``time.time_ns()`` its head)."""
+    return _PID_TAG | (next(_counter) & 0xFFFF)
+
+
 def stamp(event: ObjectEvent, now_ns: int | None = None) -> ObjectEvent:
     """Give the event its time and its place in the sequence (once, when it happens)."""
     event.time_ns = time.time_ns() if now_ns is None else now_ns
-    event.tag = _PID_TAG | (next(_counter) & 0xFFFF)
+    event.tag = next_tag()
     return event
 
 

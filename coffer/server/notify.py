@@ -1,5 +1,5 @@
-"""Handlers' side of event notifications: after a write committed, ``emit_request_event`` turns what the
-request did into an ``ObjectEvent`` and queues it (coffer/events/notifier.py) before the response goes out.
+"""Handlers' side of event notifications: after a write committed, ``request_event`` hands what the
+request did to the notifier, which queues it (coffer/events/notifier.py) before the response goes out.
 
 A bucket without notification rules and without live-stream listeners costs one check of its cached
 state (bucket_state.py), which the write already read. Work outside a request (the lifecycle worker)
@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
-from coffer.events.records import ObjectEvent
 from coffer.lifecycle.worker import Expiration
 from coffer.server.context import Context
 from coffer.server.request import Request
@@ -44,68 +43,82 @@ async def emit_event(
         return
     states = ctx.bucket_states()
     state = states.fresh(bucket) or await states.get(bucket)  # the write just read it: cached
-    if not notifier.wanted(bucket, state.notification):
-        return
     waiting = notifier.emit(
-        ObjectEvent(
-            event,
-            bucket,
-            key,
-            size=size,
-            etag=etag,
-            version_id=version_id,
-            principal_id=principal_id,
-            source_ip=source_ip,
-            request_id=request_id,
-            bucket_owner=state.info.owner,
-        ),
         state.notification,
+        event,
+        bucket,
+        state.info.owner,
+        key,
+        size,
+        etag,
+        version_id,
+        principal_id,
+        source_ip,
+        request_id,
     )
     if waiting is not None:  # fsync on: the queue's group commit
         await waiting
 
 
-async def emit_request_event(
+def request_event(
     ctx: Context, req: Request, event: str, key: str, info: ObjectInfo | None = None, version_id: str | None = None
-) -> None:
-    """The event of a request's committed write: ``info`` the object it wrote (created, tagged). Runs for
-    every write of a bucket with rules: it calls the notifier itself rather than through ``emit_event``
-    (a coroutine less)."""
+) -> Awaitable[None] | None:
+    """The event of a request's committed write (``info`` the object it wrote: created, tagged). The
+    handler awaits what this returns, if anything, before it answers::
+
+        if (waiting := request_event(ctx, req, "s3:ObjectCreated:Put", req.key, info)) is not None:
+            await waiting
+
+    Not a coroutine: it runs for every write, and for a bucket without rules and listeners it is two
+    lookups. With fsync off the event is written when it returns (None)."""
     notifier = ctx.notifier
     if notifier is None:
-        return
+        return None
     bucket = req.bucket
     assert bucket is not None
-    states = ctx.bucket_states()
-    state = states.fresh(bucket) or await states.get(bucket)  # the write just read it: cached
-    if not notifier.wanted(bucket, state.notification):
-        return
+    state = ctx.bucket_states().fresh(bucket)  # the write just read it: cached
+    if state is not None and state.notification is None and not notifier.stream.listening(bucket):
+        return None
     created = info is not None and event.startswith("s3:ObjectCreated:")
-    waiting = notifier.emit(
-        ObjectEvent(
-            event,
+    size = info.size if created and info is not None else None
+    etag = info.etag if created and info is not None else None
+    version = info.version_id if info is not None else version_id
+    principal, source_ip, request_id = req.principal.id or "", req.client_ip, req.request_id
+    if state is None:  # not cached any more: looked up
+        return emit_event(
+            ctx,
             bucket,
             key,
-            info.size if created and info is not None else None,
-            info.etag if created and info is not None else None,
-            info.version_id if info is not None else version_id,
-            req.principal.id or "",
-            req.client_ip,
-            req.request_id,
-            state.info.owner,
-        ),
+            event,
+            size=size,
+            etag=etag,
+            version_id=version,
+            principal_id=principal,
+            source_ip=source_ip,
+            request_id=request_id,
+        )
+    return notifier.emit(
         state.notification,
+        event,
+        bucket,
+        state.info.owner,
+        key,
+        size,
+        etag,
+        version,
+        principal,
+        source_ip,
+        request_id,
     )
-    if waiting is not None:  # fsync on: the queue's group commit
-        await waiting
 
 
-async def emit_request_events(ctx: Context, req: Request, removed: list[tuple[str, str, str | None]]) -> None:
+async def request_events(ctx: Context, req: Request, removed: list[tuple[str, str, str | None]]) -> None:
     """The events of a DeleteObjects, (event, key, version id) each: queued together, so with fsync on
     they share one fsync (the queue's group commit) instead of one each."""
     if ctx.notifier is None or not removed:
         return
-    await asyncio.gather(*(emit_request_event(ctx, req, e, key, version_id=v) for e, key, v in removed))
+    waiting = [request_event(ctx, req, e, key, version_id=v) for e, key, v in removed]
+    await asyncio.gather(*(w for w in waiting if w is not None))
 
 
 def removed_event(requested_version: str | None, result: DeleteResult) -> str:

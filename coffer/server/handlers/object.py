@@ -20,7 +20,7 @@ from coffer.server.http import (
     parse_timestamp,
     quote_etag,
 )
-from coffer.server.notify import emit_request_event, emit_request_events, removed_event
+from coffer.server.notify import removed_event, request_event, request_events
 from coffer.server.object_write import object_write
 from coffer.server.ranges import parse_range
 from coffer.server.request import Request, validate_new_key
@@ -122,7 +122,8 @@ async def PutObject(ctx: Context, req: Request) -> Response:
         acl=acl,
         encoding=encoding,
     )
-    await emit_request_event(ctx, req, "s3:ObjectCreated:Put", req.key, info)
+    if (waiting := request_event(ctx, req, "s3:ObjectCreated:Put", req.key, info)) is not None:
+        await waiting
     response = Response(200)
     response.header("etag", quote_etag(info.etag))
     for name, value in encryption.response_headers(info.encoding):
@@ -413,7 +414,9 @@ async def DeleteObject(ctx: Context, req: Request) -> Response:
     result = await ctx.engine.delete_object(
         req.bucket, req.key, condition, version_id=version_id, bypass_governance=bypass
     )
-    await emit_request_event(ctx, req, removed_event(version_id, result), req.key, version_id=result.version_id)
+    removed = removed_event(version_id, result)
+    if (waiting := request_event(ctx, req, removed, req.key, version_id=result.version_id)) is not None:
+        await waiting
     response = Response(204)
     if result.version_id is not None:
         response.header("x-amz-version-id", result.version_id)
@@ -476,7 +479,7 @@ async def DeleteObjects(ctx: Context, req: Request) -> Response:
         else:
             err = from_storage(outcome) if isinstance(outcome, StorageError) else S3Error("InternalError")
             parts.append(_delete_error(slot.key, slot.version_id, err.code, err.message))
-    await emit_request_events(ctx, req, removed)
+    await request_events(ctx, req, removed)
     response = Response(200, body=xml.document("DeleteResult", "".join(parts)))
     response.header("content-type", "application/xml")
     return response

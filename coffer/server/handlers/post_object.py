@@ -15,7 +15,7 @@ from coffer.server.errors import S3Error
 from coffer.server.formdata import FormReader, boundary_of
 from coffer.server.handlers.common import acl_for_write, encryption_for_write
 from coffer.server.http import Response, quote_etag
-from coffer.server.notify import emit_request_event
+from coffer.server.notify import request_event
 from coffer.server.object_write import declared_checksum, object_write
 from coffer.server.request import Request, validate_new_key
 from coffer.server.versioning import add_written_version
@@ -100,7 +100,8 @@ async def PostObject(ctx: Context, req: Request) -> Response:
         acl=acl,
         encoding=encoding,
     )
-    await emit_request_event(ctx, req, "s3:ObjectCreated:Post", key, info)
+    if (waiting := request_event(ctx, req, "s3:ObjectCreated:Post", key, info)) is not None:
+        await waiting
     response = _success(req, fields, key, info.etag)
     for name, value in encryption.response_headers(info.encoding):
         response.header(name, value)

@@ -12,7 +12,7 @@ from coffer.server.context import Context
 from coffer.server.errors import S3Error
 from coffer.server.handlers.common import xml_response
 from coffer.server.http import Response
-from coffer.server.notify import emit_request_event
+from coffer.server.notify import request_event
 from coffer.server.request import Request
 from coffer.server.upload import plan_upload
 from coffer.server.versioning import add_read_version, version_param
@@ -33,7 +33,8 @@ async def PutObjectTagging(ctx: Context, req: Request) -> Response:
     tags = tagging.parse_document(await plan.read_all(tagging.OBJECT.max_document))
     # One engine update: never a read of the tags followed by a separate write.
     info = await ctx.engine.put_object_tagging(req.bucket, req.key, tags, version_id=version_id)
-    await emit_request_event(ctx, req, "s3:ObjectTagging:Put", req.key, info)
+    if (waiting := request_event(ctx, req, "s3:ObjectTagging:Put", req.key, info)) is not None:
+        await waiting
     response = Response(200)
     await add_read_version(ctx, req.bucket, response, info.version_id)
     return response
@@ -43,7 +44,8 @@ async def DeleteObjectTagging(ctx: Context, req: Request) -> Response:
     assert req.bucket is not None and req.key is not None
     version_id = version_param(req.query)
     info = await ctx.engine.put_object_tagging(req.bucket, req.key, {}, version_id=version_id)
-    await emit_request_event(ctx, req, "s3:ObjectTagging:Delete", req.key, info)
+    if (waiting := request_event(ctx, req, "s3:ObjectTagging:Delete", req.key, info)) is not None:
+        await waiting
     response = Response(204)
     await add_read_version(ctx, req.bucket, response, info.version_id)
     return response
