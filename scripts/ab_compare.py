@@ -59,7 +59,10 @@ Phases: small (GET), smallput, large (GET), largeput; "bare" takes part in GET p
 The small phases also print each server's CPU time per request (user + system of the server process
 and its workers over the round, warm-up included, divided by the requests of the measured window
 scaled to the whole round): on a machine shared with other work, CPU time per request moves less
-than requests per second.
+than requests per second. A server with a child process (the event delivery process of an
+AB_WEBHOOK variant) also gets a "main proc." line: the serving process alone. Even so, three
+identical variants side by side spread over 13 us/op of CPU in 11 rounds, while their ops/s stayed
+within 1.5 % (docs/benchmarks.md, "Event notifications").
 """
 
 from __future__ import annotations
@@ -300,9 +303,10 @@ def large(name: str, endpoint: Endpoint) -> float:
     return LARGE / elapsed / 1e6
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process and its children (uvicorn workers)."""
-    total = 0.0
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """User + system CPU seconds of a process, and of it with its children (uvicorn workers, the
+    event delivery process)."""
+    own = total = 0.0
     for one in [
         pid,
         *map(int, subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()),
@@ -312,8 +316,11 @@ def cpu_seconds(pid: int) -> float:
                 fields = f.read().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total
+        seconds = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        total += seconds
+        if one == pid:
+            own = seconds
+    return own, total
 
 
 def main() -> None:
@@ -322,6 +329,7 @@ def main() -> None:
     servers = {name: start(name, env) for name, env in variants.items()}
     results: dict[str, list[float]] = {name: [] for name in variants}
     cpu: dict[str, list[float]] = {name: [] for name in variants}
+    own_cpu: dict[str, list[float]] = {name: [] for name in variants}
     try:
         for _ in range(rounds):
             for name, (proc, endpoint) in servers.items():
@@ -330,7 +338,10 @@ def main() -> None:
                 results[name].append(rate)
                 if phase.startswith("small") and rate:
                     # The measured window is 2 s of the 2.3 s round (0.3 s warm-up).
-                    cpu[name].append((cpu_seconds(proc.pid) - before) / (rate * 2.3) * 1e6)
+                    after = cpu_seconds(proc.pid)
+                    requests = rate * 2.3
+                    own_cpu[name].append((after[0] - before[0]) / requests * 1e6)
+                    cpu[name].append((after[1] - before[1]) / requests * 1e6)
     finally:
         for proc, _ in servers.values():
             proc.terminate()
@@ -346,6 +357,10 @@ def main() -> None:
     for name, values in cpu.items():
         if values:
             print(f"{name:12s} server CPU {statistics.median(values):6.1f} us/op  all {[round(v) for v in values]}")
+    for name, values in own_cpu.items():
+        if values and values != cpu[name]:
+            # Without its children: with one worker, the process serving the requests.
+            print(f"{name:12s} main proc. {statistics.median(values):6.1f} us/op  all {[round(v) for v in values]}")
     if "bare" in results:
         bare = statistics.median(results["bare"])
         for name, values in results.items():

@@ -129,7 +129,7 @@ def test_full_segment_rotates(tmp_path: Path) -> None:
         for n in range(20):  # 10 MB: more than one segment
             await q.append(big)
             if n == 10 and q._next is not None:
-                await q._next  # made ahead in a thread (a slow machine: before the first is full)
+                q._next.result()  # made ahead in a thread (a slow machine: before the first is full)
         paths = segment_paths(tmp_path)
         assert len(paths) == 2 and all(p.stat().st_size == SEGMENT_BYTES for p in paths)
         owed = reader.poll()
@@ -165,7 +165,7 @@ def test_next_segment_is_made_ahead_with_its_pages_in(tmp_path: Path) -> None:
         while q._next is None:
             q.put(line)
         first = q.active
-        made = await q._next
+        made = q._next.result()
         assert made.path.exists() and made.path != first.path  # type: ignore[union-attr]
         assert _resident_bytes(made.path) == SEGMENT_BYTES  # every page in before a line is written
         while q.active is first:
@@ -175,7 +175,7 @@ def test_next_segment_is_made_ahead_with_its_pages_in(tmp_path: Path) -> None:
         # Another segment is made ahead once this one is half full, and the queue closes without it.
         while q._next is None:
             q.put(line)
-        spare = await q._next
+        spare = q._next.result()
         q.close()
         reader = SegmentReader(tmp_path)
         owed = reader.poll()

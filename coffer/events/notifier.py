@@ -1,4 +1,6 @@
-"""The one entry point of event notifications: ``Notifier.emit`` after a write committed.
+"""The entry point of event notifications: ``Notifier.emit`` after a write committed, on the event
+loop, or ``Notifier.emit_committed`` from where the write commits (the disk engine's metadata writer
+thread: coffer/server/notify.py ``CommitHook``).
 
 It matches the event against the bucket's rules (already in hand: the server keeps them in its
 per-bucket state), writes one queue entry holding the event's facts and every delivery it owes,
@@ -19,6 +21,8 @@ with ``rules`` the bucket's ``Rules`` (coffer/server/notify.py ``emit_event`` lo
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
 from collections.abc import Awaitable
 from dataclasses import asdict
@@ -60,19 +64,33 @@ class Notifier:
         self.supervisor: Supervisor | None = None
         self.dispatcher: Dispatcher | None = None
         self.stats: DeliveryStats | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # the serving loop, once started
+        self._loop_thread = 0
         if directory is not None:
             raw = {name: _raw_target(t) for name, t in targets.items()}
             self.supervisor = Supervisor(DelivererConfig(str(directory), raw, region, 0, log_settings or {}))
-            self.queue = EventQueue(directory, fsync, on_new_segment=self.supervisor.ensure)
+            self.queue = EventQueue(directory, fsync, on_new_segment=self._segment_made)
         else:
             self.stats = DeliveryStats()
             self.dispatcher = Dispatcher(targets, NoAcks(), DeadLetters(None, region), region, self.stats)
 
     async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
         if self.supervisor is not None:
             self.supervisor.start()
         if self.dispatcher is not None:
             self.dispatcher.start()
+
+    def _segment_made(self) -> None:
+        """The queue made a segment: the delivery process must run (started from the loop, whichever
+        thread wrote the line)."""
+        assert self.supervisor is not None
+        loop = self._loop
+        if loop is None or threading.get_ident() == self._loop_thread:
+            self.supervisor.ensure()
+        else:
+            loop.call_soon_threadsafe(self.supervisor.ensure)
 
     async def close(self) -> None:
         if self.supervisor is not None:
@@ -98,11 +116,66 @@ class Notifier:
         request_id: str = "",
     ) -> Awaitable[None] | None:
         """Queue ``event`` ("s3:ObjectCreated:Put", ...) on ``bucket``/``key`` for every rule of ``rules``
-        it matches and offer it to live listeners. Without fsync it is written when this returns
-        (None); with fsync, await what it returns before answering (the queue's group commit). Only
-        the event's facts are written: its record is made when it is sent (records.py). Plain
-        arguments and no coroutine: every write of a bucket with rules runs this, and in the serving
-        process each object and call costs several times what it costs alone (docs/benchmarks.md)."""
+        it matches and offer it to live listeners (on the event loop). Without fsync it is written
+        when this returns (None); with fsync, await what it returns before answering (the queue's
+        group commit). Only the event's facts are written: its record is made when it is sent
+        (records.py). Plain arguments and no coroutine: every write of a bucket with rules runs this."""
+        line = self._line(
+            None, rules, event, bucket, owner, key, size, etag, version_id, principal_id, source_ip, request_id
+        )
+        if line is None:
+            return None
+        assert self.queue is not None
+        return self.queue.put(line)
+
+    def emit_committed(
+        self,
+        rules: Rules | None,
+        event: str,
+        bucket: str,
+        owner: str,
+        key: str,
+        size: int | None,
+        etag: str | None,
+        version_id: str | None,
+        principal_id: str,
+        source_ip: str,
+        request_id: str,
+    ) -> bool:
+        """``emit`` where a write commits, in any thread: the disk engine's metadata writer runs it for
+        the writes of a batch one after another, once they committed and before they are answered
+        (coffer/server/notify.py ``CommitHook``). There the event costs the serving process a
+        fraction of what it costs on the loop between other requests' work (docs/benchmarks.md).
+        False when it cannot be queued here (fsync on: its group commit waits on the loop; no queue
+        on disk; not started): the caller emits it after the write, on the loop."""
+        queue, loop = self.queue, self._loop
+        if queue is None or queue.fsync or loop is None:
+            return False
+        line = self._line(
+            loop, rules, event, bucket, owner, key, size, etag, version_id, principal_id, source_ip, request_id
+        )
+        if line is not None:
+            queue.put(line)
+        return True
+
+    def _line(
+        self,
+        loop: asyncio.AbstractEventLoop | None,
+        rules: Rules | None,
+        event: str,
+        bucket: str,
+        owner: str,
+        key: str,
+        size: int | None,
+        etag: str | None,
+        version_id: str | None,
+        principal_id: str,
+        source_ip: str,
+        request_id: str,
+    ) -> bytes | None:
+        """The queue line of an event (None: nothing to write), after offering it to live listeners
+        (through ``loop`` when called off it) or, without a queue, handing it to this process's
+        deliveries."""
         destinations = rules.match(event, key) if rules is not None else ()
         stream = self.stream
         if not destinations and not stream.listening(bucket):
@@ -114,31 +187,32 @@ class Notifier:
                 event, bucket, key, size, etag, version_id, principal_id, source_ip, request_id, owner, time_ns, tag
             )
             if stream.subscriptions:
-                stream.publish(facts)
+                if loop is None:
+                    stream.publish(facts)
+                else:
+                    loop.call_soon_threadsafe(stream.publish, facts)
             if queue is None:
-                assert self.dispatcher is not None
+                assert self.dispatcher is not None and loop is None
                 for index, (target, rule_id) in enumerate(destinations):
                     self.dispatcher.submit(Delivery(None, 0, index, target, rule_id, facts))
                 return None
         if not destinations and not stream.shared:
             return None  # for listeners in this process only, who have it
         # Without destinations it is for listeners in other workers (they read this segment).
-        return queue.put(
-            encode_line(
-                destinations,
-                time_ns,
-                tag,
-                event,
-                bucket,
-                owner,
-                key,
-                size,
-                etag,
-                version_id,
-                principal_id,
-                source_ip,
-                request_id,
-            )
+        return encode_line(
+            destinations,
+            time_ns,
+            tag,
+            event,
+            bucket,
+            owner,
+            key,
+            size,
+            etag,
+            version_id,
+            principal_id,
+            source_ip,
+            request_id,
         )
 
     def delivery_counts(self) -> Counts:

@@ -23,7 +23,7 @@ memory copy into the page cache, which survives kill -9 of the process (not a po
 costs no system call (a ``write`` that extends a file cost a 4 KiB PUT about 5 % of its throughput:
 docs/benchmarks.md). With ``fsync`` on, the lines of concurrent appends share one ``msync``
 (group commit) before any of them returns. Once a segment is half full the next one is made in a
-thread, its pages faulted in (``_prepare_next``): a busy queue's requests never wait for a segment
+thread, its pages faulted in (``EventQueue._next``): a busy queue's requests never wait for a segment
 to be made and take no page fault per page of lines.
 
 The data ends at the first line cut short, failing its CRC, or of zeros (the unwritten rest of the
@@ -34,6 +34,7 @@ Files are 0600 in a 0700 directory: records carry object keys.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import ctypes
 import ctypes.util
 import fcntl
@@ -42,6 +43,7 @@ import logging
 import mmap
 import os
 import secrets
+import threading
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -56,7 +58,7 @@ from coffer.fsutil import fsync_dir, open_private, private_dir
 log = logging.getLogger("coffer.events")
 
 SEGMENT_BYTES = 8 << 20  # allocated per segment; each goes once its writer let go and all is delivered
-PREPARE_AT = SEGMENT_BYTES // 2  # written this far, the next segment is made ahead (``_prepare_next``)
+PREPARE_AT = SEGMENT_BYTES // 2  # written this far, the next segment is made ahead (``EventQueue._next``)
 PREFIX = "seg-"
 
 
@@ -214,23 +216,29 @@ class EventQueue:
         self._flushing = False
         self._torn = False  # a write to the active segment failed
         self._retired: list[Segment] = []  # full, closed once no msync uses their map
-        self._next: asyncio.Future[Segment] | None = None  # being made in a thread (``_prepare_next``)
+        # The next segment, made in a thread once the active one is half full: a busy queue's requests
+        # neither wait for a segment to be made (allocated, named, its directory fsynced) nor take a
+        # page fault per page they write into (``_fault_in``). A quiet queue never makes one ahead.
+        self._next: concurrent.futures.Future[Segment] | None = None
+        self._lock = threading.Lock()  # the metadata writer thread writes lines too
 
     # ------------------------------------------------------------------ appending
     def put(self, line: bytes) -> asyncio.Future[None] | None:
         """Write one entry's line (``encode_line``). Without fsync it is written when this returns
         (None); with fsync, await what it returns (the next msync, shared by the lines placed
-        meanwhile: group commit). Not a coroutine: a PUT of a bucket with rules runs this."""
-        segment = self.active
-        start = segment.end if segment is not None else 0
-        end = start + len(line)
-        if segment is None or end > SEGMENT_BYTES or self._torn:
-            segment = self._next_segment(len(line))
-            start, end = 0, len(line)
-        segment.map[start:end] = line  # into the page cache: survives kill -9
-        segment.end = end
-        if end > PREPARE_AT and self._next is None:
-            self._prepare_next()
+        meanwhile: group commit). Not a coroutine: a PUT of a bucket with rules runs this. Without
+        fsync any thread may call it (the metadata writer does: coffer/server/notify.py)."""
+        with self._lock:
+            segment = self.active
+            start = segment.end if segment is not None else 0
+            end = start + len(line)
+            if segment is None or end > SEGMENT_BYTES or self._torn:
+                segment = self._next_segment(len(line))
+                start, end = 0, len(line)
+            segment.map[start:end] = line  # into the page cache: survives kill -9
+            segment.end = end
+            if end > PREPARE_AT and self._next is None:
+                self._next = _maker().submit(self._create, True)
         if not self.fsync:
             return None
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -292,16 +300,6 @@ class EventQueue:
             self.on_new_segment()
         return self.active
 
-    def _prepare_next(self) -> None:
-        """Make the next segment in a thread while this one fills: a busy queue's requests neither wait
-        for a segment to be made (allocated, named, its directory fsynced) nor take a page fault per
-        page they write into (``_fault_in``). A quiet queue never gets here."""
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return  # not on a loop: made when needed
-        self._next = loop.run_in_executor(None, self._create, True)
-
     def _close_retired(self) -> None:
         """Let go of full segments: the lock released tells the delivery process no line will follow."""
         if self._flushing:
@@ -312,7 +310,7 @@ class EventQueue:
 
     def _create(self, fault_in: bool = False) -> Segment:
         """A new segment, locked before its name appears (the delivery process takes a segment nobody
-        holds for one whose writer is done). Runs in a thread when made ahead (``_prepare_next``)."""
+        holds for one whose writer is done). Runs in a thread when made ahead (``EventQueue._next``)."""
         private_dir(self.directory)
         name = f"{PREFIX}{os.getpid()}-{secrets.token_hex(6)}"
         temp = self.directory / f".{name}.log"
@@ -335,6 +333,10 @@ class EventQueue:
 
     def close(self) -> None:
         """Release this process's segments (the delivery process delivers what they hold)."""
+        with self._lock:
+            self._close_all()
+
+    def _close_all(self) -> None:
         if self.active is not None:
             self._retired.append(self.active)
             self.active = None
@@ -353,7 +355,13 @@ def _close(segment: Segment) -> None:
     os.close(segment.fd)
 
 
-def _close_made(made: asyncio.Future[Segment]) -> None:
+@lru_cache(maxsize=1)
+def _maker() -> concurrent.futures.ThreadPoolExecutor:
+    """The thread segments are made ahead in (one: a segment is made every few seconds at most)."""
+    return concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="coffer-event-segments")
+
+
+def _close_made(made: concurrent.futures.Future[Segment]) -> None:
     """Let go of a segment made ahead and never written (if it was made)."""
     if not made.cancelled() and made.exception() is None:
         _close(made.result())

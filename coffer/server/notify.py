@@ -1,5 +1,8 @@
 """Handlers' side of event notifications: after a write committed, ``request_event`` hands what the
 request did to the notifier, which queues it (coffer/events/notifier.py) before the response goes out.
+PutObject and POST uploads hand the engine a ``CommitHook`` instead (``commit_hook``), which queues
+the event where the write commits (the disk engine's metadata writer thread), at a fraction of the
+cost to the serving process; when it cannot (fsync on), the handler emits after the write as above.
 
 A bucket without notification rules and without live-stream listeners costs one check of its cached
 state (bucket_state.py), which the write already read. Work outside a request (the lifecycle worker)
@@ -13,6 +16,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from coffer.lifecycle.worker import Expiration
+from coffer.server.bucket_state import BucketState
 from coffer.server.context import Context
 from coffer.server.request import Request
 from coffer.storage.api import DeleteResult, ObjectInfo
@@ -110,6 +114,66 @@ def request_event(
         source_ip,
         request_id,
     )
+
+
+class CommitHook:
+    """A write's ``s3:ObjectCreated:*`` event, queued where the engine commits the write: the engine's
+    ``put_object`` calls it with the object once committed (``committed``; the disk engine in its
+    metadata writer thread, one write after another of a batch). Queued there, an event costs the
+    serving process a fraction of what ``request_event`` costs it on the loop, where each one comes
+    between other requests' work (docs/benchmarks.md, "Event notifications"). When it could not be
+    queued there (fsync on, no queue on disk, the bucket's rules not at hand), ``done`` stays False
+    and the handler emits it after the write::
+
+        event = commit_hook(ctx, req, "s3:ObjectCreated:Put", req.key)
+        info = await ctx.engine.put_object(..., committed=event)
+        if event is not None and not event.done and (waiting := event.emit_now(info)) is not None:
+            await waiting
+    """
+
+    __slots__ = ("bucket", "ctx", "done", "event", "key", "req", "state")
+
+    def __init__(
+        self, ctx: Context, req: Request, event: str, bucket: str, key: str, state: BucketState | None
+    ) -> None:
+        self.ctx, self.req, self.event, self.bucket, self.key, self.state = ctx, req, event, bucket, key, state
+        self.done = False
+
+    def __call__(self, info: ObjectInfo) -> None:
+        state, req, notifier = self.state, self.req, self.ctx.notifier
+        if state is None or notifier is None:
+            return
+        self.done = notifier.emit_committed(
+            state.notification,
+            self.event,
+            self.bucket,
+            state.info.owner,
+            self.key,
+            info.size,
+            info.etag,
+            info.version_id,
+            req.principal.id or "",
+            req.client_ip,
+            req.request_id,
+        )
+
+    def emit_now(self, info: ObjectInfo) -> Awaitable[None] | None:
+        """The event emitted on the loop, after the write (``request_event``)."""
+        return request_event(self.ctx, self.req, self.event, self.key, info)
+
+
+def commit_hook(ctx: Context, req: Request, event: str, key: str) -> CommitHook | None:
+    """The ``committed`` callback that queues a write's event (``CommitHook``); None when there is no
+    event to queue (no notifier, or a bucket without rules and live listeners: two lookups)."""
+    notifier = ctx.notifier
+    if notifier is None:
+        return None
+    bucket = req.bucket
+    assert bucket is not None
+    state = ctx.bucket_states().fresh(bucket)  # the handler just read it: cached
+    if state is not None and state.notification is None and not notifier.stream.listening(bucket):
+        return None
+    return CommitHook(ctx, req, event, bucket, key, state)
 
 
 async def request_events(ctx: Context, req: Request, removed: list[tuple[str, str, str | None]]) -> None:

@@ -445,12 +445,18 @@ class Engine(Protocol):
         lock: ObjectLock = NO_LOCK,
         acl: dict[str, Any] | None = None,
         encoding: Encoding | None = None,
+        committed: Callable[[ObjectInfo], None] | None = None,
     ) -> ObjectInfo:
         """Store a new version of the key; the answer carries its version id (NULL_VERSION unless
         the bucket's versioning is Enabled; a null version replaces the key's previous null one).
 
         ``if_none_match``/``if_match``: conditional write (True means '*') against the latest
         version (a delete marker counts as absent), checked atomically.
+
+        ``committed(info)`` runs once the write committed, before this returns, where the engine
+        commits: the disk engine's metadata writer thread (contracts.MetadataStore ``submit``'s
+        ``after``), the memory engine's loop. What the server must do before it answers and costs
+        less done there (queuing the write's event notification: coffer/server/notify.py).
         """
         ...
 

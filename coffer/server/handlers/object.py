@@ -20,7 +20,7 @@ from coffer.server.http import (
     parse_timestamp,
     quote_etag,
 )
-from coffer.server.notify import removed_event, request_event, request_events
+from coffer.server.notify import commit_hook, removed_event, request_event, request_events
 from coffer.server.object_write import object_write
 from coffer.server.ranges import parse_range
 from coffer.server.request import Request, validate_new_key
@@ -106,6 +106,7 @@ async def PutObject(ctx: Context, req: Request) -> Response:
             verify=plan.verify,
         )
         algorithms, want_sha256, verify = (), False, None
+    event = commit_hook(ctx, req, "s3:ObjectCreated:Put", req.key)
     info = await ctx.engine.put_object(
         req.bucket,
         req.key,
@@ -121,8 +122,9 @@ async def PutObject(ctx: Context, req: Request) -> Response:
         lock=lock.lock,
         acl=acl,
         encoding=encoding,
+        committed=event,
     )
-    if (waiting := request_event(ctx, req, "s3:ObjectCreated:Put", req.key, info)) is not None:
+    if event is not None and not event.done and (waiting := event.emit_now(info)) is not None:
         await waiting
     response = Response(200)
     response.header("etag", quote_etag(info.etag))

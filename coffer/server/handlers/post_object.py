@@ -15,7 +15,7 @@ from coffer.server.errors import S3Error
 from coffer.server.formdata import FormReader, boundary_of
 from coffer.server.handlers.common import acl_for_write, encryption_for_write
 from coffer.server.http import Response, quote_etag
-from coffer.server.notify import request_event
+from coffer.server.notify import commit_hook
 from coffer.server.object_write import declared_checksum, object_write
 from coffer.server.request import Request, validate_new_key
 from coffer.server.versioning import add_written_version
@@ -87,6 +87,7 @@ async def PostObject(ctx: Context, req: Request) -> Response:
             body, doc, data_key, algorithms=algorithms, want_sha256=False, verify=verify
         )
         algorithms, checked = (), None
+    event = commit_hook(ctx, req, "s3:ObjectCreated:Post", key)
     info = await ctx.engine.put_object(
         req.bucket,
         key,
@@ -99,8 +100,9 @@ async def PostObject(ctx: Context, req: Request) -> Response:
         lock=lock.lock,
         acl=acl,
         encoding=encoding,
+        committed=event,
     )
-    if (waiting := request_event(ctx, req, "s3:ObjectCreated:Post", key, info)) is not None:
+    if event is not None and not event.done and (waiting := event.emit_now(info)) is not None:
         await waiting
     response = _success(req, fields, key, info.etag)
     for name, value in encryption.response_headers(info.encoding):

@@ -445,6 +445,7 @@ async def commit_published(
     tx: Callable[[Tx], T],
     received: contracts.ReceivedBody,
     blob: str | None,
+    after: Callable[[], None] | None = None,
 ) -> T:
     """Commit ``tx``, which references ``blob`` just published from ``received``.
 
@@ -452,7 +453,7 @@ async def commit_published(
     even when the caller is cancelled meanwhile: a queued write still commits,
     and then its row needs the blob. Only a commit that failed deletes it.
     """
-    fut = meta.submit(tx)
+    fut = meta.submit(tx, after)
 
     def settle(done: asyncio.Future[T]) -> None:
         if not done.cancelled() and done.exception() is not None and blob is not None:

@@ -536,6 +536,7 @@ class DiskEngine:
         lock: ObjectLock = NO_LOCK,
         acl: dict[str, Any] | None = None,
         encoding: Encoding | None = None,
+        committed: Callable[[ObjectInfo], None] | None = None,
     ) -> ObjectInfo:
         await self._bucket_exists(bucket)  # fail fast before reading a body
         received = await self.blobs.receive(
@@ -585,7 +586,8 @@ class DiskEngine:
                 self._check_quota(conn, bucket, key, now)
             return records.write(conn, record, target)
 
-        await self.blobs.reclaim(await commit_published(self.meta, self.blobs, tx, received, blob))
+        after = None if committed is None else lambda: committed(info)
+        await self.blobs.reclaim(await commit_published(self.meta, self.blobs, tx, received, blob, after))
         return info
 
     def _check_quota(self, conn: sqlite3.Connection, bucket: str, key: str, now: float) -> None:

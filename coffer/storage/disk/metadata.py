@@ -380,14 +380,16 @@ class SQLiteMetadataStore:
     async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         return await self.submit(fn)
 
-    def submit(self, fn: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
-        """Queue a write; the future settles after its commit. Cancelling the future
-        does not withdraw the write: once queued, it commits (or fails) regardless."""
+    def submit(
+        self, fn: Callable[[sqlite3.Connection], T], after: Callable[[], None] | None = None
+    ) -> asyncio.Future[T]:
+        """Queue a write; the future settles after its commit (and ``after``: contracts.py). Cancelling
+        the future does not withdraw the write: once queued, it commits (or fails) regardless."""
         if self._closed:
             raise ServiceUnavailable("the metadata store is shut down")
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[T] = loop.create_future()
-        self._queue.put((fn, fut, loop))
+        self._queue.put((fn, fut, loop, after))
         return fut
 
     def write_blocking(self, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -395,7 +397,7 @@ class SQLiteMetadataStore:
         if self._closed:
             raise ServiceUnavailable("the metadata store is shut down")
         fut: concurrent.futures.Future[T] = concurrent.futures.Future()
-        self._queue.put((fn, fut, None))
+        self._queue.put((fn, fut, None, None))
         return fut.result()
 
     def _run_writer(self) -> None:
@@ -443,7 +445,7 @@ class SQLiteMetadataStore:
         journal = self.journal
         try:
             self._begin(conn)
-            for fn, _fut, _loop in batch:
+            for fn, _fut, _loop, _after in batch:
                 conn.execute("SAVEPOINT op")
                 mark = journal.mark()
                 try:
@@ -475,6 +477,13 @@ class SQLiteMetadataStore:
                 pass
             outcomes = [(None, exc)] * len(batch)
             self.generation += 1  # a failed COMMIT may have written part of the batch
+        for item, (_, error) in zip(batch, outcomes, strict=True):
+            after = item[3]
+            if after is not None and error is None:
+                try:
+                    after()
+                except Exception:  # the write committed: its caller answers as such
+                    log.exception("work after a metadata commit failed")
         for item, (result, error) in zip(batch, outcomes, strict=True):
             _settle(item, result, error)
 
@@ -492,9 +501,9 @@ class SQLiteMetadataStore:
                 time.sleep(0.001)
 
 
-def _settle(item: tuple[Any, Any, Any], result: Any, exc: BaseException | None) -> None:
+def _settle(item: tuple[Any, Any, Any, Any], result: Any, exc: BaseException | None) -> None:
     """Hand a write's outcome to whoever waits: an asyncio future (on its loop) or a thread."""
-    _fn, fut, loop = item
+    _fn, fut, loop, _after = item
     if loop is not None:
         try:
             loop.call_soon_threadsafe(_resolve, fut, result, exc)

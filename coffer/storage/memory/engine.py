@@ -839,6 +839,7 @@ class MemoryEngine:
         lock: ObjectLock = NO_LOCK,
         acl: dict[str, Any] | None = None,
         encoding: Encoding | None = None,
+        committed: Callable[[ObjectInfo], None] | None = None,
     ) -> ObjectInfo:
         self.write_bucket(bucket)  # fail fast before reading a body
         digests, chunks, reserved = await self.receive(body, checksum_algorithms, want_sha256, md5=encoding is None)
@@ -862,6 +863,8 @@ class MemoryEngine:
             self.release(reserved)
             raise
         await self.durable(fut)
+        if committed is not None:
+            committed(info)
         return info
 
     def commit_object(
