@@ -5,12 +5,13 @@ directory), and stops it."""
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from pathlib import Path
 
 import pytest
 
-from coffer.events.deliverer import DelivererConfig
+from coffer.events.deliverer import NICE, DelivererConfig
 from coffer.events.queue import EventQueue, event_line
 from coffer.events.records import ObjectEvent, stamp
 from coffer.events.stats import STATS_FILE
@@ -41,6 +42,9 @@ def test_started_with_the_servers_code_only_when_there_is_a_queue(
             await asyncio.sleep(0.05)
         await asyncio.sleep(0.5)
         assert child.poll() is None, "the delivery process exited"
+        # Background work: its wake-ups never preempt request serving, and it yields busy cores.
+        assert os.sched_getscheduler(child.pid) == os.SCHED_BATCH
+        assert os.getpriority(os.PRIO_PROCESS, child.pid) == min(os.getpriority(os.PRIO_PROCESS, 0) + NICE, 19)
         await supervisor.stop()
         assert child.returncode == 0
         assert (events / STATS_FILE).exists()  # written by its serve loop as it stopped
