@@ -29,6 +29,7 @@ from coffer.events.targets import parse_targets
 
 RULES = Rules((Rule("bench", "Queue", "arn:coffer:sqs:us-east-1::sink", "sink", ("s3:ObjectCreated:*",)),))
 GROUP = 32
+ETAG = "0123456789abcdef0123456789abcdef"
 
 
 async def emit_all(notifier: Notifier, events: int) -> None:
@@ -36,19 +37,8 @@ async def emit_all(notifier: Notifier, events: int) -> None:
 
     async def one(n: int) -> None:
         # As a PUT's request_event calls it (coffer/server/notify.py).
-        waiting = notifier.emit(
-            RULES,
-            "s3:ObjectCreated:Put",
-            "bench",
-            owner,
-            f"p/{n}",
-            4096,
-            "0123456789abcdef0123456789abcdef",
-            None,
-            owner,
-            "127.0.0.1",
-            "ABCDEF0123456789",
-        )
+        facts = ("s3:ObjectCreated:Put", "bench", owner, f"p/{n}", 4096, ETAG, None, owner, "127.0.0.1", "ABCDEF0123")
+        waiting = notifier.emit(RULES, facts)
         if waiting is not None:
             await waiting
 

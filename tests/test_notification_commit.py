@@ -59,20 +59,8 @@ def test_emit_committed_from_another_thread(tmp_path: Path) -> None:
         await notifier.start()
         try:
             listener = notifier.stream.subscribe("b", "")
-            queued = await asyncio.to_thread(
-                notifier.emit_committed,
-                RULES,
-                "s3:ObjectCreated:Put",
-                "b",
-                "owner",
-                "logs/k",
-                5,
-                "abc",
-                "v1",
-                "me",
-                "::1",
-                "R1",
-            )
+            facts = ("s3:ObjectCreated:Put", "b", "owner", "logs/k", 5, "abc", "v1", "me", "::1", "R1")
+            queued = await asyncio.to_thread(notifier.emit_committed, RULES, facts)
             assert queued
             event = await asyncio.wait_for(listener.events.get(), 5)  # published through the loop
             assert (event.key, event.size, event.version_id, event.request_id) == ("logs/k", 5, "v1", "R1")
@@ -100,7 +88,7 @@ def test_emit_committed_declines_with_fsync(tmp_path: Path) -> None:
         await notifier.start()
         try:
             facts = ("s3:ObjectCreated:Put", "b", "owner", "k", 5, "abc", None, "me", "::1", "R1")
-            assert not await asyncio.to_thread(notifier.emit_committed, RULES, *facts)
+            assert not await asyncio.to_thread(notifier.emit_committed, RULES, facts)
             assert segment_paths(tmp_path / "events") == []
         finally:
             await notifier.close()

@@ -11,8 +11,8 @@ one dict lookup. Delivery runs elsewhere: in the data directory's delivery proce
 
 The lifecycle worker (or anything else outside a request) emits the same way, e.g.::
 
-    waiting = notifier.emit(rules, "s3:LifecycleExpiration:Delete", bucket, owner, key, version_id=v,
-                            principal_id="s3.amazonaws.com")
+    facts = ("s3:LifecycleExpiration:Delete", bucket, owner, key, None, None, v, "s3.amazonaws.com", "", "")
+    waiting = notifier.emit(rules, facts)
     if waiting is not None:
         await waiting
 
@@ -33,7 +33,7 @@ from coffer.events.deliverer import DelivererConfig
 from coffer.events.delivery import DeadLetters, Dispatcher, NoAcks
 from coffer.events.queue import EventQueue, encode_line
 from coffer.events.reader import Delivery
-from coffer.events.records import ObjectEvent, next_tag
+from coffer.events.records import Facts, event_of, next_tag
 from coffer.events.rules import Rules
 from coffer.events.stats import Counts, DeliveryStats, read_stats
 from coffer.events.stream import StreamHub
@@ -101,47 +101,19 @@ class Notifier:
         if self.queue is not None:
             self.queue.close()
 
-    def emit(
-        self,
-        rules: Rules | None,
-        event: str,
-        bucket: str,
-        owner: str,
-        key: str,
-        size: int | None = None,
-        etag: str | None = None,
-        version_id: str | None = None,
-        principal_id: str = "",
-        source_ip: str = "",
-        request_id: str = "",
-    ) -> Awaitable[None] | None:
-        """Queue ``event`` ("s3:ObjectCreated:Put", ...) on ``bucket``/``key`` for every rule of ``rules``
+    def emit(self, rules: Rules | None, facts: Facts) -> Awaitable[None] | None:
+        """Queue an event ("s3:ObjectCreated:Put", ...: ``records.Facts``) for every rule of ``rules``
         it matches and offer it to live listeners (on the event loop). Without fsync it is written
         when this returns (None); with fsync, await what it returns before answering (the queue's
         group commit). Only the event's facts are written: its record is made when it is sent
-        (records.py). Plain arguments and no coroutine: every write of a bucket with rules runs this."""
-        line = self._line(
-            None, rules, event, bucket, owner, key, size, etag, version_id, principal_id, source_ip, request_id
-        )
+        (records.py). No coroutine: every write of a bucket with rules runs this."""
+        line = self._line(None, rules, facts)
         if line is None:
             return None
         assert self.queue is not None
         return self.queue.put(line)
 
-    def emit_committed(
-        self,
-        rules: Rules | None,
-        event: str,
-        bucket: str,
-        owner: str,
-        key: str,
-        size: int | None,
-        etag: str | None,
-        version_id: str | None,
-        principal_id: str,
-        source_ip: str,
-        request_id: str,
-    ) -> bool:
+    def emit_committed(self, rules: Rules | None, facts: Facts) -> bool:
         """``emit`` where a write commits, in any thread: the disk engine's metadata writer runs it for
         the writes of a batch one after another, once they committed and before they are answered
         (coffer/server/notify.py ``CommitHook``). There the event costs the serving process a
@@ -151,31 +123,16 @@ class Notifier:
         queue, loop = self.queue, self._loop
         if queue is None or queue.fsync or loop is None:
             return False
-        line = self._line(
-            loop, rules, event, bucket, owner, key, size, etag, version_id, principal_id, source_ip, request_id
-        )
+        line = self._line(loop, rules, facts)
         if line is not None:
             queue.put(line)
         return True
 
-    def _line(
-        self,
-        loop: asyncio.AbstractEventLoop | None,
-        rules: Rules | None,
-        event: str,
-        bucket: str,
-        owner: str,
-        key: str,
-        size: int | None,
-        etag: str | None,
-        version_id: str | None,
-        principal_id: str,
-        source_ip: str,
-        request_id: str,
-    ) -> bytes | None:
+    def _line(self, loop: asyncio.AbstractEventLoop | None, rules: Rules | None, facts: Facts) -> bytes | None:
         """The queue line of an event (None: nothing to write), after offering it to live listeners
         (through ``loop`` when called off it) or, without a queue, handing it to this process's
         deliveries."""
+        event, bucket, _, key = facts[:4]
         destinations = rules.match(event, key) if rules is not None else ()
         stream = self.stream
         if not destinations and not stream.listening(bucket):
@@ -183,37 +140,21 @@ class Notifier:
         time_ns, tag = time.time_ns(), next_tag()
         queue = self.queue
         if stream.subscriptions or queue is None:
-            facts = ObjectEvent(
-                event, bucket, key, size, etag, version_id, principal_id, source_ip, request_id, owner, time_ns, tag
-            )
+            stamped = event_of(facts, time_ns, tag)
             if stream.subscriptions:
                 if loop is None:
-                    stream.publish(facts)
+                    stream.publish(stamped)
                 else:
-                    loop.call_soon_threadsafe(stream.publish, facts)
+                    loop.call_soon_threadsafe(stream.publish, stamped)
             if queue is None:
                 assert self.dispatcher is not None and loop is None
                 for index, (target, rule_id) in enumerate(destinations):
-                    self.dispatcher.submit(Delivery(None, 0, index, target, rule_id, facts))
+                    self.dispatcher.submit(Delivery(None, 0, index, target, rule_id, stamped))
                 return None
         if not destinations and not stream.shared:
             return None  # for listeners in this process only, who have it
         # Without destinations it is for listeners in other workers (they read this segment).
-        return encode_line(
-            destinations,
-            time_ns,
-            tag,
-            event,
-            bucket,
-            owner,
-            key,
-            size,
-            etag,
-            version_id,
-            principal_id,
-            source_ip,
-            request_id,
-        )
+        return encode_line(destinations, time_ns, tag, facts)
 
     def delivery_counts(self) -> Counts:
         """Deliveries queued, delivered, failed, retried and waiting per target (stats.py FIELDS)."""

@@ -51,7 +51,7 @@ from functools import lru_cache
 from json.encoder import encode_basestring_ascii
 from pathlib import Path
 
-from coffer.events.records import ObjectEvent
+from coffer.events.records import Facts, ObjectEvent, facts_of
 from coffer.events.rules import Destinations
 from coffer.fsutil import fsync_dir, open_private, private_dir
 
@@ -77,24 +77,10 @@ _HEAD = b"[%d," % LINE_VERSION  # every line's body starts so: its CRC is comput
 _HEAD_CRC = zlib.crc32(_HEAD)
 
 
-def encode_line(
-    targets: Destinations,
-    time_ns: int,
-    tag: int,
-    event: str,
-    bucket: str,
-    owner: str,
-    key: str,
-    size: int | None,
-    etag: str | None,
-    version: str | None,
-    principal: str,
-    source_ip: str,
-    request_id: str,
-) -> bytes:
-    """One entry's line: an event's facts (its time and sequencer tag: ``records.next_tag``) and the
-    deliveries it owes. Plain arguments, not an ``ObjectEvent``: every write of a bucket with rules
-    runs this, and the object would only be taken apart again."""
+def encode_line(targets: Destinations, time_ns: int, tag: int, facts: Facts) -> bytes:
+    """One entry's line: an event's facts, its time and sequencer tag (``records.next_tag``) and the
+    deliveries it owes."""
+    event, bucket, owner, key, size, etag, version, principal, source_ip, request_id = facts
     text = encode_basestring_ascii
     body = (
         f"{time_ns},{tag},{_line_head(targets, event, bucket, owner)}{text(key)},"
@@ -106,21 +92,7 @@ def encode_line(
 
 def event_line(targets: Destinations, event: ObjectEvent) -> bytes:
     """The line of a stamped ``ObjectEvent`` (``encode_line``)."""
-    return encode_line(
-        targets,
-        event.time_ns,
-        event.tag,
-        event.event,
-        event.bucket,
-        event.bucket_owner,
-        event.key,
-        event.size,
-        event.etag,
-        event.version_id,
-        event.principal_id,
-        event.source_ip,
-        event.request_id,
-    )
+    return encode_line(targets, event.time_ns, event.tag, facts_of(event))
 
 
 @lru_cache(maxsize=1024)

@@ -25,6 +25,13 @@ _counter = itertools.count()
 _PID_TAG = (os.getpid() & 0xFFFF) << 16
 
 
+# What a request knows of its event, in the order the queue line holds it after its time and
+# sequencer: (event, bucket, bucket owner, key, size, etag, version id, principal, source ip,
+# request id). A plain tuple where every write of a bucket with rules makes one (``ObjectEvent`` is
+# made only where the facts are read back: delivery, live listeners).
+Facts = tuple[str, str, str, str, int | None, str | None, str | None, str, str, str]
+
+
 @dataclass(slots=True)  # not frozen: made for every write of a bucket with rules (frozen init is slower)
 class ObjectEvent:
     """What happened, as the server knows it once the write committed."""
@@ -41,6 +48,28 @@ class ObjectEvent:
     bucket_owner: str = ""
     time_ns: int = 0  # when it happened (``stamp``)
     tag: int = 0  # the sequencer's tail: emitting process and counter (``stamp``)
+
+
+def facts_of(event: ObjectEvent) -> Facts:
+    return (
+        event.event,
+        event.bucket,
+        event.bucket_owner,
+        event.key,
+        event.size,
+        event.etag,
+        event.version_id,
+        event.principal_id,
+        event.source_ip,
+        event.request_id,
+    )
+
+
+def event_of(facts: Facts, time_ns: int, tag: int) -> ObjectEvent:
+    event, bucket, owner, key, size, etag, version_id, principal_id, source_ip, request_id = facts
+    return ObjectEvent(
+        event, bucket, key, size, etag, version_id, principal_id, source_ip, request_id, owner, time_ns, tag
+    )
 
 
 def next_tag() -> int:

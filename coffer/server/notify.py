@@ -15,6 +15,8 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
+from coffer.events.notifier import Notifier
+from coffer.events.records import Facts
 from coffer.lifecycle.worker import Expiration
 from coffer.server.bucket_state import BucketState
 from coffer.server.context import Context
@@ -43,25 +45,40 @@ async def emit_event(
     """Queue ``event`` ("s3:ObjectCreated:Put", "s3:LifecycleExpiration:Delete", ...) on ``bucket``/``key``
     for every matching rule and live listener; returns once it is durable."""
     notifier = ctx.notifier
-    if notifier is None:
-        return
+    if notifier is not None:
+        await _emit_looked_up(
+            ctx, notifier, (event, bucket, "", key, size, etag, version_id, principal_id, source_ip, request_id)
+        )
+
+
+async def _emit_looked_up(ctx: Context, notifier: Notifier, facts: Facts) -> None:
+    """Emit ``facts`` with the bucket's rules and owner (third, filled in here) looked up."""
     states = ctx.bucket_states()
-    state = states.fresh(bucket) or await states.get(bucket)  # the write just read it: cached
-    waiting = notifier.emit(
-        state.notification,
-        event,
-        bucket,
-        state.info.owner,
-        key,
-        size,
-        etag,
-        version_id,
-        principal_id,
-        source_ip,
-        request_id,
-    )
+    state = states.fresh(facts[1]) or await states.get(facts[1])  # the write just read it: cached
+    event, bucket, _, key, size, etag, version_id, principal_id, source_ip, request_id = facts
+    owned = (event, bucket, state.info.owner, key, size, etag, version_id, principal_id, source_ip, request_id)
+    waiting = notifier.emit(state.notification, owned)
     if waiting is not None:  # fsync on: the queue's group commit
         await waiting
+
+
+def _request_facts(
+    req: Request, event: str, bucket: str, owner: str, key: str, info: ObjectInfo | None, version_id: str | None
+) -> Facts:
+    """A request's event (``info``: the object it wrote, created or tagged)."""
+    created = info is not None and event.startswith("s3:ObjectCreated:")
+    return (
+        event,
+        bucket,
+        owner,
+        key,
+        info.size if created and info is not None else None,
+        info.etag if created and info is not None else None,
+        info.version_id if info is not None else version_id,
+        req.principal.id or "",
+        req.client_ip,
+        req.request_id,
+    )
 
 
 def request_event(
@@ -81,38 +98,12 @@ def request_event(
     bucket = req.bucket
     assert bucket is not None
     state = ctx.bucket_states().fresh(bucket)  # the write just read it: cached
-    if state is not None and state.notification is None and not notifier.stream.listening(bucket):
-        return None
-    created = info is not None and event.startswith("s3:ObjectCreated:")
-    size = info.size if created and info is not None else None
-    etag = info.etag if created and info is not None else None
-    version = info.version_id if info is not None else version_id
-    principal, source_ip, request_id = req.principal.id or "", req.client_ip, req.request_id
     if state is None:  # not cached any more: looked up
-        return emit_event(
-            ctx,
-            bucket,
-            key,
-            event,
-            size=size,
-            etag=etag,
-            version_id=version,
-            principal_id=principal,
-            source_ip=source_ip,
-            request_id=request_id,
-        )
+        return _emit_looked_up(ctx, notifier, _request_facts(req, event, bucket, "", key, info, version_id))
+    if state.notification is None and not notifier.stream.listening(bucket):
+        return None
     return notifier.emit(
-        state.notification,
-        event,
-        bucket,
-        state.info.owner,
-        key,
-        size,
-        etag,
-        version,
-        principal,
-        source_ip,
-        request_id,
+        state.notification, _request_facts(req, event, bucket, state.info.owner, key, info, version_id)
     )
 
 
@@ -140,21 +131,12 @@ class CommitHook:
         self.done = False
 
     def __call__(self, info: ObjectInfo) -> None:
-        state, req, notifier = self.state, self.req, self.ctx.notifier
+        state, notifier = self.state, self.ctx.notifier
         if state is None or notifier is None:
             return
         self.done = notifier.emit_committed(
             state.notification,
-            self.event,
-            self.bucket,
-            state.info.owner,
-            self.key,
-            info.size,
-            info.etag,
-            info.version_id,
-            req.principal.id or "",
-            req.client_ip,
-            req.request_id,
+            _request_facts(self.req, self.event, self.bucket, state.info.owner, self.key, info, None),
         )
 
     def emit_now(self, info: ObjectInfo) -> Awaitable[None] | None:
