@@ -132,7 +132,7 @@ class Notifier:
         """The queue line of an event (None: nothing to write), after offering it to live listeners
         (through ``loop`` when called off it) or, without a queue, handing it to this process's
         deliveries."""
-        event, bucket, _, key = facts[:4]
+        event, bucket, key = facts[0], facts[1], facts[3]
         destinations = rules.match(event, key) if rules is not None else ()
         stream = self.stream
         if not destinations and not stream.listening(bucket):
