@@ -13,9 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from coffer.events.delivery import DeadLetters, Dispatcher, NoAcks
 from coffer.events.queue import SEGMENT_BYTES, EventQueue, decode_lines, event_line, segment_paths
 from coffer.events.reader import Delivery, SegmentReader
 from coffer.events.records import ObjectEvent, event_record, stamp
+from coffer.events.targets import parse_targets
 
 
 def entry(n: int, targets: int = 1, key: str = "") -> bytes:
@@ -84,6 +86,51 @@ def test_lines_written_later_are_read_as_they_come(tmp_path: Path) -> None:
         assert last.poll() == [] and segment_paths(tmp_path) == []
 
     asyncio.run(run())
+
+
+def test_reading_stops_at_the_limit_and_resumes(tmp_path: Path) -> None:
+    """Back-pressure: a poll hands out at most ``max_lines`` entries; the rest wait on disk and come
+    with later polls, none twice, and deliveries an earlier delivery process acknowledged beyond the
+    limit are still skipped."""
+
+    async def write() -> EventQueue:
+        q = EventQueue(tmp_path, False)
+        for n in range(10):
+            q.put(entry(n, 2))
+        return q
+
+    writer = asyncio.run(write())
+    first = SegmentReader(tmp_path)
+    owed = first.poll()
+    first.ack([d for d in owed if number(d) >= 6])  # acknowledged, then this process dies
+    first.close()
+    reader = SegmentReader(tmp_path)
+    assert reader.poll(0) == []
+    got = [(number(d), d.target) for d in reader.poll(3)]
+    assert got == [(n, t) for n in range(3) for t in ("t0", "t1")]
+    got += [(number(d), d.target) for d in reader.poll(5)]  # 3..7: 6 and 7 were delivered
+    got += [(number(d), d.target) for d in reader.poll(100)]
+    assert got == [(n, t) for n in range(6) for t in ("t0", "t1")]
+    assert reader.poll() == []
+    crash(writer)
+    reader.close()
+
+
+def test_dispatcher_room_is_the_roomiest_targets(tmp_path: Path) -> None:
+    """Reading stops only once every target is as far behind as its queue_limit: one stuck target does
+    not hold back the others."""
+    targets = parse_targets(
+        {"a": {"url": "http://127.0.0.1:9/", "queue_limit": 5}, "b": {"url": "http://127.0.0.1:9/"}}
+    )
+    dispatcher = Dispatcher(targets, NoAcks(), DeadLetters(None, "us-east-1"), "us-east-1", None)
+    assert dispatcher.room() == 10000  # b's default limit
+    event = stamp(ObjectEvent("s3:ObjectCreated:Put", "bkt", "k"))
+    for name, count in (("a", 5), ("b", 9998)):
+        for _ in range(count):
+            dispatcher.workers[name].pending.append((Delivery(None, 0, 0, name, "c", event), 0))
+    assert dispatcher.room() == 2
+    dispatcher.workers["b"].pending.extend(list(dispatcher.workers["b"].pending)[:2])
+    assert dispatcher.room() == 0
 
 
 def test_torn_tail_is_ignored(tmp_path: Path) -> None:

@@ -80,7 +80,10 @@ async def serve(config: DelivererConfig) -> None:
     try:
         while not stopping.is_set() and os.getppid() == config.parent:
             try:
-                owed = reader.poll()
+                # Back-pressure: while every target is as far behind as its queue_limit, entries wait
+                # in the queue on disk (read later), not in memory, and are not dead-lettered.
+                room = dispatcher.room()
+                owed = reader.poll(room) if room > 0 else []
             except OSError as exc:
                 log.warning("event queue: cannot read the segments: %s", exc)
                 owed = []

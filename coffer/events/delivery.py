@@ -273,3 +273,11 @@ class Dispatcher:
 
     def depth(self) -> int:
         return sum(worker.depth() for worker in self.workers.values())
+
+    def room(self) -> int:
+        """How many more queue entries to read before every target is as far behind as its
+        ``queue_limit`` (an entry owes a target at most one delivery). The most room of any target,
+        not the least: one broken target must not hold back the others' deliveries (its own beyond
+        its limit are dead-lettered, as ``queue_limit`` says); when all are behind (the delivery
+        process starved of CPU, say) the entries wait in the queue on disk."""
+        return max((w.target.queue_limit - w.depth() for w in self.workers.values()), default=1 << 30)

@@ -60,19 +60,25 @@ class SegmentReader:
         self.segments: dict[Path, TailedSegment] = {}
         self._scanned = 0.0
 
-    def poll(self) -> list[Delivery]:
+    def poll(self, max_lines: int | None = None) -> list[Delivery]:
         """The deliveries written since the last poll (every one not yet acknowledged, the first time a
-        segment is seen)."""
+        segment is seen), from at most ``max_lines`` queue entries: the rest stay on disk for a
+        later poll (back-pressure: deliveries that cannot go out wait in the queue, not in memory)."""
         now = time.monotonic()
         if now - self._scanned >= SCAN_SECONDS:
             self._scanned = now
             self._scan()
         owed: list[Delivery] = []
+        budget = max_lines
         for segment in list(self.segments.values()):
-            found = self._read(segment)
-            if not found and not segment.finished and _writer_gone(segment):
+            if budget is not None and budget <= 0:
+                break
+            found, lines = self._read(segment, budget)
+            if not lines and not segment.finished and _writer_gone(segment):
                 segment.finished = True
-                found = self._read(segment)  # whatever it wrote before letting go
+                found, lines = self._read(segment, budget)  # whatever it wrote before letting go
+            if budget is not None:
+                budget -= lines
             owed += found
             self._release_if_done(segment)
         return owed
@@ -111,27 +117,34 @@ class SegmentReader:
                 if segment is not None:
                     self.segments[path] = segment
 
-    def _read(self, segment: TailedSegment) -> list[Delivery]:
+    def _read(self, segment: TailedSegment, max_lines: int | None) -> tuple[list[Delivery], int]:
+        """The deliveries of the entries written to ``segment`` since the last read (at most
+        ``max_lines`` of them), and how many entries that was."""
         if segment.map is None:
             size = os.fstat(segment.fd).st_size
             if size == 0:
-                return []
+                return [], 0
             segment.map = mmap.mmap(segment.fd, size, prot=mmap.PROT_READ)
         mapped, start = segment.map, segment.read
         if start >= len(mapped) or mapped[start] == 0:
-            return []  # nothing new (the common case: one byte looked at)
+            return [], 0  # nothing new (the common case: one byte looked at)
         end = mapped.find(b"\0", start)
         data = mapped[start : len(mapped) if end < 0 else end]
         owed: list[Delivery] = []
         acked = segment.acked
+        lines = 0
         for offset, line_end, destinations, event in decode_lines(data, start):
+            if max_lines is not None and lines >= max_lines:
+                break
+            lines += 1
             segment.read = line_end
             for index, (target, configuration_id) in enumerate(destinations):
                 if not acked or (offset, index) not in acked:
                     owed.append(Delivery(segment, offset, index, target, configuration_id, event))
-        acked.clear()  # what earlier processes acknowledged lies behind: never read again
+        else:
+            acked.clear()  # what earlier processes acknowledged lies behind: never read again
         segment.outstanding += len(owed)
-        return owed
+        return owed, lines
 
     def _release_if_done(self, segment: TailedSegment) -> None:
         if not segment.finished or segment.outstanding > 0 or segment.fd < 0:

@@ -13,7 +13,7 @@ from coffer.events.webhook import Endpoint
 DEFAULTS: dict[str, Any] = {
     "url": "",
     "auth_header": "",  # sent as the Authorization header, e.g. "Bearer s3cr3t"
-    "queue_limit": 10000,  # deliveries waiting; more go to the dead-letter log at once
+    "queue_limit": 10000,  # deliveries waiting (docs/notifications.md: back-pressure, dead letters)
     "max_attempts": 5,  # then dead-lettered
     "timeout": 5.0,  # seconds for one POST (connect, send, answer)
     "retry_seconds": 1.0,  # first back-off; doubled per attempt, at most 60 s
