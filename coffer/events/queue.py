@@ -306,20 +306,14 @@ class EventQueue:
     def close(self) -> None:
         """Release this process's segments (the delivery process delivers what they hold)."""
         with self._lock:
-            self._close_all()
-
-    def _close_all(self) -> None:
-        if self.active is not None:
-            self._retired.append(self.active)
-            self.active = None
-        prepared, self._next = self._next, None
-        if prepared is not None:
-            if prepared.done():
-                _close_made(prepared)
-            else:
-                prepared.add_done_callback(_close_made)
-        self._flushing = False  # closing: no msync runs any more
-        self._close_retired()
+            if self.active is not None:
+                self._retired.append(self.active)
+                self.active = None
+            prepared, self._next = self._next, None
+            if prepared is not None:
+                prepared.add_done_callback(_close_made)  # at once if it is made already
+            self._flushing = False  # closing: no msync runs any more
+            self._close_retired()
 
 
 def _close(segment: Segment) -> None:
