@@ -305,10 +305,14 @@ def test_offsets_out_of_step_are_repaired_by_compaction(tmp_path: Path, caplog: 
     # The logger's own level: an earlier in-process test may have left the root logger above WARNING.
     caplog.set_level(logging.WARNING, logger="coffer.journal")
     root = tmp_path / "data"
-    engine = _open(root)
+    # No compaction until the frame is in: one finishing meanwhile would rename a snapshot over
+    # the journal, and the frame would go to the replaced file (this test failed that way once).
+    engine = _open(root, floor=10 * 1024**2)
     try:
         _churn(engine, 10)
         frame = _append_frame(root, _state_seq(root))
+        journal = engine.meta.journal  # type: ignore[attr-defined]
+        journal.compact_min_bytes = journal.compact_at = 0
         _churn(engine, 300)  # compactions: the first finds the offsets out of step
         assert engine.meta.compactor.compactions > 0  # type: ignore[attr-defined]
     finally:
