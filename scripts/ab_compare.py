@@ -2,9 +2,11 @@
 
 Each variant is a Coffer server started with extra environment variables (for
 example a setting such as COFFER_READ_CACHE_BYTES=0), or "bare" for the bare
-ASGI app; all run at once and each round measures every variant in turn, so
-a noisy machine moves them together. Prints the median per variant and, with
-"bare" among them, each as a share of the bare app.
+ASGI app; all run at once and each round measures every variant in turn (each
+round starting at the next variant, once the servers are idle), so a noisy
+machine moves them together. Prints the median per variant, each variant's
+median share of the first one's figure in the same round, and, with "bare"
+among them, each as a share of the bare app.
 
     .venv/bin/python scripts/ab_compare.py small \
         '{"bare": {}, "cache": {}, "nocache": {"COFFER_READ_CACHE_BYTES": "0"}}' 5
@@ -63,12 +65,18 @@ than requests per second. A server with a child process (the event delivery proc
 AB_WEBHOOK variant) also gets a "main proc." line: the serving process alone. Even so, three
 identical variants side by side spread over 13 us/op of CPU in 11 rounds, while their ops/s stayed
 within 1.5 % (docs/benchmarks.md, "Event notifications").
+
+Each variant after the first is also given as a share of the first, round by round: the median of
+those paired ratios, with a 95 % bootstrap interval. One round's pair moves by up to 10 % on this
+shared machine, so settling a few-percent difference takes many rounds (40 give an interval about
+6 points wide).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import statistics
 import subprocess
@@ -323,6 +331,28 @@ def cpu_seconds(pid: int) -> tuple[float, float]:
     return own, total
 
 
+def settle(servers: dict[str, tuple[subprocess.Popen[bytes], Endpoint]], limit: float = 5.0) -> None:
+    """Wait (at most ``limit`` seconds) until the servers, children included, used at most one clock
+    tick (10 ms) of CPU over the last 200 ms: the next window then measures one server, not the
+    last one's after-work as well."""
+    deadline = time.monotonic() + limit
+    last = sum(cpu_seconds(proc.pid)[1] for proc, _ in servers.values())
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        now = sum(cpu_seconds(proc.pid)[1] for proc, _ in servers.values())
+        if now - last <= 1.5 / os.sysconf("SC_CLK_TCK"):
+            return
+        last = now
+
+
+def median_interval(values: list[float], resamples: int = 4000) -> tuple[float, float]:
+    """A 95 % bootstrap interval of the median of ``values`` (the rounds resampled with replacement;
+    a fixed seed, so a run's output is reproducible from its figures)."""
+    rng = random.Random(0)
+    medians = sorted(statistics.median(rng.choices(values, k=len(values))) for _ in range(resamples))
+    return medians[int(0.025 * resamples)], medians[int(0.975 * resamples) - 1]
+
+
 def main() -> None:
     phase, variants, rounds = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3]) if len(sys.argv) > 3 else 5
     measure = {"small": small, "smallput": smallput, "large": large, "largeput": largeput}[phase]
@@ -330,9 +360,15 @@ def main() -> None:
     results: dict[str, list[float]] = {name: [] for name in variants}
     cpu: dict[str, list[float]] = {name: [] for name in variants}
     own_cpu: dict[str, list[float]] = {name: [] for name in variants}
+    names = list(servers)
     try:
-        for _ in range(rounds):
-            for name, (proc, endpoint) in servers.items():
+        for round_ in range(rounds):
+            # Each round starts at the next variant: in a fixed order the first variant measured
+            # faster more often than not, and one server's after-work (its WAL checkpoint, journal
+            # compaction, event delivery catching up) fell on the same neighbour's window each time.
+            for name in names[round_ % len(names) :] + names[: round_ % len(names)]:
+                proc, endpoint = servers[name]
+                settle(servers)
                 before = cpu_seconds(proc.pid)
                 rate = measure(name, endpoint)
                 results[name].append(rate)
@@ -361,6 +397,18 @@ def main() -> None:
         if values and values != cpu[name]:
             # Without its children: with one worker, the process serving the requests.
             print(f"{name:12s} main proc. {statistics.median(values):6.1f} us/op  all {[round(v) for v in values]}")
+    if len(results) > 1:
+        # Paired by round: each variant against the first in the same round, which cancels what
+        # the machine's load did to the round as a whole.
+        first, *others = names
+        for name in others:
+            ratios = [100 * v / f for v, f in zip(results[name], results[first], strict=True) if f]
+            if ratios:
+                low, high = median_interval(ratios)
+                print(
+                    f"{name:12s} {statistics.median(ratios):5.1f}% of {first} (median of rounds;"
+                    f" 95% interval {low:.1f}-{high:.1f})  all {[round(r, 1) for r in ratios]}"
+                )
     if "bare" in results:
         bare = statistics.median(results["bare"])
         for name, values in results.items():
