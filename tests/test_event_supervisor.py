@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from coffer.events.deliverer import NICE, DelivererConfig
+from coffer.events.deliverer import NICE, POLL_BUSY, POLL_IDLE, POLL_MIN, DelivererConfig, next_delay
 from coffer.events.queue import EventQueue, event_line
 from coffer.events.records import ObjectEvent, stamp
 from coffer.events.stats import STATS_FILE
@@ -66,3 +66,20 @@ def test_started_as_soon_as_the_queue_makes_a_segment(tmp_path: Path) -> None:
         queue.close()
 
     asyncio.run(run())
+
+
+def test_a_busy_queue_is_read_in_gulps_and_a_quiet_one_promptly() -> None:
+    """The delivery process reads the queue soon after the first events of a burst, then less and less
+    often while events keep coming (each wake-up costs the serving process: docs/benchmarks.md), and
+    backs off when there are none."""
+    delays = [POLL_IDLE]
+    found_before = False
+    for found in [True] * 8:
+        delays.append(next_delay(delays[-1], found, found_before))
+        found_before = found
+    assert delays[1] == POLL_MIN  # the first events of a burst: read again soon
+    assert delays[1:] == sorted(delays[1:]) and delays[-1] == POLL_BUSY  # then in gulps, bounded
+    assert next_delay(POLL_BUSY, False, True) == POLL_IDLE  # quiet again: idle back-off
+    assert next_delay(POLL_MIN, False, False) == 2 * POLL_MIN
+    assert next_delay(POLL_IDLE, False, False) == POLL_IDLE
+    assert next_delay(POLL_IDLE, True, False) == POLL_MIN  # after a quiet spell: prompt again
