@@ -16,7 +16,7 @@ from coffer.events.notifier import Notifier
 from coffer.events.queue import decode_lines, segment_paths
 from coffer.events.rules import Rule, Rules
 from coffer.events.targets import parse_targets
-from coffer.storage.api import ObjectInfo
+from coffer.storage.api import CompletedPart, ObjectInfo
 from coffer.storage.disk import DiskEngine
 from coffer.storage.memory import MemoryEngine
 
@@ -47,6 +47,47 @@ def test_committed_runs_before_put_object_returns(tmp_path: Path, kind: str) -> 
                     "b", "k", _body(), headers={}, if_none_match=True, committed=lambda i: seen.append((i, 0))
                 )
             assert len(seen) == 1
+        finally:
+            await engine.close()
+
+    asyncio.run(run())
+
+
+@pytest.mark.parametrize("kind", ["disk", "memory"])
+def test_committed_runs_once_for_a_copy_and_a_completed_upload(tmp_path: Path, kind: str) -> None:
+    """CopyObject and CompleteMultipartUpload queue their ObjectCreated events where they commit too."""
+
+    async def run() -> None:
+        engine = DiskEngine(tmp_path / "d", fsync=False) if kind == "disk" else MemoryEngine(max_memory=1 << 20)
+        await engine.start()
+        try:
+            await engine.create_bucket("b", "owner", "us-east-1")
+            await engine.put_object("b", "src", _body(), headers={})
+            seen: list[tuple[ObjectInfo, int]] = []
+
+            def committed(info: ObjectInfo) -> None:
+                seen.append((info, threading.get_ident()))
+
+            copied = await engine.copy_object("b", "src", "b", "dst", headers=None, committed=committed)
+            assert [i for i, _ in seen] == [copied] and copied.key == "dst" and copied.size == 5
+            # A copy that fails never reports a commit.
+            with pytest.raises(Exception):  # noqa: B017 - NoSuchKey, as the engine raises it
+                await engine.copy_object("b", "missing", "b", "dst2", headers=None, committed=committed)
+            assert len(seen) == 1
+
+            upload = await engine.create_multipart_upload("b", "mp", headers={})
+            part = await engine.upload_part("b", "mp", upload.upload_id, 1, _body())
+            parts = [CompletedPart(1, part.etag)]
+            completed = await engine.complete_multipart_upload("b", "mp", upload.upload_id, parts, committed=committed)
+            assert [i for i, _ in seen][1:] == [completed] and completed.key == "mp"
+            # Each successful Complete is an event, a retry answered the same included (as before).
+            again = await engine.complete_multipart_upload("b", "mp", upload.upload_id, parts, committed=committed)
+            assert len(seen) == 3 and seen[2][0].etag == again.etag == completed.etag
+            with pytest.raises(Exception):  # noqa: B017 - NoSuchUpload
+                await engine.complete_multipart_upload("b", "mp", "no-such-upload", parts, committed=committed)
+            assert len(seen) == 3
+            on_loop = {thread == threading.get_ident() for _, thread in seen}
+            assert on_loop == {kind == "memory"}  # the disk engine: its metadata writer thread
         finally:
             await engine.close()
 

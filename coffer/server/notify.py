@@ -1,8 +1,9 @@
 """Handlers' side of event notifications: after a write committed, ``request_event`` hands what the
 request did to the notifier, which queues it (coffer/events/notifier.py) before the response goes out.
-PutObject and POST uploads hand the engine a ``CommitHook`` instead (``commit_hook``), which queues
-the event where the write commits (the disk engine's metadata writer thread), at a fraction of the
-cost to the serving process; when it cannot (fsync on), the handler emits after the write as above.
+Writes that create an object (PutObject, POST, CopyObject, CompleteMultipartUpload) hand the engine a
+``CommitHook`` instead (``commit_hook``), which queues the event where the write commits (the disk
+engine's metadata writer thread), at a fraction of the cost to the serving process; when it cannot
+(fsync on), the handler emits after the write as above.
 
 A bucket without notification rules and without live-stream listeners costs one check of its cached
 state (bucket_state.py), which the write already read. Work outside a request (the lifecycle worker)
@@ -109,7 +110,8 @@ def request_event(
 
 class CommitHook:
     """A write's ``s3:ObjectCreated:*`` event, queued where the engine commits the write: the engine's
-    ``put_object`` calls it with the object once committed (``committed``; the disk engine in its
+    ``put_object``, ``copy_object`` or ``complete_multipart_upload`` calls it with the object once
+    committed (``committed``; the disk engine in its
     metadata writer thread, one write after another of a batch). Queued there, an event costs the
     serving process a fraction of what ``request_event`` costs it on the loop, where each one comes
     between other requests' work (docs/benchmarks.md, "Event notifications"). When it could not be

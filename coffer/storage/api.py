@@ -597,12 +597,15 @@ class Engine(Protocol):
         src_version_id: str | None = None,
         lock: ObjectLock = NO_LOCK,
         acl: dict[str, Any] | None = None,
+        committed: Callable[[ObjectInfo], None] | None = None,
     ) -> ObjectInfo:
         """Copy a version (None: the latest) to a new version of the destination, as ``put_object``
         stores one; ``headers``/``storage_class``/``tags`` None keep the source's; the lock and the
         ACL are never copied (the copy gets ``acl``). ``check_source`` sees the source version (its
         version id included). Never whole in memory. A source stored transformed (``encoding``) is
-        refused with InvalidRequest: its stored bytes are bound to it, the caller re-encodes."""
+        refused with InvalidRequest: its stored bytes are bound to it, the caller re-encodes.
+        ``committed``: as for ``put_object``, once (a copy retried because its source changed
+        meanwhile reports only the write that committed)."""
         ...
 
     async def list_object_parts(
@@ -674,8 +677,12 @@ class Engine(Protocol):
         upload_id: str,
         parts: list[CompletedPart],
         completion: Completion | None = None,
+        committed: Callable[[ObjectInfo], None] | None = None,
     ) -> ObjectInfo:
-        """The object is a new version of the key, as ``put_object`` stores one."""
+        """The object is a new version of the key, as ``put_object`` stores one. ``committed``: as
+        for ``put_object``; a retried Complete of a completed upload, answered the same while its
+        object stands, reports it again (each successful Complete is one ``ObjectCreated`` event,
+        as before this hook)."""
         ...
 
     async def abort_multipart_upload(self, bucket: str, key: str, upload_id: str) -> None: ...

@@ -14,7 +14,7 @@ from coffer.server.errors import S3Error
 from coffer.server.handlers.common import acl_for_write, customer_key, encryption_for_write
 from coffer.server.handlers.object import checksum_algorithm_header, plaintext_of
 from coffer.server.http import Response, etag_matches, parse_http_date
-from coffer.server.notify import request_event
+from coffer.server.notify import CommitHook, commit_hook
 from coffer.server.object_write import object_write
 from coffer.server.request import Request, validate_key, validate_new_key
 from coffer.server.versioning import add_written_version, check_version_id, shows_versions
@@ -154,8 +154,9 @@ async def CopyObject(ctx: Context, req: Request) -> Response:
     lock = await object_lock.lock_for_write(ctx.bucket_states(), req.bucket, req.headers)
     seen = SourceSeen(copy_source_check(req))
     copy = _Copy(source, headers, storage_class, algorithm, tags, lock.lock, acl, encrypt, source_customer)
+    event = commit_hook(ctx, req, "s3:ObjectCreated:Copy", req.key)
     if encrypt.asked or source_customer is not None:
-        info = await _copy_through(ctx, req, copy, seen)
+        info = await _copy_through(ctx, req, copy, seen, event)
     else:
         try:
             with source_errors():
@@ -172,11 +173,12 @@ async def CopyObject(ctx: Context, req: Request) -> Response:
                     src_version_id=source.version_id,
                     lock=lock.lock,
                     acl=acl,
+                    committed=event,
                 )
         except EncodedSource:
             # An encrypted source: decrypted here and stored as the request asks (plaintext).
-            info = await _copy_through(ctx, req, copy, seen)
-    if (waiting := request_event(ctx, req, "s3:ObjectCreated:Copy", req.key, info)) is not None:
+            info = await _copy_through(ctx, req, copy, seen, event)
+    if event is not None and not event.done and (waiting := event.emit_now(info)) is not None:
         await waiting
     inner = [xml.elem("LastModified", xml.iso8601(info.last_modified)), xml.elem("ETag", f'"{info.etag}"')]
     for name, digest in info.checksums.items():
@@ -207,7 +209,9 @@ class _Copy:
     source_customer: sse.CustomerKey | None
 
 
-async def _copy_through(ctx: Context, req: Request, copy: _Copy, seen: SourceSeen) -> ObjectInfo:
+async def _copy_through(
+    ctx: Context, req: Request, copy: _Copy, seen: SourceSeen, event: CommitHook | None
+) -> ObjectInfo:
     """A copy that changes how the body is stored (encrypted source or destination): the source
     is read (decrypted) and written again as ``put_object`` stores it (encrypted as asked),
     streamed, never whole in memory."""
@@ -238,4 +242,5 @@ async def _copy_through(ctx: Context, req: Request, copy: _Copy, seen: SourceSee
         lock=copy.lock,
         acl=copy.acl,
         encoding=encoding,
+        committed=event,
     )

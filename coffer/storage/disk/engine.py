@@ -881,6 +881,7 @@ class DiskEngine:
         src_version_id: str | None = None,
         lock: ObjectLock = NO_LOCK,
         acl: dict[str, Any] | None = None,
+        committed: Callable[[ObjectInfo], None] | None = None,
     ) -> ObjectInfo:
         owner = (await self.get_bucket(bucket)).owner
         for _attempt in range(5):
@@ -902,12 +903,14 @@ class DiskEngine:
             finally:
                 source.close()
             try:
-                return await self._commit_copy(source.record, owner, info)
+                return await self._commit_copy(source.record, owner, info, committed)
             except _SourceChanged:
                 await asyncio.sleep(0)
         raise errors.ConditionalRequestConflict("The copy source kept changing during the copy.", key=src_key)
 
-    async def _commit_copy(self, source: ObjectRecord, owner: str, info: ObjectInfo) -> ObjectInfo:
+    async def _commit_copy(
+        self, source: ObjectRecord, owner: str, info: ObjectInfo, committed: Callable[[ObjectInfo], None] | None
+    ) -> ObjectInfo:
         """Share the source's body (same blobs) under the copy's record, if the source is unchanged."""
         src = source.info
         body = source.body
@@ -942,7 +945,8 @@ class DiskEngine:
                 return []
             return records.write(conn, record, target)
 
-        await self.blobs.reclaim(await self.meta.write(tx))
+        after = None if committed is None else lambda: committed(info)
+        await self.blobs.reclaim(await self.meta.submit(tx, after))
         return info
 
     async def list_object_parts(
@@ -1147,8 +1151,9 @@ class DiskEngine:
         upload_id: str,
         parts: list[CompletedPart],
         completion: Completion | None = None,
+        committed: Callable[[ObjectInfo], None] | None = None,
     ) -> ObjectInfo:
-        return await self.uploads.complete(bucket, key, upload_id, parts, completion or Completion())
+        return await self.uploads.complete(bucket, key, upload_id, parts, completion or Completion(), committed)
 
     async def abort_multipart_upload(self, bucket: str, key: str, upload_id: str) -> None:
         await self.uploads.abort(bucket, key, upload_id)

@@ -1274,6 +1274,7 @@ class MemoryEngine:
         src_version_id: str | None = None,
         lock: ObjectLock = NO_LOCK,
         acl: dict[str, Any] | None = None,
+        committed: Callable[[ObjectInfo], None] | None = None,
     ) -> ObjectInfo:
         self.write_bucket(bucket)
         source = self.copy_source(src_bucket, src_key, src_version_id)
@@ -1297,6 +1298,8 @@ class MemoryEngine:
             self.release(info.size)
             raise
         await self.durable(fut)
+        if committed is not None:
+            committed(info)
         return info
 
     async def list_object_parts(
@@ -1400,8 +1403,12 @@ class MemoryEngine:
         upload_id: str,
         parts: list[CompletedPart],
         completion: Completion | None = None,
+        committed: Callable[[ObjectInfo], None] | None = None,
     ) -> ObjectInfo:
-        return await self.uploads.complete(bucket, key, upload_id, parts, completion or Completion())
+        info = await self.uploads.complete(bucket, key, upload_id, parts, completion or Completion())
+        if committed is not None:
+            committed(info)
+        return info
 
     async def abort_multipart_upload(self, bucket: str, key: str, upload_id: str) -> None:
         await self.uploads.abort(bucket, key, upload_id)
