@@ -39,13 +39,13 @@ class MetadataStore(Protocol[Tx]):
     def read(self, fn: Callable[[Tx], T]) -> T: ...
     async def read_in_thread(self, fn: Callable[[Tx], T]) -> T: ...
     async def write(self, fn: Callable[[Tx], T]) -> T: ...
-    def submit(self, fn: Callable[[Tx], T], after: Callable[[], None] | None = None) -> asyncio.Future[T]:
+    def submit(self, fn: Callable[[Tx], T], after: Callable[[T], None] | None = None) -> asyncio.Future[T]:
         """``write`` as a future; once submitted the write happens even if the future is cancelled.
-        ``after`` runs once the write committed, before the future settles, where the store commits
-        (the disk store: its writer thread, one write's ``after`` behind another's): work the write's
-        caller needs done before it answers and that costs the event loop less done there in bulk
-        (event notifications). It must not block, and what it raises is logged, not the write's error
-        (the write committed)."""
+        ``after`` runs with what ``fn`` returned once the write committed, before the future settles,
+        where the store commits (the disk store: its writer thread, one write's ``after`` behind
+        another's): work the write's caller needs done before it answers and that costs the event loop
+        less done there in bulk (event notifications). It must not block, and what it raises is
+        logged, not the write's error (the write committed)."""
 
     def write_blocking(self, fn: Callable[[Tx], T]) -> T: ...
 

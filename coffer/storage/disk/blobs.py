@@ -445,7 +445,7 @@ async def commit_published(
     tx: Callable[[Tx], T],
     received: contracts.ReceivedBody,
     blob: str | None,
-    after: Callable[[], None] | None = None,
+    after: Callable[[T], None] | None = None,
 ) -> T:
     """Commit ``tx``, which references ``blob`` just published from ``received``.
 

@@ -586,7 +586,7 @@ class DiskEngine:
                 self._check_quota(conn, bucket, key, now)
             return records.write(conn, record, target)
 
-        after = None if committed is None else lambda: committed(info)
+        after = None if committed is None else lambda _: committed(info)
         await self.blobs.reclaim(await commit_published(self.meta, self.blobs, tx, received, blob, after))
         return info
 
@@ -945,7 +945,7 @@ class DiskEngine:
                 return []
             return records.write(conn, record, target)
 
-        after = None if committed is None else lambda: committed(info)
+        after = None if committed is None else lambda _: committed(info)
         await self.blobs.reclaim(await self.meta.submit(tx, after))
         return info
 

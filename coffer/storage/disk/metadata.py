@@ -381,7 +381,7 @@ class SQLiteMetadataStore:
         return await self.submit(fn)
 
     def submit(
-        self, fn: Callable[[sqlite3.Connection], T], after: Callable[[], None] | None = None
+        self, fn: Callable[[sqlite3.Connection], T], after: Callable[[T], None] | None = None
     ) -> asyncio.Future[T]:
         """Queue a write; the future settles after its commit (and ``after``: contracts.py). Cancelling
         the future does not withdraw the write: once queued, it commits (or fails) regardless."""
@@ -477,11 +477,11 @@ class SQLiteMetadataStore:
                 pass
             outcomes = [(None, exc)] * len(batch)
             self.generation += 1  # a failed COMMIT may have written part of the batch
-        for item, (_, error) in zip(batch, outcomes, strict=True):
+        for item, (result, error) in zip(batch, outcomes, strict=True):
             after = item[3]
             if after is not None and error is None:
                 try:
-                    after()
+                    after(result)
                 except Exception:  # the write committed: its caller answers as such
                     log.exception("work after a metadata commit failed")
         for item, (result, error) in zip(batch, outcomes, strict=True):

@@ -278,8 +278,6 @@ class DiskUploads:
         completion: Completion,
         committed: Callable[[ObjectInfo], None] | None = None,
     ) -> ObjectInfo:
-        answered: list[ObjectInfo] = []  # what tx answers, for ``committed``
-
         def tx(conn: sqlite3.Connection) -> tuple[ObjectInfo, list[str]]:
             upload, completed = self._upload_row(conn, bucket, key, upload_id, open_only=False)
             if completed:  # already completed: a retry gets the same answer while its object stands
@@ -287,7 +285,6 @@ class DiskUploads:
                 made = records.version_slot(conn, bucket, key, answer.version_id)
                 if made is None or not answer_stands(answer, made.live_etag(time.time()), made.last_modified):
                     raise errors.NoSuchUpload(upload_id=upload_id)
-                answered.append(answer)
                 return answer, []
             found = bucket_info(conn, bucket)
             stored = {
@@ -333,10 +330,11 @@ class DiskUploads:
                 "UPDATE uploads SET completed=? WHERE upload_id=?",
                 (json.dumps(result, separators=(",", ":")), upload_id),
             )
-            answered.append(info)
             return info, unreferenced(conn, released)
 
-        after = None if committed is None else lambda: committed(answered[-1])
+        after: Callable[[tuple[ObjectInfo, list[str]]], None] | None = (
+            None if committed is None else lambda answered: committed(answered[0])
+        )
         info, released = await self.meta.submit(tx, after)
         await self.blobs.reclaim(released)
         return info
