@@ -111,16 +111,16 @@ def request_event(
 class CommitHook:
     """A write's ``s3:ObjectCreated:*`` event, queued where the engine commits the write: the engine's
     ``put_object``, ``copy_object`` or ``complete_multipart_upload`` calls it with the object once
-    committed (``committed``; the disk engine in its
-    metadata writer thread, one write after another of a batch). Queued there, an event costs the
-    serving process a fraction of what ``request_event`` costs it on the loop, where each one comes
-    between other requests' work (docs/benchmarks.md, "Event notifications"). When it could not be
-    queued there (fsync on, no queue on disk, the bucket's rules not at hand), ``done`` stays False
-    and the handler emits it after the write::
+    committed (``committed``; the disk engine in its metadata writer thread, one write after another
+    of a batch). Queued there, an event costs the serving process a fraction of what
+    ``request_event`` costs it on the loop, where each one comes between other requests' work
+    (docs/benchmarks.md, "Event notifications"). When it could not be queued there (fsync on, no
+    queue on disk, the bucket's rules not at hand), ``done`` stays False and the handler emits it
+    after the write (``event_after_write``)::
 
         event = commit_hook(ctx, req, "s3:ObjectCreated:Put", req.key)
         info = await ctx.engine.put_object(..., committed=event)
-        if event is not None and not event.done and (waiting := event.emit_now(info)) is not None:
+        if (waiting := event_after_write(event, info)) is not None:
             await waiting
     """
 
@@ -141,9 +141,13 @@ class CommitHook:
             _request_facts(self.req, self.event, self.bucket, state.info.owner, self.key, info, None),
         )
 
-    def emit_now(self, info: ObjectInfo) -> Awaitable[None] | None:
-        """The event emitted on the loop, after the write (``request_event``)."""
-        return request_event(self.ctx, self.req, self.event, self.key, info)
+
+def event_after_write(event: CommitHook | None, info: ObjectInfo) -> Awaitable[None] | None:
+    """A ``CommitHook``'s event emitted on the loop after the write (``request_event``) when it was not
+    queued where the write committed; None when it was, or when there is none."""
+    if event is None or event.done:
+        return None
+    return request_event(event.ctx, event.req, event.event, event.key, info)
 
 
 def commit_hook(ctx: Context, req: Request, event: str, key: str) -> CommitHook | None:

@@ -14,7 +14,7 @@ from coffer.server.errors import S3Error
 from coffer.server.handlers.common import acl_for_write, customer_key, encryption_for_write
 from coffer.server.handlers.object import checksum_algorithm_header, plaintext_of
 from coffer.server.http import Response, etag_matches, parse_http_date
-from coffer.server.notify import CommitHook, commit_hook
+from coffer.server.notify import CommitHook, commit_hook, event_after_write
 from coffer.server.object_write import object_write
 from coffer.server.request import Request, validate_key, validate_new_key
 from coffer.server.versioning import add_written_version, check_version_id, shows_versions
@@ -178,7 +178,7 @@ async def CopyObject(ctx: Context, req: Request) -> Response:
         except EncodedSource:
             # An encrypted source: decrypted here and stored as the request asks (plaintext).
             info = await _copy_through(ctx, req, copy, seen, event)
-    if event is not None and not event.done and (waiting := event.emit_now(info)) is not None:
+    if (waiting := event_after_write(event, info)) is not None:
         await waiting
     inner = [xml.elem("LastModified", xml.iso8601(info.last_modified)), xml.elem("ETag", f'"{info.etag}"')]
     for name, digest in info.checksums.items():

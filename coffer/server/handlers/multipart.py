@@ -23,7 +23,7 @@ from coffer.server.handlers.common import (
 from coffer.server.handlers.copy import SourceSeen, copy_source_check, parse_copy_source, source_errors
 from coffer.server.handlers.object import checksum_algorithm_header, part_number_param, plaintext_of
 from coffer.server.http import INT32_MAX, Response, parse_int, quote_etag
-from coffer.server.notify import commit_hook
+from coffer.server.notify import commit_hook, event_after_write
 from coffer.server.object_write import check_no_encryption, object_write
 from coffer.server.request import Request, validate_new_key
 from coffer.server.upload import plan_upload
@@ -334,7 +334,7 @@ async def CompleteMultipartUpload(ctx: Context, req: Request) -> Response:
     info = await ctx.engine.complete_multipart_upload(
         req.bucket, req.key, upload_id, parts, completion, committed=event
     )
-    if event is not None and not event.done and (waiting := event.emit_now(info)) is not None:
+    if (waiting := event_after_write(event, info)) is not None:
         await waiting
     host = req.header("host", "localhost")
     location = f"http://{host}/{quote(req.bucket)}/{quote(req.key)}"

@@ -20,7 +20,7 @@ from coffer.server.http import (
     parse_timestamp,
     quote_etag,
 )
-from coffer.server.notify import commit_hook, removed_event, request_event, request_events
+from coffer.server.notify import commit_hook, event_after_write, removed_event, request_event, request_events
 from coffer.server.object_write import object_write
 from coffer.server.ranges import parse_range
 from coffer.server.request import Request, validate_new_key
@@ -124,7 +124,7 @@ async def PutObject(ctx: Context, req: Request) -> Response:
         encoding=encoding,
         committed=event,
     )
-    if event is not None and not event.done and (waiting := event.emit_now(info)) is not None:
+    if (waiting := event_after_write(event, info)) is not None:
         await waiting
     response = Response(200)
     response.header("etag", quote_etag(info.etag))

@@ -15,7 +15,7 @@ from coffer.server.errors import S3Error
 from coffer.server.formdata import FormReader, boundary_of
 from coffer.server.handlers.common import acl_for_write, encryption_for_write
 from coffer.server.http import Response, quote_etag
-from coffer.server.notify import commit_hook
+from coffer.server.notify import commit_hook, event_after_write
 from coffer.server.object_write import declared_checksum, object_write
 from coffer.server.request import Request, validate_new_key
 from coffer.server.versioning import add_written_version
@@ -102,7 +102,7 @@ async def PostObject(ctx: Context, req: Request) -> Response:
         encoding=encoding,
         committed=event,
     )
-    if event is not None and not event.done and (waiting := event.emit_now(info)) is not None:
+    if (waiting := event_after_write(event, info)) is not None:
         await waiting
     response = _success(req, fields, key, info.etag)
     for name, value in encryption.response_headers(info.encoding):
