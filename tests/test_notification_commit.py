@@ -27,10 +27,14 @@ async def _body() -> AsyncIterator[bytes]:
     yield b"hello"
 
 
+def _engine(kind: str, tmp_path: Path) -> DiskEngine | MemoryEngine:
+    return DiskEngine(tmp_path / "d", fsync=False) if kind == "disk" else MemoryEngine(max_memory=1 << 20)
+
+
 @pytest.mark.parametrize("kind", ["disk", "memory"])
 def test_committed_runs_before_put_object_returns(tmp_path: Path, kind: str) -> None:
     async def run() -> None:
-        engine = DiskEngine(tmp_path / "d", fsync=False) if kind == "disk" else MemoryEngine(max_memory=1 << 20)
+        engine = _engine(kind, tmp_path)
         await engine.start()
         try:
             await engine.create_bucket("b", "owner", "us-east-1")
@@ -58,7 +62,7 @@ def test_committed_runs_once_for_a_copy_and_a_completed_upload(tmp_path: Path, k
     """CopyObject and CompleteMultipartUpload queue their ObjectCreated events where they commit too."""
 
     async def run() -> None:
-        engine = DiskEngine(tmp_path / "d", fsync=False) if kind == "disk" else MemoryEngine(max_memory=1 << 20)
+        engine = _engine(kind, tmp_path)
         await engine.start()
         try:
             await engine.create_bucket("b", "owner", "us-east-1")
